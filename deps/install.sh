@@ -1,0 +1,28 @@
+#!/bin/sh
+# Installs, from Debian 12 packages only, what hookd needs to build, run and
+# test. Idempotent: when everything is present it prints nothing and exits 0.
+set -eu
+
+PKGS="cmake ninja-build pkg-config gcc libc6-dev ca-certificates
+libuv1-dev libmbedtls-dev liblmdb-dev lmdb-utils node-llhttp libjansson-dev
+python3 openssl curl"
+
+missing=""
+for p in $PKGS; do
+    if ! dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+        missing="$missing $p"
+    fi
+done
+
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+    echo "deps/install.sh: missing packages:$missing (run as root to install)" >&2
+    exit 1
+fi
+
+echo "deps/install.sh: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >&2
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >&2

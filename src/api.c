@@ -1,0 +1,358 @@
+/*
+ * api.c: request dispatch (route, authenticate, authorise), the dialects'
+ * error shapes and the JSON helpers every handler uses.
+ *
+ * Error shapes:
+ *   SuperOffice (/api/v1)   {"Error": msg, "ErrorType": kind, "Message": msg}
+ *   EnergyCAP (/api/v3...)  {"status": n, "title": reason, "message": msg[, "errors": {field: [msg]}]}
+ *   Ivanti (/api/rest)      {"ErrorCode": "UnhandledSystemException-", "Message": "Unhandled system exception: msg"}
+ *                           and for 401 the ISM_4001 body of the vendor
+ *   elsewhere               {"error": msg}
+ */
+#include "api.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "log.h"
+
+#define IVANTI_401_BODY                                                                                                \
+    "{\"code\":\"ISM_4001\",\"description\":\"Invalid Session key or Authentication token\",\"message\":\"\","         \
+    "\"help\":\"\"}"
+
+enum hk_dialect hk_api_dialect(const char *path, size_t len)
+{
+    if (len >= 7 && strncasecmp(path, "/api/v1", 7) == 0 && (len == 7 || path[7] == '/'))
+        return HK_DIALECT_SO;
+    if (len >= 8 && strncmp(path, "/api/v3/", 8) == 0)
+        return HK_DIALECT_ECAP;
+    if (len >= 12 && strncmp(path, "/api/v20", 8) == 0)
+        return HK_DIALECT_ECAP;
+    if (len >= 9 && strncasecmp(path, "/api/rest", 9) == 0 && (len == 9 || path[9] == '/'))
+        return HK_DIALECT_IVANTI;
+    return HK_DIALECT_PLAIN;
+}
+
+static const char *so_error_type(int status)
+{
+    switch (status) {
+    case 400: return "BadRequest";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "NotFound";
+    case 405: return "MethodNotAllowed";
+    case 409: return "Conflict";
+    case 412: return "PreconditionFailed";
+    case 413: return "RequestTooLarge";
+    default: return status >= 500 ? "ServerError" : "RequestError";
+    }
+}
+
+static json_t *error_json(enum hk_dialect d, int status, const char *field, const char *msg)
+{
+    switch (d) {
+    case HK_DIALECT_SO:
+        return json_pack("{s:s, s:s, s:s}", "Error", msg, "ErrorType", so_error_type(status), "Message", msg);
+    case HK_DIALECT_ECAP: {
+        json_t *j = json_pack("{s:i, s:s, s:s}", "status", status, "title", hk_http_reason(status), "message", msg);
+        if (field != NULL)
+            json_object_set_new(j, "errors", json_pack("{s:[s]}", field, msg));
+        return j;
+    }
+    case HK_DIALECT_IVANTI: {
+        char full[1200];
+        snprintf(full, sizeof(full), "Unhandled system exception: %s", msg);
+        return json_pack("{s:s, s:s}", "ErrorCode", "UnhandledSystemException-", "Message", full);
+    }
+    default: return json_pack("{s:s}", "error", msg);
+    }
+}
+
+char *hk_api_error_body(const char *path, size_t path_len, int status, const char *message)
+{
+    enum hk_dialect d = path ? hk_api_dialect(path, path_len) : HK_DIALECT_PLAIN;
+    if (d == HK_DIALECT_IVANTI && status == 401)
+        return hk_strdup(IVANTI_401_BODY);
+    json_t *j = error_json(d, status, NULL, message);
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    return s;
+}
+
+/* ---- responding -------------------------------------------------------- */
+
+static void ctx_free(hk_ctx *ctx)
+{
+    hk_route_params_free(&ctx->params);
+    free(ctx);
+}
+
+void hk_respond_raw(hk_ctx *ctx, int status, const char *content_type, const char *extra_headers, const char *body,
+                    size_t len)
+{
+    hk_http_respond(ctx->req, status, content_type, extra_headers, body, len);
+    ctx_free(ctx);
+}
+
+void hk_respond_json_headers(hk_ctx *ctx, int status, const char *extra_headers, json_t *body)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    if (body != NULL && text == NULL) {
+        /* Only invalid UTF-8 in a string can fail here; none is ever stored. */
+        json_decref(body);
+        hk_respond_error(ctx, 500, "response could not be encoded");
+        return;
+    }
+    json_decref(body);
+    hk_respond_raw(ctx, status, "application/json; charset=utf-8", extra_headers, text ? text : "null",
+                   text ? strlen(text) : 4);
+    free(text);
+}
+
+void hk_respond_json(hk_ctx *ctx, int status, json_t *body)
+{
+    hk_respond_json_headers(ctx, status, NULL, body);
+}
+
+void hk_respond_empty(hk_ctx *ctx, int status)
+{
+    hk_respond_raw(ctx, status, NULL, NULL, NULL, 0);
+}
+
+static void respond_error_v(hk_ctx *ctx, int status, const char *field, const char *fmt, va_list ap)
+{
+    char msg[1024];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    if (ctx->dialect == HK_DIALECT_IVANTI && status == 401) {
+        hk_respond_raw(ctx, 401, "application/json; charset=utf-8", NULL, IVANTI_401_BODY, strlen(IVANTI_401_BODY));
+        return;
+    }
+    json_t *j = error_json(ctx->dialect, status, field, msg);
+    const char *extra = NULL;
+    if (status == 401)
+        extra = ctx->dialect == HK_DIALECT_ECAP ? "WWW-Authenticate: ECI-ApiKey\r\n"
+                                                : "WWW-Authenticate: Bearer, Basic realm=\"hookd\"\r\n";
+    hk_respond_json_headers(ctx, status, extra, j);
+}
+
+void hk_respond_error(hk_ctx *ctx, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    respond_error_v(ctx, status, NULL, fmt, ap);
+    va_end(ap);
+}
+
+void hk_respond_field_error(hk_ctx *ctx, int status, const char *field, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    respond_error_v(ctx, status, field, fmt, ap);
+    va_end(ap);
+}
+
+void hk_respond_store_error(hk_ctx *ctx, int err)
+{
+    if (err == HK_EFULL)
+        hk_respond_error(ctx, 503, "storage is full; nothing was changed");
+    else if (err == HK_ESHUTDOWN)
+        hk_respond_error(ctx, 503, "server is shutting down");
+    else
+        hk_respond_error(ctx, 503, "storage unavailable: %s", hk_strerror(err));
+}
+
+/* ---- request helpers ---------------------------------------------------- */
+
+char *hk_query_get(const hk_ctx *ctx, const char *name)
+{
+    const char *q = ctx->req->query;
+    size_t nlen = strlen(name);
+    while (*q != '\0') {
+        const char *amp = strchr(q, '&');
+        size_t len = amp ? (size_t)(amp - q) : strlen(q);
+        const char *eq = memchr(q, '=', len);
+        size_t klen = eq ? (size_t)(eq - q) : len;
+        char *key = hk_percent_decode(q, klen, 1);
+        bool match = key != NULL && strlen(key) == nlen && strcasecmp(key, name) == 0;
+        free(key);
+        if (match) {
+            if (eq == NULL)
+                return hk_strdup("");
+            return hk_percent_decode(eq + 1, len - klen - 1, 1);
+        }
+        if (amp == NULL)
+            break;
+        q = amp + 1;
+    }
+    return NULL;
+}
+
+json_t *hk_body_json(const hk_ctx *ctx, char *err, size_t errlen, bool *empty)
+{
+    const hk_http_request *r = ctx->req;
+    size_t i = 0;
+    while (i < r->body_len && (r->body[i] == ' ' || r->body[i] == '\t' || r->body[i] == '\r' || r->body[i] == '\n'))
+        i++;
+    if (empty != NULL)
+        *empty = i == r->body_len;
+    if (i == r->body_len) {
+        snprintf(err, errlen, "request body is empty; a JSON document is required");
+        return NULL;
+    }
+    json_error_t jerr;
+    json_t *j = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    if (j == NULL)
+        snprintf(err, errlen, "malformed JSON at line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
+    return j;
+}
+
+void hk_fmt_date_so(uint64_t ms, char *buf, size_t len)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char base[32];
+    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf, len, "%s.%07uZ", base, (unsigned)(ms % 1000) * 10000u);
+}
+
+void hk_fmt_date_iso(uint64_t ms, char *buf, size_t len)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char base[32];
+    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf, len, "%s.%03uZ", base, (unsigned)(ms % 1000));
+}
+
+int hk_parse_date(const char *s, uint64_t *ms)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    const char *end = strptime(s, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    unsigned frac_ms = 0;
+    if (end == NULL || *end != '\0') {
+        memset(&tm, 0, sizeof(tm));
+        end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+        if (end == NULL)
+            return -1;
+        if (*end == '.') {
+            end++;
+            unsigned scale = 100;
+            while (*end >= '0' && *end <= '9') {
+                frac_ms += (unsigned)(*end - '0') * scale;
+                scale /= 10;
+                end++;
+            }
+        }
+        if (*end == 'Z')
+            end++;
+        if (*end != '\0')
+            return -1;
+    }
+    time_t t = timegm(&tm);
+    if (t == (time_t)-1)
+        return -1;
+    *ms = (uint64_t)t * 1000u + frac_ms;
+    return 0;
+}
+
+/* ---- health ------------------------------------------------------------ */
+
+static void healthz(hk_ctx *ctx)
+{
+    hk_respond_json(ctx, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+static void readyz(hk_ctx *ctx)
+{
+    bool ready = ctx->app->ready && !ctx->app->draining;
+    hk_respond_json(ctx, ready ? 200 : 503, json_pack("{s:s}", "status", ready ? "ready" : "not ready"));
+}
+
+static const hk_api_route core_routes[] = {
+    {"GET", "/healthz", healthz, 0},
+    {"HEAD", "/healthz", healthz, 0},
+    {"GET", "/readyz", readyz, 0},
+    {"HEAD", "/readyz", readyz, 0},
+};
+
+static void register_routes(hk_router *r, const hk_api_route *routes, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned flags = strncasecmp(routes[i].pattern, "/api/v1/", 8) == 0 ? HK_ROUTE_NOCASE : 0;
+        hk_router_add(r, routes[i].method, routes[i].pattern, flags, &routes[i]);
+    }
+}
+
+void hk_api_core_routes(hk_router *r)
+{
+    register_routes(r, core_routes, HK_ARRAY_SIZE(core_routes));
+}
+
+/* Each module's table; a module adds itself here. */
+extern const hk_api_route hk_superoffice_routes[];
+extern const size_t hk_superoffice_routes_count;
+
+hk_router *hk_api_router(void)
+{
+    hk_router *r = hk_router_new();
+    hk_api_core_routes(r);
+    register_routes(r, hk_superoffice_routes, hk_superoffice_routes_count);
+    return r;
+}
+
+/* ---- dispatch ---------------------------------------------------------- */
+
+void hk_api_dispatch(hk_http_request *req, void *data)
+{
+    hk_app *app = data;
+    hk_ctx *ctx = hk_calloc(1, sizeof(*ctx));
+    ctx->req = req;
+    ctx->app = app;
+    ctx->dialect = hk_api_dialect(req->path, req->path_len);
+
+    const void *rd = NULL;
+    char allow[128];
+    int rc = hk_router_match(app->router, req->method_name, req->path, req->path_len, &rd, &ctx->params, allow,
+                             sizeof(allow));
+    if (rc == 404) {
+        hk_respond_error(ctx, 404, "no resource at %s", req->path);
+        return;
+    }
+    if (rc == 405) {
+        char extra[160];
+        snprintf(extra, sizeof(extra), "Allow: %s\r\n", allow);
+        json_t *j = error_json(ctx->dialect, 405, NULL, "method not allowed");
+        hk_respond_json_headers(ctx, 405, extra, j);
+        return;
+    }
+    const hk_api_route *route = rd;
+    if (route->perm != 0) {
+        hk_txn *txn;
+        if ((rc = hk_store_read(app->store, &txn)) != 0) {
+            hk_respond_store_error(ctx, rc);
+            return;
+        }
+        enum hk_auth_result ar = hk_authenticate(txn, req, &ctx->user);
+        hk_txn_end(txn);
+        if (ar != HK_AUTH_OK) {
+            hk_respond_error(ctx, 401,
+                             ar == HK_AUTH_MISSING ? "authentication required: send an API key"
+                                                   : "invalid or revoked API key");
+            return;
+        }
+        ctx->authed = true;
+        if (!hk_perm_allows(ctx->user.perms, route->perm)) {
+            char need[128];
+            hk_perm_format(route->perm, need, sizeof(need));
+            hk_respond_error(ctx, 403, "permission %s is required", need);
+            return;
+        }
+    }
+    route->fn(ctx);
+}

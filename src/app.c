@@ -1,0 +1,176 @@
+/* app.c: startup, the first admin, signals and the orderly drain. */
+#include "app.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "api.h"
+#include "auth.h"
+#include "log.h"
+
+struct bootstrap {
+    const char *given;
+    char key[HK_KEY_TEXT_LEN];
+    bool created;
+};
+
+static int bootstrap_txn(hk_txn *txn, void *arg)
+{
+    struct bootstrap *b = arg;
+    if (hk_user_count(txn) > 0)
+        return 0;
+    hk_user u;
+    memset(&u, 0, sizeof(u));
+    snprintf(u.code, sizeof(u.code), "admin");
+    snprintf(u.full_name, sizeof(u.full_name), "Administrator");
+    u.perms = HK_PERM_ALL;
+    int rc = hk_user_create(txn, &u);
+    if (rc == 0)
+        rc = hk_key_create(txn, u.id, b->given, b->key, NULL);
+    b->created = rc == 0;
+    return rc;
+}
+
+int hk_app_bootstrap(hk_store *store)
+{
+    struct bootstrap b = {getenv("HOOKD_ADMIN_KEY"), "", false};
+    if (b.given != NULL && b.given[0] == '\0')
+        b.given = NULL;
+    int rc = hk_store_write_sync(store, bootstrap_txn, &b);
+    if (rc != 0) {
+        hk_error("cannot create the admin user: %s", hk_strerror(rc));
+        return rc;
+    }
+    if (b.created) {
+        if (b.given != NULL)
+            hk_info("created user admin with every permission; its key is HOOKD_ADMIN_KEY");
+        else
+            fprintf(stderr,
+                    "\n  First start: created user 'admin' with every permission.\n"
+                    "  Its API key (shown only this once):\n\n    %s\n\n",
+                    b.key);
+    }
+    return 0;
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    HK_UNUSED(h);
+}
+
+static void finish(hk_app *app)
+{
+    uv_timer_stop(&app->drain_timer);
+    if (!uv_is_closing((uv_handle_t *)&app->drain_timer))
+        uv_close((uv_handle_t *)&app->drain_timer, on_closed);
+    if (!uv_is_closing((uv_handle_t *)&app->sig_term))
+        uv_close((uv_handle_t *)&app->sig_term, on_closed);
+    if (!uv_is_closing((uv_handle_t *)&app->sig_int))
+        uv_close((uv_handle_t *)&app->sig_int, on_closed);
+}
+
+static void on_drained(hk_http_server *srv)
+{
+    HK_UNUSED(srv);
+    hk_app *app = uv_default_loop()->data;
+    hk_info("drained: every in-flight request answered");
+    /* Writes still committing keep the loop alive until they are done. */
+    finish(app);
+}
+
+static void on_drain_timeout(uv_timer_t *t)
+{
+    hk_app *app = t->data;
+    hk_warn("drain took longer than %llums; stopping", (unsigned long long)app->cfg->shutdown_timeout_ms);
+    uv_stop(app->loop);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    hk_app *app = s->data;
+    if (app->draining) {
+        hk_warn("second signal: stopping now");
+        uv_stop(app->loop);
+        return;
+    }
+    hk_info("received %s: draining", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    app->draining = true;
+    app->ready = false;
+    uv_timer_start(&app->drain_timer, on_drain_timeout, app->cfg->shutdown_timeout_ms, 0);
+    uv_unref((uv_handle_t *)&app->drain_timer);
+    hk_http_server_shutdown(app->http, on_drained);
+}
+
+static int listen_all(hk_app *app)
+{
+    char *list = hk_strdup(app->cfg->listen);
+    char *save = NULL;
+    int rc = 0, n = 0;
+    for (char *tok = strtok_r(list, ", ", &save); tok != NULL && rc == 0; tok = strtok_r(NULL, ", ", &save)) {
+        rc = hk_http_server_listen(app->http, tok);
+        n++;
+    }
+    free(list);
+    if (rc == 0 && n == 0) {
+        hk_error("server.listen names no address");
+        rc = HK_ECONFIG;
+    }
+    return rc;
+}
+
+int hk_app_run(hk_config *cfg)
+{
+    hk_app app;
+    memset(&app, 0, sizeof(app));
+    app.cfg = cfg;
+    app.loop = uv_default_loop();
+    app.loop->data = &app;
+    signal(SIGPIPE, SIG_IGN);
+
+    int rc = hk_store_open(&app.store, cfg->data_dir, cfg->map_size, cfg->max_batch, app.loop);
+    if (rc != 0)
+        return 1;
+    if (hk_app_bootstrap(app.store) != 0) {
+        hk_store_close(app.store);
+        return 1;
+    }
+    app.router = hk_api_router();
+    if (hk_http_server_create(&app.http, app.loop, cfg, hk_api_dispatch, &app, hk_api_error_body) != 0 ||
+        listen_all(&app) != 0) {
+        /* Let libuv close what was opened before giving up. */
+        hk_http_server_shutdown(app.http, NULL);
+        uv_run(app.loop, UV_RUN_DEFAULT);
+        hk_http_server_free(app.http);
+        hk_router_free(app.router);
+        hk_store_close(app.store);
+        return 1;
+    }
+    uv_signal_init(app.loop, &app.sig_term);
+    uv_signal_init(app.loop, &app.sig_int);
+    app.sig_term.data = app.sig_int.data = &app;
+    uv_signal_start(&app.sig_term, on_signal, SIGTERM);
+    uv_signal_start(&app.sig_int, on_signal, SIGINT);
+    uv_timer_init(app.loop, &app.drain_timer);
+    app.drain_timer.data = &app;
+
+    app.ready = true;
+    hk_info("hookd %s ready (data in %s)", HK_VERSION, cfg->data_dir);
+    uv_run(app.loop, UV_RUN_DEFAULT);
+
+    /* Stopped by the drain timeout with a commit still running: let it
+     * finish so that what it holds is durable before the store closes. */
+    while (hk_store_busy(app.store))
+        uv_run(app.loop, UV_RUN_ONCE);
+    finish(&app);
+    uv_run(app.loop, UV_RUN_NOWAIT);
+    if (hk_http_server_connections(app.http) == 0)
+        hk_http_server_free(app.http);
+    hk_router_free(app.router);
+    hk_store_close(app.store);
+    int close_rc = uv_loop_close(app.loop);
+    if (close_rc != 0)
+        hk_debug("loop closed with handles open: %s", uv_strerror(close_rc));
+    hk_info("stopped");
+    return app.exit_code;
+}

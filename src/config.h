@@ -1,0 +1,82 @@
+/*
+ * config.h: the INI configuration. Every key has a default, may be set in the
+ * file, and may be overridden by the environment variable
+ * HOOKD_<SECTION>_<KEY> (upper case). Unknown keys and bad values are errors
+ * that name the key.
+ */
+#ifndef HK_CONFIG_H
+#define HK_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.h"
+
+/** The whole configuration. Strings are owned by the struct (freed by hk_config_free). */
+typedef struct hk_config {
+    /* [server] */
+    char *listen;                  /**< comma-separated HOST:PORT list; [v6]:port for IPv6 */
+    uint32_t max_connections;      /**< open client connections at most; more are closed at accept */
+    uint64_t max_header_bytes;     /**< request line plus headers, bytes (431 past it) */
+    uint32_t max_headers;          /**< header fields per request (431 past it) */
+    uint64_t max_body_bytes;       /**< request body, bytes (413 past it) */
+    uint64_t header_timeout_ms;    /**< time to receive a request's head (408 past it) */
+    uint64_t body_timeout_ms;      /**< time to receive a request's body once its head is in */
+    uint64_t keepalive_timeout_ms; /**< idle time on a kept-alive connection before it is closed */
+    uint64_t shutdown_timeout_ms;  /**< how long a drain may take on SIGTERM before exit */
+    bool access_log;               /**< one log line per request */
+    char *public_url;              /**< base URL for links in responses; empty = from Host header */
+    /* [store] */
+    char *data_dir;     /**< directory of the LMDB environment */
+    uint64_t map_size;  /**< initial LMDB map size in bytes; grows when full */
+    uint32_t max_batch; /**< write requests per group commit at most */
+    /* [log] */
+    char *log_level; /**< debug, info, warn or error */
+    /* [delivery] */
+    uint32_t concurrency_per_origin; /**< parallel requests to one scheme://host:port */
+    uint32_t max_inflight;           /**< deliveries held in memory at once (the due window) */
+    uint64_t connect_timeout_ms;     /**< TCP connect plus TLS handshake */
+    uint64_t first_byte_timeout_ms;  /**< request sent to first response byte */
+    uint64_t total_timeout_ms;       /**< whole attempt */
+    char *retry_schedule;            /**< comma-separated delays between attempts */
+    uint32_t retry_jitter_pct;       /**< +/- percent applied to each retry delay */
+    uint32_t disable_after;          /**< consecutive failures that disable a webhook */
+    char *allow_targets;             /**< CIDR list the SSRF guard lets through */
+    uint64_t idempotency_window_ms;  /**< how long an Idempotency-Key is remembered */
+    uint64_t secret_overlap_ms;      /**< how long a replaced secret still signs */
+    uint64_t max_response_bytes;     /**< response body kept per attempt */
+    uint64_t retry_after_max_ms;     /**< upper bound honoured for Retry-After */
+    char *ca_file;                   /**< CA bundle for outbound TLS */
+    uint64_t log_retention_ms;       /**< attempt-log records older than this are pruned */
+    /* [smtp] */
+    char *smtp_host;               /**< relay host; empty disables mail */
+    uint32_t smtp_port;            /**< relay port */
+    char *smtp_from;               /**< envelope and header sender */
+    bool smtp_starttls;            /**< upgrade with STARTTLS when offered */
+    uint64_t smtp_min_interval_ms; /**< at most one exhausted-delivery mail per webhook per interval */
+    /* [registry] */
+    bool test_on_save; /**< SuperOffice saves require a passing test call */
+} hk_config;
+
+/** Fills cfg with every default. Always succeeds; free with hk_config_free. */
+void hk_config_defaults(hk_config *cfg);
+
+/**
+ * Reads the INI file at path (NULL: none) and then the environment into cfg,
+ * which must hold defaults. On error returns HK_ECONFIG and writes a message
+ * naming the key (or file and line) into err.
+ */
+int hk_config_load(hk_config *cfg, const char *path, char *err, size_t errlen) HK_MUST_CHECK;
+
+/** Sets one key ("section", "key", "value") with the same checks as the file. */
+int hk_config_set(hk_config *cfg, const char *section, const char *key, const char *value, char *err,
+                  size_t errlen) HK_MUST_CHECK;
+
+/** Frees the strings a config owns; safe on a zeroed or defaulted struct. */
+void hk_config_free(hk_config *cfg);
+
+/** Parses "10s", "500ms", "5m", "2h", "1d" or plain milliseconds into ms; -1 when malformed. */
+int hk_parse_duration_ms(const char *s, uint64_t *out);
+
+#endif

@@ -1,0 +1,801 @@
+/*
+ * http_server.c: llhttp on libuv streams, with the limits of hk_config.
+ *
+ * Each connection walks IDLE -> HEAD -> BODY -> HANDLING -> WRITING -> IDLE.
+ * A per-connection timer enforces the header, body, keep-alive and write
+ * timeouts. Request heads are copied into a per-connection buffer bounded by
+ * max_header_bytes, bodies into one bounded by max_body_bytes; reads use one
+ * loop-wide buffer, and bytes that follow a complete request (pipelining)
+ * are kept until its response is written.
+ */
+#include "http_server.h"
+
+#include <llhttp.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "log.h"
+
+#define READ_BUF_SIZE 65536
+#define HEADER_BUF_INITIAL 1024
+
+enum conn_state { ST_IDLE, ST_HEAD, ST_BODY, ST_HANDLING, ST_WRITING, ST_CLOSING };
+
+struct hdr_span {
+    uint32_t name_off, name_len, value_off, value_len;
+};
+
+struct conn {
+    uv_tcp_t tcp; /* first member: the handle's owner */
+    uv_timer_t timer;
+    llhttp_t parser;
+    hk_http_server *srv;
+    struct conn *prev, *next;
+    enum conn_state state;
+    int open_handles;
+
+    /* The request being received: head bytes (target and header fields). */
+    char *hbuf;
+    size_t hlen, hcap;
+    size_t url_len;
+    struct hdr_span *spans;
+    uint32_t nspans, spans_cap;
+    int last_cb; /* 1: header field, 2: header value */
+    char *body;
+    size_t body_len, body_cap;
+    bool keep_alive;
+    bool expect_continue;
+    int error_status; /* set by a callback that rejects the request */
+    const char *error_msg;
+
+    /* Bytes received after a complete request, parsed once it is answered. */
+    char *pending;
+    size_t pending_len;
+
+    hk_http_request req;
+    hk_header *headers;
+    uint32_t headers_cap;
+    bool close_after;
+    bool reading;
+};
+
+struct hk_http_server {
+    uv_loop_t *loop;
+    const hk_config *cfg;
+    hk_http_handler handler;
+    void *data;
+    hk_http_error_body error_body;
+    llhttp_settings_t settings;
+    uv_tcp_t listeners[8];
+    int nlisteners;
+    int open_listeners;
+    struct conn *conns;
+    uint32_t nconns;
+    bool draining;
+    void (*drained)(hk_http_server *srv);
+    char read_buf[READ_BUF_SIZE];
+    char date[40];
+    time_t date_sec;
+};
+
+struct write_req {
+    uv_write_t req;
+    struct conn *c;
+    char data[];
+};
+
+static void conn_close(struct conn *c);
+static void feed(struct conn *c, const char *data, size_t len);
+static void start_idle(struct conn *c);
+static void start_reading(struct conn *c);
+
+/* ---- small helpers ---------------------------------------------------- */
+
+const char *hk_http_reason(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 411: return "Length Required";
+    case 412: return "Precondition Failed";
+    case 413: return "Content Too Large";
+    case 415: return "Unsupported Media Type";
+    case 417: return "Expectation Failed";
+    case 422: return "Unprocessable Content";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Unknown";
+    }
+}
+
+void hk_http_date(char *buf, size_t len, time_t t)
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, len, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
+static const char *cached_date(hk_http_server *srv)
+{
+    time_t now = time(NULL);
+    if (now != srv->date_sec) {
+        srv->date_sec = now;
+        hk_http_date(srv->date, sizeof(srv->date), now);
+    }
+    return srv->date;
+}
+
+const hk_header *hk_http_header(const hk_http_request *req, const char *name)
+{
+    for (size_t i = 0; i < req->nheaders; i++)
+        if (hk_strncaseeq(req->headers[i].name, req->headers[i].name_len, name) == 0)
+            return &req->headers[i];
+    return NULL;
+}
+
+uint32_t hk_http_server_connections(const hk_http_server *srv)
+{
+    return srv->nconns;
+}
+
+/* ---- timers ------------------------------------------------------------ */
+
+static void on_timeout(uv_timer_t *t);
+
+static void arm(struct conn *c, uint64_t ms)
+{
+    uv_timer_start(&c->timer, on_timeout, ms, 0);
+}
+
+/* ---- writing ----------------------------------------------------------- */
+
+static void reset_request(struct conn *c)
+{
+    c->hlen = 0;
+    c->url_len = 0;
+    c->nspans = 0;
+    c->last_cb = 0;
+    c->body_len = 0;
+    c->expect_continue = false;
+    c->error_status = 0;
+    c->error_msg = NULL;
+    /* Give back a large body buffer so an idle connection stays small. */
+    if (c->body_cap > 16384) {
+        free(c->body);
+        c->body = NULL;
+        c->body_cap = 0;
+    }
+}
+
+static void after_response(uv_write_t *wr, int status)
+{
+    struct write_req *w = hk_container_of(wr, struct write_req, req);
+    struct conn *c = w->c;
+    free(w);
+    if (c->state == ST_CLOSING)
+        return;
+    if (status != 0 || c->close_after || !c->keep_alive || c->srv->draining) {
+        conn_close(c);
+        return;
+    }
+    reset_request(c);
+    c->state = ST_IDLE;
+    llhttp_resume(&c->parser);
+    if (c->pending_len > 0) {
+        /* Pipelined bytes: parse them now. feed() may keep a new remainder,
+         * so hand it the old one and free it afterwards. */
+        char *p = c->pending;
+        size_t n = c->pending_len;
+        c->pending = NULL;
+        c->pending_len = 0;
+        feed(c, p, n);
+        free(p);
+        if (c->state == ST_HEAD || c->state == ST_BODY)
+            start_reading(c);
+        else if (c->state == ST_IDLE)
+            start_idle(c);
+        return;
+    }
+    start_idle(c);
+}
+
+/* Queues one response; the connection is WRITING until it is flushed. */
+static void write_response(struct conn *c, int status, const char *content_type, const char *extra, const char *body,
+                           size_t len, bool head_only)
+{
+    hk_http_server *srv = c->srv;
+    char head[1024];
+    bool no_length = status == 204 || status == 304 || status < 200;
+    bool close = c->close_after || !c->keep_alive || srv->draining;
+    int n = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\nDate: %s\r\nServer: hookd/" HK_VERSION "\r\n", status,
+                     hk_http_reason(status), cached_date(srv));
+    if (content_type != NULL && !no_length)
+        n += snprintf(head + n, sizeof(head) - (size_t)n, "Content-Type: %s\r\n", content_type);
+    if (!no_length)
+        n += snprintf(head + n, sizeof(head) - (size_t)n, "Content-Length: %zu\r\n", len);
+    if (close)
+        n += snprintf(head + n, sizeof(head) - (size_t)n, "Connection: close\r\n");
+    size_t extra_len = extra ? strlen(extra) : 0;
+    if (no_length || head_only)
+        len = 0;
+    struct write_req *w = hk_malloc(sizeof(*w) + (size_t)n + extra_len + 2 + len);
+    memcpy(w->data, head, (size_t)n);
+    if (extra_len)
+        memcpy(w->data + n, extra, extra_len);
+    memcpy(w->data + n + extra_len, "\r\n", 2);
+    if (len)
+        memcpy(w->data + n + extra_len + 2, body, len);
+    w->c = c;
+    uv_buf_t buf = uv_buf_init(w->data, (unsigned)((size_t)n + extra_len + 2 + len));
+    c->state = ST_WRITING;
+    if (close)
+        c->close_after = true;
+    /* A peer that does not read its responses is cut off after the keep-alive time. */
+    arm(c, srv->cfg->keepalive_timeout_ms);
+    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, after_response);
+    if (rc != 0) {
+        free(w);
+        conn_close(c);
+    }
+}
+
+void hk_http_respond(hk_http_request *req, int status, const char *content_type, const char *extra_headers,
+                     const char *body, size_t len)
+{
+    struct conn *c = hk_container_of(req, struct conn, req);
+    if (c->srv->cfg->access_log)
+        hk_info("access %s %s %.*s%s%s %d %zu %llums", req->remote, req->method_name, (int)req->path_len, req->path,
+                req->query_len ? "?" : "", req->query, status, len,
+                (unsigned long long)(uv_now(c->srv->loop) - req->start_ms));
+    write_response(c, status, content_type, extra_headers, body, len, req->method == HTTP_HEAD);
+}
+
+/* Answers an error the server found itself, then closes the connection. */
+static void respond_error(struct conn *c, int status, const char *message)
+{
+    hk_http_server *srv = c->srv;
+    const char *path = NULL;
+    size_t path_len = 0;
+    if (c->url_len > 0) {
+        path = c->hbuf;
+        const char *q = memchr(c->hbuf, '?', c->url_len);
+        path_len = q ? (size_t)(q - c->hbuf) : c->url_len;
+    }
+    char *body = srv->error_body(path, path_len, status, message);
+    c->close_after = true;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = false;
+    write_response(c, status, "application/json; charset=utf-8", NULL, body, strlen(body), false);
+    free(body);
+}
+
+/* ---- llhttp callbacks ------------------------------------------------- */
+
+static int reject(struct conn *c, int status, const char *msg)
+{
+    c->error_status = status;
+    c->error_msg = msg;
+    return HPE_USER;
+}
+
+static int append_head(struct conn *c, const char *at, size_t len)
+{
+    size_t max = c->srv->cfg->max_header_bytes;
+    if (c->hlen + len + 1 > max)
+        return -1;
+    if (c->hlen + len + 1 > c->hcap) {
+        size_t cap = c->hcap ? c->hcap : HEADER_BUF_INITIAL;
+        while (cap < c->hlen + len + 1)
+            cap *= 2;
+        if (cap > max)
+            cap = max;
+        c->hbuf = hk_realloc(c->hbuf, cap);
+        c->hcap = cap;
+    }
+    memcpy(c->hbuf + c->hlen, at, len);
+    c->hlen += len;
+    return 0;
+}
+
+static int on_message_begin(llhttp_t *p)
+{
+    struct conn *c = p->data;
+    c->state = ST_HEAD;
+    arm(c, c->srv->cfg->header_timeout_ms);
+    return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len)
+{
+    struct conn *c = p->data;
+    if (append_head(c, at, len) != 0)
+        return reject(c, 431, "request target too long");
+    c->url_len += len;
+    return 0;
+}
+
+static int on_url_complete(llhttp_t *p)
+{
+    struct conn *c = p->data;
+    /* NUL-terminate the target so path and query can be used as C strings. */
+    if (append_head(c, "", 1) != 0)
+        return reject(c, 431, "request target too long");
+    return 0;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    struct conn *c = p->data;
+    if (c->last_cb != 1) {
+        if (c->nspans >= c->srv->cfg->max_headers)
+            return reject(c, 431, "too many header fields");
+        if (c->nspans == c->spans_cap) {
+            c->spans_cap = c->spans_cap ? c->spans_cap * 2 : 16;
+            c->spans = hk_realloc(c->spans, c->spans_cap * sizeof(*c->spans));
+        }
+        c->spans[c->nspans++] = (struct hdr_span){(uint32_t)c->hlen, 0, (uint32_t)c->hlen, 0};
+        c->last_cb = 1;
+    }
+    if (append_head(c, at, len) != 0)
+        return reject(c, 431, "request header fields too large");
+    c->spans[c->nspans - 1].name_len += (uint32_t)len;
+    c->spans[c->nspans - 1].value_off = (uint32_t)c->hlen;
+    return 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    struct conn *c = p->data;
+    if (c->last_cb != 2) {
+        c->spans[c->nspans - 1].value_off = (uint32_t)c->hlen;
+        c->last_cb = 2;
+    }
+    if (append_head(c, at, len) != 0)
+        return reject(c, 431, "request header fields too large");
+    c->spans[c->nspans - 1].value_len += (uint32_t)len;
+    return 0;
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+    struct conn *c = p->data;
+    const hk_config *cfg = c->srv->cfg;
+    c->keep_alive = llhttp_should_keep_alive(p);
+    if (p->upgrade)
+        c->close_after = true; /* no protocol switch is offered: answer and close */
+    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > cfg->max_body_bytes)
+        return reject(c, 413, "request body too large");
+    c->state = ST_BODY;
+    arm(c, cfg->body_timeout_ms);
+    for (uint32_t i = 0; i < c->nspans; i++) {
+        struct hdr_span *s = &c->spans[i];
+        if (hk_strncaseeq(c->hbuf + s->name_off, s->name_len, "expect") == 0) {
+            if (hk_strncaseeq(c->hbuf + s->value_off, s->value_len, "100-continue") == 0)
+                c->expect_continue = true;
+            else
+                return reject(c, 417, "unsupported expectation");
+        }
+    }
+    if (c->expect_continue && p->http_minor >= 1 &&
+        ((p->flags & F_CONTENT_LENGTH && p->content_length > 0) || (p->flags & F_CHUNKED))) {
+        static char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        uv_buf_t b = uv_buf_init(cont, sizeof(cont) - 1);
+        /* Best effort and small: the kernel buffer takes it at once. */
+        uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    }
+    return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len)
+{
+    struct conn *c = p->data;
+    size_t max = c->srv->cfg->max_body_bytes;
+    if (c->body_len + len > max)
+        return reject(c, 413, "request body too large");
+    if (c->body_len + len + 1 > c->body_cap) {
+        size_t cap = c->body_cap ? c->body_cap : 4096;
+        while (cap < c->body_len + len + 1)
+            cap *= 2;
+        if (cap > max + 1)
+            cap = max + 1;
+        c->body = hk_realloc(c->body, cap);
+        c->body_cap = cap;
+    }
+    memcpy(c->body + c->body_len, at, len);
+    c->body_len += len;
+    return 0;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+    HK_UNUSED(p);
+    /* Stop here: the request is handled before the next one is parsed. */
+    return HPE_PAUSED;
+}
+
+/* ---- request dispatch ------------------------------------------------- */
+
+static void trim_span(const char **s, size_t *len)
+{
+    while (*len > 0 && (**s == ' ' || **s == '\t'))
+        (*s)++, (*len)--;
+    while (*len > 0 && ((*s)[*len - 1] == ' ' || (*s)[*len - 1] == '\t'))
+        (*len)--;
+}
+
+static void dispatch(struct conn *c)
+{
+    hk_http_request *r = &c->req;
+    hk_http_server *srv = c->srv;
+    if (c->headers_cap < c->nspans) {
+        c->headers_cap = c->nspans;
+        c->headers = hk_realloc(c->headers, c->headers_cap * sizeof(*c->headers));
+    }
+    for (uint32_t i = 0; i < c->nspans; i++) {
+        hk_header *h = &c->headers[i];
+        h->name = c->hbuf + c->spans[i].name_off;
+        h->name_len = c->spans[i].name_len;
+        h->value = c->hbuf + c->spans[i].value_off;
+        h->value_len = c->spans[i].value_len;
+        trim_span(&h->value, &h->value_len);
+    }
+    r->server = srv;
+    r->headers = c->headers;
+    r->nheaders = c->nspans;
+    r->method = llhttp_get_method(&c->parser);
+    r->method_name = llhttp_method_name((llhttp_method_t)r->method);
+    r->keep_alive = c->keep_alive;
+    r->start_ms = uv_now(srv->loop);
+    /* The target was NUL-terminated in on_url_complete; split off the query. */
+    char *target = c->hbuf;
+    char *q = memchr(target, '?', c->url_len);
+    r->path = target;
+    if (q != NULL) {
+        *q = '\0';
+        r->path_len = (size_t)(q - target);
+        r->query = q + 1;
+        r->query_len = c->url_len - r->path_len - 1;
+    } else {
+        r->path_len = c->url_len;
+        r->query = "";
+        r->query_len = 0;
+    }
+    if (c->body != NULL) {
+        c->body[c->body_len] = '\0';
+        r->body = c->body;
+    } else {
+        r->body = "";
+    }
+    r->body_len = c->body_len;
+    c->state = ST_HANDLING;
+    uv_timer_stop(&c->timer);
+    srv->handler(r, srv->data);
+}
+
+static void feed(struct conn *c, const char *data, size_t len)
+{
+    llhttp_errno_t err = llhttp_execute(&c->parser, data, len);
+    if (err == HPE_OK)
+        return;
+    if (err == HPE_PAUSED) {
+        const char *pos = llhttp_get_error_pos(&c->parser);
+        size_t used = pos ? (size_t)(pos - data) : len;
+        if (used < len) {
+            c->pending = hk_malloc(len - used);
+            memcpy(c->pending, data + used, len - used);
+            c->pending_len = len - used;
+        }
+        if (c->reading) {
+            uv_read_stop((uv_stream_t *)&c->tcp);
+            c->reading = false;
+        }
+        dispatch(c);
+        return;
+    }
+    if (err == HPE_USER && c->error_status != 0) {
+        respond_error(c, c->error_status, c->error_msg);
+        return;
+    }
+    char msg[160];
+    snprintf(msg, sizeof(msg), "malformed request: %s", llhttp_get_error_reason(&c->parser));
+    hk_debug("http %s: %s", c->req.remote, msg);
+    respond_error(c, 400, msg);
+}
+
+/* ---- connection life -------------------------------------------------- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    HK_UNUSED(suggested);
+    struct conn *c = (struct conn *)h;
+    /* One buffer for all connections: each read is parsed before the next. */
+    *buf = uv_buf_init(c->srv->read_buf, READ_BUF_SIZE);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct conn *c = (struct conn *)s;
+    if (nread > 0) {
+        feed(c, buf->base, (size_t)nread);
+        return;
+    }
+    if (nread == 0)
+        return;
+    /* EOF or error: a request in the middle of its head or body is lost;
+     * one being handled still gets its answer written (and fails there). */
+    if (c->state == ST_HANDLING || c->state == ST_WRITING) {
+        c->close_after = true;
+        uv_read_stop(s);
+        c->reading = false;
+        return;
+    }
+    conn_close(c);
+}
+
+static void start_reading(struct conn *c)
+{
+    if (!c->reading && c->state != ST_CLOSING) {
+        c->reading = true;
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    }
+}
+
+static void start_idle(struct conn *c)
+{
+    c->state = ST_IDLE;
+    arm(c, c->srv->cfg->keepalive_timeout_ms);
+    start_reading(c);
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+    struct conn *c = hk_container_of(t, struct conn, timer);
+    switch (c->state) {
+    case ST_HEAD:
+    case ST_BODY:
+        respond_error(c, 408,
+                      c->state == ST_HEAD ? "request head not received in time" : "request body not received in time");
+        break;
+    case ST_HANDLING: break;
+    default: conn_close(c); break;
+    }
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct conn *c = h->data;
+    if (--c->open_handles > 0)
+        return;
+    hk_http_server *srv = c->srv;
+    free(c->hbuf);
+    free(c->spans);
+    free(c->body);
+    free(c->pending);
+    free(c->headers);
+    free(c);
+    if (srv->draining && srv->nconns == 0 && srv->open_listeners == 0 && srv->drained != NULL) {
+        void (*cb)(hk_http_server *) = srv->drained;
+        srv->drained = NULL;
+        cb(srv);
+    }
+}
+
+static void conn_close(struct conn *c)
+{
+    if (c->state == ST_CLOSING)
+        return;
+    c->state = ST_CLOSING;
+    hk_http_server *srv = c->srv;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    srv->nconns--;
+    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+}
+
+static void on_reject_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    hk_http_server *srv = listener->data;
+    if (status != 0) {
+        hk_warn("http: accept failed: %s", uv_strerror(status));
+        return;
+    }
+    if (srv->nconns >= srv->cfg->max_connections || srv->draining) {
+        /* Over the limit: accept and close at once, so the backlog drains. */
+        uv_tcp_t *t = hk_malloc(sizeof(*t));
+        uv_tcp_init(srv->loop, t);
+        if (uv_accept(listener, (uv_stream_t *)t) == 0 && !srv->draining)
+            hk_warn("http: connection limit (%u) reached, closing a new connection", srv->cfg->max_connections);
+        uv_close((uv_handle_t *)t, on_reject_closed);
+        return;
+    }
+    struct conn *c = hk_calloc(1, sizeof(*c));
+    c->srv = srv;
+    uv_tcp_init(srv->loop, &c->tcp);
+    uv_timer_init(srv->loop, &c->timer);
+    c->tcp.data = c;
+    c->timer.data = c;
+    c->open_handles = 2;
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+        /* Not linked into the list yet: close both handles directly. */
+        c->state = ST_CLOSING;
+        uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+        uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    struct sockaddr_storage ss;
+    int sslen = sizeof(ss);
+    c->req.remote[0] = '\0';
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) == 0) {
+        if (ss.ss_family == AF_INET6)
+            uv_ip6_name((struct sockaddr_in6 *)&ss, c->req.remote, sizeof(c->req.remote));
+        else
+            uv_ip4_name((struct sockaddr_in *)&ss, c->req.remote, sizeof(c->req.remote));
+    }
+    llhttp_init(&c->parser, HTTP_REQUEST, &srv->settings);
+    c->parser.data = c;
+    c->next = srv->conns;
+    if (srv->conns)
+        srv->conns->prev = c;
+    srv->conns = c;
+    srv->nconns++;
+    /* A new connection must send its request head within the header timeout. */
+    c->state = ST_IDLE;
+    c->reading = false;
+    arm(c, srv->cfg->header_timeout_ms);
+    start_reading(c);
+}
+
+/* ---- server ----------------------------------------------------------- */
+
+int hk_http_server_create(hk_http_server **out, uv_loop_t *loop, const hk_config *cfg, hk_http_handler handler,
+                          void *data, hk_http_error_body error_body)
+{
+    hk_http_server *srv = hk_calloc(1, sizeof(*srv));
+    srv->loop = loop;
+    srv->cfg = cfg;
+    srv->handler = handler;
+    srv->data = data;
+    srv->error_body = error_body;
+    llhttp_settings_init(&srv->settings);
+    srv->settings.on_message_begin = on_message_begin;
+    srv->settings.on_url = on_url;
+    srv->settings.on_url_complete = on_url_complete;
+    srv->settings.on_header_field = on_header_field;
+    srv->settings.on_header_value = on_header_value;
+    srv->settings.on_headers_complete = on_headers_complete;
+    srv->settings.on_body = on_body;
+    srv->settings.on_message_complete = on_message_complete;
+    *out = srv;
+    return 0;
+}
+
+int hk_http_server_listen(hk_http_server *srv, const char *addr)
+{
+    char host[256];
+    const char *colon = strrchr(addr, ':');
+    if (colon == NULL || (size_t)(colon - addr) >= sizeof(host)) {
+        hk_error("http: listen address \"%s\" is not HOST:PORT", addr);
+        return HK_EINVAL;
+    }
+    memcpy(host, addr, (size_t)(colon - addr));
+    host[colon - addr] = '\0';
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || port < 0 || port > 65535 || colon[1] == '\0') {
+        hk_error("http: listen address \"%s\" has a bad port", addr);
+        return HK_EINVAL;
+    }
+    if (srv->nlisteners == (int)HK_ARRAY_SIZE(srv->listeners)) {
+        hk_error("http: too many listen addresses");
+        return HK_EINVAL;
+    }
+    struct sockaddr_storage ss;
+    unsigned flags = 0;
+    int rc;
+    size_t hl = strlen(host);
+    if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
+        host[hl - 1] = '\0';
+        rc = uv_ip6_addr(host + 1, (int)port, (struct sockaddr_in6 *)&ss);
+        flags = UV_TCP_IPV6ONLY;
+    } else {
+        rc = uv_ip4_addr(host, (int)port, (struct sockaddr_in *)&ss);
+    }
+    if (rc != 0) {
+        hk_error("http: listen address \"%s\": %s", addr, uv_strerror(rc));
+        return rc;
+    }
+    uv_tcp_t *l = &srv->listeners[srv->nlisteners];
+    uv_tcp_init(srv->loop, l);
+    l->data = srv;
+    srv->nlisteners++;
+    srv->open_listeners++;
+    if ((rc = uv_tcp_bind(l, (struct sockaddr *)&ss, flags)) != 0 ||
+        (rc = uv_listen((uv_stream_t *)l, 511, on_connection)) != 0) {
+        hk_error("http: cannot listen on %s: %s", addr, uv_strerror(rc));
+        return rc;
+    }
+    int len = sizeof(ss);
+    char name[64];
+    uv_tcp_getsockname(l, (struct sockaddr *)&ss, &len);
+    if (ss.ss_family == AF_INET6) {
+        uv_ip6_name((struct sockaddr_in6 *)&ss, name, sizeof(name));
+        hk_info("listening on http://[%s]:%d", name, ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+    } else {
+        uv_ip4_name((struct sockaddr_in *)&ss, name, sizeof(name));
+        hk_info("listening on http://%s:%d", name, ntohs(((struct sockaddr_in *)&ss)->sin_port));
+    }
+    return 0;
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+    hk_http_server *srv = h->data;
+    srv->open_listeners--;
+    if (srv->draining && srv->nconns == 0 && srv->open_listeners == 0 && srv->drained != NULL) {
+        void (*cb)(hk_http_server *) = srv->drained;
+        srv->drained = NULL;
+        cb(srv);
+    }
+}
+
+void hk_http_server_shutdown(hk_http_server *srv, void (*drained)(hk_http_server *srv))
+{
+    if (srv->draining)
+        return;
+    srv->draining = true;
+    srv->drained = drained;
+    for (int i = 0; i < srv->nlisteners; i++)
+        if (!uv_is_closing((uv_handle_t *)&srv->listeners[i]))
+            uv_close((uv_handle_t *)&srv->listeners[i], on_listener_closed);
+    /* Idle connections go now; busy ones close after their response. */
+    struct conn *c = srv->conns;
+    while (c != NULL) {
+        struct conn *next = c->next;
+        if (c->state == ST_IDLE && c->hlen == 0)
+            conn_close(c);
+        else
+            c->close_after = true;
+        c = next;
+    }
+    if (srv->nlisteners == 0 && srv->nconns == 0 && srv->drained != NULL) {
+        srv->drained = NULL;
+        drained(srv);
+    }
+}
+
+void hk_http_server_free(hk_http_server *srv)
+{
+    free(srv);
+}

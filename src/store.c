@@ -1,0 +1,497 @@
+/*
+ * store.c: the LMDB environment, typed helpers and the group commit.
+ *
+ * Locking: the map can only be resized while no transaction of this process
+ * is open. Every transaction therefore holds `resize` shared; a resize takes
+ * it exclusively. The one writer is the threadpool job (or the CLI).
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "log.h"
+
+static const struct {
+    const char *name;
+    unsigned flags;
+} db_defs[HK_DB__COUNT] = {
+    [HK_DB_META] = {"meta", 0},
+    [HK_DB_USERS] = {"users", 0},
+    [HK_DB_USER_CODES] = {"user_codes", 0},
+    [HK_DB_KEYS] = {"keys", 0},
+    [HK_DB_WEBHOOKS] = {"webhooks", 0},
+    [HK_DB_EXTENSIONS] = {"extensions", 0},
+    [HK_DB_EVENT_TYPES] = {"event_types", 0},
+    [HK_DB_EVENT_NAMES] = {"event_names", 0},
+    [HK_DB_SUBSCRIPTIONS] = {"subscriptions", MDB_DUPSORT},
+    [HK_DB_EVENTS] = {"events", 0},
+    [HK_DB_QUEUE] = {"queue", 0},
+    [HK_DB_DELIVERIES] = {"deliveries", 0},
+    [HK_DB_IDEMPOTENCY] = {"idempotency", 0},
+    [HK_DB_LOG] = {"log", 0},
+    [HK_DB_LOG_TIME] = {"log_time", 0},
+    [HK_DB_NODES] = {"nodes", 0},
+    [HK_DB_ACCOUNTS] = {"accounts", 0},
+    [HK_DB_STATS] = {"stats", 0},
+};
+
+struct hk_txn {
+    MDB_txn *txn;
+    hk_store *store;
+    bool write;
+};
+
+struct hk_cursor {
+    MDB_cursor *cur;
+};
+
+struct hk_store {
+    MDB_env *env;
+    MDB_dbi dbi[HK_DB__COUNT];
+    uv_loop_t *loop;
+    uv_rwlock_t resize;
+    uint32_t max_batch;
+    /* Group commit: requests wait in `queue` while `batch` is being committed. */
+    hk_write *queue_head, *queue_tail;
+    hk_write *batch;
+    int batch_status;
+    bool working;
+    uv_work_t work;
+    /* One cached read transaction for the loop thread, renewed per use. */
+    hk_txn rtxn;
+    bool rtxn_busy;
+    uint64_t commits, writes;
+};
+
+static int map_err(int rc)
+{
+    switch (rc) {
+    case MDB_SUCCESS: return 0;
+    case MDB_NOTFOUND: return HK_ENOTFOUND;
+    case MDB_KEYEXIST: return HK_EEXIST;
+    case MDB_MAP_FULL: return HK_EFULL;
+    case ENOSPC: return HK_EFULL;
+    case EDQUOT: return HK_EFULL;
+    case MDB_BAD_VALSIZE: return HK_EINVAL;
+    default: return HK_ESTORE;
+    }
+}
+
+int hk_store_open(hk_store **out, const char *dir, uint64_t map_size, uint32_t max_batch, uv_loop_t *loop)
+{
+    hk_store *s = hk_calloc(1, sizeof(*s));
+    int rc;
+    s->loop = loop;
+    s->max_batch = max_batch ? max_batch : 1;
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        hk_error("store: cannot create %s: %s", dir, strerror(errno));
+        free(s);
+        return HK_ESTORE;
+    }
+    if ((rc = mdb_env_create(&s->env)) != 0)
+        goto fail_free;
+    mdb_env_set_maxdbs(s->env, 32);
+    mdb_env_set_maxreaders(s->env, 256);
+    mdb_env_set_mapsize(s->env, (size_t)map_size);
+    /* MDB_NOTLS: read transactions are not bound to threads, and the cached
+     * loop-thread reader may be reused freely. Commits are fully synced. */
+    rc = mdb_env_open(s->env, dir, MDB_NOTLS, 0600);
+    if (rc != 0)
+        goto fail_env;
+    uv_rwlock_init(&s->resize);
+
+    MDB_txn *txn;
+    if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+        goto fail_lock;
+    for (int i = 0; i < HK_DB__COUNT; i++) {
+        rc = mdb_dbi_open(txn, db_defs[i].name, MDB_CREATE | db_defs[i].flags, &s->dbi[i]);
+        if (rc != 0) {
+            mdb_txn_abort(txn);
+            goto fail_lock;
+        }
+    }
+    if ((rc = mdb_txn_commit(txn)) != 0)
+        goto fail_lock;
+    *out = s;
+    return 0;
+
+fail_lock:
+    uv_rwlock_destroy(&s->resize);
+fail_env:
+    hk_error("store: cannot open %s: %s", dir, mdb_strerror(rc));
+    mdb_env_close(s->env);
+    free(s);
+    return map_err(rc) == HK_EFULL ? HK_EFULL : HK_ESTORE;
+fail_free:
+    free(s);
+    return HK_ESTORE;
+}
+
+void hk_store_close(hk_store *s)
+{
+    if (s == NULL)
+        return;
+    if (s->rtxn.txn != NULL)
+        mdb_txn_abort(s->rtxn.txn);
+    mdb_env_close(s->env);
+    uv_rwlock_destroy(&s->resize);
+    free(s);
+}
+
+bool hk_store_busy(const hk_store *s)
+{
+    return s->working || s->queue_head != NULL;
+}
+
+/* Adopts a map grown by another process, or grows ours by half again (at
+ * least 64 MiB) after MDB_MAP_FULL. Called with no transaction open here. */
+static void grow_map(hk_store *s, bool adopt)
+{
+    uv_rwlock_wrlock(&s->resize);
+    if (adopt) {
+        mdb_env_set_mapsize(s->env, 0);
+    } else {
+        MDB_envinfo info;
+        mdb_env_info(s->env, &info);
+        size_t grow = info.me_mapsize / 2;
+        if (grow < 64u << 20)
+            grow = 64u << 20;
+        size_t next = info.me_mapsize + grow;
+        int rc = mdb_env_set_mapsize(s->env, next);
+        if (rc == 0)
+            hk_info("store: map grown to %zu MiB", next >> 20);
+        else
+            hk_error("store: cannot grow map: %s", mdb_strerror(rc));
+    }
+    uv_rwlock_wrunlock(&s->resize);
+}
+
+/* Begins a transaction holding the resize lock shared; handles a map that
+ * another process (the CLI) has grown meanwhile. */
+static int txn_begin(hk_store *s, bool write, MDB_txn **txn)
+{
+    for (;;) {
+        uv_rwlock_rdlock(&s->resize);
+        int rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, txn);
+        if (rc == 0)
+            return 0;
+        uv_rwlock_rdunlock(&s->resize);
+        if (rc != MDB_MAP_RESIZED)
+            return rc;
+        grow_map(s, true);
+    }
+}
+
+int hk_store_read(hk_store *s, hk_txn **out)
+{
+    hk_txn *t;
+    int rc;
+    if (!s->rtxn_busy && s->rtxn.txn != NULL) {
+        /* Renewing a reset reader avoids a reader-slot search per request. */
+        uv_rwlock_rdlock(&s->resize);
+        rc = mdb_txn_renew(s->rtxn.txn);
+        if (rc == 0) {
+            s->rtxn_busy = true;
+            *out = &s->rtxn;
+            return 0;
+        }
+        uv_rwlock_rdunlock(&s->resize);
+        mdb_txn_abort(s->rtxn.txn);
+        s->rtxn.txn = NULL;
+    }
+    MDB_txn *txn;
+    if ((rc = txn_begin(s, false, &txn)) != 0) {
+        hk_error("store: cannot begin read: %s", mdb_strerror(rc));
+        return map_err(rc);
+    }
+    if (!s->rtxn_busy) {
+        t = &s->rtxn;
+        s->rtxn_busy = true;
+    } else {
+        t = hk_malloc(sizeof(*t));
+    }
+    t->txn = txn;
+    t->store = s;
+    t->write = false;
+    *out = t;
+    return 0;
+}
+
+void hk_txn_end(hk_txn *t)
+{
+    if (t == NULL)
+        return;
+    hk_store *s = t->store;
+    if (t == &s->rtxn) {
+        mdb_txn_reset(t->txn);
+        s->rtxn_busy = false;
+    } else {
+        mdb_txn_abort(t->txn);
+        free(t);
+    }
+    uv_rwlock_rdunlock(&s->resize);
+}
+
+int hk_get(hk_txn *t, enum hk_db db, const void *key, size_t klen, hk_val *out)
+{
+    MDB_val k = {klen, (void *)key}, v;
+    int rc = mdb_get(t->txn, t->store->dbi[db], &k, &v);
+    if (rc != 0)
+        return map_err(rc);
+    out->data = v.mv_data;
+    out->len = v.mv_size;
+    return 0;
+}
+
+int hk_put(hk_txn *t, enum hk_db db, const void *key, size_t klen, const void *val, size_t vlen, unsigned flags)
+{
+    MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+    unsigned mf = 0;
+    if (flags & HK_PUT_NOOVERWRITE)
+        mf |= (db_defs[db].flags & MDB_DUPSORT) ? MDB_NODUPDATA : MDB_NOOVERWRITE;
+    return map_err(mdb_put(t->txn, t->store->dbi[db], &k, &v, mf));
+}
+
+int hk_del(hk_txn *t, enum hk_db db, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+    return map_err(mdb_del(t->txn, t->store->dbi[db], &k, val ? &v : NULL));
+}
+
+uint64_t hk_seq_peek(hk_txn *t, const char *name)
+{
+    hk_val v;
+    if (hk_get(t, HK_DB_META, name, strlen(name), &v) != 0 || v.len != 8)
+        return 0;
+    return hk_rd64(v.data);
+}
+
+int hk_seq_next(hk_txn *t, const char *name, uint64_t *out)
+{
+    uint8_t buf[8];
+    uint64_t next = hk_seq_peek(t, name) + 1;
+    hk_be64(buf, next);
+    int rc = hk_put(t, HK_DB_META, name, strlen(name), buf, 8, 0);
+    if (rc == 0)
+        *out = next;
+    return rc;
+}
+
+int hk_cursor_open(hk_txn *t, enum hk_db db, hk_cursor **out)
+{
+    hk_cursor *c = hk_malloc(sizeof(*c));
+    int rc = mdb_cursor_open(t->txn, t->store->dbi[db], &c->cur);
+    if (rc != 0) {
+        free(c);
+        return map_err(rc);
+    }
+    *out = c;
+    return 0;
+}
+
+int hk_cursor_get(hk_cursor *c, enum hk_cursor_op op, hk_val *key, hk_val *val)
+{
+    static const MDB_cursor_op ops[] = {
+        [HK_FIRST] = MDB_FIRST, [HK_LAST] = MDB_LAST,      [HK_NEXT] = MDB_NEXT,
+        [HK_PREV] = MDB_PREV,   [HK_SEEK] = MDB_SET_RANGE, [HK_SEEK_EXACT] = MDB_SET_KEY,
+    };
+    MDB_val k = {0, NULL}, v = {0, NULL};
+    if ((op == HK_SEEK || op == HK_SEEK_EXACT) && key != NULL) {
+        k.mv_data = (void *)key->data;
+        k.mv_size = key->len;
+    }
+    int rc = mdb_cursor_get(c->cur, &k, &v, ops[op]);
+    if (rc != 0)
+        return map_err(rc);
+    if (key != NULL) {
+        key->data = k.mv_data;
+        key->len = k.mv_size;
+    }
+    if (val != NULL) {
+        val->data = v.mv_data;
+        val->len = v.mv_size;
+    }
+    return 0;
+}
+
+int hk_cursor_del(hk_cursor *c)
+{
+    return map_err(mdb_cursor_del(c->cur, 0));
+}
+
+void hk_cursor_close(hk_cursor *c)
+{
+    if (c == NULL)
+        return;
+    mdb_cursor_close(c->cur);
+    free(c);
+}
+
+size_t hk_count(hk_txn *t, enum hk_db db)
+{
+    MDB_stat st;
+    if (mdb_stat(t->txn, t->store->dbi[db], &st) != 0)
+        return 0;
+    return st.ms_entries;
+}
+
+void hk_store_usage(hk_store *s, uint64_t *map_size, uint64_t *used)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    mdb_env_info(s->env, &info);
+    mdb_env_stat(s->env, &st);
+    *map_size = info.me_mapsize;
+    *used = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+}
+
+void hk_store_counters(const hk_store *s, uint64_t *commits, uint64_t *writes)
+{
+    *commits = s->commits;
+    *writes = s->writes;
+}
+
+int hk_store_write_sync(hk_store *s, int (*fn)(hk_txn *txn, void *arg), void *arg)
+{
+    for (int attempt = 0;;) {
+        MDB_txn *txn;
+        int rc = txn_begin(s, true, &txn);
+        if (rc != 0)
+            return map_err(rc);
+        hk_txn t = {txn, s, true};
+        rc = fn(&t, arg);
+        if (rc == 0)
+            rc = map_err(mdb_txn_commit(txn));
+        else
+            mdb_txn_abort(txn);
+        uv_rwlock_rdunlock(&s->resize);
+        if (rc == HK_EFULL && attempt++ < 8) {
+            grow_map(s, false);
+            continue;
+        }
+        return rc;
+    }
+}
+
+/* ---- group commit ---------------------------------------------------- */
+
+/* Runs on a threadpool thread: applies the whole batch in one transaction. */
+static void batch_work(uv_work_t *req)
+{
+    hk_store *s = hk_container_of(req, hk_store, work);
+    for (int attempt = 0;; attempt++) {
+        MDB_txn *txn;
+        int rc = txn_begin(s, true, &txn);
+        if (rc != 0) {
+            s->batch_status = map_err(rc);
+            return;
+        }
+        hk_txn t = {txn, s, true};
+        int fatal = 0;
+        for (hk_write *w = s->batch; w != NULL && fatal == 0; w = w->next) {
+            if (w->flags & HK_WRITE_ISOLATED) {
+                MDB_txn *child;
+                rc = mdb_txn_begin(s->env, txn, 0, &child);
+                if (rc != 0) {
+                    fatal = map_err(rc);
+                    break;
+                }
+                hk_txn ct = {child, s, true};
+                w->status = w->apply(&ct, w);
+                if (w->status == 0)
+                    rc = mdb_txn_commit(child);
+                else
+                    mdb_txn_abort(child), rc = 0;
+                if (rc != 0)
+                    fatal = map_err(rc);
+            } else {
+                w->status = w->apply(&t, w);
+            }
+            /* Running out of map or disk, or a broken store, is not the
+             * request's fault: the whole batch is retried or failed. */
+            if (w->status == HK_EFULL || w->status == HK_ESTORE)
+                fatal = w->status;
+        }
+        if (fatal == 0) {
+            rc = mdb_txn_commit(txn);
+            uv_rwlock_rdunlock(&s->resize);
+            s->batch_status = map_err(rc);
+            if (rc != MDB_MAP_FULL)
+                return;
+            fatal = HK_EFULL;
+        } else {
+            mdb_txn_abort(txn);
+            uv_rwlock_rdunlock(&s->resize);
+        }
+        if (fatal != HK_EFULL || attempt >= 8) {
+            s->batch_status = fatal;
+            return;
+        }
+        grow_map(s, false);
+    }
+}
+
+static void start_batch(hk_store *s);
+
+static void batch_done(uv_work_t *req, int status)
+{
+    hk_store *s = hk_container_of(req, hk_store, work);
+    hk_write *w = s->batch;
+    int bs = status != 0 ? HK_ESTORE : s->batch_status;
+    if (bs != 0)
+        hk_error("store: group commit failed: %s", hk_strerror(bs));
+    else
+        s->commits++;
+    s->batch = NULL;
+    s->working = false;
+    /* Start the next batch before running callbacks, so the disk is never
+     * idle while the loop answers the previous group. */
+    start_batch(s);
+    while (w != NULL) {
+        hk_write *next = w->next;
+        int st = bs != 0 ? bs : w->status;
+        if (bs == 0)
+            s->writes++;
+        w->done(w, st);
+        w = next;
+    }
+}
+
+static void start_batch(hk_store *s)
+{
+    if (s->working || s->queue_head == NULL)
+        return;
+    hk_write *head = s->queue_head, *w = head;
+    uint32_t n = 1;
+    while (w->next != NULL && n < s->max_batch) {
+        w = w->next;
+        n++;
+    }
+    s->queue_head = w->next;
+    if (s->queue_head == NULL)
+        s->queue_tail = NULL;
+    w->next = NULL;
+    s->batch = head;
+    s->batch_status = 0;
+    s->working = true;
+    int rc = uv_queue_work(s->loop, &s->work, batch_work, batch_done);
+    if (rc != 0) {
+        hk_error("store: cannot queue commit: %s", uv_strerror(rc));
+        abort();
+    }
+}
+
+void hk_store_submit(hk_store *s, hk_write *w)
+{
+    w->next = NULL;
+    w->status = 0;
+    if (s->queue_tail != NULL)
+        s->queue_tail->next = w;
+    else
+        s->queue_head = w;
+    s->queue_tail = w;
+    start_batch(s);
+}

@@ -1,0 +1,177 @@
+/*
+ * store.h: hookd's state in one LMDB environment. No other module calls
+ * mdb_* directly; they use the typed helpers here.
+ *
+ * Reads run on the caller's thread (the event loop) in short read
+ * transactions. Writes are submitted as hk_write requests and applied in
+ * groups on the libuv threadpool: many requests, one transaction, one fsync.
+ * A request's done callback runs on the loop only after the commit that holds
+ * its change has returned, so a 2xx sent from it is always durable.
+ */
+#ifndef HK_STORE_H
+#define HK_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "common.h"
+
+/** The named databases. Keys holding integers are big-endian so they sort numerically. */
+enum hk_db {
+    HK_DB_META,          /**< sequences and settings: name -> value */
+    HK_DB_USERS,         /**< user id (u32) -> user JSON */
+    HK_DB_USER_CODES,    /**< lower-cased user code -> user id (u32) */
+    HK_DB_KEYS,          /**< SHA-256 of an API key (32 bytes) -> key record */
+    HK_DB_WEBHOOKS,      /**< webhook id (u32) -> webhook JSON */
+    HK_DB_EXTENSIONS,    /**< webhook extension -> webhook id (u32) */
+    HK_DB_EVENT_TYPES,   /**< event type id (u32) -> name */
+    HK_DB_EVENT_NAMES,   /**< event name -> event type id (u32) */
+    HK_DB_SUBSCRIPTIONS, /**< event name -> webhook id (u32), sorted duplicates */
+    HK_DB_EVENTS,        /**< event id (u64) -> stored event */
+    HK_DB_QUEUE,         /**< due time (u64 ms) + delivery id (u64) -> nothing: the pending queue */
+    HK_DB_DELIVERIES,    /**< delivery id (u64) -> delivery record */
+    HK_DB_IDEMPOTENCY,   /**< user id + Idempotency-Key -> first answer */
+    HK_DB_LOG,           /**< webhook id (u32) + log id (u64) -> attempt record */
+    HK_DB_LOG_TIME,      /**< time (u64 ms) + webhook id + log id -> nothing: pruning order */
+    HK_DB_NODES,         /**< node id (u32) -> node record */
+    HK_DB_ACCOUNTS,      /**< account id (u32) -> account record */
+    HK_DB_STATS,         /**< webhook id (u32) -> delivery statistics */
+    HK_DB__COUNT
+};
+
+typedef struct hk_store hk_store;
+typedef struct hk_txn hk_txn;
+typedef struct hk_cursor hk_cursor;
+
+/** A view of bytes inside the store: valid until the transaction that produced it ends. */
+typedef struct hk_val {
+    const void *data; /**< points into the memory map; never write through it */
+    size_t len;       /**< length in bytes */
+} hk_val;
+
+/** A write request. Embed it in the caller's own struct and recover that with hk_container_of. */
+typedef struct hk_write hk_write;
+struct hk_write {
+    /**
+     * Applies the change inside the batch's transaction, on a threadpool
+     * thread: it may touch only the txn and its own request. It may run more
+     * than once (the batch is retried after the map grows), so it must
+     * overwrite, not accumulate, what it records in its request. Returns 0 or
+     * a negative error that becomes the request's status.
+     */
+    int (*apply)(hk_txn *txn, hk_write *w);
+    /** Called on the loop thread after the commit (or the failure); status is 0 or an error. */
+    void (*done)(hk_write *w, int status);
+    /** HK_WRITE_ISOLATED: a failing apply undoes only its own writes (a nested transaction). */
+    unsigned flags;
+    /* Internal to the store. */
+    int status;
+    hk_write *next;
+};
+
+#define HK_WRITE_ISOLATED 1u
+
+/** hk_put flag: fail with HK_EEXIST instead of replacing. */
+#define HK_PUT_NOOVERWRITE 1u
+
+/**
+ * Opens (creating when missing) the environment in dir. loop may be NULL
+ * for a process that only uses hk_store_write_sync (the CLI). On success
+ * *out is owned by the caller until hk_store_close.
+ */
+int hk_store_open(hk_store **out, const char *dir, uint64_t map_size, uint32_t max_batch,
+                  uv_loop_t *loop) HK_MUST_CHECK;
+
+/** Closes the environment. The loop must have no write in flight (hk_store_busy is false). */
+void hk_store_close(hk_store *store);
+
+/** True while writes are queued or being committed. */
+bool hk_store_busy(const hk_store *store);
+
+/** Submits a write. w must stay valid until its done callback has run. */
+void hk_store_submit(hk_store *store, hk_write *w);
+
+/** Runs fn in its own write transaction on the calling thread and commits it (CLI, startup). */
+int hk_store_write_sync(hk_store *store, int (*fn)(hk_txn *txn, void *arg), void *arg) HK_MUST_CHECK;
+
+/** Begins a read transaction; end it with hk_txn_end soon: it holds back page reuse. */
+int hk_store_read(hk_store *store, hk_txn **out) HK_MUST_CHECK;
+
+/** Ends a read transaction begun with hk_store_read; every hk_val from it becomes invalid. */
+void hk_txn_end(hk_txn *txn);
+
+/** Looks up key; HK_ENOTFOUND when absent. */
+int hk_get(hk_txn *txn, enum hk_db db, const void *key, size_t klen, hk_val *out) HK_MUST_CHECK;
+
+/** Stores key -> value (write transactions only). */
+int hk_put(hk_txn *txn, enum hk_db db, const void *key, size_t klen, const void *val, size_t vlen,
+           unsigned flags) HK_MUST_CHECK;
+
+/** Deletes key (and for duplicate-sorted databases only the pair with val, when val is given). */
+int hk_del(hk_txn *txn, enum hk_db db, const void *key, size_t klen, const void *val, size_t vlen) HK_MUST_CHECK;
+
+/** Returns the next value of the named sequence (1, 2, ...); never reuses a value. */
+int hk_seq_next(hk_txn *txn, const char *name, uint64_t *out) HK_MUST_CHECK;
+
+/** Reads the named sequence's last issued value (0 when none). */
+uint64_t hk_seq_peek(hk_txn *txn, const char *name);
+
+/** Cursor positions. */
+enum hk_cursor_op {
+    HK_FIRST,     /**< first key */
+    HK_LAST,      /**< last key */
+    HK_NEXT,      /**< next key (or next duplicate) */
+    HK_PREV,      /**< previous key */
+    HK_SEEK,      /**< first key >= the given key */
+    HK_SEEK_EXACT /**< the given key exactly */
+};
+
+/** Opens a cursor on db; close it before the transaction ends. */
+int hk_cursor_open(hk_txn *txn, enum hk_db db, hk_cursor **out) HK_MUST_CHECK;
+
+/**
+ * Moves the cursor; key is input for HK_SEEK/HK_SEEK_EXACT (may be NULL
+ * otherwise) and output always. HK_ENOTFOUND at either end.
+ */
+int hk_cursor_get(hk_cursor *c, enum hk_cursor_op op, hk_val *key, hk_val *val) HK_MUST_CHECK;
+
+/** Deletes the pair under the cursor (write transactions only). */
+int hk_cursor_del(hk_cursor *c) HK_MUST_CHECK;
+
+/** Closes a cursor; safe on NULL. */
+void hk_cursor_close(hk_cursor *c);
+
+/** Number of keys in db. */
+size_t hk_count(hk_txn *txn, enum hk_db db);
+
+/** Current map size and bytes in use, for logs and the benchmark. */
+void hk_store_usage(hk_store *store, uint64_t *map_size, uint64_t *used);
+
+/** Counters since open: commits and write requests committed. */
+void hk_store_counters(const hk_store *store, uint64_t *commits, uint64_t *writes);
+
+/** Big-endian encoders for integer keys. */
+static inline void hk_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+static inline void hk_be64(uint8_t *p, uint64_t v)
+{
+    hk_be32(p, (uint32_t)(v >> 32));
+    hk_be32(p + 4, (uint32_t)v);
+}
+static inline uint32_t hk_rd32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static inline uint64_t hk_rd64(const uint8_t *p)
+{
+    return (uint64_t)hk_rd32(p) << 32 | hk_rd32(p + 4);
+}
+
+#endif
