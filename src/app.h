@@ -13,17 +13,19 @@
 #include "store.h"
 
 typedef struct hk_app {
-    uv_loop_t *loop;        /**< the one event loop */
-    hk_config *cfg;         /**< configuration, owned by main */
-    hk_store *store;        /**< the LMDB environment */
-    hk_http_server *http;   /**< the inbound server */
-    hk_router *router;      /**< API routes */
-    bool ready;             /**< /readyz answers 200 */
-    bool draining;          /**< SIGTERM received */
-    uv_signal_t sig_term;   /**< SIGTERM watcher */
-    uv_signal_t sig_int;    /**< SIGINT watcher */
-    uv_timer_t drain_timer; /**< bounds the drain */
-    int exit_code;          /**< returned by hk_app_run */
+    uv_loop_t *loop;          /**< the one event loop */
+    hk_config *cfg;           /**< configuration, owned by main */
+    hk_store *store;          /**< the LMDB environment */
+    hk_http_server *http;     /**< the inbound server */
+    hk_router *router;        /**< API routes */
+    bool ready;               /**< /readyz answers 200 */
+    bool draining;            /**< SIGTERM received */
+    uv_signal_t sig_term;     /**< SIGTERM watcher */
+    uv_signal_t sig_int;      /**< SIGINT watcher */
+    uv_timer_t drain_timer;   /**< bounds the drain */
+    int exit_code;            /**< returned by hk_app_run */
+    struct hk_client *client; /**< outbound HTTP(S) client shared by deliveries and sync calls */
+    struct hk_engine *engine; /**< the delivery engine */
 } hk_app;
 
 /**

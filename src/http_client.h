@@ -1,0 +1,98 @@
+/*
+ * http_client.h: the outbound HTTP/1.1 client used for every delivery,
+ * test call and synchronous invocation.
+ *
+ * POST (or any method) with a Content-Length body over plain TCP or TLS
+ * (mbedTLS over memory BIOs on the libuv stream). Keep-alive connections are
+ * pooled per origin (scheme, host, port) and reused; TLS sessions are
+ * resumed on new connections to the same origin. DNS runs on the
+ * threadpool (uv_getaddrinfo); every resolved address passes the SSRF
+ * guard (ssrf.h) before a connection is made. Separate connect, first-byte
+ * and total timeouts each fail with their own error text. The loop never
+ * blocks.
+ */
+#ifndef HK_HTTP_CLIENT_H
+#define HK_HTTP_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "common.h"
+
+typedef struct hk_client hk_client;
+
+/** Client-wide settings; copied at create. */
+typedef struct hk_client_opts {
+    uint64_t connect_timeout_ms;    /**< TCP connect plus TLS handshake */
+    uint64_t first_byte_timeout_ms; /**< request written to first response byte */
+    uint64_t total_timeout_ms;      /**< whole exchange, DNS included */
+    size_t max_response_bytes;      /**< response body kept; the rest is read and dropped */
+    const char *ca_file;            /**< PEM CA bundle for verifying servers */
+    const char *allow_targets;      /**< CIDR list the SSRF guard lets through ("" = none) */
+    uint32_t max_idle_per_origin;   /**< idle keep-alive connections kept per origin */
+    uint64_t idle_timeout_ms;       /**< an idle pooled connection is closed after this */
+    const char *user_agent;         /**< User-Agent header value */
+} hk_client_opts;
+
+/** One request. Everything is copied by hk_client_send; nothing needs to outlive the call. */
+typedef struct hk_client_request {
+    const char *method;      /**< "POST" when NULL */
+    const char *url;         /**< absolute http:// or https:// URL */
+    const char *headers;     /**< extra "Name: value\r\n" lines; the client adds Host, Content-Length,
+                                  User-Agent and Connection */
+    const char *body;        /**< request body (may be NULL when body_len is 0) */
+    size_t body_len;         /**< bytes in body */
+    const char *ca_file;     /**< per-request CA bundle overriding the client's (NULL: client's) */
+    const char *client_cert; /**< PEM client certificate file for mutual TLS (NULL: none) */
+    const char *client_key;  /**< PEM private key of client_cert */
+} hk_client_request;
+
+/**
+ * The outcome of one exchange; valid only during the callback (copy what
+ * you keep).
+ */
+typedef struct hk_client_result {
+    int error;                /**< 0 when a complete response arrived; else a negative code */
+    const char *error_text;   /**< readable reason when error != 0, e.g. "connect timeout after 5000 ms",
+                                   "TLS: certificate verify failed: ...", "refused by SSRF guard: 127.0.0.1
+                                   is loopback", "connection refused" */
+    int status;               /**< HTTP status; 0 when no response came */
+    const char *status_line;  /**< "HTTP/1.1 200 OK" ("" when none) */
+    const char *headers;      /**< raw response header lines "Name: value\r\n..." ("" when none) */
+    size_t headers_len;       /**< bytes in headers */
+    const char *body;         /**< response body, at most max_response_bytes ("" when none) */
+    size_t body_len;          /**< bytes in body */
+    bool body_truncated;      /**< the body was longer than what is kept */
+    const char *request_head; /**< request line and headers as sent ("" when nothing was sent) */
+    uint64_t duration_ms;     /**< from hk_client_send to completion */
+    bool reused;              /**< a pooled connection carried it */
+} hk_client_result;
+
+/** Called once per request on the loop thread (also with UV_ECANCELED when the client closes). */
+typedef void (*hk_client_cb)(const hk_client_result *res, void *arg);
+
+/** Creates a client on loop. */
+int hk_client_create(hk_client **out, uv_loop_t *loop, const hk_client_opts *opts) HK_MUST_CHECK;
+
+/**
+ * Starts a request; cb runs later, never from within this call. Returns 0,
+ * or an error without calling cb (a URL that is not absolute http(s)).
+ */
+int hk_client_send(hk_client *c, const hk_client_request *req, hk_client_cb cb, void *arg) HK_MUST_CHECK;
+
+/** Finds a response header (case-insensitive) in res; copies its value into buf. 0 when found. */
+int hk_client_header(const hk_client_result *res, const char *name, char *buf, size_t len);
+
+/**
+ * Closes every connection, failing requests in flight with UV_ECANCELED,
+ * then calls closed (may be NULL) once all handles are closed; the client
+ * is freed after that.
+ */
+void hk_client_close(hk_client *c, void (*closed)(void *arg), void *arg);
+
+/** Number of requests in flight. */
+size_t hk_client_active(const hk_client *c);
+
+#endif
