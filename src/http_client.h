@@ -23,17 +23,20 @@
 
 typedef struct hk_client hk_client;
 
-/** Client-wide settings; copied at create. */
+/**
+ * Client-wide settings; copied at create (strings too). A timeout, size or
+ * idle time of 0 takes the default in brackets.
+ */
 typedef struct hk_client_opts {
-    uint64_t connect_timeout_ms;    /**< TCP connect plus TLS handshake */
-    uint64_t first_byte_timeout_ms; /**< request written to first response byte */
-    uint64_t total_timeout_ms;      /**< whole exchange, DNS included */
-    size_t max_response_bytes;      /**< response body kept; the rest is read and dropped */
-    const char *ca_file;            /**< PEM CA bundle for verifying servers */
-    const char *allow_targets;      /**< CIDR list the SSRF guard lets through ("" = none) */
-    uint32_t max_idle_per_origin;   /**< idle keep-alive connections kept per origin */
-    uint64_t idle_timeout_ms;       /**< an idle pooled connection is closed after this */
-    const char *user_agent;         /**< User-Agent header value */
+    uint64_t connect_timeout_ms;    /**< TCP connect plus TLS handshake [10 s] */
+    uint64_t first_byte_timeout_ms; /**< request written to first response byte [30 s] */
+    uint64_t total_timeout_ms;      /**< whole exchange, DNS included [60 s] */
+    size_t max_response_bytes;      /**< response body kept; the rest is read and dropped [64 KiB] */
+    const char *ca_file;            /**< PEM CA bundle for verifying servers [HK_TLS_DEFAULT_CA_FILE] */
+    const char *allow_targets;      /**< CIDR list the SSRF guard lets through ("" or NULL = none) */
+    uint32_t max_idle_per_origin;   /**< idle keep-alive connections kept per origin (0: no pooling) */
+    uint64_t idle_timeout_ms;       /**< an idle pooled connection is closed after this [30 s] */
+    const char *user_agent;         /**< User-Agent header value ["hookd/" HK_VERSION] */
 } hk_client_opts;
 
 /** One request. Everything is copied by hk_client_send; nothing needs to outlive the call. */
@@ -68,27 +71,42 @@ typedef struct hk_client_result {
     const char *request_head; /**< request line and headers as sent ("" when nothing was sent) */
     uint64_t duration_ms;     /**< from hk_client_send to completion */
     bool reused;              /**< a pooled connection carried it */
+    bool tls_resumed;         /**< the TLS connection resumed a saved session (abbreviated handshake) */
 } hk_client_result;
 
 /** Called once per request on the loop thread (also with UV_ECANCELED when the client closes). */
 typedef void (*hk_client_cb)(const hk_client_result *res, void *arg);
 
-/** Creates a client on loop. */
+/** Response status line plus header block kept at most; a longer head fails the request. */
+#define HK_CLIENT_MAX_RESPONSE_HEAD 65536
+
+/**
+ * Creates a client on loop. HK_EINVAL (logged, naming the entry) when
+ * allow_targets does not parse; HK_ETLS when the DRBG cannot be seeded.
+ */
 int hk_client_create(hk_client **out, uv_loop_t *loop, const hk_client_opts *opts) HK_MUST_CHECK;
 
 /**
  * Starts a request; cb runs later, never from within this call. Returns 0,
- * or an error without calling cb (a URL that is not absolute http(s)).
+ * or an error without calling cb: HK_EINVAL for a URL that is not absolute
+ * http(s) (userinfo is not supported), a bad method or malformed extra
+ * headers; HK_ESHUTDOWN once hk_client_close was called.
  */
 int hk_client_send(hk_client *c, const hk_client_request *req, hk_client_cb cb, void *arg) HK_MUST_CHECK;
 
-/** Finds a response header (case-insensitive) in res; copies its value into buf. 0 when found. */
+/**
+ * Finds the first response header called name (case-insensitive) in res and
+ * copies its value, NUL-terminated and cut to len - 1 bytes, into buf.
+ * 0 when found, HK_ENOTFOUND when not.
+ */
 int hk_client_header(const hk_client_result *res, const char *name, char *buf, size_t len);
 
 /**
- * Closes every connection, failing requests in flight with UV_ECANCELED,
- * then calls closed (may be NULL) once all handles are closed; the client
- * is freed after that.
+ * Closes every connection, failing requests in flight with UV_ECANCELED
+ * (their callbacks run from within this call; hk_client_send then returns
+ * HK_ESHUTDOWN). Once all its handles are closed the client is freed and
+ * then closed(arg) runs (closed may be NULL), always from the loop, never
+ * from within this call. Further calls are ignored.
  */
 void hk_client_close(hk_client *c, void (*closed)(void *arg), void *arg);
 
