@@ -238,8 +238,13 @@ int hk_parse_date(const char *s, uint64_t *ms)
     if (end == NULL || *end != '\0') {
         memset(&tm, 0, sizeof(tm));
         end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-        if (end == NULL)
-            return -1;
+        if (end == NULL) {
+            /* A bare date means its midnight, UTC. */
+            memset(&tm, 0, sizeof(tm));
+            end = strptime(s, "%Y-%m-%d", &tm);
+            if (end == NULL || *end != '\0')
+                return -1;
+        }
         if (*end == '.') {
             end++;
             unsigned scale = 100;
