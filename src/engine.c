@@ -19,6 +19,7 @@
 
 #include "attempt_log.h"
 #include "auth.h"
+#include "delivery.h"
 #include "log.h"
 #include "signature.h"
 #include "webhook.h"
@@ -47,10 +48,7 @@ struct wstate {
     char *raw; /* the record's bytes when last parsed */
     size_t raw_len;
     bool active, locked, gone, cleaning;
-    char *url, *name, *secret, *prev_secret;
-    uint64_t prev_until;
-    char *headers; /* custom header lines */
-    char *props;   /* rendered Properties members */
+    hk_target t; /* url, name, secrets, custom headers, Properties */
     struct origin *origin;
     struct job *ready_head, *ready_tail;
     uint32_t mem; /* jobs held */
@@ -280,103 +278,14 @@ static struct origin *origin_get(hk_engine *e, const char *url)
     return o;
 }
 
-static bool reserved_header(const char *name)
-{
-    static const char *const names[] = {"content-type",      "content-length", "host",   "connection",
-                                        "transfer-encoding", "user-agent",     "te",     "upgrade",
-                                        "keep-alive",        "trailer",        "expect", "proxy-connection"};
-    for (size_t i = 0; i < HK_ARRAY_SIZE(names); i++)
-        if (strcasecmp(name, names[i]) == 0)
-            return true;
-    return strncasecmp(name, "x-superoffice-", 14) == 0 || strncasecmp(name, "webhook-", 8) == 0;
-}
-
-static bool header_token_ok(const char *s)
-{
-    if (*s == '\0')
-        return false;
-    for (; *s; s++)
-        if (!(isalnum((unsigned char)*s) || strchr("!#$%&'*+-.^_`|~", *s) != NULL))
-            return false;
-    return true;
-}
-
-static bool header_value_ok(const char *s)
-{
-    for (; *s; s++)
-        if ((unsigned char)*s < 0x20 && *s != '\t')
-            return false;
-    return true;
-}
-
-static size_t text_append(char **buf, size_t len, size_t *cap, const char *s, size_t n)
-{
-    if (len + n + 1 > *cap) {
-        *cap = (len + n + 1) * 2;
-        *buf = hk_realloc(*buf, *cap);
-    }
-    memcpy(*buf + len, s, n);
-    (*buf)[len + n] = '\0';
-    return len + n;
-}
-
-static const char *const body_keys[] = {"EventId",     "Timestamp", "Changes",           "Event",
-                                        "PrimaryKey",  "Entity",    "ContextIdentifier", "ChangedByAssociateId",
-                                        "WebhookName", "Data"};
-
-/* Renders the parts of a webhook record the dispatcher needs. */
+/* Takes the parts of a webhook record the dispatcher needs. */
 static void ws_parse(hk_engine *e, struct wstate *ws, json_t *rec)
 {
-    free(ws->url);
-    free(ws->name);
-    free(ws->secret);
-    free(ws->prev_secret);
-    free(ws->headers);
-    free(ws->props);
-    ws->url = hk_strdup(hk_wh_str(rec, "url"));
-    ws->name = hk_strdup(hk_wh_str(rec, "name"));
-    ws->secret = hk_strdup(hk_wh_str(rec, "secret"));
-    ws->prev_secret = hk_strdup(hk_wh_str(rec, "prevSecret"));
-    ws->prev_until = (uint64_t)hk_wh_int(rec, "prevSecretUntil");
+    hk_target_free(&ws->t);
+    hk_target_from_record(&ws->t, rec);
     ws->active = strcmp(hk_wh_str(rec, "state"), HK_STATE_ACTIVE) == 0;
     ws->locked = hk_wh_bool(rec, "locked");
-    ws->origin = origin_get(e, ws->url);
-
-    char *h = NULL;
-    size_t hl = 0, hc = 0;
-    const char *k;
-    json_t *v;
-    json_object_foreach (json_object_get(rec, "headers"), k, v) {
-        const char *val = json_string_value(v);
-        if (val == NULL || reserved_header(k) || !header_token_ok(k) || !header_value_ok(val))
-            continue;
-        size_t need = strlen(k) + strlen(val) + 5;
-        if (hl + need >= hc) {
-            hc = (hl + need) * 2;
-            h = hk_realloc(h, hc);
-        }
-        hl += (size_t)snprintf(h + hl, hc - hl, "%s: %s\r\n", k, val);
-    }
-    ws->headers = h ? h : hk_strdup("");
-
-    char *p = NULL;
-    size_t pl = 0, pc = 0;
-    json_object_foreach (json_object_get(rec, "properties"), k, v) {
-        bool clash = false;
-        for (size_t i = 0; i < HK_ARRAY_SIZE(body_keys); i++)
-            clash |= strcmp(k, body_keys[i]) == 0;
-        char *val = clash ? NULL : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-        if (val == NULL)
-            continue;
-        size_t vl = strlen(val);
-        if (pl > 0)
-            pl = text_append(&p, pl, &pc, ",", 1);
-        pl = hk_json_quote(&p, pl, &pc, k, strlen(k));
-        pl = text_append(&p, pl, &pc, ":", 1);
-        pl = text_append(&p, pl, &pc, val, vl);
-        free(val);
-    }
-    ws->props = p ? p : hk_strdup("");
+    ws->origin = origin_get(e, ws->t.url);
 }
 
 static struct wstate *ws_lookup(hk_engine *e, uint32_t id)
@@ -494,7 +403,7 @@ static struct job *job_new(hk_engine *e, struct wstate *ws, const hk_event *ev, 
     j->user_id = ev->user_id;
     hk_event_uuid_str(ev->uuid, j->uuid);
     j->event_name = hk_strndup(ev->name, ev->name_len);
-    j->body = hk_event_body(ev, ws->name, ws->props, &j->body_len);
+    j->body = hk_event_body(ev, ws->t.name, ws->t.props, &j->body_len);
     job_index(e, j);
     ws->mem++;
     e->mem++;
@@ -901,7 +810,7 @@ static void on_response(const hk_client_result *r, void *arg)
             j->next_due = hk_now_ms() + delay;
         }
     }
-    j->url_copy = hk_strdup(j->ws->url);
+    j->url_copy = hk_strdup(j->ws->t.url);
     j->request = concat(r->request_head, strlen(r->request_head), j->body, j->body_len, &j->request_len);
     char *head = NULL;
     size_t hl = 0;
@@ -926,37 +835,12 @@ static void on_response(const hk_client_result *r, void *arg)
 static void send_job(hk_engine *e, struct job *j)
 {
     struct wstate *ws = j->ws;
-    char headers[4096 + 1024];
+    char headers[HK_DELIVERY_HEADERS_MAX];
     uint64_t now = hk_now_ms();
-    int n = snprintf(headers, sizeof(headers),
-                     "Content-Type: application/json; charset=utf-8\r\n"
-                     "X-SuperOffice-Event: %s\r\n"
-                     "X-SuperOffice-EventId: %s\r\n"
-                     "X-SuperOffice-Retry: %u\r\n",
-                     j->event_name, j->uuid, j->attempts);
-    if (ws->secret[0] != '\0' && n > 0 && (size_t)n < sizeof(headers)) {
-        char so[HK_SIG_B64_LEN], sig[128], prev[128] = "";
-        char msg_id[80];
-        char compact[33];
-        for (int i = 0, o = 0; j->uuid[i]; i++)
-            if (j->uuid[i] != '-')
-                compact[o++] = j->uuid[i], compact[o] = '\0';
-        snprintf(msg_id, sizeof(msg_id), "msg_%s_%u", compact, j->webhook_id);
-        hk_sig_superoffice(ws->secret, j->body, j->body_len, so);
-        if (hk_sig_standard(ws->secret, msg_id, now / 1000, j->body, j->body_len, sig, sizeof(sig)) != 0)
-            sig[0] = '\0';
-        if (ws->prev_secret[0] != '\0' && ws->prev_until > now &&
-            hk_sig_standard(ws->prev_secret, msg_id, now / 1000, j->body, j->body_len, prev, sizeof(prev)) != 0)
-            prev[0] = '\0';
-        n += snprintf(headers + n, sizeof(headers) - (size_t)n,
-                      "X-SuperOffice-Signature: %s\r\nwebhook-id: %s\r\nwebhook-timestamp: %llu\r\n"
-                      "webhook-signature: %s%s%s\r\n",
-                      so, msg_id, (unsigned long long)(now / 1000), sig, prev[0] ? " " : "", prev);
-    }
-    if (n > 0 && (size_t)n + strlen(ws->headers) < sizeof(headers))
-        memcpy(headers + n, ws->headers, strlen(ws->headers) + 1);
+    hk_delivery_headers(&ws->t, j->event_name, j->uuid, j->attempts, j->body, j->body_len, now, NULL, headers,
+                        sizeof(headers));
     hk_client_request req = {
-        .method = "POST", .url = ws->url, .headers = headers, .body = j->body, .body_len = j->body_len};
+        .method = "POST", .url = ws->t.url, .headers = headers, .body = j->body, .body_len = j->body_len};
     j->state = JOB_SENDING;
     j->started_ms = now;
     j->started_loop = uv_now(e->app->loop);
@@ -1017,6 +901,39 @@ static void dispatch(hk_engine *e)
     e->dispatching = false;
 }
 
+/* Updates the statistics of webhook wid for one attempt and disables it
+ * when the rules say so (410, or disable_after failures in a row, unless
+ * locked). Shared by queued deliveries and synchronous calls. */
+static int count_attempt(hk_txn *txn, uint32_t wid, bool success, bool is410, const char *error,
+                         uint32_t disable_after, bool *disabled)
+{
+    hk_webhook_stats st;
+    int rc = 0;
+    *disabled = false;
+    hk_webhook_stats_get(txn, wid, &st);
+    st.calls++;
+    if (success) {
+        st.consecutive = 0;
+    } else {
+        st.errors++;
+        st.consecutive++;
+        st.last_error_ms = hk_now_ms();
+        snprintf(st.last_error, sizeof(st.last_error), "%s", error);
+        json_t *rec;
+        if ((is410 || st.consecutive >= disable_after) && hk_webhook_get(txn, wid, &rec) == 0) {
+            if (!hk_wh_bool(rec, "locked") && strcmp(hk_wh_str(rec, "state"), HK_STATE_ACTIVE) == 0) {
+                json_object_set_new(rec, "state", json_string(HK_STATE_TOO_MANY_ERRORS));
+                rc = hk_webhook_put(txn, rec);
+                *disabled = rc == 0;
+            }
+            json_decref(rec);
+            if (rc != 0)
+                return rc;
+        }
+    }
+    return hk_webhook_stats_put(txn, wid, &st);
+}
+
 static int outcome_apply(hk_txn *txn, hk_write *w)
 {
     struct job *j = hk_container_of(w, struct job, w);
@@ -1037,29 +954,10 @@ static int outcome_apply(hk_txn *txn, hk_write *w)
         j->vanished = true;
         return 0;
     }
-    hk_webhook_stats st;
-    hk_webhook_stats_get(txn, j->webhook_id, &st);
-    st.calls++;
-    if (j->success) {
-        st.consecutive = 0;
-    } else {
-        st.errors++;
-        st.consecutive++;
-        st.last_error_ms = hk_now_ms();
-        snprintf(st.last_error, sizeof(st.last_error), "%s", j->error);
-        if (j->is410 || st.consecutive >= j->disable_after) {
-            json_t *rec;
-            if (hk_webhook_get(txn, j->webhook_id, &rec) == 0) {
-                if (!hk_wh_bool(rec, "locked") && strcmp(hk_wh_str(rec, "state"), HK_STATE_ACTIVE) == 0) {
-                    json_object_set_new(rec, "state", json_string(HK_STATE_TOO_MANY_ERRORS));
-                    rc = hk_webhook_put(txn, rec);
-                    j->disabled = rc == 0;
-                }
-                json_decref(rec);
-                if (rc != 0)
-                    return rc;
-            }
-        }
+    if ((rc = count_attempt(txn, j->webhook_id, j->success, j->is410, j->error, j->disable_after, &j->disabled)) !=
+        0)
+        return rc;
+    if (!j->success) {
         if (!j->exhausted) {
             uint8_t nk[QKEY_LEN], nv[QVAL_LEN];
             qkey(nk, j->webhook_id, j->next_due, j->event_id);
@@ -1069,8 +967,6 @@ static int outcome_apply(hk_txn *txn, hk_write *w)
                 return rc;
         }
     }
-    if ((rc = hk_webhook_stats_put(txn, j->webhook_id, &st)) != 0)
-        return rc;
     hk_attempt a = {.webhook_id = j->webhook_id,
                     .event_id = j->event_id,
                     .attempt = j->attempts + 1,
@@ -1151,6 +1047,85 @@ static void outcome_submit(hk_engine *e, struct job *j)
     j->w.flags = HK_WRITE_ISOLATED;
     e->committing++;
     hk_store_submit(e->app->store, &j->w);
+}
+
+/* ---- synchronous attempts ---------------------------------------------- */
+
+struct sync_rec {
+    hk_write w;
+    hk_engine *eng;
+    hk_attempt a;
+    bool is410, disabled, vanished;
+    uint32_t disable_after;
+    char *copies[6];
+    void (*done)(int status, bool disabled, void *arg);
+    void *arg;
+};
+
+static int sync_apply(hk_txn *txn, hk_write *w)
+{
+    struct sync_rec *r = hk_container_of(w, struct sync_rec, w);
+    uint8_t wk[4];
+    hk_val v;
+    hk_be32(wk, r->a.webhook_id);
+    r->vanished = hk_get(txn, HK_DB_WEBHOOKS, wk, 4, &v) != 0;
+    if (r->vanished)
+        return 0;
+    int rc = count_attempt(txn, r->a.webhook_id, r->a.success, r->is410, r->a.error, r->disable_after, &r->disabled);
+    r->a.disabled = r->disabled;
+    return rc ? rc : hk_attempt_recorded(txn, &r->a);
+}
+
+static void sync_done(hk_write *w, int status)
+{
+    struct sync_rec *r = hk_container_of(w, struct sync_rec, w);
+    hk_engine *e = r->eng;
+    e->committing--;
+    if (status == 0 && !r->vanished) {
+        hk_attempt_finished(e->app, &r->a);
+        if (r->disabled) {
+            hk_warn("webhook %u disabled (TooManyErrors): %s", r->a.webhook_id, r->a.error);
+            struct wstate *ws = ws_lookup(e, r->a.webhook_id);
+            if (ws != NULL)
+                ws->active = false;
+        }
+    }
+    if (r->done != NULL)
+        r->done(status, r->disabled, r->arg);
+    for (size_t i = 0; i < HK_ARRAY_SIZE(r->copies); i++)
+        free(r->copies[i]);
+    free(r);
+    maybe_finish_stop(e);
+}
+
+void hk_engine_record(hk_engine *e, const hk_attempt *a, bool is410, void (*done)(int status, bool disabled, void *arg),
+                      void *arg)
+{
+    struct sync_rec *r = hk_calloc(1, sizeof(*r));
+    r->eng = e;
+    r->a = *a;
+    r->is410 = is410;
+    r->disable_after = e->cfg->disable_after;
+    /* The attempt's strings belong to the caller: keep copies for the commit. */
+    const char **fields[] = {&r->a.error, &r->a.url, &r->a.event_name, &r->a.event_uuid};
+    for (size_t i = 0; i < HK_ARRAY_SIZE(fields); i++) {
+        r->copies[i] = hk_strdup(*fields[i] ? *fields[i] : "");
+        *fields[i] = r->copies[i];
+    }
+    size_t n;
+    r->copies[4] = concat(a->request ? a->request : "", a->request_len, "", 0, &n);
+    r->a.request = r->copies[4];
+    r->a.request_len = n;
+    r->copies[5] = concat(a->response ? a->response : "", a->response_len, "", 0, &n);
+    r->a.response = r->copies[5];
+    r->a.response_len = n;
+    r->done = done;
+    r->arg = arg;
+    r->w.apply = sync_apply;
+    r->w.done = sync_done;
+    r->w.flags = HK_WRITE_ISOLATED;
+    e->committing++;
+    hk_store_submit(e->app->store, &r->w);
 }
 
 /* ---- resend ------------------------------------------------------------ */
@@ -1392,12 +1367,7 @@ static void on_timer_closed(uv_handle_t *h)
             while ((j = ws_pop(ws)) != NULL)
                 job_drop(e, j);
             free(ws->raw);
-            free(ws->url);
-            free(ws->name);
-            free(ws->secret);
-            free(ws->prev_secret);
-            free(ws->headers);
-            free(ws->props);
+            hk_target_free(&ws->t);
             free(ws);
             ws = n;
         }

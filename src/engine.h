@@ -123,6 +123,16 @@ typedef struct hk_attempt {
     const char *event_uuid; /**< EventId */
 } hk_attempt;
 
+/**
+ * Records an attempt made outside the queue (a synchronous call): the
+ * webhook's statistics and auto-disable rules count it and the attempt log
+ * gets its record, in one commit. a's strings are copied. is410 says the
+ * receiver answered 410 Gone. done (may be NULL) runs on the loop after the
+ * commit, with disabled set when this attempt disabled the webhook.
+ */
+void hk_engine_record(hk_engine *e, const hk_attempt *a, bool is410,
+                      void (*done)(int status, bool disabled, void *arg), void *arg);
+
 /** Called in the outcome transaction; returns 0 or an error that fails the batch. */
 int hk_attempt_recorded(hk_txn *txn, const hk_attempt *a);
 

@@ -1,0 +1,48 @@
+/*
+ * delivery.h: what a delivery looks like on the wire, shared by queued
+ * deliveries and synchronous calls: the target's rendered parts (taken
+ * from a webhook record) and the signed header block.
+ */
+#ifndef HK_DELIVERY_H
+#define HK_DELIVERY_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.h"
+
+/** A webhook's delivery-relevant parts; every string is owned (hk_target_free). */
+typedef struct hk_target {
+    uint32_t webhook_id; /**< the webhook */
+    char *url;           /**< TargetUrl */
+    char *name;          /**< Name, for the body's WebhookName */
+    char *secret;        /**< "" when none: no signature headers */
+    char *prev_secret;   /**< the replaced secret, "" when none */
+    uint64_t prev_until; /**< prev_secret signs until this time (ms) */
+    char *headers;       /**< custom "Name: value\r\n" lines, reserved names and unsafe values left out */
+    char *props;         /**< Properties as `"key":value,...` members (keys of the standard body left out) */
+} hk_target;
+
+/** Fills t from a webhook record (see webhook.h); free the previous contents first with hk_target_free. */
+void hk_target_from_record(hk_target *t, const json_t *rec);
+
+/** Frees t's strings; safe on a zeroed struct. */
+void hk_target_free(hk_target *t);
+
+/** Size of a buffer that always holds the header block. */
+#define HK_DELIVERY_HEADERS_MAX 8192
+
+/**
+ * Writes the request headers of one attempt into out: Content-Type,
+ * X-SuperOffice-Event/-EventId/-Retry, and when the target has a secret
+ * X-SuperOffice-Signature and the Standard Webhooks trio (webhook-id
+ * "msg_<EventId hex>_<webhook id>", stable across retries), then the
+ * custom headers. extra (may be NULL) is appended last ("X-Hook-Test:
+ * true\r\n" for test calls).
+ */
+void hk_delivery_headers(const hk_target *t, const char *event_name, const char *event_uuid, uint32_t retry,
+                         const char *body, size_t body_len, uint64_t now_ms, const char *extra, char *out,
+                         size_t outlen);
+
+#endif
