@@ -238,8 +238,13 @@ int hk_parse_date(const char *s, uint64_t *ms)
     if (end == NULL || *end != '\0') {
         memset(&tm, 0, sizeof(tm));
         end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-        if (end == NULL)
-            return -1;
+        if (end == NULL) {
+            /* A bare date means its midnight, UTC. */
+            memset(&tm, 0, sizeof(tm));
+            end = strptime(s, "%Y-%m-%d", &tm);
+            if (end == NULL || *end != '\0')
+                return -1;
+        }
         if (*end == '.') {
             end++;
             unsigned scale = 100;
@@ -295,9 +300,10 @@ void hk_api_core_routes(hk_router *r)
 }
 
 /* Each module's table; a module adds itself here. */
-extern const hk_api_route hk_superoffice_routes[], hk_energycap_routes[], hk_ivanti_routes[], hk_signal_routes[];
+extern const hk_api_route hk_superoffice_routes[], hk_energycap_routes[], hk_ivanti_routes[], hk_signal_routes[],
+    hk_log_routes[];
 extern const size_t hk_superoffice_routes_count, hk_energycap_routes_count, hk_ivanti_routes_count,
-    hk_signal_routes_count;
+    hk_signal_routes_count, hk_log_routes_count;
 
 hk_router *hk_api_router(void)
 {
@@ -307,6 +313,7 @@ hk_router *hk_api_router(void)
     register_routes(r, hk_energycap_routes, hk_energycap_routes_count);
     register_routes(r, hk_ivanti_routes, hk_ivanti_routes_count);
     register_routes(r, hk_signal_routes, hk_signal_routes_count);
+    register_routes(r, hk_log_routes, hk_log_routes_count);
     return r;
 }
 

@@ -7,6 +7,7 @@
 
 #include "api.h"
 #include "auth.h"
+#include "engine.h"
 #include "log.h"
 
 struct bootstrap {
@@ -70,13 +71,25 @@ static void finish(hk_app *app)
         uv_close((uv_handle_t *)&app->sig_int, on_closed);
 }
 
+static void on_engine_stopped(void *arg)
+{
+    hk_app *app = arg;
+    app->engine = NULL;
+    /* Writes still committing keep the loop alive until they are done. */
+    finish(app);
+}
+
 static void on_drained(hk_http_server *srv)
 {
     HK_UNUSED(srv);
     hk_app *app = uv_default_loop()->data;
     hk_info("drained: every in-flight request answered");
-    /* Writes still committing keep the loop alive until they are done. */
-    finish(app);
+    /* Deliveries on the wire are cancelled; they stay queued and are sent
+     * again after the restart. */
+    if (app->engine != NULL)
+        hk_engine_stop(app->engine, on_engine_stopped, app);
+    else
+        finish(app);
 }
 
 static void on_drain_timeout(uv_timer_t *t)
@@ -136,9 +149,15 @@ int hk_app_run(hk_config *cfg)
         return 1;
     }
     app.router = hk_api_router();
+    if (hk_engine_start(&app.engine, &app) != 0) {
+        hk_router_free(app.router);
+        hk_store_close(app.store);
+        return 1;
+    }
     if (hk_http_server_create(&app.http, app.loop, cfg, hk_api_dispatch, &app, hk_api_error_body) != 0 ||
         listen_all(&app) != 0) {
         /* Let libuv close what was opened before giving up. */
+        hk_engine_stop(app.engine, NULL, NULL);
         hk_http_server_shutdown(app.http, NULL);
         uv_run(app.loop, UV_RUN_DEFAULT);
         hk_http_server_free(app.http);

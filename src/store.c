@@ -31,6 +31,7 @@ static const struct {
     [HK_DB_QUEUE] = {"queue", 0},
     [HK_DB_DELIVERIES] = {"deliveries", 0},
     [HK_DB_IDEMPOTENCY] = {"idempotency", 0},
+    [HK_DB_IDEMPOTENCY_TIME] = {"idempotency_time", 0},
     [HK_DB_LOG] = {"log", 0},
     [HK_DB_LOG_TIME] = {"log_time", 0},
     [HK_DB_NODES] = {"nodes", 0},

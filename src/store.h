@@ -33,6 +33,7 @@ enum hk_db {
     HK_DB_QUEUE,         /**< due time (u64 ms) + delivery id (u64) -> nothing: the pending queue */
     HK_DB_DELIVERIES,    /**< delivery id (u64) -> delivery record */
     HK_DB_IDEMPOTENCY,   /**< user id + Idempotency-Key -> first answer */
+    HK_DB_IDEMPOTENCY_TIME, /**< time (u64 ms) + user id + Idempotency-Key -> nothing: pruning order */
     HK_DB_LOG,           /**< webhook id (u32) + log id (u64) -> attempt record */
     HK_DB_LOG_TIME,      /**< time (u64 ms) + webhook id + log id -> nothing: pruning order */
     HK_DB_NODES,         /**< node id (u32) -> node record */

@@ -1,0 +1,157 @@
+/* attempt_log.c: attempt records keyed by webhook, with a time index. */
+#include "attempt_log.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void log_key(uint8_t k[12], uint32_t wid, uint64_t id)
+{
+    hk_be32(k, wid);
+    hk_be64(k + 4, id);
+}
+
+static void time_key(uint8_t k[20], uint64_t ms, uint32_t wid, uint64_t id)
+{
+    hk_be64(k, ms);
+    hk_be32(k + 8, wid);
+    hk_be64(k + 12, id);
+}
+
+/* Invalid UTF-8 from a peer must not make the record unencodable. */
+static json_t *text(const char *s, size_t len)
+{
+    json_t *j = json_stringn_nocheck(s, len);
+    if (json_dumps(j, JSON_ENCODE_ANY) == NULL) {
+        json_decref(j);
+        char *copy = hk_malloc(len + 1);
+        for (size_t i = 0; i < len; i++)
+            copy[i] = (unsigned char)s[i] < 0x80 ? s[i] : '?';
+        j = json_stringn(copy, len);
+        free(copy);
+    }
+    return j;
+}
+
+int hk_log_append(hk_txn *txn, const hk_attempt *a, uint64_t *log_id)
+{
+    uint64_t id;
+    int rc = hk_seq_next(txn, "seq:log", &id);
+    if (rc != 0)
+        return rc;
+    char result[16];
+    snprintf(result, sizeof(result), "%d", a->status);
+    json_t *rec = json_object();
+    json_object_set_new(rec, "id", json_integer((json_int_t)id));
+    json_object_set_new(rec, "webhookId", json_integer(a->webhook_id));
+    json_object_set_new(rec, "eventId", json_integer((json_int_t)a->event_id));
+    json_object_set_new(rec, "event", json_string(a->event_name ? a->event_name : ""));
+    json_object_set_new(rec, "eventUuid", json_string(a->event_uuid ? a->event_uuid : ""));
+    json_object_set_new(rec, "attempt", json_integer(a->attempt));
+    json_object_set_new(rec, "time", json_integer((json_int_t)a->started_ms));
+    json_object_set_new(rec, "durationMs", json_integer((json_int_t)a->duration_ms));
+    json_object_set_new(rec, "url", json_string(a->url ? a->url : ""));
+    json_object_set_new(rec, "request", text(a->request ? a->request : "", a->request_len));
+    json_object_set_new(rec, "response", text(a->response ? a->response : "", a->response_len));
+    json_object_set_new(rec, "result", json_string(result));
+    json_object_set_new(rec, "success", json_boolean(a->success));
+    json_object_set_new(rec, "error", text(a->error ? a->error : "", a->error ? strlen(a->error) : 0));
+    json_object_set_new(rec, "userId", json_integer(a->user_id));
+    json_object_set_new(rec, "exhausted", json_boolean(a->exhausted));
+    char *s = json_dumps(rec, JSON_COMPACT);
+    json_decref(rec);
+    if (s == NULL)
+        return HK_EINVAL;
+    uint8_t k[12], tk[20];
+    log_key(k, a->webhook_id, id);
+    rc = hk_put(txn, HK_DB_LOG, k, sizeof(k), s, strlen(s), 0);
+    free(s);
+    if (rc != 0)
+        return rc;
+    time_key(tk, a->started_ms, a->webhook_id, id);
+    rc = hk_put(txn, HK_DB_LOG_TIME, tk, sizeof(tk), "", 0, 0);
+    if (rc == 0 && log_id != NULL)
+        *log_id = id;
+    return rc;
+}
+
+int hk_log_get(hk_txn *txn, uint32_t webhook_id, uint64_t log_id, json_t **out)
+{
+    uint8_t k[12];
+    hk_val v;
+    log_key(k, webhook_id, log_id);
+    int rc = hk_get(txn, HK_DB_LOG, k, sizeof(k), &v);
+    if (rc != 0)
+        return rc;
+    json_error_t err;
+    *out = json_loadb(v.data, v.len, 0, &err);
+    return *out ? 0 : HK_ESTORE;
+}
+
+int hk_log_prune(hk_txn *txn, uint64_t before_ms, size_t max, bool *more)
+{
+    hk_cursor *c;
+    hk_val k, v;
+    int rc = hk_cursor_open(txn, HK_DB_LOG_TIME, &c);
+    if (rc != 0)
+        return rc;
+    size_t n = 0;
+    *more = false;
+    for (rc = hk_cursor_get(c, HK_FIRST, &k, &v); rc == 0; rc = hk_cursor_get(c, HK_NEXT, &k, &v)) {
+        if (k.len != 20 || hk_rd64(k.data) >= before_ms)
+            break;
+        if (n == max) {
+            *more = true;
+            break;
+        }
+        uint8_t lk[12];
+        memcpy(lk, (const uint8_t *)k.data + 8, 12);
+        rc = hk_del(txn, HK_DB_LOG, lk, sizeof(lk), NULL, 0);
+        if (rc != 0 && rc != HK_ENOTFOUND)
+            break;
+        if ((rc = hk_cursor_del(c)) != 0)
+            break;
+        n++;
+    }
+    hk_cursor_close(c);
+    return rc == HK_ENOTFOUND ? 0 : rc;
+}
+
+int hk_log_delete_webhook(hk_txn *txn, uint32_t webhook_id, size_t max, bool *more)
+{
+    hk_cursor *c;
+    uint8_t prefix[4];
+    hk_be32(prefix, webhook_id);
+    hk_val k = {prefix, 4}, v;
+    int rc = hk_cursor_open(txn, HK_DB_LOG, &c);
+    if (rc != 0)
+        return rc;
+    size_t n = 0;
+    *more = false;
+    for (rc = hk_cursor_get(c, HK_SEEK, &k, &v); rc == 0; rc = hk_cursor_get(c, HK_NEXT, &k, &v)) {
+        if (k.len != 12 || memcmp(k.data, prefix, 4) != 0)
+            break;
+        if (n == max) {
+            *more = true;
+            break;
+        }
+        /* The time index entry needs the record's time. */
+        json_error_t err;
+        json_t *rec = json_loadb(v.data, v.len, 0, &err);
+        if (rec != NULL) {
+            uint8_t tk[20];
+            time_key(tk, (uint64_t)json_integer_value(json_object_get(rec, "time")), webhook_id,
+                     hk_rd64((const uint8_t *)k.data + 4));
+            json_decref(rec);
+            int drc = hk_del(txn, HK_DB_LOG_TIME, tk, sizeof(tk), NULL, 0);
+            if (drc != 0 && drc != HK_ENOTFOUND) {
+                rc = drc;
+                break;
+            }
+        }
+        if ((rc = hk_cursor_del(c)) != 0)
+            break;
+        n++;
+    }
+    hk_cursor_close(c);
+    return rc == HK_ENOTFOUND ? 0 : rc;
+}

@@ -1,0 +1,36 @@
+/*
+ * attempt_log.h: the per-webhook attempt log (HK_DB_LOG), written in the
+ * same transaction as the attempt's outcome, and its time index
+ * (HK_DB_LOG_TIME) for pruning.
+ *
+ * A record is JSON: {"id", "webhookId", "eventId", "event", "eventUuid",
+ * "attempt", "time" (ms), "durationMs", "url", "request", "response",
+ * "result" (HTTP status as a string, "0" when no response came),
+ * "success", "error", "userId", "exhausted"}. request and response hold the
+ * head and body sent and received; the response body is cut at
+ * [delivery] max_response_bytes.
+ */
+#ifndef HK_ATTEMPT_LOG_H
+#define HK_ATTEMPT_LOG_H
+
+#include <jansson.h>
+
+#include "engine.h"
+#include "store.h"
+
+/** Appends the record of attempt a; its id is written to *log_id when not NULL. */
+int hk_log_append(hk_txn *txn, const hk_attempt *a, uint64_t *log_id) HK_MUST_CHECK;
+
+/** Reads one record; *out is a new reference. HK_ENOTFOUND when absent. */
+int hk_log_get(hk_txn *txn, uint32_t webhook_id, uint64_t log_id, json_t **out) HK_MUST_CHECK;
+
+/**
+ * Deletes up to max records older than before_ms (and their index
+ * entries); *more is set when older ones remain.
+ */
+int hk_log_prune(hk_txn *txn, uint64_t before_ms, size_t max, bool *more) HK_MUST_CHECK;
+
+/** Deletes every record of a webhook (up to max; *more when some remain). */
+int hk_log_delete_webhook(hk_txn *txn, uint32_t webhook_id, size_t max, bool *more) HK_MUST_CHECK;
+
+#endif

@@ -1,0 +1,132 @@
+/*
+ * engine.h: the delivery engine.
+ *
+ * Ingest: a signal is committed by the group commit together with one
+ * queue entry per Active subscribed webhook (fan-out decided at commit
+ * time) and, when given, its Idempotency-Key. The pending queue lives in
+ * LMDB (HK_DB_QUEUE, keyed webhook id + due time + event id), so a backlog
+ * costs disk, not memory.
+ *
+ * Scheduling: the loop holds a bounded window of due deliveries (at most
+ * max_inflight, and a per-webhook share of it), dispatches them round-robin
+ * across webhooks with at most concurrency_per_origin requests per origin,
+ * and commits each outcome (queue entry removed or moved to its retry
+ * time, statistics, auto-disable) in the same group commit as everything
+ * else. A queue entry is removed only after its outcome is committed:
+ * delivery is at least once.
+ */
+#ifndef HK_ENGINE_H
+#define HK_ENGINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "app.h"
+#include "event.h"
+#include "http_client.h"
+#include "store.h"
+
+typedef struct hk_engine hk_engine;
+
+#define HK_IDEMPOTENCY_KEY_MAX 255
+
+/** A signal on its way through the group commit. */
+typedef struct hk_signal hk_signal;
+struct hk_signal {
+    hk_write w; /**< the store request (internal) */
+    /* Input, owned by the signal (freed by hk_signal_free). */
+    char *name;          /**< event name */
+    int64_t primary_key; /**< PrimaryKey */
+    char *data;          /**< Data as compact JSON object text */
+    size_t data_len;     /**< bytes in data */
+    char *changes;       /**< JSON array of Data's keys */
+    size_t changes_len;  /**< bytes in changes */
+    uint32_t user_id;    /**< the signalling user */
+    char *idem_key;      /**< Idempotency-Key or NULL */
+    /* Output of the commit. */
+    hk_event event;      /**< the stored event (strings point at the inputs above) */
+    bool duplicate;      /**< the Idempotency-Key was seen within the window: nothing stored */
+    uint32_t *webhooks;  /**< webhooks a delivery was queued for */
+    size_t nwebhooks;    /**< entries in webhooks */
+    size_t webhooks_cap; /* internal */
+    /** Called on the loop after the commit; status 0 or a store error. */
+    void (*done)(hk_signal *s, int status);
+    void *arg;         /**< the caller's */
+    hk_engine *engine; /* internal */
+};
+
+/** Frees a signal's inputs and outputs and the signal itself. */
+void hk_signal_free(hk_signal *s);
+
+/** Creates the engine for app (client, store, config) and starts loading due work. */
+int hk_engine_start(hk_engine **out, hk_app *app) HK_MUST_CHECK;
+
+/**
+ * Submits a signal; s->done runs after its commit. s must have name, data,
+ * changes and user_id set; it stays owned by the caller.
+ */
+void hk_engine_signal(hk_engine *e, hk_signal *s);
+
+/**
+ * Stops dispatching, cancels requests in flight (their deliveries stay
+ * queued and are retried after a restart) and calls stopped once nothing
+ * is pending in the engine. The engine is freed after stopped returns.
+ */
+void hk_engine_stop(hk_engine *e, void (*stopped)(void *arg), void *arg);
+
+/**
+ * Queues event event_id for webhook webhook_id again (a resend); done runs
+ * on the loop after the commit with 0, HK_ENOTFOUND (the event or webhook
+ * is gone) or a store error.
+ */
+void hk_engine_resend(hk_engine *e, uint32_t webhook_id, uint64_t event_id,
+                      void (*done)(uint32_t webhook_id, uint64_t event_id, int status, void *arg), void *arg);
+
+/** Counters for logs and the benchmark. */
+typedef struct hk_engine_stats {
+    uint64_t attempts;  /**< attempts finished */
+    uint64_t successes; /**< of which 2xx */
+    uint32_t in_memory; /**< deliveries held in the window */
+    uint32_t in_flight; /**< requests on the wire */
+} hk_engine_stats;
+
+void hk_engine_get_stats(const hk_engine *e, hk_engine_stats *out);
+
+/** The parsed retry schedule: delays in ms before attempt 2, 3, ... */
+int hk_retry_schedule_parse(const char *text, uint64_t **delays, size_t *n) HK_MUST_CHECK;
+
+/**
+ * One attempt's outcome, as the engine records it. Passed to
+ * hk_attempt_recorded in the outcome's write transaction (worker thread)
+ * and to hk_attempt_finished on the loop after the commit: the two places
+ * where the attempt log, emails and state events hook in.
+ */
+typedef struct hk_attempt {
+    uint32_t webhook_id;    /**< the webhook */
+    uint64_t event_id;      /**< the event */
+    uint32_t attempt;       /**< 1 for the first attempt */
+    uint64_t started_ms;    /**< wall clock at start */
+    uint64_t duration_ms;   /**< until the outcome */
+    bool success;           /**< 2xx */
+    int status;             /**< HTTP status, 0 when none */
+    const char *error;      /**< reason when not a 2xx ("" otherwise) */
+    const char *url;        /**< target */
+    const char *request;    /**< request head and body as sent */
+    size_t request_len;     /**< bytes in request */
+    const char *response;   /**< status line, headers and (truncated) body received */
+    size_t response_len;    /**< bytes in response */
+    uint32_t user_id;       /**< the user behind the event */
+    bool exhausted;         /**< no retry follows */
+    uint64_t next_due_ms;   /**< when the retry is due (0 when none) */
+    bool disabled;          /**< this outcome set the webhook to TooManyErrors */
+    const char *event_name; /**< the event's name */
+    const char *event_uuid; /**< EventId */
+} hk_attempt;
+
+/** Called in the outcome transaction; returns 0 or an error that fails the batch. */
+int hk_attempt_recorded(hk_txn *txn, const hk_attempt *a);
+
+/** Called on the loop after the outcome is committed. */
+void hk_attempt_finished(hk_app *app, const hk_attempt *a);
+
+#endif
