@@ -9,6 +9,7 @@
 #include "auth.h"
 #include "engine.h"
 #include "log.h"
+#include "notify.h"
 
 struct bootstrap {
     const char *given;
@@ -75,6 +76,7 @@ static void on_engine_stopped(void *arg)
 {
     hk_app *app = arg;
     app->engine = NULL;
+    hk_notify_shutdown(app);
     /* Writes still committing keep the loop alive until they are done. */
     finish(app);
 }

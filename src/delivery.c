@@ -12,9 +12,9 @@
 
 static bool reserved_header(const char *name)
 {
-    static const char *const names[] = {"content-type", "content-length", "host",     "connection",
-                                        "transfer-encoding", "user-agent", "te",      "upgrade",
-                                        "keep-alive",        "trailer",    "expect", "proxy-connection"};
+    static const char *const names[] = {"content-type",      "content-length", "host",   "connection",
+                                        "transfer-encoding", "user-agent",     "te",     "upgrade",
+                                        "keep-alive",        "trailer",        "expect", "proxy-connection"};
     for (size_t i = 0; i < HK_ARRAY_SIZE(names); i++)
         if (strcasecmp(name, names[i]) == 0)
             return true;
@@ -50,8 +50,8 @@ static size_t text_append(char **buf, size_t len, size_t *cap, const char *s, si
     return len + n;
 }
 
-static const char *const body_keys[] = {"EventId",    "Timestamp", "Changes",           "Event",
-                                        "PrimaryKey", "Entity",    "ContextIdentifier", "ChangedByAssociateId",
+static const char *const body_keys[] = {"EventId",     "Timestamp", "Changes",           "Event",
+                                        "PrimaryKey",  "Entity",    "ContextIdentifier", "ChangedByAssociateId",
                                         "WebhookName", "Data"};
 
 void hk_target_free(hk_target *t)
@@ -78,8 +78,7 @@ void hk_target_from_record(hk_target *t, const json_t *rec)
     size_t hl = 0, hc = 0;
     const char *k;
     json_t *v;
-    json_object_foreach(json_object_get(rec, "headers"), k, v)
-    {
+    json_object_foreach (json_object_get(rec, "headers"), k, v) {
         const char *val = json_string_value(v);
         if (val == NULL || reserved_header(k) || !header_token_ok(k) || !header_value_ok(val))
             continue;
@@ -92,8 +91,7 @@ void hk_target_from_record(hk_target *t, const json_t *rec)
 
     char *p = NULL;
     size_t pl = 0, pc = 0;
-    json_object_foreach(json_object_get(rec, "properties"), k, v)
-    {
+    json_object_foreach (json_object_get(rec, "properties"), k, v) {
         bool clash = false;
         for (size_t i = 0; i < HK_ARRAY_SIZE(body_keys); i++)
             clash |= strcmp(k, body_keys[i]) == 0;

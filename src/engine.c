@@ -21,6 +21,7 @@
 #include "auth.h"
 #include "delivery.h"
 #include "log.h"
+#include "notify.h"
 #include "signature.h"
 #include "webhook.h"
 
@@ -421,6 +422,7 @@ void hk_signal_free(hk_signal *s)
     free(s->data);
     free(s->changes);
     free(s->idem_key);
+    free(s->route);
     free(s->webhooks);
     free(s);
 }
@@ -463,22 +465,25 @@ static int signal_apply(hk_txn *txn, hk_write *w)
     free(rec);
     if (rc != 0)
         return rc;
+    const char *route = s->route ? s->route : s->name;
     uint32_t tid;
-    if ((rc = hk_event_type_register(txn, s->name, &tid)) != 0)
+    if ((rc = hk_event_type_register(txn, route, &tid)) != 0)
         return rc;
 
     hk_cursor *c;
     if ((rc = hk_cursor_open(txn, HK_DB_SUBSCRIPTIONS, &c)) != 0)
         return rc;
-    size_t nlen = strlen(s->name);
-    hk_val k = {s->name, nlen}, v;
+    size_t nlen = strlen(route);
+    hk_val k = {route, nlen}, v;
     uint8_t qv[QVAL_LEN];
     hk_be32(qv, 0);
     hk_be64(qv + 4, now);
     for (rc = hk_cursor_get(c, HK_SEEK_EXACT, &k, &v); rc == 0; rc = hk_cursor_get(c, HK_NEXT, &k, &v)) {
-        if (k.len != nlen || memcmp(k.data, s->name, nlen) != 0 || v.len != 4)
+        if (k.len != nlen || memcmp(k.data, route, nlen) != 0 || v.len != 4)
             break;
         uint32_t wid = hk_rd32(v.data);
+        if (wid == s->exclude)
+            continue;
         hk_val wv;
         if (hk_get(txn, HK_DB_WEBHOOKS, v.data, 4, &wv) != 0)
             continue;
@@ -904,8 +909,8 @@ static void dispatch(hk_engine *e)
 /* Updates the statistics of webhook wid for one attempt and disables it
  * when the rules say so (410, or disable_after failures in a row, unless
  * locked). Shared by queued deliveries and synchronous calls. */
-static int count_attempt(hk_txn *txn, uint32_t wid, bool success, bool is410, const char *error,
-                         uint32_t disable_after, bool *disabled)
+static int count_attempt(hk_txn *txn, uint32_t wid, bool success, bool is410, const char *error, uint32_t disable_after,
+                         bool *disabled)
 {
     hk_webhook_stats st;
     int rc = 0;
@@ -954,8 +959,7 @@ static int outcome_apply(hk_txn *txn, hk_write *w)
         j->vanished = true;
         return 0;
     }
-    if ((rc = count_attempt(txn, j->webhook_id, j->success, j->is410, j->error, j->disable_after, &j->disabled)) !=
-        0)
+    if ((rc = count_attempt(txn, j->webhook_id, j->success, j->is410, j->error, j->disable_after, &j->disabled)) != 0)
         return rc;
     if (!j->success) {
         if (!j->exhausted) {
@@ -1015,6 +1019,7 @@ static void outcome_done(hk_write *w, int status)
         if (j->disabled) {
             hk_warn("webhook %u disabled (TooManyErrors): %s", j->webhook_id, j->error);
             ws->active = false;
+            hk_engine_state_event(e, j->webhook_id, "errors", j->error);
         }
         if (j->exhausted && !j->success)
             hk_warn("webhook %u: delivery of event %s exhausted after %u attempts: %s", j->webhook_id, j->uuid,
@@ -1047,6 +1052,40 @@ static void outcome_submit(hk_engine *e, struct job *j)
     j->w.flags = HK_WRITE_ISOLATED;
     e->committing++;
     hk_store_submit(e->app->store, &j->w);
+}
+
+/* ---- state events -------------------------------------------------------- */
+
+static void state_event_done(hk_signal *s, int status)
+{
+    if (status != 0)
+        hk_error("state event %s could not be stored: %s", s->route, hk_strerror(status));
+    hk_signal_free(s);
+}
+
+void hk_engine_state_event(hk_engine *e, uint32_t id, const char *kind, const char *detail)
+{
+    if (e == NULL || e->stopping)
+        return;
+    hk_signal *s = hk_calloc(1, sizeof(*s));
+    char route[64], name[32];
+    snprintf(route, sizeof(route), "webhook%u.%s", id, kind);
+    snprintf(name, sizeof(name), "webhook.%s", kind);
+    json_t *data = json_pack("{s:I, s:s}", "WebhookId", (json_int_t)id, "State", kind);
+    if (detail != NULL)
+        json_object_set_new(data, "Reason", json_string(detail));
+    s->name = hk_strdup(name);
+    s->route = hk_strdup(route);
+    s->exclude = id;
+    s->primary_key = id;
+    s->event.primary_key = id;
+    s->data = json_dumps(data, JSON_COMPACT);
+    s->data_len = strlen(s->data);
+    s->changes = hk_strdup(detail != NULL ? "[\"WebhookId\",\"State\",\"Reason\"]" : "[\"WebhookId\",\"State\"]");
+    s->changes_len = strlen(s->changes);
+    json_decref(data);
+    s->done = state_event_done;
+    hk_engine_signal(e, s);
 }
 
 /* ---- synchronous attempts ---------------------------------------------- */
@@ -1088,6 +1127,7 @@ static void sync_done(hk_write *w, int status)
             struct wstate *ws = ws_lookup(e, r->a.webhook_id);
             if (ws != NULL)
                 ws->active = false;
+            hk_engine_state_event(e, r->a.webhook_id, "errors", r->a.error);
         }
     }
     if (r->done != NULL)
@@ -1434,7 +1474,7 @@ int hk_attempt_recorded(hk_txn *txn, const hk_attempt *a)
 
 void hk_attempt_finished(hk_app *app, const hk_attempt *a)
 {
-    HK_UNUSED(app);
+    hk_notify_attempt(app, a);
     if (!a->success)
         hk_debug("webhook %u: attempt %u of event %s failed: %s", a->webhook_id, a->attempt, a->event_uuid, a->error);
 }

@@ -43,6 +43,8 @@ struct hk_signal {
     size_t changes_len;  /**< bytes in changes */
     uint32_t user_id;    /**< the signalling user */
     char *idem_key;      /**< Idempotency-Key or NULL */
+    char *route;         /**< subscription name to fan out on when it differs from name (state events), or NULL */
+    uint32_t exclude;    /**< webhook that must not receive it (a state event's own webhook), or 0 */
     /* Output of the commit. */
     hk_event event;      /**< the stored event (strings point at the inputs above) */
     bool duplicate;      /**< the Idempotency-Key was seen within the window: nothing stored */
@@ -81,6 +83,15 @@ void hk_engine_stop(hk_engine *e, void (*stopped)(void *arg), void *arg);
  */
 void hk_engine_resend(hk_engine *e, uint32_t webhook_id, uint64_t event_id,
                       void (*done)(uint32_t webhook_id, uint64_t event_id, int status, void *arg), void *arg);
+
+/**
+ * Signals the state event `webhook{ID}.<kind>` (kind "errors", "stopped" or
+ * "started") for webhook id: delivered with Event "webhook.<kind>" and
+ * PrimaryKey id to the webhooks subscribed to that name, never to webhook
+ * id itself, so a failing webhook's own state events cannot feed its
+ * failure count. detail (may be NULL) goes into Data as "Reason".
+ */
+void hk_engine_state_event(hk_engine *e, uint32_t id, const char *kind, const char *detail);
 
 /** Counters for logs and the benchmark. */
 typedef struct hk_engine_stats {
@@ -130,8 +141,8 @@ typedef struct hk_attempt {
  * receiver answered 410 Gone. done (may be NULL) runs on the loop after the
  * commit, with disabled set when this attempt disabled the webhook.
  */
-void hk_engine_record(hk_engine *e, const hk_attempt *a, bool is410,
-                      void (*done)(int status, bool disabled, void *arg), void *arg);
+void hk_engine_record(hk_engine *e, const hk_attempt *a, bool is410, void (*done)(int status, bool disabled, void *arg),
+                      void *arg);
 
 /** Called in the outcome transaction; returns 0 or an error that fails the batch. */
 int hk_attempt_recorded(hk_txn *txn, const hk_attempt *a);

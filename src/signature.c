@@ -15,8 +15,7 @@ int hk_base64(const void *data, size_t len, char *out, size_t outlen)
     return (int)olen;
 }
 
-static void hmac(const void *key, size_t klen, const void *const *parts, const size_t *lens, int n,
-                 uint8_t mac[32])
+static void hmac(const void *key, size_t klen, const void *const *parts, const size_t *lens, int n, uint8_t mac[32])
 {
     const mbedtls_md_info_t *info = mbedtls_md_info_from_type(MBEDTLS_MD_SHA256);
     mbedtls_md_context_t ctx;

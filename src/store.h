@@ -20,25 +20,25 @@
 
 /** The named databases. Keys holding integers are big-endian so they sort numerically. */
 enum hk_db {
-    HK_DB_META,          /**< sequences and settings: name -> value */
-    HK_DB_USERS,         /**< user id (u32) -> user JSON */
-    HK_DB_USER_CODES,    /**< lower-cased user code -> user id (u32) */
-    HK_DB_KEYS,          /**< SHA-256 of an API key (32 bytes) -> key record */
-    HK_DB_WEBHOOKS,      /**< webhook id (u32) -> webhook JSON */
-    HK_DB_EXTENSIONS,    /**< webhook extension -> webhook id (u32) */
-    HK_DB_EVENT_TYPES,   /**< event type id (u32) -> name */
-    HK_DB_EVENT_NAMES,   /**< event name -> event type id (u32) */
-    HK_DB_SUBSCRIPTIONS, /**< event name -> webhook id (u32), sorted duplicates */
-    HK_DB_EVENTS,        /**< event id (u64) -> stored event */
-    HK_DB_QUEUE,         /**< due time (u64 ms) + delivery id (u64) -> nothing: the pending queue */
-    HK_DB_DELIVERIES,    /**< delivery id (u64) -> delivery record */
-    HK_DB_IDEMPOTENCY,   /**< user id + Idempotency-Key -> first answer */
+    HK_DB_META,             /**< sequences and settings: name -> value */
+    HK_DB_USERS,            /**< user id (u32) -> user JSON */
+    HK_DB_USER_CODES,       /**< lower-cased user code -> user id (u32) */
+    HK_DB_KEYS,             /**< SHA-256 of an API key (32 bytes) -> key record */
+    HK_DB_WEBHOOKS,         /**< webhook id (u32) -> webhook JSON */
+    HK_DB_EXTENSIONS,       /**< webhook extension -> webhook id (u32) */
+    HK_DB_EVENT_TYPES,      /**< event type id (u32) -> name */
+    HK_DB_EVENT_NAMES,      /**< event name -> event type id (u32) */
+    HK_DB_SUBSCRIPTIONS,    /**< event name -> webhook id (u32), sorted duplicates */
+    HK_DB_EVENTS,           /**< event id (u64) -> stored event */
+    HK_DB_QUEUE,            /**< due time (u64 ms) + delivery id (u64) -> nothing: the pending queue */
+    HK_DB_DELIVERIES,       /**< delivery id (u64) -> delivery record */
+    HK_DB_IDEMPOTENCY,      /**< user id + Idempotency-Key -> first answer */
     HK_DB_IDEMPOTENCY_TIME, /**< time (u64 ms) + user id + Idempotency-Key -> nothing: pruning order */
-    HK_DB_LOG,           /**< webhook id (u32) + log id (u64) -> attempt record */
-    HK_DB_LOG_TIME,      /**< time (u64 ms) + webhook id + log id -> nothing: pruning order */
-    HK_DB_NODES,         /**< node id (u32) -> node record */
-    HK_DB_ACCOUNTS,      /**< account id (u32) -> account record */
-    HK_DB_STATS,         /**< webhook id (u32) -> delivery statistics */
+    HK_DB_LOG,              /**< webhook id (u32) + log id (u64) -> attempt record */
+    HK_DB_LOG_TIME,         /**< time (u64 ms) + webhook id + log id -> nothing: pruning order */
+    HK_DB_NODES,            /**< node id (u32) -> node record */
+    HK_DB_ACCOUNTS,         /**< account id (u32) -> account record */
+    HK_DB_STATS,            /**< webhook id (u32) -> delivery statistics */
     HK_DB__COUNT
 };
 
