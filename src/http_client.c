@@ -54,7 +54,8 @@ struct conn;
 /* Connections to one origin and what they share: the idle list and the TLS session. */
 struct origin {
     struct origin *next;
-    char *key;
+    char *key;  /* scheme, host, port and TLS files: what a pooled connection must match */
+    char *name; /* "https://host:port", for logs */
     bool tls;
     char *host; /* without brackets */
     int port;
@@ -105,6 +106,7 @@ struct creq {
     bool head_only;
     uint64_t start_ns;
     bool done, retried, reused, tls_resumed;
+    bool sent; /* the head went out at least once */
 
     /* The response. */
     llhttp_t parser;
@@ -350,7 +352,7 @@ static void req_finish(struct creq *r)
     res.body = r->body ? r->body : "";
     res.body_len = r->body_len;
     res.body_truncated = r->truncated;
-    res.request_head = r->phase >= PH_WRITE ? r->head : "";
+    res.request_head = r->sent ? r->head : "";
     res.duration_ms = ms_since(r->start_ns);
     res.reused = r->reused;
     res.tls_resumed = r->tls_resumed;
@@ -366,7 +368,7 @@ static void req_fail(struct creq *r, int err, const char *fmt, ...)
     vsnprintf(r->error_text, sizeof(r->error_text), fmt, ap);
     va_end(ap);
     r->error = err;
-    hk_debug("http client: %s: %s", r->o->key, r->error_text);
+    hk_debug("http client: %s: %s", r->o->name, r->error_text);
     req_finish(r);
 }
 
@@ -441,7 +443,7 @@ static void conn_fail(struct conn *cn, int err, const char *fmt, ...)
     if (r == NULL || r->done)
         return;
     if (r->reused && !r->got_bytes && !r->retried && dead_on_reuse(err)) {
-        hk_debug("http client: %s: pooled connection was closed by the server, retrying on a new one", r->o->key);
+        hk_debug("http client: %s: pooled connection was closed by the server, retrying on a new one", r->o->name);
         r->retried = true;
         r->reused = false;
         uv_timer_stop(&r->phase_timer);
@@ -454,7 +456,7 @@ static void conn_fail(struct conn *cn, int err, const char *fmt, ...)
     vsnprintf(r->error_text, sizeof(r->error_text), fmt, ap);
     va_end(ap);
     r->error = err;
-    hk_debug("http client: %s: %s", r->o->key, r->error_text);
+    hk_debug("http client: %s: %s", r->o->name, r->error_text);
     req_finish(r);
 }
 
@@ -546,6 +548,7 @@ static void conn_send_request(struct conn *cn)
     struct creq *r = cn->req;
     uv_timer_stop(&r->phase_timer); /* the connect phase is over */
     r->phase = PH_WRITE;
+    r->sent = true;
     req_reset_response(r);
     int rc;
     if (cn->tls != NULL) {
@@ -997,6 +1000,10 @@ static struct origin *get_origin(hk_client *c, const struct url *u, const hk_cli
     }
     struct origin *o = hk_calloc(1, sizeof(*o));
     o->key = k;
+    size_t nlen = strlen(u->host) + 24;
+    o->name = hk_malloc(nlen);
+    snprintf(o->name, nlen, "%s://%s%s%s:%d", u->tls ? "https" : "http", u->ipv6 ? "[" : "", u->host,
+             u->ipv6 ? "]" : "", u->port);
     o->tls = u->tls;
     o->host = hk_strdup(u->host);
     o->port = u->port;
@@ -1159,6 +1166,7 @@ static void client_maybe_freed(hk_client *c)
         next = o->next;
         hk_tls_session_free(o->session);
         free(o->key);
+        free(o->name);
         free(o->host);
         free(o->ca_file);
         free(o->cert);

@@ -12,6 +12,7 @@
 #include "tls.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <mbedtls/asn1.h>
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/entropy.h>
@@ -128,6 +129,13 @@ static struct ca_entry *load_ca(hk_tls_ctx *ctx, const char *path, char *err, si
     for (struct ca_entry *c = ctx->cas; c != NULL; c = c->next)
         if (strcmp(c->path, path) == 0)
             return c;
+    /* mbedTLS reports a missing file as a generic read failure: say which. */
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        snprintf(err, errlen, "TLS: cannot load CA file %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    fclose(f);
     struct ca_entry *c = hk_calloc(1, sizeof(*c));
     mbedtls_x509_crt_init(&c->chain);
     /* A positive result counts certificates that could not be parsed; a
@@ -374,6 +382,31 @@ static int verify_cb(void *arg, mbedtls_x509_crt *crt, int depth, uint32_t *flag
     return 0;
 }
 
+static const char *alert_name(unsigned char a)
+{
+    switch (a) {
+    case 10: return "unexpected_message";
+    case 20: return "bad_record_mac";
+    case 40: return "handshake_failure (the server may require a client certificate)";
+    case 42: return "bad_certificate";
+    case 43: return "unsupported_certificate";
+    case 44: return "certificate_revoked";
+    case 45: return "certificate_expired";
+    case 46: return "certificate_unknown";
+    case 47: return "illegal_parameter";
+    case 48: return "unknown_ca";
+    case 49: return "access_denied";
+    case 50: return "decode_error";
+    case 51: return "decrypt_error";
+    case 70: return "protocol_version";
+    case 71: return "insufficient_security";
+    case 80: return "internal_error";
+    case 112: return "unrecognized_name";
+    case 116: return "certificate_required";
+    default: return "(unknown alert)";
+    }
+}
+
 /* Builds "TLS: ..." from an mbedTLS error, with the verification details when there are any. */
 static void describe(hk_tls_conn *t, int rc, const char *what, char *err, size_t errlen)
 {
@@ -402,6 +435,12 @@ static void describe(hk_tls_conn *t, int rc, const char *what, char *err, size_t
                      t->host);
         else
             snprintf(err, errlen, "TLS: certificate verify failed: %s", msg);
+        return;
+    }
+    if (rc == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE && t->ssl.in_msg != NULL) {
+        /* mbedTLS 2.28 leaves the alert in the record buffer; its
+         * description says more than "fatal alert received". */
+        snprintf(err, errlen, "TLS: %s failed: the server sent the fatal alert %s", what, alert_name(t->ssl.in_msg[1]));
         return;
     }
     strerr(rc, msg, sizeof(msg));
