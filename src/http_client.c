@@ -39,6 +39,9 @@
 #define MAX_REASON_LEN 256
 #define ERROR_TEXT_LEN 600
 
+/* One uv_write carries the request: its length must fit in an unsigned. */
+#define HK_CLIENT_MAX_REQUEST_BODY (256u * 1024 * 1024)
+
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000
 #define DEFAULT_FIRST_BYTE_TIMEOUT_MS 30000
 #define DEFAULT_TOTAL_TIMEOUT_MS 60000
@@ -831,7 +834,10 @@ static void req_resolve(struct creq *r)
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_ADDRCONFIG;
+    /* Literals skip the lookup; names get only the families this host can reach. */
+    unsigned char tmp[16];
+    bool literal = inet_pton(AF_INET, r->o->host, tmp) == 1 || inet_pton(AF_INET6, r->o->host, tmp) == 1;
+    hints.ai_flags = literal ? AI_NUMERICHOST : AI_ADDRCONFIG;
     r->phase = PH_DNS;
     int rc = uv_getaddrinfo(r->c->loop, &r->gai, on_resolved, r->o->host, NULL, &hints);
     if (rc != 0) {
@@ -1051,6 +1057,10 @@ int hk_client_create(hk_client **out, uv_loop_t *loop, const hk_client_opts *opt
         free(c);
         return HK_ETLS;
     }
+    /* Parse the CA bundle once now, not on the first delivery; a bundle that
+     * cannot be loaded fails HTTPS requests with the reason, not the client. */
+    if (hk_tls_ctx_load_ca(c->tls, NULL, err, sizeof(err)) != 0)
+        hk_warn("http client: %s", err);
     c->loop = loop;
     llhttp_settings_init(&c->settings);
     c->settings.on_message_begin = on_message_begin;
@@ -1079,6 +1089,8 @@ int hk_client_send(hk_client *c, const hk_client_request *req, hk_client_cb cb, 
     if (req->url == NULL || parse_url(req->url, &u) != 0 || !valid_method(method) || !valid_headers(extra) ||
         (req->body == NULL && req->body_len > 0))
         return HK_EINVAL;
+    if (req->body_len > HK_CLIENT_MAX_REQUEST_BODY)
+        return HK_ETOOBIG;
     struct creq *r = hk_calloc(1, sizeof(*r));
     r->c = c;
     r->cb = cb;

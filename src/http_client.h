@@ -90,7 +90,8 @@ int hk_client_create(hk_client **out, uv_loop_t *loop, const hk_client_opts *opt
  * Starts a request; cb runs later, never from within this call. Returns 0,
  * or an error without calling cb: HK_EINVAL for a URL that is not absolute
  * http(s) (userinfo is not supported), a bad method or malformed extra
- * headers; HK_ESHUTDOWN once hk_client_close was called.
+ * headers; HK_ETOOBIG for a body over 256 MiB; HK_ESHUTDOWN once
+ * hk_client_close was called.
  */
 int hk_client_send(hk_client *c, const hk_client_request *req, hk_client_cb cb, void *arg) HK_MUST_CHECK;
 

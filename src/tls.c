@@ -158,6 +158,11 @@ static struct ca_entry *load_ca(hk_tls_ctx *ctx, const char *path, char *err, si
     return c;
 }
 
+int hk_tls_ctx_load_ca(hk_tls_ctx *ctx, const char *path, char *err, size_t errlen)
+{
+    return load_ca(ctx, path ? path : ctx->default_ca, err, errlen) ? 0 : HK_ETLS;
+}
+
 static struct cert_entry *load_cert(hk_tls_ctx *ctx, const char *cert, const char *key, char *err, size_t errlen)
 {
     for (struct cert_entry *c = ctx->certs; c != NULL; c = c->next)

@@ -43,6 +43,13 @@ typedef struct hk_tls_session hk_tls_session;
  */
 int hk_tls_ctx_create(hk_tls_ctx **out, const char *default_ca_file) HK_MUST_CHECK;
 
+/**
+ * Loads the CA bundle at path (NULL: the context's default) now rather than
+ * on first use, so that its parsing cost is paid at startup. HK_ETLS with
+ * the reason in err when it cannot be loaded.
+ */
+int hk_tls_ctx_load_ca(hk_tls_ctx *ctx, const char *path, char *err, size_t errlen) HK_MUST_CHECK;
+
 /** Frees a context; every connection made from it must be freed first. Safe on NULL. */
 void hk_tls_ctx_free(hk_tls_ctx *ctx);
 

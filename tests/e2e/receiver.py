@@ -31,8 +31,9 @@ A Reply has status, headers (dict or list of pairs), body (bytes or str),
 delay (seconds to sleep before answering), chunked (Transfer-Encoding:
 chunked), close (Connection: close), close_delimited (no length, the body
 ends with the connection), drop (close the connection without answering)
-and drop_next (answer, then drop the next request on the same connection,
-to imitate a keep-alive connection the server closed).
+drop_next (answer, then drop the next request on the same connection,
+to imitate a keep-alive connection the server closed) and raw (bytes sent
+as they are instead of a response, then the connection closes).
 
 Every request is recorded, in arrival order, as a ReceivedRequest with
 method, path (with query), headers (list of (name, value) pairs in the order
@@ -45,7 +46,9 @@ timeout), rx.clear() forgets them, rx.close() stops everything.
 Receiver.routes is a ready-made handler that picks the answer from the path
 (used by `--serve --routes` and by the C client test): /echo, /inspect,
 /status/N, /delay/MS, /chunked, /big/N, /big-chunked/N, /close,
-/close-delimited, /drop-next; anything else gets 200 "ok".
+/close-delimited, /drop-next, /header-bytes/N (a header of N bytes),
+/garbage (not HTTP), /continue (100 Continue before the answer); anything
+else gets 200 "ok".
 
 TestCA(directory=None) makes, with the openssl command, a CA (ca_file), a
 server certificate for localhost, 127.0.0.1 and ::1 (server_cert,
@@ -87,7 +90,7 @@ class Reply:
     """One answer of the receiver; see the module docstring."""
 
     def __init__(self, status=200, headers=None, body=b"", delay=0.0, chunked=False, close=False,
-                 close_delimited=False, drop=False, drop_next=False):
+                 close_delimited=False, drop=False, drop_next=False, raw=None):
         self.status = int(status)
         if headers is None:
             headers = []
@@ -101,6 +104,7 @@ class Reply:
         self.close_delimited = close_delimited
         self.drop = drop
         self.drop_next = drop_next
+        self.raw = raw.encode("utf-8") if isinstance(raw, str) else raw
 
     def __repr__(self):
         return "<Reply %d %r>" % (self.status, self.body[:60])
@@ -213,12 +217,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         rx._record(req)
         if reply.delay > 0:
             time.sleep(reply.delay)
+        if reply.raw is not None:
+            self.wfile.write(reply.raw)
+            self.close_connection = True
+            return
         self.send_response_only(reply.status)
         names = set()
         for k, v in reply.headers:
             self.send_header(k, str(v))
             names.add(k.lower())
-        if self.command == "HEAD" or reply.status in (204, 304) or reply.status < 200:
+        if reply.status in (204, 304) or reply.status < 200:
             pass
         elif reply.chunked:
             self.send_header("Transfer-Encoding", "chunked")
@@ -466,6 +474,13 @@ class Receiver:
             return Reply(200, {"Content-Type": "text/plain"}, "closing", close=True)
         if head == "close-delimited":
             return Reply(200, {"Content-Type": "text/plain"}, "until the end", close_delimited=True)
+        if head == "header-bytes" and arg.isdigit():
+            return Reply(200, {"X-Big": "h" * int(arg)}, "big head")
+        if head == "garbage":
+            return Reply(raw=b"HTTP/1.1 abc nonsense\r\n\r\n")
+        if head == "continue":
+            return Reply(raw=b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 5\r\n"
+                             b"Connection: close\r\n\r\nafter")
         if head == "drop-next":
             return Reply(200, {"Content-Type": "text/plain"}, "ok", drop_next=True)
         return Reply(200, {"Content-Type": "text/plain"}, "ok")

@@ -231,6 +231,11 @@ static hk_client *make_client(const hk_client_opts *o)
     return c;
 }
 
+static void on_tick(uv_timer_t *t)
+{
+    *(bool *)t->data = true;
+}
+
 static void on_closed(void *arg)
 {
     *(bool *)arg = true;
@@ -385,6 +390,93 @@ static void test_plain(void)
     close_client(c);
 }
 
+static void test_protocol(void)
+{
+    hk_client_opts opts = base_opts();
+    opts.max_idle_per_origin = 1;
+    opts.idle_timeout_ms = 200;
+    hk_client *c = make_client(&opts);
+    char u[256];
+    struct outcome o;
+
+    /* HEAD: headers with a length, no body follows, the connection stays usable. */
+    hk_client_request head = {.method = "HEAD", .url = url(u, sizeof(u), "http", "127.0.0.1", rx.http, "/big/500")};
+    fetch(c, &head, &o);
+    CHECK_INT(o.error, 0);
+    CHECK_INT(o.status, 200);
+    CHECK_INT(o.body_len, 0);
+    CHECK(strstr(o.headers, "Content-Length: 500\r\n") != NULL);
+    outcome_free(&o);
+    post(c, url(u, sizeof(u), "http", "127.0.0.1", rx.http, "/echo"), "after head", &o);
+    CHECK(o.reused);
+    CHECK_STR(o.body, "after head");
+    outcome_free(&o);
+
+    /* An idle connection is closed after idle_timeout. */
+    uv_sleep(10);
+    uv_update_time(&loop);
+    {
+        uv_timer_t t;
+        bool ticked = false;
+        uv_timer_init(&loop, &t);
+        t.data = &ticked;
+        uv_timer_start(&t, on_tick, 400, 0);
+        while (!ticked)
+            uv_run(&loop, UV_RUN_ONCE);
+        uv_close((uv_handle_t *)&t, NULL);
+    }
+    post(c, u, "later", &o);
+    CHECK(!o.reused);
+    CHECK_STR(o.body, "later");
+    outcome_free(&o);
+
+    /* max_idle_per_origin: of two connections only one is kept. */
+    struct outcome a, b;
+    memset(&a, 0, sizeof(a));
+    memset(&b, 0, sizeof(b));
+    hk_client_request slow = {.url = url(u, sizeof(u), "http", "127.0.0.1", rx.http, "/delay/100")};
+    CHECK_INT(hk_client_send(c, &slow, on_result, &a), 0);
+    CHECK_INT(hk_client_send(c, &slow, on_result, &b), 0);
+    wait_done(&a);
+    wait_done(&b);
+    CHECK(a.reused != b.reused); /* one took the pooled connection, one opened a new one */
+    outcome_free(&a);
+    outcome_free(&b);
+    CHECK_INT(hk_client_send(c, &slow, on_result, &a), 0);
+    CHECK_INT(hk_client_send(c, &slow, on_result, &b), 0);
+    wait_done(&a);
+    wait_done(&b);
+    CHECK(a.reused != b.reused);
+    outcome_free(&a);
+    outcome_free(&b);
+
+    /* Interim 1xx responses are skipped. */
+    post(c, url(u, sizeof(u), "http", "127.0.0.1", rx.http, "/continue"), "x", &o);
+    CHECK_INT(o.error, 0);
+    CHECK_INT(o.status, 201);
+    CHECK_STR(o.status_line, "HTTP/1.1 201 Created");
+    CHECK_STR(o.body, "after");
+    CHECK(strstr(o.headers, "Continue") == NULL);
+    outcome_free(&o);
+
+    /* A response that is not HTTP. */
+    post(c, url(u, sizeof(u), "http", "127.0.0.1", rx.http, "/garbage"), "x", &o);
+    CHECK_INT(o.error, HK_EPROTO);
+    CHECK(strncmp(o.error_text, "invalid response: ", 18) == 0);
+    outcome_free(&o);
+
+    /* A header block over the limit. */
+    post(c, url(u, sizeof(u), "http", "127.0.0.1", rx.http, "/header-bytes/70000"), "x", &o);
+    CHECK_INT(o.error, HK_ETOOBIG);
+    CHECK_STR(o.error_text, "response header block too large");
+    outcome_free(&o);
+    post(c, url(u, sizeof(u), "http", "127.0.0.1", rx.http, "/header-bytes/30000"), "x", &o);
+    CHECK_INT(o.error, 0);
+    CHECK_STR(o.body, "big head");
+    outcome_free(&o);
+    close_client(c);
+}
+
 static void test_truncation(void)
 {
     hk_client_opts opts = base_opts();
@@ -494,6 +586,19 @@ static void test_tls(void)
         CHECK(o.error != 0);
         outcome_free(&o);
     }
+    close_client(c);
+
+    /* The system bundle (no ca_file) does not know the test CA. */
+    opts = base_opts();
+    opts.ca_file = NULL;
+    uint64_t t0 = uv_hrtime();
+    c = make_client(&opts);
+    CHECK((uv_hrtime() - t0) / 1000000u < 2000);
+    post(c, url(u, sizeof(u), "https", "127.0.0.1", rx.https, "/echo"), "x", &o);
+    CHECK_INT(o.error, HK_ETLS);
+    CHECK(strstr(o.error_text, "not correctly signed by the trusted CA") != NULL ||
+          strstr(o.error_text, "cannot load CA file " HK_TLS_DEFAULT_CA_FILE) != NULL);
+    outcome_free(&o);
     close_client(c);
 
     /* Pooled TLS connections are reused too. */
@@ -633,15 +738,19 @@ static void test_ssrf(void)
     outcome_free(&o);
     close_client(c);
 
+    /* Of the addresses of a name, the first one allowed is used. */
+    opts.allow_targets = "127.0.0.1";
+    c = make_client(&opts);
+    post(c, url(u, sizeof(u), "http", "localhost", rx.http, "/echo"), "first allowed", &o);
+    CHECK_INT(o.error, 0);
+    CHECK_STR(o.body, "first allowed");
+    outcome_free(&o);
+    close_client(c);
+
     hk_client *bad = NULL;
     opts.allow_targets = "127.0.0.1/32,nonsense";
     CHECK_INT(hk_client_create(&bad, &loop, &opts), HK_EINVAL);
     CHECK(bad == NULL);
-}
-
-static void on_tick(uv_timer_t *t)
-{
-    *(bool *)t->data = true;
 }
 
 static void test_cancel(void)
@@ -669,6 +778,7 @@ static void test_cancel(void)
     /* And one that has not even started. */
     hk_client_request r2 = {.url = url(u, sizeof(u), "https", "localhost", rx.https, "/echo")};
     CHECK_INT(hk_client_send(c, &r2, on_result, &dns), 0);
+    uv_run(&loop, UV_RUN_NOWAIT); /* the lookup starts */
     CHECK_INT(hk_client_active(c), 2);
     uint64_t t0 = uv_hrtime();
     bool closed = false;
@@ -699,6 +809,7 @@ int main(void)
         return 1;
     }
     test_plain();
+    test_protocol();
     test_truncation();
     test_tls();
     test_failures();
