@@ -99,6 +99,8 @@ struct hk_engine {
     uv_timer_t load_timer;
     uv_timer_t tick;
     uv_timer_t prune_timer;
+    uv_timer_t grace_timer;
+    bool client_closing;
     bool pruning;
     uint64_t load_at; /* when load_timer fires; 0 = not armed */
     uint64_t *sched;
@@ -781,7 +783,7 @@ static void on_response(const hk_client_result *r, void *arg)
     hk_engine *e = j->eng;
     j->origin->active--;
     e->in_flight--;
-    if (r->error == UV_ECANCELED || e->stopping) {
+    if (r->error == UV_ECANCELED) {
         /* Not an attempt that counts: the delivery stays queued. */
         job_drop(e, j);
         maybe_finish_stop(e);
@@ -1383,8 +1385,9 @@ int hk_engine_start(hk_engine **out, hk_app *app)
     uv_timer_init(app->loop, &e->load_timer);
     uv_timer_init(app->loop, &e->tick);
     uv_timer_init(app->loop, &e->prune_timer);
-    e->load_timer.data = e->tick.data = e->prune_timer.data = e;
-    e->open_handles = 3;
+    uv_timer_init(app->loop, &e->grace_timer);
+    e->load_timer.data = e->tick.data = e->prune_timer.data = e->grace_timer.data = e;
+    e->open_handles = 4;
     uv_timer_start(&e->tick, on_tick, TICK_MS, TICK_MS);
     uv_timer_start(&e->prune_timer, on_prune_timer, 5000, PRUNE_EVERY_MS);
     schedule_load(e, 0);
@@ -1428,14 +1431,21 @@ static void on_timer_closed(uv_handle_t *h)
         cb(arg);
 }
 
+static void close_client(hk_engine *e);
+
 static void maybe_finish_stop(hk_engine *e)
 {
-    if (!e->stopping || !e->client_closed || e->committing > 0 || e->in_flight > 0 || e->closing)
+    if (!e->stopping || e->closing)
+        return;
+    if (e->in_flight == 0 && !e->client_closing)
+        close_client(e);
+    if (!e->client_closed || e->committing > 0 || e->in_flight > 0)
         return;
     e->closing = true;
     uv_close((uv_handle_t *)&e->load_timer, on_timer_closed);
     uv_close((uv_handle_t *)&e->tick, on_timer_closed);
     uv_close((uv_handle_t *)&e->prune_timer, on_timer_closed);
+    uv_close((uv_handle_t *)&e->grace_timer, on_timer_closed);
 }
 
 static void on_client_closed(void *arg)
@@ -1444,6 +1454,22 @@ static void on_client_closed(void *arg)
     e->client_closed = true;
     e->app->client = NULL;
     maybe_finish_stop(e);
+}
+
+static void close_client(hk_engine *e)
+{
+    if (e->client_closing)
+        return;
+    e->client_closing = true;
+    uv_timer_stop(&e->grace_timer);
+    hk_client_close(e->client, on_client_closed, e);
+}
+
+static void on_grace_timeout(uv_timer_t *t)
+{
+    hk_engine *e = t->data;
+    hk_warn("engine: %u deliveries still on the wire at shutdown; they stay queued", e->in_flight);
+    close_client(e);
 }
 
 void hk_engine_stop(hk_engine *e, void (*stopped)(void *arg), void *arg)
@@ -1456,7 +1482,14 @@ void hk_engine_stop(hk_engine *e, void (*stopped)(void *arg), void *arg)
     uv_timer_stop(&e->load_timer);
     uv_timer_stop(&e->tick);
     uv_timer_stop(&e->prune_timer);
-    hk_client_close(e->client, on_client_closed, e);
+    /* Requests on the wire may finish (and their outcomes commit) for most
+     * of the drain time; what is left then is cancelled and stays queued. */
+    if (e->in_flight == 0) {
+        close_client(e);
+        return;
+    }
+    uint64_t grace = e->cfg->shutdown_timeout_ms > 1000 ? e->cfg->shutdown_timeout_ms - 1000 : 0;
+    uv_timer_start(&e->grace_timer, on_grace_timeout, grace, 0);
 }
 
 void hk_engine_get_stats(const hk_engine *e, hk_engine_stats *out)
