@@ -63,8 +63,9 @@ Run as a program it serves until stdin closes or SIGTERM:
     python3 receiver.py --suite
         starts plain (also on ::1 when available), TLS, TLS with the wrong
         certificate and mutual-TLS receivers, all with Receiver.routes, and
-        prints "READY http=P http6=P https=P wrong=P mtls=P ca=PATH
-        wrong_ca=PATH client_cert=PATH client_key=PATH" (http6=0 without IPv6)
+        prints "READY http=P http6=P https=P https6=P wrong=P mtls=P ca=PATH
+        wrong_ca=PATH client_cert=PATH client_key=PATH server_cert=PATH"
+        (http6=0 and https6=0 without IPv6)
 """
 import argparse
 import collections
@@ -582,15 +583,16 @@ def main(argv=None):
             v6 = ipv6_available()
             plain = Receiver(ipv6=v6, handler=Receiver.routes)
             receivers.append(plain)
-            tls = Receiver(tls=True, ca=ca, handler=Receiver.routes)
+            tls = Receiver(tls=True, ca=ca, ipv6=v6, handler=Receiver.routes)
             receivers.append(tls)
             wrong = Receiver(tls=True, ca=ca, cert=ca.wrong_cert, key=ca.wrong_key, handler=Receiver.routes)
             receivers.append(wrong)
             mtls = Receiver(tls=True, ca=ca, client_ca=ca.ca_file, handler=Receiver.routes)
             receivers.append(mtls)
-            print("READY http=%d http6=%d https=%d wrong=%d mtls=%d ca=%s wrong_ca=%s client_cert=%s client_key=%s"
-                  % (plain.port, plain.port6 or 0, tls.port, wrong.port, mtls.port, ca.ca_file, ca.wrong_cert,
-                     ca.client_cert, ca.client_key), flush=True)
+            print("READY http=%d http6=%d https=%d https6=%d wrong=%d mtls=%d ca=%s wrong_ca=%s client_cert=%s "
+                  "client_key=%s server_cert=%s" % (plain.port, plain.port6 or 0, tls.port, tls.port6 or 0, wrong.port,
+                                                    mtls.port, ca.ca_file, ca.wrong_cert, ca.client_cert,
+                                                    ca.client_key, ca.server_cert), flush=True)
         else:
             if args.tls:
                 ca = TestCA()
