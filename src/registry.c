@@ -18,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "attempt_log.h"
 #include "json_patch.h"
 #include "log.h"
 
@@ -1127,26 +1128,28 @@ static int ecap_filter_parse(const char *s, struct ecap_filter *f, char *err, si
     return 0;
 }
 
-/* SQL LIKE, case-insensitively: % any run, _ any one character. */
+/* SQL LIKE, case-insensitively: % any run, _ any one character. Iterative, so a pattern of many % costs
+ * at most length(s) * length(pat) steps. */
 static bool like(const char *s, const char *pat)
 {
-    if (*pat == '\0')
-        return *s == '\0';
-    if (*pat == '%') {
-        while (*pat == '%')
+    const char *star = NULL, *resume = NULL;
+    while (*s) {
+        if (*pat == '%') {
+            star = pat++;
+            resume = s;
+        } else if (*pat != '\0' && (*pat == '_' || tolower((unsigned char)*s) == tolower((unsigned char)*pat))) {
+            s++;
             pat++;
-        if (*pat == '\0')
-            return true;
-        for (; *s; s++)
-            if (like(s, pat))
-                return true;
-        return false;
+        } else if (star != NULL) {
+            pat = star + 1;
+            s = ++resume;
+        } else {
+            return false;
+        }
     }
-    if (*s == '\0')
-        return false;
-    if (*pat != '_' && tolower((unsigned char)*s) != tolower((unsigned char)*pat))
-        return false;
-    return like(s + 1, pat + 1);
+    while (*pat == '%')
+        pat++;
+    return *pat == '\0';
 }
 
 static bool value_matches(const char *have, const struct cond *c)
@@ -1310,26 +1313,6 @@ static const char *prop_name(const struct reg_write *r, const char *so, const ch
     return r->ecap ? ecap : so;
 }
 
-/* Deletes the attempt log of webhook id (HK_DB_LOG keys begin with the id). */
-static int delete_logs(hk_txn *txn, uint32_t id)
-{
-    hk_cursor *c;
-    int rc = hk_cursor_open(txn, HK_DB_LOG, &c);
-    if (rc != 0)
-        return rc;
-    uint8_t prefix[4];
-    hk_be32(prefix, id);
-    hk_val k = {prefix, 4}, v;
-    for (rc = hk_cursor_get(c, HK_SEEK, &k, &v); rc == 0; rc = hk_cursor_get(c, HK_NEXT, &k, &v)) {
-        if (k.len < 4 || memcmp(k.data, prefix, 4) != 0)
-            break;
-        if ((rc = hk_cursor_del(c)) != 0)
-            break;
-    }
-    hk_cursor_close(c);
-    return rc == HK_ENOTFOUND || rc == 0 ? 0 : rc;
-}
-
 /* Builds the new record from old (NULL for a create) and the input. */
 static int build(hk_txn *txn, struct reg_write *r, const json_t *old, json_t *rec)
 {
@@ -1396,8 +1379,10 @@ static int do_apply(hk_txn *txn, struct reg_write *r)
             return HK_ECONFLICT;
         }
         if (r->op == HK_REG_DELETE) {
+            /* EnergyCAP: deleting a webhook deletes its logs too. */
+            bool more;
             if ((rc = hk_webhook_delete(txn, r->id)) == 0)
-                rc = delete_logs(txn, r->id);
+                rc = hk_log_delete_webhook(txn, r->id, SIZE_MAX, &more);
             r->rec = old;
             return rc;
         }
