@@ -1,0 +1,126 @@
+/* Unit tests of event records, delivery bodies, headers and the retry schedule. */
+#include <jansson.h>
+
+#include "delivery.h"
+#include "engine.h"
+#include "event.h"
+#include "signature.h"
+#include "unit.h"
+
+static void test_record_roundtrip(void)
+{
+    hk_event e = {.id = 7,
+                  .ts_ms = 1795435448593ull,
+                  .primary_key = -42,
+                  .user_id = 3,
+                  .name = "contact.created",
+                  .name_len = 15,
+                  .changes = "[\"a\"]",
+                  .changes_len = 5,
+                  .data = "{\"a\":\"\\u00e9\"}",
+                  .data_len = 14};
+    for (int i = 0; i < 16; i++)
+        e.uuid[i] = (uint8_t)(i * 17);
+    uint8_t *buf;
+    size_t len = hk_event_encode(&e, &buf);
+    hk_event d;
+    CHECK_INT(hk_event_decode(buf, len, 7, &d), 0);
+    CHECK_INT(d.ts_ms, e.ts_ms);
+    CHECK_INT(d.primary_key, -42);
+    CHECK_INT(d.user_id, 3);
+    CHECK(d.name_len == 15 && memcmp(d.name, "contact.created", 15) == 0);
+    CHECK(d.data_len == e.data_len && memcmp(d.data, e.data, e.data_len) == 0);
+    CHECK(memcmp(d.uuid, e.uuid, 16) == 0);
+    CHECK_INT(hk_event_decode(buf, len - 1, 7, &d), HK_ESTORE);
+    free(buf);
+
+    char uuid[HK_EVENT_UUID_LEN];
+    hk_event_uuid_str(e.uuid, uuid);
+    CHECK_STR(uuid, "00112233-4455-6677-8899-aabbccddeeff");
+
+    size_t blen;
+    char *body = hk_event_body(&e, "My \"hook\"", "\"tenant\":\"acme\"", &blen);
+    CHECK_INT(strlen(body), blen);
+    json_error_t err;
+    json_t *j = json_loads(body, 0, &err);
+    CHECK(j != NULL);
+    CHECK_STR(json_string_value(json_object_get(j, "EventId")), uuid);
+    CHECK_STR(json_string_value(json_object_get(j, "Event")), "contact.created");
+    CHECK_STR(json_string_value(json_object_get(j, "Entity")), "contact");
+    CHECK_STR(json_string_value(json_object_get(j, "WebhookName")), "My \"hook\"");
+    CHECK_STR(json_string_value(json_object_get(j, "Timestamp")), "2026-11-23T12:04:08.5930000Z");
+    CHECK_INT(json_integer_value(json_object_get(j, "PrimaryKey")), -42);
+    CHECK_INT(json_integer_value(json_object_get(j, "ChangedByAssociateId")), 3);
+    CHECK_STR(json_string_value(json_object_get(j, "tenant")), "acme");
+    CHECK_STR(json_string_value(json_object_get(json_object_get(j, "Data"), "a")), "\xc3\xa9");
+    json_decref(j);
+    free(body);
+}
+
+static void test_target_and_headers(void)
+{
+    json_error_t err;
+    json_t *rec = json_loads("{\"id\":9,\"url\":\"https://h/x\",\"name\":\"n\",\"secret\":\"new\","
+                             "\"prevSecret\":\"old\",\"prevSecretUntil\":99999999999999,"
+                             "\"headers\":{\"X-Ok\":\"1\",\"Content-Type\":\"text/plain\",\"webhook-id\":\"x\","
+                             "\"X-Bad\":\"a\\r\\nInjected: 1\",\"Bad Name\":\"v\"},"
+                             "\"properties\":{\"p\":[1,2],\"Event\":\"clash\"}}",
+                             0, &err);
+    hk_target t = {0};
+    hk_target_from_record(&t, rec);
+    CHECK_INT(t.webhook_id, 9);
+    CHECK_STR(t.headers, "X-Ok: 1\r\n");
+    CHECK_STR(t.props, "\"p\":[1,2]");
+    char out[HK_DELIVERY_HEADERS_MAX];
+    const char *body = "{}";
+    hk_delivery_headers(&t, "a.b", "00112233-4455-6677-8899-aabbccddeeff", 2, body, 2, 1700000000000ull,
+                        "X-Hook-Test: true\r\n", out, sizeof(out));
+    CHECK(strstr(out, "X-SuperOffice-Retry: 2\r\n") != NULL);
+    CHECK(strstr(out, "webhook-id: msg_00112233445566778899aabbccddeeff_9\r\n") != NULL);
+    CHECK(strstr(out, "webhook-timestamp: 1700000000\r\n") != NULL);
+    char s1[64], s2[64], line[200];
+    CHECK_INT(hk_sig_standard("new", "msg_00112233445566778899aabbccddeeff_9", 1700000000, body, 2, s1, sizeof(s1)), 0);
+    CHECK_INT(hk_sig_standard("old", "msg_00112233445566778899aabbccddeeff_9", 1700000000, body, 2, s2, sizeof(s2)), 0);
+    snprintf(line, sizeof(line), "webhook-signature: %s %s\r\n", s1, s2);
+    CHECK(strstr(out, line) != NULL);
+    CHECK(strstr(out, "Injected") == NULL);
+    CHECK(strstr(out, "X-Hook-Test: true\r\n") != NULL);
+    hk_target_free(&t);
+
+    /* After the overlap only the new secret signs; without a secret nothing does. */
+    json_object_set_new(rec, "prevSecretUntil", json_integer(1));
+    hk_target_from_record(&t, rec);
+    hk_delivery_headers(&t, "a.b", "00112233-4455-6677-8899-aabbccddeeff", 0, body, 2, 1700000000000ull, NULL, out,
+                        sizeof(out));
+    snprintf(line, sizeof(line), "webhook-signature: %s\r\n", s1);
+    CHECK(strstr(out, line) != NULL);
+    hk_target_free(&t);
+    json_object_set_new(rec, "secret", json_string(""));
+    hk_target_from_record(&t, rec);
+    hk_delivery_headers(&t, "a.b", "u", 0, body, 2, 1700000000000ull, NULL, out, sizeof(out));
+    CHECK(strstr(out, "signature") == NULL && strstr(out, "webhook-id") == NULL);
+    hk_target_free(&t);
+    json_decref(rec);
+}
+
+static void test_retry_schedule(void)
+{
+    uint64_t *d;
+    size_t n;
+    CHECK_INT(hk_retry_schedule_parse("0s,5s,5m,30m,2h,5h,10h,10h", &d, &n), 0);
+    CHECK_INT(n, 8);
+    CHECK_INT(d[0], 0);
+    CHECK_INT(d[2], 300000);
+    CHECK_INT(d[7], 36000000);
+    free(d);
+    CHECK_INT(hk_retry_schedule_parse("", &d, &n), HK_EINVAL);
+    CHECK_INT(hk_retry_schedule_parse("5s,soon", &d, &n), HK_EINVAL);
+}
+
+int main(void)
+{
+    test_record_roundtrip();
+    test_target_and_headers();
+    test_retry_schedule();
+    return unit_done();
+}
