@@ -19,6 +19,7 @@
 #include <strings.h>
 
 #include "attempt_log.h"
+#include "engine.h"
 #include "json_patch.h"
 #include "log.h"
 
@@ -1296,6 +1297,7 @@ struct reg_write {
     int rc;
     json_t *rec;
     hk_reg_err err;
+    const char *state_event; /* "stopped" or "started" when a client changed the state */
 };
 
 static void reg_write_free(struct reg_write *r)
@@ -1431,6 +1433,13 @@ static int do_apply(hk_txn *txn, struct reg_write *r)
     }
     r->id = (uint32_t)hk_wh_int(rec, "id");
     r->rec = rec;
+    /* A client's state change is announced to webhook{ID}.stopped/.started. */
+    if (old != NULL && strcmp(old_state, state) != 0) {
+        if (strcmp(state, HK_STATE_ACTIVE) == 0)
+            r->state_event = "started";
+        else if (strcmp(state, HK_STATE_STOPPED) == 0)
+            r->state_event = "stopped";
+    }
     json_decref(old);
     return 0;
 
@@ -1446,6 +1455,7 @@ static int reg_apply(hk_txn *txn, hk_write *w)
     /* Apply may run again after the map grows: start from nothing each time. */
     json_decref(r->rec);
     r->rec = NULL;
+    r->state_event = NULL;
     memset(&r->err, 0, sizeof(r->err));
     r->rc = do_apply(txn, r);
     return r->rc;
@@ -1455,6 +1465,8 @@ static void reg_done(hk_write *w, int status)
 {
     struct reg_write *r = hk_container_of(w, struct reg_write, w);
     hk_ctx *ctx = r->ctx;
+    if (status == 0 && r->state_event != NULL)
+        hk_engine_state_event(ctx->app->engine, r->id, r->state_event, NULL);
     if (status != 0) {
         if (status == r->rc && r->err.status != 0)
             hk_reg_respond_err(ctx, &r->err);

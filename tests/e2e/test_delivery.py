@@ -240,6 +240,36 @@ def test_idempotency_key_dedupes_across_restart():
         assert len(r.requests) == 2, [q.body for q in r.requests]
 
 
+def test_state_events_reach_subscribers_but_not_the_webhook_itself():
+    env = dict(LOOPBACK, HOOKD_DELIVERY_RETRY_SCHEDULE="0s", HOOKD_DELIVERY_DISABLE_AFTER="2")
+    with Server(env=env) as s, Receiver() as failing, Receiver() as watcher:
+        failing.reply(status=500)
+        wid = create_webhook(s, failing.url, ["f.fail"])
+        kinds = ["webhook%d.%s" % (wid, k) for k in ("errors", "stopped", "started")]
+        create_webhook(s, watcher.url, kinds, name="watcher")
+        # The failing webhook also listens to its own state events: they must not reach it.
+        r = s.request("PATCH", "/api/v1/Webhook/%d" % wid, {"Events": ["f.fail"] + kinds},
+                      headers={"Content-Type": "application/merge-patch+json"})
+        assert r.status == 200, r
+        patch = {"Content-Type": "application/json-patch+json"}
+        r = s.request("PATCH", "/api/v1/Webhook/%d" % wid, [{"op": "replace", "path": "State", "value": "Stopped"}],
+                      headers=patch)
+        assert r.status == 200, r
+        r = s.request("PATCH", "/api/v1/Webhook/%d" % wid, [{"op": "replace", "path": "State", "value": "Active"}],
+                      headers=patch)
+        assert r.status == 200, r
+        for i in range(2):
+            assert signal_event(s, "f.fail", pk=i).status == 204
+        got = watcher.wait_for(3, timeout=15)
+        events = [q.json() for q in got]
+        assert [e["Event"] for e in events] == ["webhook.stopped", "webhook.started", "webhook.errors"], events
+        assert all(e["PrimaryKey"] == wid and e["Entity"] == "webhook" for e in events)
+        assert events[2]["Data"]["WebhookId"] == wid and "500" in events[2]["Data"]["Reason"]
+        assert get_webhook(s, wid)["State"] == "TooManyErrors"
+        time.sleep(0.3)
+        assert [q.json()["Event"] for q in failing.requests] == ["f.fail", "f.fail"]
+
+
 def test_kill9_loses_no_acknowledged_event():
     with Server(env=LOOPBACK) as s, Receiver() as r:
         r.reply(status=200, delay=0.02)
