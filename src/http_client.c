@@ -176,7 +176,11 @@ static int head_append(struct creq *r, const char *at, size_t len)
         size_t cap = r->rhead_cap ? r->rhead_cap : 1024;
         while (cap < r->rhead_len + len + 1)
             cap *= 2;
-        r->rhead = hk_realloc(r->rhead, cap);
+        /* The peer decides how much this grows: fail the request, not the process. */
+        char *p = realloc(r->rhead, cap);
+        if (p == NULL)
+            return cb_fail(r, UV_ENOMEM, "out of memory for the response header block");
+        r->rhead = p;
         r->rhead_cap = cap;
     }
     memcpy(r->rhead + r->rhead_len, at, len);
@@ -235,8 +239,8 @@ static int on_headers_complete(llhttp_t *p)
     r->headers_done = true;
     snprintf(r->status_line, sizeof(r->status_line), "HTTP/%d.%d %d%s%s", p->http_major, p->http_minor, p->status_code,
              r->reason_len ? " " : "", r->reason);
-    if (r->rhead == NULL)
-        head_append(r, "", 0);
+    if (r->rhead == NULL && head_append(r, "", 0) != 0)
+        return -1;
     /* The response to HEAD has no body whatever its headers say. */
     return r->head_only && p->status_code >= 200 ? 1 : 0;
 }
@@ -258,7 +262,10 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
             cap *= 2;
         if (cap > max + 1)
             cap = max + 1;
-        r->body = hk_realloc(r->body, cap);
+        char *b = realloc(r->body, cap);
+        if (b == NULL)
+            return cb_fail(r, UV_ENOMEM, "out of memory for the response body");
+        r->body = b;
         r->body_cap = cap;
     }
     memcpy(r->body + r->body_len, at, keep);
