@@ -253,6 +253,6 @@ int hk_webhook_stats_put(hk_txn *txn, uint32_t id, const hk_webhook_stats *st)
 double hk_webhook_success_rate(const hk_webhook_stats *st)
 {
     if (st->calls == 0)
-        return 100.0;
+        return 0.0; /* no deliveries yet: no successes to count */
     return 100.0 * (double)(st->calls - st->errors) / (double)st->calls;
 }

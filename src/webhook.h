@@ -88,7 +88,7 @@ void hk_webhook_stats_get(hk_txn *txn, uint32_t id, hk_webhook_stats *out);
 /** Writes statistics. */
 int hk_webhook_stats_put(hk_txn *txn, uint32_t id, const hk_webhook_stats *st) HK_MUST_CHECK;
 
-/** successRate in percent (100 when no calls yet). */
+/** successRate in percent (0 until a delivery has been attempted). */
 double hk_webhook_success_rate(const hk_webhook_stats *st);
 
 #endif
