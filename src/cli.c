@@ -1,15 +1,21 @@
 /* cli.c: operator commands that act on the store directly (LMDB allows a
- * second process beside a running server). */
+ * second process beside a running server): users, keys, webhook locks, and
+ * the node tree and accounts that scope custom account actions. */
 #include "cli.h"
 
+#include <errno.h>
 #include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "accounts.h"
 #include "auth.h"
 #include "log.h"
 #include "store.h"
 #include "webhook.h"
+
+#define CLI_IMPORT_MAX (256u << 20) /* bytes of a CSV file imported at most */
 
 struct user_add {
     hk_user user;
@@ -54,27 +60,197 @@ static int lock_txn(hk_txn *txn, void *arg)
     return hk_webhook_set_locked(txn, l->id, l->locked);
 }
 
-static int parse_opts(int argc, char **argv, const char **code, const char **name, const char **perm, const char **top,
-                      const char **user)
+/* The options of a command; each NULL when not given. */
+struct opts {
+    const char *code, *name, *perm, *top, *user, *id, *parent, *node;
+};
+
+static int parse_opts(int argc, char **argv, struct opts *o)
 {
+    static const struct {
+        const char *flag;
+        size_t offset;
+    } flags[] = {
+        {"--code", offsetof(struct opts, code)},     {"--name", offsetof(struct opts, name)},
+        {"--perm", offsetof(struct opts, perm)},     {"--top-node", offsetof(struct opts, top)},
+        {"--user", offsetof(struct opts, user)},     {"--id", offsetof(struct opts, id)},
+        {"--parent", offsetof(struct opts, parent)}, {"--node", offsetof(struct opts, node)},
+    };
     for (int i = 2; i < argc; i++) {
         const char **slot = NULL;
-        if (strcmp(argv[i], "--code") == 0)
-            slot = code;
-        else if (strcmp(argv[i], "--name") == 0)
-            slot = name;
-        else if (strcmp(argv[i], "--perm") == 0)
-            slot = perm;
-        else if (strcmp(argv[i], "--top-node") == 0)
-            slot = top;
-        else if (strcmp(argv[i], "--user") == 0)
-            slot = user;
+        for (size_t f = 0; f < HK_ARRAY_SIZE(flags) && slot == NULL; f++)
+            if (strcmp(argv[i], flags[f].flag) == 0)
+                slot = (const char **)((char *)o + flags[f].offset);
         if (slot == NULL || i + 1 >= argc) {
             fprintf(stderr, "hookd: unexpected argument %s\n", argv[i]);
             return -1;
         }
         *slot = argv[++i];
     }
+    return 0;
+}
+
+/* Parses a positive u32 option; prints why and returns false when it is not one (zero_ok allows 0). */
+static bool opt_id(const char *what, const char *s, bool zero_ok, uint32_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = s && *s >= '0' && *s <= '9' ? strtoull(s, &end, 10) : 0;
+    if (s == NULL || *s < '0' || *s > '9' || *end != '\0' || errno != 0 || v > UINT32_MAX || (v == 0 && !zero_ok)) {
+        fprintf(stderr, "hookd: %s must be a positive integer\n", what);
+        return false;
+    }
+    *out = (uint32_t)v;
+    return true;
+}
+
+/* ---- nodes and accounts ------------------------------------------------------ */
+
+struct tree_add {
+    bool is_node;
+    hk_node node;
+    hk_account account;
+    char err[256];
+};
+
+static int tree_add_txn(hk_txn *txn, void *arg)
+{
+    struct tree_add *ta = arg;
+    if (ta->is_node)
+        return hk_node_put(txn, &ta->node, ta->err, sizeof(ta->err));
+    return hk_account_put(txn, &ta->account, ta->err, sizeof(ta->err));
+}
+
+static int tree_add(hk_store *store, bool is_node, const struct opts *o)
+{
+    struct tree_add ta;
+    memset(&ta, 0, sizeof(ta));
+    ta.is_node = is_node;
+    const char *noun = is_node ? "node" : "account";
+    if (o->id == NULL || o->name == NULL || (!is_node && o->node == NULL)) {
+        fprintf(stderr, "hookd: %s add needs --id N --name NAME%s\n", noun, is_node ? " [--parent P]" : " --node N");
+        return 2;
+    }
+    if (strlen(o->name) == 0 || strlen(o->name) > HK_NODE_NAME_MAX) {
+        fprintf(stderr, "hookd: --name must be 1..%d bytes\n", HK_NODE_NAME_MAX);
+        return 2;
+    }
+    if (is_node) {
+        if (!opt_id("--id", o->id, false, &ta.node.id) ||
+            (o->parent != NULL && !opt_id("--parent", o->parent, true, &ta.node.parent)))
+            return 2;
+        snprintf(ta.node.name, sizeof(ta.node.name), "%s", o->name);
+    } else {
+        if (!opt_id("--id", o->id, false, &ta.account.id) || !opt_id("--node", o->node, false, &ta.account.node))
+            return 2;
+        snprintf(ta.account.name, sizeof(ta.account.name), "%s", o->name);
+    }
+    int rc = hk_store_write_sync(store, tree_add_txn, &ta);
+    if (rc != 0) {
+        fprintf(stderr, "hookd: %s add failed: %s\n", noun, rc == HK_EINVAL ? ta.err : hk_strerror(rc));
+        return 1;
+    }
+    printf("%s %s stored\n", noun, o->id);
+    return 0;
+}
+
+struct import {
+    enum hk_import_kind kind;
+    const char *text;
+    size_t len, count;
+    char err[512];
+};
+
+static int import_txn(hk_txn *txn, void *arg)
+{
+    struct import *im = arg;
+    return hk_accounts_import(txn, im->kind, im->text, im->len, &im->count, im->err, sizeof(im->err));
+}
+
+/* Reads a whole file; NULL (message printed) when it cannot or it is larger than max. */
+static char *read_file(const char *path, size_t max, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        fprintf(stderr, "hookd: cannot open %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 65536, n = 0;
+    char *buf = hk_malloc(cap);
+    for (;;) {
+        if (n == cap) {
+            if (cap >= max) {
+                fprintf(stderr, "hookd: %s is larger than %zu bytes\n", path, max);
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            cap *= 2;
+            buf = hk_realloc(buf, cap);
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0)
+            break;
+    }
+    bool bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        fprintf(stderr, "hookd: cannot read %s\n", path);
+        free(buf);
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+static int tree_import(hk_store *store, bool is_node, const char *path)
+{
+    struct import im;
+    memset(&im, 0, sizeof(im));
+    im.kind = is_node ? HK_IMPORT_NODES : HK_IMPORT_ACCOUNTS;
+    char *text = read_file(path, CLI_IMPORT_MAX, &im.len);
+    if (text == NULL)
+        return 1;
+    im.text = text;
+    int rc = hk_store_write_sync(store, import_txn, &im);
+    free(text);
+    if (rc != 0) {
+        fprintf(stderr, "hookd: import of %s failed, nothing was imported: %s%s\n", path,
+                rc == HK_EINVAL ? "" : hk_strerror(rc), rc == HK_EINVAL ? im.err : "");
+        return 1;
+    }
+    printf("imported %zu %s from %s\n", im.count, is_node ? "nodes" : "accounts", path);
+    return 0;
+}
+
+static int tree_list(hk_store *store, bool is_node)
+{
+    hk_txn *txn;
+    hk_cursor *c;
+    hk_val k, v;
+    if (hk_store_read(store, &txn) != 0)
+        return 1;
+    if (hk_cursor_open(txn, is_node ? HK_DB_NODES : HK_DB_ACCOUNTS, &c) != 0) {
+        hk_txn_end(txn);
+        return 1;
+    }
+    for (int rc = hk_cursor_get(c, HK_FIRST, &k, &v); rc == 0; rc = hk_cursor_get(c, HK_NEXT, &k, &v)) {
+        if (k.len != 4)
+            continue;
+        uint32_t id = hk_rd32(k.data);
+        if (is_node) {
+            hk_node n;
+            if (hk_node_get(txn, id, &n) == 0)
+                printf("%u\tparent=%u\t%s\n", n.id, n.parent, n.name);
+        } else {
+            hk_account a;
+            if (hk_account_get(txn, id, &a) == 0)
+                printf("%u\tnode=%u\t%s\n", a.id, a.node, a.name);
+        }
+    }
+    hk_cursor_close(c);
+    hk_txn_end(txn);
     return 0;
 }
 
@@ -132,14 +308,17 @@ int hk_cli_run(hk_config *cfg, int argc, char **argv)
     if (argc < 2)
         return 2;
     const char *noun = argv[0], *verb = argv[1];
-    const char *code = NULL, *name = NULL, *perm = NULL, *top = NULL, *user = NULL;
+    struct opts o;
+    memset(&o, 0, sizeof(o));
+    bool is_tree = strcmp(noun, "node") == 0 || strcmp(noun, "account") == 0;
     bool is_user_add = strcmp(noun, "user") == 0 && strcmp(verb, "add") == 0;
     bool is_key_create = strcmp(noun, "key") == 0 && strcmp(verb, "create") == 0;
-    bool takes_arg = (strcmp(noun, "key") == 0 && strcmp(verb, "revoke") == 0) || strcmp(noun, "webhook") == 0;
+    bool takes_arg = (strcmp(noun, "key") == 0 && strcmp(verb, "revoke") == 0) || strcmp(noun, "webhook") == 0 ||
+                     (is_tree && strcmp(verb, "import") == 0);
     if (takes_arg) {
         if (argc != 3)
             return 2;
-    } else if (parse_opts(argc, argv, &code, &name, &perm, &top, &user) != 0) {
+    } else if (parse_opts(argc, argv, &o) != 0) {
         return 2;
     }
 
@@ -148,6 +327,7 @@ int hk_cli_run(hk_config *cfg, int argc, char **argv)
         return 1;
     int rc, exit_code = 0;
 
+    const char *code = o.code, *name = o.name, *perm = o.perm, *top = o.top, *user = o.user;
     if (is_user_add) {
         struct user_add ua;
         memset(&ua, 0, sizeof(ua));
@@ -161,10 +341,11 @@ int hk_cli_run(hk_config *cfg, int argc, char **argv)
         } else if (hk_perm_parse(perm, &ua.user.perms, bad, sizeof(bad)) != 0) {
             fprintf(stderr, "hookd: unknown permission \"%s\"\n", bad);
             exit_code = 2;
+        } else if (top != NULL && !opt_id("--top-node", top, true, &ua.user.top_node)) {
+            exit_code = 2;
         } else {
             snprintf(ua.user.code, sizeof(ua.user.code), "%s", code);
             snprintf(ua.user.full_name, sizeof(ua.user.full_name), "%s", name ? name : code);
-            ua.user.top_node = top ? (uint32_t)strtoul(top, NULL, 10) : 0;
             rc = hk_store_write_sync(store, user_add_txn, &ua);
             if (rc == HK_EEXIST) {
                 fprintf(stderr, "hookd: a user with code %s exists\n", code);
@@ -216,6 +397,12 @@ int hk_cli_run(hk_config *cfg, int argc, char **argv)
         } else {
             printf("webhook %lu %s\n", id, l.locked ? "locked" : "unlocked");
         }
+    } else if (is_tree && strcmp(verb, "add") == 0) {
+        exit_code = tree_add(store, strcmp(noun, "node") == 0, &o);
+    } else if (is_tree && strcmp(verb, "import") == 0) {
+        exit_code = tree_import(store, strcmp(noun, "node") == 0, argv[2]);
+    } else if (is_tree && strcmp(verb, "list") == 0) {
+        exit_code = tree_list(store, strcmp(noun, "node") == 0);
     } else {
         exit_code = 2;
     }

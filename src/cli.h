@@ -1,4 +1,4 @@
-/* cli.h: the operator commands besides serve (users, keys, webhooks). */
+/* cli.h: the operator commands besides serve (users, keys, webhooks, nodes, accounts). */
 #ifndef HK_CLI_H
 #define HK_CLI_H
 

@@ -21,10 +21,17 @@ static void usage(FILE *f)
           "  key revoke KEY|KEY-ID\n"
           "  key list\n"
           "  webhook lock ID | webhook unlock ID\n"
+          "  node add --id N --name NAME [--parent P]\n"
+          "  node import FILE.csv              rows id,parent,name (parent empty or 0: a root)\n"
+          "  node list\n"
+          "  account add --id N --node N --name NAME\n"
+          "  account import FILE.csv           rows id,node,name\n"
+          "  account list\n"
           "  version\n"
           "\n"
           "Every command takes --config FILE and --data DIR. Permissions: ApplicationSettings:View,\n"
-          "ApplicationSettings:Manage, Accounts:Edit, Events:Signal, Webhooks:Execute, or all.\n",
+          "ApplicationSettings:Manage, Accounts:Edit, Events:Signal, Webhooks:Execute, or all.\n"
+          "An import runs in one transaction: on any error nothing is stored and the line is named.\n",
           f);
 }
 

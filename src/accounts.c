@@ -1,0 +1,404 @@
+/* accounts.c: nodes, accounts, the subtree check and the CSV import. */
+#include "accounts.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+static void say(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void say(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err == NULL || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* Reads the record of id in db: its u32 link member (parent or node) and name. */
+static int read_rec(hk_txn *txn, enum hk_db db, uint32_t id, const char *link, uint32_t *link_out, char *name,
+                    size_t namelen)
+{
+    uint8_t k[4];
+    hk_val v;
+    hk_be32(k, id);
+    int rc = hk_get(txn, db, k, 4, &v);
+    if (rc != 0)
+        return rc;
+    json_error_t jerr;
+    json_t *j = json_loadb(v.data, v.len, 0, &jerr);
+    json_t *l = json_object_get(j, link);
+    const char *nm = json_string_value(json_object_get(j, "name"));
+    if (!json_is_integer(l) || json_integer_value(l) < 0 || json_integer_value(l) > UINT32_MAX || nm == NULL) {
+        json_decref(j);
+        return HK_ESTORE;
+    }
+    *link_out = (uint32_t)json_integer_value(l);
+    if (name != NULL)
+        snprintf(name, namelen, "%s", nm);
+    json_decref(j);
+    return 0;
+}
+
+static int write_rec(hk_txn *txn, enum hk_db db, uint32_t id, const char *link, uint32_t link_val, const char *name)
+{
+    json_t *nm = json_string(name);
+    if (nm == NULL)
+        return HK_EINVAL; /* not UTF-8 */
+    json_t *j = json_object();
+    json_object_set_new(j, link, json_integer(link_val));
+    json_object_set_new(j, "name", nm);
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    uint8_t k[4];
+    hk_be32(k, id);
+    int rc = hk_put(txn, db, k, 4, s, strlen(s), 0);
+    free(s);
+    return rc;
+}
+
+int hk_node_get(hk_txn *txn, uint32_t id, hk_node *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->id = id;
+    return read_rec(txn, HK_DB_NODES, id, "parent", &out->parent, out->name, sizeof(out->name));
+}
+
+int hk_account_get(hk_txn *txn, uint32_t id, hk_account *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->id = id;
+    return read_rec(txn, HK_DB_ACCOUNTS, id, "node", &out->node, out->name, sizeof(out->name));
+}
+
+static int check_name(const char *name, char *err, size_t errlen)
+{
+    size_t len = strlen(name);
+    if (len == 0 || len > HK_NODE_NAME_MAX) {
+        say(err, errlen, "name must be 1..%d bytes", HK_NODE_NAME_MAX);
+        return HK_EINVAL;
+    }
+    json_t *j = json_string(name);
+    if (j == NULL) {
+        say(err, errlen, "name is not valid UTF-8");
+        return HK_EINVAL;
+    }
+    json_decref(j);
+    return 0;
+}
+
+/*
+ * Checks that id's chain of ancestors, starting at parent, ends at a root
+ * without passing through id itself and within the depth limit. Every
+ * ancestor must exist.
+ */
+static int check_ancestry(hk_txn *txn, uint32_t id, uint32_t parent, char *err, size_t errlen)
+{
+    uint32_t cur = parent;
+    for (int depth = 0; cur != 0; depth++) {
+        if (cur == id) {
+            say(err, errlen, "node %u cannot be its own ancestor (parent %u)", id, parent);
+            return HK_EINVAL;
+        }
+        if (depth >= HK_NODE_DEPTH_MAX) {
+            say(err, errlen, "node %u would be deeper than %d levels", id, HK_NODE_DEPTH_MAX);
+            return HK_EINVAL;
+        }
+        uint32_t up;
+        int rc = read_rec(txn, HK_DB_NODES, cur, "parent", &up, NULL, 0);
+        if (rc == HK_ENOTFOUND) {
+            say(err, errlen, "node %u does not exist", cur);
+            return HK_EINVAL;
+        }
+        if (rc != 0)
+            return rc;
+        cur = up;
+    }
+    return 0;
+}
+
+int hk_node_put(hk_txn *txn, const hk_node *n, char *err, size_t errlen)
+{
+    if (n->id == 0) {
+        say(err, errlen, "node id must be a positive integer");
+        return HK_EINVAL;
+    }
+    int rc = check_name(n->name, err, errlen);
+    if (rc == 0)
+        rc = check_ancestry(txn, n->id, n->parent, err, errlen);
+    if (rc == 0)
+        rc = write_rec(txn, HK_DB_NODES, n->id, "parent", n->parent, n->name);
+    return rc;
+}
+
+int hk_account_put(hk_txn *txn, const hk_account *a, char *err, size_t errlen)
+{
+    if (a->id == 0) {
+        say(err, errlen, "account id must be a positive integer");
+        return HK_EINVAL;
+    }
+    int rc = check_name(a->name, err, errlen);
+    if (rc != 0)
+        return rc;
+    uint32_t up;
+    rc = a->node == 0 ? HK_ENOTFOUND : read_rec(txn, HK_DB_NODES, a->node, "parent", &up, NULL, 0);
+    if (rc == HK_ENOTFOUND) {
+        say(err, errlen, "node %u does not exist", a->node);
+        return HK_EINVAL;
+    }
+    if (rc != 0)
+        return rc;
+    return write_rec(txn, HK_DB_ACCOUNTS, a->id, "node", a->node, a->name);
+}
+
+bool hk_node_within(hk_txn *txn, uint32_t node, uint32_t top)
+{
+    if (top == 0)
+        return false;
+    uint32_t cur = node;
+    /* The depth bound also ends a cycle, which only a damaged store could hold. */
+    for (int depth = 0; cur != 0 && depth <= HK_NODE_DEPTH_MAX; depth++) {
+        if (cur == top)
+            return true;
+        uint32_t up;
+        if (read_rec(txn, HK_DB_NODES, cur, "parent", &up, NULL, 0) != 0)
+            return false;
+        cur = up;
+    }
+    return false;
+}
+
+bool hk_account_within(hk_txn *txn, uint32_t id, uint32_t top)
+{
+    uint32_t node;
+    if (id == 0 || read_rec(txn, HK_DB_ACCOUNTS, id, "node", &node, NULL, 0) != 0)
+        return false;
+    return hk_node_within(txn, node, top);
+}
+
+/* ---- CSV import ------------------------------------------------------------ */
+
+#define CSV_FIELDS 3
+#define CSV_FIELD_MAX HK_NODE_NAME_MAX
+
+struct row {
+    uint32_t id, link;
+    size_t line;
+};
+
+struct csv {
+    const char *p, *end;
+    size_t line;     /* of the next character */
+    size_t rec_line; /* where the last record read began */
+};
+
+/*
+ * Reads one record into f (nf fields). Returns 1 with a record, 0 at the
+ * end, -1 with a message in err.
+ */
+static int csv_record(struct csv *c, char f[CSV_FIELDS][CSV_FIELD_MAX + 1], int *nf, char *err, size_t errlen)
+{
+    /* Blank lines are not records. */
+    while (c->p < c->end && (*c->p == '\n' || *c->p == '\r')) {
+        if (*c->p == '\n')
+            c->line++;
+        c->p++;
+    }
+    if (c->p >= c->end)
+        return 0;
+    c->rec_line = c->line;
+    *nf = 0;
+    for (;;) {
+        if (*nf == CSV_FIELDS) {
+            say(err, errlen, "line %zu: more than %d fields", c->line, CSV_FIELDS);
+            return -1;
+        }
+        char *out = f[(*nf)++];
+        size_t n = 0;
+        bool quoted = c->p < c->end && *c->p == '"';
+        if (quoted) {
+            c->p++;
+            for (;;) {
+                if (c->p >= c->end) {
+                    say(err, errlen, "line %zu: unterminated quoted field", c->line);
+                    return -1;
+                }
+                char ch = *c->p++;
+                if (ch == '"') {
+                    if (c->p < c->end && *c->p == '"')
+                        c->p++;
+                    else
+                        break;
+                }
+                if (ch == '\n')
+                    c->line++;
+                if (n == CSV_FIELD_MAX) {
+                    say(err, errlen, "line %zu: field longer than %d bytes", c->line, CSV_FIELD_MAX);
+                    return -1;
+                }
+                out[n++] = ch;
+            }
+        } else {
+            while (c->p < c->end && *c->p != ',' && *c->p != '\n' && *c->p != '\r') {
+                if (*c->p == '"') {
+                    say(err, errlen, "line %zu: a quote inside an unquoted field", c->line);
+                    return -1;
+                }
+                if (n == CSV_FIELD_MAX) {
+                    say(err, errlen, "line %zu: field longer than %d bytes", c->line, CSV_FIELD_MAX);
+                    return -1;
+                }
+                out[n++] = *c->p++;
+            }
+        }
+        out[n] = '\0';
+        if (c->p >= c->end)
+            return 1;
+        if (*c->p == ',') {
+            c->p++;
+            continue;
+        }
+        if (*c->p == '\r')
+            c->p++;
+        if (c->p < c->end && *c->p == '\n') {
+            c->p++;
+            c->line++;
+            return 1;
+        }
+        if (c->p >= c->end)
+            return 1;
+        say(err, errlen, "line %zu: unexpected character after a quoted field", c->line);
+        return -1;
+    }
+}
+
+/* Parses a decimal u32 field; empty is allowed (as 0) only when empty_ok. */
+static bool parse_u32(const char *s, bool empty_ok, uint32_t *out)
+{
+    while (*s == ' ')
+        s++;
+    if (*s == '\0') {
+        *out = 0;
+        return empty_ok;
+    }
+    uint64_t v = 0;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        v = v * 10 + (uint64_t)(*s - '0');
+        if (v > UINT32_MAX)
+            return false;
+    }
+    while (*s == ' ')
+        s++;
+    *out = (uint32_t)v;
+    return *s == '\0';
+}
+
+static int row_cmp(const void *a, const void *b)
+{
+    const struct row *x = a, *y = b;
+    if (x->id != y->id)
+        return x->id < y->id ? -1 : 1;
+    return x->line < y->line ? -1 : x->line > y->line;
+}
+
+int hk_accounts_import(hk_txn *txn, enum hk_import_kind kind, const char *text, size_t len, size_t *count, char *err,
+                       size_t errlen)
+{
+    bool nodes = kind == HK_IMPORT_NODES;
+    const char *link = nodes ? "parent" : "node";
+    enum hk_db db = nodes ? HK_DB_NODES : HK_DB_ACCOUNTS;
+    struct csv c = {text, text + len, 1, 1};
+    char f[CSV_FIELDS][CSV_FIELD_MAX + 1];
+    struct row *rows = NULL;
+    size_t n = 0, cap = 0;
+    int nf, got, rc = 0;
+    bool first = true;
+    *count = 0;
+
+    /* Skip a UTF-8 byte order mark, as spreadsheets write one. */
+    if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
+        c.p += 3;
+    while ((got = csv_record(&c, f, &nf, err, errlen)) == 1) {
+        size_t line = c.rec_line;
+        if (first && strcasecmp(f[0], "id") == 0) {
+            first = false;
+            continue;
+        }
+        first = false;
+        struct row r = {0, 0, line};
+        if (nf != CSV_FIELDS) {
+            say(err, errlen, "line %zu: expected 3 fields (id,%s,name), found %d", line, link, nf);
+            rc = HK_EINVAL;
+            break;
+        }
+        if (!parse_u32(f[0], false, &r.id) || r.id == 0) {
+            say(err, errlen, "line %zu: id \"%.40s\" is not a positive integer", line, f[0]);
+            rc = HK_EINVAL;
+            break;
+        }
+        if (!parse_u32(f[1], nodes, &r.link) || (!nodes && r.link == 0)) {
+            say(err, errlen, "line %zu: %s \"%.40s\" is not a %s", line, link, f[1],
+                nodes ? "node id (or empty for a root)" : "positive integer");
+            rc = HK_EINVAL;
+            break;
+        }
+        char why[128];
+        if (check_name(f[2], why, sizeof(why)) != 0) {
+            say(err, errlen, "line %zu: %s", line, why);
+            rc = HK_EINVAL;
+            break;
+        }
+        if ((rc = write_rec(txn, db, r.id, link, r.link, f[2])) != 0) {
+            say(err, errlen, "line %zu: %s", line, hk_strerror(rc));
+            break;
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 256;
+            rows = hk_realloc(rows, cap * sizeof(*rows));
+        }
+        rows[n++] = r;
+    }
+    if (got < 0)
+        rc = HK_EINVAL;
+
+    /* A repeated id would silently replace its first row: refuse it. */
+    if (rc == 0 && n > 1) {
+        struct row *sorted = hk_malloc(n * sizeof(*sorted));
+        memcpy(sorted, rows, n * sizeof(*sorted));
+        qsort(sorted, n, sizeof(*sorted), row_cmp);
+        for (size_t i = 1; i < n && rc == 0; i++)
+            if (sorted[i].id == sorted[i - 1].id) {
+                say(err, errlen, "line %zu: id %u is already on line %zu", sorted[i].line, sorted[i].id,
+                    sorted[i - 1].line);
+                rc = HK_EINVAL;
+            }
+        free(sorted);
+    }
+
+    /* Every row is in; now each reference must resolve and the tree stay a tree. */
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        char why[160];
+        if (nodes) {
+            rc = check_ancestry(txn, rows[i].id, rows[i].link, why, sizeof(why));
+        } else {
+            uint32_t up;
+            rc = read_rec(txn, HK_DB_NODES, rows[i].link, "parent", &up, NULL, 0);
+            if (rc == HK_ENOTFOUND) {
+                snprintf(why, sizeof(why), "node %u does not exist", rows[i].link);
+                rc = HK_EINVAL;
+            } else if (rc != 0) {
+                snprintf(why, sizeof(why), "%s", hk_strerror(rc));
+            }
+        }
+        if (rc != 0)
+            say(err, errlen, "line %zu: %s", rows[i].line, why);
+    }
+    free(rows);
+    if (rc == 0)
+        *count = n;
+    return rc;
+}
