@@ -738,6 +738,8 @@ static void on_connect(uv_connect_t *creq, int status)
     if (status != 0) {
         if (status == UV_ECONNREFUSED)
             conn_fail(cn, status, "connection refused");
+        else if (status == UV_ECONNRESET)
+            conn_fail(cn, status, "connection reset by peer");
         else
             conn_fail(cn, status, "connect failed: %s", uv_strerror(status));
         return;

@@ -424,7 +424,7 @@ static void test_protocol(void)
     uv_sleep(10);
     uv_update_time(&loop);
     {
-        uv_timer_t t;
+        static uv_timer_t t; /* closed asynchronously: must outlive the scope */
         bool ticked = false;
         uv_timer_init(&loop, &t);
         t.data = &ticked;
@@ -732,6 +732,50 @@ static void test_failures(void)
     close_client(c);
 }
 
+/* A server on the test's own loop that answers every connection with a reset. */
+static void on_rst_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void on_rst_connection(uv_stream_t *server, int status)
+{
+    if (status != 0)
+        return;
+    uv_tcp_t *t = hk_malloc(sizeof(*t));
+    uv_tcp_init(&loop, t);
+    if (uv_accept(server, (uv_stream_t *)t) == 0) {
+        /* Linger 0: close sends RST instead of FIN. */
+        struct linger l = {.l_onoff = 1, .l_linger = 0};
+        uv_os_fd_t fd;
+        if (uv_fileno((uv_handle_t *)t, &fd) == 0)
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+    }
+    uv_close((uv_handle_t *)t, on_rst_closed);
+}
+
+static void test_reset(void)
+{
+    static uv_tcp_t server; /* outlives this function until its close callback */
+    struct sockaddr_in a;
+    uv_ip4_addr("127.0.0.1", 0, &a);
+    uv_tcp_init(&loop, &server);
+    CHECK_INT(uv_tcp_bind(&server, (struct sockaddr *)&a, 0), 0);
+    CHECK_INT(uv_listen((uv_stream_t *)&server, 16, on_rst_connection), 0);
+    int len = sizeof(a);
+    uv_tcp_getsockname(&server, (struct sockaddr *)&a, &len);
+    hk_client_opts opts = base_opts();
+    hk_client *c = make_client(&opts);
+    char u[256];
+    struct outcome o;
+    post(c, url(u, sizeof(u), "http", "127.0.0.1", ntohs(a.sin_port), "/"), "x", &o);
+    CHECK(o.error == UV_ECONNRESET || o.error == UV_EPIPE);
+    CHECK_STR(o.error_text, "connection reset by peer");
+    outcome_free(&o);
+    close_client(c);
+    uv_close((uv_handle_t *)&server, NULL);
+}
+
 static void test_ssrf(void)
 {
     char u[256];
@@ -797,7 +841,7 @@ static void test_cancel(void)
         .url = url(u, sizeof(u), "http", "127.0.0.1", rx.http, "/delay/3000"), .body = "x", .body_len = 1};
     CHECK_INT(hk_client_send(c, &r, on_result, &slow), 0);
     /* Let it reach the server, then close with it in flight. */
-    uv_timer_t t;
+    static uv_timer_t t; /* closed asynchronously: must outlive the scope */
     bool ticked = false;
     uv_timer_init(&loop, &t);
     t.data = &ticked;
@@ -845,6 +889,7 @@ int main(void)
     test_ip_san();
     test_tls();
     test_failures();
+    test_reset();
     test_ssrf();
     test_cancel();
     /* Everything the clients opened is closed. */
