@@ -366,6 +366,12 @@ static char *execute_data(hk_ctx *ctx)
                              jerr.text);
             return NULL;
         }
+        if (!json_is_object(value)) {
+            json_decref(value);
+            hk_respond_error(ctx, 400, "Request Body does not match its Content-Type %s: it is not a JSON object",
+                             type);
+            return NULL;
+        }
         break;
     }
     case MEDIA_XML:
