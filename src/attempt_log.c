@@ -17,18 +17,69 @@ static void time_key(uint8_t k[20], uint64_t ms, uint32_t wid, uint64_t id)
     hk_be64(k + 12, id);
 }
 
-/* Invalid UTF-8 from a peer must not make the record unencodable. */
+/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 when invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t len;
+    uint32_t cp;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+        cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3F);
+    }
+    /* Overlong forms, surrogates and values past U+10FFFF. */
+    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return len;
+}
+
+/*
+ * A peer's bytes as a JSON string. Valid UTF-8 (NUL included) is kept as
+ * it is, so that text compares byte for byte with what went over the
+ * wire; each byte that is not part of a valid sequence becomes U+FFFD, so
+ * that a binary body cannot make the record unencodable.
+ */
 static json_t *text(const char *s, size_t len)
 {
-    json_t *j = json_stringn_nocheck(s, len);
-    if (json_dumps(j, JSON_ENCODE_ANY) == NULL) {
-        json_decref(j);
-        char *copy = hk_malloc(len + 1);
-        for (size_t i = 0; i < len; i++)
-            copy[i] = (unsigned char)s[i] < 0x80 ? s[i] : '?';
-        j = json_stringn(copy, len);
-        free(copy);
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0, n;
+    while (i < len && (n = utf8_seq(u + i, len - i)) != 0)
+        i += n;
+    if (i == len)
+        return json_stringn(s, len);
+    char *copy = hk_malloc(len * 3 + 1);
+    size_t o = 0;
+    for (i = 0; i < len;) {
+        n = utf8_seq(u + i, len - i);
+        if (n == 0) {
+            memcpy(copy + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            i++;
+        } else {
+            memcpy(copy + o, s + i, n);
+            o += n;
+            i += n;
+        }
     }
+    json_t *j = json_stringn(copy, o);
+    free(copy);
     return j;
 }
 

@@ -60,6 +60,7 @@ static const struct option options[] = {
     O("delivery", "retry_after_max", OPT_MS, retry_after_max_ms, "1h", 0, 7 * DAY),
     O("delivery", "ca_file", OPT_STR, ca_file, "/etc/ssl/certs/ca-certificates.crt", 0, 0),
     O("delivery", "log_retention", OPT_MS, log_retention_ms, "7d", 1000, 3650 * DAY),
+    O("delivery", "prune_interval", OPT_MS, prune_interval_ms, "60s", 100, DAY),
     O("smtp", "host", OPT_STR, smtp_host, "", 0, 0),
     O("smtp", "port", OPT_U32, smtp_port, "25", 1, 65535),
     O("smtp", "from", OPT_STR, smtp_from, "hookd@localhost", 0, 0),

@@ -49,6 +49,7 @@ typedef struct hk_config {
     uint64_t retry_after_max_ms;     /**< upper bound honoured for Retry-After */
     char *ca_file;                   /**< CA bundle for outbound TLS */
     uint64_t log_retention_ms;       /**< attempt-log records older than this are pruned */
+    uint64_t prune_interval_ms;      /**< how often expired log records, events and keys are looked for */
     /* [smtp] */
     char *smtp_host;               /**< relay host; empty disables mail */
     uint32_t smtp_port;            /**< relay port */

@@ -34,9 +34,8 @@
 #define JOB_BUCKETS_MIN 1024
 #define WS_BUCKETS 1024
 #define ORIGIN_BUCKETS 256
-#define MAX_KEEP_TEXT 65536  /* request/response text kept per attempt for the log */
-#define PRUNE_EVERY_MS 60000 /* how often expired records are looked for */
-#define PRUNE_CHUNK 500      /* records deleted per transaction: keeps each commit short */
+#define MAX_KEEP_TEXT 65536 /* request/response text kept per attempt for the log */
+#define PRUNE_CHUNK 500     /* records deleted per transaction: keeps each commit short */
 
 struct origin {
     char *key; /* scheme://host:port, lower case */
@@ -1327,9 +1326,16 @@ static void prune_start(hk_engine *e)
     uint64_t now = hk_now_ms();
     struct prune *p = hk_calloc(1, sizeof(*p));
     p->eng = e;
-    p->log_before = now - e->cfg->log_retention_ms;
-    /* An event outlives its log records and every retry of its deliveries. */
-    p->event_before = p->log_before;
+    p->log_before = now > e->cfg->log_retention_ms ? now - e->cfg->log_retention_ms : 0;
+    /* An event outlives its log records and every retry of its deliveries:
+     * a delivery queued at the retention's edge may still wait out the
+     * whole schedule, each step stretched by jitter or Retry-After. */
+    uint64_t span = 0;
+    for (size_t i = 0; i < e->nsched; i++) {
+        uint64_t step = e->sched[i] + e->sched[i] / 100 * e->cfg->retry_jitter_pct;
+        span += step > e->cfg->retry_after_max_ms ? step : e->cfg->retry_after_max_ms;
+    }
+    p->event_before = p->log_before > span ? p->log_before - span : 0;
     p->idem_before = now > e->cfg->idempotency_window_ms ? now - e->cfg->idempotency_window_ms : 0;
     p->w.apply = prune_apply;
     p->w.done = prune_done;
@@ -1389,7 +1395,9 @@ int hk_engine_start(hk_engine **out, hk_app *app)
     e->load_timer.data = e->tick.data = e->prune_timer.data = e->grace_timer.data = e;
     e->open_handles = 4;
     uv_timer_start(&e->tick, on_tick, TICK_MS, TICK_MS);
-    uv_timer_start(&e->prune_timer, on_prune_timer, 5000, PRUNE_EVERY_MS);
+    uv_timer_start(&e->prune_timer, on_prune_timer,
+                   app->cfg->prune_interval_ms < 5000 ? app->cfg->prune_interval_ms : 5000,
+                   app->cfg->prune_interval_ms);
     schedule_load(e, 0);
     *out = e;
     return 0;

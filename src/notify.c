@@ -1,13 +1,260 @@
-/* notify.c: failure emails (see notify.h). */
+/*
+ * notify.c: failure emails (see notify.h).
+ *
+ * The state lives in this file rather than in hk_app: one server runs per
+ * process, and nothing else needs it. It is the SMTP client (created on the
+ * first mail) and, per webhook, when the last mail about it was sent, which
+ * limits exhausted-delivery mails to one per [smtp] min_interval. That map
+ * is swept of expired entries when it grows, so it stays as small as the
+ * set of webhooks that failed recently.
+ */
 #include "notify.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "api.h"
+#include "log.h"
+#include "smtp.h"
+#include "webhook.h"
+
+#define RATE_BUCKETS 256
+#define RATE_SWEEP_AT 4096 /* entries before expired ones are swept */
+
+struct rate {
+    uint32_t id;
+    uint64_t last_ms;
+    struct rate *next;
+};
+
+struct mail_ctx {
+    uint32_t webhook_id;
+    char event_uuid[40];
+    bool disabled;
+};
+
+static struct {
+    hk_smtp *smtp;
+    struct rate *rates[RATE_BUCKETS];
+    size_t nrates;
+    bool shut;
+    bool warned_from;
+} N;
+
+static struct rate *rate_find(uint32_t id)
+{
+    for (struct rate *r = N.rates[id % RATE_BUCKETS]; r != NULL; r = r->next)
+        if (r->id == id)
+            return r;
+    return NULL;
+}
+
+static void rate_sweep(uint64_t now, uint64_t interval)
+{
+    for (size_t i = 0; i < RATE_BUCKETS; i++) {
+        struct rate **p = &N.rates[i];
+        while (*p != NULL) {
+            struct rate *r = *p;
+            if (now - r->last_ms >= interval) {
+                *p = r->next;
+                free(r);
+                N.nrates--;
+            } else {
+                p = &r->next;
+            }
+        }
+    }
+}
+
+static void rate_note(uint32_t id, uint64_t now, uint64_t interval)
+{
+    struct rate *r = rate_find(id);
+    if (r == NULL) {
+        if (N.nrates >= RATE_SWEEP_AT)
+            rate_sweep(now, interval);
+        r = hk_calloc(1, sizeof(*r));
+        r->id = id;
+        r->next = N.rates[id % RATE_BUCKETS];
+        N.rates[id % RATE_BUCKETS] = r;
+        N.nrates++;
+    }
+    r->last_ms = now;
+}
+
+static void on_sent(int status, const char *error, void *arg)
+{
+    struct mail_ctx *m = arg;
+    if (status == 0)
+        hk_info("notify: mailed about webhook %u (%s, event %s)", m->webhook_id,
+                m->disabled ? "disabled" : "delivery exhausted", m->event_uuid);
+    else if (status == UV_ECANCELED)
+        hk_debug("notify: mail about webhook %u abandoned at shutdown", m->webhook_id);
+    else
+        hk_warn("notify: mail about webhook %u (event %s) failed: %s", m->webhook_id, m->event_uuid, error);
+    free(m);
+}
+
+static int ensure_client(hk_app *app)
+{
+    if (N.smtp != NULL)
+        return 0;
+    char helo[256];
+    size_t hl = sizeof(helo);
+    if (uv_os_gethostname(helo, &hl) != 0)
+        snprintf(helo, sizeof(helo), "localhost");
+    hk_smtp_opts o = {.host = app->cfg->smtp_host,
+                      .port = (uint16_t)app->cfg->smtp_port,
+                      .starttls = app->cfg->smtp_starttls,
+                      .ca_file = app->cfg->ca_file,
+                      .helo = helo,
+                      .timeout_ms = HK_SMTP_DEFAULT_TIMEOUT_MS};
+    return hk_smtp_create(&N.smtp, app->loop, &o);
+}
+
+static void fmt_interval(uint64_t ms, char *buf, size_t len)
+{
+    if (ms % 3600000 == 0)
+        snprintf(buf, len, "%llu h", (unsigned long long)(ms / 3600000));
+    else if (ms % 60000 == 0)
+        snprintf(buf, len, "%llu min", (unsigned long long)(ms / 60000));
+    else
+        snprintf(buf, len, "%llu s", (unsigned long long)((ms + 999) / 1000));
+}
+
+/* The mail's text; *subject and the result are malloc'd. */
+static char *compose(hk_app *app, const hk_attempt *a, json_t *rec, const hk_webhook_stats *st, char **subject)
+{
+    uint32_t id = a->webhook_id;
+    const char *name = hk_wh_str(rec, "name");
+    const char *url = a->url && a->url[0] ? a->url : hk_wh_str(rec, "url");
+    char when[40], result[16], subj[300];
+    hk_fmt_date_iso(a->started_ms, when, sizeof(when));
+    snprintf(result, sizeof(result), "%d", a->status);
+    char *body = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&body, &len);
+    if (f == NULL)
+        return NULL;
+    if (a->disabled) {
+        snprintf(subj, sizeof(subj), "hookd: webhook %u \"%.120s\" disabled (TooManyErrors)", id, name);
+        if (a->status == 410)
+            fprintf(f, "Webhook %u \"%s\" has been disabled: its receiver answered 410 Gone.\n", id, name);
+        else
+            fprintf(f, "Webhook %u \"%s\" has been disabled (state TooManyErrors) after %u failed attempts in a row.\n",
+                    id, name, st->consecutive);
+        fprintf(f, "No more events are delivered to it until it is set Active again.\n");
+    } else {
+        char iv[32];
+        fmt_interval(app->cfg->smtp_min_interval_ms, iv, sizeof(iv));
+        snprintf(subj, sizeof(subj), "hookd: webhook %u \"%.120s\": delivery of event %s failed", id, name,
+                 a->event_uuid ? a->event_uuid : "");
+        fprintf(f,
+                "A delivery to webhook %u \"%s\" failed on every attempt and will not be retried.\n"
+                "(At most one such mail is sent per webhook every %s.)\n",
+                id, name, iv);
+    }
+    fprintf(f, "\nWebhook:     %u \"%s\"\n", id, name);
+    fprintf(f, "URL:         %s\n", url);
+    fprintf(f, "Event:       %s\n", a->event_name ? a->event_name : "");
+    fprintf(f, "Event id:    %s\n", a->event_uuid ? a->event_uuid : "");
+    fprintf(f, "Attempt:     %u\n", a->attempt);
+    fprintf(f, "Time:        %s\n", when);
+    fprintf(f, "Result:      %s%s\n", result, a->status == 0 ? " (no response)" : "");
+    fprintf(f, "Error:       %s\n", a->error ? a->error : "");
+    fprintf(f, "Failures in a row: %u\n", st->consecutive);
+    fprintf(f,
+            "\nEvery attempt, with the request sent and the response received, is listed at\n"
+            "GET /api/v3/webhook/%u/log\n",
+            id);
+    fclose(f);
+    *subject = hk_strdup(subj);
+    return body;
+}
 
 void hk_notify_attempt(hk_app *app, const hk_attempt *a)
 {
-    HK_UNUSED(app);
-    HK_UNUSED(a);
+    const hk_config *cfg = app->cfg;
+    if (N.shut || a->success || (!a->disabled && !a->exhausted))
+        return;
+    if (cfg->smtp_host == NULL || cfg->smtp_host[0] == '\0')
+        return;
+    uint64_t now = hk_now_ms();
+    if (!a->disabled) {
+        struct rate *r = rate_find(a->webhook_id);
+        if (r != NULL && now - r->last_ms < cfg->smtp_min_interval_ms) {
+            hk_debug("notify: webhook %u: exhausted delivery of event %s not mailed (one mail per interval)",
+                     a->webhook_id, a->event_uuid);
+            return;
+        }
+    }
+    hk_txn *txn;
+    int rc = hk_store_read(app->store, &txn);
+    if (rc != 0) {
+        hk_warn("notify: cannot read webhook %u: %s", a->webhook_id, hk_strerror(rc));
+        return;
+    }
+    json_t *rec;
+    if (hk_webhook_get(txn, a->webhook_id, &rec) != 0) {
+        hk_txn_end(txn);
+        return; /* deleted meanwhile: nobody left to tell */
+    }
+    hk_webhook_stats st;
+    hk_webhook_stats_get(txn, a->webhook_id, &st);
+    hk_txn_end(txn);
+
+    json_t *list = json_object_get(rec, "notify");
+    size_t n = json_is_array(list) ? json_array_size(list) : 0;
+    const char **to = n ? hk_calloc(n, sizeof(*to)) : NULL;
+    size_t nto = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *addr = json_string_value(json_array_get(list, i));
+        if (addr != NULL && addr[0] != '\0')
+            to[nto++] = addr;
+    }
+    if (nto == 0) {
+        free(to);
+        json_decref(rec);
+        return;
+    }
+    if (!hk_smtp_address_ok(cfg->smtp_from)) {
+        if (!N.warned_from)
+            hk_warn("notify: [smtp] from \"%s\" is not a plain address; no mail is sent", cfg->smtp_from);
+        N.warned_from = true;
+        free(to);
+        json_decref(rec);
+        return;
+    }
+    char *subject = NULL;
+    char *body = compose(app, a, rec, &st, &subject);
+    if (body != NULL && (rc = ensure_client(app)) == 0) {
+        struct mail_ctx *m = hk_calloc(1, sizeof(*m));
+        m->webhook_id = a->webhook_id;
+        m->disabled = a->disabled;
+        snprintf(m->event_uuid, sizeof(m->event_uuid), "%s", a->event_uuid ? a->event_uuid : "");
+        hk_smtp_mail mail = {.from = cfg->smtp_from, .to = to, .nto = nto, .subject = subject, .body = body};
+        rc = hk_smtp_send(N.smtp, &mail, on_sent, m);
+        if (rc != 0) {
+            free(m);
+            hk_warn("notify: mail about webhook %u not sent: %s", a->webhook_id,
+                    rc == UV_ENOBUFS ? "too many mails waiting" : hk_strerror(rc));
+        } else {
+            rate_note(a->webhook_id, now, cfg->smtp_min_interval_ms);
+        }
+    } else if (body != NULL) {
+        hk_warn("notify: cannot create the mail client: %s", hk_strerror(rc));
+    }
+    free(body);
+    free(subject);
+    free(to);
+    json_decref(rec);
 }
 
 void hk_notify_shutdown(hk_app *app)
 {
     HK_UNUSED(app);
+    N.shut = true;
+    hk_smtp_close(N.smtp, NULL, NULL);
+    N.smtp = NULL;
+    rate_sweep(0, 0);
 }
