@@ -21,7 +21,7 @@
 #include "store.h"
 
 #define HK_NODE_NAME_MAX 256   /**< bytes in a node's or an account's name */
-#define HK_NODE_DEPTH_MAX 1000 /**< ancestors walked at most; a deeper chain is refused */
+#define HK_NODE_DEPTH_MAX 1000 /**< ancestors a node may have at most; a deeper chain is refused */
 
 /** A node of the tree. */
 typedef struct hk_node {
