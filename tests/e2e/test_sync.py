@@ -7,6 +7,8 @@ import json
 import os
 import socket
 import tempfile
+import threading
+import time
 
 from hookd_test import ADMIN_KEY, Server, run
 from receiver import Receiver, Reply
@@ -306,6 +308,29 @@ def test_webhook_test_reports_the_receivers_answer():
         assert s.request("GET", "/api/v1/Webhook").json() == []
         r = s.request("POST", "/api/v1/Webhook/Test", {"Name": "no url"})
         assert r.status == 400 and "TargetUrl" in r.json()["Message"], r
+
+
+def test_a_slow_receiver_is_bounded_by_the_timeouts_and_the_loop_stays_free():
+    env = dict(ALLOW, HOOKD_DELIVERY_FIRST_BYTE_TIMEOUT="1s", HOOKD_DELIVERY_TOTAL_TIMEOUT="2s")
+    with Receiver() as rx, Server(env=env) as s:
+        rx.reply(status=200, delay=4)
+        create_webhook(s, rx.url + "/slow", extension="Slow")
+        result = {}
+
+        def call():
+            result["r"] = execute(s, "Slow", {"a": 1})
+
+        t = threading.Thread(target=call)
+        t0 = time.time()
+        t.start()
+        rx.wait_for(1)
+        # While the call waits, the server answers others at once.
+        h = s.request("GET", "/healthz", key=None, timeout=2)
+        assert h.status == 200 and time.time() - t0 < 1.5, h
+        t.join(10)
+        r = result["r"]
+        assert r.status == 200 and r.json()["Success"] is False and "1000 ms" in r.json()["Error"], r
+        assert time.time() - t0 < 3, time.time() - t0
 
 
 def test_sync_calls_use_the_ssrf_guard():
