@@ -853,12 +853,16 @@ static void send_job(hk_engine *e, struct job *j)
     j->origin = ws->origin;
     j->origin->active++;
     e->in_flight++;
-    if (hk_client_send(e->client, &req, on_response, j) != 0) {
-        /* A URL the client cannot use: a failed attempt like any other. */
+    int rc = hk_client_send(e->client, &req, on_response, j);
+    if (rc != 0) {
+        /* A request the client refuses outright: a failed attempt like any other. */
         hk_client_result r;
         memset(&r, 0, sizeof(r));
-        r.error = HK_EINVAL;
-        r.error_text = "target URL is not an absolute http(s) URL";
+        r.error = rc;
+        r.error_text = rc == HK_EINVAL    ? "the request cannot be made: target URL is not an absolute http(s) URL "
+                                            "without user info, or a header value is invalid"
+                       : rc == HK_ETOOBIG ? "the request cannot be made: body too large"
+                                          : hk_strerror(rc);
         r.status_line = r.headers = r.body = r.request_head = "";
         on_response(&r, j);
     }
