@@ -51,6 +51,7 @@ struct gconn {
     bool writing;    /* the request's write has not completed (its buffer is in use) */
     bool closing;
     bool close_after;
+    bool listed; /* on the idle stack (may be stale: checked when popped) */
     uint64_t sent_ns;
     char *buf; /* the request being sent */
     size_t buf_cap;
@@ -76,6 +77,9 @@ static struct {
     bool quiet;
 
     struct gconn *conns;
+    struct gconn **idle; /* connections ready for a request */
+    int nidle;
+    size_t inflight;
     llhttp_settings_t settings;
     char read_buf[65536];
     char *pad_text;
@@ -109,12 +113,24 @@ static uint64_t cpu_ms(void)
            (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
 }
 
-static size_t inflight(void)
+static bool is_idle(const struct gconn *c)
 {
-    size_t n = 0;
-    for (int i = 0; i < g.nconns; i++)
-        n += g.conns[i].in_request;
-    return n;
+    return c->connected && !c->closing && !c->in_request && !c->writing;
+}
+
+/* Puts c on the idle stack when it can take a request; kick() pops from it. */
+static void mark_idle(struct gconn *c)
+{
+    if (!c->listed && is_idle(c)) {
+        c->listed = true;
+        g.idle[g.nidle++] = c;
+    }
+}
+
+static void request_done(struct gconn *c)
+{
+    c->in_request = false;
+    g.inflight--;
 }
 
 static void json_escape(FILE *f, const char *s)
@@ -183,7 +199,7 @@ static void maybe_finish(void)
 {
     if (!g.stopping || g.finished)
         return;
-    if (inflight() == 0) {
+    if (g.inflight == 0) {
         g.end_ns = uv_hrtime();
         finish();
     }
@@ -211,7 +227,7 @@ static void conn_drop(struct gconn *c)
         return;
     if (c->in_request) {
         /* The request may or may not have been acted on: it counts as lost. */
-        c->in_request = false;
+        request_done(c);
         g.lost++;
     }
     c->connected = false;
@@ -231,8 +247,8 @@ static void on_write(uv_write_t *req, int status)
         conn_drop(c);
         return;
     }
-    if (!c->in_request)
-        kick();
+    mark_idle(c);
+    kick();
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -261,10 +277,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         conn_drop(c);
         return;
     }
-    if (c->close_after)
+    if (c->close_after) {
         conn_drop(c);
-    else
+    } else {
+        mark_idle(c);
         kick();
+    }
 }
 
 static void on_connect(uv_connect_t *req, int status)
@@ -283,6 +301,7 @@ static void on_connect(uv_connect_t *req, int status)
     }
     g.ever_connected = true;
     c->connected = true;
+    mark_idle(c);
     llhttp_init(&c->parser, HTTP_RESPONSE, &g.settings);
     c->parser.data = c;
     uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, on_read);
@@ -349,13 +368,29 @@ static void send_one(struct gconn *c)
     c->buf[len++] = '}';
     c->buf[len++] = '}';
     c->in_request = true;
+    g.inflight++;
     c->writing = true;
     c->sent_ns = now;
     c->resp_len = 0;
     g.sent++;
     g.last_send_ns = now;
+    /* A direct write first: it usually takes the whole request, and costs no
+     * write request, callback or epoll_ctl. */
     uv_buf_t b = uv_buf_init(c->buf, (unsigned)len);
-    int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+    int rc = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    if (rc == (int)len) {
+        c->writing = false;
+        return;
+    }
+    if (rc < 0 && rc != UV_EAGAIN) {
+        c->writing = false;
+        g.conn_errors++;
+        conn_drop(c);
+        return;
+    }
+    if (rc > 0)
+        b = uv_buf_init(c->buf + rc, (unsigned)(len - (size_t)rc));
+    rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write);
     if (rc != 0) {
         c->writing = false;
         g.conn_errors++;
@@ -381,9 +416,10 @@ static void kick(void)
     if (g.stopping || g.start_ns == 0)
         return;
     uint64_t now = uv_hrtime();
-    for (int i = 0; i < g.nconns && may_send(now); i++) {
-        struct gconn *c = &g.conns[i];
-        if (c->connected && !c->closing && !c->in_request && !c->writing)
+    while (g.nidle > 0 && may_send(now)) {
+        struct gconn *c = g.idle[--g.nidle];
+        c->listed = false;
+        if (is_idle(c))
             send_one(c);
     }
     if (g.rate > 0 && may_send(now)) {
@@ -420,7 +456,7 @@ static int on_message_complete(llhttp_t *p)
     int status = p->status_code;
     if (!c->in_request)
         return HPE_USER; /* an answer nobody asked for */
-    c->in_request = false;
+    request_done(c);
     hist_add(&g.lat, now - c->sent_ns);
     g.status_count[status >= 0 && status < 600 ? status : 0]++;
     if (status >= 200 && status < 300) {
@@ -470,11 +506,8 @@ static void on_drain_timer(uv_timer_t *t)
 {
     (void)t;
     if (g.stopping && !g.finished) {
-        size_t n = inflight();
-        fprintf(stderr, "loadgen: %zu requests still unanswered after the drain timeout\n", n);
-        g.lost += n;
-        for (int i = 0; i < g.nconns; i++)
-            g.conns[i].in_request = false;
+        fprintf(stderr, "loadgen: %zu requests still unanswered after the drain timeout\n", g.inflight);
+        g.lost += g.inflight;
         g.end_ns = uv_hrtime();
         finish();
     }
@@ -622,7 +655,8 @@ int main(int argc, char **argv)
     g.settings.on_body = on_body;
     g.settings.on_message_complete = on_message_complete;
     g.conns = calloc((size_t)g.nconns, sizeof(*g.conns));
-    if (g.conns == NULL)
+    g.idle = calloc((size_t)g.nconns, sizeof(*g.idle));
+    if (g.conns == NULL || g.idle == NULL)
         return 1;
 
     uv_timer_init(g.loop, &g.tick);

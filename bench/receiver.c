@@ -66,6 +66,7 @@ struct conn {
     llhttp_t parser;
     bool closing;
     bool close_after;
+    int nwrites; /* queued writes not yet completed */
 
     /* The request being parsed. */
     char url[256];
@@ -340,7 +341,8 @@ static void after_write(uv_write_t *req, int status)
     struct write_req *w = container_of(req, struct write_req, req);
     struct conn *c = w->c;
     free(w);
-    if (status != 0 || c->close_after)
+    c->nwrites--;
+    if (status != 0 || (c->close_after && c->nwrites == 0))
         conn_close(c);
 }
 
@@ -348,6 +350,22 @@ static void raw_write(struct conn *c, const char *data, size_t len)
 {
     if (len == 0 || c->closing)
         return;
+    /* A direct write first; only what the socket does not take is queued. */
+    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+    int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    if (n == (int)len) {
+        if (c->close_after && c->nwrites == 0)
+            conn_close(c);
+        return;
+    }
+    if (n < 0 && n != UV_EAGAIN) {
+        conn_close(c);
+        return;
+    }
+    if (n > 0) {
+        data += n;
+        len -= (size_t)n;
+    }
     struct write_req *w = malloc(sizeof(*w) + len);
     if (w == NULL) {
         conn_close(c);
@@ -355,11 +373,13 @@ static void raw_write(struct conn *c, const char *data, size_t len)
     }
     memcpy(w->data, data, len);
     w->c = c;
-    uv_buf_t b = uv_buf_init(w->data, (unsigned)len);
+    b = uv_buf_init(w->data, (unsigned)len);
     if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, after_write) != 0) {
         free(w);
         conn_close(c);
+        return;
     }
+    c->nwrites++;
 }
 
 /* Sends the responses gathered while handling the last read. */
