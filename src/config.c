@@ -23,6 +23,8 @@ struct option {
     {                                                                                                                  \
         sec, k, t, offsetof(hk_config, field), d, lo, hi                                                               \
     }
+#define CONFIG_LINE_MAX 4096
+#define ENV_PREFIX "HOOKD_"
 #define KIB 1024ull
 #define MIB (1024ull * 1024ull)
 #define GIB (1024ull * MIB)
@@ -148,6 +150,13 @@ static int apply(hk_config *cfg, const struct option *o, const char *value, char
     const char *what = "";
     switch (o->type) {
     case OPT_STR: {
+        /* The one string with a closed set of values is checked here, so
+         * that every way of setting it (file, environment, command line)
+         * names the key on a mistake. */
+        if (field == (char *)&cfg->log_level && hk_log_parse_level(value) < 0) {
+            snprintf(err, errlen, "%s.%s: expected debug, info, warn or error, got \"%s\"", o->section, o->key, value);
+            return HK_ECONFIG;
+        }
         char **p = (char **)(void *)field;
         free(*p);
         *p = hk_strdup(value);
@@ -237,11 +246,18 @@ static int load_file(hk_config *cfg, const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return HK_ECONFIG;
     }
-    char line[4096];
+    char line[CONFIG_LINE_MAX];
     char section[64] = "";
     int lineno = 0, rc = 0;
     while (rc == 0 && fgets(line, sizeof(line), f) != NULL) {
         lineno++;
+        /* A line that does not fit would be read as two; refuse it instead. */
+        size_t len = strlen(line);
+        if (len == sizeof(line) - 1 && line[len - 1] != '\n' && !feof(f)) {
+            snprintf(err, errlen, "%s:%d: line longer than %d bytes", path, lineno, CONFIG_LINE_MAX - 2);
+            rc = HK_ECONFIG;
+            break;
+        }
         char *s = trim(line);
         if (*s == '\0' || *s == '#' || *s == ';')
             continue;
@@ -278,6 +294,44 @@ static int load_file(hk_config *cfg, const char *path, char *err, size_t errlen)
     return rc;
 }
 
+extern char **environ;
+
+/* Writes the environment variable name of an option ("HOOKD_SERVER_LISTEN") into buf. */
+static void env_name(const char *section, const char *key, char *buf, size_t len)
+{
+    int n = snprintf(buf, len, ENV_PREFIX "%s%s%s", section, key ? "_" : "", key ? key : "");
+    for (int j = 0; j < n && (size_t)j < len; j++)
+        buf[j] = (char)toupper((unsigned char)buf[j]);
+}
+
+/* An HOOKD_<SECTION>_<KEY> variable whose section exists but whose key does
+ * not is a typo that would otherwise be ignored silently. Variables outside
+ * the config sections (HOOKD_ADMIN_KEY and the like) are not config keys. */
+static int check_env_names(char *err, size_t errlen)
+{
+    for (char **e = environ; e != NULL && *e != NULL; e++) {
+        const char *eq = strchr(*e, '=');
+        if (eq == NULL || strncmp(*e, ENV_PREFIX, strlen(ENV_PREFIX)) != 0)
+            continue;
+        size_t nlen = (size_t)(eq - *e);
+        bool in_section = false, known = false;
+        for (size_t i = 0; i < HK_ARRAY_SIZE(options) && !known; i++) {
+            char name[128];
+            env_name(options[i].section, NULL, name, sizeof(name));
+            size_t sl = strlen(name);
+            if (nlen > sl && strncmp(*e, name, sl) == 0 && (*e)[sl] == '_')
+                in_section = true;
+            env_name(options[i].section, options[i].key, name, sizeof(name));
+            known = strlen(name) == nlen && strncmp(*e, name, nlen) == 0;
+        }
+        if (in_section && !known) {
+            snprintf(err, errlen, "%.*s: unknown key (no such setting in the configuration)", (int)nlen, *e);
+            return HK_ECONFIG;
+        }
+    }
+    return 0;
+}
+
 int hk_config_load(hk_config *cfg, const char *path, char *err, size_t errlen)
 {
     if (path != NULL) {
@@ -287,9 +341,7 @@ int hk_config_load(hk_config *cfg, const char *path, char *err, size_t errlen)
     }
     for (size_t i = 0; i < HK_ARRAY_SIZE(options); i++) {
         char name[128];
-        int n = snprintf(name, sizeof(name), "HOOKD_%s_%s", options[i].section, options[i].key);
-        for (int j = 0; j < n; j++)
-            name[j] = (char)toupper((unsigned char)name[j]);
+        env_name(options[i].section, options[i].key, name, sizeof(name));
         const char *v = getenv(name);
         if (v == NULL)
             continue;
@@ -300,12 +352,7 @@ int hk_config_load(hk_config *cfg, const char *path, char *err, size_t errlen)
             return rc;
         }
     }
-    int lvl = hk_log_parse_level(cfg->log_level);
-    if (lvl < 0) {
-        snprintf(err, errlen, "log.level: expected debug, info, warn or error, got \"%s\"", cfg->log_level);
-        return HK_ECONFIG;
-    }
-    return 0;
+    return check_env_names(err, errlen);
 }
 
 void hk_config_free(hk_config *cfg)

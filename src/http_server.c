@@ -18,10 +18,22 @@
 
 #include "log.h"
 
+/* One read's worth: also the most a connection keeps of pipelined bytes. */
 #define READ_BUF_SIZE 65536
 #define HEADER_BUF_INITIAL 1024
+#define BODY_BUF_INITIAL 4096
+/* A body buffer larger than this is given back between requests. */
+#define BODY_BUF_KEEP 16384
+/* After an error answer the server stops sending but keeps reading (and
+ * discarding) for this long before it closes: closing with unread input
+ * makes the kernel send a reset, which can destroy the answer before the
+ * client has read it (the "lingering close" of RFC 9112 section 9.6). */
+#define LINGER_MS 2000
+/* The connection-limit warning is logged at most once per this interval. */
+#define LIMIT_LOG_INTERVAL_MS 10000
+#define LISTEN_BACKLOG 511
 
-enum conn_state { ST_IDLE, ST_HEAD, ST_BODY, ST_HANDLING, ST_WRITING, ST_CLOSING };
+enum conn_state { ST_IDLE, ST_HEAD, ST_BODY, ST_HANDLING, ST_WRITING, ST_LINGER, ST_CLOSING };
 
 struct hdr_span {
     uint32_t name_off, name_len, value_off, value_len;
@@ -30,6 +42,7 @@ struct hdr_span {
 struct conn {
     uv_tcp_t tcp; /* first member: the handle's owner */
     uv_timer_t timer;
+    uv_shutdown_t shutdown_req;
     llhttp_t parser;
     hk_http_server *srv;
     struct conn *prev, *next;
@@ -43,6 +56,10 @@ struct conn {
     struct hdr_span *spans;
     uint32_t nspans, spans_cap;
     int last_cb; /* 1: header field, 2: header value */
+    /* Trailer fields of a chunked body are counted against the limits but
+     * not kept: a trailer must not pass for a header (credentials). */
+    size_t trailer_bytes;
+    uint32_t ntrailers;
     char *body;
     size_t body_len, body_cap;
     bool keep_alive;
@@ -59,6 +76,8 @@ struct conn {
     uint32_t headers_cap;
     bool close_after;
     bool reading;
+    bool fresh;  /* no request started yet: the accept armed the header timer */
+    bool linger; /* answered an error: drain the input before closing */
 };
 
 struct hk_http_server {
@@ -75,6 +94,7 @@ struct hk_http_server {
     uint32_t nconns;
     bool draining;
     void (*drained)(hk_http_server *srv);
+    uint64_t limit_logged_ms;
     char read_buf[READ_BUF_SIZE];
     char date[40];
     time_t date_sec;
@@ -90,6 +110,7 @@ static void conn_close(struct conn *c);
 static void feed(struct conn *c, const char *data, size_t len);
 static void start_idle(struct conn *c);
 static void start_reading(struct conn *c);
+static void start_linger(struct conn *c);
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -176,12 +197,14 @@ static void reset_request(struct conn *c)
     c->url_len = 0;
     c->nspans = 0;
     c->last_cb = 0;
+    c->trailer_bytes = 0;
+    c->ntrailers = 0;
     c->body_len = 0;
     c->expect_continue = false;
     c->error_status = 0;
     c->error_msg = NULL;
     /* Give back a large body buffer so an idle connection stays small. */
-    if (c->body_cap > 16384) {
+    if (c->body_cap > BODY_BUF_KEEP) {
         free(c->body);
         c->body = NULL;
         c->body_cap = 0;
@@ -195,6 +218,10 @@ static void after_response(uv_write_t *wr, int status)
     free(w);
     if (c->state == ST_CLOSING)
         return;
+    if (status == 0 && c->linger) {
+        start_linger(c);
+        return;
+    }
     if (status != 0 || c->close_after || !c->keep_alive || c->srv->draining) {
         conn_close(c);
         return;
@@ -225,29 +252,38 @@ static void write_response(struct conn *c, int status, const char *content_type,
                            size_t len, bool head_only)
 {
     hk_http_server *srv = c->srv;
-    char head[1024];
     bool no_length = status == 204 || status == 304 || status < 200;
     bool close = c->close_after || !c->keep_alive || srv->draining;
-    int n = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\nDate: %s\r\nServer: hookd/" HK_VERSION "\r\n", status,
-                     hk_http_reason(status), cached_date(srv));
-    if (content_type != NULL && !no_length)
-        n += snprintf(head + n, sizeof(head) - (size_t)n, "Content-Type: %s\r\n", content_type);
-    if (!no_length)
-        n += snprintf(head + n, sizeof(head) - (size_t)n, "Content-Length: %zu\r\n", len);
-    if (close)
-        n += snprintf(head + n, sizeof(head) - (size_t)n, "Connection: close\r\n");
+    size_t ct_len = content_type != NULL && !no_length ? strlen(content_type) : 0;
     size_t extra_len = extra ? strlen(extra) : 0;
-    if (no_length || head_only)
-        len = 0;
-    struct write_req *w = hk_malloc(sizeof(*w) + (size_t)n + extra_len + 2 + len);
-    memcpy(w->data, head, (size_t)n);
-    if (extra_len)
-        memcpy(w->data + n, extra, extra_len);
-    memcpy(w->data + n + extra_len, "\r\n", 2);
-    if (len)
-        memcpy(w->data + n + extra_len + 2, body, len);
+    size_t body_len = no_length || head_only ? 0 : len;
+    /* The fixed lines take well under this; the caller's strings are
+     * counted separately so that no length of theirs can overflow it. */
+    size_t cap = 256 + ct_len + extra_len + body_len;
+    struct write_req *w = hk_malloc(sizeof(*w) + cap);
+    char *p = w->data;
+    size_t n = (size_t)snprintf(p, cap, "HTTP/1.1 %d %s\r\nDate: %s\r\nServer: hookd/" HK_VERSION "\r\n", status,
+                                hk_http_reason(status), cached_date(srv));
+    if (ct_len > 0) {
+        memcpy(p + n, "Content-Type: ", 14);
+        memcpy(p + n + 14, content_type, ct_len);
+        memcpy(p + n + 14 + ct_len, "\r\n", 2);
+        n += 16 + ct_len;
+    }
+    if (!no_length)
+        n += (size_t)snprintf(p + n, cap - n, "Content-Length: %zu\r\n", len);
+    if (close)
+        n += (size_t)snprintf(p + n, cap - n, "Connection: close\r\n");
+    if (extra_len > 0)
+        memcpy(p + n, extra, extra_len);
+    n += extra_len;
+    memcpy(p + n, "\r\n", 2);
+    n += 2;
+    if (body_len > 0)
+        memcpy(p + n, body, body_len);
+    n += body_len;
     w->c = c;
-    uv_buf_t buf = uv_buf_init(w->data, (unsigned)((size_t)n + extra_len + 2 + len));
+    uv_buf_t buf = uv_buf_init(w->data, (unsigned)n);
     c->state = ST_WRITING;
     if (close)
         c->close_after = true;
@@ -284,6 +320,7 @@ static void respond_error(struct conn *c, int status, const char *message)
     }
     char *body = srv->error_body(path, path_len, status, message);
     c->close_after = true;
+    c->linger = true;
     uv_read_stop((uv_stream_t *)&c->tcp);
     c->reading = false;
     write_response(c, status, "application/json; charset=utf-8", NULL, body, strlen(body), false);
@@ -322,7 +359,11 @@ static int on_message_begin(llhttp_t *p)
 {
     struct conn *c = p->data;
     c->state = ST_HEAD;
-    arm(c, c->srv->cfg->header_timeout_ms);
+    /* On a new connection the header timer runs from the accept, so a
+     * client cannot double its time by waiting before the first byte. */
+    if (!c->fresh)
+        arm(c, c->srv->cfg->header_timeout_ms);
+    c->fresh = false;
     return 0;
 }
 
@@ -344,10 +385,26 @@ static int on_url_complete(llhttp_t *p)
     return 0;
 }
 
+/* Trailer fields (after a chunked body) are counted, not kept. */
+static int count_trailer(struct conn *c, size_t len, bool new_field)
+{
+    const hk_config *cfg = c->srv->cfg;
+    if (new_field && ++c->ntrailers + c->nspans > cfg->max_headers)
+        return reject(c, 431, "too many header fields");
+    c->trailer_bytes += len;
+    if (c->hlen + c->trailer_bytes > cfg->max_header_bytes)
+        return reject(c, 431, "request header fields too large");
+    return 0;
+}
+
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     struct conn *c = p->data;
-    if (c->last_cb != 1) {
+    bool new_field = c->last_cb != 1;
+    c->last_cb = 1;
+    if (c->state == ST_BODY)
+        return count_trailer(c, len, new_field);
+    if (new_field) {
         if (c->nspans >= c->srv->cfg->max_headers)
             return reject(c, 431, "too many header fields");
         if (c->nspans == c->spans_cap) {
@@ -355,7 +412,6 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
             c->spans = hk_realloc(c->spans, c->spans_cap * sizeof(*c->spans));
         }
         c->spans[c->nspans++] = (struct hdr_span){(uint32_t)c->hlen, 0, (uint32_t)c->hlen, 0};
-        c->last_cb = 1;
     }
     if (append_head(c, at, len) != 0)
         return reject(c, 431, "request header fields too large");
@@ -367,14 +423,22 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     struct conn *c = p->data;
-    if (c->last_cb != 2) {
+    bool first = c->last_cb != 2;
+    c->last_cb = 2;
+    if (c->state == ST_BODY)
+        return count_trailer(c, len, false);
+    if (first)
         c->spans[c->nspans - 1].value_off = (uint32_t)c->hlen;
-        c->last_cb = 2;
-    }
     if (append_head(c, at, len) != 0)
         return reject(c, 431, "request header fields too large");
     c->spans[c->nspans - 1].value_len += (uint32_t)len;
     return 0;
+}
+
+static void after_continue(uv_write_t *wr, int status)
+{
+    HK_UNUSED(status);
+    free(wr);
 }
 
 static int on_headers_complete(llhttp_t *p)
@@ -401,8 +465,11 @@ static int on_headers_complete(llhttp_t *p)
         ((p->flags & F_CONTENT_LENGTH && p->content_length > 0) || (p->flags & F_CHUNKED))) {
         static char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         uv_buf_t b = uv_buf_init(cont, sizeof(cont) - 1);
-        /* Best effort and small: the kernel buffer takes it at once. */
-        uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        /* Queued like any write, so it is never lost or reordered; the
+         * final response follows it in the same queue. */
+        uv_write_t *wr = hk_malloc(sizeof(*wr));
+        if (uv_write(wr, (uv_stream_t *)&c->tcp, &b, 1, after_continue) != 0)
+            free(wr);
     }
     return 0;
 }
@@ -414,7 +481,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     if (c->body_len + len > max)
         return reject(c, 413, "request body too large");
     if (c->body_len + len + 1 > c->body_cap) {
-        size_t cap = c->body_cap ? c->body_cap : 4096;
+        size_t cap = c->body_cap ? c->body_cap : BODY_BUF_INITIAL;
         while (cap < c->body_len + len + 1)
             cap *= 2;
         if (cap > max + 1)
@@ -513,7 +580,10 @@ static void feed(struct conn *c, const char *data, size_t len)
         dispatch(c);
         return;
     }
-    if (err == HPE_USER && c->error_status != 0) {
+    /* A callback that rejected the request set error_status; llhttp
+     * reports that as HPE_USER from data callbacks but as HPE_CB_* from
+     * notification callbacks such as on_headers_complete. */
+    if (c->error_status != 0) {
         respond_error(c, c->error_status, c->error_msg);
         return;
     }
@@ -536,6 +606,12 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct conn *c = (struct conn *)s;
+    if (c->state == ST_LINGER) {
+        /* Discarded: the answer is out and only the peer's FIN is awaited. */
+        if (nread < 0)
+            conn_close(c);
+        return;
+    }
     if (nread > 0) {
         feed(c, buf->base, (size_t)nread);
         return;
@@ -559,6 +635,28 @@ static void start_reading(struct conn *c)
         c->reading = true;
         uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     }
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    /* Nothing to do: the connection closes on the peer's EOF or the linger
+     * timer; on UV_ECANCELED it is already closing. */
+    HK_UNUSED(req);
+    HK_UNUSED(status);
+}
+
+static void start_linger(struct conn *c)
+{
+    c->state = ST_LINGER;
+    free(c->pending);
+    c->pending = NULL;
+    c->pending_len = 0;
+    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+        conn_close(c);
+        return;
+    }
+    arm(c, LINGER_MS);
+    start_reading(c);
 }
 
 static void start_idle(struct conn *c)
@@ -634,8 +732,14 @@ static void on_connection(uv_stream_t *listener, int status)
         /* Over the limit: accept and close at once, so the backlog drains. */
         uv_tcp_t *t = hk_malloc(sizeof(*t));
         uv_tcp_init(srv->loop, t);
-        if (uv_accept(listener, (uv_stream_t *)t) == 0 && !srv->draining)
-            hk_warn("http: connection limit (%u) reached, closing a new connection", srv->cfg->max_connections);
+        if (uv_accept(listener, (uv_stream_t *)t) == 0 && !srv->draining) {
+            /* A flood of connections must not become a flood of log lines. */
+            uint64_t now = uv_now(srv->loop);
+            if (srv->limit_logged_ms == 0 || now - srv->limit_logged_ms >= LIMIT_LOG_INTERVAL_MS) {
+                srv->limit_logged_ms = now;
+                hk_warn("http: connection limit (%u) reached, closing new connections", srv->cfg->max_connections);
+            }
+        }
         uv_close((uv_handle_t *)t, on_reject_closed);
         return;
     }
@@ -673,6 +777,7 @@ static void on_connection(uv_stream_t *listener, int status)
     /* A new connection must send its request head within the header timeout. */
     c->state = ST_IDLE;
     c->reading = false;
+    c->fresh = true;
     arm(c, srv->cfg->header_timeout_ms);
     start_reading(c);
 }
@@ -742,7 +847,7 @@ int hk_http_server_listen(hk_http_server *srv, const char *addr)
     srv->nlisteners++;
     srv->open_listeners++;
     if ((rc = uv_tcp_bind(l, (struct sockaddr *)&ss, flags)) != 0 ||
-        (rc = uv_listen((uv_stream_t *)l, 511, on_connection)) != 0) {
+        (rc = uv_listen((uv_stream_t *)l, LISTEN_BACKLOG, on_connection)) != 0) {
         hk_error("http: cannot listen on %s: %s", addr, uv_strerror(rc));
         return rc;
     }
@@ -783,7 +888,9 @@ void hk_http_server_shutdown(hk_http_server *srv, void (*drained)(hk_http_server
     struct conn *c = srv->conns;
     while (c != NULL) {
         struct conn *next = c->next;
-        if (c->state == ST_IDLE && c->hlen == 0)
+        /* A lingering connection has had its answer; waiting for its
+         * peer's FIN would only hold the drain up. */
+        if ((c->state == ST_IDLE && c->hlen == 0) || c->state == ST_LINGER)
             conn_close(c);
         else
             c->close_after = true;
