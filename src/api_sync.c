@@ -364,6 +364,39 @@ static bool int_member(const json_t *obj, const char *name, uint32_t *out, bool 
     return true;
 }
 
+static int u32_cmp(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Keeps each id once, in the order first given; returns the new count. O(n log n). */
+static size_t dedupe(uint32_t *list, size_t n)
+{
+    if (n < 2)
+        return n;
+    uint32_t *sorted = hk_malloc(n * sizeof(*sorted));
+    memcpy(sorted, list, n * sizeof(*sorted));
+    qsort(sorted, n, sizeof(*sorted), u32_cmp);
+    size_t u = 1;
+    for (size_t i = 1; i < n; i++)
+        if (sorted[i] != sorted[u - 1])
+            sorted[u++] = sorted[i];
+    bool *emitted = hk_calloc(u, sizeof(*emitted));
+    size_t out = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t *at = bsearch(&list[i], sorted, u, sizeof(*sorted), u32_cmp);
+        size_t k = (size_t)(at - sorted);
+        if (!emitted[k]) {
+            emitted[k] = true;
+            list[out++] = list[i];
+        }
+    }
+    free(emitted);
+    free(sorted);
+    return out;
+}
+
 static void account_action(hk_ctx *ctx)
 {
     char err[256];
@@ -400,7 +433,6 @@ static void account_action(hk_ctx *ctx)
         hk_respond_field_error(ctx, 400, "ids", "ids may hold at most %d account ids", ACTION_IDS_MAX);
         return;
     }
-    /* Each id once, in the order given. */
     uint32_t *list = hk_calloc(n ? n : 1, sizeof(*list));
     size_t nlist = 0;
     for (size_t i = 0; i < n; i++) {
@@ -411,14 +443,10 @@ static void account_action(hk_ctx *ctx)
             hk_respond_field_error(ctx, 400, "ids", "ids[%zu] is not an account id (a positive integer)", i);
             return;
         }
-        uint32_t id = (uint32_t)json_integer_value(v);
-        bool seen = false;
-        for (size_t j = 0; j < nlist && !seen; j++)
-            seen = list[j] == id;
-        if (!seen)
-            list[nlist++] = id;
+        list[nlist++] = (uint32_t)json_integer_value(v);
     }
     json_decref(body);
+    nlist = dedupe(list, nlist);
 
     hk_txn *txn;
     int rc = hk_store_read(ctx->app->store, &txn);
