@@ -7,7 +7,11 @@
  * Pages are newest first. Filters: `result` and `logDate` with the
  * operators equals, not equals, one of, greater than, less than,
  * greater than or equal, less than or equal, between ... and ...; several
- * conditions joined with `and`.
+ * conditions joined with `and`. A date stands for the span its precision
+ * names: `2026-11-22` the whole day, `2026-11-22T10:00:00Z` that second,
+ * `2026-11-22T10:00:00.250Z` that millisecond; so `logDate equals
+ * 2026-11-22` is every attempt of that day, and `between` includes both
+ * ends' whole spans.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -31,7 +35,7 @@ struct term {
     enum op op;
     char values[16][48];
     int nvalues;
-    uint64_t dates[2];
+    uint64_t lo[2], hi[2]; /* the span each date value names */
 };
 
 struct filter {
@@ -160,11 +164,22 @@ static int parse_filter(const char *text, struct filter *f, char *err, size_t er
             break;
         } while (1);
         if (t->is_date) {
+            if (t->op == OP_ONEOF) {
+                snprintf(err, errlen, "filter: logDate does not take \"one of\"");
+                return -1;
+            }
             for (int i = 0; i < t->nvalues && i < 2; i++) {
-                if (hk_parse_date(t->values[i], &t->dates[i]) != 0) {
+                if (hk_parse_date(t->values[i], &t->lo[i]) != 0) {
                     snprintf(err, errlen, "filter: \"%s\" is not a date (use 2026-11-22T10:00:00Z)", t->values[i]);
                     return -1;
                 }
+                const char *v = t->values[i];
+                if (strlen(v) == 10)
+                    t->hi[i] = t->lo[i] + 86400000 - 1;
+                else if (strchr(v, '.') == NULL && strchr(v, 'T') != NULL)
+                    t->hi[i] = t->lo[i] + 999;
+                else
+                    t->hi[i] = t->lo[i];
             }
         }
         if (!word(&p, "and") && *skip_ws(p) != '\0') {
@@ -183,13 +198,13 @@ static bool term_matches(const struct term *t, json_t *rec)
     if (t->is_date) {
         uint64_t ms = (uint64_t)json_integer_value(json_object_get(rec, "time"));
         switch (t->op) {
-        case OP_EQ: return ms / 1000 == t->dates[0] / 1000;
-        case OP_NE: return ms / 1000 != t->dates[0] / 1000;
-        case OP_GT: return ms > t->dates[0];
-        case OP_LT: return ms < t->dates[0];
-        case OP_GE: return ms >= t->dates[0];
-        case OP_LE: return ms <= t->dates[0];
-        case OP_BETWEEN: return ms >= t->dates[0] && ms <= t->dates[1];
+        case OP_EQ: return ms >= t->lo[0] && ms <= t->hi[0];
+        case OP_NE: return ms < t->lo[0] || ms > t->hi[0];
+        case OP_GT: return ms > t->hi[0];
+        case OP_LT: return ms < t->lo[0];
+        case OP_GE: return ms >= t->lo[0];
+        case OP_LE: return ms <= t->hi[0];
+        case OP_BETWEEN: return ms >= t->lo[0] && ms <= t->hi[1];
         case OP_ONEOF: return false;
         }
         return false;
@@ -242,14 +257,14 @@ static json_t *log_item(hk_txn *txn, json_t *rec)
                      user_child(txn, (uint32_t)json_integer_value(json_object_get(rec, "userId"))));
 }
 
-/* Parses a positive id from a route parameter; 0 when malformed. */
-static uint64_t param_id(const hk_ctx *ctx, const char *name)
+/* Parses a positive id up to max from a route parameter; 0 when malformed or out of range. */
+static uint64_t param_id(const hk_ctx *ctx, const char *name, uint64_t max)
 {
     const char *s = hk_route_param(&ctx->params, name);
     char *end;
     errno = 0;
     unsigned long long v = s ? strtoull(s, &end, 10) : 0;
-    if (s == NULL || *s == '\0' || *end != '\0' || errno != 0 || !isdigit((unsigned char)*s))
+    if (s == NULL || *s == '\0' || *end != '\0' || errno != 0 || !isdigit((unsigned char)*s) || v > max)
         return 0;
     return v;
 }
@@ -269,7 +284,7 @@ static long query_long(hk_ctx *ctx, const char *name, long def, bool *bad)
 
 static void log_list(hk_ctx *ctx)
 {
-    uint32_t wid = (uint32_t)param_id(ctx, "webhookId");
+    uint32_t wid = (uint32_t)param_id(ctx, "webhookId", UINT32_MAX);
     bool bad = false;
     long size = query_long(ctx, "pageSize", PAGE_SIZE_DEFAULT, &bad);
     long number = query_long(ctx, "pageNumber", 1, &bad);
@@ -301,14 +316,19 @@ static void log_list(hk_ctx *ctx)
         return;
     }
     json_decref(wh);
-    /* Newest first: walk the webhook's records backwards from the next id. */
-    uint8_t start[4];
-    hk_be32(start, wid + 1);
+    /* Newest first: walk the webhook's records backwards from the key
+     * just past its last possible one. */
+    uint8_t start[12];
+    hk_be32(start, wid);
+    hk_be64(start + 4, UINT64_MAX);
     hk_cursor *c;
     json_t *items = json_array();
-    size_t total = 0, skip = (size_t)(number - 1) * (size_t)size;
+    /* A page number past every record is an empty page, not an overflow. */
+    size_t total = 0, skip = (uint64_t)(number - 1) >= SIZE_MAX / 2 / (size_t)size
+                                 ? SIZE_MAX / 2
+                                 : (size_t)(number - 1) * (size_t)size;
     if ((rc = hk_cursor_open(txn, HK_DB_LOG, &c)) == 0) {
-        hk_val k = {start, 4}, v;
+        hk_val k = {start, sizeof(start)}, v;
         int r = hk_cursor_get(c, HK_SEEK, &k, &v);
         r = r == 0 ? hk_cursor_get(c, HK_PREV, &k, &v) : hk_cursor_get(c, HK_LAST, &k, &v);
         for (; r == 0; r = hk_cursor_get(c, HK_PREV, &k, &v)) {
@@ -343,8 +363,8 @@ static void log_list(hk_ctx *ctx)
 
 static int load_record(hk_ctx *ctx, hk_txn *txn, uint32_t *wid, uint64_t *lid, json_t **rec)
 {
-    *wid = (uint32_t)param_id(ctx, "webhookId");
-    *lid = param_id(ctx, "webhookLogId");
+    *wid = (uint32_t)param_id(ctx, "webhookId", UINT32_MAX);
+    *lid = param_id(ctx, "webhookLogId", UINT64_MAX);
     json_t *wh;
     if (*wid == 0 || hk_webhook_get(txn, *wid, &wh) != 0) {
         hk_respond_error(ctx, 404, "webhook %s not found", hk_route_param(&ctx->params, "webhookId"));
@@ -383,15 +403,26 @@ static void log_detail(hk_ctx *ctx)
     hk_respond_json(ctx, 200, out);
 }
 
+struct resend_req {
+    hk_ctx *ctx;
+    uint64_t log_id;
+    char event_uuid[48];
+};
+
 static void resend_done(uint32_t wid, uint64_t eid, int status, void *arg)
 {
-    hk_ctx *ctx = arg;
+    struct resend_req *r = arg;
+    hk_ctx *ctx = r->ctx;
+    HK_UNUSED(eid);
     if (status == HK_ENOTFOUND)
         hk_respond_error(ctx, 404, "the event of that record is no longer stored");
     else if (status != 0)
         hk_respond_store_error(ctx, status);
     else
-        hk_respond_json(ctx, 202, json_pack("{s:I, s:I}", "webhookId", (json_int_t)wid, "eventId", (json_int_t)eid));
+        hk_respond_json(ctx, 202,
+                        json_pack("{s:I, s:I, s:s}", "webhookId", (json_int_t)wid, "webhookLogId",
+                                  (json_int_t)r->log_id, "eventId", r->event_uuid));
+    free(r);
 }
 
 static void log_resend(hk_ctx *ctx)
@@ -410,13 +441,19 @@ static void log_resend(hk_ctx *ctx)
         return;
     }
     uint64_t eid = (uint64_t)json_integer_value(json_object_get(rec, "eventId"));
+    struct resend_req *r = hk_calloc(1, sizeof(*r));
+    r->ctx = ctx;
+    r->log_id = lid;
+    const char *uuid = json_string_value(json_object_get(rec, "eventUuid"));
+    snprintf(r->event_uuid, sizeof(r->event_uuid), "%s", uuid ? uuid : "");
     json_decref(rec);
     hk_txn_end(txn);
     if (ctx->app->engine == NULL) {
+        free(r);
         hk_respond_error(ctx, 503, "server is shutting down");
         return;
     }
-    hk_engine_resend(ctx->app->engine, wid, eid, resend_done, ctx);
+    hk_engine_resend(ctx->app->engine, wid, eid, resend_done, r);
 }
 
 const hk_api_route hk_log_routes[] = {
