@@ -289,7 +289,10 @@ static const hk_api_route core_routes[] = {
 static void register_routes(hk_router *r, const hk_api_route *routes, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        unsigned flags = strncasecmp(routes[i].pattern, "/api/v1/", 8) == 0 ? HK_ROUTE_NOCASE : 0;
+        /* SuperOffice and Ivanti match their paths without regard to case. */
+        const char *p = routes[i].pattern;
+        unsigned flags =
+            strncasecmp(p, "/api/v1/", 8) == 0 || strncasecmp(p, "/api/rest/", 10) == 0 ? HK_ROUTE_NOCASE : 0;
         hk_router_add(r, routes[i].method, routes[i].pattern, flags, &routes[i]);
     }
 }

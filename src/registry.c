@@ -18,7 +18,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "api_sync.h"
 #include "attempt_log.h"
+#include "delivery.h"
 #include "engine.h"
 #include "json_patch.h"
 #include "log.h"
@@ -1512,6 +1514,73 @@ static int precheck(enum hk_reg_input input, const json_t *body, hk_reg_err *err
     return rc;
 }
 
+/* [registry] test_on_save: a SuperOffice save is committed only after a
+ * test call to the TargetUrl it would have succeeds, as that vendor does. */
+static void on_tested(const hk_sync_result *res, void *arg)
+{
+    struct reg_write *r = arg;
+    if (res->success) {
+        hk_store_submit(r->ctx->app->store, &r->w);
+        return;
+    }
+    char *msg = hk_sync_message(res);
+    hk_respond_field_error(r->ctx, 400, "TargetUrl", "the test call to TargetUrl failed, so nothing was saved: %s",
+                           msg);
+    free(msg);
+    reg_write_free(r);
+}
+
+/* Works out the target the save would leave and starts the test call;
+ * false when there is nothing to test (then the write goes ahead and
+ * reports its own errors). */
+static bool test_before_save(struct reg_write *r)
+{
+    hk_ctx *ctx = r->ctx;
+    json_t *rec = hk_reg_new_record(), *old = NULL;
+    hk_reg_err err = {0};
+    bool ok = false;
+    if (r->input == HK_REG_IN_SO) {
+        ok = hk_reg_from_so(rec, r->body, &err) == 0;
+    } else {
+        hk_txn *txn;
+        if (hk_store_read(ctx->app->store, &txn) == 0) {
+            if (hk_webhook_get(txn, r->id, &old) == 0) {
+                json_t *view = hk_reg_view_so(txn, old, NULL);
+                char msg[128];
+                unsigned opts = HK_PATCH_NOCASE | HK_PATCH_LAX_PATH;
+                if (r->input == HK_REG_IN_SO_MERGE_PATCH) {
+                    hk_json_merge_patch(&view, r->body, opts);
+                    ok = true;
+                } else {
+                    ok = hk_json_patch_apply(&view, r->body, opts, msg, sizeof(msg)) == 0;
+                }
+                ok = ok && hk_reg_from_so(rec, view, &err) == 0;
+                json_decref(view);
+                json_decref(old);
+            }
+            hk_txn_end(txn);
+        }
+    }
+    if (!ok) {
+        json_decref(rec);
+        return false;
+    }
+    json_object_set_new(rec, "id", json_integer(r->id));
+    hk_target t = {0};
+    hk_target_from_record(&t, rec);
+    json_decref(rec);
+    int rc = hk_sync_test(ctx->app, &t, ctx->user.id, on_tested, r);
+    hk_target_free(&t);
+    if (rc == 0)
+        return true;
+    if (rc == HK_ESHUTDOWN)
+        hk_respond_error(ctx, 503, "server is shutting down");
+    else
+        hk_respond_field_error(ctx, 400, "TargetUrl", "TargetUrl cannot be tested: %s", hk_strerror(rc));
+    reg_write_free(r);
+    return true;
+}
+
 void hk_reg_write(hk_ctx *ctx, enum hk_reg_op op, uint32_t id, enum hk_reg_input input, json_t *body,
                   enum hk_reg_view view)
 {
@@ -1545,5 +1614,7 @@ void hk_reg_write(hk_ctx *ctx, enum hk_reg_op op, uint32_t id, enum hk_reg_input
     r->w.apply = reg_apply;
     r->w.done = reg_done;
     r->w.flags = HK_WRITE_ISOLATED;
+    if (ctx->app->cfg->test_on_save && !r->ecap && op != HK_REG_DELETE && test_before_save(r))
+        return;
     hk_store_submit(ctx->app->store, &r->w);
 }

@@ -442,6 +442,31 @@ def test_locked_webhook_refuses_edits_and_keeps_data():
         assert p.returncode != 0
 
 
+def test_test_on_save_commits_only_after_a_passing_test_call():
+    from receiver import Receiver
+    env = {"HOOKD_REGISTRY_TEST_ON_SAVE": "on", "HOOKD_DELIVERY_ALLOW_TARGETS": "127.0.0.1/32"}
+    with Server(env=env) as s, Receiver() as good, Receiver() as bad:
+        bad.reply(status=500, body=b"down for maintenance")
+        r = s.request("POST", SO, so_body(TargetUrl=bad.url + "/hook"))
+        assert r.status == 400, r
+        assert "TargetUrl" in r.json()["Message"] and "500" in r.json()["Message"], r.json()
+        assert s.request("GET", SO).json() == []
+        test_call = bad.wait_for(1)[0]
+        assert test_call.header("X-Hook-Test") == "true" and test_call.json()["Event"] == "test"
+        r = s.request("POST", SO, so_body(TargetUrl=good.url + "/hook"))
+        assert r.status == 200, r
+        wid = r.json()["WebhookId"]
+        assert good.wait_for(1)[0].json()["Event"] == "test"
+        # An edit that would point it at a failing target is refused and changes nothing.
+        r = s.request("PATCH", "%s/%d" % (SO, wid), [{"op": "replace", "path": "TargetUrl", "value": bad.url}],
+                      headers={"Content-Type": "application/json-patch+json"})
+        assert r.status == 400, r
+        assert s.request("GET", "%s/%d" % (SO, wid)).json()["TargetUrl"] == good.url + "/hook"
+        # The EnergyCAP dialect does not test on save.
+        r = s.request("PUT", "%s/%d" % (EC, wid), ec_body(url=bad.url + "/x"), auth="eci")
+        assert r.status == 200, r
+
+
 def test_everything_survives_restart():
     with Server() as s:
         w = create_so(s, Extension="Persisted")
