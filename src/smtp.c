@@ -878,6 +878,17 @@ int hk_smtp_create(hk_smtp **out, uv_loop_t *loop, const hk_smtp_opts *opts)
     return 0;
 }
 
+/* Names a recipient that is skipped, without letting its bytes into the log line. */
+static void warn_skipped(const char *addr)
+{
+    char shown[101];
+    size_t n = 0;
+    for (const char *p = addr ? addr : ""; *p && n + 1 < sizeof(shown); p++)
+        shown[n++] = (unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f ? '?' : *p;
+    shown[n] = '\0';
+    hk_warn("smtp: skipping recipient \"%s\": not a plain address", shown);
+}
+
 int hk_smtp_send(hk_smtp *c, const hk_smtp_mail *mail, hk_smtp_cb cb, void *arg)
 {
     if (c->closing)
@@ -892,7 +903,7 @@ int hk_smtp_send(hk_smtp *c, const hk_smtp_mail *mail, hk_smtp_cb cb, void *arg)
         if (hk_smtp_address_ok(mail->to[i]))
             s->to[s->nto++] = hk_strdup(mail->to[i]);
         else
-            hk_warn("smtp: skipping recipient \"%.100s\": not a plain address", mail->to[i] ? mail->to[i] : "");
+            warn_skipped(mail->to[i]);
     }
     if (s->nto == 0) {
         free(s->to);
