@@ -6,9 +6,12 @@
  * A record is JSON: {"id", "webhookId", "eventId", "event", "eventUuid",
  * "attempt", "time" (ms), "durationMs", "url", "request", "response",
  * "result" (HTTP status as a string, "0" when no response came),
- * "success", "error", "userId", "exhausted"}. request and response hold the
- * head and body sent and received; the response body is cut at
- * [delivery] max_response_bytes.
+ * "success", "error", "userId", "exhausted"}. request holds the request
+ * line, headers and body as sent; response the status line, headers and
+ * body as received. Each is cut at HK_LOG_MAX_TEXT bytes, and the response
+ * body never holds more than [delivery] max_response_bytes. Bytes that are
+ * not valid UTF-8 are stored as U+FFFD; everything else is kept byte for
+ * byte.
  */
 #ifndef HK_ATTEMPT_LOG_H
 #define HK_ATTEMPT_LOG_H
@@ -17,6 +20,9 @@
 
 #include "engine.h"
 #include "store.h"
+
+/** Bytes of request text and of response text kept per attempt. */
+#define HK_LOG_MAX_TEXT 65536
 
 /** Appends the record of attempt a; its id is written to *log_id when not NULL. */
 int hk_log_append(hk_txn *txn, const hk_attempt *a, uint64_t *log_id) HK_MUST_CHECK;

@@ -34,8 +34,7 @@
 #define JOB_BUCKETS_MIN 1024
 #define WS_BUCKETS 1024
 #define ORIGIN_BUCKETS 256
-#define MAX_KEEP_TEXT 65536 /* request/response text kept per attempt for the log */
-#define PRUNE_CHUNK 500     /* records deleted per transaction: keeps each commit short */
+#define PRUNE_CHUNK 500 /* records deleted per transaction: keeps each commit short */
 
 struct origin {
     char *key; /* scheme://host:port, lower case */
@@ -764,10 +763,10 @@ static bool retry_after(const hk_client_result *r, uint64_t *ms)
 
 static char *concat(const char *a, size_t alen, const char *b, size_t blen, size_t *len)
 {
-    if (alen > MAX_KEEP_TEXT)
-        alen = MAX_KEEP_TEXT;
-    if (alen + blen > MAX_KEEP_TEXT)
-        blen = MAX_KEEP_TEXT - alen;
+    if (alen > HK_LOG_MAX_TEXT)
+        alen = HK_LOG_MAX_TEXT;
+    if (alen + blen > HK_LOG_MAX_TEXT)
+        blen = HK_LOG_MAX_TEXT - alen;
     char *s = hk_malloc(alen + blen + 1);
     memcpy(s, a, alen);
     memcpy(s + alen, b, blen);

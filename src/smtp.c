@@ -428,6 +428,9 @@ static int flush_tls(struct session *s)
 /* Sends len bytes of protocol text, through TLS once it is up. */
 static int send_bytes(struct session *s, const char *data, size_t len)
 {
+    /* A callback may have closed the client (and this session) meanwhile. */
+    if (s->state == ST_CLOSING)
+        return UV_ECANCELED;
     if (s->tls != NULL) {
         char err[ERROR_TEXT_LEN];
         if (hk_tls_write(s->tls, data, len, err, sizeof(err)) != 0) {
@@ -450,6 +453,8 @@ static int send_bytes(struct session *s, const char *data, size_t len)
 static int send_cmd(struct session *s, enum state next, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int send_cmd(struct session *s, enum state next, const char *fmt, ...)
 {
+    if (s->state == ST_CLOSING)
+        return UV_ECANCELED;
     char line[600];
     va_list ap;
     va_start(ap, fmt);

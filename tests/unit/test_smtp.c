@@ -356,6 +356,32 @@ static void test_close_abandons_mails(void)
     relay_stop(r);
 }
 
+static hk_smtp *closing_client;
+
+static void on_sent_then_close(int status, const char *error, void *arg)
+{
+    on_sent(status, error, arg);
+    closed_flag = false;
+    hk_smtp_close(closing_client, on_closed, NULL);
+}
+
+/* The caller may close the client from within its callback, with the QUIT still to come. */
+static void test_close_from_callback(void)
+{
+    struct relay *r = relay_start(RELAY_NORMAL);
+    closing_client = client(r->port, false, 5000);
+    const char *to[] = {"a@example.com"};
+    hk_smtp_mail m = {.from = "f@example.com", .to = to, .nto = 1, .subject = "s", .body = "b"};
+    struct outcome o = {0};
+    CHECK(hk_smtp_send(closing_client, &m, on_sent_then_close, &o) == 0);
+    wait_outcome(&o);
+    CHECK_INT(o.status, 0);
+    while (!closed_flag)
+        uv_run(loop, UV_RUN_ONCE);
+    CHECK_INT(o.calls, 1);
+    relay_stop(r);
+}
+
 static void test_addresses(void)
 {
     CHECK(hk_smtp_address_ok("ops@example.com"));
@@ -393,6 +419,7 @@ int main(void)
     test_starttls_not_offered();
     test_timeout_and_refused();
     test_close_abandons_mails();
+    test_close_from_callback();
     uv_run(loop, UV_RUN_DEFAULT);
     CHECK_INT(uv_loop_close(loop), 0);
     return unit_done();
