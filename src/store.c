@@ -43,11 +43,25 @@ struct hk_txn {
     MDB_txn *txn;
     hk_store *store;
     bool write;
+    /* The first LMDB error that left the transaction unusable (LMDB then
+     * refuses its commit). Kept here because an apply may report it as an
+     * error of its own, or not at all, and the batch must still know that
+     * the map needs to grow. */
+    int broken;
 };
 
 struct hk_cursor {
     MDB_cursor *cur;
+    hk_txn *txn;
 };
+
+/* Outcomes of a write for its whole batch, beside 0 and a failing error. */
+#define FATE_GROW 1
+
+/* How many times a batch or a synchronous write is retried after growing the map. */
+#define GROW_ATTEMPTS 8
+/* The map grows by half its size, at least by this much. */
+#define GROW_MIN (64u << 20)
 
 struct hk_store {
     MDB_env *env;
@@ -158,8 +172,8 @@ static void grow_map(hk_store *s, bool adopt)
         MDB_envinfo info;
         mdb_env_info(s->env, &info);
         size_t grow = info.me_mapsize / 2;
-        if (grow < 64u << 20)
-            grow = 64u << 20;
+        if (grow < GROW_MIN)
+            grow = GROW_MIN;
         size_t next = info.me_mapsize + grow;
         int rc = mdb_env_set_mapsize(s->env, next);
         if (rc == 0)
@@ -217,6 +231,7 @@ int hk_store_read(hk_store *s, hk_txn **out)
     t->txn = txn;
     t->store = s;
     t->write = false;
+    t->broken = 0;
     *out = t;
     return 0;
 }
@@ -247,19 +262,38 @@ int hk_get(hk_txn *t, enum hk_db db, const void *key, size_t klen, hk_val *out)
     return 0;
 }
 
+/* Records an error of a write operation that LMDB treats as fatal to the
+ * transaction; the ones that only answer the call leave it usable. */
+static int write_err(hk_txn *t, int rc)
+{
+    switch (rc) {
+    case MDB_SUCCESS:
+    case MDB_NOTFOUND:
+    case MDB_KEYEXIST:
+    case MDB_BAD_VALSIZE:
+    case EINVAL:
+    case EACCES: break;
+    default:
+        if (t->broken == 0)
+            t->broken = rc;
+        break;
+    }
+    return map_err(rc);
+}
+
 int hk_put(hk_txn *t, enum hk_db db, const void *key, size_t klen, const void *val, size_t vlen, unsigned flags)
 {
     MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
     unsigned mf = 0;
     if (flags & HK_PUT_NOOVERWRITE)
         mf |= (db_defs[db].flags & MDB_DUPSORT) ? MDB_NODUPDATA : MDB_NOOVERWRITE;
-    return map_err(mdb_put(t->txn, t->store->dbi[db], &k, &v, mf));
+    return write_err(t, mdb_put(t->txn, t->store->dbi[db], &k, &v, mf));
 }
 
 int hk_del(hk_txn *t, enum hk_db db, const void *key, size_t klen, const void *val, size_t vlen)
 {
     MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
-    return map_err(mdb_del(t->txn, t->store->dbi[db], &k, val ? &v : NULL));
+    return write_err(t, mdb_del(t->txn, t->store->dbi[db], &k, val ? &v : NULL));
 }
 
 uint64_t hk_seq_peek(hk_txn *t, const char *name)
@@ -284,6 +318,7 @@ int hk_seq_next(hk_txn *t, const char *name, uint64_t *out)
 int hk_cursor_open(hk_txn *t, enum hk_db db, hk_cursor **out)
 {
     hk_cursor *c = hk_malloc(sizeof(*c));
+    c->txn = t;
     int rc = mdb_cursor_open(t->txn, t->store->dbi[db], &c->cur);
     if (rc != 0) {
         free(c);
@@ -320,7 +355,7 @@ int hk_cursor_get(hk_cursor *c, enum hk_cursor_op op, hk_val *key, hk_val *val)
 
 int hk_cursor_del(hk_cursor *c)
 {
-    return map_err(mdb_cursor_del(c->cur, 0));
+    return write_err(c->txn, mdb_cursor_del(c->cur, 0));
 }
 
 void hk_cursor_close(hk_cursor *c)
@@ -355,25 +390,41 @@ void hk_store_counters(const hk_store *s, uint64_t *commits, uint64_t *writes)
     *writes = s->writes;
 }
 
+/* What a write's outcome means for its whole batch: 0 (nothing, or only
+ * the write itself failed), FATE_GROW (the map is full: grow it and run the
+ * batch again) or an error that fails the batch. A full map or disk, or a
+ * broken store, is not the request's fault, so it is judged by the state of
+ * the transaction, not by what the apply chose to return. */
+static int batch_fate(const hk_txn *t)
+{
+    if (t->broken == MDB_MAP_FULL)
+        return FATE_GROW;
+    return t->broken != 0 ? map_err(t->broken) : 0;
+}
+
 int hk_store_write_sync(hk_store *s, int (*fn)(hk_txn *txn, void *arg), void *arg)
 {
-    for (int attempt = 0;;) {
+    for (int attempt = 0;; attempt++) {
         MDB_txn *txn;
         int rc = txn_begin(s, true, &txn);
         if (rc != 0)
             return map_err(rc);
-        hk_txn t = {txn, s, true};
+        hk_txn t = {txn, s, true, 0};
         rc = fn(&t, arg);
-        if (rc == 0)
-            rc = map_err(mdb_txn_commit(txn));
-        else
+        bool grow = t.broken == MDB_MAP_FULL;
+        if (rc == 0 && t.broken == 0) {
+            int mrc = mdb_txn_commit(txn);
+            grow = mrc == MDB_MAP_FULL;
+            rc = map_err(mrc);
+        } else {
             mdb_txn_abort(txn);
-        uv_rwlock_rdunlock(&s->resize);
-        if (rc == HK_EFULL && attempt++ < 8) {
-            grow_map(s, false);
-            continue;
+            if (rc == 0)
+                rc = map_err(t.broken);
         }
-        return rc;
+        uv_rwlock_rdunlock(&s->resize);
+        if (!grow || attempt >= GROW_ATTEMPTS)
+            return rc;
+        grow_map(s, false);
     }
 }
 
@@ -390,45 +441,44 @@ static void batch_work(uv_work_t *req)
             s->batch_status = map_err(rc);
             return;
         }
-        hk_txn t = {txn, s, true};
-        int fatal = 0;
-        for (hk_write *w = s->batch; w != NULL && fatal == 0; w = w->next) {
+        hk_txn t = {txn, s, true, 0};
+        int fate = 0;
+        for (hk_write *w = s->batch; w != NULL && fate == 0; w = w->next) {
             if (w->flags & HK_WRITE_ISOLATED) {
                 MDB_txn *child;
                 rc = mdb_txn_begin(s->env, txn, 0, &child);
                 if (rc != 0) {
-                    fatal = map_err(rc);
+                    fate = rc == MDB_MAP_FULL ? FATE_GROW : map_err(rc);
                     break;
                 }
-                hk_txn ct = {child, s, true};
+                hk_txn ct = {child, s, true, 0};
                 w->status = w->apply(&ct, w);
-                if (w->status == 0)
+                fate = batch_fate(&ct);
+                if (w->status == 0 && fate == 0) {
                     rc = mdb_txn_commit(child);
-                else
-                    mdb_txn_abort(child), rc = 0;
-                if (rc != 0)
-                    fatal = map_err(rc);
+                    if (rc != 0)
+                        fate = rc == MDB_MAP_FULL ? FATE_GROW : map_err(rc);
+                } else {
+                    mdb_txn_abort(child);
+                }
             } else {
                 w->status = w->apply(&t, w);
+                fate = batch_fate(&t);
             }
-            /* Running out of map or disk, or a broken store, is not the
-             * request's fault: the whole batch is retried or failed. */
-            if (w->status == HK_EFULL || w->status == HK_ESTORE)
-                fatal = w->status;
         }
-        if (fatal == 0) {
+        if (fate == 0) {
             rc = mdb_txn_commit(txn);
             uv_rwlock_rdunlock(&s->resize);
             s->batch_status = map_err(rc);
             if (rc != MDB_MAP_FULL)
                 return;
-            fatal = HK_EFULL;
+            fate = FATE_GROW;
         } else {
             mdb_txn_abort(txn);
             uv_rwlock_rdunlock(&s->resize);
         }
-        if (fatal != HK_EFULL || attempt >= 8) {
-            s->batch_status = fatal;
+        if (fate != FATE_GROW || attempt >= GROW_ATTEMPTS) {
+            s->batch_status = fate == FATE_GROW ? HK_EFULL : fate;
             return;
         }
         grow_map(s, false);
