@@ -291,6 +291,8 @@ static void on_connect(uv_connect_t *req, int status)
     if (status != 0) {
         g.conn_errors++;
         if (!g.ever_connected) {
+            if (g.finished)
+                return;
             fprintf(stderr, "loadgen: cannot connect to %s: %s\n", g.host_port, uv_strerror(status));
             g.stopping = true;
             finish();
