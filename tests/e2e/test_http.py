@@ -303,6 +303,111 @@ def test_oversized_chunked_body_is_413():
         assert c.closed(3)
 
 
+def test_large_chunked_body_over_the_limit_still_gets_its_413():
+    # The client is still sending when the server answers: the answer must
+    # reach it (no reset from closing with unread input).
+    with Server(env={"HOOKD_SERVER_MAX_BODY_BYTES": "1KiB"}) as s:
+        for _ in range(5):
+            c = Raw(s)
+            chunk = b"4000\r\n" + b"x" * 0x4000 + b"\r\n"
+            data = (b"POST /anything HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk * 32)
+            try:
+                c.send(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            st, _, _ = c.response()
+            assert st == 413, st
+            c.close()
+
+
+def test_trailer_fields_are_not_headers():
+    with Server() as s:
+        c = Raw(s)
+        c.send(b"POST " + GET_ALL + b" HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"2\r\n{}\r\n0\r\n" + AUTH + b"\r\n")
+        st, _, b = c.response()
+        assert st == 401, (st, b)  # credentials in a trailer do not count
+        c.close()
+
+
+def test_head_split_across_many_reads():
+    with Server() as s:
+        c = Raw(s)
+        req = (b"POST " + GET_ALL + b"?x=1 HTTP/1.1\r\nHost: t\r\n" + AUTH +
+               b"Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+        for i in range(0, len(req), 7):
+            c.send(req[i:i + 7])
+            time.sleep(0.002)
+        st, _, b = c.response()
+        assert st == 200 and json.loads(b) == [], (st, b)
+
+
+def test_upgrade_request_is_answered_and_closed():
+    with Server() as s:
+        c = Raw(s)
+        c.send(b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+               + GET_HEALTH)
+        st, h, _ = c.response()
+        assert st == 200
+        assert h.get("connection", "").lower() == "close"
+        assert c.closed(3)
+
+
+def test_client_that_does_not_read_is_cut_off():
+    with Server(env={"HOOKD_SERVER_KEEPALIVE_TIMEOUT": "1s"}) as s:
+        c = Raw(s)
+        c.sock.settimeout(0.2)
+        # Each request is small, each answer large (the 404 echoes the path).
+        req = b"GET /" + b"p" * 8000 + b" HTTP/1.1\r\nHost: t\r\n\r\n"
+        sent = 0
+        stuck = False
+        t0 = time.time()
+        try:
+            while time.time() - t0 < 5:
+                c.sock.sendall(req)
+                sent += 1
+        except socket.timeout:
+            stuck = True
+        except (BrokenPipeError, ConnectionResetError):
+            stuck = True
+        # The server stops reading while an answer is stuck, so the client
+        # cannot push without end (only the kernel buffers fill).
+        assert stuck, "the server kept reading from a client that does not read (%d requests)" % sent
+        # Others are served meanwhile.
+        assert s.request("GET", "/healthz", key=None).status == 200
+        # Not reading for longer than the keep-alive time: by then the server
+        # has closed it, so what is left is what was already on its way,
+        # followed at once by the end of the connection.
+        time.sleep(2.5)
+        c.sock.settimeout(1)
+        deadline = time.time() + 1.5
+        closed = False
+        got = 0
+        try:
+            while time.time() < deadline and not closed:
+                d = c.sock.recv(65536)
+                got += len(d)
+                closed = d == b""
+        except (ConnectionResetError, BrokenPipeError):
+            closed = True
+        except socket.timeout:
+            pass
+        assert closed, "a client that stopped reading was not cut off (%d requests, %d bytes read)" % (sent, got)
+        assert s.request("GET", "/healthz", key=None).status == 200
+
+
+def test_client_gone_while_its_request_is_handled():
+    with Server() as s:
+        for _ in range(20):
+            c = Raw(s)
+            c.send(b"POST /api/v1/Webhook HTTP/1.1\r\nHost: t\r\n" + AUTH +
+                   b"Content-Type: application/json\r\nContent-Length: 77\r\n\r\n"
+                   b'{"Name":"gone","Events":["a.b"],"TargetUrl":"https://example.com/x","State":1}')
+            c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            c.close()
+        assert s.request("GET", "/healthz", key=None).status == 200
+
+
 def test_slow_client_gets_408_and_others_are_served_meanwhile():
     with Server(env={"HOOKD_SERVER_HEADER_TIMEOUT": "1s"}) as s:
         slow = Raw(s, timeout=5)
