@@ -144,7 +144,6 @@ def test_ten_failures_disable_mail_state_event_and_log():
             raws = rx.wait_for(10)
 
             # The webhook is disabled after the tenth failure in a row.
-            r = s.request("GET", "/api/v1/Webhook/%d" % wid)
             wait_until(lambda: s.request("GET", "/api/v1/Webhook/%d" % wid).json()["State"] == "TooManyErrors",
                        what="TooManyErrors")
             event_uuid = header_of(raws[0], "X-SuperOffice-EventId")
@@ -199,13 +198,14 @@ def test_ten_failures_disable_mail_state_event_and_log():
                 assert d["user"] == {"fullName": "Administrator", "userCode": "admin", "userId": 1}, d["user"]
 
             # The state event is an ordinary, logged delivery of the watcher.
+            wait_log_total(s, watch_id, 1)
             wr = log_page(s, watch_id).json()
             assert [(it["eventName"], it["result"]) for it in wr] == [("webhook.errors", "200")], wr
 
             # No second mail: the disable mail covers the exhausted delivery too.
             time.sleep(0.5)
             assert len(sink.mails) == 1, sink.mails
-            assert "mailed about webhook %d" % wid in s.log()
+            wait_until(lambda: "mailed about webhook %d" % wid in s.log(), what="the mail in hookd's log")
     rx.close()
 
 
@@ -270,6 +270,7 @@ def test_mail_in_flight_at_shutdown_is_abandoned_cleanly():
     tarpit = socket.socket()
     tarpit.bind(("127.0.0.1", 0))
     tarpit.listen(8)
+    tarpit.settimeout(20)
     try:
         with Receiver() as rx:
             rx.reply(status=500)
