@@ -1,13 +1,14 @@
 #!/bin/sh
 # Installs what bench/run needs beyond deps/install.sh: nginx, whose
-# `return 204` is the ceiling the figures are compared with. Debian 12
-# packages only; idempotent: silent when everything is present.
+# `return 204` is the ceiling the figures are compared with, and wrk for
+# `bench/run --wrk`, a cross-check of the generator. Debian 12 packages
+# only; idempotent: silent when everything is present.
 set -eu
 
 here=$(dirname "$0")
 sh "$here/../deps/install.sh"
 
-PKGS="nginx"
+PKGS="nginx wrk"
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
