@@ -1062,9 +1062,12 @@ static void outcome_submit(hk_engine *e, struct job *j)
 
 static void state_event_done(hk_signal *s, int status)
 {
+    hk_engine *e = s->engine;
     if (status != 0)
         hk_error("state event %s could not be stored: %s", s->route, hk_strerror(status));
     hk_signal_free(s);
+    e->committing--;
+    maybe_finish_stop(e);
 }
 
 void hk_engine_state_event(hk_engine *e, uint32_t id, const char *kind, const char *detail)
@@ -1089,6 +1092,9 @@ void hk_engine_state_event(hk_engine *e, uint32_t id, const char *kind, const ch
     s->changes_len = strlen(s->changes);
     json_decref(data);
     s->done = state_event_done;
+    /* No request waits for it, so the engine itself must outlive its
+     * commit: a stop waits for it like for an outcome. */
+    e->committing++;
     hk_engine_signal(e, s);
 }
 
