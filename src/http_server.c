@@ -3,7 +3,9 @@
  *
  * Each connection walks IDLE -> HEAD -> BODY -> HANDLING -> WRITING -> IDLE.
  * A per-connection timer enforces the header, body, keep-alive and write
- * timeouts. Request heads are copied into a per-connection buffer bounded by
+ * timeouts. After an error the server answers itself (400, 408, 413, 417,
+ * 431) the connection LINGERs: its sending side is shut down and input is
+ * discarded until the peer closes or LINGER_MS passes. Request heads are copied into a per-connection buffer bounded by
  * max_header_bytes, bodies into one bounded by max_body_bytes; reads use one
  * loop-wide buffer, and bytes that follow a complete request (pipelining)
  * are kept until its response is written.
@@ -32,6 +34,9 @@
 /* The connection-limit warning is logged at most once per this interval. */
 #define LIMIT_LOG_INTERVAL_MS 10000
 #define LISTEN_BACKLOG 511
+/* Room for the status line, Date, Server, Content-Length and Connection
+ * lines of a response head; the caller's strings are counted on top. */
+#define RESPONSE_HEAD_FIXED 256
 
 enum conn_state { ST_IDLE, ST_HEAD, ST_BODY, ST_HANDLING, ST_WRITING, ST_LINGER, ST_CLOSING };
 
@@ -257,9 +262,9 @@ static void write_response(struct conn *c, int status, const char *content_type,
     size_t ct_len = content_type != NULL && !no_length ? strlen(content_type) : 0;
     size_t extra_len = extra ? strlen(extra) : 0;
     size_t body_len = no_length || head_only ? 0 : len;
-    /* The fixed lines take well under this; the caller's strings are
-     * counted separately so that no length of theirs can overflow it. */
-    size_t cap = 256 + ct_len + extra_len + body_len;
+    /* The caller's strings are counted on top of the fixed lines, so that
+     * no length of theirs can overflow the head. */
+    size_t cap = RESPONSE_HEAD_FIXED + ct_len + extra_len + body_len;
     struct write_req *w = hk_malloc(sizeof(*w) + cap);
     char *p = w->data;
     size_t n = (size_t)snprintf(p, cap, "HTTP/1.1 %d %s\r\nDate: %s\r\nServer: hookd/" HK_VERSION "\r\n", status,

@@ -180,6 +180,15 @@ def test_expect_100_continue():
 
 # ---- malformed and hostile input -------------------------------------------
 
+def test_unknown_expectation_is_417():
+    with Server() as s:
+        c = Raw(s)
+        c.send(b"POST /healthz HTTP/1.1\r\nHost: t\r\nExpect: teapot\r\nContent-Length: 2\r\n\r\n{}")
+        st, _, b = c.response()
+        assert st == 417, (st, b)
+        assert c.closed(3)
+
+
 def test_malformed_request_line_is_400_and_close():
     with Server() as s:
         for bad in (b"HELLO\r\n\r\n", b"GET / HTTP/9.9\r\n\r\n", b"GET /a b c HTTP/1.1\r\n\r\n",
