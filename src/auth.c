@@ -50,6 +50,8 @@ int hk_perm_parse(const char *list, unsigned *out, char *bad, size_t badlen)
         while (len > 0 && isspace((unsigned char)p[len - 1]))
             len--;
         bool found = false;
+        if (len == 0 && end == NULL && p != list)
+            break; /* a trailing comma */
         if (hk_strncaseeq(p, len, "all") == 0) {
             perms |= HK_PERM_ALL;
             found = true;
@@ -80,8 +82,10 @@ void hk_perm_format(unsigned perms, char *buf, size_t len)
         if (!(perms & perm_names[i].bit))
             continue;
         int w = snprintf(buf + o, len - o, "%s%s", o ? "," : "", perm_names[i].name);
-        if (w < 0 || (size_t)w >= len - o)
+        if (w < 0 || (size_t)w >= len - o) {
+            buf[o] = '\0'; /* only whole names */
             return;
+        }
         o += (size_t)w;
     }
 }
