@@ -1387,7 +1387,14 @@ int hk_engine_start(hk_engine **out, hk_app *app)
         return rc;
     }
     app->client = e->client;
-    uint32_t share = app->cfg->concurrency_per_origin * 8;
+    /* A webhook's share of the window must cover its requests on the wire
+     * plus the outcomes waiting for their commit (a commit's worth of a fast
+     * receiver's answers), or a single busy webhook would be starved into
+     * the slow path of loading from the store; a quarter of the window still
+     * leaves most of it to the others when one endpoint is dead. */
+    uint32_t share = app->cfg->max_inflight / 4;
+    if (share < app->cfg->concurrency_per_origin * 8)
+        share = app->cfg->concurrency_per_origin * 8;
     if (share < 64)
         share = 64;
     if (share > app->cfg->max_inflight)
