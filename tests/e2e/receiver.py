@@ -543,11 +543,12 @@ class TestCA:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
+_stop = threading.Event()
+
+
 def _wait_for_exit():
     """Blocks until stdin closes (the parent died or is done) or SIGTERM/SIGINT."""
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *a: done.set())
-    signal.signal(signal.SIGINT, lambda *a: done.set())
+    done = _stop
 
     def stdin_watch():
         try:
@@ -575,6 +576,9 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if not args.serve and not args.suite:
         ap.error("nothing to do: give --serve or --suite")
+    # Before anything is created, so that a stop at any moment still cleans up.
+    signal.signal(signal.SIGTERM, lambda *a: _stop.set())
+    signal.signal(signal.SIGINT, lambda *a: _stop.set())
     receivers = []
     ca = None
     try:

@@ -126,9 +126,16 @@ static void stop_receiver(void)
 {
     if (rx_pid <= 0)
         return;
+    /* Closing its stdin asks it to stop and clean up its certificates; a
+     * signal follows only if it does not. */
     close(rx_stdin);
-    kill(rx_pid, SIGTERM);
     int st;
+    for (int i = 0; i < 100; i++) {
+        if (waitpid(rx_pid, &st, WNOHANG) == rx_pid)
+            return;
+        uv_sleep(50);
+    }
+    kill(rx_pid, SIGTERM);
     waitpid(rx_pid, &st, 0);
 }
 
