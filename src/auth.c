@@ -97,7 +97,45 @@ bool hk_perm_allows(unsigned perms, unsigned need)
     return (perms & need) == need;
 }
 
+/* Every authenticated request reads its user: recently decoded records are
+ * kept per thread and reused while their stored bytes are unchanged, so
+ * that the common case costs a comparison instead of a JSON parse. */
+#define USER_CACHE_SLOTS 8
+#define USER_CACHE_RECORD_MAX 512
+
+struct user_cache_slot {
+    size_t len;
+    char raw[USER_CACHE_RECORD_MAX];
+    hk_user user;
+};
+
+static __thread struct user_cache_slot user_cache[USER_CACHE_SLOTS];
+static __thread unsigned user_cache_next;
+
+static int user_decode_json(const hk_val *v, hk_user *u);
+
 static int user_decode(const hk_val *v, hk_user *u)
+{
+    if (v->len > USER_CACHE_RECORD_MAX)
+        return user_decode_json(v, u);
+    for (unsigned i = 0; i < USER_CACHE_SLOTS; i++) {
+        struct user_cache_slot *c = &user_cache[i];
+        if (c->len == v->len && memcmp(c->raw, v->data, v->len) == 0) {
+            *u = c->user;
+            return 0;
+        }
+    }
+    int rc = user_decode_json(v, u);
+    if (rc == 0) {
+        struct user_cache_slot *c = &user_cache[user_cache_next++ % USER_CACHE_SLOTS];
+        c->len = v->len;
+        memcpy(c->raw, v->data, v->len);
+        c->user = *u;
+    }
+    return rc;
+}
+
+static int user_decode_json(const hk_val *v, hk_user *u)
 {
     json_error_t jerr;
     json_t *j = json_loadb(v->data, v->len, 0, &jerr);
