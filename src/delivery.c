@@ -62,6 +62,8 @@ void hk_target_free(hk_target *t)
     free(t->prev_secret);
     free(t->headers);
     free(t->props);
+    hk_signer_free(t->signer);
+    hk_signer_free(t->prev_signer);
     memset(t, 0, sizeof(*t));
 }
 
@@ -73,6 +75,8 @@ void hk_target_from_record(hk_target *t, const json_t *rec)
     t->secret = hk_strdup(hk_wh_str(rec, "secret"));
     t->prev_secret = hk_strdup(hk_wh_str(rec, "prevSecret"));
     t->prev_until = (uint64_t)hk_wh_int(rec, "prevSecretUntil");
+    t->signer = t->secret[0] ? hk_signer_new(t->secret) : NULL;
+    t->prev_signer = t->prev_secret[0] ? hk_signer_new(t->prev_secret) : NULL;
 
     char *h = NULL;
     size_t hl = 0, hc = 0;
@@ -131,13 +135,13 @@ void hk_delivery_headers(const hk_target *t, const char *event_name, const char 
                 compact[o++] = event_uuid[i];
         compact[o] = '\0';
         snprintf(msg_id, sizeof(msg_id), "msg_%s_%u", compact, t->webhook_id);
-        hk_sig_superoffice(t->secret, body, body_len, so);
+        hk_signer_superoffice(t->signer, body, body_len, so);
         uint64_t ts = now_ms / 1000;
-        if (hk_sig_standard(t->secret, msg_id, ts, body, body_len, sig, sizeof(sig)) != 0)
+        if (hk_signer_standard(t->signer, msg_id, ts, body, body_len, sig, sizeof(sig)) != 0)
             sig[0] = '\0';
         /* During the overlap after a rotation, the old secret signs too. */
-        if (t->prev_secret[0] != '\0' && t->prev_until > now_ms &&
-            hk_sig_standard(t->prev_secret, msg_id, ts, body, body_len, prev, sizeof(prev)) != 0)
+        if (t->prev_signer != NULL && t->prev_until > now_ms &&
+            hk_signer_standard(t->prev_signer, msg_id, ts, body, body_len, prev, sizeof(prev)) != 0)
             prev[0] = '\0';
         n = snprintf(out + len, outlen - len,
                      "X-SuperOffice-Signature: %s\r\nwebhook-id: %s\r\nwebhook-timestamp: %llu\r\n"

@@ -14,14 +14,16 @@
 
 /** A webhook's delivery-relevant parts; every string is owned (hk_target_free). */
 typedef struct hk_target {
-    uint32_t webhook_id; /**< the webhook */
-    char *url;           /**< TargetUrl */
-    char *name;          /**< Name, for the body's WebhookName */
-    char *secret;        /**< "" when none: no signature headers */
-    char *prev_secret;   /**< the replaced secret, "" when none */
-    uint64_t prev_until; /**< prev_secret signs until this time (ms) */
-    char *headers;       /**< custom "Name: value\r\n" lines, reserved names and unsafe values left out */
-    char *props;         /**< Properties as `"key":value,...` members (keys of the standard body left out) */
+    uint32_t webhook_id;           /**< the webhook */
+    char *url;                     /**< TargetUrl */
+    char *name;                    /**< Name, for the body's WebhookName */
+    char *secret;                  /**< "" when none: no signature headers */
+    char *prev_secret;             /**< the replaced secret, "" when none */
+    uint64_t prev_until;           /**< prev_secret signs until this time (ms) */
+    char *headers;                 /**< custom "Name: value\r\n" lines, reserved names and unsafe values left out */
+    char *props;                   /**< Properties as `"key":value,...` members (keys of the standard body left out) */
+    struct hk_signer *signer;      /**< secret's prepared keys (NULL without a secret) */
+    struct hk_signer *prev_signer; /**< prev_secret's (NULL when none) */
 } hk_target;
 
 /** Fills t from a webhook record (see webhook.h); free the previous contents first with hk_target_free. */

@@ -15,54 +15,96 @@ int hk_base64(const void *data, size_t len, char *out, size_t outlen)
     return (int)olen;
 }
 
-static void hmac(const void *key, size_t klen, const void *const *parts, const size_t *lens, int n, uint8_t mac[32])
+struct hk_signer {
+    mbedtls_md_context_t so;  /* keyed with the secret's bytes */
+    mbedtls_md_context_t std; /* keyed with the Standard Webhooks key */
+    int has_std;
+};
+
+static void keyed(mbedtls_md_context_t *ctx, const void *key, size_t klen)
 {
-    const mbedtls_md_info_t *info = mbedtls_md_info_from_type(MBEDTLS_MD_SHA256);
-    mbedtls_md_context_t ctx;
-    mbedtls_md_init(&ctx);
+    mbedtls_md_init(ctx);
     /* Only allocation can fail here, and for a fixed, tiny context. */
-    if (mbedtls_md_setup(&ctx, info, 1) != 0)
+    if (mbedtls_md_setup(ctx, mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), 1) != 0)
         abort();
-    mbedtls_md_hmac_starts(&ctx, key, klen);
+    mbedtls_md_hmac_starts(ctx, key, klen);
+}
+
+hk_signer *hk_signer_new(const char *secret)
+{
+    hk_signer *s = hk_calloc(1, sizeof(*s));
+    size_t slen = strlen(secret);
+    keyed(&s->so, secret, slen);
+    if (strncmp(secret, "whsec_", 6) == 0) {
+        unsigned char key[512];
+        size_t klen;
+        const char *b64 = secret + 6;
+        if (mbedtls_base64_decode(key, sizeof(key), &klen, (const unsigned char *)b64, strlen(b64)) == 0) {
+            keyed(&s->std, key, klen);
+            s->has_std = 1;
+        }
+    } else if (slen <= 512) {
+        keyed(&s->std, secret, slen);
+        s->has_std = 1;
+    }
+    return s;
+}
+
+void hk_signer_free(hk_signer *s)
+{
+    if (s == NULL)
+        return;
+    mbedtls_md_free(&s->so);
+    if (s->has_std)
+        mbedtls_md_free(&s->std);
+    free(s);
+}
+
+static void mac(mbedtls_md_context_t *ctx, const void *const *parts, const size_t *lens, int n, uint8_t out[32])
+{
+    mbedtls_md_hmac_reset(ctx);
     for (int i = 0; i < n; i++)
-        mbedtls_md_hmac_update(&ctx, parts[i], lens[i]);
-    mbedtls_md_hmac_finish(&ctx, mac);
-    mbedtls_md_free(&ctx);
+        mbedtls_md_hmac_update(ctx, parts[i], lens[i]);
+    mbedtls_md_hmac_finish(ctx, out);
+}
+
+void hk_signer_superoffice(hk_signer *s, const char *body, size_t body_len, char out[HK_SIG_B64_LEN])
+{
+    uint8_t m[32];
+    const void *parts[] = {body};
+    size_t lens[] = {body_len};
+    mac(&s->so, parts, lens, 1, m);
+    hk_base64(m, sizeof(m), out, HK_SIG_B64_LEN);
+}
+
+int hk_signer_standard(hk_signer *s, const char *msg_id, uint64_t timestamp, const char *body, size_t body_len,
+                       char *out, size_t outlen)
+{
+    if (!s->has_std || outlen < HK_SIG_B64_LEN + 3)
+        return HK_EINVAL;
+    char ts[24];
+    int tslen = snprintf(ts, sizeof(ts), "%llu", (unsigned long long)timestamp);
+    const void *parts[] = {msg_id, ".", ts, ".", body};
+    size_t lens[] = {strlen(msg_id), 1, (size_t)tslen, 1, body_len};
+    uint8_t m[32];
+    mac(&s->std, parts, lens, 5, m);
+    memcpy(out, "v1,", 3);
+    hk_base64(m, sizeof(m), out + 3, outlen - 3);
+    return 0;
 }
 
 void hk_sig_superoffice(const char *secret, const char *body, size_t body_len, char out[HK_SIG_B64_LEN])
 {
-    uint8_t mac[32];
-    const void *parts[] = {body};
-    size_t lens[] = {body_len};
-    hmac(secret, strlen(secret), parts, lens, 1, mac);
-    hk_base64(mac, sizeof(mac), out, HK_SIG_B64_LEN);
+    hk_signer *s = hk_signer_new(secret);
+    hk_signer_superoffice(s, body, body_len, out);
+    hk_signer_free(s);
 }
 
 int hk_sig_standard(const char *secret, const char *msg_id, uint64_t timestamp, const char *body, size_t body_len,
                     char *out, size_t outlen)
 {
-    unsigned char key[512];
-    size_t klen;
-    if (strncmp(secret, "whsec_", 6) == 0) {
-        const char *b64 = secret + 6;
-        if (mbedtls_base64_decode(key, sizeof(key), &klen, (const unsigned char *)b64, strlen(b64)) != 0)
-            return HK_EINVAL;
-    } else {
-        klen = strlen(secret);
-        if (klen > sizeof(key))
-            return HK_EINVAL;
-        memcpy(key, secret, klen);
-    }
-    char ts[24];
-    int tslen = snprintf(ts, sizeof(ts), "%llu", (unsigned long long)timestamp);
-    const void *parts[] = {msg_id, ".", ts, ".", body};
-    size_t lens[] = {strlen(msg_id), 1, (size_t)tslen, 1, body_len};
-    uint8_t mac[32];
-    hmac(key, klen, parts, lens, 5, mac);
-    if (outlen < HK_SIG_B64_LEN + 3)
-        return HK_EINVAL;
-    memcpy(out, "v1,", 3);
-    hk_base64(mac, sizeof(mac), out + 3, outlen - 3);
-    return 0;
+    hk_signer *s = hk_signer_new(secret);
+    int rc = hk_signer_standard(s, msg_id, timestamp, body, body_len, out, outlen);
+    hk_signer_free(s);
+    return rc;
 }

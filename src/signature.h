@@ -27,6 +27,26 @@ void hk_sig_superoffice(const char *secret, const char *body, size_t body_len, c
 int hk_sig_standard(const char *secret, const char *msg_id, uint64_t timestamp, const char *body, size_t body_len,
                     char *out, size_t outlen) HK_MUST_CHECK;
 
+/**
+ * A secret's HMAC keys, prepared once: hashing the key and allocating the
+ * contexts is most of an HMAC's cost for a small body, and a webhook signs
+ * every delivery with the same secret. Used on one thread at a time.
+ */
+typedef struct hk_signer hk_signer;
+
+/** Prepares secret (not empty); a whsec_ secret that does not base64-decode gets no Standard key. */
+hk_signer *hk_signer_new(const char *secret);
+
+/** Frees a signer; safe on NULL. */
+void hk_signer_free(hk_signer *s);
+
+/** As hk_sig_superoffice, with the prepared key. */
+void hk_signer_superoffice(hk_signer *s, const char *body, size_t body_len, char out[HK_SIG_B64_LEN]);
+
+/** As hk_sig_standard, with the prepared key. */
+int hk_signer_standard(hk_signer *s, const char *msg_id, uint64_t timestamp, const char *body, size_t body_len,
+                       char *out, size_t outlen) HK_MUST_CHECK;
+
 /** Base64-encodes len bytes into out (NUL-terminated); returns the length written or -1 when out is too small. */
 int hk_base64(const void *data, size_t len, char *out, size_t outlen);
 
