@@ -1280,6 +1280,9 @@ void hk_reg_event_types(hk_ctx *ctx)
 
 /* ---- writes ----------------------------------------------------------------- */
 
+/* Log records of a deleted webhook removed in its delete's commit. */
+#define DELETE_LOG_MAX 20000
+
 struct reg_write {
     hk_write w;
     hk_ctx *ctx;
@@ -1385,8 +1388,12 @@ static int do_apply(hk_txn *txn, struct reg_write *r)
         if (r->op == HK_REG_DELETE) {
             /* EnergyCAP: deleting a webhook deletes its logs too. */
             bool more;
+            /* A bounded number of its log records go in this commit, so that
+             * a webhook with a huge log cannot stall the group commit; what
+             * remains is unreachable (the webhook is gone) and expires with
+             * the log retention. */
             if ((rc = hk_webhook_delete(txn, r->id)) == 0)
-                rc = hk_log_delete_webhook(txn, r->id, SIZE_MAX, &more);
+                rc = hk_log_delete_webhook(txn, r->id, DELETE_LOG_MAX, &more);
             r->rec = old;
             return rc;
         }
