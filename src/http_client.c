@@ -499,6 +499,17 @@ static void req_complete(struct creq *r)
     req_finish(r);
 }
 
+/* The whole request is with the kernel: wait for the first byte. */
+static void request_written(struct conn *cn, bool request_end)
+{
+    struct creq *r = cn->req;
+    if (request_end && r != NULL && r->phase == PH_WRITE) {
+        r->phase = PH_WAIT;
+        if (!r->got_bytes)
+            uv_timer_start(&r->phase_timer, on_phase_timeout, r->c->o.first_byte_timeout_ms, 0);
+    }
+}
+
 static void on_write(uv_write_t *w, int status)
 {
     struct write_req *wr = hk_container_of(w, struct write_req, w);
@@ -516,22 +527,31 @@ static void on_write(uv_write_t *w, int status)
             conn_fail(cn, status, "write failed: %s", uv_strerror(status));
         return;
     }
-    struct creq *r = cn->req;
-    if (request_end && r != NULL && r->phase == PH_WRITE) {
-        r->phase = PH_WAIT;
-        if (!r->got_bytes)
-            uv_timer_start(&r->phase_timer, on_phase_timeout, r->c->o.first_byte_timeout_ms, 0);
-    }
+    request_written(cn, request_end);
 }
 
-/* Queues buf (malloc'd; freed in on_write) on the connection. */
+/* Queues buf (malloc'd; freed here or in on_write) on the connection. */
 static int conn_write(struct conn *cn, char *buf, size_t len, bool request_end)
 {
+    size_t off = 0;
+    if (cn->writes_pending == 0) {
+        /* Usually the kernel takes it all at once: no write request, no
+         * callback, no poll change. */
+        uv_buf_t t = uv_buf_init(buf, (unsigned)len);
+        int n = uv_try_write((uv_stream_t *)&cn->tcp, &t, 1);
+        if (n == (int)len) {
+            free(buf);
+            request_written(cn, request_end);
+            return 0;
+        }
+        if (n > 0)
+            off = (size_t)n;
+    }
     struct write_req *wr = hk_malloc(sizeof(*wr));
     wr->conn = cn;
     wr->buf = buf;
     wr->request_end = request_end;
-    uv_buf_t b = uv_buf_init(buf, (unsigned)len);
+    uv_buf_t b = uv_buf_init(buf + off, (unsigned)(len - off));
     int rc = uv_write(&wr->w, (uv_stream_t *)&cn->tcp, &b, 1, on_write);
     if (rc != 0) {
         free(buf);
