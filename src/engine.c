@@ -112,6 +112,7 @@ struct hk_engine {
     struct wstate *ws_table[WS_BUCKETS];
     struct wstate *ring; /* round-robin cursor */
     size_t ring_len;
+    bool more_due; /* the last walk of the queue left due entries in the store */
     bool dispatching, redispatch;
     bool closing;
     struct origin *origins[ORIGIN_BUCKETS];
@@ -561,8 +562,10 @@ static void signal_done(hk_write *w, int status)
         } else {
             left = true;
         }
-        if (left)
+        if (left) {
+            e->more_due = true;
             schedule_load(e, 0);
+        }
         dispatch(e);
     }
     s->done(s, status);
@@ -682,6 +685,7 @@ static void load(hk_engine *e)
         return;
     }
     hk_val k, v;
+    bool limited = false; /* due entries were left in the store for lack of room */
     int rc = hk_cursor_get(c, HK_FIRST, &k, &v);
     while (rc == 0 && e->mem < e->cfg->max_inflight) {
         if (k.len != QKEY_LEN) {
@@ -701,8 +705,10 @@ static void load(hk_engine *e)
                     next_due = due;
                 break;
             }
-            if (ws->mem >= e->share || e->mem >= e->cfg->max_inflight)
+            if (ws->mem >= e->share || e->mem >= e->cfg->max_inflight) {
+                limited = true;
                 break;
+            }
             uint64_t eid = hk_rd64((const uint8_t *)k.data + 12);
             if (job_find(e, wid, eid) == NULL && v.len == QVAL_LEN) {
                 hk_event ev;
@@ -722,8 +728,13 @@ static void load(hk_engine *e)
         k = seek;
         rc = hk_cursor_get(c, HK_SEEK, &k, &v);
     }
+    if (rc == 0 && e->mem >= e->cfg->max_inflight)
+        limited = true;
     hk_cursor_close(c);
     hk_txn_end(txn);
+    /* Completions only need to look at the store again when this walk left
+     * due work behind; a walk costs up to a share of skipped entries. */
+    e->more_due = limited;
     schedule_load(e, next_due > now ? next_due - now : 0);
     dispatch(e);
 }
@@ -1058,8 +1069,13 @@ static void outcome_done(hk_write *w, int status)
         job_clear_outcome(j);
         ws_push(e, ws, j);
     } else {
+        bool retry = !j->vanished && !j->success && !j->exhausted;
+        uint64_t due = j->next_due, now = hk_now_ms();
         job_drop(e, j);
-        schedule_load(e, 0);
+        if (e->more_due)
+            schedule_load(e, 0);
+        else if (retry)
+            schedule_load(e, due > now ? due - now : 0);
     }
     dispatch(e);
     maybe_finish_stop(e);
