@@ -126,6 +126,18 @@ struct hk_engine {
 };
 
 static void schedule_load(hk_engine *e, uint64_t delay_ms);
+
+/* Submits a write of the engine's own; the engine stops only after every
+ * such write has come back (committing). */
+static void engine_submit(hk_engine *e, hk_write *w, int (*apply)(hk_txn *, hk_write *), void (*done)(hk_write *, int),
+                          unsigned flags)
+{
+    w->apply = apply;
+    w->done = done;
+    w->flags = flags;
+    e->committing++;
+    hk_store_submit(e->app->store, w);
+}
 static void dispatch(hk_engine *e);
 static void maybe_finish_stop(hk_engine *e);
 
@@ -659,10 +671,7 @@ static void cleanup_start(hk_engine *e, struct wstate *ws)
     struct cleanup *cl = hk_calloc(1, sizeof(*cl));
     cl->eng = e;
     cl->wid = ws->id;
-    cl->w.apply = cleanup_apply;
-    cl->w.done = cleanup_done;
-    e->committing++;
-    hk_store_submit(e->app->store, &cl->w);
+    engine_submit(e, &cl->w, cleanup_apply, cleanup_done, 0);
 }
 
 /* Walks the queue webhook by webhook, loading due entries that are not in
@@ -1084,11 +1093,7 @@ static void outcome_done(hk_write *w, int status)
 static void outcome_submit(hk_engine *e, struct job *j)
 {
     j->state = JOB_COMMITTING;
-    j->w.apply = outcome_apply;
-    j->w.done = outcome_done;
-    j->w.flags = HK_WRITE_ISOLATED;
-    e->committing++;
-    hk_store_submit(e->app->store, &j->w);
+    engine_submit(e, &j->w, outcome_apply, outcome_done, HK_WRITE_ISOLATED);
 }
 
 /* ---- state events -------------------------------------------------------- */
@@ -1204,11 +1209,7 @@ void hk_engine_record(hk_engine *e, const hk_attempt *a, bool is410, void (*done
     r->a.response_len = n;
     r->done = done;
     r->arg = arg;
-    r->w.apply = sync_apply;
-    r->w.done = sync_done;
-    r->w.flags = HK_WRITE_ISOLATED;
-    e->committing++;
-    hk_store_submit(e->app->store, &r->w);
+    engine_submit(e, &r->w, sync_apply, sync_done, HK_WRITE_ISOLATED);
 }
 
 /* ---- resend ------------------------------------------------------------ */
@@ -1260,11 +1261,7 @@ void hk_engine_resend(hk_engine *e, uint32_t webhook_id, uint64_t event_id,
     r->eid = event_id;
     r->done = done;
     r->arg = arg;
-    r->w.apply = resend_apply;
-    r->w.done = resend_done;
-    r->w.flags = HK_WRITE_ISOLATED;
-    e->committing++;
-    hk_store_submit(e->app->store, &r->w);
+    engine_submit(e, &r->w, resend_apply, resend_done, HK_WRITE_ISOLATED);
 }
 
 /* ---- pruning ------------------------------------------------------------ */
@@ -1379,11 +1376,8 @@ static void prune_start(hk_engine *e)
     }
     p->event_before = p->log_before > span ? p->log_before - span : 0;
     p->idem_before = now > e->cfg->idempotency_window_ms ? now - e->cfg->idempotency_window_ms : 0;
-    p->w.apply = prune_apply;
-    p->w.done = prune_done;
     e->pruning = true;
-    e->committing++;
-    hk_store_submit(e->app->store, &p->w);
+    engine_submit(e, &p->w, prune_apply, prune_done, 0);
 }
 
 static void on_prune_timer(uv_timer_t *t)
