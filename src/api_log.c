@@ -441,6 +441,14 @@ static void log_resend(hk_ctx *ctx)
         return;
     }
     uint64_t eid = (uint64_t)json_integer_value(json_object_get(rec, "eventId"));
+    if (eid == 0) {
+        /* Synchronous calls (Execute, custom actions) store no event to queue. */
+        json_decref(rec);
+        hk_txn_end(txn);
+        hk_respond_error(ctx, 400, "log record %llu is of a synchronous call, which cannot be resent",
+                         (unsigned long long)lid);
+        return;
+    }
     struct resend_req *r = hk_calloc(1, sizeof(*r));
     r->ctx = ctx;
     r->log_id = lid;
