@@ -86,6 +86,20 @@ def test_execute_delivers_json_and_xml_signed():
         assert r.status == 200 and len(r.json()) == 2, r
 
 
+def test_execute_is_logged_but_cannot_be_resent():
+    with Server(env=ALLOW) as s, Receiver() as rx:
+        wid = create_webhook(s, rx.url + "/in", extension="LogMe")
+        assert execute(s, "LogMe", {"a": 1}).status == 200
+        rx.wait_for(1)
+        page = s.request("GET", "/api/v3/webhook/%d/log" % wid, auth="eci")
+        assert page.status == 200 and page.header("TotalNumberOfRecords") == "1", page
+        lid = page.json()[0]["webhookLogId"]
+        r = s.request("POST", "/api/v3/webhook/%d/log/%d/resend" % (wid, lid), auth="eci")
+        assert r.status == 400 and "synchronous" in r.json()["message"], r
+        time.sleep(0.2)
+        assert len(rx.requests) == 1
+
+
 def test_execute_errors_have_the_documented_bodies():
     with Receiver() as rx, Server(env=ALLOW) as s:
         create_webhook(s, rx.url + "/hook", extension="MyTestWebhook")
