@@ -190,6 +190,19 @@ size_t hk_user_count(hk_txn *txn)
     return hk_count(txn, HK_DB_USERS);
 }
 
+static int user_put(hk_txn *txn, const hk_user *u)
+{
+    json_t *j = json_pack("{s:I, s:s, s:s, s:I, s:I}", "id", (json_int_t)u->id, "code", u->code, "fullName",
+                          u->full_name, "perms", (json_int_t)u->perms, "topNode", (json_int_t)u->top_node);
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    uint8_t k[4];
+    hk_be32(k, u->id);
+    int rc = hk_put(txn, HK_DB_USERS, k, 4, text, strlen(text), 0);
+    free(text);
+    return rc;
+}
+
 int hk_user_create(hk_txn *txn, hk_user *u)
 {
     char lc[HK_USER_CODE_MAX + 1];
@@ -202,17 +215,23 @@ int hk_user_create(hk_txn *txn, hk_user *u)
     if (rc != 0)
         return rc;
     u->id = (uint32_t)id;
-    json_t *j = json_pack("{s:I, s:s, s:s, s:I, s:I}", "id", (json_int_t)u->id, "code", u->code, "fullName",
-                          u->full_name, "perms", (json_int_t)u->perms, "topNode", (json_int_t)u->top_node);
-    char *text = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
     uint8_t k[4];
     hk_be32(k, u->id);
-    rc = hk_put(txn, HK_DB_USERS, k, 4, text, strlen(text), 0);
-    free(text);
+    rc = user_put(txn, u);
     if (rc == 0)
         rc = hk_put(txn, HK_DB_USER_CODES, lc, strlen(lc), k, 4, 0);
     return rc;
+}
+
+int hk_user_update(hk_txn *txn, const hk_user *u)
+{
+    hk_user old;
+    int rc = hk_user_get(txn, u->id, &old);
+    if (rc != 0)
+        return rc;
+    if (strcmp(old.code, u->code) != 0)
+        return HK_EINVAL; /* the code is the login name: it stays */
+    return user_put(txn, u);
 }
 
 static void sha256(const char *s, size_t len, uint8_t out[32])

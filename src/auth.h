@@ -51,6 +51,9 @@ int hk_user_by_code(hk_txn *txn, const char *code, hk_user *out) HK_MUST_CHECK;
 /** Creates a user (id assigned into u->id); HK_EEXIST when the code is taken. */
 int hk_user_create(hk_txn *txn, hk_user *u) HK_MUST_CHECK;
 
+/** Rewrites user u->id with u's name, permissions and topmost node (the code cannot change). */
+int hk_user_update(hk_txn *txn, const hk_user *u) HK_MUST_CHECK;
+
 /** Number of users. */
 size_t hk_user_count(hk_txn *txn);
 

@@ -28,6 +28,28 @@ static int user_add_txn(hk_txn *txn, void *arg)
     return hk_user_create(txn, &ua->user);
 }
 
+struct user_set {
+    const char *code, *name, *perm, *top;
+    hk_user user;
+};
+
+/* Changes only what was given; the rest of the user stays as it is. */
+static int user_set_txn(hk_txn *txn, void *arg)
+{
+    struct user_set *us = arg;
+    int rc = hk_user_by_code(txn, us->code, &us->user);
+    if (rc != 0)
+        return rc;
+    if (us->name != NULL)
+        snprintf(us->user.full_name, sizeof(us->user.full_name), "%s", us->name);
+    char bad[128];
+    if (us->perm != NULL && hk_perm_parse(us->perm, &us->user.perms, bad, sizeof(bad)) != 0)
+        return HK_EINVAL;
+    if (us->top != NULL)
+        us->user.top_node = (uint32_t)strtoul(us->top, NULL, 10);
+    return hk_user_update(txn, &us->user);
+}
+
 struct key_create {
     const char *code;
     char key[HK_KEY_TEXT_LEN];
@@ -356,6 +378,25 @@ int hk_cli_run(hk_config *cfg, int argc, char **argv)
             } else {
                 printf("%u\n", ua.user.id);
             }
+        }
+    } else if (strcmp(noun, "user") == 0 && strcmp(verb, "set") == 0) {
+        struct user_set us = {code, name, perm, top, {0}};
+        uint32_t node;
+        char bad[128];
+        unsigned perms;
+        if (code == NULL || (name == NULL && perm == NULL && top == NULL)) {
+            fprintf(stderr, "hookd: user set needs --code and one of --name, --perm, --top-node\n");
+            exit_code = 2;
+        } else if (perm != NULL && hk_perm_parse(perm, &perms, bad, sizeof(bad)) != 0) {
+            fprintf(stderr, "hookd: unknown permission \"%s\"\n", bad);
+            exit_code = 2;
+        } else if (top != NULL && !opt_id("--top-node", top, true, &node)) {
+            exit_code = 2;
+        } else if ((rc = hk_store_write_sync(store, user_set_txn, &us)) != 0) {
+            fprintf(stderr, "hookd: user set failed: %s\n", rc == HK_ENOTFOUND ? "no such user" : hk_strerror(rc));
+            exit_code = 1;
+        } else {
+            printf("%u\n", us.user.id);
         }
     } else if (strcmp(noun, "user") == 0 && strcmp(verb, "list") == 0) {
         exit_code = list_users(store);

@@ -16,6 +16,7 @@ static void usage(FILE *f)
           "  serve [--config FILE] [--listen HOST:PORT] [--data DIR]\n"
           "        run the server (defaults: conf/hookd.conf if present, 127.0.0.1:8080, ./data)\n"
           "  user add --code CODE --name NAME --perm PERM[,PERM] [--top-node N]\n"
+          "  user set --code CODE [--name NAME] [--perm PERM[,PERM]] [--top-node N]\n"
           "  user list\n"
           "  key create --user CODE          prints the new key once\n"
           "  key revoke KEY|KEY-ID\n"

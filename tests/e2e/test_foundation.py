@@ -87,6 +87,19 @@ def test_missing_permission_is_403():
         assert "ApplicationSettings:View" in r.json()["Message"]
 
 
+def test_user_set_changes_a_running_servers_view():
+    with Server() as s:
+        s.cli("user", "add", "--code", "ops", "--name", "Ops", "--perm", "Events:Signal")
+        key = s.cli("key", "create", "--user", "ops").stdout.strip()
+        assert s.request("GET", "/api/v1/Webhook", key=key).status == 403
+        s.cli("user", "set", "--code", "ops", "--perm", "ApplicationSettings:View", "--top-node", "7")
+        assert s.request("GET", "/api/v1/Webhook", key=key).status == 200
+        listing = s.cli("user", "list").stdout
+        assert "ops\tOps\tApplicationSettings:View\ttop-node=7" in listing, listing
+        p = s.cli("user", "set", "--code", "ghost", "--name", "x", check=False)
+        assert p.returncode == 1 and "no such user" in p.stderr, p
+
+
 def test_cli_rejects_bad_input():
     with Server() as s:
         p = s.cli("user", "add", "--code", "x", "--perm", "Nope:Nope", check=False)
