@@ -81,6 +81,7 @@ struct conn {
     hk_header *headers;
     uint32_t headers_cap;
     bool close_after;
+    bool peer_eof; /* the peer half-closed with complete requests still held */
     bool reading;
     bool fresh;  /* no request started yet: the accept armed the header timer */
     bool linger; /* answered an error: drain the input before closing */
@@ -228,7 +229,7 @@ static void after_response(uv_write_t *wr, int status)
         start_linger(c);
         return;
     }
-    if (status != 0 || c->close_after || !c->keep_alive || c->srv->draining) {
+    if (status != 0 || c->close_after || !c->keep_alive || c->srv->draining || (c->peer_eof && c->pending_len == 0)) {
         conn_close(c);
         return;
     }
@@ -244,6 +245,12 @@ static void after_response(uv_write_t *wr, int status)
         c->pending_len = 0;
         feed(c, p, n);
         free(p);
+        if (c->peer_eof) {
+            /* Nothing more will come: a request cut short by the EOF is lost. */
+            if (c->state == ST_IDLE || c->state == ST_HEAD || c->state == ST_BODY)
+                conn_close(c);
+            return;
+        }
         if (c->state == ST_HEAD || c->state == ST_BODY)
             start_reading(c);
         else if (c->state == ST_IDLE)
@@ -261,7 +268,7 @@ static void write_response(struct conn *c, int status, const char *content_type,
 {
     hk_http_server *srv = c->srv;
     bool no_length = status == 204 || status == 304 || status < 200;
-    bool close = c->close_after || !c->keep_alive || srv->draining;
+    bool close = c->close_after || !c->keep_alive || srv->draining || (c->peer_eof && c->pending_len == 0);
     size_t ct_len = content_type != NULL && !no_length ? strlen(content_type) : 0;
     size_t extra_len = extra ? strlen(extra) : 0;
     size_t body_len = no_length || head_only ? 0 : len;
@@ -658,7 +665,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     /* EOF or error: a request in the middle of its head or body is lost;
      * one being handled still gets its answer written (and fails there). */
     if (c->state == ST_HANDLING || c->state == ST_WRITING) {
-        c->close_after = true;
+        /* A client that sends its requests and then half-closes still gets
+         * an answer to each held one; the connection closes after the last. */
+        if (nread == UV_EOF && c->pending_len > 0)
+            c->peer_eof = true;
+        else
+            c->close_after = true;
         uv_read_stop(s);
         c->reading = false;
         return;

@@ -11,7 +11,7 @@ import tempfile
 import threading
 import time
 
-from hookd_test import ADMIN_KEY, BIN, SANITIZER_MARKERS, Server, run
+from hookd_test import ADMIN_KEY, BIN, SANITIZER_MARKERS, Server, parse_responses, run
 
 GET_HEALTH = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
 AUTH = ("Authorization: Bearer %s\r\n" % ADMIN_KEY).encode()
@@ -732,6 +732,19 @@ def test_full_disk_gives_503_and_loses_nothing_acknowledged():
     finally:
         subprocess.run(["umount", "-l", mnt])
         shutil.rmtree(mnt, ignore_errors=True)
+
+
+def test_half_closed_client_gets_every_pipelined_answer():
+    """Requests sent before the client's FIN are all answered, in order, the
+    first of them waiting for a commit while the others are held."""
+    body = b'{"Name":"hc","Events":["a.b"],"TargetUrl":"https://example.com/x","State":"Active"}'
+    post = (b"POST /api/v1/Webhook HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer " + ADMIN_KEY.encode() +
+            b"\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    get = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
+    with Server() as s:
+        for data, expected in ((post + get, [200, 200]), (post + get + get, [200, 200, 200]), (get + get, [200, 200])):
+            answers = parse_responses(s.raw(data, shut=True, timeout=5))
+            assert [a[0] for a in answers] == expected, (data[:20], answers)
 
 
 if __name__ == "__main__":
