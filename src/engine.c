@@ -112,7 +112,9 @@ struct hk_engine {
     struct wstate *ws_table[WS_BUCKETS];
     struct wstate *ring; /* round-robin cursor */
     size_t ring_len;
-    bool more_due; /* the last walk of the queue left due entries in the store */
+    bool more_due;           /* the last walk of the queue left due entries in the store */
+    unsigned store_failures; /* outcome commits failed in a row (backoff) */
+    uint64_t backoff_until;  /* no walk of the queue before this loop time */
     bool dispatching, redispatch;
     bool closing;
     struct origin *origins[ORIGIN_BUCKETS];
@@ -680,6 +682,10 @@ static void load(hk_engine *e)
 {
     if (e->stopping)
         return;
+    if (uv_now(e->app->loop) < e->backoff_until) {
+        schedule_load(e, 0); /* lands on backoff_until */
+        return;
+    }
     uint64_t now = hk_now_ms();
     uint64_t next_due = now + TICK_MS;
     hk_txn *txn;
@@ -759,7 +765,11 @@ static void schedule_load(hk_engine *e, uint64_t delay_ms)
 {
     if (e->stopping)
         return;
-    uint64_t at = uv_now(e->app->loop) + delay_ms;
+    uint64_t now = uv_now(e->app->loop), at = now + delay_ms;
+    if (at < e->backoff_until) {
+        at = e->backoff_until;
+        delay_ms = at - now;
+    }
     if (e->load_at != 0 && e->load_at <= at)
         return;
     e->load_at = at;
@@ -1040,6 +1050,10 @@ static void outcome_done(hk_write *w, int status)
     hk_engine *e = j->eng;
     struct wstate *ws = j->ws;
     e->committing--;
+    if (status == 0) {
+        e->store_failures = 0;
+        e->backoff_until = 0;
+    }
     if (status == 0 && !j->vanished) {
         hk_attempt a = {.webhook_id = j->webhook_id,
                         .event_id = j->event_id,
@@ -1070,7 +1084,13 @@ static void outcome_done(hk_write *w, int status)
         /* The outcome is not on disk, so the queue entry is as it was: it is
          * loaded and attempted again after a pause. */
         job_drop(e, j);
-        schedule_load(e, STORE_BACKOFF_MS);
+        /* The store keeps failing (a full disk, say): back off further each
+         * time, or the receiver would get the same delivery every second. */
+        if (e->store_failures < 6)
+            e->store_failures++;
+        e->more_due = true;
+        e->backoff_until = uv_now(e->app->loop) + (STORE_BACKOFF_MS << (e->store_failures - 1));
+        schedule_load(e, 0);
     } else if (!j->vanished && !j->success && !j->exhausted && !e->stopping && ws->active &&
                j->next_due <= hk_now_ms() + IMMEDIATE_MS) {
         j->attempts++;
