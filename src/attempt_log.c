@@ -138,71 +138,56 @@ int hk_log_get(hk_txn *txn, uint32_t webhook_id, uint64_t log_id, json_t **out)
     return *out ? 0 : HK_ESTORE;
 }
 
+/* Time-index entries older than *arg. */
+static bool older(const hk_val *k, const hk_val *v, void *arg)
+{
+    HK_UNUSED(v);
+    return k->len == 20 && hk_rd64(k->data) < *(const uint64_t *)arg;
+}
+
+/* A time-index entry takes its record (webhook id + log id) with it. */
+static int drop_record(hk_txn *txn, const hk_val *k, const hk_val *v, void *arg)
+{
+    HK_UNUSED(v);
+    HK_UNUSED(arg);
+    int rc = hk_del(txn, HK_DB_LOG, (const uint8_t *)k->data + 8, 12, NULL, 0);
+    return rc == HK_ENOTFOUND ? 0 : rc;
+}
+
 int hk_log_prune(hk_txn *txn, uint64_t before_ms, size_t max, bool *more)
 {
-    hk_cursor *c;
-    hk_val k, v;
-    int rc = hk_cursor_open(txn, HK_DB_LOG_TIME, &c);
-    if (rc != 0)
-        return rc;
-    size_t n = 0;
     *more = false;
-    for (rc = hk_cursor_get(c, HK_FIRST, &k, &v); rc == 0; rc = hk_cursor_get(c, HK_NEXT, &k, &v)) {
-        if (k.len != 20 || hk_rd64(k.data) >= before_ms)
-            break;
-        if (n == max) {
-            *more = true;
-            break;
-        }
-        uint8_t lk[12];
-        memcpy(lk, (const uint8_t *)k.data + 8, 12);
-        rc = hk_del(txn, HK_DB_LOG, lk, sizeof(lk), NULL, 0);
-        if (rc != 0 && rc != HK_ENOTFOUND)
-            break;
-        if ((rc = hk_cursor_del(c)) != 0)
-            break;
-        n++;
-    }
-    hk_cursor_close(c);
+    return hk_delete_run(txn, HK_DB_LOG_TIME, NULL, older, drop_record, &before_ms, max, more);
+}
+
+/* Records of the webhook whose id prefix is *arg. */
+static bool of_webhook(const hk_val *k, const hk_val *v, void *arg)
+{
+    HK_UNUSED(v);
+    return k->len == 12 && memcmp(k->data, arg, 4) == 0;
+}
+
+/* A record takes its time-index entry with it; that key needs the record's time. */
+static int drop_time_entry(hk_txn *txn, const hk_val *k, const hk_val *v, void *arg)
+{
+    HK_UNUSED(arg);
+    json_error_t err;
+    json_t *rec = json_loadb(v->data, v->len, 0, &err);
+    if (rec == NULL)
+        return 0;
+    uint8_t tk[20];
+    time_key(tk, (uint64_t)json_integer_value(json_object_get(rec, "time")), hk_rd32(k->data),
+             hk_rd64((const uint8_t *)k->data + 4));
+    json_decref(rec);
+    int rc = hk_del(txn, HK_DB_LOG_TIME, tk, sizeof(tk), NULL, 0);
     return rc == HK_ENOTFOUND ? 0 : rc;
 }
 
 int hk_log_delete_webhook(hk_txn *txn, uint32_t webhook_id, size_t max, bool *more)
 {
-    hk_cursor *c;
     uint8_t prefix[4];
     hk_be32(prefix, webhook_id);
-    hk_val k = {prefix, 4}, v;
-    int rc = hk_cursor_open(txn, HK_DB_LOG, &c);
-    if (rc != 0)
-        return rc;
-    size_t n = 0;
+    hk_val from = {prefix, 4};
     *more = false;
-    for (rc = hk_cursor_get(c, HK_SEEK, &k, &v); rc == 0; rc = hk_cursor_get(c, HK_NEXT, &k, &v)) {
-        if (k.len != 12 || memcmp(k.data, prefix, 4) != 0)
-            break;
-        if (n == max) {
-            *more = true;
-            break;
-        }
-        /* The time index entry needs the record's time. */
-        json_error_t err;
-        json_t *rec = json_loadb(v.data, v.len, 0, &err);
-        if (rec != NULL) {
-            uint8_t tk[20];
-            time_key(tk, (uint64_t)json_integer_value(json_object_get(rec, "time")), webhook_id,
-                     hk_rd64((const uint8_t *)k.data + 4));
-            json_decref(rec);
-            int drc = hk_del(txn, HK_DB_LOG_TIME, tk, sizeof(tk), NULL, 0);
-            if (drc != 0 && drc != HK_ENOTFOUND) {
-                rc = drc;
-                break;
-            }
-        }
-        if ((rc = hk_cursor_del(c)) != 0)
-            break;
-        n++;
-    }
-    hk_cursor_close(c);
-    return rc == HK_ENOTFOUND ? 0 : rc;
+    return hk_delete_run(txn, HK_DB_LOG, &from, of_webhook, drop_time_entry, prefix, max, more);
 }

@@ -617,38 +617,26 @@ struct cleanup {
     bool more;
 };
 
+/* Queue entries of the webhook whose id prefix is *arg. */
+static bool queued_for(const hk_val *k, const hk_val *v, void *arg)
+{
+    HK_UNUSED(v);
+    return k->len == QKEY_LEN && memcmp(k->data, arg, 4) == 0;
+}
+
 static int cleanup_apply(hk_txn *txn, hk_write *w)
 {
     struct cleanup *cl = hk_container_of(w, struct cleanup, w);
-    hk_cursor *c;
-    int rc = hk_cursor_open(txn, HK_DB_QUEUE, &c);
-    if (rc != 0)
-        return rc;
     uint8_t prefix[4];
     hk_be32(prefix, cl->wid);
-    hk_val k = {prefix, 4}, v;
-    int n = 0;
     cl->more = false;
     /* The webhook may have been re-created meanwhile: ids are never reused,
      * so entries under its id are orphans either way, but check anyway. */
     hk_val wv;
-    if (hk_get(txn, HK_DB_WEBHOOKS, prefix, 4, &wv) == 0) {
-        hk_cursor_close(c);
+    if (hk_get(txn, HK_DB_WEBHOOKS, prefix, 4, &wv) == 0)
         return 0;
-    }
-    for (rc = hk_cursor_get(c, HK_SEEK, &k, &v); rc == 0; rc = hk_cursor_get(c, HK_NEXT, &k, &v)) {
-        if (k.len != QKEY_LEN || memcmp(k.data, prefix, 4) != 0)
-            break;
-        if (n == CLEANUP_CHUNK) {
-            cl->more = true;
-            break;
-        }
-        if ((rc = hk_cursor_del(c)) != 0)
-            break;
-        n++;
-    }
-    hk_cursor_close(c);
-    return rc == HK_ENOTFOUND ? 0 : rc;
+    hk_val from = {prefix, 4};
+    return hk_delete_run(txn, HK_DB_QUEUE, &from, queued_for, NULL, prefix, CLEANUP_CHUNK, &cl->more);
 }
 
 static void cleanup_done(hk_write *w, int status)
@@ -1295,58 +1283,27 @@ struct prune {
     bool more;
 };
 
-static int prune_prefix_time(hk_txn *txn, enum hk_db db, uint64_t before, size_t max, bool *more, enum hk_db paired)
+/* Pairs keyed by a leading big-endian time older than *before. */
+static bool older_key(const hk_val *k, const hk_val *v, void *arg)
 {
-    hk_cursor *c;
-    hk_val k, v;
-    int rc = hk_cursor_open(txn, db, &c);
-    if (rc != 0)
-        return rc;
-    size_t n = 0;
-    for (rc = hk_cursor_get(c, HK_FIRST, &k, &v); rc == 0; rc = hk_cursor_get(c, HK_NEXT, &k, &v)) {
-        if (k.len < 8 || hk_rd64(k.data) >= before)
-            break;
-        if (n == max) {
-            *more = true;
-            break;
-        }
-        if (paired != HK_DB__COUNT) {
-            int drc = hk_del(txn, paired, (const uint8_t *)k.data + 8, k.len - 8, NULL, 0);
-            if (drc != 0 && drc != HK_ENOTFOUND) {
-                rc = drc;
-                break;
-            }
-        }
-        if ((rc = hk_cursor_del(c)) != 0)
-            break;
-        n++;
-    }
-    hk_cursor_close(c);
+    HK_UNUSED(v);
+    return k->len >= 8 && hk_rd64(k->data) < *(const uint64_t *)arg;
+}
+
+/* An idempotency time-index entry takes its key (the rest of the index key) with it. */
+static int drop_idempotency_key(hk_txn *txn, const hk_val *k, const hk_val *v, void *arg)
+{
+    HK_UNUSED(v);
+    HK_UNUSED(arg);
+    int rc = hk_del(txn, HK_DB_IDEMPOTENCY, (const uint8_t *)k->data + 8, k->len - 8, NULL, 0);
     return rc == HK_ENOTFOUND ? 0 : rc;
 }
 
-/* Events are numbered in arrival order, so the oldest come first. */
-static int prune_events(hk_txn *txn, uint64_t before, size_t max, bool *more)
+/* Events (numbered in arrival order, oldest first) whose stored time is older. */
+static bool older_event(const hk_val *k, const hk_val *v, void *arg)
 {
-    hk_cursor *c;
-    hk_val k, v;
-    int rc = hk_cursor_open(txn, HK_DB_EVENTS, &c);
-    if (rc != 0)
-        return rc;
-    size_t n = 0;
-    for (rc = hk_cursor_get(c, HK_FIRST, &k, &v); rc == 0; rc = hk_cursor_get(c, HK_NEXT, &k, &v)) {
-        if (v.len < 8 || hk_rd64(v.data) >= before)
-            break;
-        if (n == max) {
-            *more = true;
-            break;
-        }
-        if ((rc = hk_cursor_del(c)) != 0)
-            break;
-        n++;
-    }
-    hk_cursor_close(c);
-    return rc == HK_ENOTFOUND ? 0 : rc;
+    HK_UNUSED(k);
+    return v->len >= 8 && hk_rd64(v->data) < *(const uint64_t *)arg;
 }
 
 static int prune_apply(hk_txn *txn, hk_write *w)
@@ -1357,9 +1314,10 @@ static int prune_apply(hk_txn *txn, hk_write *w)
     int rc = hk_log_prune(txn, p->log_before, PRUNE_CHUNK, &more);
     p->more |= more;
     if (rc == 0)
-        rc = prune_events(txn, p->event_before, PRUNE_CHUNK, &p->more);
+        rc = hk_delete_run(txn, HK_DB_EVENTS, NULL, older_event, NULL, &p->event_before, PRUNE_CHUNK, &p->more);
     if (rc == 0)
-        rc = prune_prefix_time(txn, HK_DB_IDEMPOTENCY_TIME, p->idem_before, PRUNE_CHUNK, &p->more, HK_DB_IDEMPOTENCY);
+        rc = hk_delete_run(txn, HK_DB_IDEMPOTENCY_TIME, NULL, older_key, drop_idempotency_key, &p->idem_before,
+                           PRUNE_CHUNK, &p->more);
     return rc;
 }
 

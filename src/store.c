@@ -366,6 +366,42 @@ void hk_cursor_close(hk_cursor *c)
     free(c);
 }
 
+int hk_delete_run(hk_txn *txn, enum hk_db db, const hk_val *from,
+                  bool (*take)(const hk_val *key, const hk_val *val, void *arg),
+                  int (*before)(hk_txn *txn, const hk_val *key, const hk_val *val, void *arg), void *arg, size_t max,
+                  bool *more)
+{
+    hk_cursor *c;
+    hk_val k, v;
+    int rc = hk_cursor_open(txn, db, &c);
+    if (rc != 0)
+        return rc;
+    size_t n = 0;
+    if (from != NULL) {
+        k = *from;
+        rc = hk_cursor_get(c, HK_SEEK, &k, &v);
+    } else {
+        rc = hk_cursor_get(c, HK_FIRST, &k, &v);
+    }
+    /* After a delete the cursor already stands on the next pair, which
+     * HK_NEXT then returns (LMDB keeps the position of a deleted item). */
+    for (; rc == 0; rc = hk_cursor_get(c, HK_NEXT, &k, &v)) {
+        if (!take(&k, &v, arg))
+            break;
+        if (n == max) {
+            *more = true;
+            break;
+        }
+        if (before != NULL && (rc = before(txn, &k, &v, arg)) != 0)
+            break;
+        if ((rc = hk_cursor_del(c)) != 0)
+            break;
+        n++;
+    }
+    hk_cursor_close(c);
+    return rc == HK_ENOTFOUND ? 0 : rc;
+}
+
 size_t hk_count(hk_txn *t, enum hk_db db)
 {
     MDB_stat st;

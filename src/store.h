@@ -144,6 +144,19 @@ int hk_cursor_del(hk_cursor *c) HK_MUST_CHECK;
 /** Closes a cursor; safe on NULL. */
 void hk_cursor_close(hk_cursor *c);
 
+/**
+ * Deletes a run of pairs of db: from the first key >= from (NULL: the very
+ * first key) for as long as take(key, val, arg) is true, at most max pairs.
+ * before (may be NULL) runs for each pair first, to delete what refers to
+ * it elsewhere; an error from it ends the run. *more is set to true (never
+ * cleared) when the run stopped at max. Pruning in small transactions is
+ * built on this.
+ */
+int hk_delete_run(hk_txn *txn, enum hk_db db, const hk_val *from,
+                  bool (*take)(const hk_val *key, const hk_val *val, void *arg),
+                  int (*before)(hk_txn *txn, const hk_val *key, const hk_val *val, void *arg), void *arg, size_t max,
+                  bool *more) HK_MUST_CHECK;
+
 /** Number of keys in db. */
 size_t hk_count(hk_txn *txn, enum hk_db db);
 

@@ -482,6 +482,94 @@ static void test_map_growth(void)
     remove_env();
 }
 
+/* ---- delete runs ------------------------------------------------------ */
+
+static bool below(const hk_val *k, const hk_val *v, void *arg)
+{
+    (void)v;
+    return k->len == 8 && hk_rd64(k->data) < *(uint64_t *)arg;
+}
+
+static int count_before(hk_txn *txn, const hk_val *k, const hk_val *v, void *arg)
+{
+    (void)txn;
+    (void)k;
+    (void)v;
+    (*(int *)arg)++;
+    return 0;
+}
+
+struct run_args {
+    uint64_t limit;
+    int calls;
+    bool more;
+    int rc;
+};
+
+static bool below_args(const hk_val *k, const hk_val *v, void *arg)
+{
+    return below(k, v, &((struct run_args *)arg)->limit);
+}
+
+static int before_args(hk_txn *txn, const hk_val *k, const hk_val *v, void *arg)
+{
+    return count_before(txn, k, v, &((struct run_args *)arg)->calls);
+}
+
+static int fill_run(hk_txn *txn, void *arg)
+{
+    (void)arg;
+    for (uint64_t i = 1; i <= 10; i++) {
+        uint8_t k[8];
+        hk_be64(k, i);
+        int rc = hk_put(txn, HK_DB_EVENTS, k, 8, "x", 1, 0);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int run_once(hk_txn *txn, void *arg)
+{
+    struct run_args *a = arg;
+    uint8_t from[8];
+    hk_be64(from, 2);
+    hk_val f = {from, 8};
+    return hk_delete_run(txn, HK_DB_EVENTS, &f, below_args, before_args, a, 3, &a->more);
+}
+
+static void test_delete_run(void)
+{
+    hk_store *s;
+    CHECK_INT(hk_store_open(&s, dir, 1 << 20, 16, NULL), 0);
+    CHECK_INT(hk_store_write_sync(s, fill_run, NULL), 0);
+    /* From key 2 while below 7, three at a time: 2,3,4 then 5,6 then nothing. */
+    struct run_args a = {7, 0, false, 0};
+    CHECK_INT(hk_store_write_sync(s, run_once, &a), 0);
+    CHECK(a.more);
+    CHECK_INT(a.calls, 3);
+    a.more = false;
+    CHECK_INT(hk_store_write_sync(s, run_once, &a), 0);
+    CHECK(!a.more);
+    CHECK_INT(a.calls, 5);
+    CHECK_INT(hk_store_write_sync(s, run_once, &a), 0);
+    CHECK_INT(a.calls, 5);
+    hk_txn *txn;
+    CHECK_INT(hk_store_read(s, &txn), 0);
+    CHECK_INT(hk_count(txn, HK_DB_EVENTS), 5); /* 1 and 7..10 stay */
+    uint8_t k[8];
+    hk_val v;
+    hk_be64(k, 1);
+    CHECK_INT(hk_get(txn, HK_DB_EVENTS, k, 8, &v), 0);
+    hk_be64(k, 6);
+    CHECK_INT(hk_get(txn, HK_DB_EVENTS, k, 8, &v), HK_ENOTFOUND);
+    hk_be64(k, 7);
+    CHECK_INT(hk_get(txn, HK_DB_EVENTS, k, 8, &v), 0);
+    hk_txn_end(txn);
+    hk_store_close(s);
+    remove_env();
+}
+
 int main(void)
 {
     if (mkdtemp(tmpdir) == NULL) {
@@ -492,6 +580,7 @@ int main(void)
     test_basics();
     test_group_commit();
     test_map_growth();
+    test_delete_run();
     rmdir(tmpdir);
     return unit_done();
 }
