@@ -71,7 +71,21 @@ static const struct option options[] = {
     O("registry", "test_on_save", OPT_BOOL, test_on_save, "off", 0, 1),
 };
 
-int hk_parse_duration_ms(const char *s, uint64_t *out)
+struct unit {
+    const char *suffix; /* "" for a bare number */
+    uint64_t mul;
+};
+
+/* Durations: suffixes are case-sensitive ("m" is minutes, not months). */
+static const struct unit duration_units[] = {{"", 1},        {"ms", 1},      {"s", 1000}, {"m", 60000},
+                                             {"min", 60000}, {"h", 3600000}, {"d", DAY},  {NULL, 0}};
+
+/* Sizes: suffixes in any case, binary multiples either way. */
+static const struct unit size_units[] = {{"", 1},      {"b", 1},    {"k", KIB}, {"kib", KIB}, {"kb", KIB}, {"m", MIB},
+                                         {"mib", MIB}, {"mb", MIB}, {"g", GIB}, {"gib", GIB}, {"gb", GIB}, {NULL, 0}};
+
+/* A whole number followed by one of units' suffixes; -1 when malformed or too large. */
+static int parse_scaled(const char *s, const struct unit *units, bool nocase, uint64_t *out)
 {
     char *end;
     errno = 0;
@@ -80,49 +94,25 @@ int hk_parse_duration_ms(const char *s, uint64_t *out)
     unsigned long long v = strtoull(s, &end, 10);
     if (errno != 0)
         return -1;
-    uint64_t mul;
-    if (*end == '\0' || strcmp(end, "ms") == 0)
-        mul = 1;
-    else if (strcmp(end, "s") == 0)
-        mul = 1000;
-    else if (strcmp(end, "m") == 0 || strcmp(end, "min") == 0)
-        mul = 60000;
-    else if (strcmp(end, "h") == 0)
-        mul = 3600000;
-    else if (strcmp(end, "d") == 0)
-        mul = DAY;
-    else
-        return -1;
-    if (v > UINT64_MAX / mul)
-        return -1;
-    *out = v * mul;
-    return 0;
+    for (const struct unit *u = units; u->suffix != NULL; u++) {
+        if ((nocase ? strcasecmp(end, u->suffix) : strcmp(end, u->suffix)) != 0)
+            continue;
+        if (v > UINT64_MAX / u->mul)
+            return -1;
+        *out = v * u->mul;
+        return 0;
+    }
+    return -1;
+}
+
+int hk_parse_duration_ms(const char *s, uint64_t *out)
+{
+    return parse_scaled(s, duration_units, false, out);
 }
 
 static int parse_size(const char *s, uint64_t *out)
 {
-    char *end;
-    errno = 0;
-    if (!isdigit((unsigned char)*s))
-        return -1;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno != 0)
-        return -1;
-    uint64_t mul;
-    if (*end == '\0' || strcasecmp(end, "b") == 0)
-        mul = 1;
-    else if (strcasecmp(end, "k") == 0 || strcasecmp(end, "kib") == 0 || strcasecmp(end, "kb") == 0)
-        mul = KIB;
-    else if (strcasecmp(end, "m") == 0 || strcasecmp(end, "mib") == 0 || strcasecmp(end, "mb") == 0)
-        mul = MIB;
-    else if (strcasecmp(end, "g") == 0 || strcasecmp(end, "gib") == 0 || strcasecmp(end, "gb") == 0)
-        mul = GIB;
-    else
-        return -1;
-    if (v > UINT64_MAX / mul)
-        return -1;
-    *out = v * mul;
-    return 0;
+    return parse_scaled(s, size_units, true, out);
 }
 
 static int parse_bool(const char *s, bool *out)
