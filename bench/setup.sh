@@ -6,35 +6,19 @@
 set -eu
 
 here=$(dirname "$0")
-sh "$here/../deps/install.sh"
 
-PKGS="nginx wrk"
-missing=""
-for p in $PKGS; do
-    if ! dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
-        missing="$missing $p"
-    fi
-done
-[ -z "$missing" ] && exit 0
-
-if [ "$(id -u)" != 0 ]; then
-    echo "bench/setup.sh: missing packages:$missing (run as root to install)" >&2
-    exit 1
-fi
-
-echo "bench/setup.sh: installing$missing" >&2
-export DEBIAN_FRONTEND=noninteractive
-# The package would start a system nginx on port 80; the benchmark runs its
-# own. Keep invoke-rc.d from starting it unless a policy already decides.
+# The nginx package would start a system nginx on port 80; the benchmark
+# runs its own. Keep invoke-rc.d from starting it while it is installed,
+# unless a policy already decides.
 policy=/usr/sbin/policy-rc.d
 made_policy=no
-if [ ! -e "$policy" ]; then
+if ! dpkg-query -W -f='${Status}\n' nginx 2>/dev/null | grep -q '^install ok installed$' &&
+    [ ! -e "$policy" ] && [ "$(id -u)" = 0 ]; then
     printf '#!/bin/sh\nexit 101\n' >"$policy"
     chmod 755 "$policy"
     made_policy=yes
 fi
 cleanup() { if [ "$made_policy" = yes ]; then rm -f "$policy"; fi; }
 trap cleanup EXIT
-apt-get update -qq >&2
-# shellcheck disable=SC2086
-apt-get install -y -qq --no-install-recommends $missing >&2
+
+sh "$here/../deps/install.sh" nginx wrk

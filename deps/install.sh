@@ -1,11 +1,12 @@
 #!/bin/sh
 # Installs, from Debian 12 packages only, what hookd needs to build, run and
-# test. Idempotent: when everything is present it prints nothing and exits 0.
+# test, plus any packages named as arguments (bench/setup.sh names its own).
+# Idempotent: when everything is present it prints nothing and exits 0.
 set -eu
 
 PKGS="cmake ninja-build pkg-config gcc libc6-dev ca-certificates
 libuv1-dev libmbedtls-dev liblmdb-dev lmdb-utils node-llhttp libjansson-dev
-python3 openssl curl"
+python3 openssl curl $*"
 
 missing=""
 for p in $PKGS; do
