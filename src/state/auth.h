@@ -11,6 +11,7 @@
 
 #include "common.h"
 #include "http_server.h"
+#include "random.h"
 #include "store.h"
 
 /** Permission bits. Manage implies View. */
@@ -81,7 +82,5 @@ enum hk_auth_result hk_authenticate(hk_txn *txn, const hk_http_request *req, hk_
 /** True when perms satisfy need (Manage counts as View). */
 bool hk_perm_allows(unsigned perms, unsigned need);
 
-/** Fills buf with n random bytes from the kernel; aborts if none can be had. */
-void hk_random(void *buf, size_t n);
 
 #endif

@@ -14,7 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "api.h"
+#include "date.h"
 #include "log.h"
 #include "smtp.h"
 #include "webhook.h"
@@ -95,7 +95,7 @@ static void on_sent(int status, const char *error, void *arg)
     free(m);
 }
 
-static int ensure_client(hk_app *app)
+static int ensure_client(uv_loop_t *loop, const hk_config *cfg)
 {
     if (N.smtp != NULL)
         return 0;
@@ -103,13 +103,13 @@ static int ensure_client(hk_app *app)
     size_t hl = sizeof(helo);
     if (uv_os_gethostname(helo, &hl) != 0)
         snprintf(helo, sizeof(helo), "localhost");
-    hk_smtp_opts o = {.host = app->cfg->smtp_host,
-                      .port = (uint16_t)app->cfg->smtp_port,
-                      .starttls = app->cfg->smtp_starttls,
-                      .ca_file = app->cfg->ca_file,
+    hk_smtp_opts o = {.host = cfg->smtp_host,
+                      .port = (uint16_t)cfg->smtp_port,
+                      .starttls = cfg->smtp_starttls,
+                      .ca_file = cfg->ca_file,
                       .helo = helo,
                       .timeout_ms = HK_SMTP_DEFAULT_TIMEOUT_MS};
-    return hk_smtp_create(&N.smtp, app->loop, &o);
+    return hk_smtp_create(&N.smtp, loop, &o);
 }
 
 static void fmt_interval(uint64_t ms, char *buf, size_t len)
@@ -123,7 +123,7 @@ static void fmt_interval(uint64_t ms, char *buf, size_t len)
 }
 
 /* The mail's text; *subject and the result are malloc'd. */
-static char *compose(hk_app *app, const hk_attempt *a, json_t *rec, const hk_webhook_stats *st, char **subject)
+static char *compose(const hk_config *cfg, const hk_attempt *a, json_t *rec, const hk_webhook_stats *st, char **subject)
 {
     uint32_t id = a->webhook_id;
     const char *name = hk_wh_str(rec, "name");
@@ -146,7 +146,7 @@ static char *compose(hk_app *app, const hk_attempt *a, json_t *rec, const hk_web
         fprintf(f, "No more events are delivered to it until it is set Active again.\n");
     } else {
         char iv[32];
-        fmt_interval(app->cfg->smtp_min_interval_ms, iv, sizeof(iv));
+        fmt_interval(cfg->smtp_min_interval_ms, iv, sizeof(iv));
         snprintf(subj, sizeof(subj), "hookd: webhook %u \"%.120s\": delivery of event %s failed", id, name,
                  a->event_uuid ? a->event_uuid : "");
         fprintf(f,
@@ -172,9 +172,8 @@ static char *compose(hk_app *app, const hk_attempt *a, json_t *rec, const hk_web
     return body;
 }
 
-void hk_notify_attempt(hk_app *app, const hk_attempt *a)
+void hk_notify_attempt(uv_loop_t *loop, const hk_config *cfg, hk_store *store, const hk_attempt *a)
 {
-    const hk_config *cfg = app->cfg;
     if (N.shut || a->success || (!a->disabled && !a->exhausted))
         return;
     if (cfg->smtp_host == NULL || cfg->smtp_host[0] == '\0')
@@ -189,7 +188,7 @@ void hk_notify_attempt(hk_app *app, const hk_attempt *a)
         }
     }
     hk_txn *txn;
-    int rc = hk_store_read(app->store, &txn);
+    int rc = hk_store_read(store, &txn);
     if (rc != 0) {
         hk_warn("notify: cannot read webhook %u: %s", a->webhook_id, hk_strerror(rc));
         return;
@@ -226,8 +225,8 @@ void hk_notify_attempt(hk_app *app, const hk_attempt *a)
         return;
     }
     char *subject = NULL;
-    char *body = compose(app, a, rec, &st, &subject);
-    if (body != NULL && (rc = ensure_client(app)) == 0) {
+    char *body = compose(cfg, a, rec, &st, &subject);
+    if (body != NULL && (rc = ensure_client(loop, cfg)) == 0) {
         struct mail_ctx *m = hk_calloc(1, sizeof(*m));
         m->webhook_id = a->webhook_id;
         m->disabled = a->disabled;
@@ -250,9 +249,8 @@ void hk_notify_attempt(hk_app *app, const hk_attempt *a)
     json_decref(rec);
 }
 
-void hk_notify_shutdown(hk_app *app)
+void hk_notify_shutdown(void)
 {
-    HK_UNUSED(app);
     N.shut = true;
     hk_smtp_close(N.smtp, NULL, NULL);
     N.smtp = NULL;

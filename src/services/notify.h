@@ -8,13 +8,16 @@
 #ifndef HK_NOTIFY_H
 #define HK_NOTIFY_H
 
-#include "app.h"
-#include "engine.h"
+#include <uv.h>
+
+#include "attempt_log.h"
+#include "config.h"
+#include "store.h"
 
 /** Looks at one finished attempt and mails when the rules say so. */
-void hk_notify_attempt(hk_app *app, const hk_attempt *a);
+void hk_notify_attempt(uv_loop_t *loop, const hk_config *cfg, hk_store *store, const hk_attempt *a);
 
 /** Stops sending and frees what notify holds (mails in flight are abandoned). */
-void hk_notify_shutdown(hk_app *app);
+void hk_notify_shutdown(void);
 
 #endif

@@ -25,7 +25,7 @@
 #include <strings.h>
 #include <time.h>
 
-#include "auth.h"
+#include "random.h"
 #include "log.h"
 #include "tls.h"
 

@@ -91,7 +91,8 @@ struct job {
 };
 
 struct hk_engine {
-    hk_app *app;
+    uv_loop_t *loop;
+    hk_store *store;
     const hk_config *cfg;
     hk_client *client;
     uv_timer_t load_timer;
@@ -138,7 +139,7 @@ static void engine_submit(hk_engine *e, hk_write *w, int (*apply)(hk_txn *, hk_w
     w->done = done;
     w->flags = flags;
     e->committing++;
-    hk_store_submit(e->app->store, w);
+    hk_store_submit(e->store, w);
 }
 static void dispatch(hk_engine *e);
 static void maybe_finish_stop(hk_engine *e);
@@ -561,7 +562,7 @@ static void signal_done(hk_write *w, int status)
          * does not fit stays queued for the loader. */
         hk_txn *txn;
         bool left = false;
-        if (hk_store_read(e->app->store, &txn) == 0) {
+        if (hk_store_read(e->store, &txn) == 0) {
             for (size_t i = 0; i < s->nwebhooks; i++) {
                 struct wstate *ws = ws_get(e, txn, s->webhooks[i]);
                 if (!ws->active || ws->mem >= e->share || e->mem >= e->cfg->max_inflight) {
@@ -605,7 +606,7 @@ void hk_engine_signal(hk_engine *e, hk_signal *s)
     s->w.apply = signal_apply;
     s->w.done = signal_done;
     s->w.flags = HK_WRITE_ISOLATED;
-    hk_store_submit(e->app->store, &s->w);
+    hk_store_submit(e->store, &s->w);
 }
 
 /* ---- loading due work ------------------------------------------------- */
@@ -670,7 +671,7 @@ static void load(hk_engine *e)
 {
     if (e->stopping)
         return;
-    if (uv_now(e->app->loop) < e->backoff_until) {
+    if (uv_now(e->loop) < e->backoff_until) {
         schedule_load(e, 0); /* lands on backoff_until */
         return;
     }
@@ -678,7 +679,7 @@ static void load(hk_engine *e)
     uint64_t next_due = now + TICK_MS;
     hk_txn *txn;
     hk_cursor *c;
-    if (hk_store_read(e->app->store, &txn) != 0) {
+    if (hk_store_read(e->store, &txn) != 0) {
         schedule_load(e, STORE_BACKOFF_MS);
         return;
     }
@@ -753,7 +754,7 @@ static void schedule_load(hk_engine *e, uint64_t delay_ms)
 {
     if (e->stopping)
         return;
-    uint64_t now = uv_now(e->app->loop), at = now + delay_ms;
+    uint64_t now = uv_now(e->loop), at = now + delay_ms;
     if (at < e->backoff_until) {
         at = e->backoff_until;
         delay_ms = at - now;
@@ -823,7 +824,7 @@ static void on_response(const hk_client_result *r, void *arg)
         return;
     }
     job_clear_outcome(j);
-    j->duration_ms = uv_now(e->app->loop) - j->started_loop;
+    j->duration_ms = uv_now(e->loop) - j->started_loop;
     j->status = r->status;
     j->success = r->error == 0 && r->status >= 200 && r->status < 300;
     j->is410 = r->error == 0 && r->status == 410;
@@ -883,7 +884,7 @@ static void send_job(hk_engine *e, struct job *j)
         .method = "POST", .url = ws->t.url, .headers = headers, .body = j->body, .body_len = j->body_len};
     j->state = JOB_SENDING;
     j->started_ms = now;
-    j->started_loop = uv_now(e->app->loop);
+    j->started_loop = uv_now(e->loop);
     j->origin = ws->origin;
     j->origin->active++;
     e->in_flight++;
@@ -1058,7 +1059,7 @@ static void outcome_done(hk_write *w, int status)
                         .disabled = j->disabled,
                         .event_name = j->event_name,
                         .event_uuid = j->uuid};
-        hk_attempt_finished(e->app, &a);
+        hk_attempt_finished(e, &a);
         if (j->disabled) {
             hk_warn("webhook %u disabled (TooManyErrors): %s", j->webhook_id, j->error);
             ws->active = false;
@@ -1077,7 +1078,7 @@ static void outcome_done(hk_write *w, int status)
         if (e->store_failures < 6)
             e->store_failures++;
         e->more_due = true;
-        e->backoff_until = uv_now(e->app->loop) + (STORE_BACKOFF_MS << (e->store_failures - 1));
+        e->backoff_until = uv_now(e->loop) + (STORE_BACKOFF_MS << (e->store_failures - 1));
         schedule_load(e, 0);
     } else if (!j->vanished && !j->success && !j->exhausted && !e->stopping && ws->active &&
                j->next_due <= hk_now_ms() + IMMEDIATE_MS) {
@@ -1177,7 +1178,7 @@ static void sync_done(hk_write *w, int status)
     hk_engine *e = r->eng;
     e->committing--;
     if (status == 0 && !r->vanished) {
-        hk_attempt_finished(e->app, &r->a);
+        hk_attempt_finished(e, &r->a);
         if (r->disabled) {
             hk_warn("webhook %u disabled (TooManyErrors): %s", r->a.webhook_id, r->a.error);
             struct wstate *ws = ws_lookup(e, r->a.webhook_id);
@@ -1365,61 +1366,61 @@ static void on_prune_timer(uv_timer_t *t)
 
 /* ---- life cycle --------------------------------------------------------- */
 
-int hk_engine_start(hk_engine **out, hk_app *app)
+int hk_engine_start(hk_engine **out, uv_loop_t *loop, const hk_config *cfg, hk_store *store)
 {
     hk_engine *e = hk_calloc(1, sizeof(*e));
-    e->app = app;
-    e->cfg = app->cfg;
+    e->loop = loop;
+    e->store = store;
+    e->cfg = cfg;
     hk_random(e->rng, sizeof(e->rng));
-    if (hk_retry_schedule_parse(app->cfg->retry_schedule, &e->sched, &e->nsched) != 0) {
-        hk_error("delivery.retry_schedule: expected comma-separated durations, got \"%s\"", app->cfg->retry_schedule);
+    if (hk_retry_schedule_parse(cfg->retry_schedule, &e->sched, &e->nsched) != 0) {
+        hk_error("delivery.retry_schedule: expected comma-separated durations, got \"%s\"", cfg->retry_schedule);
         free(e);
         return HK_ECONFIG;
     }
-    hk_client_opts opts = {.connect_timeout_ms = app->cfg->connect_timeout_ms,
-                           .first_byte_timeout_ms = app->cfg->first_byte_timeout_ms,
-                           .total_timeout_ms = app->cfg->total_timeout_ms,
-                           .max_response_bytes = app->cfg->max_response_bytes,
-                           .ca_file = app->cfg->ca_file,
-                           .allow_targets = app->cfg->allow_targets,
-                           .max_idle_per_origin = app->cfg->concurrency_per_origin,
+    hk_client_opts opts = {.connect_timeout_ms = cfg->connect_timeout_ms,
+                           .first_byte_timeout_ms = cfg->first_byte_timeout_ms,
+                           .total_timeout_ms = cfg->total_timeout_ms,
+                           .max_response_bytes = cfg->max_response_bytes,
+                           .ca_file = cfg->ca_file,
+                           .allow_targets = cfg->allow_targets,
+                           .max_idle_per_origin = cfg->concurrency_per_origin,
                            .idle_timeout_ms = 30000,
                            .user_agent = "hookd/" HK_VERSION};
-    int rc = hk_client_create(&e->client, app->loop, &opts);
+    int rc = hk_client_create(&e->client, loop, &opts);
     if (rc != 0) {
         hk_error("cannot create the delivery client: %s", hk_strerror(rc));
         free(e->sched);
         free(e);
         return rc;
     }
-    app->client = e->client;
     /* A webhook's share of the window must cover its requests on the wire
      * plus the outcomes waiting for their commit (a commit's worth of a fast
      * receiver's answers), or a single busy webhook would be starved into
      * the slow path of loading from the store; a quarter of the window still
      * leaves most of it to the others when one endpoint is dead. */
-    uint32_t share = app->cfg->max_inflight / 4;
-    if (share < app->cfg->concurrency_per_origin * 8)
-        share = app->cfg->concurrency_per_origin * 8;
+    uint32_t share = cfg->max_inflight / 4;
+    if (share < cfg->concurrency_per_origin * 8)
+        share = cfg->concurrency_per_origin * 8;
     if (share < 64)
         share = 64;
-    if (share > app->cfg->max_inflight)
-        share = app->cfg->max_inflight;
+    if (share > cfg->max_inflight)
+        share = cfg->max_inflight;
     e->share = share;
     e->job_buckets = JOB_BUCKETS_MIN;
-    while (e->job_buckets < (size_t)app->cfg->max_inflight * 2)
+    while (e->job_buckets < (size_t)cfg->max_inflight * 2)
         e->job_buckets *= 2;
     e->jobs = hk_calloc(e->job_buckets, sizeof(*e->jobs));
-    uv_timer_init(app->loop, &e->load_timer);
-    uv_timer_init(app->loop, &e->tick);
-    uv_timer_init(app->loop, &e->prune_timer);
-    uv_timer_init(app->loop, &e->grace_timer);
+    uv_timer_init(loop, &e->load_timer);
+    uv_timer_init(loop, &e->tick);
+    uv_timer_init(loop, &e->prune_timer);
+    uv_timer_init(loop, &e->grace_timer);
     e->load_timer.data = e->tick.data = e->prune_timer.data = e->grace_timer.data = e;
     e->open_handles = 4;
     uv_timer_start(&e->tick, on_tick, TICK_MS, TICK_MS);
     uv_timer_start(&e->prune_timer, on_prune_timer,
-                   app->cfg->prune_interval_ms < 5000 ? app->cfg->prune_interval_ms : 5000,
-                   app->cfg->prune_interval_ms);
+                   cfg->prune_interval_ms < 5000 ? cfg->prune_interval_ms : 5000,
+                   cfg->prune_interval_ms);
     schedule_load(e, 0);
     *out = e;
     return 0;
@@ -1482,7 +1483,6 @@ static void on_client_closed(void *arg)
 {
     hk_engine *e = arg;
     e->client_closed = true;
-    e->app->client = NULL;
     maybe_finish_stop(e);
 }
 
@@ -1522,6 +1522,11 @@ void hk_engine_stop(hk_engine *e, void (*stopped)(void *arg), void *arg)
     uv_timer_start(&e->grace_timer, on_grace_timeout, grace, 0);
 }
 
+hk_client *hk_engine_client(hk_engine *e)
+{
+    return e->client_closed ? NULL : e->client;
+}
+
 void hk_engine_get_stats(const hk_engine *e, hk_engine_stats *out)
 {
     *out = e->stats;
@@ -1535,9 +1540,9 @@ int hk_attempt_recorded(hk_txn *txn, const hk_attempt *a)
     return hk_log_append(txn, a, NULL);
 }
 
-void hk_attempt_finished(hk_app *app, const hk_attempt *a)
+void hk_attempt_finished(hk_engine *e, const hk_attempt *a)
 {
-    hk_notify_attempt(app, a);
+    hk_notify_attempt(e->loop, e->cfg, e->store, a);
     if (!a->success)
         hk_debug("webhook %u: attempt %u of event %s failed: %s", a->webhook_id, a->attempt, a->event_uuid, a->error);
 }

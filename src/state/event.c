@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "api.h"
+#include "date.h"
 
 #define HDR_LEN 46
 

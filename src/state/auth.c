@@ -8,9 +8,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 
 #include "log.h"
+#include "random.h"
 
 static const struct {
     const char *name;
@@ -23,20 +23,6 @@ static const struct {
 
 /* Key records: user id (u32), created ms (u64), revoked (u8), short id (8 chars). */
 #define KEYREC_LEN 21
-
-void hk_random(void *buf, size_t n)
-{
-    uint8_t *p = buf;
-    while (n > 0) {
-        ssize_t r = getrandom(p, n, 0);
-        if (r <= 0) {
-            hk_error("auth: getrandom failed");
-            abort();
-        }
-        p += r;
-        n -= (size_t)r;
-    }
-}
 
 int hk_perm_parse(const char *list, unsigned *out, char *bad, size_t badlen)
 {

@@ -8,9 +8,14 @@
 #include <jansson.h>
 #include <stdbool.h>
 
-#include "app.h"
+#include <uv.h>
+
+#include "config.h"
+#include "engine.h"
+#include "store.h"
 #include "auth.h"
 #include "http_server.h"
+#include "date.h"
 #include "router.h"
 
 /** The API dialect a path belongs to; it decides the error shape. */
@@ -26,9 +31,23 @@ enum hk_dialect {
  * hk_respond_* call that answers it, which every handler makes exactly
  * once (possibly later, from a callback).
  */
+/**
+ * What the handlers run against. The app layer owns every part and fills
+ * this in; the handlers only borrow them.
+ */
+typedef struct hk_api_env {
+    uv_loop_t *loop;      /**< the event loop */
+    const hk_config *cfg; /**< configuration */
+    hk_store *store;      /**< the store */
+    hk_engine *engine;    /**< the delivery engine; NULL once stopped */
+    hk_router *router;    /**< API routes */
+    bool ready;           /**< /readyz answers 200 */
+    bool draining;        /**< SIGTERM received */
+} hk_api_env;
+
 typedef struct hk_ctx {
     hk_http_request *req;    /**< the request (valid until answered) */
-    hk_app *app;             /**< the server */
+    hk_api_env *app;         /**< the server's parts */
     enum hk_dialect dialect; /**< decides error shapes */
     hk_user user;            /**< the authenticated user (routes with a permission) */
     bool authed;             /**< user is filled in */
@@ -93,14 +112,8 @@ char *hk_query_get(const hk_ctx *ctx, const char *name);
  */
 json_t *hk_body_json(const hk_ctx *ctx, char *err, size_t errlen, bool *empty);
 
-/** Formats ms since the epoch as "2026-11-22T10:00:00.0000000Z" (SuperOffice). */
-void hk_fmt_date_so(uint64_t ms, char *buf, size_t len);
 
-/** Formats ms since the epoch as "2026-11-22T10:00:00.000Z" (EnergyCAP, logs). */
-void hk_fmt_date_iso(uint64_t ms, char *buf, size_t len);
 
-/** Parses an RFC 7231 HTTP date or an ISO 8601 UTC date into ms; -1 when malformed. */
-int hk_parse_date(const char *s, uint64_t *ms);
 
 /** Route tables of the modules, registered by hk_api_router. */
 void hk_api_core_routes(hk_router *r);

@@ -35,7 +35,7 @@
 /* ---- one synchronous call ------------------------------------------------ */
 
 struct sync_op {
-    hk_app *app;
+    hk_api_env *app;
     hk_sync_cb cb;
     void *arg;
     bool record;
@@ -134,9 +134,9 @@ static void on_response(const hk_client_result *r, void *arg)
     op_finish(op);
 }
 
-int hk_sync_send(hk_app *app, const hk_target *t, const hk_sync_event *ev, hk_sync_cb cb, void *arg)
+int hk_sync_send(hk_api_env *app, const hk_target *t, const hk_sync_event *ev, hk_sync_cb cb, void *arg)
 {
-    if (app->client == NULL || app->engine == NULL)
+    if (app->engine == NULL || hk_engine_client(app->engine) == NULL)
         return HK_ESHUTDOWN;
     hk_event e;
     memset(&e, 0, sizeof(e));
@@ -172,7 +172,7 @@ int hk_sync_send(hk_app *app, const hk_target *t, const hk_sync_event *ev, hk_sy
                         sizeof(headers));
     hk_client_request req = {
         .method = "POST", .url = t->url, .headers = headers, .body = op->body, .body_len = op->body_len};
-    int rc = hk_client_send(app->client, &req, on_response, op);
+    int rc = hk_client_send(hk_engine_client(app->engine), &req, on_response, op);
     if (rc != 0) {
         free(op->url);
         free(op->event_name);
@@ -183,7 +183,7 @@ int hk_sync_send(hk_app *app, const hk_target *t, const hk_sync_event *ev, hk_sy
     return 0;
 }
 
-int hk_sync_test(hk_app *app, const hk_target *t, uint32_t user_id, hk_sync_cb cb, void *arg)
+int hk_sync_test(hk_api_env *app, const hk_target *t, uint32_t user_id, hk_sync_cb cb, void *arg)
 {
     hk_sync_event ev = {.name = "test",
                         .primary_key = 0,

@@ -21,7 +21,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "app.h"
+#include <uv.h>
+
+#include "attempt_log.h"
+#include "config.h"
 #include "event.h"
 #include "http_client.h"
 #include "store.h"
@@ -60,8 +63,14 @@ struct hk_signal {
 /** Frees a signal's inputs and outputs and the signal itself. */
 void hk_signal_free(hk_signal *s);
 
-/** Creates the engine for app (client, store, config) and starts loading due work. */
-int hk_engine_start(hk_engine **out, hk_app *app) HK_MUST_CHECK;
+/**
+ * Creates the engine on loop over store with cfg (both must outlive it),
+ * creates its outbound client and starts loading due work.
+ */
+int hk_engine_start(hk_engine **out, uv_loop_t *loop, const hk_config *cfg, hk_store *store) HK_MUST_CHECK;
+
+/** The engine's outbound client, shared with synchronous calls; NULL once the engine has closed it. */
+hk_client *hk_engine_client(hk_engine *e);
 
 /**
  * Submits a signal; s->done runs after its commit. s must have name, data,
@@ -106,33 +115,6 @@ void hk_engine_get_stats(const hk_engine *e, hk_engine_stats *out);
 /** The parsed retry schedule: delays in ms before attempt 2, 3, ... */
 int hk_retry_schedule_parse(const char *text, uint64_t **delays, size_t *n) HK_MUST_CHECK;
 
-/**
- * One attempt's outcome, as the engine records it. Passed to
- * hk_attempt_recorded in the outcome's write transaction (worker thread)
- * and to hk_attempt_finished on the loop after the commit: the two places
- * where the attempt log, emails and state events hook in.
- */
-typedef struct hk_attempt {
-    uint32_t webhook_id;    /**< the webhook */
-    uint64_t event_id;      /**< the event */
-    uint32_t attempt;       /**< 1 for the first attempt */
-    uint64_t started_ms;    /**< wall clock at start */
-    uint64_t duration_ms;   /**< until the outcome */
-    bool success;           /**< 2xx */
-    int status;             /**< HTTP status, 0 when none */
-    const char *error;      /**< reason when not a 2xx ("" otherwise) */
-    const char *url;        /**< target */
-    const char *request;    /**< request head and body as sent */
-    size_t request_len;     /**< bytes in request */
-    const char *response;   /**< status line, headers and (truncated) body received */
-    size_t response_len;    /**< bytes in response */
-    uint32_t user_id;       /**< the user behind the event */
-    bool exhausted;         /**< no retry follows */
-    uint64_t next_due_ms;   /**< when the retry is due (0 when none) */
-    bool disabled;          /**< this outcome set the webhook to TooManyErrors */
-    const char *event_name; /**< the event's name */
-    const char *event_uuid; /**< EventId */
-} hk_attempt;
 
 /**
  * Records an attempt made outside the queue (a synchronous call): the
@@ -148,6 +130,6 @@ void hk_engine_record(hk_engine *e, const hk_attempt *a, bool is410, void (*done
 int hk_attempt_recorded(hk_txn *txn, const hk_attempt *a);
 
 /** Called on the loop after the outcome is committed. */
-void hk_attempt_finished(hk_app *app, const hk_attempt *a);
+void hk_attempt_finished(hk_engine *e, const hk_attempt *a);
 
 #endif

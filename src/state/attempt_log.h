@@ -18,10 +18,40 @@
 
 #include <jansson.h>
 
-#include "engine.h"
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "store.h"
 
 /** Bytes of request text and of response text kept per attempt. */
+/**
+ * One attempt's outcome, as the engine records it. Passed to
+ * hk_attempt_recorded in the outcome's write transaction (worker thread)
+ * and to hk_attempt_finished on the loop after the commit: the two places
+ * where the attempt log, emails and state events hook in.
+ */
+typedef struct hk_attempt {
+    uint32_t webhook_id;    /**< the webhook */
+    uint64_t event_id;      /**< the event */
+    uint32_t attempt;       /**< 1 for the first attempt */
+    uint64_t started_ms;    /**< wall clock at start */
+    uint64_t duration_ms;   /**< until the outcome */
+    bool success;           /**< 2xx */
+    int status;             /**< HTTP status, 0 when none */
+    const char *error;      /**< reason when not a 2xx ("" otherwise) */
+    const char *url;        /**< target */
+    const char *request;    /**< request head and body as sent */
+    size_t request_len;     /**< bytes in request */
+    const char *response;   /**< status line, headers and (truncated) body received */
+    size_t response_len;    /**< bytes in response */
+    uint32_t user_id;       /**< the user behind the event */
+    bool exhausted;         /**< no retry follows */
+    uint64_t next_due_ms;   /**< when the retry is due (0 when none) */
+    bool disabled;          /**< this outcome set the webhook to TooManyErrors */
+    const char *event_name; /**< the event's name */
+    const char *event_uuid; /**< EventId */
+} hk_attempt;
+
 #define HK_LOG_MAX_TEXT 65536
 
 /** Appends the record of attempt a; its id is written to *log_id when not NULL. */

@@ -75,8 +75,8 @@ static void finish(hk_app *app)
 static void on_engine_stopped(void *arg)
 {
     hk_app *app = arg;
-    app->engine = NULL;
-    hk_notify_shutdown(app);
+    app->env.engine = NULL;
+    hk_notify_shutdown();
     /* Writes still committing keep the loop alive until they are done. */
     finish(app);
 }
@@ -88,8 +88,8 @@ static void on_drained(hk_http_server *srv)
     hk_info("drained: every in-flight request answered");
     /* Deliveries on the wire are cancelled; they stay queued and are sent
      * again after the restart. */
-    if (app->engine != NULL)
-        hk_engine_stop(app->engine, on_engine_stopped, app);
+    if (app->env.engine != NULL)
+        hk_engine_stop(app->env.engine, on_engine_stopped, app);
     else
         finish(app);
 }
@@ -97,29 +97,29 @@ static void on_drained(hk_http_server *srv)
 static void on_drain_timeout(uv_timer_t *t)
 {
     hk_app *app = t->data;
-    hk_warn("drain took longer than %llums; stopping", (unsigned long long)app->cfg->shutdown_timeout_ms);
-    uv_stop(app->loop);
+    hk_warn("drain took longer than %llums; stopping", (unsigned long long)app->env.cfg->shutdown_timeout_ms);
+    uv_stop(app->env.loop);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
 {
     hk_app *app = s->data;
-    if (app->draining) {
+    if (app->env.draining) {
         hk_warn("second signal: stopping now");
-        uv_stop(app->loop);
+        uv_stop(app->env.loop);
         return;
     }
     hk_info("received %s: draining", signum == SIGTERM ? "SIGTERM" : "SIGINT");
-    app->draining = true;
-    app->ready = false;
-    uv_timer_start(&app->drain_timer, on_drain_timeout, app->cfg->shutdown_timeout_ms, 0);
+    app->env.draining = true;
+    app->env.ready = false;
+    uv_timer_start(&app->drain_timer, on_drain_timeout, app->env.cfg->shutdown_timeout_ms, 0);
     uv_unref((uv_handle_t *)&app->drain_timer);
     hk_http_server_shutdown(app->http, on_drained);
 }
 
 static int listen_all(hk_app *app)
 {
-    char *list = hk_strdup(app->cfg->listen);
+    char *list = hk_strdup(app->env.cfg->listen);
     char *save = NULL;
     int rc = 0, n = 0;
     for (char *tok = strtok_r(list, ", ", &save); tok != NULL && rc == 0; tok = strtok_r(NULL, ", ", &save)) {
@@ -138,58 +138,58 @@ int hk_app_run(hk_config *cfg)
 {
     hk_app app;
     memset(&app, 0, sizeof(app));
-    app.cfg = cfg;
-    app.loop = uv_default_loop();
-    app.loop->data = &app;
+    app.env.cfg = cfg;
+    app.env.loop = uv_default_loop();
+    app.env.loop->data = &app;
     signal(SIGPIPE, SIG_IGN);
 
-    int rc = hk_store_open(&app.store, cfg->data_dir, cfg->map_size, cfg->max_batch, app.loop);
+    int rc = hk_store_open(&app.env.store, cfg->data_dir, cfg->map_size, cfg->max_batch, app.env.loop);
     if (rc != 0)
         return 1;
-    if (hk_app_bootstrap(app.store) != 0) {
-        hk_store_close(app.store);
+    if (hk_app_bootstrap(app.env.store) != 0) {
+        hk_store_close(app.env.store);
         return 1;
     }
-    app.router = hk_api_router();
-    if (hk_engine_start(&app.engine, &app) != 0) {
-        hk_router_free(app.router);
-        hk_store_close(app.store);
+    app.env.router = hk_api_router();
+    if (hk_engine_start(&app.env.engine, app.env.loop, app.env.cfg, app.env.store) != 0) {
+        hk_router_free(app.env.router);
+        hk_store_close(app.env.store);
         return 1;
     }
-    if (hk_http_server_create(&app.http, app.loop, cfg, hk_api_dispatch, &app, hk_api_error_body) != 0 ||
+    if (hk_http_server_create(&app.http, app.env.loop, cfg, hk_api_dispatch, &app.env, hk_api_error_body) != 0 ||
         listen_all(&app) != 0) {
         /* Let libuv close what was opened before giving up. */
-        hk_engine_stop(app.engine, NULL, NULL);
+        hk_engine_stop(app.env.engine, NULL, NULL);
         hk_http_server_shutdown(app.http, NULL);
-        uv_run(app.loop, UV_RUN_DEFAULT);
+        uv_run(app.env.loop, UV_RUN_DEFAULT);
         hk_http_server_free(app.http);
-        hk_router_free(app.router);
-        hk_store_close(app.store);
+        hk_router_free(app.env.router);
+        hk_store_close(app.env.store);
         return 1;
     }
-    uv_signal_init(app.loop, &app.sig_term);
-    uv_signal_init(app.loop, &app.sig_int);
+    uv_signal_init(app.env.loop, &app.sig_term);
+    uv_signal_init(app.env.loop, &app.sig_int);
     app.sig_term.data = app.sig_int.data = &app;
     uv_signal_start(&app.sig_term, on_signal, SIGTERM);
     uv_signal_start(&app.sig_int, on_signal, SIGINT);
-    uv_timer_init(app.loop, &app.drain_timer);
+    uv_timer_init(app.env.loop, &app.drain_timer);
     app.drain_timer.data = &app;
 
-    app.ready = true;
+    app.env.ready = true;
     hk_info("hookd %s ready (data in %s)", HK_VERSION, cfg->data_dir);
-    uv_run(app.loop, UV_RUN_DEFAULT);
+    uv_run(app.env.loop, UV_RUN_DEFAULT);
 
     /* Stopped by the drain timeout with a commit still running: let it
      * finish so that what it holds is durable before the store closes. */
-    while (hk_store_busy(app.store))
-        uv_run(app.loop, UV_RUN_ONCE);
+    while (hk_store_busy(app.env.store))
+        uv_run(app.env.loop, UV_RUN_ONCE);
     finish(&app);
-    uv_run(app.loop, UV_RUN_NOWAIT);
+    uv_run(app.env.loop, UV_RUN_NOWAIT);
     if (hk_http_server_connections(app.http) == 0)
         hk_http_server_free(app.http);
-    hk_router_free(app.router);
-    hk_store_close(app.store);
-    int close_rc = uv_loop_close(app.loop);
+    hk_router_free(app.env.router);
+    hk_store_close(app.env.store);
+    int close_rc = uv_loop_close(app.env.loop);
     if (close_rc != 0)
         hk_debug("loop closed with handles open: %s", uv_strerror(close_rc));
     hk_info("stopped");

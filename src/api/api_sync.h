@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "app.h"
+#include "api.h"
 #include "common.h"
 #include "delivery.h"
 
@@ -62,7 +62,7 @@ typedef struct hk_sync_event {
  * once; or, without calling cb, HK_ESHUTDOWN when the server is stopping
  * and HK_EINVAL when t's URL is not an absolute http(s) URL.
  */
-int hk_sync_send(hk_app *app, const hk_target *t, const hk_sync_event *ev, hk_sync_cb cb, void *arg) HK_MUST_CHECK;
+int hk_sync_send(hk_api_env *app, const hk_target *t, const hk_sync_event *ev, hk_sync_cb cb, void *arg) HK_MUST_CHECK;
 
 /**
  * The SuperOffice test call: sends Event "test" (Entity "test", PrimaryKey
@@ -70,7 +70,7 @@ int hk_sync_send(hk_app *app, const hk_target *t, const hk_sync_event *ev, hk_sy
  * records nothing. Returns as hk_sync_send. Success in the result is the
  * test's verdict (2xx only).
  */
-int hk_sync_test(hk_app *app, const hk_target *t, uint32_t user_id, hk_sync_cb cb, void *arg) HK_MUST_CHECK;
+int hk_sync_test(hk_api_env *app, const hk_target *t, uint32_t user_id, hk_sync_cb cb, void *arg) HK_MUST_CHECK;
 
 /**
  * The SuperOffice WebhookResult message of a result: the response's status
