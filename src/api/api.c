@@ -292,7 +292,7 @@ void hk_api_dispatch(hk_http_request *req, void *data)
     const hk_api_route *route = rd;
     if (route->perm != 0) {
         hk_txn *txn;
-        if ((rc = hk_store_read(app->store, &txn)) != 0) {
+        if ((rc = hk_kv_read(app->store, &txn)) != 0) {
             hk_respond_store_error(ctx, rc);
             return;
         }

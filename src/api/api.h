@@ -12,7 +12,7 @@
 
 #include "config.h"
 #include "engine.h"
-#include "store.h"
+#include "kv.h"
 #include "auth.h"
 #include "http_server.h"
 #include "date.h"
@@ -38,7 +38,7 @@ enum hk_dialect {
 typedef struct hk_api_env {
     uv_loop_t *loop;      /**< the event loop */
     const hk_config *cfg; /**< configuration */
-    hk_store *store;      /**< the store */
+    hk_kv_env *store;      /**< the store */
     hk_engine *engine;    /**< the delivery engine; NULL once stopped */
     hk_router *router;    /**< API routes */
     bool ready;           /**< /readyz answers 200 */

@@ -442,7 +442,7 @@ static void execute(hk_ctx *ctx)
         return;
     }
     hk_txn *txn;
-    int rc = hk_store_read(ctx->app->store, &txn);
+    int rc = hk_kv_read(ctx->app->store, &txn);
     if (rc != 0) {
         free(ext);
         hk_respond_store_error(ctx, rc);

@@ -304,7 +304,7 @@ static void log_list(hk_ctx *ctx)
         f.n = 0;
     free(ftext);
     hk_txn *txn;
-    int rc = hk_store_read(ctx->app->store, &txn);
+    int rc = hk_kv_read(ctx->app->store, &txn);
     if (rc != 0) {
         hk_respond_store_error(ctx, rc);
         return;
@@ -382,7 +382,7 @@ static int load_record(hk_ctx *ctx, hk_txn *txn, uint32_t *wid, uint64_t *lid, j
 static void log_detail(hk_ctx *ctx)
 {
     hk_txn *txn;
-    int rc = hk_store_read(ctx->app->store, &txn);
+    int rc = hk_kv_read(ctx->app->store, &txn);
     if (rc != 0) {
         hk_respond_store_error(ctx, rc);
         return;
@@ -428,7 +428,7 @@ static void resend_done(uint32_t wid, uint64_t eid, int status, void *arg)
 static void log_resend(hk_ctx *ctx)
 {
     hk_txn *txn;
-    int rc = hk_store_read(ctx->app->store, &txn);
+    int rc = hk_kv_read(ctx->app->store, &txn);
     if (rc != 0) {
         hk_respond_store_error(ctx, rc);
         return;

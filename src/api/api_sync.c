@@ -449,7 +449,7 @@ static void account_action(hk_ctx *ctx)
     nlist = dedupe(list, nlist);
 
     hk_txn *txn;
-    int rc = hk_store_read(ctx->app->store, &txn);
+    int rc = hk_kv_read(ctx->app->store, &txn);
     if (rc != 0) {
         free(list);
         hk_respond_store_error(ctx, rc);
@@ -533,7 +533,7 @@ static void application_action(hk_ctx *ctx)
         return;
     }
     hk_txn *txn;
-    int rc = hk_store_read(ctx->app->store, &txn);
+    int rc = hk_kv_read(ctx->app->store, &txn);
     if (rc != 0) {
         hk_respond_store_error(ctx, rc);
         return;
@@ -638,7 +638,7 @@ static void tree_put(hk_ctx *ctx, bool is_node)
     tw->w.apply = tree_apply;
     tw->w.done = tree_done;
     tw->w.flags = HK_WRITE_ISOLATED;
-    hk_store_submit(ctx->app->store, &tw->w);
+    hk_kv_submit(ctx->app->store, &tw->w);
 }
 
 static void node_put(hk_ctx *ctx)

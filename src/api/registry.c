@@ -750,7 +750,7 @@ static void not_found(hk_ctx *ctx, uint32_t id)
 void hk_reg_get(hk_ctx *ctx, uint32_t id, enum hk_reg_view view)
 {
     hk_txn *txn;
-    int rc = hk_store_read(ctx->app->store, &txn);
+    int rc = hk_kv_read(ctx->app->store, &txn);
     if (rc != 0) {
         hk_respond_store_error(ctx, rc);
         return;
@@ -789,7 +789,7 @@ void hk_reg_default(hk_ctx *ctx)
 void hk_reg_last_error(hk_ctx *ctx, uint32_t id)
 {
     hk_txn *txn;
-    int rc = hk_store_read(ctx->app->store, &txn);
+    int rc = hk_kv_read(ctx->app->store, &txn);
     if (rc != 0) {
         hk_respond_store_error(ctx, rc);
         return;
@@ -833,7 +833,7 @@ static int list_one(json_t *rec, void *arg)
 
 static void list_respond(hk_ctx *ctx, struct list_state *ls)
 {
-    int rc = hk_store_read(ctx->app->store, &ls->txn);
+    int rc = hk_kv_read(ctx->app->store, &ls->txn);
     if (rc != 0) {
         hk_respond_store_error(ctx, rc);
         return;
@@ -1252,7 +1252,7 @@ void hk_reg_list_ecap(hk_ctx *ctx, const char *filter)
 void hk_reg_event_types(hk_ctx *ctx)
 {
     hk_txn *txn;
-    int rc = hk_store_read(ctx->app->store, &txn);
+    int rc = hk_kv_read(ctx->app->store, &txn);
     if (rc != 0) {
         hk_respond_store_error(ctx, rc);
         return;
@@ -1485,7 +1485,7 @@ static void reg_done(hk_write *w, int status)
         hk_respond_empty(ctx, 204);
     } else {
         hk_txn *txn;
-        int rc = hk_store_read(ctx->app->store, &txn);
+        int rc = hk_kv_read(ctx->app->store, &txn);
         if (rc != 0) {
             hk_respond_store_error(ctx, rc);
         } else {
@@ -1527,7 +1527,7 @@ static void on_tested(const hk_sync_result *res, void *arg)
 {
     struct reg_write *r = arg;
     if (res->success) {
-        hk_store_submit(r->ctx->app->store, &r->w);
+        hk_kv_submit(r->ctx->app->store, &r->w);
         return;
     }
     char *msg = hk_sync_message(res);
@@ -1550,7 +1550,7 @@ static bool test_before_save(struct reg_write *r)
         ok = hk_reg_from_so(rec, r->body, &err) == 0;
     } else {
         hk_txn *txn;
-        if (hk_store_read(ctx->app->store, &txn) == 0) {
+        if (hk_kv_read(ctx->app->store, &txn) == 0) {
             if (hk_webhook_get(txn, r->id, &old) == 0) {
                 json_t *view = hk_reg_view_so(txn, old, NULL);
                 char msg[128];
@@ -1623,5 +1623,5 @@ void hk_reg_write(hk_ctx *ctx, enum hk_reg_op op, uint32_t id, enum hk_reg_input
     r->w.flags = HK_WRITE_ISOLATED;
     if (ctx->app->cfg->test_on_save && !r->ecap && op != HK_REG_DELETE && test_before_save(r))
         return;
-    hk_store_submit(ctx->app->store, &r->w);
+    hk_kv_submit(ctx->app->store, &r->w);
 }

@@ -22,7 +22,7 @@
 
 #include "api.h"
 #include "auth.h"
-#include "store.h"
+#include "kv.h"
 #include "webhook.h"
 
 /** How a webhook is shown in an answer. */

@@ -34,12 +34,12 @@ static int bootstrap_txn(hk_txn *txn, void *arg)
     return rc;
 }
 
-int hk_app_bootstrap(hk_store *store)
+int hk_app_bootstrap(hk_kv_env *store)
 {
     struct bootstrap b = {getenv("HOOKD_ADMIN_KEY"), "", false};
     if (b.given != NULL && b.given[0] == '\0')
         b.given = NULL;
-    int rc = hk_store_write_sync(store, bootstrap_txn, &b);
+    int rc = hk_kv_write_sync(store, bootstrap_txn, &b);
     if (rc != 0) {
         hk_error("cannot create the admin user: %s", hk_strerror(rc));
         return rc;
@@ -143,17 +143,17 @@ int hk_app_run(hk_config *cfg)
     app.env.loop->data = &app;
     signal(SIGPIPE, SIG_IGN);
 
-    int rc = hk_store_open(&app.env.store, cfg->data_dir, cfg->map_size, cfg->max_batch, app.env.loop);
+    int rc = hk_kv_open(&app.env.store, cfg->data_dir, cfg->map_size, cfg->max_batch, app.env.loop);
     if (rc != 0)
         return 1;
     if (hk_app_bootstrap(app.env.store) != 0) {
-        hk_store_close(app.env.store);
+        hk_kv_close(app.env.store);
         return 1;
     }
     app.env.router = hk_api_router();
     if (hk_engine_start(&app.env.engine, app.env.loop, app.env.cfg, app.env.store) != 0) {
         hk_router_free(app.env.router);
-        hk_store_close(app.env.store);
+        hk_kv_close(app.env.store);
         return 1;
     }
     if (hk_http_server_create(&app.http, app.env.loop, cfg, hk_api_dispatch, &app.env, hk_api_error_body) != 0 ||
@@ -164,7 +164,7 @@ int hk_app_run(hk_config *cfg)
         uv_run(app.env.loop, UV_RUN_DEFAULT);
         hk_http_server_free(app.http);
         hk_router_free(app.env.router);
-        hk_store_close(app.env.store);
+        hk_kv_close(app.env.store);
         return 1;
     }
     uv_signal_init(app.env.loop, &app.sig_term);
@@ -181,14 +181,14 @@ int hk_app_run(hk_config *cfg)
 
     /* Stopped by the drain timeout with a commit still running: let it
      * finish so that what it holds is durable before the store closes. */
-    while (hk_store_busy(app.env.store))
+    while (hk_kv_busy(app.env.store))
         uv_run(app.env.loop, UV_RUN_ONCE);
     finish(&app);
     uv_run(app.env.loop, UV_RUN_NOWAIT);
     if (hk_http_server_connections(app.http) == 0)
         hk_http_server_free(app.http);
     hk_router_free(app.env.router);
-    hk_store_close(app.env.store);
+    hk_kv_close(app.env.store);
     int close_rc = uv_loop_close(app.env.loop);
     if (close_rc != 0)
         hk_debug("loop closed with handles open: %s", uv_strerror(close_rc));

@@ -10,7 +10,7 @@
 #include "api.h"
 #include "config.h"
 #include "http_server.h"
-#include "store.h"
+#include "kv.h"
 
 typedef struct hk_app {
     hk_api_env env;         /**< loop, config, store, engine, router and readiness, as the API sees them */
@@ -32,6 +32,6 @@ int hk_app_run(hk_config *cfg);
  * The key is HOOKD_ADMIN_KEY when set, else random and printed once to
  * stderr.
  */
-int hk_app_bootstrap(hk_store *store) HK_MUST_CHECK;
+int hk_app_bootstrap(hk_kv_env *store) HK_MUST_CHECK;
 
 #endif

@@ -12,7 +12,7 @@
 #include "accounts.h"
 #include "auth.h"
 #include "log.h"
-#include "store.h"
+#include "kv.h"
 #include "webhook.h"
 
 #define CLI_IMPORT_MAX (256u << 20) /* bytes of a CSV file imported at most */
@@ -143,7 +143,7 @@ static int tree_add_txn(hk_txn *txn, void *arg)
     return hk_account_put(txn, &ta->account, ta->err, sizeof(ta->err));
 }
 
-static int tree_add(hk_store *store, bool is_node, const struct opts *o)
+static int tree_add(hk_kv_env *store, bool is_node, const struct opts *o)
 {
     struct tree_add ta;
     memset(&ta, 0, sizeof(ta));
@@ -167,7 +167,7 @@ static int tree_add(hk_store *store, bool is_node, const struct opts *o)
             return 2;
         snprintf(ta.account.name, sizeof(ta.account.name), "%s", o->name);
     }
-    int rc = hk_store_write_sync(store, tree_add_txn, &ta);
+    int rc = hk_kv_write_sync(store, tree_add_txn, &ta);
     if (rc != 0) {
         fprintf(stderr, "hookd: %s add failed: %s\n", noun, rc == HK_EINVAL ? ta.err : hk_strerror(rc));
         return 1;
@@ -226,7 +226,7 @@ static char *read_file(const char *path, size_t max, size_t *len)
     return buf;
 }
 
-static int tree_import(hk_store *store, bool is_node, const char *path)
+static int tree_import(hk_kv_env *store, bool is_node, const char *path)
 {
     struct import im;
     memset(&im, 0, sizeof(im));
@@ -235,7 +235,7 @@ static int tree_import(hk_store *store, bool is_node, const char *path)
     if (text == NULL)
         return 1;
     im.text = text;
-    int rc = hk_store_write_sync(store, import_txn, &im);
+    int rc = hk_kv_write_sync(store, import_txn, &im);
     free(text);
     if (rc != 0) {
         fprintf(stderr, "hookd: import of %s failed, nothing was imported: %s%s\n", path,
@@ -246,12 +246,12 @@ static int tree_import(hk_store *store, bool is_node, const char *path)
     return 0;
 }
 
-static int tree_list(hk_store *store, bool is_node)
+static int tree_list(hk_kv_env *store, bool is_node)
 {
     hk_txn *txn;
     hk_cursor *c;
     hk_val k, v;
-    if (hk_store_read(store, &txn) != 0)
+    if (hk_kv_read(store, &txn) != 0)
         return 1;
     if (hk_cursor_open(txn, is_node ? HK_DB_NODES : HK_DB_ACCOUNTS, &c) != 0) {
         hk_txn_end(txn);
@@ -276,12 +276,12 @@ static int tree_list(hk_store *store, bool is_node)
     return 0;
 }
 
-static int list_users(hk_store *store)
+static int list_users(hk_kv_env *store)
 {
     hk_txn *txn;
     hk_cursor *c;
     hk_val k, v;
-    if (hk_store_read(store, &txn) != 0)
+    if (hk_kv_read(store, &txn) != 0)
         return 1;
     if (hk_cursor_open(txn, HK_DB_USERS, &c) != 0) {
         hk_txn_end(txn);
@@ -300,12 +300,12 @@ static int list_users(hk_store *store)
     return 0;
 }
 
-static int list_keys(hk_store *store)
+static int list_keys(hk_kv_env *store)
 {
     hk_txn *txn;
     hk_cursor *c;
     hk_val k, v;
-    if (hk_store_read(store, &txn) != 0)
+    if (hk_kv_read(store, &txn) != 0)
         return 1;
     if (hk_cursor_open(txn, HK_DB_KEYS, &c) != 0) {
         hk_txn_end(txn);
@@ -344,8 +344,8 @@ int hk_cli_run(hk_config *cfg, int argc, char **argv)
         return 2;
     }
 
-    hk_store *store;
-    if (hk_store_open(&store, cfg->data_dir, cfg->map_size, cfg->max_batch, NULL) != 0)
+    hk_kv_env *store;
+    if (hk_kv_open(&store, cfg->data_dir, cfg->map_size, cfg->max_batch, NULL) != 0)
         return 1;
     int rc, exit_code = 0;
 
@@ -368,7 +368,7 @@ int hk_cli_run(hk_config *cfg, int argc, char **argv)
         } else {
             snprintf(ua.user.code, sizeof(ua.user.code), "%s", code);
             snprintf(ua.user.full_name, sizeof(ua.user.full_name), "%s", name ? name : code);
-            rc = hk_store_write_sync(store, user_add_txn, &ua);
+            rc = hk_kv_write_sync(store, user_add_txn, &ua);
             if (rc == HK_EEXIST) {
                 fprintf(stderr, "hookd: a user with code %s exists\n", code);
                 exit_code = 1;
@@ -392,7 +392,7 @@ int hk_cli_run(hk_config *cfg, int argc, char **argv)
             exit_code = 2;
         } else if (top != NULL && !opt_id("--top-node", top, true, &node)) {
             exit_code = 2;
-        } else if ((rc = hk_store_write_sync(store, user_set_txn, &us)) != 0) {
+        } else if ((rc = hk_kv_write_sync(store, user_set_txn, &us)) != 0) {
             fprintf(stderr, "hookd: user set failed: %s\n", rc == HK_ENOTFOUND ? "no such user" : hk_strerror(rc));
             exit_code = 1;
         } else {
@@ -407,7 +407,7 @@ int hk_cli_run(hk_config *cfg, int argc, char **argv)
         if (user == NULL) {
             fprintf(stderr, "hookd: key create needs --user CODE\n");
             exit_code = 2;
-        } else if ((rc = hk_store_write_sync(store, key_create_txn, &kc)) != 0) {
+        } else if ((rc = hk_kv_write_sync(store, key_create_txn, &kc)) != 0) {
             fprintf(stderr, "hookd: key create failed: %s\n", rc == HK_ENOTFOUND ? "no such user" : hk_strerror(rc));
             exit_code = 1;
         } else {
@@ -415,7 +415,7 @@ int hk_cli_run(hk_config *cfg, int argc, char **argv)
             printf("%s\n", kc.key);
         }
     } else if (strcmp(noun, "key") == 0 && strcmp(verb, "revoke") == 0) {
-        rc = hk_store_write_sync(store, key_revoke_txn, argv[2]);
+        rc = hk_kv_write_sync(store, key_revoke_txn, argv[2]);
         if (rc != 0) {
             fprintf(stderr, "hookd: key revoke failed: %s\n", rc == HK_ENOTFOUND ? "no such key" : hk_strerror(rc));
             exit_code = 1;
@@ -431,7 +431,7 @@ int hk_cli_run(hk_config *cfg, int argc, char **argv)
         if (*end != '\0' || id == 0 || id > UINT32_MAX) {
             fprintf(stderr, "hookd: webhook id must be a positive integer\n");
             exit_code = 2;
-        } else if ((rc = hk_store_write_sync(store, lock_txn, &l)) != 0) {
+        } else if ((rc = hk_kv_write_sync(store, lock_txn, &l)) != 0) {
             fprintf(stderr, "hookd: webhook %s failed: %s\n", verb,
                     rc == HK_ENOTFOUND ? "no such webhook" : hk_strerror(rc));
             exit_code = 1;
@@ -447,6 +447,6 @@ int hk_cli_run(hk_config *cfg, int argc, char **argv)
     } else {
         exit_code = 2;
     }
-    hk_store_close(store);
+    hk_kv_close(store);
     return exit_code;
 }

@@ -92,7 +92,7 @@ struct job {
 
 struct hk_engine {
     uv_loop_t *loop;
-    hk_store *store;
+    hk_kv_env *store;
     const hk_config *cfg;
     hk_client *client;
     uv_timer_t load_timer;
@@ -139,7 +139,7 @@ static void engine_submit(hk_engine *e, hk_write *w, int (*apply)(hk_txn *, hk_w
     w->done = done;
     w->flags = flags;
     e->committing++;
-    hk_store_submit(e->store, w);
+    hk_kv_submit(e->store, w);
 }
 static void dispatch(hk_engine *e);
 static void maybe_finish_stop(hk_engine *e);
@@ -562,7 +562,7 @@ static void signal_done(hk_write *w, int status)
          * does not fit stays queued for the loader. */
         hk_txn *txn;
         bool left = false;
-        if (hk_store_read(e->store, &txn) == 0) {
+        if (hk_kv_read(e->store, &txn) == 0) {
             for (size_t i = 0; i < s->nwebhooks; i++) {
                 struct wstate *ws = ws_get(e, txn, s->webhooks[i]);
                 if (!ws->active || ws->mem >= e->share || e->mem >= e->cfg->max_inflight) {
@@ -606,7 +606,7 @@ void hk_engine_signal(hk_engine *e, hk_signal *s)
     s->w.apply = signal_apply;
     s->w.done = signal_done;
     s->w.flags = HK_WRITE_ISOLATED;
-    hk_store_submit(e->store, &s->w);
+    hk_kv_submit(e->store, &s->w);
 }
 
 /* ---- loading due work ------------------------------------------------- */
@@ -679,7 +679,7 @@ static void load(hk_engine *e)
     uint64_t next_due = now + TICK_MS;
     hk_txn *txn;
     hk_cursor *c;
-    if (hk_store_read(e->store, &txn) != 0) {
+    if (hk_kv_read(e->store, &txn) != 0) {
         schedule_load(e, STORE_BACKOFF_MS);
         return;
     }
@@ -1366,7 +1366,7 @@ static void on_prune_timer(uv_timer_t *t)
 
 /* ---- life cycle --------------------------------------------------------- */
 
-int hk_engine_start(hk_engine **out, uv_loop_t *loop, const hk_config *cfg, hk_store *store)
+int hk_engine_start(hk_engine **out, uv_loop_t *loop, const hk_config *cfg, hk_kv_env *store)
 {
     hk_engine *e = hk_calloc(1, sizeof(*e));
     e->loop = loop;

@@ -27,7 +27,7 @@
 #include "config.h"
 #include "event.h"
 #include "http_client.h"
-#include "store.h"
+#include "kv.h"
 
 typedef struct hk_engine hk_engine;
 
@@ -67,7 +67,7 @@ void hk_signal_free(hk_signal *s);
  * Creates the engine on loop over store with cfg (both must outlive it),
  * creates its outbound client and starts loading due work.
  */
-int hk_engine_start(hk_engine **out, uv_loop_t *loop, const hk_config *cfg, hk_store *store) HK_MUST_CHECK;
+int hk_engine_start(hk_engine **out, uv_loop_t *loop, const hk_config *cfg, hk_kv_env *store) HK_MUST_CHECK;
 
 /** The engine's outbound client, shared with synchronous calls; NULL once the engine has closed it. */
 hk_client *hk_engine_client(hk_engine *e);

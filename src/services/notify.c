@@ -172,7 +172,7 @@ static char *compose(const hk_config *cfg, const hk_attempt *a, json_t *rec, con
     return body;
 }
 
-void hk_notify_attempt(uv_loop_t *loop, const hk_config *cfg, hk_store *store, const hk_attempt *a)
+void hk_notify_attempt(uv_loop_t *loop, const hk_config *cfg, hk_kv_env *store, const hk_attempt *a)
 {
     if (N.shut || a->success || (!a->disabled && !a->exhausted))
         return;
@@ -188,7 +188,7 @@ void hk_notify_attempt(uv_loop_t *loop, const hk_config *cfg, hk_store *store, c
         }
     }
     hk_txn *txn;
-    int rc = hk_store_read(store, &txn);
+    int rc = hk_kv_read(store, &txn);
     if (rc != 0) {
         hk_warn("notify: cannot read webhook %u: %s", a->webhook_id, hk_strerror(rc));
         return;

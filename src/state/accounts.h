@@ -18,7 +18,7 @@
 #include <stdint.h>
 
 #include "common.h"
-#include "store.h"
+#include "kv.h"
 
 #define HK_NODE_NAME_MAX 256   /**< bytes in a node's or an account's name */
 #define HK_NODE_DEPTH_MAX 1000 /**< ancestors a node may have at most; a deeper chain is refused */

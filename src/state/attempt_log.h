@@ -21,7 +21,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "store.h"
+#include "kv.h"
 
 /** Bytes of request text and of response text kept per attempt. */
 /**

@@ -12,7 +12,7 @@
 #include "common.h"
 #include "http_server.h"
 #include "random.h"
-#include "store.h"
+#include "kv.h"
 
 /** Permission bits. Manage implies View. */
 enum {

@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #include "common.h"
-#include "store.h"
+#include "kv.h"
 
 #define HK_EVENT_UUID_LEN 37 /* 36 characters and NUL */
 

@@ -18,7 +18,7 @@
 #include <stdint.h>
 
 #include "common.h"
-#include "store.h"
+#include "kv.h"
 
 #define HK_WEBHOOK_NAME_MAX 64
 #define HK_WEBHOOK_DESC_MAX 1024

@@ -5,7 +5,7 @@
 #include <unistd.h>
 
 #include "accounts.h"
-#include "store.h"
+#include "kv.h"
 #include "unit.h"
 
 static char err[512];
@@ -20,20 +20,20 @@ static int put_account(hk_txn *txn, void *arg)
     return hk_account_put(txn, arg, err, sizeof(err));
 }
 
-static int node(hk_store *s, uint32_t id, uint32_t parent, const char *name)
+static int node(hk_kv_env *s, uint32_t id, uint32_t parent, const char *name)
 {
     hk_node n = {id, parent, ""};
     snprintf(n.name, sizeof(n.name), "%s", name);
     err[0] = '\0';
-    return hk_store_write_sync(s, put_node, &n);
+    return hk_kv_write_sync(s, put_node, &n);
 }
 
-static int account(hk_store *s, uint32_t id, uint32_t nd, const char *name)
+static int account(hk_kv_env *s, uint32_t id, uint32_t nd, const char *name)
 {
     hk_account a = {id, nd, ""};
     snprintf(a.name, sizeof(a.name), "%s", name);
     err[0] = '\0';
-    return hk_store_write_sync(s, put_account, &a);
+    return hk_kv_write_sync(s, put_account, &a);
 }
 
 struct imp {
@@ -48,19 +48,19 @@ static int import_txn(hk_txn *txn, void *arg)
     return hk_accounts_import(txn, im->kind, im->text, strlen(im->text), &im->count, err, sizeof(err));
 }
 
-static int import(hk_store *s, enum hk_import_kind kind, const char *text, size_t *count)
+static int import(hk_kv_env *s, enum hk_import_kind kind, const char *text, size_t *count)
 {
     struct imp im = {kind, text, 0};
     err[0] = '\0';
-    int rc = hk_store_write_sync(s, import_txn, &im);
+    int rc = hk_kv_write_sync(s, import_txn, &im);
     *count = im.count;
     return rc;
 }
 
-static bool within(hk_store *s, bool is_account, uint32_t id, uint32_t top)
+static bool within(hk_kv_env *s, bool is_account, uint32_t id, uint32_t top)
 {
     hk_txn *txn;
-    if (hk_store_read(s, &txn) != 0)
+    if (hk_kv_read(s, &txn) != 0)
         return false;
     bool r = is_account ? hk_account_within(txn, id, top) : hk_node_within(txn, id, top);
     hk_txn_end(txn);
@@ -72,8 +72,8 @@ int main(void)
     char dir[] = "/tmp/hk-accounts-XXXXXX";
     if (mkdtemp(dir) == NULL)
         return 1;
-    hk_store *s;
-    if (hk_store_open(&s, dir, 16u << 20, 64, NULL) != 0)
+    hk_kv_env *s;
+    if (hk_kv_open(&s, dir, 16u << 20, 64, NULL) != 0)
         return 1;
 
     /* 1 > 2 > 3, and 9 a root of its own. */
@@ -112,7 +112,7 @@ int main(void)
     hk_txn *txn;
     hk_node n;
     hk_account a;
-    CHECK_INT(hk_store_read(s, &txn), 0);
+    CHECK_INT(hk_kv_read(s, &txn), 0);
     CHECK_INT(hk_node_get(txn, 2, &n), 0);
     CHECK_INT(n.parent, 1);
     CHECK_STR(n.name, "mid");
@@ -140,7 +140,7 @@ int main(void)
               0);
     CHECK_INT(count, 3);
     CHECK(within(s, false, 22, 20));
-    CHECK_INT(hk_store_read(s, &txn), 0);
+    CHECK_INT(hk_kv_read(s, &txn), 0);
     CHECK_INT(hk_node_get(txn, 21, &n), 0);
     CHECK_STR(n.name, "a, \"quoted\" name");
     hk_txn_end(txn);
@@ -157,7 +157,7 @@ int main(void)
     CHECK_INT(import(s, HK_IMPORT_NODES, "60,61,a\n61,60,b\n", &count), HK_EINVAL);
     CHECK(strstr(err, "ancestor") != NULL);
     /* Nothing of a failed import is kept. */
-    CHECK_INT(hk_store_read(s, &txn), 0);
+    CHECK_INT(hk_kv_read(s, &txn), 0);
     CHECK_INT(hk_account_get(txn, 1, &a), HK_ENOTFOUND);
     CHECK_INT(hk_node_get(txn, 60, &n), HK_ENOTFOUND);
     hk_txn_end(txn);
@@ -165,7 +165,7 @@ int main(void)
     CHECK_INT(count, 2);
     CHECK(within(s, true, 1, 20));
 
-    hk_store_close(s);
+    hk_kv_close(s);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0)

@@ -129,13 +129,13 @@ static hk_http_request make_req(hk_header *h, const char *const *fields)
 }
 
 /* Authenticates a request with one header; out receives the user. */
-static enum hk_auth_result auth1(hk_store *st, const char *name, const char *value, hk_user *out)
+static enum hk_auth_result auth1(hk_kv_env *st, const char *name, const char *value, hk_user *out)
 {
     hk_header h[4];
     const char *fields[] = {"Host", "example", name, value, NULL};
     hk_http_request r = make_req(h, name ? fields : (const char *const[]){"Host", "example", NULL});
     hk_txn *txn;
-    if (hk_store_read(st, &txn) != 0)
+    if (hk_kv_read(st, &txn) != 0)
         return (enum hk_auth_result) - 1;
     memset(out, 0, sizeof(*out));
     enum hk_auth_result res = hk_authenticate(txn, &r, out);
@@ -157,10 +157,10 @@ static const char *basic(const char *code, const char *key)
 
 static void test_users_keys_and_authentication(void)
 {
-    hk_store *st;
-    CHECK_INT(hk_store_open(&st, dir, 1 << 20, 16, NULL), 0);
+    hk_kv_env *st;
+    CHECK_INT(hk_kv_open(&st, dir, 1 << 20, 16, NULL), 0);
     struct setup s;
-    CHECK_INT(hk_store_write_sync(st, setup_fn, &s), 0);
+    CHECK_INT(hk_kv_write_sync(st, setup_fn, &s), 0);
     CHECK_INT(s.dup_code, HK_EEXIST);
     CHECK(s.alice.id != 0 && s.bob.id != 0 && s.alice.id != s.bob.id);
     /* Generated keys: "hk_" and 43 base64url characters, distinct, with 8-hex-digit ids. */
@@ -174,7 +174,7 @@ static void test_users_keys_and_authentication(void)
 
     hk_txn *txn;
     hk_user u;
-    CHECK_INT(hk_store_read(st, &txn), 0);
+    CHECK_INT(hk_kv_read(st, &txn), 0);
     CHECK_INT(hk_user_count(txn), 2);
     CHECK_INT(hk_user_by_code(txn, "aLiCe", &u), 0);
     CHECK_INT(u.id, s.alice.id);
@@ -238,7 +238,7 @@ static void test_users_keys_and_authentication(void)
     free(huge);
 
     /* Revoke by key: that key fails in every form, the user's other key still works. */
-    CHECK_INT(hk_store_write_sync(st, revoke_fn, s.alice_key), 0);
+    CHECK_INT(hk_kv_write_sync(st, revoke_fn, s.alice_key), 0);
     CHECK_INT(auth1(st, "ECI-ApiKey", s.alice_key, &u), HK_AUTH_INVALID);
     snprintf(buf, sizeof(buf), "Bearer %s", s.alice_key);
     CHECK_INT(auth1(st, "Authorization", buf, &u), HK_AUTH_INVALID);
@@ -248,28 +248,28 @@ static void test_users_keys_and_authentication(void)
     CHECK_INT(auth1(st, "ECI-ApiKey", s.alice_key2, &u), HK_AUTH_OK);
 
     /* Revoke by short id. */
-    CHECK_INT(hk_store_write_sync(st, revoke_fn, s.bob_id), 0);
+    CHECK_INT(hk_kv_write_sync(st, revoke_fn, s.bob_id), 0);
     CHECK_INT(auth1(st, "ECI-ApiKey", s.bob_key, &u), HK_AUTH_INVALID);
     CHECK_INT(auth1(st, "Authorization", "Bearer hk_given_key_for_bob", &u), HK_AUTH_OK);
-    CHECK_INT(hk_store_write_sync(st, revoke_fn, s.given_id), 0);
+    CHECK_INT(hk_kv_write_sync(st, revoke_fn, s.given_id), 0);
     CHECK_INT(auth1(st, "Authorization", "Bearer hk_given_key_for_bob", &u), HK_AUTH_INVALID);
 
     /* Unknown keys and ids. */
-    CHECK_INT(hk_store_write_sync(st, revoke_fn, "hk_nosuchkey"), HK_ENOTFOUND);
-    CHECK_INT(hk_store_write_sync(st, revoke_fn, "zzzzzzzz"), HK_ENOTFOUND);
+    CHECK_INT(hk_kv_write_sync(st, revoke_fn, "hk_nosuchkey"), HK_ENOTFOUND);
+    CHECK_INT(hk_kv_write_sync(st, revoke_fn, "zzzzzzzz"), HK_ENOTFOUND);
     char other[9];
     snprintf(other, sizeof(other), "%08x", 0u);
     if (strcmp(other, s.alice_id2) != 0)
-        CHECK_INT(hk_store_write_sync(st, revoke_fn, other), HK_ENOTFOUND);
+        CHECK_INT(hk_kv_write_sync(st, revoke_fn, other), HK_ENOTFOUND);
     CHECK_INT(auth1(st, "ECI-ApiKey", s.alice_key2, &u), HK_AUTH_OK);
 
     /* Revocations survive a reopen. */
-    hk_store_close(st);
-    CHECK_INT(hk_store_open(&st, dir, 1 << 20, 16, NULL), 0);
+    hk_kv_close(st);
+    CHECK_INT(hk_kv_open(&st, dir, 1 << 20, 16, NULL), 0);
     CHECK_INT(auth1(st, "ECI-ApiKey", s.alice_key, &u), HK_AUTH_INVALID);
     CHECK_INT(auth1(st, "ECI-ApiKey", s.bob_key, &u), HK_AUTH_INVALID);
     CHECK_INT(auth1(st, "ECI-ApiKey", s.alice_key2, &u), HK_AUTH_OK);
-    hk_store_close(st);
+    hk_kv_close(st);
 }
 
 int main(void)

@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
-#include "store.h"
+#include "kv.h"
 #include "unit.h"
 
 static char tmpdir[] = "/tmp/hk-store-XXXXXX";
@@ -38,17 +38,17 @@ static int put_fn(hk_txn *txn, void *arg)
     return hk_put(txn, kv->db, kv->key, strlen(kv->key), kv->val, strlen(kv->val), kv->flags);
 }
 
-static int put_sync(hk_store *s, enum hk_db db, const char *key, const char *val, unsigned flags)
+static int put_sync(hk_kv_env *s, enum hk_db db, const char *key, const char *val, unsigned flags)
 {
     struct kv kv = {db, key, val, flags};
-    return hk_store_write_sync(s, put_fn, &kv);
+    return hk_kv_write_sync(s, put_fn, &kv);
 }
 
 /* Reads key into buf as a string; returns the hk_get result. */
-static int get_str(hk_store *s, enum hk_db db, const char *key, char *buf, size_t len)
+static int get_str(hk_kv_env *s, enum hk_db db, const char *key, char *buf, size_t len)
 {
     hk_txn *txn;
-    int rc = hk_store_read(s, &txn);
+    int rc = hk_kv_read(s, &txn);
     if (rc != 0)
         return rc;
     hk_val v;
@@ -124,8 +124,8 @@ static int del_fn(hk_txn *txn, void *arg)
 
 static void test_basics(void)
 {
-    hk_store *s;
-    CHECK_INT(hk_store_open(&s, dir, 1 << 20, 16, NULL), 0);
+    hk_kv_env *s;
+    CHECK_INT(hk_kv_open(&s, dir, 1 << 20, 16, NULL), 0);
     char buf[64];
     CHECK_INT(put_sync(s, HK_DB_META, "greeting", "hello", 0), 0);
     CHECK_INT(get_str(s, HK_DB_META, "greeting", buf, sizeof(buf)), 0);
@@ -143,25 +143,25 @@ static void test_basics(void)
     CHECK_INT(put_sync(s, HK_DB_META, "", "x", 0), HK_EINVAL);
 
     uint64_t seq[3] = {0, 0, 0};
-    CHECK_INT(hk_store_write_sync(s, seq_fn, seq), 0);
+    CHECK_INT(hk_kv_write_sync(s, seq_fn, seq), 0);
     CHECK_INT(seq[0], 1);
     CHECK_INT(seq[1], 2);
     CHECK_INT(seq[2], 1);
-    CHECK_INT(hk_store_write_sync(s, seq_fn, seq), 0);
+    CHECK_INT(hk_kv_write_sync(s, seq_fn, seq), 0);
     CHECK_INT(seq[0], 3);
     CHECK_INT(seq[1], 4);
     CHECK_INT(seq[2], 2);
 
-    CHECK_INT(hk_store_write_sync(s, ints_fn, NULL), 0);
+    CHECK_INT(hk_kv_write_sync(s, ints_fn, NULL), 0);
     hk_txn *txn;
-    CHECK_INT(hk_store_read(s, &txn), 0);
+    CHECK_INT(hk_kv_read(s, &txn), 0);
     CHECK_INT(hk_seq_peek(txn, "seq:test"), 4);
     CHECK_INT(hk_seq_peek(txn, "seq:never"), 0);
     CHECK_INT(hk_count(txn, HK_DB_WEBHOOKS), 5);
     CHECK_INT(hk_count(txn, HK_DB_SUBSCRIPTIONS), 2);
     /* A second reader while the first is open sees the same data. */
     hk_txn *txn2;
-    CHECK_INT(hk_store_read(s, &txn2), 0);
+    CHECK_INT(hk_kv_read(s, &txn2), 0);
     CHECK_INT(hk_count(txn2, HK_DB_WEBHOOKS), 5);
     hk_txn_end(txn2);
 
@@ -217,30 +217,30 @@ static void test_basics(void)
     hk_cursor_close(c);
     hk_txn_end(txn);
 
-    CHECK_INT(hk_store_write_sync(s, del_fn, NULL), 0);
-    CHECK_INT(hk_store_read(s, &txn), 0);
+    CHECK_INT(hk_kv_write_sync(s, del_fn, NULL), 0);
+    CHECK_INT(hk_kv_read(s, &txn), 0);
     CHECK_INT(hk_count(txn, HK_DB_WEBHOOKS), 3); /* 2 and 70000 gone */
     CHECK_INT(hk_count(txn, HK_DB_SUBSCRIPTIONS), 1);
     hk_txn_end(txn);
 
     uint64_t map, used;
-    hk_store_usage(s, &map, &used);
+    hk_kv_usage(s, &map, &used);
     CHECK_INT(map, 1 << 20);
     CHECK(used > 0 && used <= map);
-    CHECK(!hk_store_busy(s));
-    hk_store_close(s);
-    hk_store_close(NULL);
+    CHECK(!hk_kv_busy(s));
+    hk_kv_close(s);
+    hk_kv_close(NULL);
 
     /* Everything is still there after a reopen, and sequences continue. */
-    CHECK_INT(hk_store_open(&s, dir, 1 << 20, 16, NULL), 0);
+    CHECK_INT(hk_kv_open(&s, dir, 1 << 20, 16, NULL), 0);
     CHECK_INT(get_str(s, HK_DB_META, "greeting", buf, sizeof(buf)), 0);
     CHECK_STR(buf, "again");
-    CHECK_INT(hk_store_write_sync(s, seq_fn, seq), 0);
+    CHECK_INT(hk_kv_write_sync(s, seq_fn, seq), 0);
     CHECK_INT(seq[0], 5);
-    CHECK_INT(hk_store_read(s, &txn), 0);
+    CHECK_INT(hk_kv_read(s, &txn), 0);
     CHECK_INT(hk_count(txn, HK_DB_WEBHOOKS), 3);
     hk_txn_end(txn);
-    hk_store_close(s);
+    hk_kv_close(s);
     remove_env();
 }
 
@@ -248,7 +248,7 @@ static void test_basics(void)
 
 struct req {
     hk_write w;
-    hk_store *store;
+    hk_kv_env *store;
     uint32_t id;
     size_t vlen;
     int fail_with; /* apply writes its key, then fails with this when non-zero */
@@ -284,10 +284,10 @@ static void req_done(hk_write *w, int status)
     r->done++;
     done_count++;
     uint64_t writes;
-    hk_store_counters(r->store, &r->commits_at_done, &writes);
+    hk_kv_counters(r->store, &r->commits_at_done, &writes);
     /* Whatever done reports as committed can be read back at once. */
     hk_txn *txn;
-    if (hk_store_read(r->store, &txn) == 0) {
+    if (hk_kv_read(r->store, &txn) == 0) {
         uint8_t k[4];
         hk_val v;
         hk_be32(k, r->id);
@@ -296,7 +296,7 @@ static void req_done(hk_write *w, int status)
     }
 }
 
-static struct req *make_reqs(hk_store *s, size_t n, uint32_t first_id, size_t vlen)
+static struct req *make_reqs(hk_kv_env *s, size_t n, uint32_t first_id, size_t vlen)
 {
     struct req *r = calloc(n, sizeof(*r));
     for (size_t i = 0; i < n; i++) {
@@ -313,22 +313,22 @@ static void test_group_commit(void)
 {
     uv_loop_t loop;
     uv_loop_init(&loop);
-    hk_store *s;
-    CHECK_INT(hk_store_open(&s, dir, 16 << 20, 2048, &loop), 0);
+    hk_kv_env *s;
+    CHECK_INT(hk_kv_open(&s, dir, 16 << 20, 2048, &loop), 0);
 
     enum { N = 2000 };
     struct req *r = make_reqs(s, N, 1, 100);
     done_count = 0;
     for (size_t i = 0; i < N; i++)
-        hk_store_submit(s, &r[i].w);
-    CHECK(hk_store_busy(s));
+        hk_kv_submit(s, &r[i].w);
+    CHECK(hk_kv_busy(s));
     /* Nothing is reported before the loop has run a commit. */
     CHECK_INT(done_count, 0);
     uv_run(&loop, UV_RUN_DEFAULT);
-    CHECK(!hk_store_busy(s));
+    CHECK(!hk_kv_busy(s));
     CHECK_INT(done_count, N);
     uint64_t commits, writes;
-    hk_store_counters(s, &commits, &writes);
+    hk_kv_counters(s, &commits, &writes);
     CHECK_INT(writes, N);
     /* The first write goes alone (the disk was idle); the rest wait and go together. */
     CHECK(commits >= 1 && commits <= 4);
@@ -342,12 +342,12 @@ static void test_group_commit(void)
 
     /* max_batch bounds a batch: with 2048 per commit, 5000 writes take at least 3. */
     r = make_reqs(s, 5000, 10000, 16);
-    hk_store_counters(s, &commits, &writes);
+    hk_kv_counters(s, &commits, &writes);
     uint64_t before = commits;
     for (size_t i = 0; i < 5000; i++)
-        hk_store_submit(s, &r[i].w);
+        hk_kv_submit(s, &r[i].w);
     uv_run(&loop, UV_RUN_DEFAULT);
-    hk_store_counters(s, &commits, &writes);
+    hk_kv_counters(s, &commits, &writes);
     CHECK(commits - before >= 3 && commits - before <= 6);
     free(r);
 
@@ -356,12 +356,12 @@ static void test_group_commit(void)
     struct req *mates = make_reqs(s, 3, 50001, 8);
     mates[1].w.flags = HK_WRITE_ISOLATED;
     mates[1].fail_with = HK_EINVAL;
-    hk_store_submit(s, &lead->w); /* starts a commit; the next three wait for it and share one */
+    hk_kv_submit(s, &lead->w); /* starts a commit; the next three wait for it and share one */
     for (int i = 0; i < 3; i++)
-        hk_store_submit(s, &mates[i].w);
-    hk_store_counters(s, &before, &writes);
+        hk_kv_submit(s, &mates[i].w);
+    hk_kv_counters(s, &before, &writes);
     uv_run(&loop, UV_RUN_DEFAULT);
-    hk_store_counters(s, &commits, &writes);
+    hk_kv_counters(s, &commits, &writes);
     CHECK_INT(commits - before, 2);
     CHECK(mates[0].commits_at_done == mates[2].commits_at_done);
     CHECK(mates[1].commits_at_done == mates[2].commits_at_done);
@@ -376,20 +376,20 @@ static void test_group_commit(void)
     hk_be32(k, 50002);
     hk_txn *txn;
     hk_val v;
-    CHECK_INT(hk_store_read(s, &txn), 0);
+    CHECK_INT(hk_kv_read(s, &txn), 0);
     CHECK_INT(hk_get(txn, HK_DB_EVENTS, k, 4, &v), HK_ENOTFOUND);
     hk_txn_end(txn);
     HK_UNUSED(buf);
     free(lead);
     free(mates);
 
-    hk_store_close(s);
+    hk_kv_close(s);
     /* Every acknowledged write is there after a reopen. */
-    CHECK_INT(hk_store_open(&s, dir, 16 << 20, 2048, &loop), 0);
-    CHECK_INT(hk_store_read(s, &txn), 0);
+    CHECK_INT(hk_kv_open(&s, dir, 16 << 20, 2048, &loop), 0);
+    CHECK_INT(hk_kv_read(s, &txn), 0);
     CHECK_INT(hk_count(txn, HK_DB_EVENTS), N + 5000 + 3);
     hk_txn_end(txn);
-    hk_store_close(s);
+    hk_kv_close(s);
     CHECK_INT(uv_loop_close(&loop), 0);
     remove_env();
 }
@@ -415,17 +415,17 @@ static void test_map_growth(void)
 {
     uv_loop_t loop;
     uv_loop_init(&loop);
-    hk_store *s;
-    CHECK_INT(hk_store_open(&s, dir, 1 << 20, 64, &loop), 0);
+    hk_kv_env *s;
+    CHECK_INT(hk_kv_open(&s, dir, 1 << 20, 64, &loop), 0);
     uint64_t map, used;
-    hk_store_usage(s, &map, &used);
+    hk_kv_usage(s, &map, &used);
     CHECK_INT(map, 1 << 20);
 
     /* 8 MiB through the group commit, in batches of at most 64. */
     enum { N = 256 };
     struct req *r = make_reqs(s, N, 1, 32 * 1024);
     for (size_t i = 0; i < N; i++)
-        hk_store_submit(s, &r[i].w);
+        hk_kv_submit(s, &r[i].w);
     uv_run(&loop, UV_RUN_DEFAULT);
     int bad = 0;
     for (size_t i = 0; i < N; i++)
@@ -434,7 +434,7 @@ static void test_map_growth(void)
     CHECK_INT(bad, 0);
     if (bad)
         fprintf(stderr, "first failed status: %d\n", r[0].status);
-    hk_store_usage(s, &map, &used);
+    hk_kv_usage(s, &map, &used);
     CHECK(map > 8u << 20);
     CHECK(used > 8u << 20);
     free(r);
@@ -442,16 +442,16 @@ static void test_map_growth(void)
     /* A write whose apply hides the store's error behind one of its own
      * still gets the map grown for it, and its batch-mates are unharmed;
      * the same for an isolated write. */
-    hk_store_close(s);
+    hk_kv_close(s);
     remove_env();
-    CHECK_INT(hk_store_open(&s, dir, 1 << 20, 64, &loop), 0);
+    CHECK_INT(hk_kv_open(&s, dir, 1 << 20, 64, &loop), 0);
     r = make_reqs(s, 4, 1, 16);
     r[1].vlen = 3u << 20;
     r[1].own_error = HK_EINVAL;
     r[2].vlen = 3u << 20;
     r[2].w.flags = HK_WRITE_ISOLATED;
     for (size_t i = 0; i < 4; i++)
-        hk_store_submit(s, &r[i].w);
+        hk_kv_submit(s, &r[i].w);
     uv_run(&loop, UV_RUN_DEFAULT);
     for (size_t i = 0; i < 4; i++) {
         CHECK_INT(r[i].status, 0);
@@ -460,24 +460,24 @@ static void test_map_growth(void)
     free(r);
 
     /* And through a synchronous write that alone is bigger than a fresh map. */
-    hk_store_close(s);
+    hk_kv_close(s);
     remove_env();
-    CHECK_INT(hk_store_open(&s, dir, 1 << 20, 64, &loop), 0);
-    CHECK_INT(hk_store_write_sync(s, big_fn, NULL), 0);
+    CHECK_INT(hk_kv_open(&s, dir, 1 << 20, 64, &loop), 0);
+    CHECK_INT(hk_kv_write_sync(s, big_fn, NULL), 0);
     hk_txn *txn;
-    CHECK_INT(hk_store_read(s, &txn), 0);
+    CHECK_INT(hk_kv_read(s, &txn), 0);
     CHECK_INT(hk_count(txn, HK_DB_LOG), 64);
     hk_txn_end(txn);
-    hk_store_close(s);
+    hk_kv_close(s);
 
     /* A reopen with a smaller configured map keeps the grown one. */
-    CHECK_INT(hk_store_open(&s, dir, 1 << 20, 64, &loop), 0);
-    hk_store_usage(s, &map, &used);
+    CHECK_INT(hk_kv_open(&s, dir, 1 << 20, 64, &loop), 0);
+    hk_kv_usage(s, &map, &used);
     CHECK(map >= 4u << 20);
-    CHECK_INT(hk_store_read(s, &txn), 0);
+    CHECK_INT(hk_kv_read(s, &txn), 0);
     CHECK_INT(hk_count(txn, HK_DB_LOG), 64);
     hk_txn_end(txn);
-    hk_store_close(s);
+    hk_kv_close(s);
     CHECK_INT(uv_loop_close(&loop), 0);
     remove_env();
 }
@@ -540,22 +540,22 @@ static int run_once(hk_txn *txn, void *arg)
 
 static void test_delete_run(void)
 {
-    hk_store *s;
-    CHECK_INT(hk_store_open(&s, dir, 1 << 20, 16, NULL), 0);
-    CHECK_INT(hk_store_write_sync(s, fill_run, NULL), 0);
+    hk_kv_env *s;
+    CHECK_INT(hk_kv_open(&s, dir, 1 << 20, 16, NULL), 0);
+    CHECK_INT(hk_kv_write_sync(s, fill_run, NULL), 0);
     /* From key 2 while below 7, three at a time: 2,3,4 then 5,6 then nothing. */
     struct run_args a = {7, 0, false, 0};
-    CHECK_INT(hk_store_write_sync(s, run_once, &a), 0);
+    CHECK_INT(hk_kv_write_sync(s, run_once, &a), 0);
     CHECK(a.more);
     CHECK_INT(a.calls, 3);
     a.more = false;
-    CHECK_INT(hk_store_write_sync(s, run_once, &a), 0);
+    CHECK_INT(hk_kv_write_sync(s, run_once, &a), 0);
     CHECK(!a.more);
     CHECK_INT(a.calls, 5);
-    CHECK_INT(hk_store_write_sync(s, run_once, &a), 0);
+    CHECK_INT(hk_kv_write_sync(s, run_once, &a), 0);
     CHECK_INT(a.calls, 5);
     hk_txn *txn;
-    CHECK_INT(hk_store_read(s, &txn), 0);
+    CHECK_INT(hk_kv_read(s, &txn), 0);
     CHECK_INT(hk_count(txn, HK_DB_EVENTS), 5); /* 1 and 7..10 stay */
     uint8_t k[8];
     hk_val v;
@@ -566,7 +566,7 @@ static void test_delete_run(void)
     hk_be64(k, 7);
     CHECK_INT(hk_get(txn, HK_DB_EVENTS, k, 8, &v), 0);
     hk_txn_end(txn);
-    hk_store_close(s);
+    hk_kv_close(s);
     remove_env();
 }
 

@@ -219,16 +219,16 @@ static void test_store(void)
 {
     char dir[] = "/tmp/hookd-unit-XXXXXX";
     CHECK(mkdtemp(dir) != NULL);
-    hk_store *st;
-    CHECK_INT(hk_store_open(&st, dir, 8u << 20, 16, NULL), 0);
+    hk_kv_env *st;
+    CHECK_INT(hk_kv_open(&st, dir, 8u << 20, 16, NULL), 0);
     int ids = 0;
-    CHECK_INT(hk_store_write_sync(st, put_two, &ids), 0);
+    CHECK_INT(hk_kv_write_sync(st, put_two, &ids), 0);
     CHECK_INT(ids, 102);
     /* The extension is unique and case-sensitive. */
-    CHECK_INT(hk_store_write_sync(st, clash, NULL), HK_EEXIST);
+    CHECK_INT(hk_kv_write_sync(st, clash, NULL), HK_EEXIST);
     hk_txn *txn;
     uint32_t id = 0, tid = 0;
-    CHECK_INT(hk_store_read(st, &txn), 0);
+    CHECK_INT(hk_kv_read(st, &txn), 0);
     CHECK_INT(hk_webhook_by_extension(txn, "Ext", &id), 0);
     CHECK_INT(id, 1);
     CHECK_INT(hk_webhook_by_extension(txn, "ext", &id), 0);
@@ -238,10 +238,10 @@ static void test_store(void)
     CHECK_INT(tid, 1);
     hk_txn_end(txn);
 
-    CHECK_INT(hk_store_write_sync(st, move_ext, NULL), 0);
-    CHECK_INT(hk_store_write_sync(st, del_one, NULL), 0);
-    CHECK_INT(hk_store_write_sync(st, del_one, NULL), HK_ENOTFOUND);
-    CHECK_INT(hk_store_read(st, &txn), 0);
+    CHECK_INT(hk_kv_write_sync(st, move_ext, NULL), 0);
+    CHECK_INT(hk_kv_write_sync(st, del_one, NULL), 0);
+    CHECK_INT(hk_kv_write_sync(st, del_one, NULL), HK_ENOTFOUND);
+    CHECK_INT(hk_kv_read(st, &txn), 0);
     CHECK_INT(hk_webhook_by_extension(txn, "Ext", &id), HK_ENOTFOUND);
     CHECK_INT(hk_webhook_by_extension(txn, "ext", &id), HK_ENOTFOUND);
     CHECK_INT(hk_webhook_by_extension(txn, "Other", &id), 0);
@@ -255,7 +255,7 @@ static void test_store(void)
     CHECK_STR(name, "z.w");
     free(name);
     hk_txn_end(txn);
-    hk_store_close(st);
+    hk_kv_close(st);
 
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);

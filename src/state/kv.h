@@ -8,8 +8,8 @@
  * A request's done callback runs on the loop only after the commit that holds
  * its change has returned, so a 2xx sent from it is always durable.
  */
-#ifndef HK_STORE_H
-#define HK_STORE_H
+#ifndef HK_KV_H
+#define HK_KV_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -42,7 +42,7 @@ enum hk_db {
     HK_DB__COUNT
 };
 
-typedef struct hk_store hk_store;
+typedef struct hk_kv_env hk_kv_env;
 typedef struct hk_txn hk_txn;
 typedef struct hk_cursor hk_cursor;
 
@@ -79,28 +79,28 @@ struct hk_write {
 
 /**
  * Opens (creating when missing) the environment in dir. loop may be NULL
- * for a process that only uses hk_store_write_sync (the CLI). On success
- * *out is owned by the caller until hk_store_close.
+ * for a process that only uses hk_kv_write_sync (the CLI). On success
+ * *out is owned by the caller until hk_kv_close.
  */
-int hk_store_open(hk_store **out, const char *dir, uint64_t map_size, uint32_t max_batch,
+int hk_kv_open(hk_kv_env **out, const char *dir, uint64_t map_size, uint32_t max_batch,
                   uv_loop_t *loop) HK_MUST_CHECK;
 
-/** Closes the environment. The loop must have no write in flight (hk_store_busy is false). */
-void hk_store_close(hk_store *store);
+/** Closes the environment. The loop must have no write in flight (hk_kv_busy is false). */
+void hk_kv_close(hk_kv_env *store);
 
 /** True while writes are queued or being committed. */
-bool hk_store_busy(const hk_store *store);
+bool hk_kv_busy(const hk_kv_env *store);
 
 /** Submits a write. w must stay valid until its done callback has run. */
-void hk_store_submit(hk_store *store, hk_write *w);
+void hk_kv_submit(hk_kv_env *store, hk_write *w);
 
 /** Runs fn in its own write transaction on the calling thread and commits it (CLI, startup). */
-int hk_store_write_sync(hk_store *store, int (*fn)(hk_txn *txn, void *arg), void *arg) HK_MUST_CHECK;
+int hk_kv_write_sync(hk_kv_env *store, int (*fn)(hk_txn *txn, void *arg), void *arg) HK_MUST_CHECK;
 
 /** Begins a read transaction; end it with hk_txn_end soon: it holds back page reuse. */
-int hk_store_read(hk_store *store, hk_txn **out) HK_MUST_CHECK;
+int hk_kv_read(hk_kv_env *store, hk_txn **out) HK_MUST_CHECK;
 
-/** Ends a read transaction begun with hk_store_read; every hk_val from it becomes invalid. */
+/** Ends a read transaction begun with hk_kv_read; every hk_val from it becomes invalid. */
 void hk_txn_end(hk_txn *txn);
 
 /** Looks up key; HK_ENOTFOUND when absent. */
@@ -161,10 +161,10 @@ int hk_delete_run(hk_txn *txn, enum hk_db db, const hk_val *from,
 size_t hk_count(hk_txn *txn, enum hk_db db);
 
 /** Current map size and bytes in use, for logs and the benchmark. */
-void hk_store_usage(hk_store *store, uint64_t *map_size, uint64_t *used);
+void hk_kv_usage(hk_kv_env *store, uint64_t *map_size, uint64_t *used);
 
 /** Counters since open: commits and write requests committed. */
-void hk_store_counters(const hk_store *store, uint64_t *commits, uint64_t *writes);
+void hk_kv_counters(const hk_kv_env *store, uint64_t *commits, uint64_t *writes);
 
 /** Big-endian encoders for integer keys. */
 static inline void hk_be32(uint8_t *p, uint32_t v)

@@ -5,7 +5,7 @@
  * is open. Every transaction therefore holds `resize` shared; a resize takes
  * it exclusively. The one writer is the threadpool job (or the CLI).
  */
-#include "store.h"
+#include "kv.h"
 
 #include <errno.h>
 #include <lmdb.h>
@@ -41,7 +41,7 @@ static const struct {
 
 struct hk_txn {
     MDB_txn *txn;
-    hk_store *store;
+    hk_kv_env *store;
     bool write;
     /* The first LMDB error that left the transaction unusable (LMDB then
      * refuses its commit). Kept here because an apply may report it as an
@@ -63,7 +63,7 @@ struct hk_cursor {
 /* The map grows by half its size, at least by this much. */
 #define GROW_MIN (64u << 20)
 
-struct hk_store {
+struct hk_kv_env {
     MDB_env *env;
     MDB_dbi dbi[HK_DB__COUNT];
     uv_loop_t *loop;
@@ -95,9 +95,9 @@ static int map_err(int rc)
     }
 }
 
-int hk_store_open(hk_store **out, const char *dir, uint64_t map_size, uint32_t max_batch, uv_loop_t *loop)
+int hk_kv_open(hk_kv_env **out, const char *dir, uint64_t map_size, uint32_t max_batch, uv_loop_t *loop)
 {
-    hk_store *s = hk_calloc(1, sizeof(*s));
+    hk_kv_env *s = hk_calloc(1, sizeof(*s));
     int rc;
     s->loop = loop;
     s->max_batch = max_batch ? max_batch : 1;
@@ -145,7 +145,7 @@ fail_free:
     return HK_ESTORE;
 }
 
-void hk_store_close(hk_store *s)
+void hk_kv_close(hk_kv_env *s)
 {
     if (s == NULL)
         return;
@@ -156,14 +156,14 @@ void hk_store_close(hk_store *s)
     free(s);
 }
 
-bool hk_store_busy(const hk_store *s)
+bool hk_kv_busy(const hk_kv_env *s)
 {
     return s->working || s->queue_head != NULL;
 }
 
 /* Adopts a map grown by another process, or grows ours by half again (at
  * least 64 MiB) after MDB_MAP_FULL. Called with no transaction open here. */
-static void grow_map(hk_store *s, bool adopt)
+static void grow_map(hk_kv_env *s, bool adopt)
 {
     uv_rwlock_wrlock(&s->resize);
     if (adopt) {
@@ -186,7 +186,7 @@ static void grow_map(hk_store *s, bool adopt)
 
 /* Begins a transaction holding the resize lock shared; handles a map that
  * another process (the CLI) has grown meanwhile. */
-static int txn_begin(hk_store *s, bool write, MDB_txn **txn)
+static int txn_begin(hk_kv_env *s, bool write, MDB_txn **txn)
 {
     for (;;) {
         uv_rwlock_rdlock(&s->resize);
@@ -200,7 +200,7 @@ static int txn_begin(hk_store *s, bool write, MDB_txn **txn)
     }
 }
 
-int hk_store_read(hk_store *s, hk_txn **out)
+int hk_kv_read(hk_kv_env *s, hk_txn **out)
 {
     hk_txn *t;
     int rc;
@@ -240,7 +240,7 @@ void hk_txn_end(hk_txn *t)
 {
     if (t == NULL)
         return;
-    hk_store *s = t->store;
+    hk_kv_env *s = t->store;
     if (t == &s->rtxn) {
         mdb_txn_reset(t->txn);
         s->rtxn_busy = false;
@@ -410,7 +410,7 @@ size_t hk_count(hk_txn *t, enum hk_db db)
     return st.ms_entries;
 }
 
-void hk_store_usage(hk_store *s, uint64_t *map_size, uint64_t *used)
+void hk_kv_usage(hk_kv_env *s, uint64_t *map_size, uint64_t *used)
 {
     MDB_envinfo info;
     MDB_stat st;
@@ -420,7 +420,7 @@ void hk_store_usage(hk_store *s, uint64_t *map_size, uint64_t *used)
     *used = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
 }
 
-void hk_store_counters(const hk_store *s, uint64_t *commits, uint64_t *writes)
+void hk_kv_counters(const hk_kv_env *s, uint64_t *commits, uint64_t *writes)
 {
     *commits = s->commits;
     *writes = s->writes;
@@ -438,7 +438,7 @@ static int batch_fate(const hk_txn *t)
     return t->broken != 0 ? map_err(t->broken) : 0;
 }
 
-int hk_store_write_sync(hk_store *s, int (*fn)(hk_txn *txn, void *arg), void *arg)
+int hk_kv_write_sync(hk_kv_env *s, int (*fn)(hk_txn *txn, void *arg), void *arg)
 {
     for (int attempt = 0;; attempt++) {
         MDB_txn *txn;
@@ -469,7 +469,7 @@ int hk_store_write_sync(hk_store *s, int (*fn)(hk_txn *txn, void *arg), void *ar
 /* Runs on a threadpool thread: applies the whole batch in one transaction. */
 static void batch_work(uv_work_t *req)
 {
-    hk_store *s = hk_container_of(req, hk_store, work);
+    hk_kv_env *s = hk_container_of(req, hk_kv_env, work);
     for (int attempt = 0;; attempt++) {
         MDB_txn *txn;
         int rc = txn_begin(s, true, &txn);
@@ -521,11 +521,11 @@ static void batch_work(uv_work_t *req)
     }
 }
 
-static void start_batch(hk_store *s);
+static void start_batch(hk_kv_env *s);
 
 static void batch_done(uv_work_t *req, int status)
 {
-    hk_store *s = hk_container_of(req, hk_store, work);
+    hk_kv_env *s = hk_container_of(req, hk_kv_env, work);
     hk_write *w = s->batch;
     int bs = status != 0 ? HK_ESTORE : s->batch_status;
     if (bs != 0)
@@ -547,7 +547,7 @@ static void batch_done(uv_work_t *req, int status)
     }
 }
 
-static void start_batch(hk_store *s)
+static void start_batch(hk_kv_env *s)
 {
     if (s->working || s->queue_head == NULL)
         return;
@@ -571,7 +571,7 @@ static void start_batch(hk_store *s)
     }
 }
 
-void hk_store_submit(hk_store *s, hk_write *w)
+void hk_kv_submit(hk_kv_env *s, hk_write *w)
 {
     w->next = NULL;
     w->status = 0;
