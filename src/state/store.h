@@ -1,0 +1,351 @@
+/*
+ * store.h: the storage seam. Everything above the state layer changes state
+ * only by submitting typed operations here and reads it only through the
+ * typed queries below; nothing above it sees a transaction, a key or a
+ * stored byte.
+ *
+ * Operations. An hk_op is a plain description of one change (a signal with
+ * its fan-out, a delivery outcome, a webhook saved, a key revoked, a prune
+ * step...). It carries every input its application needs, including the
+ * time (now_ms) and any random values (EventIds), so applying it is
+ * deterministic: the same op applied to the same state gives the same
+ * result. That is what lets a write-ahead log replay ops after a crash and a
+ * second engine (PostgreSQL) apply them on another node. Rules that must be
+ * decided against the stored state at commit time (a webhook's consecutive
+ * failures reaching disable_after, an Idempotency-Key seen before, an
+ * extension already taken) are applied by the engine, from the op's inputs,
+ * inside the commit; their results come back in the op's out fields.
+ *
+ * Commits. hk_store_submit queues an op; the engine applies many ops in one
+ * transaction (group commit, one device sync per group, off the loop) and
+ * then runs each op's done callback on the loop, with status 0 only once
+ * the change is durable: a 2xx is sent from done, never before. An op that
+ * fails (HK_EEXIST, HK_ELOCKED, HK_ENOTFOUND...) changes nothing and does
+ * not fail the others in its group. The op's inputs must stay valid and
+ * unchanged until done runs; the out fields are written by the engine and
+ * read in done.
+ *
+ * Queries. Registry reads (webhooks, statistics, users, keys, nodes,
+ * accounts, event types) are synchronous and never block: the LMDB engine
+ * reads its memory map, a remote engine its in-memory copy. Bulk reads (due
+ * deliveries, attempt records) visit typed records through a callback.
+ *
+ * Errors: every function returns 0 or a negative HK_E* / UV_E* code.
+ */
+#ifndef HK_STORE_H
+#define HK_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "common.h"
+#include "model.h"
+
+typedef struct hk_store hk_store;
+
+/* ---- opening ---------------------------------------------------------------- */
+
+/** How to open the store. */
+typedef struct hk_store_opts {
+    const char *data_dir; /**< directory of the embedded engine's files */
+    uint64_t map_size;    /**< initial LMDB map size in bytes; grows when full */
+    uint32_t max_batch;   /**< ops per group commit at most */
+} hk_store_opts;
+
+/**
+ * Opens (creating when missing) the store. loop is the loop done callbacks
+ * run on; NULL for a process that only uses hk_store_apply (the CLI). On
+ * success *out is owned by the caller until hk_store_close.
+ */
+int hk_store_open(hk_store **out, uv_loop_t *loop, const hk_store_opts *o) HK_MUST_CHECK;
+
+/** Closes the store. No op may be in flight (hk_store_busy is false). Safe on NULL. */
+void hk_store_close(hk_store *s);
+
+/** True while ops are queued or being committed. */
+bool hk_store_busy(const hk_store *s);
+
+/** Counters since open: commits and ops committed; map size and bytes used. */
+typedef struct hk_store_counters {
+    uint64_t commits;  /**< group commits */
+    uint64_t ops;      /**< ops committed */
+    uint64_t map_size; /**< bytes mapped */
+    uint64_t used;     /**< bytes in use */
+} hk_store_counters;
+
+void hk_store_get_counters(hk_store *s, hk_store_counters *out);
+
+/* ---- operations ----------------------------------------------------------------- */
+
+enum hk_op_type {
+    HK_OP_SIGNAL = 1,      /**< an event accepted, with its fan-out and Idempotency-Key */
+    HK_OP_OUTCOME,         /**< a queued delivery's attempt finished */
+    HK_OP_ATTEMPT,         /**< a synchronous call's attempt: counted and logged, nothing queued */
+    HK_OP_RESEND,          /**< queue an event for a webhook again */
+    HK_OP_WEBHOOK_PUT,     /**< create or replace a webhook */
+    HK_OP_WEBHOOK_DELETE,  /**< delete a webhook, its statistics and indexes */
+    HK_OP_WEBHOOK_LOCK,    /**< set or clear the operator lock */
+    HK_OP_QUEUE_DROP,      /**< remove a bounded run of a deleted webhook's queue entries */
+    HK_OP_USER_PUT,        /**< create or replace a user */
+    HK_OP_KEY_PUT,         /**< store a new API key */
+    HK_OP_KEY_REVOKE,      /**< revoke a key by its short id or its hash */
+    HK_OP_NODE_PUT,        /**< create or replace a node */
+    HK_OP_ACCOUNT_PUT,     /**< create or replace an account */
+    HK_OP_PRUNE            /**< one bounded step of retention: attempt records, events, Idempotency-Keys */
+};
+
+/**
+ * A state event that an op stores in its own commit: `webhook{ID}.<kind>`
+ * delivered with Event "webhook.<kind>", PrimaryKey webhook_id and Data
+ * {"Reason": reason} to the webhooks subscribed to that exact name, never
+ * to webhook_id itself.
+ */
+typedef struct hk_state_event {
+    const char *kind;  /**< "errors", "stopped" or "started"; NULL = none */
+    const char *reason; /**< Data.Reason ("" when none) */
+    uint8_t uuid[16];  /**< its EventId, chosen by the submitter */
+} hk_state_event;
+
+typedef struct hk_op_signal {
+    /* in */
+    const char *name;        /**< event name */
+    int64_t primary_key;     /**< PrimaryKey */
+    const char *data;        /**< Data as compact JSON object text */
+    size_t data_len;         /**< bytes in data */
+    const char *changes;     /**< JSON array text of Data's keys */
+    size_t changes_len;      /**< bytes in changes */
+    uint32_t user_id;        /**< the signalling user */
+    uint8_t uuid[16];        /**< EventId, chosen by the submitter */
+    const char *idem_key;    /**< Idempotency-Key or NULL */
+    uint64_t idem_window_ms; /**< how long a key is remembered */
+    /* out */
+    uint64_t event_id;   /**< the stored event (or, when duplicate, the first one) */
+    bool duplicate;      /**< the key was seen within the window: nothing stored */
+    uint32_t *webhooks;  /**< webhooks a delivery was queued for (malloc'd; freed by hk_op_free) */
+    size_t nwebhooks;    /**< entries in webhooks */
+} hk_op_signal;
+
+typedef struct hk_op_outcome {
+    /* in */
+    hk_delivery delivery;    /**< the queue entry as loaded (its due time is part of its key) */
+    const hk_attempt *rec;   /**< the attempt record to log (id assigned by the engine) */
+    bool is410;              /**< the receiver answered 410 Gone: disable now */
+    uint64_t next_due_ms;    /**< failure with a retry: when it is due; 0 when none follows */
+    uint32_t disable_after;  /**< consecutive failures that disable an unlocked webhook */
+    hk_state_event on_disable; /**< stored when this outcome disables the webhook (kind "errors") */
+    /* out */
+    bool vanished;  /**< the entry or its webhook is gone: nothing was recorded */
+    bool disabled;  /**< this outcome set the webhook to TooManyErrors */
+    uint64_t log_id; /**< the attempt record's id */
+} hk_op_outcome;
+
+typedef struct hk_op_attempt {
+    /* in */
+    const hk_attempt *rec;     /**< the attempt record to log */
+    bool is410;                /**< the receiver answered 410 Gone */
+    uint32_t disable_after;    /**< as in hk_op_outcome */
+    hk_state_event on_disable; /**< as in hk_op_outcome */
+    /* out */
+    bool disabled;   /**< this attempt set the webhook to TooManyErrors */
+    uint64_t log_id; /**< the attempt record's id */
+} hk_op_attempt;
+
+typedef struct hk_op_resend {
+    uint32_t webhook_id; /**< the webhook (HK_ENOTFOUND when gone) */
+    uint64_t event_id;   /**< the event (HK_ENOTFOUND when pruned) */
+} hk_op_resend;
+
+typedef struct hk_op_webhook_put {
+    /* in */
+    const hk_webhook *webhook; /**< the complete new record; id 0 creates one */
+    bool by_client;            /**< HK_ELOCKED when the stored webhook is locked */
+    hk_state_event event;      /**< a state event stored in the same commit (kind NULL: none) */
+    /* out */
+    uint32_t id; /**< the webhook's id (assigned on create) */
+} hk_op_webhook_put;
+
+typedef struct hk_op_webhook_delete {
+    uint32_t id;    /**< HK_ENOTFOUND when absent */
+    bool by_client; /**< HK_ELOCKED when locked */
+} hk_op_webhook_delete;
+
+typedef struct hk_op_webhook_lock {
+    uint32_t id; /**< HK_ENOTFOUND when absent */
+    bool locked; /**< the new lock */
+} hk_op_webhook_lock;
+
+typedef struct hk_op_queue_drop {
+    uint32_t webhook_id; /**< a deleted webhook */
+    uint32_t max;        /**< entries removed at most */
+    bool more;           /**< out: entries remain */
+} hk_op_queue_drop;
+
+typedef struct hk_op_user_put {
+    hk_user user; /**< id 0 creates (id assigned); HK_EEXIST when the code is taken by another user */
+    uint32_t id;  /**< out: the user's id */
+} hk_op_user_put;
+
+typedef struct hk_op_key_put {
+    hk_key key; /**< HK_ENOTFOUND when the user does not exist, HK_EEXIST when the hash does */
+} hk_op_key_put;
+
+typedef struct hk_op_key_revoke {
+    char short_id[9]; /**< revoke the key with this short id, or, when "", */
+    uint8_t hash[32]; /**< the key with this hash; HK_ENOTFOUND when none */
+} hk_op_key_revoke;
+
+typedef struct hk_op_node_put {
+    hk_node node; /**< HK_EINVAL when the parent chain is missing, cyclic or too deep */
+} hk_op_node_put;
+
+typedef struct hk_op_account_put {
+    hk_account account; /**< HK_EINVAL when its node does not exist */
+} hk_op_account_put;
+
+typedef struct hk_op_prune {
+    /* in */
+    uint64_t attempts_before_ms; /**< attempt records older than this go */
+    uint64_t events_before_ms;   /**< events older than this go, with their queue entries */
+    uint32_t max;                /**< records removed at most */
+    /* out */
+    bool more;          /**< out: the step stopped at max */
+    uint64_t removed;   /**< out: records removed */
+    uint64_t dropped_deliveries; /**< out: queue entries removed with their expired events */
+} hk_op_prune;
+
+/** One operation. The union member is the one type names. */
+typedef struct hk_op {
+    enum hk_op_type type;
+    uint64_t now_ms; /**< the time the op is applied as: decided by the submitter */
+    union {
+        hk_op_signal signal;
+        hk_op_outcome outcome;
+        hk_op_attempt attempt;
+        hk_op_resend resend;
+        hk_op_webhook_put webhook_put;
+        hk_op_webhook_delete webhook_delete;
+        hk_op_webhook_lock webhook_lock;
+        hk_op_queue_drop queue_drop;
+        hk_op_user_put user_put;
+        hk_op_key_put key_put;
+        hk_op_key_revoke key_revoke;
+        hk_op_node_put node_put;
+        hk_op_account_put account_put;
+        hk_op_prune prune;
+    } u;
+} hk_op;
+
+/** Frees what the engine allocated in op's out fields (signal.webhooks). */
+void hk_op_free_out(hk_op *op);
+
+/**
+ * Serialises op's inputs (for a write-ahead log): *out is malloc'd, the
+ * caller frees it. hk_op_decode reads them back into op, whose pointers
+ * then point into buf (which must outlive op).
+ */
+int hk_op_encode(const hk_op *op, uint8_t **out, size_t *len) HK_MUST_CHECK;
+int hk_op_decode(hk_op *op, const uint8_t *buf, size_t len) HK_MUST_CHECK;
+
+/** A submitted op. Embed it in the caller's struct; recover that with hk_container_of. */
+typedef struct hk_commit hk_commit;
+struct hk_commit {
+    hk_op op; /**< the change */
+    /** Runs on the loop once the op is durable (status 0) or failed (a negative code). */
+    void (*done)(hk_commit *c, int status);
+    /* Internal to the store. */
+    int status;
+    hk_commit *next;
+};
+
+/** Queues c; c->done runs on the loop later, never from inside this call. */
+void hk_store_submit(hk_store *s, hk_commit *c);
+
+/** Applies op in its own transaction on the calling thread and commits it (CLI, start-up). */
+int hk_store_apply(hk_store *s, hk_op *op) HK_MUST_CHECK;
+
+/* ---- registry queries (synchronous, never blocking) ------------------------------- */
+
+/** Webhook id into *out (which the caller frees with hk_webhook_free). HK_ENOTFOUND when absent. */
+int hk_store_webhook_get(hk_store *s, uint32_t id, hk_webhook *out) HK_MUST_CHECK;
+
+/** A webhook's statistics (zeros when it has none yet). */
+int hk_store_webhook_stats(hk_store *s, uint32_t id, hk_webhook_stats *out) HK_MUST_CHECK;
+
+/** The webhook whose extension is exactly ext. HK_ENOTFOUND when none. */
+int hk_store_webhook_by_extension(hk_store *s, const char *ext, uint32_t *id) HK_MUST_CHECK;
+
+/**
+ * Calls fn for every webhook in id order, from the first id >= from_id,
+ * until fn returns non-zero (returned). w and st are borrowed for the call.
+ */
+int hk_store_webhooks_each(hk_store *s, uint32_t from_id,
+                           int (*fn)(const hk_webhook *w, const hk_webhook_stats *st, void *arg), void *arg);
+
+/** Event types (names ever subscribed or signalled) in id order; fn as above. */
+int hk_store_event_types_each(hk_store *s, int (*fn)(uint32_t id, const char *name, void *arg), void *arg);
+
+/** Looks an event type up by name. HK_ENOTFOUND when unknown. */
+int hk_store_event_type_id(hk_store *s, const char *name, uint32_t *id) HK_MUST_CHECK;
+
+int hk_store_user_get(hk_store *s, uint32_t id, hk_user *out) HK_MUST_CHECK;
+/** By login code, case-insensitively. */
+int hk_store_user_by_code(hk_store *s, const char *code, hk_user *out) HK_MUST_CHECK;
+/** The key with this SHA-256 and its user. HK_ENOTFOUND when unknown (revoked keys are found: check key->revoked). */
+int hk_store_key_get(hk_store *s, const uint8_t hash[32], hk_key *key, hk_user *user) HK_MUST_CHECK;
+/** Users in id order; fn as above. */
+int hk_store_users_each(hk_store *s, int (*fn)(const hk_user *u, void *arg), void *arg);
+/** Keys of user_id (0: every key); fn as above. */
+int hk_store_keys_each(hk_store *s, uint32_t user_id, int (*fn)(const hk_key *k, void *arg), void *arg);
+/** Number of users. */
+int hk_store_user_count(hk_store *s, size_t *n) HK_MUST_CHECK;
+
+int hk_store_node_get(hk_store *s, uint32_t id, hk_node *out) HK_MUST_CHECK;
+int hk_store_account_get(hk_store *s, uint32_t id, hk_account *out) HK_MUST_CHECK;
+/** Nodes and accounts in id order; fn as above. */
+int hk_store_nodes_each(hk_store *s, int (*fn)(const hk_node *n, void *arg), void *arg);
+int hk_store_accounts_each(hk_store *s, int (*fn)(const hk_account *a, void *arg), void *arg);
+/** True when node is top or below it (0 = no limit: always true). *within is set; errors are returned. */
+int hk_store_node_within(hk_store *s, uint32_t node, uint32_t top, bool *within) HK_MUST_CHECK;
+
+/* ---- bulk queries ---------------------------------------------------------------------- */
+
+/** An event by id into *out (the caller frees it with hk_event_free). HK_ENOTFOUND when pruned. */
+int hk_store_event_get(hk_store *s, uint64_t id, hk_event *out) HK_MUST_CHECK;
+
+/**
+ * One pass over the pending queue in (webhook, due, event) order.
+ * For each webhook with entries, webhook() says how many of its due
+ * entries the caller wants (0 skips it: parked, gone, or its share is
+ * full); then delivery() is called for each due entry (due <= now_ms) with
+ * its event, up to that many, until it returns false (which ends the
+ * whole pass). Entries whose event is gone are skipped with a warning.
+ * d and ev are borrowed for the call.
+ */
+typedef struct hk_due_scan {
+    uint64_t now_ms; /**< in: what counts as due */
+    uint32_t (*webhook)(uint32_t webhook_id, void *arg);
+    bool (*delivery)(const hk_delivery *d, const hk_event *ev, void *arg);
+    void *arg;
+    uint64_t next_due_ms; /**< out: the earliest due time > now_ms seen (UINT64_MAX when none) */
+    bool stopped;         /**< out: delivery() ended the pass early */
+} hk_due_scan;
+
+int hk_store_scan_due(hk_store *s, hk_due_scan *scan) HK_MUST_CHECK;
+
+/** Queue entries of webhook id: how many, and how many are due at now_ms. */
+int hk_store_pending(hk_store *s, uint32_t webhook_id, uint64_t now_ms, uint64_t *pending, uint64_t *due) HK_MUST_CHECK;
+
+/**
+ * Attempt records of webhook_id, newest first when newest_first, starting
+ * at log id from_id (0: at the newest or oldest). fn returns non-zero to
+ * stop (returned). a is borrowed for the call.
+ */
+int hk_store_attempts_each(hk_store *s, uint32_t webhook_id, uint64_t from_id, bool newest_first,
+                           int (*fn)(const hk_attempt *a, void *arg), void *arg);
+
+/** One attempt record into *out (freed with hk_attempt_free). HK_ENOTFOUND when absent or pruned. */
+int hk_store_attempt_get(hk_store *s, uint32_t webhook_id, uint64_t log_id, hk_attempt *out) HK_MUST_CHECK;
+
+#endif
