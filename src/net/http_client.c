@@ -29,6 +29,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "buf.h"
 #include "log.h"
 #include "ssrf.h"
 #include "tls.h"
@@ -118,10 +119,8 @@ struct creq {
     char status_line[MAX_REASON_LEN + 32];
     char reason[MAX_REASON_LEN + 1];
     size_t reason_len;
-    char *rhead; /* "Name: value\r\n" lines */
-    size_t rhead_len, rhead_cap;
-    char *body;
-    size_t body_len, body_cap;
+    hk_buf rhead; /* "Name: value\r\n" lines, at most HK_CLIENT_MAX_RESPONSE_HEAD - 1 bytes */
+    hk_buf body;  /* at most max_response_bytes */
     bool truncated;
     int cb_error; /* set by a parser callback that gives up */
     const char *cb_error_text;
@@ -170,22 +169,12 @@ static int cb_fail(struct creq *r, int err, const char *text)
 
 static int head_append(struct creq *r, const char *at, size_t len)
 {
-    if (r->rhead_len + len + 1 > HK_CLIENT_MAX_RESPONSE_HEAD)
+    /* The peer decides how much this grows: fail the request, not the process. */
+    int rc = hk_buf_try_append(&r->rhead, at, len, HK_CLIENT_MAX_RESPONSE_HEAD - 1);
+    if (rc == HK_ETOOBIG)
         return cb_fail(r, HK_ETOOBIG, "response header block too large");
-    if (r->rhead_len + len + 1 > r->rhead_cap) {
-        size_t cap = r->rhead_cap ? r->rhead_cap : 1024;
-        while (cap < r->rhead_len + len + 1)
-            cap *= 2;
-        /* The peer decides how much this grows: fail the request, not the process. */
-        char *p = realloc(r->rhead, cap);
-        if (p == NULL)
-            return cb_fail(r, UV_ENOMEM, "out of memory for the response header block");
-        r->rhead = p;
-        r->rhead_cap = cap;
-    }
-    memcpy(r->rhead + r->rhead_len, at, len);
-    r->rhead_len += len;
-    r->rhead[r->rhead_len] = '\0';
+    if (rc != 0)
+        return cb_fail(r, rc, "out of memory for the response header block");
     return 0;
 }
 
@@ -193,7 +182,7 @@ static int on_message_begin(llhttp_t *p)
 {
     struct creq *r = p->data;
     /* Also runs for the final response after a 1xx: forget the interim one. */
-    r->rhead_len = 0;
+    hk_buf_reset(&r->rhead);
     r->reason_len = 0;
     r->reason[0] = '\0';
     r->headers_done = false;
@@ -239,8 +228,6 @@ static int on_headers_complete(llhttp_t *p)
     r->headers_done = true;
     snprintf(r->status_line, sizeof(r->status_line), "HTTP/%d.%d %d%s%s", p->http_major, p->http_minor, p->status_code,
              r->reason_len ? " " : "", r->reason);
-    if (r->rhead == NULL && head_append(r, "", 0) != 0)
-        return -1;
     /* The response to HEAD has no body whatever its headers say. */
     return r->head_only && p->status_code >= 200 ? 1 : 0;
 }
@@ -249,28 +236,15 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     struct creq *r = p->data;
     size_t max = r->c->o.max_response_bytes;
-    size_t keep = r->body_len < max ? max - r->body_len : 0;
+    size_t keep = r->body.len < max ? max - r->body.len : 0;
     if (keep > len)
         keep = len;
     if (keep < len)
         r->truncated = true;
     if (keep == 0)
         return 0;
-    if (r->body_len + keep + 1 > r->body_cap) {
-        size_t cap = r->body_cap ? r->body_cap : 4096;
-        while (cap < r->body_len + keep + 1)
-            cap *= 2;
-        if (cap > max + 1)
-            cap = max + 1;
-        char *b = realloc(r->body, cap);
-        if (b == NULL)
-            return cb_fail(r, UV_ENOMEM, "out of memory for the response body");
-        r->body = b;
-        r->body_cap = cap;
-    }
-    memcpy(r->body + r->body_len, at, keep);
-    r->body_len += keep;
-    r->body[r->body_len] = '\0';
+    if (hk_buf_try_append(&r->body, at, keep, max) != 0)
+        return cb_fail(r, UV_ENOMEM, "out of memory for the response body");
     return 0;
 }
 
@@ -279,7 +253,7 @@ static int on_message_complete(llhttp_t *p)
     struct creq *r = p->data;
     /* Interim responses (100 Continue, 103 Early Hints) precede the real one. */
     if (p->status_code >= 100 && p->status_code < 200 && p->status_code != 101) {
-        r->body_len = 0;
+        hk_buf_reset(&r->body);
         r->truncated = false;
         return 0;
     }
@@ -302,8 +276,8 @@ static void req_reset_response(struct creq *r)
     r->status_line[0] = '\0';
     r->reason_len = 0;
     r->reason[0] = '\0';
-    r->rhead_len = 0;
-    r->body_len = 0;
+    hk_buf_reset(&r->rhead);
+    hk_buf_reset(&r->body);
     r->cb_error = 0;
     r->cb_error_text = NULL;
     llhttp_init(&r->parser, HTTP_RESPONSE, &r->c->settings);
@@ -317,8 +291,8 @@ static void req_maybe_free(struct creq *r)
     hk_client *c = r->c;
     free(r->out);
     free(r->head);
-    free(r->rhead);
-    free(r->body);
+    hk_buf_free(&r->rhead);
+    hk_buf_free(&r->body);
     free(r);
     c->live--;
     client_maybe_freed(c);
@@ -357,10 +331,10 @@ static void req_finish(struct creq *r)
     res.error_text = r->error ? r->error_text : "";
     res.status = r->headers_done ? r->status : 0;
     res.status_line = r->headers_done ? r->status_line : "";
-    res.headers = r->headers_done && r->rhead ? r->rhead : "";
-    res.headers_len = r->headers_done ? r->rhead_len : 0;
-    res.body = r->body ? r->body : "";
-    res.body_len = r->body_len;
+    res.headers = r->headers_done ? hk_buf_cstr(&r->rhead) : "";
+    res.headers_len = r->headers_done ? r->rhead.len : 0;
+    res.body = hk_buf_cstr(&r->body);
+    res.body_len = r->body.len;
     res.body_truncated = r->truncated;
     res.request_head = r->sent ? r->head : "";
     res.duration_ms = ms_since(r->start_ns);
