@@ -11,7 +11,8 @@
   answers in time, and a restart finds what was stored.
 - The unit holds what an operator expects: a dedicated user, StateDirectory,
   LimitNOFILE above [server] max_connections, Restart=on-failure, a stop
-  timeout longer than [server] shutdown_timeout, and the hardening options.
+  timeout longer than [server] shutdown_timeout, and the hardening options,
+  which `systemd-analyze security` rates "OK" (and a copy without them not).
 """
 import os
 import re
@@ -115,6 +116,15 @@ class UnitServer(Server):
         return [self.bin] + list(rest) + ["--config", self.config]
 
 
+def exposure(path):
+    """systemd-analyze security's overall exposure level of a unit file (0 safest, 10 least safe)."""
+    p = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--no-pager", path], capture_output=True,
+                       text=True, timeout=60)
+    m = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", p.stdout + p.stderr)
+    assert m, "no exposure level from systemd-analyze security (%d):\n%s%s" % (p.returncode, p.stdout, p.stderr)
+    return float(m.group(1))
+
+
 def verify(path):
     p = subprocess.run(["systemd-analyze", "verify", path], capture_output=True, text=True, timeout=60)
     return p.returncode, (p.stdout + p.stderr).strip()
@@ -178,6 +188,15 @@ def test_the_unit_has_what_operators_expect_and_stops_in_time_with_work_in_fligh
                       ("ProtectHome", "yes"), ("CapabilityBoundingSet", "")):
         assert one(unit, "Service", key) == want, (key, svc.get(key))
     assert one(unit, "Install", "WantedBy") == "multi-user.target"
+
+    # systemd's own rating of the sandbox: "OK" (below 2.0); without the hardening lines it is far worse.
+    s = UnitServer(unit)
+    assert exposure(s.unit_path) < 2.0, exposure(s.unit_path)
+    bare = os.path.join(s.tmp, "bare.service")
+    with open(s.unit_path) as f, open(bare, "w") as out:
+        out.write(f.read().split("# Hardening:")[0] + "\n[Install]\nWantedBy=multi-user.target\n")
+    assert exposure(bare) > 5.0, exposure(bare)
+    s.remove()
 
     # SIGTERM with an Execute call in flight to a target that answers after the drain would end: hookd stops
     # by itself within shutdown_timeout (and exits 0), before systemd's TimeoutStopSec would SIGKILL it.
