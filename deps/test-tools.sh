@@ -26,7 +26,9 @@ done
 
 [ -z "$need_debian" ] && [ -z "$need_npm" ] && exit 0
 
-if [ "$(id -u)" != 0 ] && { [ -n "$need_debian" ] || [ ! -w "$(dirname "$TOOLS")" ]; }; then
+writable="$TOOLS"
+[ -d "$TOOLS" ] || writable=$(dirname "$TOOLS")
+if [ "$(id -u)" != 0 ] && { [ -n "$need_debian" ] || [ ! -w "$writable" ]; }; then
     echo "deps/test-tools.sh: missing:${need_debian:+ $need_debian (Debian)}$need_npm (run as root to install)" >&2
     exit 1
 fi
