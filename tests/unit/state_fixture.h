@@ -17,7 +17,7 @@
 static char fx_dir[64];
 
 /* A fresh directory for a store. */
-static void fx_mkdir(void)
+static inline void fx_mkdir(void)
 {
     snprintf(fx_dir, sizeof(fx_dir), "/tmp/hk-state-XXXXXX");
     if (mkdtemp(fx_dir) == NULL) {
@@ -26,7 +26,7 @@ static void fx_mkdir(void)
     }
 }
 
-static void fx_rmdir(void)
+static inline void fx_rmdir(void)
 {
     static const char *const files[] = {"data.mdb", "lock.mdb", "lock"};
     char path[128];
@@ -37,7 +37,7 @@ static void fx_rmdir(void)
     rmdir(fx_dir);
 }
 
-static hk_store *fx_open(uv_loop_t *loop)
+static inline hk_store *fx_open(uv_loop_t *loop)
 {
     hk_store_opts o = {.data_dir = fx_dir, .map_size = 8u << 20, .max_batch = 64};
     hk_store *s = NULL;
@@ -50,7 +50,7 @@ static hk_store *fx_open(uv_loop_t *loop)
 }
 
 /* A webhook named name subscribed to the given events (NULL-terminated), Active, with a URL. */
-static void fx_webhook(hk_webhook *w, const char *name, ...)
+static inline void fx_webhook(hk_webhook *w, const char *name, ...)
 {
     va_list ap;
     hk_webhook_init(w);
@@ -67,7 +67,7 @@ static void fx_webhook(hk_webhook *w, const char *name, ...)
 }
 
 /* Creates a webhook (by an operator) and returns its id. */
-static uint32_t fx_create(hk_store *s, hk_webhook *w)
+static inline uint32_t fx_create(hk_store *s, hk_webhook *w)
 {
     hk_op op = {.type = HK_OP_WEBHOOK_PUT, .now_ms = 1000};
     op.u.webhook_put.webhook = w;
@@ -78,7 +78,8 @@ static uint32_t fx_create(hk_store *s, hk_webhook *w)
 }
 
 /* Signals name at now; returns the op's status; the op (with its out fields) into *out when given. */
-static int fx_signal(hk_store *s, const char *name, uint64_t now, const char *idem_key, uint32_t user, hk_op *out)
+static inline int fx_signal(hk_store *s, const char *name, uint64_t now, const char *idem_key, uint32_t user,
+                            hk_op *out)
 {
     hk_op op = {.type = HK_OP_SIGNAL, .now_ms = now};
     hk_op_signal *sg = &op.u.signal;
