@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "date.h"
-#include "json_member.h"
+#include "json_patch.h"
 #include "view.h"
 
 const hk_wh_names hk_view_ecap_names = {
@@ -78,7 +78,9 @@ static int set_mailing_list(hk_webhook *w, const json_t *v, const char *prop, hk
 /* The member of in named name in any letter case; NULL for absent or null. */
 static json_t *member(const json_t *in, const char *name)
 {
-    return hk_json_member_value(in, name);
+    const char *k = hk_json_object_key(in, name, true);
+    json_t *v = k ? json_object_get(in, k) : NULL;
+    return json_is_null(v) ? NULL : v;
 }
 
 int hk_view_ecap_parse(const json_t *in, hk_webhook *w, uint32_t *event_type_id, hk_wh_err *err)
@@ -106,7 +108,8 @@ int hk_view_ecap_parse(const json_t *in, hk_webhook *w, uint32_t *event_type_id,
         (rc = hk_view_set_text(&w->secret, secret, "secret", err)) != 0 ||
         (rc = set_mailing_list(w, member(in, "mailingList"), "mailingList", err)) != 0)
         return rc;
-    json_t *ext = hk_json_member(in, "extension");
+    const char *ek = hk_json_object_key(in, "extension", true);
+    json_t *ext = ek ? json_object_get(in, ek) : NULL;
     if (ext != NULL && (rc = hk_view_set_extension(w, ext, "extension", err)) != 0)
         return rc;
     /* false on a webhook the server disabled keeps TooManyErrors: it is not active either way. */

@@ -5,7 +5,7 @@
 #include <strings.h>
 
 #include "date.h"
-#include "json_member.h"
+#include "json_patch.h"
 #include "view.h"
 
 const hk_wh_names hk_view_so_names = {
@@ -20,6 +20,14 @@ const hk_wh_names hk_view_so_names = {
     .notify = "ErrorsEmail",
     .extension = "Extension",
 };
+
+/* The member of in named name in any letter case; NULL for absent or null. */
+static json_t *member(const json_t *in, const char *name)
+{
+    const char *k = hk_json_object_key(in, name, true);
+    json_t *v = k ? json_object_get(in, k) : NULL;
+    return json_is_null(v) ? NULL : v;
+}
 
 static json_t *date_so(uint64_t ms)
 {
@@ -156,21 +164,21 @@ int hk_view_so_parse(const json_t *in, hk_webhook *w, hk_wh_err *err)
 {
     if (!json_is_object(in))
         return hk_wh_fail(err, 400, NULL, "the body must be a Webhook object");
-    json_t *url = hk_json_member_value(in, "TargetUrl");
+    json_t *url = member(in, "TargetUrl");
     int rc;
-    if ((rc = hk_view_set_text(&w->name, hk_json_member_value(in, "Name"), "Name", err)) != 0 ||
-        (rc = hk_view_set_events(w, hk_json_member_value(in, "Events"), "Events", err)) != 0)
+    if ((rc = hk_view_set_text(&w->name, member(in, "Name"), "Name", err)) != 0 ||
+        (rc = hk_view_set_events(w, member(in, "Events"), "Events", err)) != 0)
         return rc;
     if (url == NULL)
         return hk_wh_fail(err, 400, "TargetUrl", "TargetUrl is required");
     if ((rc = hk_view_set_text(&w->url, url, "TargetUrl", err)) != 0 ||
-        (rc = hk_view_set_text(&w->secret, hk_json_member_value(in, "Secret"), "Secret", err)) != 0 ||
-        (rc = hk_view_set_headers(w, hk_json_member_value(in, "Headers"), "Headers", err)) != 0 ||
-        (rc = set_notify_text(w, hk_json_member_value(in, "ErrorsEmail"), "ErrorsEmail", err)) != 0 ||
-        (rc = hk_view_set_extension(w, hk_json_member_value(in, "Extension"), "Extension", err)) != 0 ||
-        (rc = check_type(hk_json_member_value(in, "Type"), err)) != 0 ||
-        (rc = hk_view_set_properties(w, hk_json_member_value(in, "Properties"), "Properties", err)) != 0 ||
-        (rc = set_state(w, hk_json_member_value(in, "State"), err)) != 0)
+        (rc = hk_view_set_text(&w->secret, member(in, "Secret"), "Secret", err)) != 0 ||
+        (rc = hk_view_set_headers(w, member(in, "Headers"), "Headers", err)) != 0 ||
+        (rc = set_notify_text(w, member(in, "ErrorsEmail"), "ErrorsEmail", err)) != 0 ||
+        (rc = hk_view_set_extension(w, member(in, "Extension"), "Extension", err)) != 0 ||
+        (rc = check_type(member(in, "Type"), err)) != 0 ||
+        (rc = hk_view_set_properties(w, member(in, "Properties"), "Properties", err)) != 0 ||
+        (rc = set_state(w, member(in, "State"), err)) != 0)
         return rc;
     return 0;
 }

@@ -1,15 +1,14 @@
 /* webhook_rules.c: the limits and rules every stored webhook satisfies (see webhook_rules.h). */
 #include "webhook_rules.h"
 
-#include <arpa/inet.h>
 #include <mbedtls/base64.h>
-#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
-#define URL_HOST_MAX 255 /* bytes in a URL's host */
+#include "url.h"
+#include "utf8.h"
 
 int hk_wh_fail(hk_wh_err *err, int status, const char *field, const char *fmt, ...)
 {
@@ -22,16 +21,6 @@ int hk_wh_fail(hk_wh_err *err, int status, const char *field, const char *fmt, .
     return HK_EINVAL;
 }
 
-/* Characters (code points) in a valid UTF-8 string. */
-static size_t utf8_chars(const char *s)
-{
-    size_t n = 0;
-    for (; *s; s++)
-        if (((unsigned char)*s & 0xc0) != 0x80)
-            n++;
-    return n;
-}
-
 static bool has_ctl(const char *s)
 {
     for (; *s; s++)
@@ -42,132 +31,29 @@ static bool has_ctl(const char *s)
 
 /* ---- the target URL ----------------------------------------------------------
  *
- * The same grammar as the delivery's client (http_client.c parse_url):
- * what is saved here can be sent. Beyond it, the whole URL must be
- * printable ASCII without spaces.
+ * Parsed by hk_url_parse, as the delivery parses it: what is saved here can
+ * be sent.
  */
-
-struct url {
-    bool userinfo;               /* the authority holds an '@' */
-    bool ipv6;                   /* the host was a bracketed address */
-    char host[URL_HOST_MAX + 1]; /* without brackets */
-};
-
-static int url_parse(const char *s, struct url *u)
-{
-    memset(u, 0, sizeof(*u));
-    if (strncasecmp(s, "http://", 7) == 0)
-        s += 7;
-    else if (strncasecmp(s, "https://", 8) == 0)
-        s += 8;
-    else
-        return HK_EINVAL;
-    size_t alen = strcspn(s, "/?#");
-    const char *a = s, *aend = s + alen, *hend, *pstart = NULL;
-    if (memchr(a, '@', alen) != NULL) {
-        u->userinfo = true;
-        return HK_EINVAL;
-    }
-    if (a < aend && *a == '[') {
-        const char *rb = memchr(a, ']', alen);
-        if (rb == NULL || rb - a - 1 <= 0 || (size_t)(rb - a - 1) > URL_HOST_MAX)
-            return HK_EINVAL;
-        memcpy(u->host, a + 1, (size_t)(rb - a - 1));
-        struct in6_addr tmp;
-        if (inet_pton(AF_INET6, u->host, &tmp) != 1)
-            return HK_EINVAL;
-        u->ipv6 = true;
-        hend = rb + 1;
-        if (hend < aend) {
-            if (*hend != ':')
-                return HK_EINVAL;
-            pstart = hend + 1;
-        }
-    } else {
-        const char *colon = memchr(a, ':', alen);
-        hend = colon ? colon : aend;
-        if (hend == a || (size_t)(hend - a) > URL_HOST_MAX)
-            return HK_EINVAL;
-        for (const char *p = a; p < hend; p++) {
-            char ch = *p;
-            if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-' ||
-                  ch == '.' || ch == '_'))
-                return HK_EINVAL;
-            u->host[p - a] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
-        }
-        if (colon)
-            pstart = colon + 1;
-    }
-    if (pstart != NULL) {
-        if (pstart == aend || aend - pstart > 5)
-            return HK_EINVAL;
-        int port = 0;
-        for (const char *p = pstart; p < aend; p++) {
-            if (*p < '0' || *p > '9')
-                return HK_EINVAL;
-            port = port * 10 + (*p - '0');
-        }
-        if (port < 1 || port > 65535)
-            return HK_EINVAL;
-    }
-    return 0;
-}
-
-/*
- * Checks a literal address host against the guard. A name is resolved,
- * and checked, only when a delivery connects. IPv4 literals are read the
- * way the resolver reads them (inet_aton: "127.1" and "0x7f.0.0.1" are
- * 127.0.0.1 too).
- */
-static int url_check_target(const struct url *u, const char *url, const char *prop, const hk_ssrf *guard,
-                            hk_wh_err *err)
-{
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof(ss));
-    if (u->ipv6) {
-        struct sockaddr_in6 *sa = (struct sockaddr_in6 *)&ss;
-        sa->sin6_family = AF_INET6;
-        if (inet_pton(AF_INET6, u->host, &sa->sin6_addr) != 1)
-            return 0;
-    } else {
-        struct sockaddr_in *sa = (struct sockaddr_in *)&ss;
-        sa->sin_family = AF_INET;
-        if (inet_aton(u->host, &sa->sin_addr) == 0)
-            return 0;
-    }
-    char why[160] = "";
-    if (hk_ssrf_allowed(guard, (const struct sockaddr *)&ss, why, sizeof(why)))
-        return 0;
-    return hk_wh_fail(err, 400, prop,
-                      "%s %.200s cannot be delivered to: %s, which the SSRF guard refuses (a range "
-                      "[delivery] allow_targets can admit)",
-                      prop, url, why);
-}
 
 int hk_webhook_check_url(const char *url, const char *prop, const hk_ssrf *guard, hk_wh_err *err)
 {
-    size_t len = strlen(url);
-    if (len == 0)
+    if (*url == '\0')
         return hk_wh_fail(err, 400, prop, "%s is required", prop);
-    struct url u = {0};
-    bool printable = true;
-    for (const char *c = url; *c && printable; c++)
-        printable = (unsigned char)*c > 0x20 && (unsigned char)*c < 0x7f;
-    if (len > HK_WEBHOOK_URL_MAX || !printable || url_parse(url, &u) != 0) {
-        if (u.userinfo)
-            return hk_wh_fail(err, 400, prop,
-                              "%s must not hold a user name or password (user:password@host): deliveries "
-                              "cannot send them",
-                              prop);
-        const char *auth = strstr(url, "://");
-        auth = auth ? auth + 3 : url;
-        if (memchr(auth, '%', strcspn(auth, "/?#")) != NULL)
-            return hk_wh_fail(err, 400, prop, "%s: a host cannot hold '%%' (percent-encoding)", prop);
-        return hk_wh_fail(err, 400, prop,
-                          "%s must be an absolute http:// or https:// URL with a host (at most %d bytes)", prop,
+    hk_url u;
+    const char *why = "";
+    if (strlen(url) > HK_WEBHOOK_URL_MAX)
+        return hk_wh_fail(err, 400, prop, "%s must be an absolute http:// or https:// URL of at most %d bytes", prop,
                           HK_WEBHOOK_URL_MAX);
-    }
-    return guard != NULL ? url_check_target(&u, url, prop, guard, err) : 0;
+    if (hk_url_parse(url, &u, &why) != 0)
+        return hk_wh_fail(err, 400, prop, "%s must be an absolute http:// or https:// URL with a host: %s", prop, why);
+    /* A literal address is judged now; a name only when a delivery resolves it. */
+    hk_ssrf_refusal no;
+    if (guard != NULL && hk_ssrf_check_host(guard, u.host, &no) != 0)
+        return hk_wh_fail(err, 400, prop,
+                          "%s %.200s cannot be delivered to: %s is %s, which the SSRF guard refuses (a range "
+                          "[delivery] allow_targets can admit)",
+                          prop, url, no.addr, no.rule);
+    return 0;
 }
 
 /* ---- the other fields ------------------------------------------------------------ */
@@ -350,9 +236,9 @@ int hk_webhook_check(const hk_webhook *w, const hk_webhook *old, const hk_wh_nam
 {
     int rc;
 #define CHANGED(field) (old == NULL || !str_eq(w->field, old->field))
-    if (CHANGED(name) && utf8_chars(w->name) > HK_WEBHOOK_NAME_MAX)
+    if (CHANGED(name) && hk_utf8_chars(w->name, strlen(w->name)) > HK_WEBHOOK_NAME_MAX)
         return hk_wh_fail(err, 400, n->name, "%s must be at most %d characters", n->name, HK_WEBHOOK_NAME_MAX);
-    if (CHANGED(description) && utf8_chars(w->description) > HK_WEBHOOK_DESC_MAX)
+    if (CHANGED(description) && hk_utf8_chars(w->description, strlen(w->description)) > HK_WEBHOOK_DESC_MAX)
         return hk_wh_fail(err, 400, n->description, "%s must be at most %d characters", n->description,
                           HK_WEBHOOK_DESC_MAX);
     if (old == NULL || !strv_eq(w->events, w->nevents, old->events, old->nevents)) {
