@@ -74,6 +74,7 @@ static void op_finish(struct sync_op *op)
 static void on_recorded(int status, bool disabled, void *arg)
 {
     struct sync_op *op = arg;
+    hk_api_note_commit(op->app, status);
     /* The exchange happened whatever the log's fate: report it either way. */
     if (status != 0)
         hk_error("webhook %u: synchronous attempt could not be recorded: %s", op->webhook_id, hk_strerror(status));
