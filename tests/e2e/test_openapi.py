@@ -397,6 +397,7 @@ def test_every_operation_answers_as_its_schemas_say():
         so = c.call("POST", "/api/v1/Webhook", body=hook, expect=200).json()
         sid = so["WebhookId"]
         c.call("GET", "/api/v1/Webhook", expect=200)
+        c.call("GET", "/api/v1/Webhook", auth="basic:admin", expect=200)
         c.call("GET", "/api/v1/Webhook", query="?statusFilter=Active&nameFilter=cr&eventFilter=contact.created",
                expect=200)
         c.call("GET", "/api/v1/Webhook", query="?statusFilter=Sleeping", expect=400)
