@@ -31,6 +31,7 @@
 
 #include "buf.h"
 #include "log.h"
+#include "resolver.h"
 #include "ssrf.h"
 #include "tls.h"
 #include "url.h"
@@ -98,9 +99,8 @@ struct creq {
     hk_client_cb cb;
     void *arg;
     uv_timer_t total_timer, phase_timer;
-    uv_getaddrinfo_t gai;
+    hk_resolve_req *dns; /* the lookup in flight, NULL when none */
     int open_handles;
-    bool gai_pending;
     enum phase phase;
     struct origin *o;
     struct conn *conn;
@@ -127,20 +127,22 @@ struct creq {
 
     int error;
     char error_text[ERROR_TEXT_LEN];
+    hk_ssrf_refusal refused; /* the SSRF guard's refusal (rule "" when none) */
 };
 
 struct hk_client {
     uv_loop_t *loop;
     hk_client_opts o;
-    char *ca_file, *user_agent;
+    char *ca_file, *dns_servers, *user_agent;
     hk_ssrf *ssrf;
+    hk_resolver *resolver;
     hk_tls_ctx *tls;
     llhttp_settings_t settings;
     struct origin *origins;
     struct creq *active;
     size_t nactive;
     struct conn *conns;
-    size_t live;         /* requests, connections and the sentinel not yet freed */
+    size_t live;         /* requests, connections, the resolver and the sentinel not yet freed */
     uv_timer_t sentinel; /* closed last, so that `closed` always runs from the loop */
     bool closing;
     void (*closed)(void *arg);
@@ -286,7 +288,7 @@ static void req_reset_response(struct creq *r)
 
 static void req_maybe_free(struct creq *r)
 {
-    if (r->open_handles > 0 || r->gai_pending)
+    if (r->open_handles > 0)
         return;
     hk_client *c = r->c;
     free(r->out);
@@ -321,8 +323,10 @@ static void req_finish(struct creq *r)
     if (r->next)
         r->next->prev = r->prev;
     c->nactive--;
-    if (r->gai_pending)
-        uv_cancel((uv_req_t *)&r->gai); /* on_resolved still runs, and frees what it got */
+    if (r->dns != NULL) {
+        hk_resolve_cancel(r->dns); /* its callback will not run */
+        r->dns = NULL;
+    }
     uv_close((uv_handle_t *)&r->total_timer, req_handle_closed);
     uv_close((uv_handle_t *)&r->phase_timer, req_handle_closed);
 
@@ -340,6 +344,9 @@ static void req_finish(struct creq *r)
     res.duration_ms = ms_since(r->start_ns);
     res.reused = r->reused;
     res.tls_resumed = r->tls_resumed;
+    bool refused = r->error == HK_EFORBIDDEN && r->refused.rule[0] != '\0';
+    res.refused_addr = refused ? r->refused.addr : "";
+    res.refused_rule = refused ? r->refused.rule : "";
     r->cb(&res, r->arg);
 }
 
@@ -790,64 +797,51 @@ static void conn_open(struct creq *r, const struct sockaddr *sa)
 
 /* ---- DNS and the SSRF guard ---------------------------------------------------------- */
 
-static void on_resolved(uv_getaddrinfo_t *g, int status, struct addrinfo *res)
+static void on_resolved(int status, const struct sockaddr_storage *addrs, size_t n, const char *text, void *arg)
 {
-    struct creq *r = hk_container_of(g, struct creq, gai);
-    r->gai_pending = false;
-    if (r->done) {
-        uv_freeaddrinfo(res);
-        req_maybe_free(r);
-        return;
-    }
+    struct creq *r = arg;
+    r->dns = NULL;
     if (status != 0) {
-        req_fail(r, status, "DNS lookup for %s failed: %s", r->o->host, uv_strerror(status));
+        req_fail(r, status, "DNS lookup for %s failed: %s", r->o->host, text[0] ? text : uv_strerror(status));
         return;
     }
-    struct sockaddr_storage chosen;
-    bool found = false;
-    char why[200] = "", first_why[200] = "";
-    for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
-        if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
-            continue;
-        if (hk_ssrf_allowed(r->c->ssrf, ai->ai_addr, why, sizeof(why))) {
-            memcpy(&chosen, ai->ai_addr, ai->ai_addrlen);
-            found = true;
-            break;
-        }
-        if (first_why[0] == '\0')
-            snprintf(first_why, sizeof(first_why), "%s", why);
+    /* The first address the guard allows is used; when none is, the
+     * refusal of the first one is reported. */
+    const struct sockaddr_storage *chosen = NULL;
+    hk_ssrf_refusal why;
+    for (size_t i = 0; i < n && chosen == NULL; i++) {
+        if (hk_ssrf_check(r->c->ssrf, (const struct sockaddr *)&addrs[i], &why) == 0)
+            chosen = &addrs[i];
+        else if (r->refused.rule[0] == '\0')
+            r->refused = why;
     }
-    uv_freeaddrinfo(res);
-    if (!found) {
-        req_fail(r, HK_EFORBIDDEN, "refused by SSRF guard: %s",
-                 first_why[0] ? first_why : "no usable address for the host");
+    if (chosen == NULL) {
+        if (r->refused.rule[0] == '\0')
+            req_fail(r, HK_EFORBIDDEN, "refused by SSRF guard: no usable address for the host");
+        else
+            req_fail(r, HK_EFORBIDDEN, "refused by SSRF guard: %s is %s", r->refused.addr, r->refused.rule);
         return;
     }
+    struct sockaddr_storage sa = *chosen;
     uint16_t port = htons((uint16_t)r->o->port);
-    if (chosen.ss_family == AF_INET)
-        ((struct sockaddr_in *)&chosen)->sin_port = port;
+    if (sa.ss_family == AF_INET)
+        ((struct sockaddr_in *)&sa)->sin_port = port;
     else
-        ((struct sockaddr_in6 *)&chosen)->sin6_port = port;
-    conn_open(r, (struct sockaddr *)&chosen);
+        ((struct sockaddr_in6 *)&sa)->sin6_port = port;
+    conn_open(r, (struct sockaddr *)&sa);
 }
 
+/* Looks the origin's host up (IP literals too, answered without a query), bounded by the DNS timeout. */
 static void req_resolve(struct creq *r)
 {
-    struct addrinfo hints;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    /* Literals skip the lookup; names get only the families this host can reach. */
-    unsigned char tmp[16];
-    bool literal = inet_pton(AF_INET, r->o->host, tmp) == 1 || inet_pton(AF_INET6, r->o->host, tmp) == 1;
-    hints.ai_flags = literal ? AI_NUMERICHOST : AI_ADDRCONFIG;
     r->phase = PH_DNS;
-    int rc = uv_getaddrinfo(r->c->loop, &r->gai, on_resolved, r->o->host, NULL, &hints);
+    memset(&r->refused, 0, sizeof(r->refused));
+    int rc = hk_resolve(r->c->resolver, r->o->host, &r->dns, on_resolved, r);
     if (rc != 0) {
-        req_fail(r, rc, "DNS lookup for %s failed: %s", r->o->host, uv_strerror(rc));
+        req_fail(r, rc, "DNS lookup for %s failed: %s", r->o->host, hk_strerror(rc));
         return;
     }
-    r->gai_pending = true;
+    uv_timer_start(&r->phase_timer, on_phase_timeout, r->c->o.dns_timeout_ms, 0);
 }
 
 /* The phase timer: the deferred start, then the connect and first-byte limits. */
@@ -873,6 +867,12 @@ static void on_phase_timeout(uv_timer_t *t)
         }
         break;
     }
+    case PH_DNS:
+        hk_resolve_cancel(r->dns);
+        r->dns = NULL;
+        req_fail(r, UV_ETIMEDOUT, "DNS lookup for %s timed out after %llu ms", r->o->host,
+                 (unsigned long long)c->o.dns_timeout_ms);
+        break;
     case PH_CONNECT:
         req_fail(r, UV_ETIMEDOUT, "connect timeout after %llu ms", (unsigned long long)c->o.connect_timeout_ms);
         break;
@@ -954,16 +954,19 @@ int hk_client_create(hk_client **out, uv_loop_t *loop, const hk_client_opts *opt
 {
     hk_client *c = hk_calloc(1, sizeof(*c));
     char err[200] = "";
+    int rc;
     *out = NULL;
     if (hk_ssrf_create(&c->ssrf, opts->allow_targets, err, sizeof(err)) != 0) {
         hk_error("http client: allow_targets: %s", err);
-        free(c);
-        return HK_EINVAL;
+        rc = HK_EINVAL;
+        goto free_client;
     }
     c->o = *opts;
     c->ca_file = dup_or_null(opts->ca_file);
+    c->dns_servers = dup_or_null(opts->dns_servers);
     c->user_agent = hk_strdup(opts->user_agent && *opts->user_agent ? opts->user_agent : "hookd/" HK_VERSION);
     c->o.ca_file = c->ca_file;
+    c->o.dns_servers = c->dns_servers;
     c->o.user_agent = c->user_agent;
     c->o.allow_targets = NULL;
     if (c->o.connect_timeout_ms == 0)
@@ -976,14 +979,19 @@ int hk_client_create(hk_client **out, uv_loop_t *loop, const hk_client_opts *opt
         c->o.max_response_bytes = DEFAULT_MAX_RESPONSE_BYTES;
     if (c->o.idle_timeout_ms == 0)
         c->o.idle_timeout_ms = DEFAULT_IDLE_TIMEOUT_MS;
+    if (c->o.dns_timeout_ms == 0)
+        c->o.dns_timeout_ms = c->o.connect_timeout_ms;
     if (hk_tls_ctx_create(&c->tls, c->ca_file) != 0) {
         hk_error("http client: cannot seed the TLS random generator");
-        hk_ssrf_free(c->ssrf);
-        free(c->ca_file);
-        free(c->user_agent);
-        free(c);
-        return HK_ETLS;
+        rc = HK_ETLS;
+        goto free_strings;
     }
+    /* c-ares gives up on a query after its tries; the request's own DNS
+     * timer fails it sooner when dns_timeout is shorter. */
+    uint64_t try_ms = c->o.dns_timeout_ms / 2 > 0 ? c->o.dns_timeout_ms / 2 : 1;
+    hk_resolver_opts ro = {.servers = c->dns_servers, .try_timeout_ms = try_ms, .tries = 2};
+    if ((rc = hk_resolver_create(&c->resolver, loop, &ro)) != 0)
+        goto free_tls;
     /* Parse the CA bundle once now, not on the first delivery; a bundle that
      * cannot be loaded fails HTTPS requests with the reason, not the client. */
     if (hk_tls_ctx_load_ca(c->tls, NULL, err, sizeof(err)) != 0)
@@ -1001,9 +1009,20 @@ int hk_client_create(hk_client **out, uv_loop_t *loop, const hk_client_opts *opt
     c->settings.on_message_complete = on_message_complete;
     uv_timer_init(loop, &c->sentinel);
     c->sentinel.data = c;
-    c->live = 1;
+    c->live = 2; /* the sentinel and the resolver */
     *out = c;
     return 0;
+
+free_tls:
+    hk_tls_ctx_free(c->tls);
+free_strings:
+    free(c->ca_file);
+    free(c->dns_servers);
+    free(c->user_agent);
+    hk_ssrf_free(c->ssrf);
+free_client:
+    free(c);
+    return rc;
 }
 
 int hk_client_send(hk_client *c, const hk_client_request *req, hk_client_cb cb, void *arg)
@@ -1112,6 +1131,7 @@ static void client_maybe_freed(hk_client *c)
     hk_tls_ctx_free(c->tls);
     hk_ssrf_free(c->ssrf);
     free(c->ca_file);
+    free(c->dns_servers);
     free(c->user_agent);
     free(c);
     if (closed != NULL)
@@ -1121,6 +1141,13 @@ static void client_maybe_freed(hk_client *c)
 static void on_sentinel_closed(uv_handle_t *h)
 {
     hk_client *c = h->data;
+    c->live--;
+    client_maybe_freed(c);
+}
+
+static void on_resolver_closed(void *arg)
+{
+    hk_client *c = arg;
     c->live--;
     client_maybe_freed(c);
 }
@@ -1136,5 +1163,6 @@ void hk_client_close(hk_client *c, void (*closed)(void *arg), void *arg)
         req_fail(c->active, UV_ECANCELED, "canceled: the client is closing");
     while (c->conns != NULL)
         conn_close(c->conns);
+    hk_resolver_close(c->resolver, on_resolver_closed, c);
     uv_close((uv_handle_t *)&c->sentinel, on_sentinel_closed);
 }
