@@ -56,11 +56,22 @@ enum phase { PH_KICK, PH_DNS, PH_CONNECT, PH_WRITE, PH_WAIT };
 
 struct conn;
 
-/* Connections to one origin and what they share: the idle list and the TLS session. */
+/*
+ * Connections to one origin and what they share: the idle list and the TLS
+ * session. Requests and connections hold references; an origin nobody
+ * references is kept for idle_timeout (so its TLS session can resume the
+ * next connection) on the client's unused list, oldest first, and then
+ * freed, as is the oldest one past HK_CLIENT_MAX_UNUSED_ORIGINS: memory
+ * follows the live origins, not every target ever sent to.
+ */
 struct origin {
-    struct origin *next;
-    char *key;  /* scheme, host, port and TLS files: what a pooled connection must match */
-    char *name; /* "https://host:port", for logs */
+    struct origin *prev, *next;   /* all origins of the client */
+    struct origin *uprev, *unext; /* the unused list */
+    uint32_t refs;                /* requests and connections using it */
+    bool unused;                  /* on the unused list */
+    uint64_t unused_since;        /* loop time it became unused */
+    char *key;                    /* scheme, host, port and TLS files: what a pooled connection must match */
+    char *name;                   /* "https://host:port", for logs */
     bool tls;
     char *host; /* without brackets */
     int port;
@@ -139,10 +150,14 @@ struct hk_client {
     hk_tls_ctx *tls;
     llhttp_settings_t settings;
     struct origin *origins;
+    size_t norigins;
+    struct origin *unused_head, *unused_tail; /* unreferenced origins, oldest first */
+    size_t nunused;
+    uv_timer_t origin_timer; /* frees unused origins after idle_timeout */
     struct creq *active;
     size_t nactive;
     struct conn *conns;
-    size_t live;         /* requests, connections, the resolver and the sentinel not yet freed */
+    size_t live;         /* requests, connections, the resolver, the origin timer and the sentinel not yet freed */
     uv_timer_t sentinel; /* closed last, so that `closed` always runs from the loop */
     bool closing;
     void (*closed)(void *arg);
@@ -158,6 +173,7 @@ static void req_resolve(struct creq *r);
 static void conn_close(struct conn *cn);
 static void conn_send_request(struct conn *cn);
 static void client_maybe_freed(hk_client *c);
+static void origin_unref(hk_client *c, struct origin *o);
 static void on_phase_timeout(uv_timer_t *t);
 
 /* ---- response parsing ------------------------------------------------------------ */
@@ -291,6 +307,7 @@ static void req_maybe_free(struct creq *r)
     if (r->open_handles > 0)
         return;
     hk_client *c = r->c;
+    origin_unref(c, r->o);
     free(r->out);
     free(r->head);
     hk_buf_free(&r->rhead);
@@ -390,6 +407,7 @@ static void conn_handle_closed(uv_handle_t *h)
     if (--cn->open_handles > 0)
         return;
     hk_client *c = cn->c;
+    origin_unref(c, cn->o);
     hk_tls_conn_free(cn->tls);
     free(cn);
     c->live--;
@@ -774,6 +792,7 @@ static void conn_open(struct creq *r, const struct sockaddr *sa)
     struct conn *cn = hk_calloc(1, sizeof(*cn));
     cn->c = c;
     cn->o = r->o;
+    cn->o->refs++;
     uv_tcp_init(c->loop, &cn->tcp);
     uv_timer_init(c->loop, &cn->timer);
     cn->tcp.data = cn;
@@ -916,6 +935,83 @@ static char *dup_or_null(const char *s)
     return s != NULL && *s != '\0' ? hk_strdup(s) : NULL;
 }
 
+static void origin_free(hk_client *c, struct origin *o)
+{
+    if (o->prev)
+        o->prev->next = o->next;
+    else
+        c->origins = o->next;
+    if (o->next)
+        o->next->prev = o->prev;
+    c->norigins--;
+    hk_tls_session_free(o->session);
+    free(o->key);
+    free(o->name);
+    free(o->host);
+    free(o->ca_file);
+    free(o->cert);
+    free(o->key_file);
+    free(o);
+}
+
+static void unused_unlink(hk_client *c, struct origin *o)
+{
+    if (o->uprev)
+        o->uprev->unext = o->unext;
+    else
+        c->unused_head = o->unext;
+    if (o->unext)
+        o->unext->uprev = o->uprev;
+    else
+        c->unused_tail = o->uprev;
+    o->uprev = o->unext = NULL;
+    o->unused = false;
+    c->nunused--;
+}
+
+static void on_origin_timer(uv_timer_t *t);
+
+/* Frees the unused origins whose time is up and sets the timer for the next. */
+static void origins_sweep(hk_client *c)
+{
+    uint64_t now = uv_now(c->loop);
+    uint64_t linger = c->o.idle_timeout_ms;
+    while (c->unused_head != NULL &&
+           (now - c->unused_head->unused_since >= linger || c->nunused > HK_CLIENT_MAX_UNUSED_ORIGINS)) {
+        struct origin *o = c->unused_head;
+        unused_unlink(c, o);
+        origin_free(c, o);
+    }
+    if (c->unused_head == NULL)
+        uv_timer_stop(&c->origin_timer);
+    else
+        uv_timer_start(&c->origin_timer, on_origin_timer, c->unused_head->unused_since + linger - now, 0);
+}
+
+static void on_origin_timer(uv_timer_t *t)
+{
+    origins_sweep(t->data);
+}
+
+static void origin_unref(hk_client *c, struct origin *o)
+{
+    if (--o->refs > 0 || c->closing)
+        return; /* a closing client frees every origin at the end */
+    o->unused = true;
+    o->unused_since = uv_now(c->loop);
+    o->uprev = c->unused_tail;
+    o->unext = NULL;
+    if (c->unused_tail)
+        c->unused_tail->unext = o;
+    else
+        c->unused_head = o;
+    c->unused_tail = o;
+    c->nunused++;
+    if (c->nunused > HK_CLIENT_MAX_UNUSED_ORIGINS || !uv_is_active((uv_handle_t *)&c->origin_timer))
+        origins_sweep(c);
+}
+
+/* The origin of a request, found or made, with a reference for the request. */
 static struct origin *get_origin(hk_client *c, const hk_url *u, const hk_client_request *req)
 {
     const char *ca = u->tls && req->ca_file ? req->ca_file : "";
@@ -927,6 +1023,9 @@ static struct origin *get_origin(hk_client *c, const hk_url *u, const hk_client_
     for (struct origin *o = c->origins; o != NULL; o = o->next) {
         if (strcmp(o->key, k) == 0) {
             free(k);
+            if (o->unused)
+                unused_unlink(c, o);
+            o->refs++;
             return o;
         }
     }
@@ -943,8 +1042,12 @@ static struct origin *get_origin(hk_client *c, const hk_url *u, const hk_client_
     o->ca_file = dup_or_null(ca);
     o->cert = dup_or_null(cert);
     o->key_file = dup_or_null(key);
+    o->refs = 1;
     o->next = c->origins;
+    if (c->origins)
+        c->origins->prev = o;
     c->origins = o;
+    c->norigins++;
     return o;
 }
 
@@ -1009,7 +1112,9 @@ int hk_client_create(hk_client **out, uv_loop_t *loop, const hk_client_opts *opt
     c->settings.on_message_complete = on_message_complete;
     uv_timer_init(loop, &c->sentinel);
     c->sentinel.data = c;
-    c->live = 2; /* the sentinel and the resolver */
+    uv_timer_init(loop, &c->origin_timer);
+    c->origin_timer.data = c;
+    c->live = 3; /* the sentinel, the origin timer and the resolver */
     *out = c;
     return 0;
 
@@ -1111,23 +1216,19 @@ size_t hk_client_active(const hk_client *c)
     return c->nactive;
 }
 
+size_t hk_client_origins(const hk_client *c)
+{
+    return c->norigins;
+}
+
 static void client_maybe_freed(hk_client *c)
 {
     if (!c->closing || c->live > 0)
         return;
     void (*closed)(void *) = c->closed;
     void *arg = c->closed_arg;
-    for (struct origin *o = c->origins, *next; o != NULL; o = next) {
-        next = o->next;
-        hk_tls_session_free(o->session);
-        free(o->key);
-        free(o->name);
-        free(o->host);
-        free(o->ca_file);
-        free(o->cert);
-        free(o->key_file);
-        free(o);
-    }
+    while (c->origins != NULL)
+        origin_free(c, c->origins);
     hk_tls_ctx_free(c->tls);
     hk_ssrf_free(c->ssrf);
     free(c->ca_file);
@@ -1164,5 +1265,6 @@ void hk_client_close(hk_client *c, void (*closed)(void *arg), void *arg)
     while (c->conns != NULL)
         conn_close(c->conns);
     hk_resolver_close(c->resolver, on_resolver_closed, c);
+    uv_close((uv_handle_t *)&c->origin_timer, on_sentinel_closed);
     uv_close((uv_handle_t *)&c->sentinel, on_sentinel_closed);
 }

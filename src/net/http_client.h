@@ -5,7 +5,9 @@
  * POST (or any method) with a Content-Length body over plain TCP or TLS
  * (mbedTLS over memory BIOs on the libuv stream). Keep-alive connections are
  * pooled per origin (scheme, host, port) and reused; TLS sessions are
- * resumed on new connections to the same origin. DNS runs on the loop
+ * resumed on new connections to the same origin. An origin no request or
+ * connection uses is forgotten after idle_timeout_ms, so memory follows
+ * the origins in use, not every target ever sent to. DNS runs on the loop
  * (resolver.h, c-ares: never on the threadpool the group commit uses)
  * with its own timeout; every resolved address passes the SSRF guard
  * (ssrf.h) before a connection is made, and a refusal names the address
@@ -89,6 +91,9 @@ typedef struct hk_client_result {
 /** Called once per request on the loop thread (also with UV_ECANCELED when the client closes). */
 typedef void (*hk_client_cb)(const hk_client_result *res, void *arg);
 
+/** Origins without requests or connections kept at most (their TLS sessions with them); older ones are freed. */
+#define HK_CLIENT_MAX_UNUSED_ORIGINS 256
+
 /** Response status line plus header block kept at most; a longer head fails the request. */
 #define HK_CLIENT_MAX_RESPONSE_HEAD 65536
 
@@ -126,5 +131,12 @@ void hk_client_close(hk_client *c, void (*closed)(void *arg), void *arg);
 
 /** Number of requests in flight. */
 size_t hk_client_active(const hk_client *c);
+
+/**
+ * Origins (scheme, host, port, TLS files) the client holds state for: those
+ * with requests or connections, plus unused ones kept for idle_timeout_ms
+ * (at most HK_CLIENT_MAX_UNUSED_ORIGINS) so a TLS session can resume.
+ */
+size_t hk_client_origins(const hk_client *c);
 
 #endif

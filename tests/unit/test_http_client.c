@@ -940,6 +940,90 @@ static void test_dns(void)
     CHECK(bad == NULL);
 }
 
+static void run_for(uint64_t ms)
+{
+    static uv_timer_t t; /* closed asynchronously: must outlive the scope */
+    bool ticked = false;
+    uv_timer_init(&loop, &t);
+    t.data = &ticked;
+    uv_timer_start(&t, on_tick, ms, 0);
+    while (!ticked)
+        uv_run(&loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&t, NULL);
+}
+
+/* Origins nobody uses any more are forgotten: memory follows the live ones, not every target ever sent to. */
+static void test_origins_freed(void)
+{
+    char u[256];
+    struct outcome o;
+    hk_client_opts opts = base_opts();
+    opts.allow_targets = "127.0.0.0/8";
+    opts.idle_timeout_ms = 300;
+    hk_client *c = make_client(&opts);
+    CHECK_INT(hk_client_origins(c), 0);
+    /* One origin with a pooled connection, twenty whose connections are refused. */
+    post(c, url(u, sizeof(u), "http", "127.0.0.1", rx.http, "/echo"), "pooled", &o);
+    CHECK_INT(o.status, 200);
+    outcome_free(&o);
+    int port = closed_port();
+    for (int i = 0; i < 20; i++) {
+        char host[32];
+        snprintf(host, sizeof(host), "127.0.%d.%d", 1 + i / 200, 2 + i % 200);
+        post(c, url(u, sizeof(u), "http", host, port, "/"), "x", &o);
+        CHECK_INT(o.error, UV_ECONNREFUSED);
+        outcome_free(&o);
+    }
+    CHECK_INT(hk_client_origins(c), 21);
+    /* A TLS origin used again within idle_timeout resumes its session. */
+    hk_client_opts topts = base_opts();
+    topts.max_idle_per_origin = 0;
+    topts.idle_timeout_ms = 300;
+    hk_client *tc = make_client(&topts);
+    post(tc, url(u, sizeof(u), "https", "127.0.0.1", rx.https, "/echo"), "one", &o);
+    CHECK_INT(o.error, 0);
+    outcome_free(&o);
+    run_for(100);
+    post(tc, u, "two", &o);
+    CHECK(o.resumed);
+    outcome_free(&o);
+    CHECK_INT(hk_client_origins(tc), 1);
+    /* After the idle time (the pooled connection's, then the origin's) nothing is left. */
+    run_for(900);
+    CHECK_INT(hk_client_origins(c), 0);
+    CHECK_INT(hk_client_origins(tc), 0);
+    /* And the origin comes back when it is needed again, without its old session. */
+    post(tc, u, "three", &o);
+    CHECK_INT(o.error, 0);
+    CHECK(!o.resumed);
+    outcome_free(&o);
+    close_client(tc);
+    post(c, url(u, sizeof(u), "http", "127.0.0.1", rx.http, "/echo"), "again", &o);
+    CHECK_STR(o.body, "again");
+    CHECK(!o.reused);
+    outcome_free(&o);
+    CHECK_INT(hk_client_origins(c), 1);
+
+    /* However many targets, at most HK_CLIENT_MAX_UNUSED_ORIGINS unused ones are kept. */
+    enum { MANY = HK_CLIENT_MAX_UNUSED_ORIGINS + 100 };
+    static struct outcome many[MANY];
+    memset(many, 0, sizeof(many));
+    for (int i = 0; i < MANY; i++) {
+        char host[32];
+        snprintf(host, sizeof(host), "127.1.%d.%d", i / 200, 1 + i % 200);
+        hk_client_request r = {.url = url(u, sizeof(u), "http", host, port, "/"), .body = "x", .body_len = 1};
+        CHECK_INT(hk_client_send(c, &r, on_result, &many[i]), 0);
+    }
+    CHECK_INT(hk_client_origins(c), 1 + MANY); /* all in use at once */
+    for (int i = 0; i < MANY; i++) {
+        wait_done(&many[i]);
+        outcome_free(&many[i]);
+    }
+    uv_run(&loop, UV_RUN_NOWAIT); /* the last requests' handles close */
+    CHECK(hk_client_origins(c) <= 1 + HK_CLIENT_MAX_UNUSED_ORIGINS);
+    close_client(c);
+}
+
 static void test_cancel(void)
 {
     char u[256];
@@ -1004,6 +1088,7 @@ int main(void)
     test_reset();
     test_ssrf();
     test_dns();
+    test_origins_freed();
     test_cancel();
     /* Everything the clients opened is closed. */
     uv_run(&loop, UV_RUN_DEFAULT);
