@@ -339,8 +339,7 @@ static void log_list(hk_ctx *ctx)
                 total++;
                 continue;
             }
-            json_error_t jerr;
-            json_t *rec = json_loadb(v.data, v.len, 0, &jerr);
+            json_t *rec = hk_log_record_json(k.data, k.len, v.data, v.len);
             if (rec == NULL)
                 continue;
             if (matches(&f, rec)) {
@@ -414,6 +413,7 @@ static void resend_done(uint32_t wid, uint64_t eid, int status, void *arg)
     struct resend_req *r = arg;
     hk_ctx *ctx = r->ctx;
     HK_UNUSED(eid);
+    hk_api_note_commit(ctx->app, status);
     if (status == HK_ENOTFOUND)
         hk_respond_error(ctx, 404, "the event of that record is no longer stored");
     else if (status != 0)
