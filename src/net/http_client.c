@@ -5,11 +5,13 @@
  * -> TLS handshake) -> WRITE -> WAIT -> READ -> done. It owns two timers:
  * the total timer runs from hk_client_send to the end; the phase timer
  * first defers the start to the next loop iteration (so the callback never
- * runs inside hk_client_send), then bounds the connect phase (TCP and TLS)
- * and the wait for the first response byte.
+ * runs inside hk_client_send), then bounds the DNS lookup (c-ares on the
+ * loop, resolver.h), the connect phase (TCP and TLS) and the wait for the
+ * first response byte.
  *
  * A connection belongs to one origin (scheme, host, port and the TLS files
- * used) and carries one request at a time. When a response ends cleanly and
+ * used; http_origin.c keeps the table of them and frees those nobody uses)
+ * and carries one request at a time. When a response ends cleanly and
  * both sides agreed on keep-alive, it goes back to its origin's idle list;
  * an idle connection keeps reading so that a server's close is seen at
  * once, and a connection that still dies on reuse before any response byte
@@ -30,6 +32,7 @@
 #include <strings.h>
 
 #include "buf.h"
+#include "http_origin.h"
 #include "log.h"
 #include "resolver.h"
 #include "ssrf.h"
@@ -56,37 +59,12 @@ enum phase { PH_KICK, PH_DNS, PH_CONNECT, PH_WRITE, PH_WAIT };
 
 struct conn;
 
-/*
- * Connections to one origin and what they share: the idle list and the TLS
- * session. Requests and connections hold references; an origin nobody
- * references is kept for idle_timeout (so its TLS session can resume the
- * next connection) on the client's unused list, oldest first, and then
- * freed, as is the oldest one past HK_CLIENT_MAX_UNUSED_ORIGINS: memory
- * follows the live origins, not every target ever sent to.
- */
-struct origin {
-    struct origin *prev, *next;   /* all origins of the client */
-    struct origin *uprev, *unext; /* the unused list */
-    uint32_t refs;                /* requests and connections using it */
-    bool unused;                  /* on the unused list */
-    uint64_t unused_since;        /* loop time it became unused */
-    char *key;                    /* scheme, host, port and TLS files: what a pooled connection must match */
-    char *name;                   /* "https://host:port", for logs */
-    bool tls;
-    char *host; /* without brackets */
-    int port;
-    char *ca_file, *cert, *key_file; /* NULL when not set */
-    struct conn *idle;               /* most recently used first */
-    uint32_t nidle;
-    hk_tls_session *session;
-};
-
 struct conn {
     uv_tcp_t tcp;
     uv_timer_t timer; /* idle timeout */
     uv_connect_t connect;
     hk_client *c;
-    struct origin *o;
+    struct hk__origin *o;
     struct creq *req; /* the request carried, NULL when idle */
     hk_tls_conn *tls;
     struct conn *prev, *next;   /* all connections of the client */
@@ -113,7 +91,7 @@ struct creq {
     hk_resolve_req *dns; /* the lookup in flight, NULL when none */
     int open_handles;
     enum phase phase;
-    struct origin *o;
+    struct hk__origin *o;
     struct conn *conn;
     char *out; /* request head and body as sent */
     size_t out_len;
@@ -149,11 +127,7 @@ struct hk_client {
     hk_resolver *resolver;
     hk_tls_ctx *tls;
     llhttp_settings_t settings;
-    struct origin *origins;
-    size_t norigins;
-    struct origin *unused_head, *unused_tail; /* unreferenced origins, oldest first */
-    size_t nunused;
-    uv_timer_t origin_timer; /* frees unused origins after idle_timeout */
+    hk__origins origins; /* the origins in use, and the unused ones for a while (http_origin.h) */
     struct creq *active;
     size_t nactive;
     struct conn *conns;
@@ -173,7 +147,6 @@ static void req_resolve(struct creq *r);
 static void conn_close(struct conn *cn);
 static void conn_send_request(struct conn *cn);
 static void client_maybe_freed(hk_client *c);
-static void origin_unref(hk_client *c, struct origin *o);
 static void on_phase_timeout(uv_timer_t *t);
 
 /* ---- response parsing ------------------------------------------------------------ */
@@ -307,7 +280,7 @@ static void req_maybe_free(struct creq *r)
     if (r->open_handles > 0)
         return;
     hk_client *c = r->c;
-    origin_unref(c, r->o);
+    hk__origin_unref(&c->origins, r->o);
     free(r->out);
     free(r->head);
     hk_buf_free(&r->rhead);
@@ -390,7 +363,7 @@ static void on_total_timeout(uv_timer_t *t)
 
 static void idle_unlink(struct conn *cn)
 {
-    struct origin *o = cn->o;
+    struct hk__origin *o = cn->o;
     if (cn->iprev)
         cn->iprev->inext = cn->inext;
     else
@@ -407,7 +380,7 @@ static void conn_handle_closed(uv_handle_t *h)
     if (--cn->open_handles > 0)
         return;
     hk_client *c = cn->c;
-    origin_unref(c, cn->o);
+    hk__origin_unref(&c->origins, cn->o);
     hk_tls_conn_free(cn->tls);
     free(cn);
     c->live--;
@@ -479,7 +452,7 @@ static void req_complete(struct creq *r)
 {
     struct conn *cn = r->conn;
     hk_client *c = r->c;
-    struct origin *o = r->o;
+    struct hk__origin *o = r->o;
     r->conn = NULL;
     cn->req = NULL;
     if (r->keep_alive && cn->writes_pending == 0 && !c->closing && o->nidle < c->o.max_idle_per_origin) {
@@ -769,7 +742,7 @@ static void on_connect(uv_connect_t *creq, int status)
         conn_fail(cn, rc, "read failed: %s", uv_strerror(rc));
         return;
     }
-    struct origin *o = cn->o;
+    struct hk__origin *o = cn->o;
     if (!o->tls) {
         cn->state = CS_ACTIVE;
         conn_send_request(cn);
@@ -792,7 +765,7 @@ static void conn_open(struct creq *r, const struct sockaddr *sa)
     struct conn *cn = hk_calloc(1, sizeof(*cn));
     cn->c = c;
     cn->o = r->o;
-    cn->o->refs++;
+    hk__origin_ref(cn->o);
     uv_tcp_init(c->loop, &cn->tcp);
     uv_timer_init(c->loop, &cn->timer);
     cn->tcp.data = cn;
@@ -870,7 +843,7 @@ static void on_phase_timeout(uv_timer_t *t)
     hk_client *c = r->c;
     switch (r->phase) {
     case PH_KICK: {
-        struct origin *o = r->o;
+        struct hk__origin *o = r->o;
         if (o->idle != NULL) {
             struct conn *cn = o->idle;
             idle_unlink(cn);
@@ -935,122 +908,6 @@ static char *dup_or_null(const char *s)
     return s != NULL && *s != '\0' ? hk_strdup(s) : NULL;
 }
 
-static void origin_free(hk_client *c, struct origin *o)
-{
-    if (o->prev)
-        o->prev->next = o->next;
-    else
-        c->origins = o->next;
-    if (o->next)
-        o->next->prev = o->prev;
-    c->norigins--;
-    hk_tls_session_free(o->session);
-    free(o->key);
-    free(o->name);
-    free(o->host);
-    free(o->ca_file);
-    free(o->cert);
-    free(o->key_file);
-    free(o);
-}
-
-static void unused_unlink(hk_client *c, struct origin *o)
-{
-    if (o->uprev)
-        o->uprev->unext = o->unext;
-    else
-        c->unused_head = o->unext;
-    if (o->unext)
-        o->unext->uprev = o->uprev;
-    else
-        c->unused_tail = o->uprev;
-    o->uprev = o->unext = NULL;
-    o->unused = false;
-    c->nunused--;
-}
-
-static void on_origin_timer(uv_timer_t *t);
-
-/* Frees the unused origins whose time is up and sets the timer for the next. */
-static void origins_sweep(hk_client *c)
-{
-    uint64_t now = uv_now(c->loop);
-    uint64_t linger = c->o.idle_timeout_ms;
-    while (c->unused_head != NULL &&
-           (now - c->unused_head->unused_since >= linger || c->nunused > HK_CLIENT_MAX_UNUSED_ORIGINS)) {
-        struct origin *o = c->unused_head;
-        unused_unlink(c, o);
-        origin_free(c, o);
-    }
-    if (c->unused_head == NULL)
-        uv_timer_stop(&c->origin_timer);
-    else
-        uv_timer_start(&c->origin_timer, on_origin_timer, c->unused_head->unused_since + linger - now, 0);
-}
-
-static void on_origin_timer(uv_timer_t *t)
-{
-    origins_sweep(t->data);
-}
-
-static void origin_unref(hk_client *c, struct origin *o)
-{
-    if (--o->refs > 0 || c->closing)
-        return; /* a closing client frees every origin at the end */
-    o->unused = true;
-    o->unused_since = uv_now(c->loop);
-    o->uprev = c->unused_tail;
-    o->unext = NULL;
-    if (c->unused_tail)
-        c->unused_tail->unext = o;
-    else
-        c->unused_head = o;
-    c->unused_tail = o;
-    c->nunused++;
-    if (c->nunused > HK_CLIENT_MAX_UNUSED_ORIGINS || !uv_is_active((uv_handle_t *)&c->origin_timer))
-        origins_sweep(c);
-}
-
-/* The origin of a request, found or made, with a reference for the request. */
-static struct origin *get_origin(hk_client *c, const hk_url *u, const hk_client_request *req)
-{
-    const char *ca = u->tls && req->ca_file ? req->ca_file : "";
-    const char *cert = u->tls && req->client_cert ? req->client_cert : "";
-    const char *key = u->tls && req->client_key ? req->client_key : "";
-    size_t klen = strlen(u->host) + strlen(ca) + strlen(cert) + strlen(key) + 32;
-    char *k = hk_malloc(klen);
-    snprintf(k, klen, "%s://%s:%d %s %s %s", u->tls ? "https" : "http", u->host, u->port, ca, cert, key);
-    for (struct origin *o = c->origins; o != NULL; o = o->next) {
-        if (strcmp(o->key, k) == 0) {
-            free(k);
-            if (o->unused)
-                unused_unlink(c, o);
-            o->refs++;
-            return o;
-        }
-    }
-    struct origin *o = hk_calloc(1, sizeof(*o));
-    o->key = k;
-    size_t nlen = strlen(u->host) + 24;
-    o->name = hk_malloc(nlen);
-    bool v6 = u->host_kind == HK_URL_HOST_IPV6;
-    snprintf(o->name, nlen, "%s://%s%s%s:%d", u->tls ? "https" : "http", v6 ? "[" : "", u->host, v6 ? "]" : "",
-             u->port);
-    o->tls = u->tls;
-    o->host = hk_strdup(u->host);
-    o->port = u->port;
-    o->ca_file = dup_or_null(ca);
-    o->cert = dup_or_null(cert);
-    o->key_file = dup_or_null(key);
-    o->refs = 1;
-    o->next = c->origins;
-    if (c->origins)
-        c->origins->prev = o;
-    c->origins = o;
-    c->norigins++;
-    return o;
-}
-
 /* ---- API ------------------------------------------------------------------------------ */
 
 int hk_client_create(hk_client **out, uv_loop_t *loop, const hk_client_opts *opts)
@@ -1112,8 +969,7 @@ int hk_client_create(hk_client **out, uv_loop_t *loop, const hk_client_opts *opt
     c->settings.on_message_complete = on_message_complete;
     uv_timer_init(loop, &c->sentinel);
     c->sentinel.data = c;
-    uv_timer_init(loop, &c->origin_timer);
-    c->origin_timer.data = c;
+    hk__origins_init(&c->origins, loop, c->o.idle_timeout_ms);
     c->live = 3; /* the sentinel, the origin timer and the resolver */
     *out = c;
     return 0;
@@ -1146,7 +1002,8 @@ int hk_client_send(hk_client *c, const hk_client_request *req, hk_client_cb cb, 
     r->c = c;
     r->cb = cb;
     r->arg = arg;
-    r->o = get_origin(c, &u, req);
+    r->o = hk__origin_get(&c->origins, &u, req->ca_file ? req->ca_file : "", req->client_cert ? req->client_cert : "",
+                          req->client_key ? req->client_key : "");
     r->head_only = strcmp(method, "HEAD") == 0;
     r->start_ns = uv_hrtime();
 
@@ -1218,7 +1075,7 @@ size_t hk_client_active(const hk_client *c)
 
 size_t hk_client_origins(const hk_client *c)
 {
-    return c->norigins;
+    return c->origins.count;
 }
 
 static void client_maybe_freed(hk_client *c)
@@ -1227,8 +1084,7 @@ static void client_maybe_freed(hk_client *c)
         return;
     void (*closed)(void *) = c->closed;
     void *arg = c->closed_arg;
-    while (c->origins != NULL)
-        origin_free(c, c->origins);
+    hk__origins_free(&c->origins);
     hk_tls_ctx_free(c->tls);
     hk_ssrf_free(c->ssrf);
     free(c->ca_file);
@@ -1242,6 +1098,13 @@ static void client_maybe_freed(hk_client *c)
 static void on_sentinel_closed(uv_handle_t *h)
 {
     hk_client *c = h->data;
+    c->live--;
+    client_maybe_freed(c);
+}
+
+static void on_origins_closed(void *arg)
+{
+    hk_client *c = arg;
     c->live--;
     client_maybe_freed(c);
 }
@@ -1265,6 +1128,6 @@ void hk_client_close(hk_client *c, void (*closed)(void *arg), void *arg)
     while (c->conns != NULL)
         conn_close(c->conns);
     hk_resolver_close(c->resolver, on_resolver_closed, c);
-    uv_close((uv_handle_t *)&c->origin_timer, on_sentinel_closed);
+    hk__origins_close(&c->origins, on_origins_closed, c);
     uv_close((uv_handle_t *)&c->sentinel, on_sentinel_closed);
 }
