@@ -875,7 +875,7 @@ static void on_phase_timeout(uv_timer_t *t)
     }
 }
 
-/* ---- URLs and origins --------------------------------------------------------------- */
+/* ---- request checks ------------------------------------------------------------------ */
 
 static bool valid_method(const char *m)
 {
