@@ -132,11 +132,19 @@ static void test_webhook_stats_and_log(void)
     CHECK_INT(a.response_len, 14);
     hk_attempt_free(&a);
 
-    /* Fan-out reads the old record's state (a full decode until it is rewritten). */
+    /* Fan-out reads the old record's state (a full decode until it is rewritten); a record
+     * that cannot be read at all gets nothing and keeps nobody else from theirs. */
+    uint8_t k9[4] = {0, 0, 0, 9};
+    raw_put(s, HK_DB_WEBHOOKS, k9, 4, "\x07garbage", 8);
+    raw_put(s, HK_DB_SUBSCRIPTIONS, "old.e", 5, k9, 4);
     hk_op op;
     CHECK_INT(fx_signal(s, "old.e", 2000, NULL, 1, &op), 0);
     CHECK_INT(op.u.signal.nwebhooks, 1);
+    CHECK_INT(op.u.signal.webhooks[0], 1);
     hk_op_free_out(&op);
+    CHECK_INT(hk_store_webhook_get(s, 9, &w), HK_ESTORE);
+    struct raw gone = {HK_DB_WEBHOOKS, k9, 4, NULL, 0};
+    CHECK_INT(hk_kv_write_sync(hk_store_kv(s), del_raw, &gone), 0);
 
     /* A change writes version 1, and nothing is lost on the way. */
     hk_op lock = {.type = HK_OP_WEBHOOK_LOCK, .now_ms = 1, .u.webhook_lock = {1, false}};
