@@ -254,6 +254,32 @@ int hk_store_webhook_by_extension(hk_store *s, const char *ext, uint32_t *id)
     WITH_READ(s, by_extension(txn, ext, id));
 }
 
+static int extensions_each(hk_txn *txn, int (*fn)(const char *ext, uint32_t id, void *arg), void *arg)
+{
+    hk_cursor *c;
+    hk_val k, v;
+    int rc = hk_cursor_open(txn, HK_DB_EXTENSIONS, &c);
+    if (rc != 0)
+        return rc;
+    int ret = 0;
+    for (rc = hk_cursor_get(c, HK_FIRST, &k, &v); rc == 0 && ret == 0; rc = hk_cursor_get(c, HK_NEXT, &k, &v)) {
+        if (v.len != 4)
+            continue;
+        char *ext = hk_strndup(k.data, k.len);
+        ret = fn(ext, hk_rd32(v.data), arg);
+        free(ext);
+    }
+    hk_cursor_close(c);
+    if (ret != 0)
+        return ret;
+    return rc == HK_ENOTFOUND ? 0 : rc;
+}
+
+int hk_store_extensions_each(hk_store *s, int (*fn)(const char *ext, uint32_t id, void *arg), void *arg)
+{
+    WITH_READ(s, extensions_each(txn, fn, arg));
+}
+
 static int webhooks_each(hk_txn *txn, uint32_t from_id,
                          int (*fn)(const hk_webhook *w, const hk_webhook_stats *st, void *arg), void *arg)
 {
