@@ -16,6 +16,9 @@
 #define QKEY_LEN 20
 #define QVAL_V0 12
 #define QVAL_V1 13
+/* Set once the by-event index holds every queue entry. Writers of the queue
+ * outside this file (the old engine's) do not index: once none is left,
+ * renaming the marker makes every store index its queue once more. */
 #define INDEX_BUILT "queue_events:built"
 
 static void qkey(uint8_t k[QKEY_LEN], uint32_t wid, uint64_t due, uint64_t eid)

@@ -232,6 +232,11 @@ int hk_store_webhook_get(hk_store *s, uint32_t id, hk_webhook *out)
     WITH_READ(s, hk__webhook_read(txn, id, out));
 }
 
+int hk_store_webhook_state(hk_store *s, uint32_t id, enum hk_webhook_state *state, bool *locked)
+{
+    WITH_READ(s, hk__webhook_peek(txn, id, state, locked));
+}
+
 int hk_store_webhook_stats(hk_store *s, uint32_t id, hk_webhook_stats *out)
 {
     WITH_READ(s, hk__stats_read(txn, id, out));

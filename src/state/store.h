@@ -317,6 +317,12 @@ int hk_store_apply(hk_store *s, hk_op *op) HK_MUST_CHECK;
 /** Webhook id into *out (which the caller frees with hk_webhook_free). HK_ENOTFOUND when absent. */
 int hk_store_webhook_get(hk_store *s, uint32_t id, hk_webhook *out) HK_MUST_CHECK;
 
+/**
+ * A webhook's state and lock without decoding the whole record (cheap enough
+ * for every webhook of a queue walk). HK_ENOTFOUND when absent.
+ */
+int hk_store_webhook_state(hk_store *s, uint32_t id, enum hk_webhook_state *state, bool *locked) HK_MUST_CHECK;
+
 /** A webhook's statistics (zeros when it has none yet). */
 int hk_store_webhook_stats(hk_store *s, uint32_t id, hk_webhook_stats *out) HK_MUST_CHECK;
 

@@ -393,6 +393,11 @@ static void test_webhooks(void)
     CHECK(got.locked);
     CHECK_STR(got.name, "renamed");
     hk_webhook_free(&got);
+    enum hk_webhook_state state;
+    bool is_locked;
+    CHECK_INT(hk_store_webhook_state(s, id, &state, &is_locked), 0);
+    CHECK(state == HK_WH_ACTIVE && is_locked);
+    CHECK_INT(hk_store_webhook_state(s, 99, &state, &is_locked), HK_ENOTFOUND);
     lk.u.webhook_lock.locked = false;
     CHECK_INT(hk_store_apply(s, &lk), 0);
     w.locked = true; /* a client's record cannot set it either */
