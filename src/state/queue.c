@@ -229,11 +229,9 @@ int hk__queue_scan_due(hk_txn *txn, hk_due_scan *scan)
                 hk_warn("store: queue entry of webhook %u, event %llu is malformed; skipping it", wid,
                         (unsigned long long)d.event_id);
             } else if ((erc = hk__event_read(txn, d.event_id, &ev)) != 0) {
-                if (erc != HK_ENOTFOUND) {
-                    rc = erc;
-                    goto out;
-                }
-                hk_warn("engine: event %llu of a queued delivery is gone; skipping it", (unsigned long long)d.event_id);
+                /* Gone or unreadable: nothing to deliver, and the others still go. */
+                hk_warn("engine: event %llu of a queued delivery is %s; skipping it", (unsigned long long)d.event_id,
+                        erc == HK_ENOTFOUND ? "gone" : "unreadable");
             } else {
                 bool go_on = scan->delivery(&d, &ev, scan->arg);
                 hk_event_free(&ev);

@@ -177,6 +177,21 @@ static void test_webhook_stats_and_log(void)
     fx_rmdir();
 }
 
+static uint32_t want_all(uint32_t wid, void *arg)
+{
+    HK_UNUSED(wid);
+    HK_UNUSED(arg);
+    return 100;
+}
+
+static bool count_due(const hk_delivery *d, const hk_event *ev, void *arg)
+{
+    HK_UNUSED(d);
+    CHECK_STR(ev->name, "q.e");
+    (*(int *)arg)++;
+    return true;
+}
+
 static void test_events_queue_and_idempotency(void)
 {
     fx_mkdir();
@@ -268,6 +283,24 @@ static void test_events_queue_and_idempotency(void)
     CHECK_INT(p.u.prune.removed, 2); /* the event and the old Idempotency-Key */
     CHECK_INT(hk_store_pending(s, wid, 99999, &pending, &due), 0);
     CHECK_INT(pending, 0);
+
+    /* A walk of the queue skips entries whose event is gone or unreadable and delivers the rest. */
+    CHECK_INT(fx_signal(s, "q.e", 200000, NULL, 1, NULL), 0);
+    hk_be64(qk + 4, 100);
+    hk_be64(qk + 12, 77);
+    raw_put(s, HK_DB_QUEUE, qk, 20, qv, 12);
+    hk_be64(qk + 12, 78);
+    raw_put(s, HK_DB_QUEUE, qk, 20, qv, 12);
+    hk_be64(ek, 78);
+    raw_put(s, HK_DB_EVENTS, ek, 8,
+            "\x09"
+            "bad",
+            4);
+    int seen = 0;
+    hk_due_scan scan = {.now_ms = 300000, .webhook = want_all, .delivery = count_due, .arg = &seen};
+    CHECK_INT(hk_store_scan_due(s, &scan), 0);
+    CHECK_INT(seen, 1);
+    CHECK(!scan.stopped);
     hk_store_close(s);
     fx_rmdir();
 }
