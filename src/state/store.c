@@ -57,10 +57,19 @@ void hk_store_unlock_dir(int fd)
         close(fd); /* closing the descriptor releases the flock */
 }
 
-static int build_index(hk_txn *txn, void *arg)
+/* One-off work on a store written by an older version: the queue's index
+ * by event, and webhooks in the current format (a handful of records,
+ * read by every signal's fan-out). */
+static int upgrade(hk_txn *txn, void *arg)
 {
+    size_t n = 0;
     HK_UNUSED(arg);
-    return hk__queue_index_build(txn);
+    int rc = hk__queue_index_build(txn);
+    if (rc == 0)
+        rc = hk__webhook_upgrade_all(txn, &n);
+    if (rc == 0 && n > 0)
+        hk_info("store: %zu webhook record%s rewritten in the current format", n, n == 1 ? "" : "s");
+    return rc;
 }
 
 int hk_store_open(hk_store **out, uv_loop_t *loop, const hk_store_opts *o)
@@ -86,8 +95,8 @@ int hk_store_open(hk_store **out, uv_loop_t *loop, const hk_store_opts *o)
      * page reuse until cleared. */
     if ((rc = hk_kv_reader_check(s->kv, NULL)) != 0)
         goto fail_kv;
-    if ((rc = hk_kv_write_sync(s->kv, build_index, NULL)) != 0) {
-        hk_error("store: cannot index the queue: %s", hk_strerror(rc));
+    if ((rc = hk_kv_write_sync(s->kv, upgrade, NULL)) != 0) {
+        hk_error("store: cannot upgrade the records of an older version: %s", hk_strerror(rc));
         goto fail_kv;
     }
     *out = s;

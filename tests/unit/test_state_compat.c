@@ -173,6 +173,16 @@ static void test_webhook_stats_and_log(void)
     CHECK_INT(first_byte(s, HK_DB_LOG, lk, 12), -1);
     CHECK_INT(first_byte(s, HK_DB_LOG_TIME, tk, 20), -1);
     CHECK_INT(first_byte(s, HK_DB_EXTENSIONS, "legacy-ext", 10), -1);
+
+    /* Opening a store rewrites its old webhook records once, so fan-out never decodes them. */
+    raw_put(s, HK_DB_WEBHOOKS, k1, 4, old_webhook, strlen(old_webhook));
+    CHECK_INT(first_byte(s, HK_DB_WEBHOOKS, k1, 4), '{');
+    hk_store_close(s);
+    s = fx_open(NULL);
+    CHECK_INT(first_byte(s, HK_DB_WEBHOOKS, k1, 4), 1);
+    CHECK_INT(hk_store_webhook_get(s, 1, &w), 0);
+    check_legacy_webhook(&w);
+    hk_webhook_free(&w);
     hk_store_close(s);
     fx_rmdir();
 }
