@@ -4,6 +4,14 @@
  * Locking: the map can only be resized while no transaction of this process
  * is open. Every transaction therefore holds `resize` shared; a resize takes
  * it exclusively. The one writer is the threadpool job (or the CLI).
+ *
+ * Two rules keep that from hanging. A thread that holds the lock shared (a
+ * query run from inside another query's callback) never asks for it
+ * exclusively: it would wait for itself. And the loop thread never waits
+ * for it: the group commit holds it shared for a whole fsync. When either
+ * rule stops a map grown by another process from being adopted, the
+ * transaction fails with UV_EAGAIN and, on the loop, a threadpool job
+ * adopts the map as soon as the lock is free.
  */
 #include "kv.h"
 
@@ -79,12 +87,41 @@ struct hk_kv_env {
     /* One cached read transaction for the loop thread, renewed per use. */
     hk_txn rtxn;
     bool rtxn_busy;
+    uv_thread_t loop_thread; /* the thread that opened the environment (with a loop) */
+    /* A map grown by another process, adopted on the threadpool because the
+     * loop could not take the resize lock without waiting. */
+    uv_work_t adopt_work;
+    bool adopting;
     uint64_t commits, writes;
     uint64_t reader_check_at; /* loop time of the last stale-reader check */
 };
 
 /* Reader slots of killed processes are cleared at least this often on a busy store. */
 #define READER_CHECK_MS 60000
+
+/* How many times this thread holds a resize lock shared (one per open
+ * transaction, of any environment): while it does, it must not wait for one
+ * exclusively. */
+static __thread unsigned held_shared;
+
+static void hold_shared(hk_kv_env *s)
+{
+    uv_rwlock_rdlock(&s->resize);
+    held_shared++;
+}
+
+static void release_shared(hk_kv_env *s)
+{
+    held_shared--;
+    uv_rwlock_rdunlock(&s->resize);
+}
+
+/* True on the thread that runs the loop (where nothing may wait). */
+static bool on_loop(const hk_kv_env *s)
+{
+    uv_thread_t self = uv_thread_self();
+    return s->loop != NULL && uv_thread_equal(&self, &s->loop_thread);
+}
 
 static int map_err(int rc)
 {
@@ -105,6 +142,7 @@ int hk_kv_open(hk_kv_env **out, const char *dir, uint64_t map_size, uint32_t max
     hk_kv_env *s = hk_calloc(1, sizeof(*s));
     int rc;
     s->loop = loop;
+    s->loop_thread = uv_thread_self();
     s->max_batch = max_batch ? max_batch : 1;
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
         hk_error("store: cannot create %s: %s", dir, strerror(errno));
@@ -163,45 +201,101 @@ void hk_kv_close(hk_kv_env *s)
 
 bool hk_kv_busy(const hk_kv_env *s)
 {
-    return s->working || s->queue_head != NULL;
+    return s->working || s->queue_head != NULL || s->adopting;
 }
 
 /* Adopts a map grown by another process, or grows ours by half again (at
- * least 64 MiB) after MDB_MAP_FULL. Called with no transaction open here. */
-static void grow_map(hk_kv_env *s, bool adopt)
+ * least 64 MiB) after MDB_MAP_FULL. Called with the resize lock held
+ * exclusively. */
+static void resize_locked(hk_kv_env *s, bool adopt)
 {
-    uv_rwlock_wrlock(&s->resize);
     if (adopt) {
-        mdb_env_set_mapsize(s->env, 0);
-    } else {
-        MDB_envinfo info;
-        mdb_env_info(s->env, &info);
-        size_t grow = info.me_mapsize / 2;
-        if (grow < GROW_MIN)
-            grow = GROW_MIN;
-        size_t next = info.me_mapsize + grow;
-        int rc = mdb_env_set_mapsize(s->env, next);
-        if (rc == 0)
-            hk_info("store: map grown to %zu MiB", next >> 20);
-        else
-            hk_error("store: cannot grow map: %s", mdb_strerror(rc));
+        int rc = mdb_env_set_mapsize(s->env, 0);
+        if (rc != 0)
+            hk_error("store: cannot adopt the map grown by another process: %s", mdb_strerror(rc));
+        return;
     }
+    MDB_envinfo info;
+    mdb_env_info(s->env, &info);
+    size_t grow = info.me_mapsize / 2;
+    if (grow < GROW_MIN)
+        grow = GROW_MIN;
+    size_t next = info.me_mapsize + grow;
+    int rc = mdb_env_set_mapsize(s->env, next);
+    if (rc == 0)
+        hk_info("store: map grown to %zu MiB", next >> 20);
+    else
+        hk_error("store: cannot grow map: %s", mdb_strerror(rc));
+}
+
+static void adopt_work(uv_work_t *req)
+{
+    hk_kv_env *s = hk_container_of(req, hk_kv_env, adopt_work);
+    uv_rwlock_wrlock(&s->resize);
+    resize_locked(s, true);
     uv_rwlock_wrunlock(&s->resize);
 }
 
+static void adopt_done(uv_work_t *req, int status)
+{
+    hk_kv_env *s = hk_container_of(req, hk_kv_env, adopt_work);
+    HK_UNUSED(status);
+    s->adopting = false;
+}
+
+/* On the loop: adopts the grown map on the threadpool, where waiting for the lock is allowed. */
+static void adopt_later(hk_kv_env *s)
+{
+    if (s->adopting)
+        return;
+    int rc = uv_queue_work(s->loop, &s->adopt_work, adopt_work, adopt_done);
+    if (rc != 0)
+        hk_error("store: cannot queue the map's adoption: %s", uv_strerror(rc));
+    else
+        s->adopting = true;
+}
+
+/*
+ * Resizes the map (adopt: to the size another process gave it) unless that
+ * would wait for this thread itself (it holds the lock shared) or block the
+ * loop (the lock is taken): then UV_EAGAIN, and on the loop the adoption
+ * is queued to the threadpool.
+ */
+static int resize(hk_kv_env *s, bool adopt)
+{
+    bool loop = on_loop(s);
+    if (held_shared > 0) {
+        if (loop && adopt)
+            adopt_later(s);
+        return UV_EAGAIN;
+    }
+    if (!loop) {
+        uv_rwlock_wrlock(&s->resize);
+    } else if (uv_rwlock_trywrlock(&s->resize) != 0) {
+        if (adopt)
+            adopt_later(s);
+        return UV_EAGAIN;
+    }
+    resize_locked(s, adopt);
+    uv_rwlock_wrunlock(&s->resize);
+    return 0;
+}
+
 /* Begins a transaction holding the resize lock shared; handles a map that
- * another process (the CLI) has grown meanwhile. */
+ * another process (the CLI) has grown meanwhile. Returns an LMDB code, or
+ * UV_EAGAIN when that map cannot be adopted now (see resize). */
 static int txn_begin(hk_kv_env *s, bool write, MDB_txn **txn)
 {
     for (;;) {
-        uv_rwlock_rdlock(&s->resize);
+        hold_shared(s);
         int rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, txn);
         if (rc == 0)
             return 0;
-        uv_rwlock_rdunlock(&s->resize);
+        release_shared(s);
         if (rc != MDB_MAP_RESIZED)
             return rc;
-        grow_map(s, true);
+        if ((rc = resize(s, true)) != 0)
+            return rc;
     }
 }
 
@@ -211,19 +305,21 @@ int hk_kv_read(hk_kv_env *s, hk_txn **out)
     int rc;
     if (!s->rtxn_busy && s->rtxn.txn != NULL) {
         /* Renewing a reset reader avoids a reader-slot search per request. */
-        uv_rwlock_rdlock(&s->resize);
+        hold_shared(s);
         rc = mdb_txn_renew(s->rtxn.txn);
         if (rc == 0) {
             s->rtxn_busy = true;
             *out = &s->rtxn;
             return 0;
         }
-        uv_rwlock_rdunlock(&s->resize);
+        release_shared(s);
         mdb_txn_abort(s->rtxn.txn);
         s->rtxn.txn = NULL;
     }
     MDB_txn *txn;
     if ((rc = txn_begin(s, false, &txn)) != 0) {
+        if (rc == UV_EAGAIN)
+            return rc;
         hk_error("store: cannot begin read: %s", mdb_strerror(rc));
         return map_err(rc);
     }
@@ -253,7 +349,7 @@ void hk_txn_end(hk_txn *t)
         mdb_txn_abort(t->txn);
         free(t);
     }
-    uv_rwlock_rdunlock(&s->resize);
+    release_shared(s);
 }
 
 int hk_get(hk_txn *t, enum hk_db db, const void *key, size_t klen, hk_val *out)
@@ -464,7 +560,7 @@ int hk_kv_write_sync(hk_kv_env *s, int (*fn)(hk_txn *txn, void *arg), void *arg)
         MDB_txn *txn;
         int rc = txn_begin(s, true, &txn);
         if (rc != 0)
-            return map_err(rc);
+            return rc == UV_EAGAIN ? rc : map_err(rc);
         hk_txn t = {txn, s, true, 0};
         rc = fn(&t, arg);
         bool grow = t.broken == MDB_MAP_FULL;
@@ -477,10 +573,12 @@ int hk_kv_write_sync(hk_kv_env *s, int (*fn)(hk_txn *txn, void *arg), void *arg)
             if (rc == 0)
                 rc = map_err(t.broken);
         }
-        uv_rwlock_rdunlock(&s->resize);
+        release_shared(s);
         if (!grow || attempt >= GROW_ATTEMPTS)
             return rc;
-        grow_map(s, false);
+        /* Not when this thread has a read open (it would wait for itself): the map stays full. */
+        if (resize(s, false) != 0)
+            return rc;
     }
 }
 
@@ -494,7 +592,7 @@ static void batch_work(uv_work_t *req)
         MDB_txn *txn;
         int rc = txn_begin(s, true, &txn);
         if (rc != 0) {
-            s->batch_status = map_err(rc);
+            s->batch_status = rc == UV_EAGAIN ? rc : map_err(rc);
             return;
         }
         hk_txn t = {txn, s, true, 0};
@@ -524,20 +622,24 @@ static void batch_work(uv_work_t *req)
         }
         if (fate == 0) {
             rc = mdb_txn_commit(txn);
-            uv_rwlock_rdunlock(&s->resize);
+            release_shared(s);
             s->batch_status = map_err(rc);
             if (rc != MDB_MAP_FULL)
                 return;
             fate = FATE_GROW;
         } else {
             mdb_txn_abort(txn);
-            uv_rwlock_rdunlock(&s->resize);
+            release_shared(s);
         }
         if (fate != FATE_GROW || attempt >= GROW_ATTEMPTS) {
             s->batch_status = fate == FATE_GROW ? HK_EFULL : fate;
             return;
         }
-        grow_map(s, false);
+        /* The threadpool holds no other transaction and may wait: this resizes. */
+        if (resize(s, false) != 0) {
+            s->batch_status = HK_EFULL;
+            return;
+        }
     }
 }
 

@@ -81,24 +81,35 @@ struct hk_write {
 
 /**
  * Opens (creating when missing) the environment in dir. loop may be NULL
- * for a process that only uses hk_kv_write_sync (the CLI). On success
- * *out is owned by the caller until hk_kv_close.
+ * for a process that only uses hk_kv_write_sync (the CLI); with a loop,
+ * call it on the loop's thread. On success *out is owned by the caller
+ * until hk_kv_close.
  */
 int hk_kv_open(hk_kv_env **out, const char *dir, uint64_t map_size, uint32_t max_batch, uv_loop_t *loop) HK_MUST_CHECK;
 
 /** Closes the environment. The loop must have no write in flight (hk_kv_busy is false). */
 void hk_kv_close(hk_kv_env *store);
 
-/** True while writes are queued or being committed. */
+/** True while writes are queued or being committed, or a map grown by another process is being adopted. */
 bool hk_kv_busy(const hk_kv_env *store);
 
 /** Submits a write. w must stay valid until its done callback has run. */
 void hk_kv_submit(hk_kv_env *store, hk_write *w);
 
-/** Runs fn in its own write transaction on the calling thread and commits it (CLI, startup). */
+/**
+ * Runs fn in its own write transaction on the calling thread and commits it
+ * (CLI, startup). UV_EAGAIN as for hk_kv_read.
+ */
 int hk_kv_write_sync(hk_kv_env *store, int (*fn)(hk_txn *txn, void *arg), void *arg) HK_MUST_CHECK;
 
-/** Begins a read transaction; end it with hk_txn_end soon: it holds back page reuse. */
+/**
+ * Begins a read transaction; end it with hk_txn_end soon: it holds back page
+ * reuse. UV_EAGAIN (retry later; nothing is wrong with the store) when
+ * another process has grown the map and it cannot be adopted without
+ * waiting: while this thread has another transaction open (a read inside a
+ * read's callback), or on the loop while a group commit is syncing (the map
+ * is then adopted on the threadpool as soon as it can be).
+ */
 int hk_kv_read(hk_kv_env *store, hk_txn **out) HK_MUST_CHECK;
 
 /** Ends a read transaction begun with hk_kv_read; every hk_val from it becomes invalid. */

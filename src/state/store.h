@@ -28,7 +28,12 @@
  * Queries. Registry reads (webhooks, statistics, users, keys, nodes,
  * accounts, event types) are synchronous and never block: the LMDB engine
  * reads its memory map, a remote engine its in-memory copy. Bulk reads (due
- * deliveries, attempt records) visit typed records through a callback.
+ * deliveries, attempt records) visit typed records through a callback. A
+ * query may be made from inside another query's callback. Any query may
+ * fail with UV_EAGAIN, meaning "retry later", never "the store is broken":
+ * the LMDB engine answers so when another process (the CLI) has grown the
+ * map and adopting it would have to wait (for a commit's device sync, or
+ * for the enclosing query of a nested one); it adopts it off the loop.
  *
  * Errors: every function returns 0 or a negative HK_E* / UV_E* code.
  */

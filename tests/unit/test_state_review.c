@@ -1,0 +1,173 @@
+/*
+ * Unit tests of the state layer's answers to a review, on a real store:
+ * a map grown by another process while a query is open (a nested query
+ * must not hang, the loop must not wait for a commit's sync), and the
+ * damaged or old records that must not stop a rule for good.
+ */
+#include <signal.h>
+#include <sys/wait.h>
+
+#include "kv.h"
+#include "state_fixture.h"
+
+/* ---- a map grown by another process ---------------------------------------------- */
+
+/* More than the fixture's whole map (8 MiB), so the map must grow to hold it. */
+#define PAD_BYTES (12u << 20)
+
+static int put_pad(hk_txn *txn, void *arg)
+{
+    HK_UNUSED(arg);
+    char *pad = hk_calloc(1, PAD_BYTES);
+    int rc = hk_put(txn, HK_DB_META, "test:pad", 8, pad, PAD_BYTES, 0);
+    free(pad);
+    return rc;
+}
+
+/* Another process (as `hookd` CLI commands do) opens the store with a larger map and fills it. */
+static void grow_elsewhere(void)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        hk_kv_env *kv;
+        int rc = hk_kv_open(&kv, fx_dir, 64u << 20, 1, NULL);
+        if (rc == 0) {
+            rc = hk_kv_write_sync(kv, put_pad, NULL);
+            hk_kv_close(kv);
+        }
+        _exit(rc == 0 ? 0 : 1);
+    }
+    int st = 0;
+    CHECK(pid > 0 && waitpid(pid, &st, 0) == pid);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+struct nested {
+    hk_store *s;
+    uint32_t other; /* the webhook the nested query reads */
+    int calls;
+    int nested_rc;
+};
+
+static int query_inside(const hk_webhook *w, const hk_webhook_stats *st, void *arg)
+{
+    struct nested *n = arg;
+    HK_UNUSED(w);
+    HK_UNUSED(st);
+    if (n->calls++ == 0) {
+        grow_elsewhere();
+        hk_webhook other;
+        n->nested_rc = hk_store_webhook_get(n->s, n->other, &other);
+        if (n->nested_rc == 0)
+            hk_webhook_free(&other);
+    }
+    return 0;
+}
+
+/* A query from inside a listing's callback, after the CLI grew the map: retried later, never a hang. */
+static void test_nested_query_after_growth(bool with_loop)
+{
+    uv_loop_t loop;
+    fx_mkdir();
+    if (with_loop)
+        uv_loop_init(&loop);
+    hk_store *s = fx_open(with_loop ? &loop : NULL);
+    hk_webhook a, b;
+    fx_webhook(&a, "a", "a.b", NULL);
+    fx_webhook(&b, "b", "a.b", NULL);
+    fx_create(s, &a);
+    uint32_t idb = fx_create(s, &b);
+
+    struct nested n = {s, idb, 0, 1};
+    CHECK_INT(hk_store_webhooks_each(s, 0, query_inside, &n), 0);
+    CHECK_INT(n.calls, 2);
+    CHECK_INT(n.nested_rc, UV_EAGAIN);
+    if (with_loop)
+        uv_run(&loop, UV_RUN_DEFAULT); /* the adoption queued on the threadpool */
+
+    /* Once the listing is over the grown map is adopted and everything reads again. */
+    hk_webhook got;
+    CHECK_INT(hk_store_webhook_get(s, idb, &got), 0);
+    CHECK_STR(got.name, "b");
+    hk_webhook_free(&got);
+    hk_store_counters ctr;
+    hk_store_get_counters(s, &ctr);
+    CHECK(ctr.map_size >= 64u << 20);
+    CHECK(fx_signal(s, "a.b", 5000, NULL, 1, NULL) == 0);
+
+    hk_store_close(s);
+    if (with_loop)
+        CHECK_INT(uv_loop_close(&loop), 0);
+    hk_webhook_free(&a);
+    hk_webhook_free(&b);
+    fx_rmdir();
+}
+
+/* A thread holding a transaction while the loop needs the map adopted: the group commit during its fsync. */
+struct holder {
+    hk_store *s;
+    uv_sem_t holding, release;
+    int rc;
+};
+
+static void hold_read(void *arg)
+{
+    struct holder *h = arg;
+    hk_txn *txn;
+    h->rc = hk_kv_read(hk_store_kv(h->s), &txn);
+    uv_sem_post(&h->holding);
+    uv_sem_wait(&h->release);
+    if (h->rc == 0)
+        hk_txn_end(txn);
+}
+
+static void test_loop_never_waits_to_adopt(void)
+{
+    uv_loop_t loop;
+    uv_thread_t t;
+    fx_mkdir();
+    uv_loop_init(&loop);
+    hk_store *s = fx_open(&loop);
+    hk_webhook a;
+    fx_webhook(&a, "a", "a.b", NULL);
+    uint32_t id = fx_create(s, &a);
+
+    struct holder h = {.s = s};
+    uv_sem_init(&h.holding, 0);
+    uv_sem_init(&h.release, 0);
+    CHECK_INT(uv_thread_create(&t, hold_read, &h), 0);
+    uv_sem_wait(&h.holding);
+    CHECK_INT(h.rc, 0);
+    grow_elsewhere();
+
+    /* The loop thread answers at once instead of waiting for the other thread. */
+    hk_webhook got;
+    CHECK_INT(hk_store_webhook_get(s, id, &got), UV_EAGAIN);
+    CHECK(hk_store_busy(s)); /* the adoption waits on the threadpool */
+
+    uv_sem_post(&h.release);
+    uv_thread_join(&t);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK(!hk_store_busy(s));
+    CHECK_INT(hk_store_webhook_get(s, id, &got), 0);
+    CHECK_STR(got.name, "a");
+    hk_webhook_free(&got);
+
+    hk_store_close(s);
+    CHECK_INT(uv_loop_close(&loop), 0);
+    uv_sem_destroy(&h.holding);
+    uv_sem_destroy(&h.release);
+    hk_webhook_free(&a);
+    fx_rmdir();
+}
+
+int main(void)
+{
+    /* A hang is a failure: the process dies with no closing line. */
+    alarm(100);
+    test_nested_query_after_growth(false);
+    test_nested_query_after_growth(true);
+    test_loop_never_waits_to_adopt();
+    return unit_done();
+}
