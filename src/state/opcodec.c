@@ -123,14 +123,15 @@ int hk_op_encode(const hk_op *op, uint8_t **out, size_t *len)
         break;
     case HK_OP_WEBHOOK_PUT: {
         const hk_op_webhook_put *p = &op->u.webhook_put;
-        if (p->webhook != NULL) {
-            hk__wbuf rec = {0};
-            hk__webhook_encode(p->webhook, &rec);
-            hk__w_strn(&b, (const char *)rec.p, rec.len);
-            free(rec.p);
-        } else {
-            hk__w_str(&b, NULL);
+        if (p->webhook == NULL) {
+            /* Not an op: it could not be applied, nor replayed. */
+            free(b.p);
+            return HK_EINVAL;
         }
+        hk__wbuf rec = {0};
+        hk__webhook_encode(p->webhook, &rec);
+        hk__w_strn(&b, (const char *)rec.p, rec.len);
+        free(rec.p);
         w_bool(&b, p->by_client);
         hk__w_u64(&b, p->unmodified_since_ms);
         w_state_event(&b, &p->event);
@@ -313,6 +314,8 @@ int hk_op_decode(hk_op *op, const uint8_t *buf, size_t len)
             if (hk__webhook_decode(rec, n, w) != 0)
                 r.bad = true;
             p->webhook = w;
+        } else {
+            r.bad = true; /* a put without its webhook */
         }
         p->by_client = r_bool(&r);
         p->unmodified_since_ms = hk__r_u64(&r);

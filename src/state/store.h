@@ -182,7 +182,7 @@ typedef struct hk_op_resend {
 
 typedef struct hk_op_webhook_put {
     /* in */
-    const hk_webhook *webhook;    /**< the complete new record; id 0 creates one */
+    const hk_webhook *webhook;    /**< the complete new record; id 0 creates one; NULL: HK_EINVAL */
     bool by_client;               /**< HK_ELOCKED when the stored webhook is locked; the stored lock is kept */
     uint64_t unmodified_since_ms; /**< non-zero: HK_ECONFLICT when the stored webhook was updated in a later second */
     hk_state_event event;         /**< a state event stored in the same commit (kind NULL: none) */
@@ -290,9 +290,11 @@ void hk_op_free_out(hk_op *op);
 
 /**
  * Serialises op's inputs (for a write-ahead log): *out is malloc'd, the
- * caller frees it. hk_op_decode reads them back into op (HK_EINVAL when
- * buf is malformed), allocating what op points to: free that with
- * hk_op_decode_free (buf need not outlive op).
+ * caller frees it; HK_EINVAL for an op that could never apply (an unknown
+ * type, a webhook put without its webhook). hk_op_decode reads them back
+ * into op (HK_EINVAL when buf is malformed or holds such an op), allocating
+ * what op points to: free that with hk_op_decode_free (buf need not
+ * outlive op).
  */
 int hk_op_encode(const hk_op *op, uint8_t **out, size_t *len) HK_MUST_CHECK;
 int hk_op_decode(hk_op *op, const uint8_t *buf, size_t len) HK_MUST_CHECK;

@@ -611,6 +611,8 @@ int hk__apply_webhook_put(hk_txn *txn, hk_op *op)
     bool have_old = false;
     int rc = 0;
     p->id = 0;
+    if (p->webhook == NULL)
+        return HK_EINVAL;
     memset(&old, 0, sizeof(old));
     hk_webhook_copy(&w, p->webhook);
     if (w.id != 0) {

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include "codec.h"
 #include "kv.h"
 #include "state_fixture.h"
 
@@ -162,6 +163,41 @@ static void test_loop_never_waits_to_adopt(void)
     fx_rmdir();
 }
 
+/* ---- a webhook put without its webhook ------------------------------------------------- */
+
+static void test_webhook_put_needs_its_webhook(void)
+{
+    hk_op op = {.type = HK_OP_WEBHOOK_PUT, .now_ms = 1000};
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    CHECK_INT(hk_op_encode(&op, &buf, &len), HK_EINVAL);
+    CHECK(buf == NULL);
+
+    /* What a write-ahead log could hold: the put's fields with the NULL string for the webhook. */
+    hk__wbuf b = {0};
+    hk__w_u8(&b, 1);
+    hk__w_u8(&b, HK_OP_WEBHOOK_PUT);
+    hk__w_u64(&b, 1000);
+    hk__w_str(&b, NULL); /* the webhook */
+    hk__w_u8(&b, 0);     /* by_client */
+    hk__w_u64(&b, 0);    /* unmodified_since_ms */
+    hk__w_str(&b, NULL); /* the state event: kind, reason, uuid */
+    hk__w_str(&b, NULL);
+    hk__w_raw(&b, (const uint8_t[16]){0}, 16);
+    hk_op back;
+    CHECK_INT(hk_op_decode(&back, b.p, b.len), HK_EINVAL);
+    free(b.p);
+
+    /* Applied anyway, it is refused and changes nothing. */
+    fx_mkdir();
+    hk_store *s = fx_open(NULL);
+    CHECK_INT(hk_store_apply(s, &op), HK_EINVAL);
+    hk_webhook w;
+    CHECK_INT(hk_store_webhook_get(s, 1, &w), HK_ENOTFOUND);
+    hk_store_close(s);
+    fx_rmdir();
+}
+
 int main(void)
 {
     /* A hang is a failure: the process dies with no closing line. */
@@ -169,5 +205,6 @@ int main(void)
     test_nested_query_after_growth(false);
     test_nested_query_after_growth(true);
     test_loop_never_waits_to_adopt();
+    test_webhook_put_needs_its_webhook();
     return unit_done();
 }
