@@ -330,7 +330,7 @@ int hk_store_webhook_get(hk_store *s, uint32_t id, hk_webhook *out) HK_MUST_CHEC
  */
 int hk_store_webhook_state(hk_store *s, uint32_t id, enum hk_webhook_state *state, bool *locked) HK_MUST_CHECK;
 
-/** A webhook's statistics (zeros when it has none yet). */
+/** A webhook's statistics (zeros when it has none yet, or when they cannot be read: logged). */
 int hk_store_webhook_stats(hk_store *s, uint32_t id, hk_webhook_stats *out) HK_MUST_CHECK;
 
 /** The webhook whose extension is exactly ext. HK_ENOTFOUND when none. */

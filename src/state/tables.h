@@ -53,7 +53,7 @@ json_t *hk__webhook_to_json(const hk_webhook *w);
 /** Reads a legacy JSON record into *out (zeroed first). */
 int hk__webhook_from_json(const json_t *rec, hk_webhook *out) HK_MUST_CHECK;
 
-/** Reads statistics (zeros when none); HK_ESTORE when malformed. */
+/** Reads statistics: zeros when none, and when malformed (with a warning); errors only from the store. */
 int hk__stats_read(hk_txn *txn, uint32_t id, hk_webhook_stats *out) HK_MUST_CHECK;
 /** Writes statistics in the current format. */
 int hk__stats_write(hk_txn *txn, uint32_t id, const hk_webhook_stats *st) HK_MUST_CHECK;

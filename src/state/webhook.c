@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "log.h"
 #include "tables.h"
 
 #define WH_FIXED 39    /* bytes before the first string of a version 1 record */
@@ -555,10 +556,15 @@ int hk__stats_read(hk_txn *txn, uint32_t id, hk_webhook_stats *out)
         p++;
         len--;
     } else if (len > 0 && p[0] != 0) {
-        return HK_ESTORE;
+        len = 0; /* neither version: malformed */
     }
-    if (len < STATS_FIXED)
-        return HK_ESTORE;
+    if (len < STATS_FIXED) {
+        /* Counters only: losing them must not stop the webhook's outcomes
+         * (its deliveries would be resent forever) nor its listing. The
+         * next outcome writes them afresh. */
+        hk_warn("store: statistics of webhook %u cannot be read; counting from zero", id);
+        return 0;
+    }
     out->calls = hk_rd64(p);
     out->errors = hk_rd64(p + 8);
     out->consecutive = hk_rd32(p + 16);

@@ -11,6 +11,125 @@
 #include "kv.h"
 #include "state_fixture.h"
 
+/* ---- what the store logs ------------------------------------------------------------ */
+
+static FILE *cap_file;
+static int cap_saved = -1;
+
+/* From here until capture_end, what is written to stderr goes to a file. */
+static void capture_start(void)
+{
+    fflush(stderr);
+    cap_file = tmpfile();
+    cap_saved = dup(2);
+    if (cap_file == NULL || cap_saved < 0 || dup2(fileno(cap_file), 2) < 0) {
+        perror("capture");
+        exit(1);
+    }
+}
+
+/* Restores stderr and returns what was written meanwhile (malloc'd, NUL-terminated). */
+static char *capture_end(void)
+{
+    fflush(stderr);
+    dup2(cap_saved, 2);
+    close(cap_saved);
+    long n = ftell(cap_file);
+    char *text = hk_malloc((size_t)(n > 0 ? n : 0) + 1);
+    rewind(cap_file);
+    size_t got = n > 0 ? fread(text, 1, (size_t)n, cap_file) : 0;
+    text[got] = '\0';
+    fclose(cap_file);
+    fputs(text, stderr); /* still shown with the test's output */
+    return text;
+}
+
+/* Lines of text containing needle. */
+static int lines_with(const char *text, const char *needle)
+{
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    return n;
+}
+
+/* Stores raw bytes under key in db, as a damaged store or an older version would hold them. */
+struct raw_put {
+    enum hk_db db;
+    const void *key, *val;
+    size_t klen, vlen;
+};
+
+static int raw_put_fn(hk_txn *txn, void *arg)
+{
+    struct raw_put *r = arg;
+    if (r->val == NULL)
+        return hk_del(txn, r->db, r->key, r->klen, NULL, 0);
+    return hk_put(txn, r->db, r->key, r->klen, r->val, r->vlen, 0);
+}
+
+static void raw_put(hk_store *s, enum hk_db db, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    struct raw_put r = {db, key, val, klen, vlen};
+    CHECK_INT(hk_kv_write_sync(hk_store_kv(s), raw_put_fn, &r), 0);
+}
+
+/* ---- the due queue and outcomes ------------------------------------------------------- */
+
+#define MAXD 16
+
+struct due_list {
+    hk_delivery d[MAXD];
+    size_t n;
+};
+
+static uint32_t want_all(uint32_t wid, void *arg)
+{
+    HK_UNUSED(wid);
+    HK_UNUSED(arg);
+    return 1000;
+}
+
+static bool collect(const hk_delivery *d, const hk_event *ev, void *arg)
+{
+    struct due_list *l = arg;
+    HK_UNUSED(ev);
+    if (l->n < MAXD)
+        l->d[l->n++] = *d;
+    return true;
+}
+
+static size_t due_at(hk_store *s, uint64_t now, struct due_list *l)
+{
+    memset(l, 0, sizeof(*l));
+    hk_due_scan scan = {.now_ms = now, .webhook = want_all, .delivery = collect, .arg = l};
+    CHECK_INT(hk_store_scan_due(s, &scan), 0);
+    return l->n;
+}
+
+/* A failed attempt of d, retried at next_due. */
+static int fail_once(hk_store *s, const hk_delivery *d, uint64_t now, uint64_t next_due)
+{
+    hk_attempt rec = {.webhook_id = d->webhook_id,
+                      .event_id = d->event_id,
+                      .event_name = "a.b",
+                      .event_uuid = "u",
+                      .attempt = d->attempts + 1,
+                      .started_ms = now,
+                      .status = 500,
+                      .error = "500 x",
+                      .url = "http://127.0.0.1:9/hook",
+                      .request = "",
+                      .response = "",
+                      .next_due_ms = next_due};
+    hk_op op = {.type = HK_OP_OUTCOME, .now_ms = now};
+    op.u.outcome.delivery = *d;
+    op.u.outcome.rec = &rec;
+    op.u.outcome.next_due_ms = next_due;
+    op.u.outcome.disable_after = 100;
+    return hk_store_apply(s, &op);
+}
+
 /* ---- a map grown by another process ---------------------------------------------- */
 
 /* More than the fixture's whole map (8 MiB), so the map must grow to hold it. */
@@ -198,6 +317,63 @@ static void test_webhook_put_needs_its_webhook(void)
     fx_rmdir();
 }
 
+/* ---- statistics that cannot be read ---------------------------------------------------- */
+
+static int count_listed(const hk_webhook *w, const hk_webhook_stats *st, void *arg)
+{
+    int *n = arg;
+    HK_UNUSED(w);
+    CHECK_INT(st->calls, 0);
+    (*n)++;
+    return 0;
+}
+
+static void test_bad_statistics_count_from_zero(void)
+{
+    fx_mkdir();
+    hk_store *s = fx_open(NULL);
+    hk_webhook a, b;
+    fx_webhook(&a, "a", "a.b", NULL);
+    fx_webhook(&b, "b", "x.y", NULL);
+    uint32_t ida = fx_create(s, &a);
+    fx_create(s, &b);
+    uint8_t k[4];
+    hk_be32(k, ida);
+    raw_put(s, HK_DB_STATS, k, 4,
+            "\x07"
+            "bad",
+            4);
+
+    /* Listed (both of them), with zeros and one warning. */
+    int n = 0;
+    capture_start();
+    CHECK_INT(hk_store_webhooks_each(s, 0, count_listed, &n), 0);
+    char *log = capture_end();
+    CHECK_INT(n, 2);
+    CHECK_INT(lines_with(log, "statistics of webhook"), 1);
+    free(log);
+    hk_webhook_stats st;
+    CHECK_INT(hk_store_webhook_stats(s, ida, &st), 0);
+    CHECK_INT(st.calls, 0);
+
+    /* An outcome is recorded (not failed, so not resent forever) and counts afresh. */
+    CHECK_INT(fx_signal(s, "a.b", 5000, NULL, 1, NULL), 0);
+    struct due_list l;
+    CHECK_INT(due_at(s, 5000, &l), 1);
+    CHECK_INT(fail_once(s, &l.d[0], 5100, 9000), 0);
+    CHECK_INT(hk_store_webhook_stats(s, ida, &st), 0);
+    CHECK_INT(st.calls, 1);
+    CHECK_INT(st.errors, 1);
+    CHECK_INT(st.consecutive, 1);
+    CHECK_INT(due_at(s, 9000, &l), 1);
+    CHECK_INT(l.d[0].attempts, 1);
+
+    hk_store_close(s);
+    hk_webhook_free(&a);
+    hk_webhook_free(&b);
+    fx_rmdir();
+}
+
 int main(void)
 {
     /* A hang is a failure: the process dies with no closing line. */
@@ -206,5 +382,6 @@ int main(void)
     test_nested_query_after_growth(true);
     test_loop_never_waits_to_adopt();
     test_webhook_put_needs_its_webhook();
+    test_bad_statistics_count_from_zero();
     return unit_done();
 }
