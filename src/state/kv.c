@@ -93,6 +93,7 @@ struct hk_kv_env {
     uv_work_t adopt_work;
     bool adopting;
     uint64_t commits, writes;
+    bool foreign;             /* the last commit before this open was not stamped by this version */
     uint64_t reader_check_at; /* loop time of the last stale-reader check */
 };
 
@@ -171,6 +172,12 @@ int hk_kv_open(hk_kv_env **out, const char *dir, uint64_t map_size, uint32_t max
             goto fail_lock;
         }
     }
+    /* Whether another version committed last: its writes may lack what
+     * this one keeps beside them (indexes). A new environment has no commit. */
+    MDB_val sk = {strlen(HK_KV_WRITER_STAMP), HK_KV_WRITER_STAMP}, sv;
+    size_t last = mdb_txn_id(txn) - 1;
+    int grc = mdb_get(txn, s->dbi[HK_DB_META], &sk, &sv);
+    s->foreign = last != 0 && (grc != 0 || sv.mv_size != 8 || hk_rd64(sv.mv_data) != last);
     if ((rc = mdb_txn_commit(txn)) != 0)
         goto fail_lock;
     *out = s;
@@ -197,6 +204,19 @@ void hk_kv_close(hk_kv_env *s)
     mdb_env_close(s->env);
     uv_rwlock_destroy(&s->resize);
     free(s);
+}
+
+bool hk_kv_foreign_commits(const hk_kv_env *s)
+{
+    return s->foreign;
+}
+
+/* Marks t as a transaction of this version (see hk_kv_foreign_commits). */
+static int stamp(hk_txn *t)
+{
+    uint8_t id[8];
+    hk_be64(id, (uint64_t)mdb_txn_id(t->txn));
+    return hk_put(t, HK_DB_META, HK_KV_WRITER_STAMP, strlen(HK_KV_WRITER_STAMP), id, 8, 0);
 }
 
 bool hk_kv_busy(const hk_kv_env *s)
@@ -562,7 +582,8 @@ int hk_kv_write_sync(hk_kv_env *s, int (*fn)(hk_txn *txn, void *arg), void *arg)
         if (rc != 0)
             return rc == UV_EAGAIN ? rc : map_err(rc);
         hk_txn t = {txn, s, true, 0};
-        rc = fn(&t, arg);
+        if ((rc = stamp(&t)) == 0)
+            rc = fn(&t, arg);
         bool grow = t.broken == MDB_MAP_FULL;
         if (rc == 0 && t.broken == 0) {
             int mrc = mdb_txn_commit(txn);
@@ -597,6 +618,8 @@ static void batch_work(uv_work_t *req)
         }
         hk_txn t = {txn, s, true, 0};
         int fate = 0;
+        if (stamp(&t) != 0)
+            fate = batch_fate(&t) != 0 ? batch_fate(&t) : HK_ESTORE;
         for (hk_write *w = s->batch; w != NULL && fate == 0; w = w->next) {
             if (w->flags & HK_WRITE_ISOLATED) {
                 MDB_txn *child;

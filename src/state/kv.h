@@ -90,6 +90,20 @@ int hk_kv_open(hk_kv_env **out, const char *dir, uint64_t map_size, uint32_t max
 /** Closes the environment. The loop must have no write in flight (hk_kv_busy is false). */
 void hk_kv_close(hk_kv_env *store);
 
+/**
+ * The key in HK_DB_META under which every write transaction of this
+ * version records its own id (8 bytes, big-endian).
+ */
+#define HK_KV_WRITER_STAMP "kv:writer_txn"
+
+/**
+ * True when, at open, the environment's last commit was not one of this
+ * version's (it lacks HK_KV_WRITER_STAMP with its id): an older version
+ * wrote since, and what this one keeps beside its records (indexes) may be
+ * incomplete. False for a new environment.
+ */
+bool hk_kv_foreign_commits(const hk_kv_env *store);
+
 /** True while writes are queued or being committed, or a map grown by another process is being adopted. */
 bool hk_kv_busy(const hk_kv_env *store);
 

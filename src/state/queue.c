@@ -16,9 +16,10 @@
 #define QKEY_LEN 20
 #define QVAL_V0 12
 #define QVAL_V1 13
-/* Set once the by-event index holds every queue entry. Writers of the queue
- * outside this file (the old engine's) do not index: once none is left,
- * renaming the marker makes every store index its queue once more. */
+/* Set once the by-event index has been built. A version before the index
+ * (or the old engine's writes) may have changed the queue since: a store
+ * last written by another version (hk_kv_foreign_commits) is checked again
+ * at open, so the marker only says that the check was ever made. */
 #define INDEX_BUILT "queue_events:built"
 
 static void qkey(uint8_t k[QKEY_LEN], uint32_t wid, uint64_t due, uint64_t eid)
@@ -164,33 +165,216 @@ int hk__queue_drop_event(hk_txn *txn, uint64_t eid, uint64_t *count)
     return rc;
 }
 
-int hk__queue_index_build(hk_txn *txn)
+/* ---- the check at open ------------------------------------------------------- */
+
+/* Entries visited per transaction of the check: each commit stays short. */
+#define CHECK_STEP 50000
+
+enum { CHECK_QUEUE, CHECK_INDEX, CHECK_DONE };
+
+/* Where a step of the check starts, and what it found. */
+struct check {
+    int phase;
+    uint8_t from[QKEY_LEN]; /* the first key of the step (from_len 0: the table's first) */
+    size_t from_len;
+    uint64_t indexed; /* index entries added for queue entries that had none */
+    uint64_t stale;   /* index entries removed whose queue entry was gone */
+    hk__orphans gone; /* queue entries removed whose event was gone, by webhook */
+};
+
+static void orphans_add(hk__orphans *o, uint32_t wid, uint64_t n)
 {
-    hk_val v;
-    int rc = hk_get(txn, HK_DB_META, INDEX_BUILT, strlen(INDEX_BUILT), &v);
-    if (rc != HK_ENOTFOUND)
-        return rc;
+    if (o->n > 0 && o->v[o->n - 1].webhook_id == wid) {
+        o->v[o->n - 1].count += n;
+        return;
+    }
+    if (o->n == o->cap) {
+        o->cap = o->cap ? 2 * o->cap : 8;
+        o->v = hk_realloc(o->v, o->cap * sizeof(*o->v));
+    }
+    o->v[o->n].webhook_id = wid;
+    o->v[o->n].count = n;
+    o->n++;
+}
+
+void hk__orphans_free(hk__orphans *o)
+{
+    free(o->v);
+    memset(o, 0, sizeof(*o));
+}
+
+/* Positions c at the step's first key; records where the next step starts when the step is full. */
+static int check_seek(hk_cursor *c, const struct check *at, hk_val *k, hk_val *v)
+{
+    if (at->from_len == 0)
+        return hk_cursor_get(c, HK_FIRST, k, v);
+    k->data = at->from;
+    k->len = at->from_len;
+    return hk_cursor_get(c, HK_SEEK, k, v);
+}
+
+static void check_stop(struct check *next, const hk_val *k)
+{
+    next->from_len = k->len < QKEY_LEN ? k->len : QKEY_LEN;
+    memcpy(next->from, k->data, next->from_len);
+}
+
+/* The queue: an entry whose event is gone is dropped; one without an index entry gets one. */
+static int check_queue(hk_txn *txn, struct check *next)
+{
     hk_cursor *c;
-    hk_val k;
+    hk_val k, v;
     size_t n = 0;
-    if ((rc = hk_cursor_open(txn, HK_DB_QUEUE, &c)) != 0)
+    int rc = hk_cursor_open(txn, HK_DB_QUEUE, &c);
+    if (rc != 0)
         return rc;
-    for (rc = hk_cursor_get(c, HK_FIRST, &k, &v); rc == 0; rc = hk_cursor_get(c, HK_NEXT, &k, &v)) {
+    for (rc = check_seek(c, next, &k, &v); rc == 0; rc = hk_cursor_get(c, HK_NEXT, &k, &v)) {
+        if (n++ == CHECK_STEP) {
+            check_stop(next, &k);
+            goto out;
+        }
         if (k.len != QKEY_LEN)
             continue;
         const uint8_t *p = k.data;
+        uint32_t wid = hk_rd32(p);
+        uint64_t due = hk_rd64(p + 4), eid = hk_rd64(p + 12);
         uint8_t ek[QKEY_LEN];
-        ekey(ek, hk_rd64(p + 12), hk_rd32(p), hk_rd64(p + 4));
-        if ((rc = hk_put(txn, HK_DB_QUEUE_EVENTS, ek, QKEY_LEN, "", 0, 0)) != 0)
-            break;
-        n++;
+        hk_val ev;
+        hk_be64(ek, eid);
+        int grc = hk_get(txn, HK_DB_EVENTS, ek, 8, &ev);
+        if (grc == HK_ENOTFOUND) {
+            /* Its event was pruned by a version that left queue entries behind:
+             * nothing can be delivered. The cursor then stands on the next entry. */
+            if ((rc = hk_cursor_del(c)) != 0 || (rc = unindex(txn, wid, due, eid)) != 0)
+                goto out;
+            orphans_add(&next->gone, wid, 1);
+            continue;
+        }
+        if (grc != 0) {
+            rc = grc;
+            goto out;
+        }
+        ekey(ek, eid, wid, due);
+        grc = hk_get(txn, HK_DB_QUEUE_EVENTS, ek, QKEY_LEN, &ev);
+        if (grc == HK_ENOTFOUND) {
+            if ((rc = hk_put(txn, HK_DB_QUEUE_EVENTS, ek, QKEY_LEN, "", 0, 0)) != 0)
+                goto out;
+            next->indexed++;
+        } else if (grc != 0) {
+            rc = grc;
+            goto out;
+        }
     }
+    if (rc == HK_ENOTFOUND) {
+        rc = 0;
+        next->phase = CHECK_INDEX;
+        next->from_len = 0;
+    }
+out:
     hk_cursor_close(c);
-    if (rc != HK_ENOTFOUND)
+    return rc;
+}
+
+/* The index: an entry whose queue entry is gone (delivered by a version that did not index) is removed. */
+static int check_index(hk_txn *txn, struct check *next)
+{
+    hk_cursor *c;
+    hk_val k, v;
+    size_t n = 0;
+    int rc = hk_cursor_open(txn, HK_DB_QUEUE_EVENTS, &c);
+    if (rc != 0)
         return rc;
-    if (n > 0)
-        hk_info("store: indexed %zu queue entries by event", n);
-    return hk_put(txn, HK_DB_META, INDEX_BUILT, strlen(INDEX_BUILT), "1", 1, 0);
+    for (rc = check_seek(c, next, &k, &v); rc == 0; rc = hk_cursor_get(c, HK_NEXT, &k, &v)) {
+        if (n++ == CHECK_STEP) {
+            check_stop(next, &k);
+            goto out;
+        }
+        const uint8_t *p = k.data;
+        uint8_t q[QKEY_LEN];
+        hk_val qv;
+        int grc = HK_ENOTFOUND;
+        if (k.len == QKEY_LEN) {
+            qkey(q, hk_rd32(p + 8), hk_rd64(p + 12), hk_rd64(p));
+            grc = hk_get(txn, HK_DB_QUEUE, q, QKEY_LEN, &qv);
+        }
+        if (grc == HK_ENOTFOUND) {
+            if ((rc = hk_cursor_del(c)) != 0)
+                goto out;
+            next->stale++;
+        } else if (grc != 0) {
+            rc = grc;
+            goto out;
+        }
+    }
+    if (rc == HK_ENOTFOUND) {
+        next->phase = CHECK_DONE;
+        rc = hk_put(txn, HK_DB_META, INDEX_BUILT, strlen(INDEX_BUILT), "1", 1, 0);
+    }
+out:
+    hk_cursor_close(c);
+    return rc;
+}
+
+struct check_step {
+    struct check at, next;
+};
+
+/* One transaction of the check. It may run again (after the map grows), so it starts from `at` afresh. */
+static int check_step(hk_txn *txn, void *arg)
+{
+    struct check_step *cs = arg;
+    hk__orphans_free(&cs->next.gone);
+    cs->next = cs->at;
+    cs->next.indexed = cs->next.stale = 0;
+    memset(&cs->next.gone, 0, sizeof(cs->next.gone));
+    return cs->at.phase == CHECK_QUEUE ? check_queue(txn, &cs->next) : check_index(txn, &cs->next);
+}
+
+static bool index_built(hk_kv_env *kv, int *rc)
+{
+    hk_txn *txn;
+    hk_val v;
+    if ((*rc = hk_kv_read(kv, &txn)) != 0)
+        return false;
+    *rc = hk_get(txn, HK_DB_META, INDEX_BUILT, strlen(INDEX_BUILT), &v);
+    hk_txn_end(txn);
+    if (*rc == HK_ENOTFOUND) {
+        *rc = 0;
+        return false;
+    }
+    return *rc == 0;
+}
+
+int hk__queue_check(hk_kv_env *kv, bool foreign, hk__orphans *gone)
+{
+    int rc;
+    memset(gone, 0, sizeof(*gone));
+    if (index_built(kv, &rc) && !foreign)
+        return 0;
+    if (rc != 0)
+        return rc;
+    struct check_step cs;
+    uint64_t indexed = 0, stale = 0;
+    memset(&cs, 0, sizeof(cs));
+    while (cs.at.phase != CHECK_DONE) {
+        if ((rc = hk_kv_write_sync(kv, check_step, &cs)) != 0)
+            break;
+        indexed += cs.next.indexed;
+        stale += cs.next.stale;
+        for (size_t i = 0; i < cs.next.gone.n; i++)
+            orphans_add(gone, cs.next.gone.v[i].webhook_id, cs.next.gone.v[i].count);
+        hk__orphans_free(&cs.next.gone);
+        cs.at = cs.next;
+    }
+    hk__orphans_free(&cs.next.gone);
+    if (rc != 0) {
+        hk__orphans_free(gone);
+        return rc;
+    }
+    if (indexed > 0 || stale > 0)
+        hk_info("store: queue index by event brought up to date: %llu added, %llu stale removed",
+                (unsigned long long)indexed, (unsigned long long)stale);
+    return 0;
 }
 
 /* ---- reading the queue ------------------------------------------------------- */
@@ -202,6 +386,7 @@ int hk__queue_scan_due(hk_txn *txn, hk_due_scan *scan)
     uint64_t now = scan->now_ms;
     scan->next_due_ms = UINT64_MAX;
     scan->stopped = false;
+    scan->gone = 0;
     int rc = hk_cursor_open(txn, HK_DB_QUEUE, &c);
     if (rc != 0)
         return rc;
@@ -228,10 +413,14 @@ int hk__queue_scan_due(hk_txn *txn, hk_due_scan *scan)
             if (erc != 0) {
                 hk_warn("store: queue entry of webhook %u, event %llu is malformed; skipping it", wid,
                         (unsigned long long)d.event_id);
-            } else if ((erc = hk__event_read(txn, d.event_id, &ev)) != 0) {
-                /* Gone or unreadable: nothing to deliver, and the others still go. */
-                hk_warn("engine: event %llu of a queued delivery is %s; skipping it", (unsigned long long)d.event_id,
-                        erc == HK_ENOTFOUND ? "gone" : "unreadable");
+            } else if ((erc = hk__event_read(txn, d.event_id, &ev)) == HK_ENOTFOUND) {
+                /* Nothing to deliver. Only another version leaves such entries
+                 * behind, and the next open drops them (with a warning). */
+                scan->gone++;
+            } else if (erc != 0) {
+                /* Unreadable: nothing to deliver, and the others still go. */
+                hk_warn("store: event %llu of a queued delivery is unreadable; skipping it",
+                        (unsigned long long)d.event_id);
             } else {
                 bool go_on = scan->delivery(&d, &ev, scan->arg);
                 hk_event_free(&ev);

@@ -1,6 +1,7 @@
 /*
  * store.c: the LMDB engine behind store.h: opening (with the data
- * directory's lock and the reader check), the group commit of typed ops
+ * directory's lock, the reader check and the check of a store another
+ * version wrote), the group commit of typed ops
  * (on kv.c's, so old-style writes and ops share one writer and one fsync
  * per group), the op dispatcher and the typed queries.
  */
@@ -57,19 +58,35 @@ void hk_store_unlock_dir(int fd)
         close(fd); /* closing the descriptor releases the flock */
 }
 
-/* One-off work on a store written by an older version: the queue's index
- * by event, and webhooks in the current format (a handful of records,
- * read by every signal's fan-out). */
+/* Webhooks in the current format (a handful of records, read by every signal's fan-out). */
 static int upgrade(hk_txn *txn, void *arg)
 {
     size_t n = 0;
     HK_UNUSED(arg);
-    int rc = hk__queue_index_build(txn);
-    if (rc == 0)
-        rc = hk__webhook_upgrade_all(txn, &n);
+    int rc = hk__webhook_upgrade_all(txn, &n);
     if (rc == 0 && n > 0)
         hk_info("store: %zu webhook record%s rewritten in the current format", n, n == 1 ? "" : "s");
     return rc;
+}
+
+/*
+ * One-off work on a store written by another version: the queue's index
+ * by event brought up to date, queue entries that lost their event dropped
+ * (one warning per webhook), webhooks rewritten in the current format.
+ */
+static int upgrade_all(hk_kv_env *kv)
+{
+    hk__orphans gone;
+    int rc = hk__queue_check(kv, hk_kv_foreign_commits(kv), &gone);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < gone.n; i++)
+        hk_warn("store: %llu queued deliver%s of webhook %u had lost %s event (pruned by an older version) and %s "
+                "dropped",
+                (unsigned long long)gone.v[i].count, gone.v[i].count == 1 ? "y" : "ies", gone.v[i].webhook_id,
+                gone.v[i].count == 1 ? "its" : "their", gone.v[i].count == 1 ? "was" : "were");
+    hk__orphans_free(&gone);
+    return hk_kv_write_sync(kv, upgrade, NULL);
 }
 
 int hk_store_open(hk_store **out, uv_loop_t *loop, const hk_store_opts *o)
@@ -95,7 +112,7 @@ int hk_store_open(hk_store **out, uv_loop_t *loop, const hk_store_opts *o)
      * page reuse until cleared. */
     if ((rc = hk_kv_reader_check(s->kv, NULL)) != 0)
         goto fail_kv;
-    if ((rc = hk_kv_write_sync(s->kv, upgrade, NULL)) != 0) {
+    if ((rc = upgrade_all(s->kv)) != 0) {
         hk_error("store: cannot upgrade the records of an older version: %s", hk_strerror(rc));
         goto fail_kv;
     }

@@ -383,8 +383,16 @@ int hk_store_event_get(hk_store *s, uint64_t id, hk_event *out) HK_MUST_CHECK;
  * entries the caller wants (0 skips it: parked, gone, or its share is
  * full); then delivery() is called for each due entry (due <= now_ms) with
  * its event, up to that many, until it returns false (which ends the
- * whole pass). Entries whose event is gone are skipped with a warning.
- * d and ev are borrowed for the call.
+ * whole pass). Entries whose event cannot be read are skipped with a
+ * warning; entries whose event is gone are skipped and counted in gone.
+ * d and ev are borrowed for the call. The scan only reads.
+ *
+ * Queue entries whose event is gone: this version removes an event's
+ * entries in the commit that prunes it, but an older one (or the old
+ * engine) left them behind. Opening the store after another version wrote
+ * it drops them, in bounded commits, with one warning per webhook naming
+ * the count, and brings the queue's index by event up to date: nothing
+ * for the caller to do.
  */
 typedef struct hk_due_scan {
     uint64_t now_ms; /**< in: what counts as due */
@@ -393,6 +401,7 @@ typedef struct hk_due_scan {
     void *arg;
     uint64_t next_due_ms; /**< out: the earliest due time > now_ms seen (UINT64_MAX when none) */
     bool stopped;         /**< out: delivery() ended the pass early */
+    uint64_t gone;        /**< out: due entries skipped because their event is gone (see above) */
 } hk_due_scan;
 
 int hk_store_scan_due(hk_store *s, hk_due_scan *scan) HK_MUST_CHECK;

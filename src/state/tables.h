@@ -88,8 +88,26 @@ int hk__queue_del(hk_txn *txn, const hk_delivery *d) HK_MUST_CHECK;
 int hk__queue_drop_webhook(hk_txn *txn, uint32_t webhook_id, uint32_t max, bool *more) HK_MUST_CHECK;
 /** Deletes every entry of event_id; *count receives how many. */
 int hk__queue_drop_event(hk_txn *txn, uint64_t event_id, uint64_t *count) HK_MUST_CHECK;
-/** Builds the by-event index for entries written before it existed (once per store). */
-int hk__queue_index_build(hk_txn *txn) HK_MUST_CHECK;
+/** Queue entries removed by the check at open, by webhook (in webhook order). */
+typedef struct hk__orphans {
+    struct {
+        uint32_t webhook_id; /**< the webhook */
+        uint64_t count;      /**< its entries removed */
+    } * v;                   /**< malloc'd; free with hk__orphans_free */
+    size_t n, cap;           /**< entries used and allocated */
+} hk__orphans;
+
+void hk__orphans_free(hk__orphans *o);
+
+/**
+ * The check at open, in transactions of its own (bounded, so none is long):
+ * when the queue's index was never built, or another version wrote the
+ * store since this one last did (foreign), every queue entry gets its index
+ * entry, stale index entries go, and an entry whose event is gone (pruned by
+ * a version that left queue entries behind: nothing can be delivered) is
+ * removed, counted by webhook in *gone (the caller frees it). Idempotent.
+ */
+int hk__queue_check(hk_kv_env *kv, bool foreign, hk__orphans *gone) HK_MUST_CHECK;
 int hk__queue_scan_due(hk_txn *txn, hk_due_scan *scan) HK_MUST_CHECK;
 int hk__queue_pending(hk_txn *txn, uint32_t webhook_id, uint64_t now_ms, uint64_t *pending,
                       uint64_t *due) HK_MUST_CHECK;

@@ -74,6 +74,34 @@ static void raw_put(hk_store *s, enum hk_db db, const void *key, size_t klen, co
     CHECK_INT(hk_kv_write_sync(hk_store_kv(s), raw_put_fn, &r), 0);
 }
 
+static void raw_del(hk_store *s, enum hk_db db, const void *key, size_t klen)
+{
+    raw_put(s, db, key, klen, NULL, 0);
+}
+
+/* The last commit then looks like an older version's: it did not record itself. */
+static void as_older_version(hk_store *s)
+{
+    raw_del(s, HK_DB_META, HK_KV_WRITER_STAMP, strlen(HK_KV_WRITER_STAMP));
+}
+
+static void qkey(uint8_t k[20], uint32_t wid, uint64_t due, uint64_t eid)
+{
+    hk_be32(k, wid);
+    hk_be64(k + 4, due);
+    hk_be64(k + 12, eid);
+}
+
+/* A queue entry as an older version wrote it: the 12-byte form, without an index entry. */
+static void old_queue_put(hk_store *s, uint32_t wid, uint64_t due, uint64_t eid)
+{
+    uint8_t k[20], v[12];
+    qkey(k, wid, due, eid);
+    hk_be32(v, 0);
+    hk_be64(v + 4, due);
+    raw_put(s, HK_DB_QUEUE, k, 20, v, 12);
+}
+
 /* ---- the due queue and outcomes ------------------------------------------------------- */
 
 #define MAXD 16
@@ -374,6 +402,98 @@ static void test_bad_statistics_count_from_zero(void)
     fx_rmdir();
 }
 
+/* ---- queue entries left behind by an older version --------------------------------- */
+
+static hk_store *reopen(hk_store *s, char **log)
+{
+    hk_store_close(s);
+    capture_start();
+    s = fx_open(NULL);
+    *log = capture_end();
+    return s;
+}
+
+static void test_old_queue_entries_are_checked_at_open(void)
+{
+    fx_mkdir();
+    hk_store *s = fx_open(NULL);
+    hk_webhook w, v;
+    fx_webhook(&w, "w", "a.b", NULL);
+    fx_webhook(&v, "v", "a.b", NULL);
+    uint32_t idw = fx_create(s, &w), idv = fx_create(s, &v);
+    uint64_t eid[4];
+    for (int i = 0; i < 4; i++) {
+        hk_op op;
+        CHECK_INT(fx_signal(s, "a.b", 1000 * (uint64_t)(i + 1), NULL, 1, &op), 0);
+        eid[i] = op.u.signal.event_id;
+        hk_op_free_out(&op);
+    }
+
+    /* An older version meanwhile: it prunes events 1 and 2 and leaves their entries; it requeues
+     * w's delivery of event 4 and queues v's of event 1 without indexing them; it delivers w's
+     * entry of event 3 and leaves its index entry. */
+    uint8_t k[20];
+    for (int i = 0; i < 2; i++) {
+        uint8_t ek[8];
+        hk_be64(ek, eid[i]);
+        raw_del(s, HK_DB_EVENTS, ek, 8);
+    }
+    old_queue_put(s, idw, 4500, eid[3]);
+    old_queue_put(s, idv, 1500, eid[0]);
+    qkey(k, idw, 3000, eid[2]);
+    raw_del(s, HK_DB_QUEUE, k, 20);
+    as_older_version(s);
+
+    /* The scan only reads: the entries of the pruned events are skipped and counted, without a word. */
+    struct due_list l;
+    hk_due_scan scan = {.now_ms = 10000, .webhook = want_all, .delivery = collect, .arg = &l};
+    memset(&l, 0, sizeof(l));
+    capture_start();
+    CHECK_INT(hk_store_scan_due(s, &scan), 0);
+    char *log = capture_end();
+    CHECK_INT(l.n, 4);
+    CHECK_INT(scan.gone, 5);
+    CHECK_INT(lines_with(log, "warn"), 0);
+    free(log);
+
+    /* The next open drops them, one warning per webhook naming the count, and indexes the rest. */
+    s = reopen(s, &log);
+    char want_w[64], want_v[64];
+    snprintf(want_w, sizeof(want_w), "2 queued deliveries of webhook %u ", idw);
+    snprintf(want_v, sizeof(want_v), "3 queued deliveries of webhook %u ", idv);
+    CHECK_INT(lines_with(log, want_w), 1);
+    CHECK_INT(lines_with(log, want_v), 1);
+    CHECK_INT(lines_with(log, "warn"), 2);
+    free(log);
+    CHECK_INT(due_at(s, 10000, &l), 4);
+    uint64_t pending, due;
+    CHECK_INT(hk_store_pending(s, idw, 10000, &pending, &due), 0);
+    CHECK_INT(pending, 2); /* event 4, twice */
+    CHECK_INT(hk_store_pending(s, idv, 10000, &pending, &due), 0);
+    CHECK_INT(pending, 2); /* events 3 and 4 */
+
+    /* Pruning events 3 and 4 now takes every entry with them, the unindexed one too. */
+    hk_op p = {.type = HK_OP_PRUNE, .now_ms = 10000};
+    p.u.prune.events_before_ms = 5000;
+    p.u.prune.max = 100;
+    CHECK_INT(hk_store_apply(s, &p), 0);
+    CHECK_INT(p.u.prune.removed, 2);
+    CHECK_INT(p.u.prune.dropped_deliveries, 4);
+    CHECK_INT(hk_store_pending(s, idw, 10000, &pending, &due), 0);
+    CHECK_INT(pending, 0);
+    CHECK_INT(hk_store_pending(s, idv, 10000, &pending, &due), 0);
+    CHECK_INT(pending, 0);
+
+    /* Opening a store this version wrote last finds nothing to say. */
+    s = reopen(s, &log);
+    CHECK_INT(lines_with(log, "queue"), 0);
+    free(log);
+    hk_store_close(s);
+    hk_webhook_free(&w);
+    hk_webhook_free(&v);
+    fx_rmdir();
+}
+
 int main(void)
 {
     /* A hang is a failure: the process dies with no closing line. */
@@ -383,5 +503,6 @@ int main(void)
     test_loop_never_waits_to_adopt();
     test_webhook_put_needs_its_webhook();
     test_bad_statistics_count_from_zero();
+    test_old_queue_entries_are_checked_at_open();
     return unit_done();
 }
