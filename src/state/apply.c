@@ -355,22 +355,40 @@ int hk__apply_queue_drop(hk_txn *txn, hk_op *op)
 
 /* ---- retention ------------------------------------------------------------------- */
 
-/* Deletes events older than before, oldest (lowest id) first, with their queue entries. */
-static int prune_events(hk_txn *txn, uint64_t before, uint64_t budget, hk_op_prune *p)
+/* Events dated after the op's time stepped over per step at most: a long
+ * run of them (a clock that was set far ahead) cannot make a step long. */
+#define PRUNE_FUTURE_MAX 10000
+
+/*
+ * Deletes events older than before with their queue entries, oldest
+ * (lowest id) first. Ids grow with arrival, so the first event that is not
+ * old ends the run, with two exceptions that must not stop retention for
+ * good: an event dated after now (a clock set back, a damaged record) says
+ * nothing about its age by its time and is stepped over, the ones after it
+ * still judged; and an event that cannot be read (it can be neither
+ * delivered nor shown) is deleted as it is met.
+ */
+static int prune_events(hk_txn *txn, uint64_t now, uint64_t before, uint64_t budget, hk_op_prune *p)
 {
     hk_cursor *c;
     hk_val k, v;
+    if (before == 0)
+        return 0;
     int rc = hk_cursor_open(txn, HK_DB_EVENTS, &c);
     if (rc != 0)
         return rc;
-    uint64_t used = 0;
+    uint64_t used = 0, future = 0, unreadable = 0;
     for (rc = hk_cursor_get(c, HK_FIRST, &k, &v); rc == 0; rc = hk_cursor_get(c, HK_NEXT, &k, &v)) {
-        uint64_t ts;
+        uint64_t ts = 0;
         if (k.len != 8)
             continue;
-        /* Events are in arrival order: the first one not older ends the run (as
-         * does one this version cannot read, which a newer version may have written). */
-        if (hk_event_time(v.data, v.len, &ts) != 0 || ts >= before)
+        bool readable = hk_event_time(v.data, v.len, &ts) == 0;
+        if (readable && now != 0 && ts > now) {
+            if (++future > PRUNE_FUTURE_MAX)
+                break;
+            continue;
+        }
+        if (readable && ts >= before)
             break;
         if (used >= budget) {
             p->more = true;
@@ -379,14 +397,22 @@ static int prune_events(hk_txn *txn, uint64_t before, uint64_t budget, hk_op_pru
         uint64_t dropped = 0;
         if ((rc = hk__queue_drop_event(txn, hk_rd64(k.data), &dropped)) != 0)
             break;
+        /* The cursor then stands on the next event, which HK_NEXT returns. */
         if ((rc = hk_cursor_del(c)) != 0)
             break;
         p->dropped_deliveries += dropped;
         p->removed++;
         used += 1 + dropped;
+        if (!readable)
+            unreadable++;
     }
     hk_cursor_close(c);
-    return rc == HK_ENOTFOUND ? 0 : rc;
+    if (rc != 0 && rc != HK_ENOTFOUND)
+        return rc;
+    if (unreadable > 0)
+        hk_warn("store: %llu unreadable event%s removed by retention", (unsigned long long)unreadable,
+                unreadable == 1 ? "" : "s");
+    return 0;
 }
 
 /* Deletes expired Idempotency-Keys in time order; a key reused after its
@@ -437,7 +463,7 @@ int hk__apply_prune(hk_txn *txn, hk_op *op)
     int rc = hk__log_prune(txn, p->attempts_before_ms, max, &p->removed, &p->more);
     uint64_t used = p->removed;
     if (rc == 0 && used < max)
-        rc = prune_events(txn, p->events_before_ms, max - used, p);
+        rc = prune_events(txn, op->now_ms, p->events_before_ms, max - used, p);
     else if (rc == 0)
         p->more = true;
     used = p->removed + p->dropped_deliveries;

@@ -252,7 +252,9 @@ typedef struct hk_op_tree_import {
 typedef struct hk_op_prune {
     /* in */
     uint64_t attempts_before_ms;    /**< attempt records older than this go */
-    uint64_t events_before_ms;      /**< events older than this go, with their queue entries */
+    uint64_t events_before_ms;      /**< events older than this go, with their queue entries (in arrival order;
+                                         one dated after now_ms is kept and stepped over, one that cannot be
+                                         read goes) */
     uint64_t idempotency_before_ms; /**< Idempotency-Keys recorded before this go */
     uint32_t max;                   /**< records removed in the step, counting queue entries of pruned events; an event
                                          and its entries are never split, so the last one may run past max */

@@ -494,6 +494,68 @@ static void test_old_queue_entries_are_checked_at_open(void)
     fx_rmdir();
 }
 
+/* ---- retention past a future-dated or unreadable event -------------------------------- */
+
+static void test_retention_steps_past_odd_events(void)
+{
+    fx_mkdir();
+    hk_store *s = fx_open(NULL);
+    hk_webhook w;
+    fx_webhook(&w, "w", "a.b", NULL);
+    uint32_t idw = fx_create(s, &w);
+    /* Arrival order: old, dated a year ahead (a clock set wrong), old, old (damaged below), old, recent. */
+    const uint64_t at[] = {1000, 1000 + 365ull * 86400000, 2000, 3000, 4000, 9000};
+    uint64_t eid[6];
+    for (int i = 0; i < 6; i++) {
+        hk_op op;
+        CHECK_INT(fx_signal(s, "a.b", at[i], NULL, 1, &op), 0);
+        eid[i] = op.u.signal.event_id;
+        hk_op_free_out(&op);
+    }
+    uint8_t ek[8];
+    hk_be64(ek, eid[3]);
+    raw_put(s, HK_DB_EVENTS, ek, 8,
+            "\x09"
+            "bad",
+            4);
+
+    hk_op p = {.type = HK_OP_PRUNE, .now_ms = 10000};
+    p.u.prune.events_before_ms = 5000;
+    p.u.prune.max = 100;
+    capture_start();
+    CHECK_INT(hk_store_apply(s, &p), 0);
+    char *log = capture_end();
+    CHECK(!p.u.prune.more);
+    CHECK_INT(p.u.prune.removed, 4);
+    CHECK_INT(p.u.prune.dropped_deliveries, 4);
+    CHECK_INT(lines_with(log, "1 unreadable event removed"), 1);
+    free(log);
+
+    hk_event ev;
+    const bool kept[] = {false, true, false, false, false, true};
+    for (int i = 0; i < 6; i++) {
+        int rc = hk_store_event_get(s, eid[i], &ev);
+        CHECK_INT(rc, kept[i] ? 0 : HK_ENOTFOUND);
+        if (rc == 0)
+            hk_event_free(&ev);
+    }
+    uint64_t pending, due;
+    CHECK_INT(hk_store_pending(s, idw, 10000, &pending, &due), 0);
+    CHECK_INT(pending, 2);
+
+    /* Once its time has passed, the future-dated event goes too. */
+    p.now_ms = at[1] + 10000;
+    p.u.prune.events_before_ms = at[1] + 1;
+    CHECK_INT(hk_store_apply(s, &p), 0);
+    CHECK_INT(p.u.prune.removed, 2);
+    CHECK_INT(hk_store_pending(s, idw, p.now_ms, &pending, &due), 0);
+    CHECK_INT(pending, 0);
+
+    hk_store_close(s);
+    hk_webhook_free(&w);
+    fx_rmdir();
+}
+
 int main(void)
 {
     /* A hang is a failure: the process dies with no closing line. */
@@ -504,5 +566,6 @@ int main(void)
     test_webhook_put_needs_its_webhook();
     test_bad_statistics_count_from_zero();
     test_old_queue_entries_are_checked_at_open();
+    test_retention_steps_past_odd_events();
     return unit_done();
 }
