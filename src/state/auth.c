@@ -107,6 +107,7 @@ static int key_write(hk_txn *txn, const hk_key *k, unsigned flags);
 #define USER_CACHE_RECORD_MAX 512
 
 struct user_cache_slot {
+    bool used; /* holds a decoded record (an unused slot matches nothing, not even 0 bytes) */
     size_t len;
     char raw[USER_CACHE_RECORD_MAX];
     hk_user user;
@@ -151,11 +152,11 @@ static int user_decode_any(const void *data, size_t len, hk_user *u)
 
 static int user_decode(const hk_val *v, hk_user *u)
 {
-    if (v->len > USER_CACHE_RECORD_MAX)
+    if (v->len == 0 || v->len > USER_CACHE_RECORD_MAX)
         return user_decode_any(v->data, v->len, u);
     for (unsigned i = 0; i < USER_CACHE_SLOTS; i++) {
         struct user_cache_slot *c = &user_cache[i];
-        if (c->len == v->len && memcmp(c->raw, v->data, v->len) == 0) {
+        if (c->used && c->len == v->len && memcmp(c->raw, v->data, v->len) == 0) {
             *u = c->user;
             return 0;
         }
@@ -163,6 +164,7 @@ static int user_decode(const hk_val *v, hk_user *u)
     int rc = user_decode_any(v->data, v->len, u);
     if (rc == 0) {
         struct user_cache_slot *c = &user_cache[user_cache_next++ % USER_CACHE_SLOTS];
+        c->used = true;
         c->len = v->len;
         memcpy(c->raw, v->data, v->len);
         c->user = *u;

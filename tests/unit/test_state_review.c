@@ -556,6 +556,33 @@ static void test_retention_steps_past_odd_events(void)
     fx_rmdir();
 }
 
+/* ---- an empty user record ------------------------------------------------------------- */
+
+static int count_users(const hk_user *u, void *arg)
+{
+    HK_UNUSED(u);
+    (*(int *)arg)++;
+    return 0;
+}
+
+static void test_empty_user_record_is_no_user(void)
+{
+    fx_mkdir();
+    hk_store *s = fx_open(NULL);
+    uint8_t k[4];
+    hk_be32(k, 5);
+    raw_put(s, HK_DB_USERS, k, 4, "", 0);
+    raw_put(s, HK_DB_USER_CODES, "ghost", 5, k, 4);
+    hk_user u;
+    CHECK_INT(hk_store_user_get(s, 5, &u), HK_ESTORE);
+    CHECK_INT(hk_store_user_by_code(s, "ghost", &u), HK_ESTORE);
+    int n = 0;
+    CHECK_INT(hk_store_users_each(s, count_users, &n), 0);
+    CHECK_INT(n, 0);
+    hk_store_close(s);
+    fx_rmdir();
+}
+
 int main(void)
 {
     /* A hang is a failure: the process dies with no closing line. */
@@ -567,5 +594,6 @@ int main(void)
     test_bad_statistics_count_from_zero();
     test_old_queue_entries_are_checked_at_open();
     test_retention_steps_past_odd_events();
+    test_empty_user_record_is_no_user();
     return unit_done();
 }
