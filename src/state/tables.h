@@ -31,7 +31,7 @@
 void hk__webhook_encode(const hk_webhook *w, hk__wbuf *out);
 /** Decodes a stored webhook of any version into *out (zeroed first; free it with hk_webhook_free). */
 int hk__webhook_decode(const void *p, size_t len, hk_webhook *out) HK_MUST_CHECK;
-/** Reads webhook id; HK_ENOTFOUND when absent. */
+/** Reads webhook id (out->id is id, whatever the record says); HK_ENOTFOUND when absent. */
 int hk__webhook_read(hk_txn *txn, uint32_t id, hk_webhook *out) HK_MUST_CHECK;
 /** A webhook's state and lock without decoding the whole record (fan-out). */
 int hk__webhook_peek(hk_txn *txn, uint32_t id, enum hk_webhook_state *state, bool *locked) HK_MUST_CHECK;

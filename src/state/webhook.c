@@ -320,7 +320,12 @@ int hk__webhook_read(hk_txn *txn, uint32_t id, hk_webhook *out)
     int rc = hk_get(txn, HK_DB_WEBHOOKS, k, 4, &v);
     if (rc != 0)
         return rc;
-    return hk__webhook_decode(v.data, v.len, out);
+    if ((rc = hk__webhook_decode(v.data, v.len, out)) != 0)
+        return rc;
+    /* The key is the id: a record saying otherwise (a JSON one without it,
+     * a damaged one) must not make a rewrite land under another key. */
+    out->id = id;
+    return 0;
 }
 
 int hk__webhook_peek(hk_txn *txn, uint32_t id, enum hk_webhook_state *state, bool *locked)

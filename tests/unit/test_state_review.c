@@ -583,6 +583,67 @@ static void test_empty_user_record_is_no_user(void)
     fx_rmdir();
 }
 
+/* ---- a webhook record that names another id ---------------------------------------------- */
+
+static void test_webhook_id_is_its_key(void)
+{
+    fx_mkdir();
+    hk_store *s = fx_open(NULL);
+    hk_webhook a;
+    fx_webhook(&a, "a", "a.b", NULL);
+    uint32_t ida = fx_create(s, &a);
+    /* Webhook 7 in the old JSON form, naming id 3 (or none at all, for 8). */
+    const char *rec7 = "{\"id\":3,\"name\":\"seven\",\"url\":\"http://127.0.0.1:9/\",\"state\":\"Active\","
+                       "\"events\":[\"a.b\"]}";
+    const char *rec8 = "{\"name\":\"eight\",\"url\":\"http://127.0.0.1:9/\",\"state\":\"Active\"}";
+    uint8_t k7[4], k8[4], k3[4];
+    hk_be32(k7, 7);
+    hk_be32(k8, 8);
+    hk_be32(k3, 3);
+    raw_put(s, HK_DB_WEBHOOKS, k7, 4, rec7, strlen(rec7));
+    raw_put(s, HK_DB_WEBHOOKS, k8, 4, rec8, strlen(rec8));
+    raw_put(s, HK_DB_SUBSCRIPTIONS, "a.b", 3, k7, 4);
+
+    hk_webhook got;
+    CHECK_INT(hk_store_webhook_get(s, 7, &got), 0);
+    CHECK_INT(got.id, 7);
+    hk_webhook_free(&got);
+    CHECK_INT(hk_store_webhook_get(s, 8, &got), 0);
+    CHECK_INT(got.id, 8);
+    hk_webhook_free(&got);
+
+    /* The operator's lock is written under 7, and no webhook 3 (or 0) appears. */
+    hk_op lock = {.type = HK_OP_WEBHOOK_LOCK, .now_ms = 2000, .u.webhook_lock = {7, true}};
+    CHECK_INT(hk_store_apply(s, &lock), 0);
+    lock.u.webhook_lock.id = 8;
+    CHECK_INT(hk_store_apply(s, &lock), 0);
+    CHECK_INT(hk_store_webhook_get(s, 3, &got), HK_ENOTFOUND);
+    CHECK_INT(hk_store_webhook_get(s, 0, &got), HK_ENOTFOUND);
+    CHECK_INT(hk_store_webhook_get(s, 7, &got), 0);
+    CHECK(got.locked && got.id == 7);
+    hk_webhook_free(&got);
+
+    /* So is the disable after a 410 (7 is locked: unlock it first). */
+    lock.u.webhook_lock.id = 7;
+    lock.u.webhook_lock.locked = false;
+    CHECK_INT(hk_store_apply(s, &lock), 0);
+    hk_attempt rec = {.webhook_id = 7, .attempt = 1, .started_ms = 3000, .status = 410, .error = "410", .sync = true};
+    hk_op at = {.type = HK_OP_ATTEMPT, .now_ms = 3000, .u.attempt = {.rec = &rec, .is410 = true, .disable_after = 5}};
+    CHECK_INT(hk_store_apply(s, &at), 0);
+    CHECK(at.u.attempt.disabled);
+    CHECK_INT(hk_store_webhook_get(s, 3, &got), HK_ENOTFOUND);
+    enum hk_webhook_state state;
+    bool locked;
+    CHECK_INT(hk_store_webhook_state(s, 7, &state, &locked), 0);
+    CHECK_INT(state, HK_WH_TOO_MANY_ERRORS);
+    CHECK_INT(hk_store_webhook_state(s, ida, &state, &locked), 0);
+    CHECK_INT(state, HK_WH_ACTIVE);
+
+    hk_store_close(s);
+    hk_webhook_free(&a);
+    fx_rmdir();
+}
+
 int main(void)
 {
     /* A hang is a failure: the process dies with no closing line. */
@@ -595,5 +656,6 @@ int main(void)
     test_old_queue_entries_are_checked_at_open();
     test_retention_steps_past_odd_events();
     test_empty_user_record_is_no_user();
+    test_webhook_id_is_its_key();
     return unit_done();
 }
