@@ -431,8 +431,12 @@ int hk__apply_key_put(hk_txn *txn, hk_op *op)
     return key_write(txn, &k, HK_PUT_NOOVERWRITE);
 }
 
-/* The hash of the key whose short id is sid: its first four bytes are the hash's, so seek there. */
-static int find_short_id(hk_txn *txn, const char *sid, uint8_t hash[32])
+/*
+ * The hash of the key whose short id is sid: its first four bytes are the
+ * hash's, so seek there. Two keys may share them (one in 2^32 per pair):
+ * then which one is meant cannot be told, and nothing is revoked.
+ */
+static int find_short_id(hk_txn *txn, const char *sid, uint8_t hash[32], char *err, size_t errlen)
 {
     uint8_t prefix[4];
     if (strlen(sid) != 8)
@@ -446,26 +450,37 @@ static int find_short_id(hk_txn *txn, const char *sid, uint8_t hash[32])
     }
     hk_cursor *c;
     hk_val k = {prefix, 4}, v;
+    size_t n = 0;
     int rc = hk_cursor_open(txn, HK_DB_KEYS, &c);
     if (rc != 0)
         return rc;
-    rc = hk_cursor_get(c, HK_SEEK, &k, &v);
-    if (rc == 0 && (k.len != 32 || memcmp(k.data, prefix, 4) != 0))
-        rc = HK_ENOTFOUND;
-    if (rc == 0)
-        memcpy(hash, k.data, 32);
+    for (rc = hk_cursor_get(c, HK_SEEK, &k, &v); rc == 0; rc = hk_cursor_get(c, HK_NEXT, &k, &v)) {
+        if (k.len != 32 || memcmp(k.data, prefix, 4) != 0)
+            break;
+        if (n++ == 0)
+            memcpy(hash, k.data, 32);
+    }
     hk_cursor_close(c);
-    return rc;
+    if (rc != 0 && rc != HK_ENOTFOUND)
+        return rc;
+    if (n == 0)
+        return HK_ENOTFOUND;
+    if (n > 1) {
+        snprintf(err, errlen, "key id %s matches %zu keys; revoke by the key itself", sid, n);
+        return HK_ECONFLICT;
+    }
+    return 0;
 }
 
 int hk__apply_key_revoke(hk_txn *txn, hk_op *op)
 {
-    const hk_op_key_revoke *p = &op->u.key_revoke;
+    hk_op_key_revoke *p = &op->u.key_revoke;
     uint8_t hash[32];
     hk_key k;
     int rc = 0;
+    p->err[0] = '\0';
     if (p->short_id[0] != '\0')
-        rc = find_short_id(txn, p->short_id, hash);
+        rc = find_short_id(txn, p->short_id, hash, p->err, sizeof(p->err));
     else
         memcpy(hash, p->hash, 32);
     if (rc == 0)
@@ -619,7 +634,10 @@ int hk_key_revoke(hk_txn *txn, const char *key_or_id)
     if (rc != HK_ENOTFOUND || strlen(key_or_id) != 8)
         return rc;
     snprintf(op.u.key_revoke.short_id, sizeof(op.u.key_revoke.short_id), "%s", key_or_id);
-    return hk__apply_key_revoke(txn, &op);
+    rc = hk__apply_key_revoke(txn, &op);
+    if (rc == HK_ECONFLICT)
+        hk_error("%s", op.u.key_revoke.err); /* this interface has no other way to say it */
+    return rc;
 }
 
 enum hk_auth_result hk_authenticate(hk_txn *txn, const hk_http_request *req, hk_user *out)

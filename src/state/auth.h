@@ -84,7 +84,10 @@ size_t hk_user_count(hk_txn *txn);
  */
 int hk_key_create(hk_txn *txn, uint32_t user_id, const char *given, char *key_out, char *id_out) HK_MUST_CHECK;
 
-/** Revokes the key given as its text or its short id; HK_ENOTFOUND when none matches. */
+/**
+ * Revokes the key given as its text or its short id; HK_ENOTFOUND when none
+ * matches, HK_ECONFLICT (logged) when several keys have that short id.
+ */
 int hk_key_revoke(hk_txn *txn, const char *key_or_id) HK_MUST_CHECK;
 
 /** Finds the credentials of req (any of the four forms) and checks them. */

@@ -221,8 +221,9 @@ typedef struct hk_op_key_put {
 } hk_op_key_put;
 
 typedef struct hk_op_key_revoke {
-    char short_id[9]; /**< revoke the key with this short id, or, when "", */
+    char short_id[9]; /**< revoke the key with this short id (HK_ECONFLICT when several keys have it), or, when "", */
     uint8_t hash[32]; /**< the key with this hash; HK_ENOTFOUND when none */
+    char err[128];    /**< out: why, with HK_ECONFLICT */
 } hk_op_key_revoke;
 
 typedef struct hk_op_node_put {

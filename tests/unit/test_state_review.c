@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include "auth.h"
 #include "codec.h"
 #include "kv.h"
 #include "state_fixture.h"
@@ -644,6 +645,82 @@ static void test_webhook_id_is_its_key(void)
     fx_rmdir();
 }
 
+/* ---- revoking by a short id two keys share --------------------------------------------- */
+
+/* A key of user whose hash starts aa bb cc dd (its short id "aabbccdd"), then fifth. */
+static void shared_hash(uint8_t hash[32], uint8_t fifth)
+{
+    memset(hash, 0x11, 32);
+    memcpy(hash, "\xaa\xbb\xcc\xdd", 4);
+    hash[4] = fifth;
+}
+
+static int put_key(hk_store *s, uint32_t user, uint8_t fifth)
+{
+    hk_op op = {.type = HK_OP_KEY_PUT, .now_ms = 1000};
+    hk_key *k = &op.u.key_put.key;
+    shared_hash(k->hash, fifth);
+    hk_key_short_id(k->hash, k->short_id);
+    k->user_id = user;
+    return hk_store_apply(s, &op);
+}
+
+static bool revoked(hk_store *s, uint8_t fifth)
+{
+    uint8_t hash[32];
+    hk_key k;
+    hk_user u;
+    shared_hash(hash, fifth);
+    CHECK_INT(hk_store_key_get(s, hash, &k, &u), 0);
+    return k.revoked;
+}
+
+static int old_revoke(hk_txn *txn, void *arg)
+{
+    return hk_key_revoke(txn, arg);
+}
+
+static void test_ambiguous_short_id_revokes_nothing(void)
+{
+    fx_mkdir();
+    hk_store *s = fx_open(NULL);
+    hk_op up = {.type = HK_OP_USER_PUT, .now_ms = 1000};
+    snprintf(up.u.user_put.user.code, sizeof(up.u.user_put.user.code), "admin");
+    CHECK_INT(hk_store_apply(s, &up), 0);
+    uint32_t uid = up.u.user_put.id;
+    CHECK_INT(put_key(s, uid, 1), 0);
+
+    /* One key with the short id: revoked by it. */
+    hk_op rv = {.type = HK_OP_KEY_REVOKE, .now_ms = 2000};
+    snprintf(rv.u.key_revoke.short_id, sizeof(rv.u.key_revoke.short_id), "aabbccdd");
+    CHECK_INT(hk_store_apply(s, &rv), 0);
+    CHECK(revoked(s, 1));
+
+    /* Two: which one is meant cannot be told, and neither is revoked. */
+    CHECK_INT(put_key(s, uid, 2), 0);
+    CHECK_INT(put_key(s, uid, 3), 0);
+    CHECK_INT(hk_store_apply(s, &rv), HK_ECONFLICT);
+    CHECK(strstr(rv.u.key_revoke.err, "key id aabbccdd matches 3 keys") != NULL);
+    CHECK(!revoked(s, 2) && !revoked(s, 3));
+
+    /* The old interface refuses it too, saying why. */
+    capture_start();
+    CHECK_INT(hk_kv_write_sync(hk_store_kv(s), old_revoke, "aabbccdd"), HK_ECONFLICT);
+    char *log = capture_end();
+    CHECK_INT(lines_with(log, "key id aabbccdd matches 3 keys"), 1);
+    free(log);
+    CHECK(!revoked(s, 2) && !revoked(s, 3));
+
+    /* By its hash, either goes. */
+    hk_op by_hash = {.type = HK_OP_KEY_REVOKE, .now_ms = 2000};
+    shared_hash(by_hash.u.key_revoke.hash, 3);
+    CHECK_INT(hk_store_apply(s, &by_hash), 0);
+    CHECK(!revoked(s, 2) && revoked(s, 3));
+
+    hk_store_close(s);
+    fx_rmdir();
+}
+
 int main(void)
 {
     /* A hang is a failure: the process dies with no closing line. */
@@ -657,5 +734,6 @@ int main(void)
     test_retention_steps_past_odd_events();
     test_empty_user_record_is_no_user();
     test_webhook_id_is_its_key();
+    test_ambiguous_short_id_revokes_nothing();
     return unit_done();
 }
