@@ -278,7 +278,8 @@ int hk__apply_outcome(hk_txn *txn, hk_op *op)
     o->vanished = false;
     o->disabled = false;
     o->log_id = 0;
-    if (o->rec == NULL)
+    /* The record counts for and is logged under its webhook: it must be the entry's. */
+    if (o->rec == NULL || o->rec->webhook_id != d->webhook_id)
         return HK_EINVAL;
     rc = hk__queue_get(txn, d->webhook_id, d->due_ms, d->event_id, &stored);
     if (rc == HK_ENOTFOUND) {

@@ -152,7 +152,8 @@ typedef struct hk_op_signal {
 typedef struct hk_op_outcome {
     /* in */
     hk_delivery delivery;      /**< the queue entry as loaded (its due time is part of its key) */
-    const hk_attempt *rec;     /**< the attempt record to log (id assigned by the engine) */
+    const hk_attempt *rec;     /**< the attempt record to log (id assigned by the engine); its webhook_id must be the
+                                    delivery's (HK_EINVAL) */
     bool is410;                /**< the receiver answered 410 Gone: disable now */
     uint64_t next_due_ms;      /**< failure with a retry: when it is due; 0 when none follows */
     uint32_t disable_after;    /**< consecutive failures that disable an unlocked webhook */

@@ -721,6 +721,46 @@ static void test_ambiguous_short_id_revokes_nothing(void)
     fx_rmdir();
 }
 
+/* ---- an outcome whose record names another webhook ------------------------------------ */
+
+static void test_outcome_record_of_another_webhook(void)
+{
+    fx_mkdir();
+    hk_store *s = fx_open(NULL);
+    hk_webhook a, b;
+    fx_webhook(&a, "a", "a.b", NULL);
+    fx_webhook(&b, "b", "x.y", NULL);
+    uint32_t ida = fx_create(s, &a), idb = fx_create(s, &b);
+    CHECK_INT(fx_signal(s, "a.b", 5000, NULL, 1, NULL), 0);
+    struct due_list l;
+    CHECK_INT(due_at(s, 5000, &l), 1);
+
+    hk_attempt rec = {.webhook_id = idb, .event_id = l.d[0].event_id, .attempt = 1, .status = 500, .error = "x"};
+    hk_op op = {.type = HK_OP_OUTCOME, .now_ms = 5100};
+    op.u.outcome.delivery = l.d[0];
+    op.u.outcome.rec = &rec;
+    op.u.outcome.next_due_ms = 9000;
+    op.u.outcome.disable_after = 1;
+    CHECK_INT(hk_store_apply(s, &op), HK_EINVAL);
+
+    /* Nothing changed: the entry is still due, neither webhook counted or disabled an attempt. */
+    CHECK_INT(due_at(s, 5000, &l), 1);
+    hk_webhook_stats st;
+    CHECK_INT(hk_store_webhook_stats(s, ida, &st), 0);
+    CHECK_INT(st.calls, 0);
+    CHECK_INT(hk_store_webhook_stats(s, idb, &st), 0);
+    CHECK_INT(st.calls, 0);
+    enum hk_webhook_state state;
+    bool locked;
+    CHECK_INT(hk_store_webhook_state(s, idb, &state, &locked), 0);
+    CHECK_INT(state, HK_WH_ACTIVE);
+
+    hk_store_close(s);
+    hk_webhook_free(&a);
+    hk_webhook_free(&b);
+    fx_rmdir();
+}
+
 int main(void)
 {
     /* A hang is a failure: the process dies with no closing line. */
@@ -735,5 +775,6 @@ int main(void)
     test_empty_user_record_is_no_user();
     test_webhook_id_is_its_key();
     test_ambiguous_short_id_revokes_nothing();
+    test_outcome_record_of_another_webhook();
     return unit_done();
 }
