@@ -115,17 +115,92 @@ static int check_name(const char *name, char *err, size_t errlen)
 }
 
 /*
+ * Nodes whose chain of ancestors was found good during one import, with
+ * how many ancestors each has: a later row's walk stops at the first of
+ * them, so an import reads each ancestor once instead of once per row
+ * below it (200,000 rows under a deep tree were 2e8 reads in the commit).
+ * The rows do not change while they are checked, so a node once good
+ * stays good. Open addressing on the node id (0 is never a node: empty).
+ */
+struct good_nodes {
+    uint32_t *id;
+    uint16_t *ancestors;
+    size_t cap, n; /* cap is a power of two */
+};
+
+static size_t good_slot(const struct good_nodes *g, uint32_t id)
+{
+    size_t i = (id * 2654435761u) & (g->cap - 1);
+    while (g->id[i] != 0 && g->id[i] != id)
+        i = (i + 1) & (g->cap - 1);
+    return i;
+}
+
+static bool good_find(const struct good_nodes *g, uint32_t id, unsigned *ancestors)
+{
+    if (g == NULL || g->cap == 0)
+        return false;
+    size_t i = good_slot(g, id);
+    if (g->id[i] == 0)
+        return false;
+    *ancestors = g->ancestors[i];
+    return true;
+}
+
+static void good_add(struct good_nodes *g, uint32_t id, unsigned ancestors)
+{
+    if (2 * (g->n + 1) > g->cap) {
+        struct good_nodes old = *g;
+        g->cap = old.cap ? 2 * old.cap : 1024;
+        g->id = hk_calloc(g->cap, sizeof(*g->id));
+        g->ancestors = hk_calloc(g->cap, sizeof(*g->ancestors));
+        g->n = 0;
+        for (size_t i = 0; i < old.cap; i++)
+            if (old.id[i] != 0)
+                good_add(g, old.id[i], old.ancestors[i]);
+        free(old.id);
+        free(old.ancestors);
+    }
+    size_t i = good_slot(g, id);
+    if (g->id[i] == 0)
+        g->n++;
+    g->id[i] = id;
+    g->ancestors[i] = (uint16_t)ancestors;
+}
+
+static void good_free(struct good_nodes *g)
+{
+    free(g->id);
+    free(g->ancestors);
+    memset(g, 0, sizeof(*g));
+}
+
+/*
  * Checks that id's chain of ancestors, starting at parent, ends at a root
  * without passing through id itself and within the depth limit. Every
- * ancestor must exist.
+ * ancestor must exist. good (may be NULL) holds nodes already found good in
+ * this import: the walk ends at the first of them, and id and its ancestors
+ * join them.
  */
-static int check_ancestry(hk_txn *txn, uint32_t id, uint32_t parent, char *err, size_t errlen)
+static int check_ancestry(hk_txn *txn, uint32_t id, uint32_t parent, struct good_nodes *good, char *err, size_t errlen)
 {
+    uint32_t chain[HK_NODE_DEPTH_MAX];
+    unsigned above = 0; /* ancestors of the last node of chain, when it is known good */
+    int depth = 0;
     uint32_t cur = parent;
-    for (int depth = 0; cur != 0; depth++) {
+    for (; cur != 0; depth++) {
         if (cur == id) {
             say(err, errlen, "node %u cannot be its own ancestor (parent %u)", id, parent);
             return HK_EINVAL;
+        }
+        if (good_find(good, cur, &above)) {
+            /* A good node's chain is acyclic and ends at a root, so it cannot hold id. */
+            if (depth + 1 + above > HK_NODE_DEPTH_MAX) {
+                say(err, errlen, "node %u would be deeper than %d levels", id, HK_NODE_DEPTH_MAX);
+                return HK_EINVAL;
+            }
+            chain[depth++] = cur;
+            break;
         }
         if (depth >= HK_NODE_DEPTH_MAX) {
             say(err, errlen, "node %u would be deeper than %d levels", id, HK_NODE_DEPTH_MAX);
@@ -139,7 +214,15 @@ static int check_ancestry(hk_txn *txn, uint32_t id, uint32_t parent, char *err, 
         }
         if (rc != 0)
             return rc;
+        chain[depth] = cur;
         cur = up;
+        above = 0;
+    }
+    if (good != NULL) {
+        /* chain[depth - 1] has `above` ancestors (0 at a root), each one below it one more. */
+        for (int i = depth - 1; i >= 0; i--)
+            good_add(good, chain[i], above + (unsigned)(depth - 1 - i));
+        good_add(good, id, above + (unsigned)depth);
     }
     return 0;
 }
@@ -152,7 +235,7 @@ int hk_node_put(hk_txn *txn, const hk_node *n, char *err, size_t errlen)
     }
     int rc = check_name(n->name, err, errlen);
     if (rc == 0)
-        rc = check_ancestry(txn, n->id, n->parent, err, errlen);
+        rc = check_ancestry(txn, n->id, n->parent, NULL, err, errlen);
     if (rc == 0)
         rc = write_rec(txn, HK_DB_NODES, n->id, "parent", n->parent, n->name);
     return rc;
@@ -403,10 +486,11 @@ int hk_accounts_import(hk_txn *txn, enum hk_import_kind kind, const char *text, 
     }
 
     /* Every row is in; now each reference must resolve and the tree stay a tree. */
+    struct good_nodes good = {0};
     for (size_t i = 0; i < n && rc == 0; i++) {
         char why[160];
         if (nodes) {
-            rc = check_ancestry(txn, rows[i].id, rows[i].link, why, sizeof(why));
+            rc = check_ancestry(txn, rows[i].id, rows[i].link, &good, why, sizeof(why));
         } else {
             uint32_t up;
             rc = read_rec(txn, HK_DB_NODES, rows[i].link, "parent", &up, NULL, 0);
@@ -420,6 +504,7 @@ int hk_accounts_import(hk_txn *txn, enum hk_import_kind kind, const char *text, 
         if (rc != 0)
             say(err, errlen, "line %zu: %s", rows[i].line, why);
     }
+    good_free(&good);
     free(rows);
     if (rc == 0)
         *count = n;
