@@ -12,6 +12,9 @@
  * rule stops a map grown by another process from being adopted, the
  * transaction fails with UV_EAGAIN and, on the loop, a threadpool job
  * adopts the map as soon as the lock is free.
+ *
+ * Every write transaction records its id under HK_KV_WRITER_STAMP, so that
+ * an open can tell whether another version committed last.
  */
 #include "kv.h"
 

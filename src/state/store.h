@@ -320,7 +320,10 @@ struct hk_commit {
 /** Queues c; c->done runs on the loop later, never from inside this call. */
 void hk_store_submit(hk_store *s, hk_commit *c);
 
-/** Applies op in its own transaction on the calling thread and commits it (CLI, start-up). */
+/**
+ * Applies op in its own transaction on the calling thread and commits it
+ * (CLI, start-up). UV_EAGAIN (nothing applied) as for the queries below.
+ */
 int hk_store_apply(hk_store *s, hk_op *op) HK_MUST_CHECK;
 
 /* ---- registry queries (synchronous, never blocking) ------------------------------- */
