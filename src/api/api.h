@@ -76,8 +76,26 @@ typedef struct hk_api_route {
 /** Builds the router with every module's routes. */
 hk_router *hk_api_router(void);
 
-/** The http server's handler: routes, authenticates, calls the handler. */
+/**
+ * The http server's handler (data: the hk_api_env): routes, authenticates,
+ * authorises and calls the route's handler, or answers 404, 405, 401 or
+ * 403. It uses what hk_api_on_head found when that hook is installed.
+ */
 void hk_api_dispatch(hk_http_request *req, void *app);
+
+/**
+ * The http server's head hook (hk_http_server_on_head, with hk_api_slot_free
+ * and the same data as hk_api_dispatch): routes the request and, when its
+ * route needs a permission, checks its credentials as soon as the head is
+ * complete. A request with a body but without valid credentials or the
+ * permission is answered 401 or 403 there, before any of its body is read
+ * (and its connection closed); everything else goes on to hk_api_dispatch
+ * with what was found in req->slot.
+ */
+void hk_api_on_head(hk_http_request *req, void *app);
+
+/** Frees what hk_api_on_head left in req->slot; safe on NULL. */
+void hk_api_slot_free(void *slot);
 
 /** The http server's error-body formatter (see hk_http_error_body). */
 char *hk_api_error_body(const char *path, size_t path_len, int status, const char *message);
