@@ -32,6 +32,7 @@ struct users {
     size_t n;
     hk_user u[USER_CACHE];
     bool found[USER_CACHE];
+    int err; /* the first read error (not "no such user"): the answer is a store error */
 };
 
 /* The "user" child of a record: {fullName, userCode, userId}, or null when unknown. */
@@ -51,7 +52,10 @@ static json_t *user_child(struct users *c, uint32_t uid)
             c->n--;
         }
         i = c->n++;
-        c->found[i] = hk_store_user_get(c->store, uid, &c->u[i]) == 0;
+        int rc = hk_store_user_get(c->store, uid, &c->u[i]);
+        if (rc != 0 && rc != HK_ENOTFOUND && c->err == 0)
+            c->err = rc;
+        c->found[i] = rc == 0;
         c->u[i].id = uid;
     }
     if (!c->found[i])
@@ -150,6 +154,8 @@ static void log_list(hk_ctx *ctx)
     pg.users.store = ctx->app->db;
     rc = hk_store_attempts_each_brief(ctx->app->db, wid, 0, true, page_one, &pg);
     hk_filter_free(f);
+    if (rc == 0)
+        rc = pg.users.err;
     if (rc < 0) {
         json_decref(pg.items);
         hk_respond_store_error(ctx, rc);
@@ -194,6 +200,11 @@ static void log_detail(hk_ctx *ctx)
                             "response", a.response ? a.response : "", a.response_len, "result", result_text(&a), "url",
                             a.url ? a.url : "", "user", user_child(&users, a.user_id));
     hk_attempt_free(&a);
+    if (users.err != 0) {
+        json_decref(out);
+        hk_respond_store_error(ctx, users.err);
+        return;
+    }
     hk_respond_json(ctx, 200, out);
 }
 
