@@ -1,6 +1,9 @@
 /*
- * api.h: what every API handler shares: the request context, the three
- * dialects' error shapes, JSON in and out, and query parameters.
+ * api.h: what every API handler shares: the request context, the routes
+ * and the dispatcher (with the head hook that checks credentials before a
+ * body is read), the three dialects' error shapes, JSON in and out, query
+ * and route parameters, and readiness from commit results. Paths match
+ * without regard to case in every dialect.
  */
 #ifndef HK_API_H
 #define HK_API_H
@@ -63,6 +66,7 @@ typedef struct hk_ctx {
     hk_route_params params;  /**< {name} values of the route */
 } hk_ctx;
 
+/** A route's handler: answers ctx exactly once (an hk_respond_* call), now or from a callback. */
 typedef void (*hk_api_fn)(hk_ctx *ctx);
 
 /** A route of an API module. */
