@@ -348,51 +348,117 @@ hk_router *hk_api_router(void)
 
 /* ---- dispatch ---------------------------------------------------------- */
 
-void hk_api_dispatch(hk_http_request *req, void *data)
+/*
+ * What routing and authentication found for a request. The head hook works
+ * it out as soon as the head is complete and hands it to the dispatcher in
+ * req->slot; without the hook the dispatcher works it out itself.
+ */
+struct head {
+    int match;                 /* the router's answer: 0, 404 or 405 */
+    char allow[128];           /* with 405: the methods the path takes */
+    const hk_api_route *route; /* with 0: the route */
+    hk_route_params params;    /* with 0: its parameters (moved to the ctx by the dispatcher) */
+    enum hk_auth_result auth;  /* when the route needs a permission */
+    bool authed;               /* user is filled in */
+    bool allowed;              /* the route needs no permission, or the user has it */
+    hk_user user;              /* the authenticated user */
+};
+
+static void classify(hk_api_env *app, const hk_http_request *req, struct head *h)
 {
-    hk_api_env *app = data;
+    const void *rd = NULL;
+    h->match = hk_router_match(app->router, req->method_name, req->path, req->path_len, &rd, &h->params, h->allow,
+                               sizeof(h->allow));
+    if (h->match != 0)
+        return;
+    h->route = rd;
+    h->allowed = h->route->perm == 0;
+    if (h->allowed)
+        return;
+    h->auth = hk_auth_check(app->db, req, &h->user);
+    h->authed = h->auth == HK_AUTH_OK;
+    h->allowed = h->authed && hk_perm_allows(h->user.perms, h->route->perm);
+}
+
+/* Answers a request its head already refuses (404, 405, 401, 403); false when the handler may run. */
+static bool refuse(hk_ctx *ctx, const struct head *h)
+{
+    if (h->match == 404) {
+        hk_respond_error(ctx, 404, "no resource at %s", ctx->req->path);
+        return true;
+    }
+    if (h->match != 0) {
+        char extra[160];
+        snprintf(extra, sizeof(extra), "Allow: %s\r\n", h->allow);
+        hk_respond_json_headers(ctx, 405, extra, error_json(ctx->dialect, 405, NULL, "method not allowed"));
+        return true;
+    }
+    if (h->allowed)
+        return false;
+    if (!h->authed) {
+        hk_respond_error(ctx, 401,
+                         h->auth == HK_AUTH_MISSING ? "authentication required: send an API key"
+                                                    : "invalid or revoked API key");
+        return true;
+    }
+    char need[128];
+    hk_perm_format(h->route->perm, need, sizeof(need));
+    hk_respond_error(ctx, 403, "permission %s is required", need);
+    return true;
+}
+
+static hk_ctx *ctx_new(hk_http_request *req, hk_api_env *app)
+{
     hk_ctx *ctx = hk_calloc(1, sizeof(*ctx));
     ctx->req = req;
     ctx->app = app;
     ctx->dialect = hk_api_dialect(req->path, req->path_len);
+    return ctx;
+}
 
-    const void *rd = NULL;
-    char allow[128];
-    int rc = hk_router_match(app->router, req->method_name, req->path, req->path_len, &rd, &ctx->params, allow,
-                             sizeof(allow));
-    if (rc == 404) {
-        hk_respond_error(ctx, 404, "no resource at %s", req->path);
+void hk_api_slot_free(void *slot)
+{
+    struct head *h = slot;
+    if (h == NULL)
+        return;
+    hk_route_params_free(&h->params);
+    free(h);
+}
+
+void hk_api_on_head(hk_http_request *req, void *data)
+{
+    hk_api_env *app = data;
+    struct head *h = hk_calloc(1, sizeof(*h));
+    classify(app, req, h);
+    /* A request that cannot pass is answered now, before its body is read,
+     * when it has one: so a client without a valid key cannot make the
+     * server buffer bodies. The server then closes the connection, as the
+     * unread body cannot be skipped; a request without a body keeps its
+     * connection, answered by the dispatcher as before. */
+    if (req->body_expected && h->match == 0 && !h->allowed) {
+        hk_ctx *ctx = ctx_new(req, app);
+        refuse(ctx, h);
+        hk_api_slot_free(h);
         return;
     }
-    if (rc == 405) {
-        char extra[160];
-        snprintf(extra, sizeof(extra), "Allow: %s\r\n", allow);
-        json_t *j = error_json(ctx->dialect, 405, NULL, "method not allowed");
-        hk_respond_json_headers(ctx, 405, extra, j);
+    req->slot = h;
+}
+
+void hk_api_dispatch(hk_http_request *req, void *data)
+{
+    hk_api_env *app = data;
+    struct head local = {0}, *h = req->slot;
+    if (h == NULL) {
+        h = &local;
+        classify(app, req, h);
+    }
+    hk_ctx *ctx = ctx_new(req, app);
+    /* The ctx owns the parameters from here; the slot keeps an empty set. */
+    ctx->params = h->params;
+    memset(&h->params, 0, sizeof(h->params));
+    ctx->user = h->user;
+    ctx->authed = h->authed;
+    if (refuse(ctx, h))
         return;
-    }
-    const hk_api_route *route = rd;
-    if (route->perm != 0) {
-        hk_txn *txn;
-        if ((rc = hk_kv_read(app->store, &txn)) != 0) {
-            hk_respond_store_error(ctx, rc);
-            return;
-        }
-        enum hk_auth_result ar = hk_authenticate(txn, req, &ctx->user);
-        hk_txn_end(txn);
-        if (ar != HK_AUTH_OK) {
-            hk_respond_error(ctx, 401,
-                             ar == HK_AUTH_MISSING ? "authentication required: send an API key"
-                                                   : "invalid or revoked API key");
-            return;
-        }
-        ctx->authed = true;
-        if (!hk_perm_allows(ctx->user.perms, route->perm)) {
-            char need[128];
-            hk_perm_format(route->perm, need, sizeof(need));
-            hk_respond_error(ctx, 403, "permission %s is required", need);
-            return;
-        }
-    }
-    route->fn(ctx);
+    h->route->fn(ctx);
 }

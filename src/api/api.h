@@ -1,6 +1,9 @@
 /*
- * api.h: what every API handler shares: the request context, the three
- * dialects' error shapes, JSON in and out, and query parameters.
+ * api.h: what every API handler shares: the request context, the routes
+ * and the dispatcher (with the head hook that checks credentials before a
+ * body is read), the three dialects' error shapes, JSON in and out, query
+ * and route parameters, and readiness from commit results. Paths match
+ * without regard to case in every dialect.
  */
 #ifndef HK_API_H
 #define HK_API_H
@@ -18,6 +21,7 @@
 #include "http_server.h"
 #include "kv.h"
 #include "router.h"
+#include "store.h"
 
 /** The API dialect a path belongs to; it decides the error shape. */
 enum hk_dialect {
@@ -34,7 +38,8 @@ enum hk_dialect {
 typedef struct hk_api_env {
     uv_loop_t *loop;      /**< the event loop */
     const hk_config *cfg; /**< configuration */
-    hk_kv_env *store;     /**< the store */
+    hk_kv_env *store;     /**< the store's LMDB wrapper (kv.h), for modules not yet on the seam */
+    hk_store *db;         /**< the store's typed seam (store.h): ops and queries */
     hk_engine *engine;    /**< the delivery engine; NULL once stopped */
     hk_router *router;    /**< API routes */
     bool ready;           /**< set by the app once started: /readyz may answer 200 */
@@ -61,6 +66,7 @@ typedef struct hk_ctx {
     hk_route_params params;  /**< {name} values of the route */
 } hk_ctx;
 
+/** A route's handler: answers ctx exactly once (an hk_respond_* call), now or from a callback. */
 typedef void (*hk_api_fn)(hk_ctx *ctx);
 
 /** A route of an API module. */
@@ -74,8 +80,26 @@ typedef struct hk_api_route {
 /** Builds the router with every module's routes. */
 hk_router *hk_api_router(void);
 
-/** The http server's handler: routes, authenticates, calls the handler. */
+/**
+ * The http server's handler (data: the hk_api_env): routes, authenticates,
+ * authorises and calls the route's handler, or answers 404, 405, 401 or
+ * 403. It uses what hk_api_on_head found when that hook is installed.
+ */
 void hk_api_dispatch(hk_http_request *req, void *app);
+
+/**
+ * The http server's head hook (hk_http_server_on_head, with hk_api_slot_free
+ * and the same data as hk_api_dispatch): routes the request and, when its
+ * route needs a permission, checks its credentials as soon as the head is
+ * complete. A request with a body but without valid credentials or the
+ * permission is answered 401 or 403 there, before any of its body is read
+ * (and its connection closed); everything else goes on to hk_api_dispatch
+ * with what was found in req->slot.
+ */
+void hk_api_on_head(hk_http_request *req, void *app);
+
+/** Frees what hk_api_on_head left in req->slot; safe on NULL. */
+void hk_api_slot_free(void *slot);
 
 /** The http server's error-body formatter (see hk_http_error_body). */
 char *hk_api_error_body(const char *path, size_t path_len, int status, const char *message);

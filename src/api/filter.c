@@ -589,15 +589,9 @@ static bool wh_event_id(const void *rec, hk_filter_visit fn, void *arg)
     return false;
 }
 
-/* TEMPORARY: hk_webhook_state_name once model.h is implemented. */
-static const char *state_name(enum hk_webhook_state s)
-{
-    return s == HK_WH_ACTIVE ? "Active" : s == HK_WH_STOPPED ? "Stopped" : "TooManyErrors";
-}
-
 static bool wh_status(const void *rec, hk_filter_visit fn, void *arg)
 {
-    return one_text(state_name(WH(rec)->state), fn, arg);
+    return one_text(hk_webhook_state_name(WH(rec)->state), fn, arg);
 }
 
 static bool wh_active(const void *rec, hk_filter_visit fn, void *arg)

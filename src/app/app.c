@@ -151,6 +151,7 @@ int hk_app_run(hk_config *cfg)
     int rc = hk_store_open(&store, app.env.loop, &so);
     if (rc != 0)
         return 1;
+    app.env.db = store;
     app.env.store = hk_store_kv(store);
     if (hk_app_bootstrap(app.env.store) != 0) {
         hk_store_close(store);
@@ -162,8 +163,10 @@ int hk_app_run(hk_config *cfg)
         hk_store_close(store);
         return 1;
     }
-    if (hk_http_server_create(&app.http, app.env.loop, cfg, hk_api_dispatch, &app.env, hk_api_error_body) != 0 ||
-        listen_all(&app) != 0) {
+    rc = hk_http_server_create(&app.http, app.env.loop, cfg, hk_api_dispatch, &app.env, hk_api_error_body);
+    if (rc == 0) /* credentials are checked before a body is read */
+        hk_http_server_on_head(app.http, hk_api_on_head, hk_api_slot_free);
+    if (rc != 0 || listen_all(&app) != 0) {
         /* Let libuv close what was opened before giving up. */
         hk_engine_stop(app.env.engine, NULL, NULL);
         hk_http_server_shutdown(app.http, NULL);

@@ -134,7 +134,8 @@ static char *r_text(hk__rbuf *r, size_t *n)
     return s ? s : hk_strdup("");
 }
 
-static int decode_v1(const void *data, size_t len, hk_attempt *a)
+/* brief: request and response are skipped, left NULL and 0. */
+static int decode_v1(const void *data, size_t len, hk_attempt *a, bool brief)
 {
     hk__rbuf r = hk__rbuf_of(data, len);
     hk__r_u8(&r);
@@ -154,8 +155,15 @@ static int decode_v1(const void *data, size_t len, hk_attempt *a)
     a->event_uuid = r_text(&r, NULL);
     a->error = r_text(&r, NULL);
     a->url = r_text(&r, NULL);
-    a->request = r_text(&r, &a->request_len);
-    a->response = r_text(&r, &a->response_len);
+    if (brief) {
+        const char *s;
+        hk__r_strview(&r, &s, &a->request_len);
+        hk__r_strview(&r, &s, &a->response_len);
+        a->request_len = a->response_len = 0;
+    } else {
+        a->request = r_text(&r, &a->request_len);
+        a->response = r_text(&r, &a->response_len);
+    }
     if (!hk__r_done(&r)) {
         hk_attempt_free(a);
         return HK_ESTORE;
@@ -201,13 +209,13 @@ static int decode_v0(const void *data, size_t len, hk_attempt *a)
     return 0;
 }
 
-int hk__attempt_decode(const void *data, size_t len, uint32_t wid, uint64_t lid, hk_attempt *out)
+static int attempt_decode(const void *data, size_t len, uint32_t wid, uint64_t lid, hk_attempt *out, bool brief)
 {
     memset(out, 0, sizeof(*out));
     const uint8_t *p = data;
     int rc;
     if (len > 0 && p[0] == HK__V1)
-        rc = decode_v1(data, len, out);
+        rc = decode_v1(data, len, out, brief);
     else if (len > 0 && p[0] == '{')
         rc = decode_v0(data, len, out);
     else
@@ -217,6 +225,11 @@ int hk__attempt_decode(const void *data, size_t len, uint32_t wid, uint64_t lid,
         out->webhook_id = wid;
     }
     return rc;
+}
+
+int hk__attempt_decode(const void *data, size_t len, uint32_t wid, uint64_t lid, hk_attempt *out)
+{
+    return attempt_decode(data, len, wid, lid, out, false);
 }
 
 static json_t *to_json(const hk_attempt *a)
@@ -286,7 +299,7 @@ int hk__log_read(hk_txn *txn, uint32_t wid, uint64_t lid, hk_attempt *out)
     return hk__attempt_decode(v.data, v.len, wid, lid, out);
 }
 
-int hk__log_each(hk_txn *txn, uint32_t wid, uint64_t from_id, bool newest_first,
+int hk__log_each(hk_txn *txn, uint32_t wid, uint64_t from_id, bool newest_first, bool brief,
                  int (*fn)(const hk_attempt *a, void *arg), void *arg)
 {
     hk_cursor *c;
@@ -311,7 +324,7 @@ int hk__log_each(hk_txn *txn, uint32_t wid, uint64_t from_id, bool newest_first,
             break;
         hk_attempt a;
         /* A record that cannot be read is left out of the listing, as before. */
-        if (hk__attempt_decode(v.data, v.len, wid, hk_rd64((const uint8_t *)k.data + 4), &a) != 0)
+        if (attempt_decode(v.data, v.len, wid, hk_rd64((const uint8_t *)k.data + 4), &a, brief) != 0)
             continue;
         ret = fn(&a, arg);
         hk_attempt_free(&a);

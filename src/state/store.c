@@ -457,7 +457,13 @@ int hk_store_pending(hk_store *s, uint32_t webhook_id, uint64_t now_ms, uint64_t
 int hk_store_attempts_each(hk_store *s, uint32_t webhook_id, uint64_t from_id, bool newest_first,
                            int (*fn)(const hk_attempt *a, void *arg), void *arg)
 {
-    WITH_READ(s, hk__log_each(txn, webhook_id, from_id, newest_first, fn, arg));
+    WITH_READ(s, hk__log_each(txn, webhook_id, from_id, newest_first, false, fn, arg));
+}
+
+int hk_store_attempts_each_brief(hk_store *s, uint32_t webhook_id, uint64_t from_id, bool newest_first,
+                                 int (*fn)(const hk_attempt *a, void *arg), void *arg)
+{
+    WITH_READ(s, hk__log_each(txn, webhook_id, from_id, newest_first, true, fn, arg));
 }
 
 int hk_store_attempt_get(hk_store *s, uint32_t webhook_id, uint64_t log_id, hk_attempt *out)

@@ -424,6 +424,14 @@ int hk_store_pending(hk_store *s, uint32_t webhook_id, uint64_t now_ms, uint64_t
 int hk_store_attempts_each(hk_store *s, uint32_t webhook_id, uint64_t from_id, bool newest_first,
                            int (*fn)(const hk_attempt *a, void *arg), void *arg);
 
+/**
+ * Like hk_store_attempts_each, but each record's request and response are
+ * left out (NULL, length 0): for listings, which show neither, at a
+ * fraction of the cost of copying them.
+ */
+int hk_store_attempts_each_brief(hk_store *s, uint32_t webhook_id, uint64_t from_id, bool newest_first,
+                                 int (*fn)(const hk_attempt *a, void *arg), void *arg);
+
 /** One attempt record into *out (freed with hk_attempt_free). HK_ENOTFOUND when absent or pruned. */
 int hk_store_attempt_get(hk_store *s, uint32_t webhook_id, uint64_t log_id, hk_attempt *out) HK_MUST_CHECK;
 

@@ -119,7 +119,8 @@ int hk__log_append(hk_txn *txn, const hk_attempt *a, bool disabled, uint64_t *id
 /** Decodes a stored record of any version (key: webhook id + log id) into *out. */
 int hk__attempt_decode(const void *p, size_t len, uint32_t webhook_id, uint64_t log_id, hk_attempt *out) HK_MUST_CHECK;
 int hk__log_read(hk_txn *txn, uint32_t webhook_id, uint64_t log_id, hk_attempt *out) HK_MUST_CHECK;
-int hk__log_each(hk_txn *txn, uint32_t webhook_id, uint64_t from_id, bool newest_first,
+/** Visits records (brief: without request and response) as hk_store_attempts_each(_brief). */
+int hk__log_each(hk_txn *txn, uint32_t webhook_id, uint64_t from_id, bool newest_first, bool brief,
                  int (*fn)(const hk_attempt *a, void *arg), void *arg);
 /** Deletes up to max records older than before_ms; counts into *removed, *more when older ones remain. */
 int hk__log_prune(hk_txn *txn, uint64_t before_ms, uint64_t max, uint64_t *removed, bool *more) HK_MUST_CHECK;

@@ -1,12 +1,14 @@
 """End to end: request handling every dialect shares: EnergyCAP paths without
 regard to case, and what a full store answers (body, Retry-After, /readyz)."""
+import json
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
 
-from hookd_test import Server, run
+from hookd_test import ADMIN_KEY, Server, parse_responses, run
 
 SO_BODY = {"Name": "w", "Events": ["contact.created"], "TargetUrl": "https://example.com/h"}
 
@@ -38,6 +40,91 @@ def test_energycap_paths_ignore_case():
         assert r.status == 401 and r.header("WWW-Authenticate") == "ECI-ApiKey", r
         r = s.request("PUT", "/API/V202211/Account/CustomAction", {"webhookId": 1, "ids": "x"}, key=None)
         assert r.status == 401 and r.json()["status"] == 401, r
+
+
+def read_response(sock, timeout=5):
+    """Reads one response (head and Content-Length body) from sock; (status, headers, body)."""
+    sock.settimeout(timeout)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed before a response: %r" % data
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lengths = [ln.split(b":", 1)[1] for ln in head.split(b"\r\n") if ln.lower().startswith(b"content-length:")]
+    n = int(lengths[0]) if lengths else 0  # 100 Continue has none
+    while len(rest) < n:
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed inside a body"
+        rest += chunk
+    return parse_responses(head + b"\r\n\r\n" + rest[:n])[0]
+
+
+def post_head(path, length, key_header=None, expect=False):
+    h = "POST %s HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: %d\r\n" % (path, length)
+    if key_header:
+        h += key_header + "\r\n"
+    if expect:
+        h += "Expect: 100-continue\r\n"
+    return (h + "\r\n").encode()
+
+
+def test_credentials_are_checked_before_the_body_is_read():
+    with Server() as s:
+        s.cli("user", "add", "--code", "viewer", "--name", "Viewer", "--perm", "ApplicationSettings:View")
+        viewer = s.cli("key", "create", "--user", "viewer").stdout.strip()
+        body_len = 1 << 20
+        cases = (("/api/v1/Webhook", None, 401, "Error"),
+                 ("/api/v1/Webhook", "Authorization: Bearer hk_wrong", 401, "Error"),
+                 ("/api/v3/webhook", "ECI-ApiKey: " + viewer, 403, "status"),
+                 ("/api/rest/Webhooks/Execute?extension=x", None, 401, "code"))
+        for path, key, status, member in cases:
+            for expect in (False, True):
+                c = socket.create_connection((s.host, s.port))
+                try:
+                    # Only the head is sent: the answer must not wait for the body.
+                    c.sendall(post_head(path, body_len, key, expect))
+                    t0 = time.time()
+                    st, headers, body = read_response(c, timeout=5)
+                    assert time.time() - t0 < 3, (path, "answered only after %.1fs" % (time.time() - t0))
+                    assert st == status, (path, key, st, body)
+                    assert member in json.loads(body), body
+                    assert headers.get("connection", "").lower() == "close", headers
+                    if status == 401 and path.startswith("/api/v1"):
+                        assert "Bearer" in headers.get("www-authenticate", ""), headers
+                finally:
+                    c.close()
+        # Many such requests at once are all refused, none waits for its body.
+        socks = []
+        try:
+            for _ in range(50):
+                c = socket.create_connection((s.host, s.port))
+                c.sendall(post_head("/api/v1/Webhook", body_len))
+                socks.append(c)
+            assert [read_response(c)[0] for c in socks] == [401] * 50
+        finally:
+            for c in socks:
+                c.close()
+        # With valid credentials the body is read and the request handled.
+        body = json.dumps(SO_BODY).encode()
+        c = socket.create_connection((s.host, s.port))
+        try:
+            c.sendall(post_head("/api/v1/Webhook", len(body), "Authorization: Bearer " + ADMIN_KEY, True))
+            st, _, b = read_response(c)
+            assert st == 100, st
+            c.sendall(body)
+            st, _, b = read_response(c)
+            assert st == 200 and json.loads(b)["Name"] == "w", (st, b)
+            # A request without a body and without a key keeps the connection.
+            c.sendall(b"GET /api/v1/Webhook HTTP/1.1\r\nHost: t\r\n\r\n")
+            st, h, _ = read_response(c)
+            assert st == 401 and h.get("connection", "").lower() != "close", (st, h)
+            c.sendall(b"GET /api/v1/Webhook HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer " + ADMIN_KEY.encode() +
+                      b"\r\n\r\n")
+            st, _, b = read_response(c)
+            assert st == 200 and len(json.loads(b)) == 1, (st, b)
+        finally:
+            c.close()
 
 
 def mount_tmpfs(path, size):
