@@ -6,7 +6,7 @@ set -eu
 
 PKGS="cmake ninja-build pkg-config gcc libc6-dev ca-certificates
 libuv1-dev libmbedtls-dev liblmdb-dev lmdb-utils node-llhttp libjansson-dev
-python3 openssl curl $*"
+python3 openssl curl clang libclang-rt-14-dev $*"
 
 missing=""
 for p in $PKGS; do
