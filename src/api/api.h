@@ -151,7 +151,8 @@ int hk_query_long(const hk_ctx *ctx, const char *name, long def, long min, long 
  * (SuperOffice binds request members so): an exact match first, else the
  * first member, in document order, whose name differs only in case. NULL
  * when obj is not an object or has no such member. Borrowed reference.
- * Costs one hash lookup, plus a scan of the members when there is no exact
+ * The value behind hk_json_object_key (json_patch.h), the one lookup. It
+ * costs one hash lookup, plus a scan of the members when there is no exact
  * match: call it for a fixed set of names, not once per member of a body.
  */
 json_t *hk_json_member_ci(const json_t *obj, const char *name);

@@ -111,24 +111,24 @@ static void on_response(const hk_client_result *r, void *arg)
     res->duration_ms = r->duration_ms;
 
     if (op->record && op->app->engine != NULL) {
-        hk_attempt a = {.webhook_id = op->webhook_id,
-                        .event_id = 0, /* not a stored event: a synchronous call cannot be resent */
-                        .attempt = 1,
-                        .started_ms = op->started_ms,
-                        .duration_ms = r->duration_ms,
-                        .success = res->success,
-                        .status = res->status,
-                        .error = op->error,
-                        .url = op->url,
-                        .request = op->request,
-                        .request_len = res->request_len,
-                        .response = op->response,
-                        .response_len = res->response_len,
-                        .user_id = op->user_id,
-                        .exhausted = true,
-                        .next_due_ms = 0,
-                        .event_name = op->event_name,
-                        .event_uuid = op->uuid};
+        hk_attempt_view a = {.webhook_id = op->webhook_id,
+                             .event_id = 0, /* not a stored event: a synchronous call cannot be resent */
+                             .attempt = 1,
+                             .started_ms = op->started_ms,
+                             .duration_ms = r->duration_ms,
+                             .success = res->success,
+                             .status = res->status,
+                             .error = op->error,
+                             .url = op->url,
+                             .request = op->request,
+                             .request_len = res->request_len,
+                             .response = op->response,
+                             .response_len = res->response_len,
+                             .user_id = op->user_id,
+                             .exhausted = true,
+                             .next_due_ms = 0,
+                             .event_name = op->event_name,
+                             .event_uuid = op->uuid};
         hk_engine_record(op->app->engine, &a, r->error == 0 && r->status == 410, on_recorded, op);
         return;
     }
@@ -139,7 +139,7 @@ int hk_sync_send(hk_api_env *app, const hk_target *t, const hk_sync_event *ev, h
 {
     if (app->engine == NULL || hk_engine_client(app->engine) == NULL)
         return HK_ESHUTDOWN;
-    hk_event e;
+    hk_event_view e;
     memset(&e, 0, sizeof(e));
     e.ts_ms = hk_now_ms();
     e.primary_key = ev->primary_key;

@@ -581,13 +581,13 @@ static int cmd_key_list(struct ctx *x)
         return 1;
     }
     for (int rc = hk_cursor_get(c, HK_FIRST, &k, &v); rc == 0; rc = hk_cursor_get(c, HK_NEXT, &k, &v)) {
-        const uint8_t *rec = v.data;
-        if (v.len < 21)
+        hk_key key;
+        if (k.len != 32 || hk_key_decode(v.data, v.len, k.data, &key) != 0)
             continue;
         hk_user u;
-        if (hk_user_get(txn, hk_rd32(rec), &u) != 0)
+        if (hk_user_get(txn, key.user_id, &u) != 0)
             snprintf(u.code, sizeof(u.code), "?");
-        printf("%.8s\t%s\t%s\n", (const char *)rec + 13, u.code, rec[12] ? "revoked" : "active");
+        printf("%s\t%s\t%s\n", key.short_id, u.code, key.revoked ? "revoked" : "active");
     }
     hk_cursor_close(c);
     hk_txn_end(txn);

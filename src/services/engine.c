@@ -347,8 +347,7 @@ static struct wstate *ws_get(hk_engine *e, hk_txn *txn, uint32_t id)
     ws->gone = false;
     if (ws->raw != NULL && ws->raw_len == v.len && memcmp(ws->raw, v.data, v.len) == 0)
         return ws;
-    json_error_t err;
-    json_t *rec = json_loadb(v.data, v.len, 0, &err);
+    json_t *rec = hk_webhook_record_json(v.data, v.len);
     if (rec == NULL) {
         ws->active = false;
         return ws;
@@ -419,7 +418,7 @@ static struct job *ws_pop(struct wstate *ws)
 }
 
 /* Creates a job in the window for (ws, event); the caller checked capacity. */
-static struct job *job_new(hk_engine *e, struct wstate *ws, const hk_event *ev, uint64_t due, uint32_t attempts,
+static struct job *job_new(hk_engine *e, struct wstate *ws, const hk_event_view *ev, uint64_t due, uint32_t attempts,
                            uint64_t first_ms)
 {
     struct job *j = hk_calloc(1, sizeof(*j));
@@ -516,8 +515,7 @@ static int signal_apply(hk_txn *txn, hk_write *w)
         hk_val wv;
         if (hk_get(txn, HK_DB_WEBHOOKS, v.data, 4, &wv) != 0)
             continue;
-        json_error_t jerr;
-        json_t *wrec = json_loadb(wv.data, wv.len, 0, &jerr);
+        json_t *wrec = hk_webhook_record_json(wv.data, wv.len);
         bool active = wrec != NULL && strcmp(hk_wh_str(wrec, "state"), HK_STATE_ACTIVE) == 0;
         json_decref(wrec);
         if (!active)
@@ -715,7 +713,7 @@ static void load(hk_engine *e)
             }
             uint64_t eid = hk_rd64((const uint8_t *)k.data + 12);
             if (job_find(e, wid, eid) == NULL && v.len == QVAL_LEN) {
-                hk_event ev;
+                hk_event_view ev;
                 if (hk_event_get(txn, eid, &ev) == 0)
                     job_new(e, ws, &ev, due, hk_rd32(v.data), hk_rd64((const uint8_t *)v.data + 4));
                 else
@@ -1011,25 +1009,25 @@ static int outcome_apply(hk_txn *txn, hk_write *w)
                 return rc;
         }
     }
-    hk_attempt a = {.webhook_id = j->webhook_id,
-                    .event_id = j->event_id,
-                    .attempt = j->attempts + 1,
-                    .started_ms = j->started_ms,
-                    .duration_ms = j->duration_ms,
-                    .success = j->success,
-                    .status = j->status,
-                    .error = j->error,
-                    .url = j->url_copy,
-                    .request = j->request,
-                    .request_len = j->request_len,
-                    .response = j->response,
-                    .response_len = j->response_len,
-                    .user_id = j->user_id,
-                    .exhausted = j->exhausted,
-                    .next_due_ms = j->exhausted || j->success ? 0 : j->next_due,
-                    .disabled = j->disabled,
-                    .event_name = j->event_name,
-                    .event_uuid = j->uuid};
+    hk_attempt_view a = {.webhook_id = j->webhook_id,
+                         .event_id = j->event_id,
+                         .attempt = j->attempts + 1,
+                         .started_ms = j->started_ms,
+                         .duration_ms = j->duration_ms,
+                         .success = j->success,
+                         .status = j->status,
+                         .error = j->error,
+                         .url = j->url_copy,
+                         .request = j->request,
+                         .request_len = j->request_len,
+                         .response = j->response,
+                         .response_len = j->response_len,
+                         .user_id = j->user_id,
+                         .exhausted = j->exhausted,
+                         .next_due_ms = j->exhausted || j->success ? 0 : j->next_due,
+                         .disabled = j->disabled,
+                         .event_name = j->event_name,
+                         .event_uuid = j->uuid};
     return hk_attempt_recorded(txn, &a);
 }
 
@@ -1044,21 +1042,21 @@ static void outcome_done(hk_write *w, int status)
         e->backoff_until = 0;
     }
     if (status == 0 && !j->vanished) {
-        hk_attempt a = {.webhook_id = j->webhook_id,
-                        .event_id = j->event_id,
-                        .attempt = j->attempts + 1,
-                        .started_ms = j->started_ms,
-                        .duration_ms = j->duration_ms,
-                        .success = j->success,
-                        .status = j->status,
-                        .error = j->error,
-                        .url = j->url_copy,
-                        .user_id = j->user_id,
-                        .exhausted = j->exhausted,
-                        .next_due_ms = j->next_due,
-                        .disabled = j->disabled,
-                        .event_name = j->event_name,
-                        .event_uuid = j->uuid};
+        hk_attempt_view a = {.webhook_id = j->webhook_id,
+                             .event_id = j->event_id,
+                             .attempt = j->attempts + 1,
+                             .started_ms = j->started_ms,
+                             .duration_ms = j->duration_ms,
+                             .success = j->success,
+                             .status = j->status,
+                             .error = j->error,
+                             .url = j->url_copy,
+                             .user_id = j->user_id,
+                             .exhausted = j->exhausted,
+                             .next_due_ms = j->next_due,
+                             .disabled = j->disabled,
+                             .event_name = j->event_name,
+                             .event_uuid = j->uuid};
         hk_attempt_finished(e, &a);
         if (j->disabled) {
             hk_warn("webhook %u disabled (TooManyErrors): %s", j->webhook_id, j->error);
@@ -1150,7 +1148,7 @@ void hk_engine_state_event(hk_engine *e, uint32_t id, const char *kind, const ch
 struct sync_rec {
     hk_write w;
     hk_engine *eng;
-    hk_attempt a;
+    hk_attempt_view a;
     bool is410, disabled, vanished;
     uint32_t disable_after;
     char *copies[6];
@@ -1195,8 +1193,8 @@ static void sync_done(hk_write *w, int status)
     maybe_finish_stop(e);
 }
 
-void hk_engine_record(hk_engine *e, const hk_attempt *a, bool is410, void (*done)(int status, bool disabled, void *arg),
-                      void *arg)
+void hk_engine_record(hk_engine *e, const hk_attempt_view *a, bool is410,
+                      void (*done)(int status, bool disabled, void *arg), void *arg)
 {
     struct sync_rec *r = hk_calloc(1, sizeof(*r));
     r->eng = e;
@@ -1304,7 +1302,8 @@ static int drop_idempotency_key(hk_txn *txn, const hk_val *k, const hk_val *v, v
 static bool older_event(const hk_val *k, const hk_val *v, void *arg)
 {
     HK_UNUSED(k);
-    return v->len >= 8 && hk_rd64(v->data) < *(const uint64_t *)arg;
+    uint64_t ts;
+    return hk_event_time(v->data, v->len, &ts) == 0 && ts < *(const uint64_t *)arg;
 }
 
 static int prune_apply(hk_txn *txn, hk_write *w)
@@ -1535,12 +1534,12 @@ void hk_engine_get_stats(const hk_engine *e, hk_engine_stats *out)
 }
 
 /* The attempt log and notifications hook in here (see engine.h). */
-int hk_attempt_recorded(hk_txn *txn, const hk_attempt *a)
+int hk_attempt_recorded(hk_txn *txn, const hk_attempt_view *a)
 {
     return hk_log_append(txn, a, NULL);
 }
 
-void hk_attempt_finished(hk_engine *e, const hk_attempt *a)
+void hk_attempt_finished(hk_engine *e, const hk_attempt_view *a)
 {
     hk_notify_attempt(e->loop, e->cfg, e->store, a);
     if (!a->success)

@@ -49,7 +49,7 @@ struct hk_signal {
     char *route;         /**< subscription name to fan out on when it differs from name (state events), or NULL */
     uint32_t exclude;    /**< webhook that must not receive it (a state event's own webhook), or 0 */
     /* Output of the commit. */
-    hk_event event;      /**< the stored event (strings point at the inputs above) */
+    hk_event_view event; /**< the stored event (strings point at the inputs above) */
     bool duplicate;      /**< the Idempotency-Key was seen within the window: nothing stored */
     uint32_t *webhooks;  /**< webhooks a delivery was queued for */
     size_t nwebhooks;    /**< entries in webhooks */
@@ -115,7 +115,6 @@ void hk_engine_get_stats(const hk_engine *e, hk_engine_stats *out);
 /** The parsed retry schedule: delays in ms before attempt 2, 3, ... */
 int hk_retry_schedule_parse(const char *text, uint64_t **delays, size_t *n) HK_MUST_CHECK;
 
-
 /**
  * Records an attempt made outside the queue (a synchronous call): the
  * webhook's statistics and auto-disable rules count it and the attempt log
@@ -123,13 +122,13 @@ int hk_retry_schedule_parse(const char *text, uint64_t **delays, size_t *n) HK_M
  * receiver answered 410 Gone. done (may be NULL) runs on the loop after the
  * commit, with disabled set when this attempt disabled the webhook.
  */
-void hk_engine_record(hk_engine *e, const hk_attempt *a, bool is410, void (*done)(int status, bool disabled, void *arg),
-                      void *arg);
+void hk_engine_record(hk_engine *e, const hk_attempt_view *a, bool is410,
+                      void (*done)(int status, bool disabled, void *arg), void *arg);
 
 /** Called in the outcome transaction; returns 0 or an error that fails the batch. */
-int hk_attempt_recorded(hk_txn *txn, const hk_attempt *a);
+int hk_attempt_recorded(hk_txn *txn, const hk_attempt_view *a);
 
 /** Called on the loop after the outcome is committed. */
-void hk_attempt_finished(hk_engine *e, const hk_attempt *a);
+void hk_attempt_finished(hk_engine *e, const hk_attempt_view *a);
 
 #endif

@@ -123,7 +123,8 @@ static void fmt_interval(uint64_t ms, char *buf, size_t len)
 }
 
 /* The mail's text; *subject and the result are malloc'd. */
-static char *compose(const hk_config *cfg, const hk_attempt *a, json_t *rec, const hk_webhook_stats *st, char **subject)
+static char *compose(const hk_config *cfg, const hk_attempt_view *a, json_t *rec, const hk_webhook_stats *st,
+                     char **subject)
 {
     uint32_t id = a->webhook_id;
     const char *name = hk_wh_str(rec, "name");
@@ -172,7 +173,7 @@ static char *compose(const hk_config *cfg, const hk_attempt *a, json_t *rec, con
     return body;
 }
 
-void hk_notify_attempt(uv_loop_t *loop, const hk_config *cfg, hk_kv_env *store, const hk_attempt *a)
+void hk_notify_attempt(uv_loop_t *loop, const hk_config *cfg, hk_kv_env *store, const hk_attempt_view *a)
 {
     if (N.shut || a->success || (!a->disabled && !a->exhausted))
         return;

@@ -15,7 +15,7 @@
 #include "kv.h"
 
 /** Looks at one finished attempt and mails when the rules say so. */
-void hk_notify_attempt(uv_loop_t *loop, const hk_config *cfg, hk_kv_env *store, const hk_attempt *a);
+void hk_notify_attempt(uv_loop_t *loop, const hk_config *cfg, hk_kv_env *store, const hk_attempt_view *a);
 
 /** Stops sending and frees what notify holds (mails in flight are abandoned). */
 void hk_notify_shutdown(void);
