@@ -41,19 +41,30 @@ static size_t rows(void)
     return n;
 }
 
+/* Closes the store and removes its files. */
+static void discard(void)
+{
+    char path[320];
+    static const char *const files[] = {"data.mdb", "lock.mdb", "lock"};
+    hk_store_close(store);
+    store = NULL;
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+        unlink(path);
+    }
+}
+
+static void remove_dir(void)
+{
+    discard();
+    rmdir(dir);
+}
+
 /* A fresh, empty store (the old one's files removed). */
 static void reopen(void)
 {
-    char path[320];
-    if (store != NULL) {
-        hk_store_close(store);
-        store = NULL;
-        static const char *const files[] = {"data.mdb", "lock.mdb", "lock"};
-        for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-            snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
-            unlink(path);
-        }
-    }
+    if (store != NULL)
+        discard();
     hk_store_opts o = {.data_dir = dir, .map_size = 64u << 20, .max_batch = 1};
     FUZZ_CHECK(hk_store_open(&store, NULL, &o) == 0);
 }
@@ -65,6 +76,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
     snprintf(dir, sizeof(dir), "%s/hookd-fuzz-csv-%ld", base, (long)getpid());
     FUZZ_CHECK(mkdir(dir, 0700) == 0 || errno == EEXIST);
+    atexit(remove_dir);
     reopen();
     return 0;
 }
