@@ -10,6 +10,8 @@ python3 openssl curl $*"
 # Test tools: python3-jsonschema checks answers against src/api/openapi.json,
 # systemd's systemd-analyze checks conf/hookd.service.
 PKGS="$PKGS python3-jsonschema systemd"
+# The fuzz harnesses of tests/fuzz/: clang with its libFuzzer runtime.
+PKGS="$PKGS clang libclang-rt-14-dev"
 
 missing=""
 for p in $PKGS; do

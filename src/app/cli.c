@@ -17,11 +17,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "accounts.h"
 #include "auth.h"
-#include "kv.h"
 #include "log.h"
-#include "webhook.h"
+#include "store.h"
 
 #define CLI_IMPORT_MAX (256u << 20) /* bytes of a CSV file imported at most */
 
@@ -366,7 +364,7 @@ struct ctx {
     const hk_cli *cli;
     const struct command *cmd;
     const hk_config *cfg;
-    hk_kv_env *store; /* NULL until open_store */
+    hk_store *store; /* NULL until open_store */
 };
 
 /* Opens the store; a command that may not create it fails when the data directory is missing. */
@@ -378,9 +376,21 @@ static int open_store(struct ctx *x)
                 x->cfg->data_dir, strerror(errno));
         return 1;
     }
-    if (hk_kv_open(&x->store, x->cfg->data_dir, x->cfg->map_size, x->cfg->max_batch, NULL) != 0)
+    hk_store_opts o = {.data_dir = x->cfg->data_dir, .map_size = x->cfg->map_size, .max_batch = x->cfg->max_batch};
+    int rc = hk_store_open(&x->store, NULL, &o);
+    if (rc != 0) {
+        fprintf(stderr, "hookd: cannot open the store in %s: %s\n", x->cfg->data_dir, hk_strerror(rc));
+        x->store = NULL;
         return 1;
+    }
     return 0;
+}
+
+/* Applies one op in its own transaction, stamped with the current time. */
+static int apply(struct ctx *x, hk_op *op)
+{
+    op->now_ms = hk_now_ms();
+    return hk_store_apply(x->store, op);
 }
 
 /* Parses a u32 option; prints why and returns false when it is not one (zero_ok allows 0). */
@@ -398,41 +408,41 @@ static bool opt_id(const char *what, const char *s, bool zero_ok, uint32_t *out)
     return true;
 }
 
-/* ---- users and keys ------------------------------------------------------------- */
-
-struct user_add {
-    hk_user user;
-    char key[HK_KEY_TEXT_LEN];
-};
-
-static int user_add_txn(hk_txn *txn, void *arg)
+/* A failed query of a listing: said, and the exit code. */
+static int list_failed(const char *what, int rc)
 {
-    struct user_add *ua = arg;
-    return hk_user_create(txn, &ua->user);
+    fprintf(stderr, "hookd: cannot list %s: %s\n", what, hk_strerror(rc));
+    return 1;
 }
+
+/* ---- users and keys ------------------------------------------------------------- */
 
 static int cmd_user_add(struct ctx *x)
 {
     const char *code = x->cli->opt[HK_CLI_CODE], *name = x->cli->opt[HK_CLI_NAME];
     const char *perm = x->cli->opt[HK_CLI_PERM], *top = x->cli->opt[HK_CLI_TOP_NODE];
-    struct user_add ua;
-    memset(&ua, 0, sizeof(ua));
+    hk_op op = {.type = HK_OP_USER_PUT};
+    hk_user *u = &op.u.user_put.user;
     char bad[128];
     if (strlen(code) == 0 || strlen(code) > HK_USER_CODE_MAX || strchr(code, ':') != NULL) {
         fprintf(stderr, "hookd: --code must be 1..%d characters without ':'\n", HK_USER_CODE_MAX);
         return 2;
     }
-    if (hk_perm_parse(perm, &ua.user.perms, bad, sizeof(bad)) != 0) {
+    if (name != NULL && strlen(name) > HK_USER_NAME_MAX) {
+        fprintf(stderr, "hookd: --name must be at most %d bytes\n", HK_USER_NAME_MAX);
+        return 2;
+    }
+    if (hk_perm_parse(perm, &u->perms, bad, sizeof(bad)) != 0) {
         fprintf(stderr, "hookd: unknown permission \"%s\"\n", bad);
         return 2;
     }
-    if (top != NULL && !opt_id("--top-node", top, true, &ua.user.top_node))
+    if (top != NULL && !opt_id("--top-node", top, true, &u->top_node))
         return 2;
-    snprintf(ua.user.code, sizeof(ua.user.code), "%s", code);
-    snprintf(ua.user.full_name, sizeof(ua.user.full_name), "%s", name ? name : code);
+    snprintf(u->code, sizeof(u->code), "%s", code);
+    snprintf(u->full_name, sizeof(u->full_name), "%s", name ? name : code);
     if (open_store(x) != 0)
         return 1;
-    int rc = hk_kv_write_sync(x->store, user_add_txn, &ua);
+    int rc = apply(x, &op);
     if (rc == HK_EEXIST) {
         fprintf(stderr, "hookd: a user with code %s exists\n", code);
         return 1;
@@ -441,126 +451,104 @@ static int cmd_user_add(struct ctx *x)
         fprintf(stderr, "hookd: user add failed: %s\n", hk_strerror(rc));
         return 1;
     }
-    printf("%u\n", ua.user.id);
+    printf("%u\n", op.u.user_put.id);
     return 0;
 }
 
-struct user_set {
-    const char *code, *name, *perm, *top;
-    hk_user user;
-};
-
 /* Changes only what was given; the rest of the user stays as it is. */
-static int user_set_txn(hk_txn *txn, void *arg)
-{
-    struct user_set *us = arg;
-    int rc = hk_user_by_code(txn, us->code, &us->user);
-    if (rc != 0)
-        return rc;
-    if (us->name != NULL)
-        snprintf(us->user.full_name, sizeof(us->user.full_name), "%s", us->name);
-    char bad[128];
-    if (us->perm != NULL && hk_perm_parse(us->perm, &us->user.perms, bad, sizeof(bad)) != 0)
-        return HK_EINVAL;
-    if (us->top != NULL)
-        us->user.top_node = (uint32_t)strtoul(us->top, NULL, 10);
-    return hk_user_update(txn, &us->user);
-}
-
 static int cmd_user_set(struct ctx *x)
 {
-    struct user_set us = {x->cli->opt[HK_CLI_CODE],
-                          x->cli->opt[HK_CLI_NAME],
-                          x->cli->opt[HK_CLI_PERM],
-                          x->cli->opt[HK_CLI_TOP_NODE],
-                          {0}};
-    uint32_t node;
+    const char *code = x->cli->opt[HK_CLI_CODE], *name = x->cli->opt[HK_CLI_NAME];
+    const char *perm = x->cli->opt[HK_CLI_PERM], *top = x->cli->opt[HK_CLI_TOP_NODE];
+    uint32_t node = 0;
+    unsigned perms = 0;
     char bad[128];
-    unsigned perms;
-    if (us.perm != NULL && hk_perm_parse(us.perm, &perms, bad, sizeof(bad)) != 0) {
+    if (name != NULL && strlen(name) > HK_USER_NAME_MAX) {
+        fprintf(stderr, "hookd: --name must be at most %d bytes\n", HK_USER_NAME_MAX);
+        return 2;
+    }
+    if (perm != NULL && hk_perm_parse(perm, &perms, bad, sizeof(bad)) != 0) {
         fprintf(stderr, "hookd: unknown permission \"%s\"\n", bad);
         return 2;
     }
-    if (us.top != NULL && !opt_id("--top-node", us.top, true, &node))
+    if (top != NULL && !opt_id("--top-node", top, true, &node))
         return 2;
     if (open_store(x) != 0)
         return 1;
-    int rc = hk_kv_write_sync(x->store, user_set_txn, &us);
+    hk_op op = {.type = HK_OP_USER_PUT};
+    hk_user *u = &op.u.user_put.user;
+    int rc = hk_store_user_by_code(x->store, code, u);
+    if (rc == 0) {
+        if (name != NULL)
+            snprintf(u->full_name, sizeof(u->full_name), "%s", name);
+        if (perm != NULL)
+            u->perms = perms;
+        if (top != NULL)
+            u->top_node = node;
+        rc = apply(x, &op);
+    }
     if (rc != 0) {
         fprintf(stderr, "hookd: user set failed: %s\n", rc == HK_ENOTFOUND ? "no such user" : hk_strerror(rc));
         return 1;
     }
-    printf("%u\n", us.user.id);
+    printf("%u\n", op.u.user_put.id);
+    return 0;
+}
+
+static int print_user(const hk_user *u, void *arg)
+{
+    (void)arg;
+    char perms[256];
+    hk_perm_format(u->perms, perms, sizeof(perms));
+    printf("%u\t%s\t%s\t%s\ttop-node=%u\n", u->id, u->code, u->full_name, perms, u->top_node);
     return 0;
 }
 
 static int cmd_user_list(struct ctx *x)
 {
-    hk_txn *txn;
-    hk_cursor *c;
-    hk_val k, v;
-    if (open_store(x) != 0 || hk_kv_read(x->store, &txn) != 0)
+    if (open_store(x) != 0)
         return 1;
-    if (hk_cursor_open(txn, HK_DB_USERS, &c) != 0) {
-        hk_txn_end(txn);
-        return 1;
-    }
-    for (int rc = hk_cursor_get(c, HK_FIRST, &k, &v); rc == 0; rc = hk_cursor_get(c, HK_NEXT, &k, &v)) {
-        hk_user u;
-        char perms[256];
-        if (hk_user_get(txn, hk_rd32(k.data), &u) != 0)
-            continue;
-        hk_perm_format(u.perms, perms, sizeof(perms));
-        printf("%u\t%s\t%s\t%s\ttop-node=%u\n", u.id, u.code, u.full_name, perms, u.top_node);
-    }
-    hk_cursor_close(c);
-    hk_txn_end(txn);
-    return 0;
-}
-
-struct key_create {
-    const char *code;
-    char key[HK_KEY_TEXT_LEN];
-    char id[9];
-    hk_user user;
-};
-
-static int key_create_txn(hk_txn *txn, void *arg)
-{
-    struct key_create *kc = arg;
-    int rc = hk_user_by_code(txn, kc->code, &kc->user);
-    if (rc != 0)
-        return rc;
-    return hk_key_create(txn, kc->user.id, NULL, kc->key, kc->id);
+    int rc = hk_store_users_each(x->store, print_user, NULL);
+    return rc == 0 ? 0 : list_failed("users", rc);
 }
 
 static int cmd_key_create(struct ctx *x)
 {
-    struct key_create kc;
-    memset(&kc, 0, sizeof(kc));
-    kc.code = x->cli->opt[HK_CLI_USER];
+    const char *code = x->cli->opt[HK_CLI_USER];
     if (open_store(x) != 0)
         return 1;
-    int rc = hk_kv_write_sync(x->store, key_create_txn, &kc);
+    hk_user u;
+    hk_op op = {.type = HK_OP_KEY_PUT};
+    char text[HK_KEY_TEXT_LEN];
+    int rc = hk_store_user_by_code(x->store, code, &u);
+    if (rc == 0) {
+        hk_key_make(&op.u.key_put.key, u.id, NULL, hk_now_ms(), text);
+        rc = apply(x, &op);
+    }
     if (rc != 0) {
         fprintf(stderr, "hookd: key create failed: %s\n", rc == HK_ENOTFOUND ? "no such user" : hk_strerror(rc));
         return 1;
     }
-    fprintf(stderr, "key id %s for user %s (the key is shown only now)\n", kc.id, kc.user.code);
-    printf("%s\n", kc.key);
+    fprintf(stderr, "key id %s for user %s (the key is shown only now)\n", op.u.key_put.key.short_id, u.code);
+    printf("%s\n", text);
     return 0;
 }
 
-static int key_revoke_txn(hk_txn *txn, void *arg)
-{
-    return hk_key_revoke(txn, arg);
-}
-
+/* Revokes the key whose text is arg or, failing that, whose short id is arg. */
 static int cmd_key_revoke(struct ctx *x)
 {
+    const char *arg = x->cli->arg;
     if (open_store(x) != 0)
         return 1;
-    int rc = hk_kv_write_sync(x->store, key_revoke_txn, (void *)x->cli->arg);
+    hk_op op = {.type = HK_OP_KEY_REVOKE};
+    hk_key_hash(arg, strlen(arg), op.u.key_revoke.hash);
+    int rc = apply(x, &op);
+    if (rc == HK_ENOTFOUND && strlen(arg) == sizeof(op.u.key_revoke.short_id) - 1) {
+        memset(&op, 0, sizeof(op));
+        op.type = HK_OP_KEY_REVOKE;
+        snprintf(op.u.key_revoke.short_id, sizeof(op.u.key_revoke.short_id), "%s", arg);
+        rc = apply(x, &op);
+    }
     if (rc != 0) {
         fprintf(stderr, "hookd: key revoke failed: %s\n", rc == HK_ENOTFOUND ? "no such key" : hk_strerror(rc));
         return 1;
@@ -569,123 +557,79 @@ static int cmd_key_revoke(struct ctx *x)
     return 0;
 }
 
+static int print_key(const hk_key *k, void *arg)
+{
+    hk_store *s = arg;
+    hk_user u;
+    if (hk_store_user_get(s, k->user_id, &u) != 0)
+        snprintf(u.code, sizeof(u.code), "?");
+    printf("%s\t%s\t%s\n", k->short_id, u.code, k->revoked ? "revoked" : "active");
+    return 0;
+}
+
 static int cmd_key_list(struct ctx *x)
 {
-    hk_txn *txn;
-    hk_cursor *c;
-    hk_val k, v;
-    if (open_store(x) != 0 || hk_kv_read(x->store, &txn) != 0)
+    if (open_store(x) != 0)
         return 1;
-    if (hk_cursor_open(txn, HK_DB_KEYS, &c) != 0) {
-        hk_txn_end(txn);
-        return 1;
-    }
-    for (int rc = hk_cursor_get(c, HK_FIRST, &k, &v); rc == 0; rc = hk_cursor_get(c, HK_NEXT, &k, &v)) {
-        hk_key key;
-        if (k.len != 32 || hk_key_decode(v.data, v.len, k.data, &key) != 0)
-            continue;
-        hk_user u;
-        if (hk_user_get(txn, key.user_id, &u) != 0)
-            snprintf(u.code, sizeof(u.code), "?");
-        printf("%s\t%s\t%s\n", key.short_id, u.code, key.revoked ? "revoked" : "active");
-    }
-    hk_cursor_close(c);
-    hk_txn_end(txn);
-    return 0;
+    int rc = hk_store_keys_each(x->store, 0, print_key, x->store);
+    return rc == 0 ? 0 : list_failed("keys", rc);
 }
 
 /* ---- webhooks --------------------------------------------------------------------- */
 
-struct lock_req {
-    uint32_t id;
-    bool locked;
-};
-
-static int lock_txn(hk_txn *txn, void *arg)
-{
-    struct lock_req *l = arg;
-    return hk_webhook_set_locked(txn, l->id, l->locked);
-}
-
 static int cmd_webhook_lock(struct ctx *x)
 {
     const char *verb = x->cmd->verb;
-    struct lock_req l = {0, strcmp(verb, "lock") == 0};
-    if (!opt_id("the webhook id", x->cli->arg, false, &l.id))
+    hk_op op = {.type = HK_OP_WEBHOOK_LOCK};
+    op.u.webhook_lock.locked = strcmp(verb, "lock") == 0;
+    if (!opt_id("the webhook id", x->cli->arg, false, &op.u.webhook_lock.id))
         return 2;
     if (open_store(x) != 0)
         return 1;
-    int rc = hk_kv_write_sync(x->store, lock_txn, &l);
+    int rc = apply(x, &op);
     if (rc != 0) {
         fprintf(stderr, "hookd: webhook %s failed: %s\n", verb,
                 rc == HK_ENOTFOUND ? "no such webhook" : hk_strerror(rc));
         return 1;
     }
-    printf("webhook %u %s\n", l.id, l.locked ? "locked" : "unlocked");
+    printf("webhook %u %s\n", op.u.webhook_lock.id, op.u.webhook_lock.locked ? "locked" : "unlocked");
     return 0;
 }
 
 /* ---- nodes and accounts ------------------------------------------------------------ */
 
-struct tree_add {
-    bool is_node;
-    hk_node node;
-    hk_account account;
-    char err[256];
-};
-
-static int tree_add_txn(hk_txn *txn, void *arg)
-{
-    struct tree_add *ta = arg;
-    if (ta->is_node)
-        return hk_node_put(txn, &ta->node, ta->err, sizeof(ta->err));
-    return hk_account_put(txn, &ta->account, ta->err, sizeof(ta->err));
-}
-
 static int cmd_tree_add(struct ctx *x)
 {
     const char *const *o = x->cli->opt;
-    struct tree_add ta;
-    memset(&ta, 0, sizeof(ta));
-    ta.is_node = strcmp(x->cmd->noun, "node") == 0;
+    bool is_node = strcmp(x->cmd->noun, "node") == 0;
     const char *noun = x->cmd->noun, *name = o[HK_CLI_NAME];
+    hk_op op = {.type = is_node ? HK_OP_NODE_PUT : HK_OP_ACCOUNT_PUT};
     if (strlen(name) == 0 || strlen(name) > HK_NODE_NAME_MAX) {
         fprintf(stderr, "hookd: --name must be 1..%d bytes\n", HK_NODE_NAME_MAX);
         return 2;
     }
-    if (ta.is_node) {
-        if (!opt_id("--id", o[HK_CLI_ID], false, &ta.node.id) ||
-            (o[HK_CLI_PARENT] != NULL && !opt_id("--parent", o[HK_CLI_PARENT], true, &ta.node.parent)))
+    if (is_node) {
+        hk_node *n = &op.u.node_put.node;
+        if (!opt_id("--id", o[HK_CLI_ID], false, &n->id) ||
+            (o[HK_CLI_PARENT] != NULL && !opt_id("--parent", o[HK_CLI_PARENT], true, &n->parent)))
             return 2;
-        snprintf(ta.node.name, sizeof(ta.node.name), "%s", name);
+        snprintf(n->name, sizeof(n->name), "%s", name);
     } else {
-        if (!opt_id("--id", o[HK_CLI_ID], false, &ta.account.id) ||
-            !opt_id("--node", o[HK_CLI_NODE], false, &ta.account.node))
+        hk_account *a = &op.u.account_put.account;
+        if (!opt_id("--id", o[HK_CLI_ID], false, &a->id) || !opt_id("--node", o[HK_CLI_NODE], false, &a->node))
             return 2;
-        snprintf(ta.account.name, sizeof(ta.account.name), "%s", name);
+        snprintf(a->name, sizeof(a->name), "%s", name);
     }
     if (open_store(x) != 0)
         return 1;
-    int rc = hk_kv_write_sync(x->store, tree_add_txn, &ta);
+    int rc = apply(x, &op);
     if (rc != 0) {
-        fprintf(stderr, "hookd: %s add failed: %s\n", noun, rc == HK_EINVAL ? ta.err : hk_strerror(rc));
+        const char *why = is_node ? op.u.node_put.err : op.u.account_put.err;
+        fprintf(stderr, "hookd: %s add failed: %s\n", noun, rc == HK_EINVAL && why[0] ? why : hk_strerror(rc));
         return 1;
     }
     printf("%s %s stored\n", noun, o[HK_CLI_ID]);
     return 0;
-}
-
-struct import {
-    enum hk_import_kind kind;
-    const char *text;
-    size_t len, count;
-    char err[512];
-};
-
-static int import_txn(hk_txn *txn, void *arg)
-{
-    struct import *im = arg;
-    return hk_accounts_import(txn, im->kind, im->text, im->len, &im->count, im->err, sizeof(im->err));
 }
 
 /* Reads a whole file; NULL (message printed) when it cannot or it is larger than max. */
@@ -729,58 +673,51 @@ static int cmd_tree_import(struct ctx *x)
 {
     bool is_node = strcmp(x->cmd->noun, "node") == 0;
     const char *path = x->cli->arg;
-    struct import im;
-    memset(&im, 0, sizeof(im));
-    im.kind = is_node ? HK_IMPORT_NODES : HK_IMPORT_ACCOUNTS;
+    hk_op op = {.type = HK_OP_TREE_IMPORT};
+    hk_op_tree_import *im = &op.u.tree_import;
+    im->accounts = !is_node;
     /* Read before opening: a file that is not there creates nothing. */
-    char *text = read_file(path, CLI_IMPORT_MAX, &im.len);
+    char *text = read_file(path, CLI_IMPORT_MAX, &im->len);
     if (text == NULL)
         return 1;
-    im.text = text;
+    im->text = text;
     if (open_store(x) != 0) {
         free(text);
         return 1;
     }
-    int rc = hk_kv_write_sync(x->store, import_txn, &im);
+    int rc = apply(x, &op);
     free(text);
     if (rc != 0) {
-        fprintf(stderr, "hookd: import of %s failed, nothing was imported: %s%s\n", path,
-                rc == HK_EINVAL ? "" : hk_strerror(rc), rc == HK_EINVAL ? im.err : "");
+        fprintf(stderr, "hookd: import of %s failed, nothing was imported: %s\n", path,
+                rc == HK_EINVAL && im->err[0] ? im->err : hk_strerror(rc));
         return 1;
     }
-    printf("imported %zu %s from %s\n", im.count, is_node ? "nodes" : "accounts", path);
+    printf("imported %zu %s from %s\n", im->count, is_node ? "nodes" : "accounts", path);
+    return 0;
+}
+
+static int print_node(const hk_node *n, void *arg)
+{
+    (void)arg;
+    printf("%u\tparent=%u\t%s\n", n->id, n->parent, n->name);
+    return 0;
+}
+
+static int print_account(const hk_account *a, void *arg)
+{
+    (void)arg;
+    printf("%u\tnode=%u\t%s\n", a->id, a->node, a->name);
     return 0;
 }
 
 static int cmd_tree_list(struct ctx *x)
 {
     bool is_node = strcmp(x->cmd->noun, "node") == 0;
-    hk_txn *txn;
-    hk_cursor *c;
-    hk_val k, v;
-    if (open_store(x) != 0 || hk_kv_read(x->store, &txn) != 0)
+    if (open_store(x) != 0)
         return 1;
-    if (hk_cursor_open(txn, is_node ? HK_DB_NODES : HK_DB_ACCOUNTS, &c) != 0) {
-        hk_txn_end(txn);
-        return 1;
-    }
-    for (int rc = hk_cursor_get(c, HK_FIRST, &k, &v); rc == 0; rc = hk_cursor_get(c, HK_NEXT, &k, &v)) {
-        if (k.len != 4)
-            continue;
-        uint32_t id = hk_rd32(k.data);
-        if (is_node) {
-            hk_node n;
-            if (hk_node_get(txn, id, &n) == 0)
-                printf("%u\tparent=%u\t%s\n", n.id, n.parent, n.name);
-        } else {
-            hk_account a;
-            if (hk_account_get(txn, id, &a) == 0)
-                printf("%u\tnode=%u\t%s\n", a.id, a.node, a.name);
-        }
-    }
-    hk_cursor_close(c);
-    hk_txn_end(txn);
-    return 0;
+    int rc = is_node ? hk_store_nodes_each(x->store, print_node, NULL)
+                     : hk_store_accounts_each(x->store, print_account, NULL);
+    return rc == 0 ? 0 : list_failed(is_node ? "nodes" : "accounts", rc);
 }
 
 int hk_cli_run(const hk_cli *c, const hk_config *cfg)
@@ -789,7 +726,6 @@ int hk_cli_run(const hk_cli *c, const hk_config *cfg)
         return 2;
     struct ctx x = {c, &commands[c->command], cfg, NULL};
     int exit_code = x.cmd->run(&x);
-    if (x.store != NULL)
-        hk_kv_close(x.store);
+    hk_store_close(x.store);
     return exit_code;
 }

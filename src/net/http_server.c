@@ -120,6 +120,7 @@ static void feed(struct conn *c, const char *data, size_t len);
 static void start_idle(struct conn *c);
 static void start_reading(struct conn *c);
 static void start_linger(struct conn *c);
+static void conn_begin(struct conn *c);
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -851,6 +852,13 @@ static void on_connection(uv_stream_t *listener, int status)
         else
             uv_ip4_name((struct sockaddr_in *)&ss, c->req.remote, sizeof(c->req.remote));
     }
+    conn_begin(c);
+}
+
+/* Links a connected conn into the server and starts reading its first request. */
+static void conn_begin(struct conn *c)
+{
+    hk_http_server *srv = c->srv;
     llhttp_init(&c->parser, HTTP_REQUEST, &srv->settings);
     c->parser.data = c;
     c->next = srv->conns;
@@ -864,6 +872,27 @@ static void on_connection(uv_stream_t *listener, int status)
     c->fresh = true;
     arm(c, srv->cfg->header_timeout_ms);
     start_reading(c);
+}
+
+int hk_http_server_adopt(hk_http_server *srv, uv_os_sock_t sock, const char *remote)
+{
+    struct conn *c = hk_calloc(1, sizeof(*c));
+    c->srv = srv;
+    uv_tcp_init(srv->loop, &c->tcp);
+    uv_timer_init(srv->loop, &c->timer);
+    c->tcp.data = c;
+    c->timer.data = c;
+    c->open_handles = 2;
+    int rc = uv_tcp_open(&c->tcp, sock);
+    if (rc != 0) {
+        c->state = ST_CLOSING;
+        uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+        uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+        return rc;
+    }
+    snprintf(c->req.remote, sizeof(c->req.remote), "%s", remote);
+    conn_begin(c);
+    return 0;
 }
 
 /* ---- server ----------------------------------------------------------- */

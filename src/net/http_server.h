@@ -111,6 +111,14 @@ void hk_http_server_on_head(hk_http_server *srv, hk_http_head_hook hook, void (*
 int hk_http_server_listen(hk_http_server *srv, const char *addr) HK_MUST_CHECK;
 
 /**
+ * Serves an already connected stream socket as if it had been accepted
+ * (one end of a socketpair in the fuzz harness and tests). On success the
+ * server owns sock and closes it with the connection; on failure the caller
+ * keeps it. remote names the peer in logs. Taken even past max_connections.
+ */
+int hk_http_server_adopt(hk_http_server *srv, uv_os_sock_t sock, const char *remote) HK_MUST_CHECK;
+
+/**
  * Stops accepting, closes idle connections and lets in-flight requests
  * finish; drained is called once no connection is left. Then the server
  * can be freed with hk_http_server_free once its handles are closed (after

@@ -63,14 +63,17 @@ def test_every_command_answers_help_without_touching_anything():
         bad_conf = os.path.join(d.tmp, "bad.conf")
         with open(bad_conf, "w") as f:
             f.write("[delivery]\nretry_schedule = 1s,5x\n")
-        for noun, verb in COMMANDS:
-            for form in ([noun, verb, "--help"], [noun, verb, "-h"], ["help", noun, verb], ["--help", noun, verb],
-                         [noun, verb, "--code", "x", "--help"]):
-                # Help needs neither a good configuration nor a data directory.
-                p = hookd(*(form + ["--data", d.data, "--config", bad_conf]), cwd=d.tmp)
-                assert p.returncode == 0, (form, p)
-                assert "hookd %s %s" % (noun, verb) in p.stdout, (form, p.stdout)
-                assert p.stderr == "", (form, p.stderr)
+        forms = [(noun, verb, [noun, verb, "--help"]) for noun, verb in COMMANDS]
+        forms += [("user", "add", ["user", "add", "-h"]), ("key", "revoke", ["help", "key", "revoke"]),
+                  ("node", "import", ["--help", "node", "import"]),
+                  ("user", "set", ["user", "set", "--code", "x", "--help"]),
+                  ("webhook", "lock", ["webhook", "lock", "7", "--help"])]
+        for noun, verb, form in forms:
+            # Help needs neither a good configuration nor a data directory.
+            p = hookd(*(form + ["--data", d.data, "--config", bad_conf]), cwd=d.tmp)
+            assert p.returncode == 0, (form, p)
+            assert "hookd %s %s" % (noun, verb) in p.stdout, (form, p.stdout)
+            assert p.stderr == "", (form, p.stderr)
         for noun in ("user", "key", "webhook", "node", "account"):
             p = hookd(noun, "--help", "--data", d.data, cwd=d.tmp)
             assert p.returncode == 0 and p.stdout.count("hookd %s " % noun) >= 2, p
