@@ -408,6 +408,11 @@ struct execute {
 static void execute_done(const hk_sync_result *res, void *arg)
 {
     struct execute *ex = arg;
+    if (res->unavailable) {
+        hk_sync_respond_unavailable(ex->ctx, res);
+        free(ex);
+        return;
+    }
     json_t *resp = json_stringn(res->response, res->response_len);
     if (resp == NULL) {
         char *copy = hk_strndup(res->response, res->response_len);

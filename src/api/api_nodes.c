@@ -1,0 +1,149 @@
+/*
+ * api_nodes.c: the admin endpoints that keep the tree of nodes and
+ * accounts (the scope of the custom account action). Bodies are validated
+ * on the loop; the record is stored in the group commit.
+ *
+ *   PUT /api/v3/admin/node/{nodeId}        Manage  200 {nodeId, name, parentId}
+ *   PUT /api/v3/admin/account/{accountId}  Manage  200 {accountId, name, nodeId}
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "accounts.h"
+#include "api.h"
+#include "json_patch.h"
+
+/* Reads a positive int32 member; *present tells whether it was there (not null). */
+static bool int_member(const json_t *obj, const char *name, uint32_t *out, bool *present)
+{
+    const char *k = hk_json_object_key(obj, name, true);
+    json_t *v = k ? json_object_get(obj, k) : NULL;
+    *present = v != NULL && !json_is_null(v);
+    if (!json_is_integer(v) || json_integer_value(v) <= 0 || json_integer_value(v) > INT32_MAX)
+        return false;
+    *out = (uint32_t)json_integer_value(v);
+    return true;
+}
+
+/* Parses a positive int32 path parameter; 0 when malformed. */
+static uint32_t param_id(const hk_ctx *ctx, const char *name)
+{
+    const char *s = hk_route_param(&ctx->params, name);
+    if (s == NULL || !isdigit((unsigned char)*s))
+        return 0;
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (*end != '\0' || errno != 0 || v > INT32_MAX)
+        return 0;
+    return (uint32_t)v;
+}
+
+struct tree_write {
+    hk_write w;
+    hk_ctx *ctx;
+    bool is_node;
+    hk_node node;
+    hk_account account;
+    char err[256];
+};
+
+static int tree_apply(hk_txn *txn, hk_write *w)
+{
+    struct tree_write *tw = hk_container_of(w, struct tree_write, w);
+    tw->err[0] = '\0';
+    if (tw->is_node)
+        return hk_node_put(txn, &tw->node, tw->err, sizeof(tw->err));
+    return hk_account_put(txn, &tw->account, tw->err, sizeof(tw->err));
+}
+
+static void tree_done(hk_write *w, int status)
+{
+    struct tree_write *tw = hk_container_of(w, struct tree_write, w);
+    hk_ctx *ctx = tw->ctx;
+    if (status == HK_EINVAL) {
+        hk_respond_field_error(ctx, 400, tw->is_node ? "parentId" : "nodeId", "%s", tw->err);
+    } else if (status != 0) {
+        hk_respond_store_error(ctx, status);
+    } else if (tw->is_node) {
+        json_t *parent = tw->node.parent ? json_integer(tw->node.parent) : json_null();
+        hk_respond_json(
+            ctx, 200,
+            json_pack("{s:I, s:s, s:o}", "nodeId", (json_int_t)tw->node.id, "name", tw->node.name, "parentId", parent));
+    } else {
+        hk_respond_json(ctx, 200,
+                        json_pack("{s:I, s:s, s:I}", "accountId", (json_int_t)tw->account.id, "name", tw->account.name,
+                                  "nodeId", (json_int_t)tw->account.node));
+    }
+    free(tw);
+}
+
+/* PUT node or account: validates the body on the loop, stores in the group commit. */
+static void tree_put(hk_ctx *ctx, bool is_node)
+{
+    const char *pname = is_node ? "nodeId" : "accountId";
+    uint32_t id = param_id(ctx, pname);
+    if (id == 0) {
+        hk_respond_error(ctx, 400, "%s must be a positive integer", pname);
+        return;
+    }
+    char err[256];
+    json_t *body = hk_body_json(ctx, err, sizeof(err), NULL);
+    if (body == NULL || !json_is_object(body)) {
+        json_decref(body);
+        hk_respond_error(ctx, 400, "%s", body ? "the body must be an object" : err);
+        return;
+    }
+    const char *nk = hk_json_object_key(body, "name", true);
+    const char *name = nk ? json_string_value(json_object_get(body, nk)) : NULL;
+    if (name == NULL || name[0] == '\0' || strlen(name) > HK_NODE_NAME_MAX) {
+        json_decref(body);
+        hk_respond_field_error(ctx, 400, "name", "name is required: a string of 1..%d bytes", HK_NODE_NAME_MAX);
+        return;
+    }
+    struct tree_write *tw = hk_calloc(1, sizeof(*tw));
+    tw->ctx = ctx;
+    tw->is_node = is_node;
+    uint32_t link = 0;
+    bool present;
+    const char *lname = is_node ? "parentId" : "nodeId";
+    if (!int_member(body, lname, &link, &present) && (present || !is_node)) {
+        json_decref(body);
+        free(tw);
+        hk_respond_field_error(
+            ctx, 400, lname, is_node ? "parentId must be a node id or null (a root)" : "nodeId is required: a node id");
+        return;
+    }
+    if (is_node) {
+        tw->node.id = id;
+        tw->node.parent = link;
+        snprintf(tw->node.name, sizeof(tw->node.name), "%s", name);
+    } else {
+        tw->account.id = id;
+        tw->account.node = link;
+        snprintf(tw->account.name, sizeof(tw->account.name), "%s", name);
+    }
+    json_decref(body);
+    tw->w.apply = tree_apply;
+    tw->w.done = tree_done;
+    tw->w.flags = HK_WRITE_ISOLATED;
+    hk_kv_submit(ctx->app->store, &tw->w);
+}
+
+static void node_put(hk_ctx *ctx)
+{
+    tree_put(ctx, true);
+}
+
+static void account_put(hk_ctx *ctx)
+{
+    tree_put(ctx, false);
+}
+
+const hk_api_route hk_nodes_routes[] = {
+    {"PUT", "/api/v3/admin/node/{nodeId}", node_put, HK_PERM_MANAGE},
+    {"PUT", "/api/v3/admin/account/{accountId}", account_put, HK_PERM_MANAGE},
+};
+const size_t hk_nodes_routes_count = HK_ARRAY_SIZE(hk_nodes_routes);

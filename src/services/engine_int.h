@@ -1,0 +1,236 @@
+/*
+ * engine_int.h: the delivery engine's insides, shared by its modules and
+ * by no one else:
+ *
+ *   engine.c      life cycle: start, timers, stop, counters
+ *   scheduler.c   the window of due deliveries, loading it from the
+ *                 queue, per-origin concurrency, fair dispatch, sending
+ *   outcome.c     the outcome rules and the outcome's commit
+ *   ingest.c      signals and their fan-out into the window
+ *   resend.c      queueing an event again
+ *   maintenance.c pruning and the queue of deleted webhooks
+ *   sync.c        synchronous calls (origin slots, recording)
+ *
+ * The window. A job is one delivery held in memory: ready (loaded, waiting
+ * for its turn), sending (on the wire) or committing (its outcome is being
+ * stored). Jobs are indexed by (webhook, event) so that a delivery is never
+ * loaded twice. The window holds at most max_inflight jobs and a webhook at
+ * most `share` of them; but work that can go on the wire at once is
+ * admitted past a full window (up to twice its size): a job whose origin
+ * has a free connection slot. So jobs waiting for a saturated origin (a
+ * slow or dead endpoint, or many of them) never keep a healthy origin's
+ * deliveries out: they can fill the window, not the wire of the others.
+ *
+ * Origins. Every scheme://host:port has at most concurrency_per_origin
+ * requests on the wire, queued deliveries and synchronous calls together;
+ * a synchronous call that finds its origin saturated waits for the next
+ * free slot (ahead of queued deliveries) for up to sync_wait_ms. Origins
+ * with ready jobs and a free slot are kept in a ring; within an origin,
+ * its webhooks with ready jobs take turns.
+ */
+#ifndef HK_ENGINE_INT_H
+#define HK_ENGINE_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "attempt_log.h"
+#include "clock.h"
+#include "delivery.h"
+#include "engine.h"
+#include "event.h"
+#include "kv.h"
+#include "outcome.h"
+#include "sender.h"
+
+#define HK__WS_BUCKETS 1024
+#define HK__ORIGIN_BUCKETS 256
+
+struct hk__job;
+struct hk__wstate;
+
+/** A slot request of a synchronous call waiting for its origin. */
+struct hk__slot_wait {
+    struct hk__origin *origin;
+    uint64_t deadline_mono; /* gives up then */
+    /* Called once: 0 with the slot taken, UV_ETIMEDOUT when none came in time, HK_ESHUTDOWN at a stop. */
+    void (*granted)(struct hk__slot_wait *w, int status);
+    struct hk__slot_wait *next, *prev;
+};
+
+/** One scheme://host:port. Freed when nothing refers to it. */
+struct hk__origin {
+    char *key;                  /* scheme://host:port, lower case */
+    uint32_t active;            /* requests on the wire: deliveries and synchronous calls */
+    uint32_t ready;             /* ready jobs of its webhooks */
+    uint32_t refs;              /* webhooks pointing here, slots taken, waiters */
+    struct hk__wstate *ws_ring; /* its webhooks with ready jobs, taking turns */
+    bool in_ring;               /* in the engine's ring of dispatchable origins */
+    struct hk__origin *ring_next, *ring_prev;
+    struct hk__slot_wait *waiters, *waiters_tail; /* synchronous calls waiting for a slot, oldest first */
+    struct hk__origin *hnext;
+};
+
+/** What the engine knows of one webhook. */
+struct hk__wstate {
+    uint32_t id;
+    char *raw; /* the record's bytes when last read: a change is noticed by comparing them */
+    size_t raw_len;
+    bool active, locked, gone, cleaning;
+    uint64_t pass; /* the load pass that last read the record */
+    hk_target t;   /* url, name, secrets, custom headers, Properties */
+    struct hk__origin *origin;
+    struct hk__job *ready_head, *ready_tail;
+    uint32_t held;   /* jobs in the window: ready, sending or committing */
+    uint32_t nready; /* of which ready */
+    bool in_ring;    /* in its origin's ring */
+    struct hk__wstate *ring_next, *ring_prev;
+    struct hk__wstate *hnext;
+};
+
+enum hk__job_state { HK__JOB_READY, HK__JOB_SENDING, HK__JOB_COMMITTING };
+
+/** One delivery in the window. */
+struct hk__job {
+    hk_write w; /* the outcome's commit */
+    hk_engine *eng;
+    struct hk__wstate *ws;
+    struct hk__origin *origin; /* the origin whose slot it holds while sending */
+    enum hk__job_state state;
+    uint32_t webhook_id;
+    uint64_t event_id;
+    uint64_t due;      /* due time in its queue key */
+    uint32_t attempts; /* made before the current one */
+    uint64_t first_ms;
+    uint32_t user_id;
+    char uuid[HK_EVENT_UUID_LEN];
+    char *event_name;
+    char *body; /* rendered once, kept for every attempt while the job is held */
+    size_t body_len;
+    /* The current attempt, read by the commit on the worker. */
+    uint64_t started_ms, started_mono, duration_ms;
+    hk_outcome out;
+    bool disabled, vanished;
+    uint32_t disable_after;
+    char *url_copy;
+    char *request;
+    size_t request_len;
+    char *response;
+    size_t response_len;
+    struct hk__job *next;  /* ready list */
+    struct hk__job *hnext; /* index chain */
+};
+
+struct hk_engine {
+    uv_loop_t *loop;
+    hk_kv_env *store;
+    hk_clock *clock;
+    hk_sender sender;
+    hk_engine_opts o;
+    hk_retry_policy policy;
+    void (*finished)(const hk_attempt *a, void *arg);
+    void *finished_arg;
+    uv_timer_t load_timer, tick, prune_timer, grace_timer, wait_timer;
+    int open_handles;
+    uint64_t load_at; /* monotonic time load_timer fires at; 0 = not armed */
+    uint64_t wait_at; /* monotonic time wait_timer fires at; 0 = not armed */
+    uint32_t share;   /* jobs one webhook may hold */
+    /* The window. */
+    struct hk__job **jobs;
+    size_t job_buckets;
+    uint32_t mem;       /* jobs held */
+    uint32_t in_flight; /* jobs sending */
+    struct hk__wstate *ws_table[HK__WS_BUCKETS];
+    struct hk__origin *origins[HK__ORIGIN_BUCKETS];
+    struct hk__origin *ring; /* dispatchable origins: ready jobs and a free slot */
+    uint64_t pass;           /* load passes made */
+    bool more_due;           /* the last load left due entries in the store */
+    unsigned store_failures; /* outcome commits failed in a row (back-off) */
+    uint64_t backoff_until;  /* no load before this monotonic time */
+    bool dispatching, redispatch;
+    uint32_t waiting; /* synchronous calls waiting for a slot */
+    /* Life cycle. */
+    uint32_t committing; /* the engine's own writes not yet done */
+    bool pruning;
+    bool stopping, closing, sender_closing, sender_closed;
+    void (*stopped)(void *arg);
+    void *stopped_arg;
+    hk_engine_stats stats;
+    uint64_t rng[4];
+};
+
+/* engine.c */
+/** A 64-bit value from the engine's generator (xoshiro256**, seeded once). */
+uint64_t hk__rand(hk_engine *e);
+/** Submits one of the engine's own writes; a stop waits for every such write. */
+void hk__submit(hk_engine *e, hk_write *w, int (*apply)(hk_txn *, hk_write *), void (*done)(hk_write *, int),
+                unsigned flags);
+/** Marks one of those writes done (from its done callback) and finishes a stop waiting for it. */
+void hk__submitted(hk_engine *e);
+/** Runs the finished hook for a committed attempt. */
+void hk__finished(hk_engine *e, const hk_attempt *a);
+/** Stops when nothing is left (see hk_engine_stop). */
+void hk__maybe_finish_stop(hk_engine *e);
+
+/* scheduler.c */
+void hk__sched_init(hk_engine *e);
+void hk__sched_free(hk_engine *e);
+/** Arms the load timer to walk the queue in delay_ms (earlier arming wins). */
+void hk__schedule_load(hk_engine *e, uint64_t delay_ms);
+/** Walks the queue now. */
+void hk__load(hk_engine *e);
+/** Sends what can be sent. */
+void hk__dispatch(hk_engine *e);
+/** The webhook's state, (re)read from the store when the record changed; txn is a read transaction. */
+struct hk__wstate *hk__ws_get(hk_engine *e, hk_txn *txn, uint32_t id);
+/** The webhook's state when the engine has one. */
+struct hk__wstate *hk__ws_lookup(hk_engine *e, uint32_t id);
+/** How many more jobs ws may take into the window now. */
+uint32_t hk__admit(hk_engine *e, const struct hk__wstate *ws);
+/** The job of (webhook, event) when it is in the window. */
+struct hk__job *hk__job_find(hk_engine *e, uint32_t wid, uint64_t eid);
+/**
+ * Puts a job for ev into the window (the caller checked hk__admit); body
+ * is rendered here unless given (then it is taken over).
+ */
+struct hk__job *hk__job_new(hk_engine *e, struct hk__wstate *ws, const hk_event *ev, uint64_t due, uint32_t attempts,
+                            uint64_t first_ms);
+/** Makes a job that is held ready again (an immediate retry). */
+void hk__job_requeue(hk_engine *e, struct hk__job *j);
+/** Forgets a job: its queue entry stays in the store and is loaded again. */
+void hk__job_drop(hk_engine *e, struct hk__job *j);
+/** Frees the outcome texts of the job's last attempt. */
+void hk__job_clear_attempt(struct hk__job *j);
+/** The origin of url, created when new, with a reference taken (hk__origin_put releases it). */
+struct hk__origin *hk__origin_get(hk_engine *e, const char *url);
+void hk__origin_put(hk_engine *e, struct hk__origin *o);
+/**
+ * Takes a slot of w->origin for a synchronous call: at once (returns 0)
+ * when one is free and nobody waits; else queues w (returns 1) and calls
+ * w->granted later (see struct hk__slot_wait).
+ */
+int hk__slot_take(hk_engine *e, struct hk__slot_wait *w);
+/** Gives back a slot taken by a synchronous call. */
+void hk__slot_release(hk_engine *e, struct hk__origin *o);
+/** Fails waiters whose time is up (all of them when the engine stops) and re-arms the wait timer. */
+void hk__slot_expire(hk_engine *e);
+
+/* outcome.c */
+/** A job's attempt finished with r: decides, records the texts and submits the outcome. */
+void hk__outcome(hk_engine *e, struct hk__job *j, const hk_client_result *r);
+/**
+ * In a write transaction: counts one attempt in webhook wid's statistics
+ * and disables it when the rules say so (410, or disable_after failures in
+ * a row, unless locked); *disabled tells whether this attempt did.
+ */
+int hk__count_attempt(hk_txn *txn, uint32_t wid, bool success, bool is410, const char *error, uint32_t disable_after,
+                      uint64_t now_ms, bool *disabled) HK_MUST_CHECK;
+
+/* maintenance.c */
+/** Removes the queue entries of a deleted webhook, a bounded run at a time. */
+void hk__queue_drop(hk_engine *e, struct hk__wstate *ws);
+/** One bounded pruning step (more follow while there is more). */
+void hk__prune_start(hk_engine *e);
+
+#endif
