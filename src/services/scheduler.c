@@ -180,6 +180,9 @@ static void origin_ring_update(hk_engine *e, struct hk__origin *o)
 
 /* ---- webhook states ----------------------------------------------------------- */
 
+/* A webhook that has work again takes the next turn of its origin (it is
+ * put at the cursor): whoever waited longest goes first, and a webhook with
+ * a backlog cannot take two turns in a row while another has work. */
 static void ws_ring_add(struct hk__origin *o, struct hk__wstate *ws)
 {
     if (ws->in_ring)
@@ -187,13 +190,13 @@ static void ws_ring_add(struct hk__origin *o, struct hk__wstate *ws)
     ws->in_ring = true;
     if (o->ws_ring == NULL) {
         ws->ring_next = ws->ring_prev = ws;
-        o->ws_ring = ws;
     } else {
         ws->ring_next = o->ws_ring;
         ws->ring_prev = o->ws_ring->ring_prev;
         o->ws_ring->ring_prev->ring_next = ws;
         o->ws_ring->ring_prev = ws;
     }
+    o->ws_ring = ws;
 }
 
 static void ws_ring_remove(struct hk__origin *o, struct hk__wstate *ws)
