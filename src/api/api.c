@@ -11,6 +11,7 @@
  */
 #include "api.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -23,15 +24,23 @@
     "{\"code\":\"ISM_4001\",\"description\":\"Invalid Session key or Authentication token\",\"message\":\"\","         \
     "\"help\":\"\"}"
 
+/* True when path starts with prefix (compared without regard to case) followed by the end or a '/'. */
+static bool has_prefix(const char *path, size_t len, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    return len >= n && strncasecmp(path, prefix, n) == 0 && (len == n || path[n] == '/');
+}
+
 enum hk_dialect hk_api_dialect(const char *path, size_t len)
 {
-    if (len >= 7 && strncasecmp(path, "/api/v1", 7) == 0 && (len == 7 || path[7] == '/'))
+    if (has_prefix(path, len, "/api/v1"))
         return HK_DIALECT_SO;
-    if (len >= 8 && strncmp(path, "/api/v3/", 8) == 0)
+    /* EnergyCAP: /api/v3 and the dated versions /api/v2022... */
+    if (has_prefix(path, len, "/api/v3"))
         return HK_DIALECT_ECAP;
-    if (len >= 12 && strncmp(path, "/api/v20", 8) == 0)
+    if (len >= 12 && strncasecmp(path, "/api/v20", 8) == 0)
         return HK_DIALECT_ECAP;
-    if (len >= 9 && strncasecmp(path, "/api/rest", 9) == 0 && (len == 9 || path[9] == '/'))
+    if (has_prefix(path, len, "/api/rest"))
         return HK_DIALECT_IVANTI;
     return HK_DIALECT_PLAIN;
 }
@@ -122,7 +131,7 @@ void hk_respond_empty(hk_ctx *ctx, int status)
     hk_respond_raw(ctx, status, NULL, NULL, NULL, 0);
 }
 
-static void respond_error_v(hk_ctx *ctx, int status, const char *field, const char *fmt, va_list ap)
+static void respond_error_v(hk_ctx *ctx, int status, const char *field, const char *extra, const char *fmt, va_list ap)
 {
     char msg[1024];
     vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -131,7 +140,6 @@ static void respond_error_v(hk_ctx *ctx, int status, const char *field, const ch
         return;
     }
     json_t *j = error_json(ctx->dialect, status, field, msg);
-    const char *extra = NULL;
     if (status == 401)
         extra = ctx->dialect == HK_DIALECT_ECAP ? "WWW-Authenticate: ECI-ApiKey\r\n"
                                                 : "WWW-Authenticate: Bearer, Basic realm=\"hookd\"\r\n";
@@ -142,7 +150,7 @@ void hk_respond_error(hk_ctx *ctx, int status, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    respond_error_v(ctx, status, NULL, fmt, ap);
+    respond_error_v(ctx, status, NULL, NULL, fmt, ap);
     va_end(ap);
 }
 
@@ -150,18 +158,52 @@ void hk_respond_field_error(hk_ctx *ctx, int status, const char *field, const ch
 {
     va_list ap;
     va_start(ap, fmt);
-    respond_error_v(ctx, status, field, fmt, ap);
+    respond_error_v(ctx, status, field, NULL, fmt, ap);
     va_end(ap);
+}
+
+static void respond_error_headers(hk_ctx *ctx, int status, const char *extra, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void respond_error_headers(hk_ctx *ctx, int status, const char *extra, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    respond_error_v(ctx, status, NULL, extra, fmt, ap);
+    va_end(ap);
+}
+
+bool hk_api_store_failure(int status)
+{
+    return status == HK_EFULL || status == HK_ESTORE || status == UV_ENOSPC || status == UV_EIO;
+}
+
+void hk_api_note_commit(hk_api_env *env, int status)
+{
+    if (env == NULL)
+        return;
+    if (status == 0) {
+        if (env->store_failing)
+            hk_info("store: writes succeed again; ready");
+        env->store_failing = false;
+    } else if (hk_api_store_failure(status)) {
+        if (!env->store_failing)
+            hk_warn("store: a write failed (%s); not ready until one succeeds", hk_strerror(status));
+        env->store_failing = true;
+    }
 }
 
 void hk_respond_store_error(hk_ctx *ctx, int err)
 {
-    if (err == HK_EFULL)
-        hk_respond_error(ctx, 503, "storage is full; nothing was changed");
-    else if (err == HK_ESHUTDOWN)
+    if (err == HK_EFULL || err == UV_ENOSPC) {
+        char extra[40];
+        snprintf(extra, sizeof(extra), "Retry-After: %d\r\n", HK_API_RETRY_AFTER_FULL_S);
+        respond_error_headers(ctx, 503, extra, "storage is full; nothing was changed");
+    } else if (err == HK_ESHUTDOWN) {
         hk_respond_error(ctx, 503, "server is shutting down");
-    else
+    } else {
         hk_respond_error(ctx, 503, "storage unavailable: %s", hk_strerror(err));
+    }
 }
 
 /* ---- request helpers ---------------------------------------------------- */
@@ -187,6 +229,51 @@ char *hk_query_get(const hk_ctx *ctx, const char *name)
             break;
         q = amp + 1;
     }
+    return NULL;
+}
+
+int hk_param_id(const hk_ctx *ctx, const char *name, uint64_t max, uint64_t *out)
+{
+    const char *s = hk_route_param(&ctx->params, name);
+    if (s == NULL || *s < '0' || *s > '9')
+        return HK_EINVAL;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end != '\0' || errno != 0 || v == 0 || v > max)
+        return HK_EINVAL;
+    *out = v;
+    return 0;
+}
+
+int hk_query_long(const hk_ctx *ctx, const char *name, long def, long min, long max, long *out)
+{
+    char *v = hk_query_get(ctx, name);
+    if (v == NULL) {
+        *out = def;
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    bool ok = *v != '\0' && *end == '\0' && errno == 0 && n >= min && n <= max;
+    free(v);
+    if (!ok)
+        return HK_EINVAL;
+    *out = n;
+    return 0;
+}
+
+json_t *hk_json_member_ci(const json_t *obj, const char *name)
+{
+    json_t *v = json_object_get(obj, name);
+    if (v != NULL || !json_is_object(obj))
+        return v;
+    const char *key;
+    json_t *val;
+    json_object_foreach ((json_t *)obj, key, val)
+        if (strcasecmp(key, name) == 0)
+            return val;
     return NULL;
 }
 
@@ -218,7 +305,7 @@ static void healthz(hk_ctx *ctx)
 
 static void readyz(hk_ctx *ctx)
 {
-    bool ready = ctx->app->ready && !ctx->app->draining;
+    bool ready = ctx->app->ready && !ctx->app->draining && !ctx->app->store_failing;
     hk_respond_json(ctx, ready ? 200 : 503, json_pack("{s:s}", "status", ready ? "ready" : "not ready"));
 }
 
@@ -232,10 +319,9 @@ static const hk_api_route core_routes[] = {
 static void register_routes(hk_router *r, const hk_api_route *routes, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        /* SuperOffice and Ivanti match their paths without regard to case. */
+        /* Every dialect's server matches its paths without regard to case. */
         const char *p = routes[i].pattern;
-        unsigned flags =
-            strncasecmp(p, "/api/v1/", 8) == 0 || strncasecmp(p, "/api/rest/", 10) == 0 ? HK_ROUTE_NOCASE : 0;
+        unsigned flags = hk_api_dialect(p, strlen(p)) != HK_DIALECT_PLAIN ? HK_ROUTE_NOCASE : 0;
         hk_router_add(r, routes[i].method, routes[i].pattern, flags, &routes[i]);
     }
 }

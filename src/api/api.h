@@ -7,15 +7,16 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <uv.h>
 
-#include "config.h"
-#include "engine.h"
-#include "kv.h"
 #include "auth.h"
-#include "http_server.h"
+#include "config.h"
 #include "date.h"
+#include "engine.h"
+#include "http_server.h"
+#include "kv.h"
 #include "router.h"
 
 /** The API dialect a path belongs to; it decides the error shape. */
@@ -27,24 +28,30 @@ enum hk_dialect {
 };
 
 /**
- * One request being handled. Allocated by the dispatcher; freed by the
- * hk_respond_* call that answers it, which every handler makes exactly
- * once (possibly later, from a callback).
- */
-/**
  * What the handlers run against. The app layer owns every part and fills
  * this in; the handlers only borrow them.
  */
 typedef struct hk_api_env {
     uv_loop_t *loop;      /**< the event loop */
     const hk_config *cfg; /**< configuration */
-    hk_kv_env *store;      /**< the store */
+    hk_kv_env *store;     /**< the store */
     hk_engine *engine;    /**< the delivery engine; NULL once stopped */
     hk_router *router;    /**< API routes */
-    bool ready;           /**< /readyz answers 200 */
-    bool draining;        /**< SIGTERM received */
+    bool ready;           /**< set by the app once started: /readyz may answer 200 */
+    bool draining;        /**< SIGTERM received: /readyz answers 503 */
+    /**
+     * The last write that reached the store failed for want of space or
+     * because of an I/O error (hk_api_note_commit): /readyz answers 503
+     * until a write succeeds again.
+     */
+    bool store_failing;
 } hk_api_env;
 
+/**
+ * One request being handled. Allocated by the dispatcher; freed by the
+ * hk_respond_* call that answers it, which every handler makes exactly
+ * once (possibly later, from a callback).
+ */
 typedef struct hk_ctx {
     hk_http_request *req;    /**< the request (valid until answered) */
     hk_api_env *app;         /**< the server's parts */
@@ -73,7 +80,7 @@ void hk_api_dispatch(hk_http_request *req, void *app);
 /** The http server's error-body formatter (see hk_http_error_body). */
 char *hk_api_error_body(const char *path, size_t path_len, int status, const char *message);
 
-/** Which dialect a path belongs to. */
+/** Which dialect a path belongs to (its prefix compared without regard to case, as every dialect's paths are). */
 enum hk_dialect hk_api_dialect(const char *path, size_t len);
 
 /** Answers with body serialised compactly; takes the reference to body (may be NULL: JSON null). */
@@ -96,24 +103,64 @@ void hk_respond_error(hk_ctx *ctx, int status, const char *fmt, ...) __attribute
 void hk_respond_field_error(hk_ctx *ctx, int status, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/** Answers 503 (or 500) for a store error code, in the dialect's shape. */
+/** Seconds a client is told to wait (Retry-After) when storage is full. */
+#define HK_API_RETRY_AFTER_FULL_S 30
+
+/**
+ * Answers 503 for a store error code, in the dialect's shape: for a full
+ * disk or store (HK_EFULL, UV_ENOSPC) a body saying storage is full and
+ * nothing was changed, with Retry-After; for HK_ESHUTDOWN that the server
+ * is shutting down; otherwise "storage unavailable" and the code's text.
+ */
 void hk_respond_store_error(hk_ctx *ctx, int err);
 
 /**
+ * Tells readiness about the result of a commit (the status a store done
+ * callback got). Every submitter calls it with every commit result: a
+ * failure of the store itself (full, I/O) makes /readyz answer 503, and
+ * the next successful commit (status 0) makes it answer 200 again. Other
+ * errors (an op refused: not found, locked, exists...) say nothing about
+ * the store and change nothing. env may be NULL (the CLI).
+ */
+void hk_api_note_commit(hk_api_env *env, int status);
+
+/** True when status is a failure of the store itself (full disk or store, I/O), not a refused op. */
+bool hk_api_store_failure(int status);
+
+/**
  * Returns the decoded value of query parameter name (compared
- * case-insensitively), malloc'd; NULL when absent. *bad is set when the
- * query is malformed.
+ * case-insensitively), malloc'd (the caller frees it); NULL when absent or
+ * when its value does not percent-decode.
  */
 char *hk_query_get(const hk_ctx *ctx, const char *name);
+
+/**
+ * Reads route parameter name as a decimal id 1..max into *out. HK_EINVAL
+ * when it is missing, empty, not all digits, 0 or above max.
+ */
+int hk_param_id(const hk_ctx *ctx, const char *name, uint64_t max, uint64_t *out) HK_MUST_CHECK;
+
+/**
+ * Reads query parameter name as a decimal integer min..max into *out, or
+ * def when absent. HK_EINVAL when present and malformed or out of range.
+ */
+int hk_query_long(const hk_ctx *ctx, const char *name, long def, long min, long max, long *out) HK_MUST_CHECK;
+
+/**
+ * Member name of JSON object obj, compared without regard to ASCII case
+ * (SuperOffice binds request members so): an exact match first, else the
+ * first member, in document order, whose name differs only in case. NULL
+ * when obj is not an object or has no such member. Borrowed reference.
+ * Costs one hash lookup, plus a scan of the members when there is no exact
+ * match: call it for a fixed set of names, not once per member of a body.
+ */
+json_t *hk_json_member_ci(const json_t *obj, const char *name);
 
 /**
  * Parses the body as JSON. NULL when the body is empty or malformed, with
  * a message in err (and *empty set for an empty body).
  */
 json_t *hk_body_json(const hk_ctx *ctx, char *err, size_t errlen, bool *empty);
-
-
-
 
 /** Route tables of the modules, registered by hk_api_router. */
 void hk_api_core_routes(hk_router *r);

@@ -8,15 +8,12 @@
  * An account action names account ids ({"webhookId", "ids"}); every id must
  * be within the caller's topmost node, or nothing is sent.
  */
-#include <ctype.h>
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "accounts.h"
 #include "api.h"
 #include "api_sync.h"
-#include "json_patch.h"
 #include "webhook.h"
 
 #define ACTION_IDS_MAX 10000 /* account ids in one custom action */
@@ -104,8 +101,7 @@ static void run_action(hk_ctx *ctx, hk_target *t, const char *event, const char 
 /* Reads a positive int32 member; *present tells whether it was there (not null). */
 static bool int_member(const json_t *obj, const char *name, uint32_t *out, bool *present)
 {
-    const char *k = hk_json_object_key(obj, name, true);
-    json_t *v = k ? json_object_get(obj, k) : NULL;
+    json_t *v = hk_json_member_ci(obj, name);
     *present = v != NULL && !json_is_null(v);
     if (!json_is_integer(v) || json_integer_value(v) <= 0 || json_integer_value(v) > INT32_MAX)
         return false;
@@ -167,8 +163,7 @@ static void account_action(hk_ctx *ctx)
                                present ? "webhookId must be a positive integer" : "webhookId is required");
         return;
     }
-    const char *ik = hk_json_object_key(body, "ids", true);
-    json_t *ids = ik ? json_object_get(body, ik) : NULL;
+    json_t *ids = hk_json_member_ci(body, "ids");
     if (!json_is_array(ids)) {
         /* ids belongs to body: decide the message before letting go of it. */
         bool missing = ids == NULL || json_is_null(ids);
@@ -262,24 +257,10 @@ static void account_action(hk_ctx *ctx)
     hk_target_free(&t);
 }
 
-/* Parses a positive int32 path parameter; 0 when malformed. */
-static uint32_t param_id(const hk_ctx *ctx, const char *name)
-{
-    const char *s = hk_route_param(&ctx->params, name);
-    if (s == NULL || !isdigit((unsigned char)*s))
-        return 0;
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (*end != '\0' || errno != 0 || v > INT32_MAX)
-        return 0;
-    return (uint32_t)v;
-}
-
 static void application_action(hk_ctx *ctx)
 {
-    uint32_t wid = param_id(ctx, "webhookId");
-    if (wid == 0) {
+    uint64_t wid;
+    if (hk_param_id(ctx, "webhookId", INT32_MAX, &wid) != 0) {
         hk_respond_error(ctx, 404, "webhook %.40s not found", hk_route_param(&ctx->params, "webhookId"));
         return;
     }
@@ -291,7 +272,7 @@ static void application_action(hk_ctx *ctx)
     }
     hk_target t;
     memset(&t, 0, sizeof(t));
-    bool ok = action_target(ctx, txn, wid, "webhookId", &t);
+    bool ok = action_target(ctx, txn, (uint32_t)wid, "webhookId", &t);
     hk_txn_end(txn);
     if (!ok)
         return;

@@ -30,6 +30,7 @@
 #include "api.h"
 #include "api_sync.h"
 #include "delivery.h"
+#include "utf8.h"
 #include "webhook.h"
 
 #define EXECUTE_BODY_MAX_CHARS 100000 /* Ivanti's documented limit, in characters */
@@ -40,15 +41,6 @@
 #define MSG_INVALID_EXTENSION "Invalid Webhook Extension Provided. "
 #define MSG_MISTYPED_EXTENSION "This webhook extension doesn't exist."
 #define MSG_BODY_TOO_LONG "Request Body must be less than or equal to 100,000 characters"
-
-/* Code points in UTF-8 text: every byte that does not continue a sequence starts one. */
-static size_t utf8_chars(const char *s, size_t len)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++)
-        n += ((unsigned char)s[i] & 0xc0) != 0x80;
-    return n;
-}
 
 /* ---- XML well-formedness ------------------------------------------------------ */
 
@@ -441,7 +433,7 @@ static void execute(hk_ctx *ctx)
         hk_respond_error(ctx, 400, "%s", MSG_MISSING_EXTENSION);
         return;
     }
-    if (utf8_chars(ctx->req->body, ctx->req->body_len) > EXECUTE_BODY_MAX_CHARS) {
+    if (hk_utf8_chars(ctx->req->body, ctx->req->body_len) > EXECUTE_BODY_MAX_CHARS) {
         free(ext);
         hk_respond_error(ctx, 400, "%s", MSG_BODY_TOO_LONG);
         return;

@@ -414,6 +414,7 @@ static void resend_done(uint32_t wid, uint64_t eid, int status, void *arg)
     struct resend_req *r = arg;
     hk_ctx *ctx = r->ctx;
     HK_UNUSED(eid);
+    hk_api_note_commit(ctx->app, status);
     if (status == HK_ENOTFOUND)
         hk_respond_error(ctx, 404, "the event of that record is no longer stored");
     else if (status != 0)

@@ -6,39 +6,21 @@
  *   PUT /api/v3/admin/node/{nodeId}        Manage  200 {nodeId, name, parentId}
  *   PUT /api/v3/admin/account/{accountId}  Manage  200 {accountId, name, nodeId}
  */
-#include <ctype.h>
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "accounts.h"
 #include "api.h"
-#include "json_patch.h"
 
 /* Reads a positive int32 member; *present tells whether it was there (not null). */
 static bool int_member(const json_t *obj, const char *name, uint32_t *out, bool *present)
 {
-    const char *k = hk_json_object_key(obj, name, true);
-    json_t *v = k ? json_object_get(obj, k) : NULL;
+    json_t *v = hk_json_member_ci(obj, name);
     *present = v != NULL && !json_is_null(v);
     if (!json_is_integer(v) || json_integer_value(v) <= 0 || json_integer_value(v) > INT32_MAX)
         return false;
     *out = (uint32_t)json_integer_value(v);
     return true;
-}
-
-/* Parses a positive int32 path parameter; 0 when malformed. */
-static uint32_t param_id(const hk_ctx *ctx, const char *name)
-{
-    const char *s = hk_route_param(&ctx->params, name);
-    if (s == NULL || !isdigit((unsigned char)*s))
-        return 0;
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (*end != '\0' || errno != 0 || v > INT32_MAX)
-        return 0;
-    return (uint32_t)v;
 }
 
 struct tree_write {
@@ -63,6 +45,7 @@ static void tree_done(hk_write *w, int status)
 {
     struct tree_write *tw = hk_container_of(w, struct tree_write, w);
     hk_ctx *ctx = tw->ctx;
+    hk_api_note_commit(ctx->app, status);
     if (status == HK_EINVAL) {
         hk_respond_field_error(ctx, 400, tw->is_node ? "parentId" : "nodeId", "%s", tw->err);
     } else if (status != 0) {
@@ -84,8 +67,8 @@ static void tree_done(hk_write *w, int status)
 static void tree_put(hk_ctx *ctx, bool is_node)
 {
     const char *pname = is_node ? "nodeId" : "accountId";
-    uint32_t id = param_id(ctx, pname);
-    if (id == 0) {
+    uint64_t id;
+    if (hk_param_id(ctx, pname, INT32_MAX, &id) != 0) {
         hk_respond_error(ctx, 400, "%s must be a positive integer", pname);
         return;
     }
@@ -96,8 +79,7 @@ static void tree_put(hk_ctx *ctx, bool is_node)
         hk_respond_error(ctx, 400, "%s", body ? "the body must be an object" : err);
         return;
     }
-    const char *nk = hk_json_object_key(body, "name", true);
-    const char *name = nk ? json_string_value(json_object_get(body, nk)) : NULL;
+    const char *name = json_string_value(hk_json_member_ci(body, "name"));
     if (name == NULL || name[0] == '\0' || strlen(name) > HK_NODE_NAME_MAX) {
         json_decref(body);
         hk_respond_field_error(ctx, 400, "name", "name is required: a string of 1..%d bytes", HK_NODE_NAME_MAX);
@@ -117,11 +99,11 @@ static void tree_put(hk_ctx *ctx, bool is_node)
         return;
     }
     if (is_node) {
-        tw->node.id = id;
+        tw->node.id = (uint32_t)id;
         tw->node.parent = link;
         snprintf(tw->node.name, sizeof(tw->node.name), "%s", name);
     } else {
-        tw->account.id = id;
+        tw->account.id = (uint32_t)id;
         tw->account.node = link;
         snprintf(tw->account.name, sizeof(tw->account.name), "%s", name);
     }

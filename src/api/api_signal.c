@@ -16,6 +16,7 @@
 static void signal_answered(hk_signal *s, int status)
 {
     hk_ctx *ctx = s->arg;
+    hk_api_note_commit(ctx->app, status);
     if (status != 0)
         hk_respond_store_error(ctx, status);
     else

@@ -10,7 +10,6 @@
 
 #include "api.h"
 #include "api_sync.h"
-#include "json_patch.h"
 #include "registry.h"
 #include "webhook.h"
 
@@ -47,10 +46,8 @@ static void webhook_test(hk_ctx *ctx)
         return;
     }
     /* REST sends the Webhook itself, Agents wraps it as {"Webhook": {...}}: take either. */
-    const char *wk = hk_json_object_key(body, "Webhook", true);
-    json_t *in = body;
-    if (wk != NULL && json_is_object(json_object_get(body, wk)))
-        in = json_object_get(body, wk);
+    json_t *wrapped = hk_json_member_ci(body, "Webhook");
+    json_t *in = json_is_object(wrapped) ? wrapped : body;
     json_t *rec = hk_reg_new_record();
     hk_reg_err rerr;
     memset(&rerr, 0, sizeof(rerr));
@@ -60,8 +57,7 @@ static void webhook_test(hk_ctx *ctx)
         hk_reg_respond_err(ctx, &rerr);
         return;
     }
-    const char *ik = hk_json_object_key(in, "WebhookId", true);
-    json_t *idv = ik ? json_object_get(in, ik) : NULL;
+    json_t *idv = hk_json_member_ci(in, "WebhookId");
     if (json_is_integer(idv) && json_integer_value(idv) > 0 && json_integer_value(idv) <= INT32_MAX)
         json_object_set(rec, "id", idv);
     json_decref(body);

@@ -1474,6 +1474,7 @@ static void reg_done(hk_write *w, int status)
 {
     struct reg_write *r = hk_container_of(w, struct reg_write, w);
     hk_ctx *ctx = r->ctx;
+    hk_api_note_commit(ctx->app, status);
     if (status == 0 && r->state_event != NULL)
         hk_engine_state_event(ctx->app->engine, r->id, r->state_event, NULL);
     if (status != 0) {

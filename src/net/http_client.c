@@ -29,13 +29,14 @@
 #include <string.h>
 #include <strings.h>
 
+#include "buf.h"
 #include "log.h"
 #include "ssrf.h"
 #include "tls.h"
+#include "url.h"
 
 #define READ_BUF_SIZE 65536
 #define PLAIN_BUF_SIZE 16384
-#define MAX_HOST_LEN 253
 #define MAX_REASON_LEN 256
 #define ERROR_TEXT_LEN 600
 
@@ -118,10 +119,8 @@ struct creq {
     char status_line[MAX_REASON_LEN + 32];
     char reason[MAX_REASON_LEN + 1];
     size_t reason_len;
-    char *rhead; /* "Name: value\r\n" lines */
-    size_t rhead_len, rhead_cap;
-    char *body;
-    size_t body_len, body_cap;
+    hk_buf rhead; /* "Name: value\r\n" lines, at most HK_CLIENT_MAX_RESPONSE_HEAD - 1 bytes */
+    hk_buf body;  /* at most max_response_bytes */
     bool truncated;
     int cb_error; /* set by a parser callback that gives up */
     const char *cb_error_text;
@@ -170,22 +169,12 @@ static int cb_fail(struct creq *r, int err, const char *text)
 
 static int head_append(struct creq *r, const char *at, size_t len)
 {
-    if (r->rhead_len + len + 1 > HK_CLIENT_MAX_RESPONSE_HEAD)
+    /* The peer decides how much this grows: fail the request, not the process. */
+    int rc = hk_buf_try_append(&r->rhead, at, len, HK_CLIENT_MAX_RESPONSE_HEAD - 1);
+    if (rc == HK_ETOOBIG)
         return cb_fail(r, HK_ETOOBIG, "response header block too large");
-    if (r->rhead_len + len + 1 > r->rhead_cap) {
-        size_t cap = r->rhead_cap ? r->rhead_cap : 1024;
-        while (cap < r->rhead_len + len + 1)
-            cap *= 2;
-        /* The peer decides how much this grows: fail the request, not the process. */
-        char *p = realloc(r->rhead, cap);
-        if (p == NULL)
-            return cb_fail(r, UV_ENOMEM, "out of memory for the response header block");
-        r->rhead = p;
-        r->rhead_cap = cap;
-    }
-    memcpy(r->rhead + r->rhead_len, at, len);
-    r->rhead_len += len;
-    r->rhead[r->rhead_len] = '\0';
+    if (rc != 0)
+        return cb_fail(r, rc, "out of memory for the response header block");
     return 0;
 }
 
@@ -193,7 +182,7 @@ static int on_message_begin(llhttp_t *p)
 {
     struct creq *r = p->data;
     /* Also runs for the final response after a 1xx: forget the interim one. */
-    r->rhead_len = 0;
+    hk_buf_reset(&r->rhead);
     r->reason_len = 0;
     r->reason[0] = '\0';
     r->headers_done = false;
@@ -239,8 +228,6 @@ static int on_headers_complete(llhttp_t *p)
     r->headers_done = true;
     snprintf(r->status_line, sizeof(r->status_line), "HTTP/%d.%d %d%s%s", p->http_major, p->http_minor, p->status_code,
              r->reason_len ? " " : "", r->reason);
-    if (r->rhead == NULL && head_append(r, "", 0) != 0)
-        return -1;
     /* The response to HEAD has no body whatever its headers say. */
     return r->head_only && p->status_code >= 200 ? 1 : 0;
 }
@@ -249,28 +236,15 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     struct creq *r = p->data;
     size_t max = r->c->o.max_response_bytes;
-    size_t keep = r->body_len < max ? max - r->body_len : 0;
+    size_t keep = r->body.len < max ? max - r->body.len : 0;
     if (keep > len)
         keep = len;
     if (keep < len)
         r->truncated = true;
     if (keep == 0)
         return 0;
-    if (r->body_len + keep + 1 > r->body_cap) {
-        size_t cap = r->body_cap ? r->body_cap : 4096;
-        while (cap < r->body_len + keep + 1)
-            cap *= 2;
-        if (cap > max + 1)
-            cap = max + 1;
-        char *b = realloc(r->body, cap);
-        if (b == NULL)
-            return cb_fail(r, UV_ENOMEM, "out of memory for the response body");
-        r->body = b;
-        r->body_cap = cap;
-    }
-    memcpy(r->body + r->body_len, at, keep);
-    r->body_len += keep;
-    r->body[r->body_len] = '\0';
+    if (hk_buf_try_append(&r->body, at, keep, max) != 0)
+        return cb_fail(r, UV_ENOMEM, "out of memory for the response body");
     return 0;
 }
 
@@ -279,7 +253,7 @@ static int on_message_complete(llhttp_t *p)
     struct creq *r = p->data;
     /* Interim responses (100 Continue, 103 Early Hints) precede the real one. */
     if (p->status_code >= 100 && p->status_code < 200 && p->status_code != 101) {
-        r->body_len = 0;
+        hk_buf_reset(&r->body);
         r->truncated = false;
         return 0;
     }
@@ -302,8 +276,8 @@ static void req_reset_response(struct creq *r)
     r->status_line[0] = '\0';
     r->reason_len = 0;
     r->reason[0] = '\0';
-    r->rhead_len = 0;
-    r->body_len = 0;
+    hk_buf_reset(&r->rhead);
+    hk_buf_reset(&r->body);
     r->cb_error = 0;
     r->cb_error_text = NULL;
     llhttp_init(&r->parser, HTTP_RESPONSE, &r->c->settings);
@@ -317,8 +291,8 @@ static void req_maybe_free(struct creq *r)
     hk_client *c = r->c;
     free(r->out);
     free(r->head);
-    free(r->rhead);
-    free(r->body);
+    hk_buf_free(&r->rhead);
+    hk_buf_free(&r->body);
     free(r);
     c->live--;
     client_maybe_freed(c);
@@ -357,10 +331,10 @@ static void req_finish(struct creq *r)
     res.error_text = r->error ? r->error_text : "";
     res.status = r->headers_done ? r->status : 0;
     res.status_line = r->headers_done ? r->status_line : "";
-    res.headers = r->headers_done && r->rhead ? r->rhead : "";
-    res.headers_len = r->headers_done ? r->rhead_len : 0;
-    res.body = r->body ? r->body : "";
-    res.body_len = r->body_len;
+    res.headers = r->headers_done ? hk_buf_cstr(&r->rhead) : "";
+    res.headers_len = r->headers_done ? r->rhead.len : 0;
+    res.body = hk_buf_cstr(&r->body);
+    res.body_len = r->body.len;
     res.body_truncated = r->truncated;
     res.request_head = r->sent ? r->head : "";
     res.duration_ms = ms_since(r->start_ns);
@@ -911,83 +885,6 @@ static void on_phase_timeout(uv_timer_t *t)
 
 /* ---- URLs and origins --------------------------------------------------------------- */
 
-struct url {
-    bool tls;
-    char host[MAX_HOST_LEN + 1]; /* lower-case, without brackets */
-    bool ipv6;
-    int port;
-    const char *target; /* path and query, into the URL */
-    size_t target_len;
-};
-
-static int parse_url(const char *s, struct url *u)
-{
-    memset(u, 0, sizeof(*u));
-    if (strncasecmp(s, "http://", 7) == 0) {
-        s += 7;
-    } else if (strncasecmp(s, "https://", 8) == 0) {
-        s += 8;
-        u->tls = true;
-    } else {
-        return HK_EINVAL;
-    }
-    size_t alen = strcspn(s, "/?#");
-    const char *a = s, *aend = s + alen;
-    if (memchr(a, '@', alen) != NULL)
-        return HK_EINVAL; /* credentials in URLs are not supported */
-    const char *hend, *pstart = NULL;
-    if (a < aend && *a == '[') {
-        const char *rb = memchr(a, ']', alen);
-        if (rb == NULL || (size_t)(rb - a - 1) > MAX_HOST_LEN || rb - a - 1 == 0)
-            return HK_EINVAL;
-        memcpy(u->host, a + 1, (size_t)(rb - a - 1));
-        struct in6_addr tmp;
-        if (inet_pton(AF_INET6, u->host, &tmp) != 1)
-            return HK_EINVAL;
-        u->ipv6 = true;
-        hend = rb + 1;
-        if (hend < aend) {
-            if (*hend != ':')
-                return HK_EINVAL;
-            pstart = hend + 1;
-        }
-    } else {
-        const char *colon = memchr(a, ':', alen);
-        hend = colon ? colon : aend;
-        if (hend == a || (size_t)(hend - a) > MAX_HOST_LEN)
-            return HK_EINVAL;
-        for (const char *p = a; p < hend; p++) {
-            char ch = *p;
-            if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-' ||
-                  ch == '.' || ch == '_'))
-                return HK_EINVAL;
-            u->host[p - a] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
-        }
-        if (colon)
-            pstart = colon + 1;
-    }
-    u->port = u->tls ? 443 : 80;
-    if (pstart != NULL) {
-        if (pstart == aend || aend - pstart > 5)
-            return HK_EINVAL;
-        int port = 0;
-        for (const char *p = pstart; p < aend; p++) {
-            if (*p < '0' || *p > '9')
-                return HK_EINVAL;
-            port = port * 10 + (*p - '0');
-        }
-        if (port < 1 || port > 65535)
-            return HK_EINVAL;
-        u->port = port;
-    }
-    u->target = aend;
-    u->target_len = strcspn(aend, "#");
-    for (size_t i = 0; i < u->target_len; i++)
-        if ((unsigned char)u->target[i] <= 0x20 || u->target[i] == 0x7f)
-            return HK_EINVAL; /* would break the request line */
-    return 0;
-}
-
 static bool valid_method(const char *m)
 {
     if (*m == '\0' || strlen(m) > 32)
@@ -1019,7 +916,7 @@ static char *dup_or_null(const char *s)
     return s != NULL && *s != '\0' ? hk_strdup(s) : NULL;
 }
 
-static struct origin *get_origin(hk_client *c, const struct url *u, const hk_client_request *req)
+static struct origin *get_origin(hk_client *c, const hk_url *u, const hk_client_request *req)
 {
     const char *ca = u->tls && req->ca_file ? req->ca_file : "";
     const char *cert = u->tls && req->client_cert ? req->client_cert : "";
@@ -1037,8 +934,9 @@ static struct origin *get_origin(hk_client *c, const struct url *u, const hk_cli
     o->key = k;
     size_t nlen = strlen(u->host) + 24;
     o->name = hk_malloc(nlen);
-    snprintf(o->name, nlen, "%s://%s%s%s:%d", u->tls ? "https" : "http", u->ipv6 ? "[" : "", u->host,
-             u->ipv6 ? "]" : "", u->port);
+    bool v6 = u->host_kind == HK_URL_HOST_IPV6;
+    snprintf(o->name, nlen, "%s://%s%s%s:%d", u->tls ? "https" : "http", v6 ? "[" : "", u->host, v6 ? "]" : "",
+             u->port);
     o->tls = u->tls;
     o->host = hk_strdup(u->host);
     o->port = u->port;
@@ -1112,10 +1010,10 @@ int hk_client_send(hk_client *c, const hk_client_request *req, hk_client_cb cb, 
 {
     if (c->closing)
         return HK_ESHUTDOWN;
-    struct url u;
+    hk_url u;
     const char *method = req->method ? req->method : "POST";
     const char *extra = req->headers ? req->headers : "";
-    if (req->url == NULL || parse_url(req->url, &u) != 0 || !valid_method(method) || !valid_headers(extra) ||
+    if (hk_url_parse(req->url, &u, NULL) != 0 || !valid_method(method) || !valid_headers(extra) ||
         (req->body == NULL && req->body_len > 0))
         return HK_EINVAL;
     if (req->body_len > HK_CLIENT_MAX_REQUEST_BODY)
@@ -1129,24 +1027,21 @@ int hk_client_send(hk_client *c, const hk_client_request *req, hk_client_cb cb, 
     r->start_ns = uv_hrtime();
 
     /* The head: request line, the client's headers, then the caller's. */
-    char hostport[MAX_HOST_LEN + 16];
-    bool default_port = u.port == (u.tls ? 443 : 80);
-    snprintf(hostport, sizeof(hostport), "%s%s%s", u.ipv6 ? "[" : "", u.host, u.ipv6 ? "]" : "");
-    if (!default_port)
-        snprintf(hostport + strlen(hostport), sizeof(hostport) - strlen(hostport), ":%d", u.port);
+    char authority[HK_URL_MAX_HOST + 16];
+    hk_url_authority(&u, authority, sizeof(authority));
     size_t extra_len = strlen(extra);
     bool extra_crlf = extra_len > 0 && (extra_len < 2 || strcmp(extra + extra_len - 2, "\r\n") != 0);
-    size_t cap = strlen(method) + u.target_len + strlen(hostport) + strlen(c->user_agent) + extra_len + 160;
-    r->out = hk_malloc(cap + req->body_len);
-    int n = snprintf(r->out, cap,
-                     "%s %s%.*s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\nContent-Length: %zu\r\n"
-                     "Connection: keep-alive\r\n%s%s\r\n",
-                     method, u.target_len == 0 || u.target[0] == '?' ? "/" : "", (int)u.target_len, u.target, hostport,
-                     c->user_agent, req->body_len, extra, extra_crlf ? "\r\n" : "");
-    r->head = hk_strndup(r->out, (size_t)n);
-    if (req->body_len > 0)
-        memcpy(r->out + n, req->body, req->body_len);
-    r->out_len = (size_t)n + req->body_len;
+    hk_buf out = HK_BUF_INIT;
+    hk_buf_reserve(&out, strlen(method) + u.target_len + strlen(authority) + strlen(c->user_agent) + extra_len + 160 +
+                             req->body_len);
+    hk_buf_printf(&out,
+                  "%s %s%.*s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\nContent-Length: %zu\r\n"
+                  "Connection: keep-alive\r\n%s%s\r\n",
+                  method, u.target_len == 0 || u.target[0] == '?' ? "/" : "", (int)u.target_len, u.target, authority,
+                  c->user_agent, req->body_len, extra, extra_crlf ? "\r\n" : "");
+    r->head = hk_strndup(out.data, out.len);
+    hk_buf_append(&out, req->body, req->body_len);
+    r->out = hk_buf_steal(&out, &r->out_len);
 
     uv_timer_init(c->loop, &r->total_timer);
     uv_timer_init(c->loop, &r->phase_timer);

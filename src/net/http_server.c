@@ -18,13 +18,12 @@
 #include <strings.h>
 #include <time.h>
 
+#include "buf.h"
 #include "log.h"
 
 /* One read's worth: also the most a connection keeps of pipelined bytes. */
 #define READ_BUF_SIZE 65536
 #define PIPELINE_HOLD_MAX 16384 /* bytes kept per connection while a request is answered */
-#define HEADER_BUF_INITIAL 1024
-#define BODY_BUF_INITIAL 4096
 /* A body buffer larger than this is given back between requests. */
 #define BODY_BUF_KEEP 16384
 /* After an error answer the server stops sending but keeps reading (and
@@ -56,8 +55,7 @@ struct conn {
     int open_handles;
 
     /* The request being received: head bytes (target and header fields). */
-    char *hbuf;
-    size_t hlen, hcap;
+    hk_buf head; /* NUL-terminated target, then the header fields; at most max_header_bytes - 1 */
     size_t url_len;
     struct hdr_span *spans;
     uint32_t nspans, spans_cap;
@@ -66,16 +64,14 @@ struct conn {
      * not kept: a trailer must not pass for a header (credentials). */
     size_t trailer_bytes;
     uint32_t ntrailers;
-    char *body;
-    size_t body_len, body_cap;
+    hk_buf body; /* at most max_body_bytes */
     bool keep_alive;
     bool expect_continue;
     int error_status; /* set by a callback that rejects the request */
     const char *error_msg;
 
     /* Bytes received after a complete request, parsed once it is answered. */
-    char *pending;
-    size_t pending_len;
+    hk_buf pending;
 
     hk_http_request req;
     hk_header *headers;
@@ -200,22 +196,17 @@ static void arm(struct conn *c, uint64_t ms)
 
 static void reset_request(struct conn *c)
 {
-    c->hlen = 0;
+    hk_buf_reset(&c->head);
     c->url_len = 0;
     c->nspans = 0;
     c->last_cb = 0;
     c->trailer_bytes = 0;
     c->ntrailers = 0;
-    c->body_len = 0;
     c->expect_continue = false;
     c->error_status = 0;
     c->error_msg = NULL;
     /* Give back a large body buffer so an idle connection stays small. */
-    if (c->body_cap > BODY_BUF_KEEP) {
-        free(c->body);
-        c->body = NULL;
-        c->body_cap = 0;
-    }
+    hk_buf_shrink(&c->body, BODY_BUF_KEEP);
 }
 
 static void after_response(uv_write_t *wr, int status)
@@ -229,22 +220,20 @@ static void after_response(uv_write_t *wr, int status)
         start_linger(c);
         return;
     }
-    if (status != 0 || c->close_after || !c->keep_alive || c->srv->draining || (c->peer_eof && c->pending_len == 0)) {
+    if (status != 0 || c->close_after || !c->keep_alive || c->srv->draining || (c->peer_eof && c->pending.len == 0)) {
         conn_close(c);
         return;
     }
     reset_request(c);
     c->state = ST_IDLE;
     llhttp_resume(&c->parser);
-    if (c->pending_len > 0) {
+    if (c->pending.len > 0) {
         /* Pipelined bytes: parse them now. feed() may keep a new remainder,
          * so hand it the old one and free it afterwards. */
-        char *p = c->pending;
-        size_t n = c->pending_len;
-        c->pending = NULL;
-        c->pending_len = 0;
-        feed(c, p, n);
-        free(p);
+        hk_buf held = c->pending;
+        c->pending = (hk_buf)HK_BUF_INIT;
+        feed(c, held.data, held.len);
+        hk_buf_free(&held);
         if (c->peer_eof) {
             /* Nothing more will come: a request cut short by the EOF is lost. */
             if (c->state == ST_IDLE || c->state == ST_HEAD || c->state == ST_BODY)
@@ -255,7 +244,7 @@ static void after_response(uv_write_t *wr, int status)
             start_reading(c);
         else if (c->state == ST_IDLE)
             start_idle(c);
-        else if (c->state == ST_HANDLING && c->pending_len < PIPELINE_HOLD_MAX)
+        else if (c->state == ST_HANDLING && c->pending.len < PIPELINE_HOLD_MAX)
             start_reading(c);
         return;
     }
@@ -268,7 +257,7 @@ static void write_response(struct conn *c, int status, const char *content_type,
 {
     hk_http_server *srv = c->srv;
     bool no_length = status == 204 || status == 304 || status < 200;
-    bool close = c->close_after || !c->keep_alive || srv->draining || (c->peer_eof && c->pending_len == 0);
+    bool close = c->close_after || !c->keep_alive || srv->draining || (c->peer_eof && c->pending.len == 0);
     size_t ct_len = content_type != NULL && !no_length ? strlen(content_type) : 0;
     size_t extra_len = extra ? strlen(extra) : 0;
     size_t body_len = no_length || head_only ? 0 : len;
@@ -302,7 +291,7 @@ static void write_response(struct conn *c, int status, const char *content_type,
     c->state = ST_WRITING;
     if (close)
         c->close_after = true;
-    if (!close && c->pending_len == 0) {
+    if (!close && c->pending.len == 0) {
         /* Usually the kernel takes the whole answer at once: then the
          * connection is idle again without a write request, its callback
          * and the poll changes they cost. (uv_try_write refuses while
@@ -347,9 +336,9 @@ static void respond_error(struct conn *c, int status, const char *message)
     const char *path = NULL;
     size_t path_len = 0;
     if (c->url_len > 0) {
-        path = c->hbuf;
-        const char *q = memchr(c->hbuf, '?', c->url_len);
-        path_len = q ? (size_t)(q - c->hbuf) : c->url_len;
+        path = c->head.data;
+        const char *q = memchr(path, '?', c->url_len);
+        path_len = q ? (size_t)(q - path) : c->url_len;
     }
     char *body = srv->error_body(path, path_len, status, message);
     c->close_after = true;
@@ -369,23 +358,19 @@ static int reject(struct conn *c, int status, const char *msg)
     return HPE_USER;
 }
 
+/* The head (target and fields) is a peer's: HK_ETOOBIG past the limit, UV_ENOMEM without memory. */
 static int append_head(struct conn *c, const char *at, size_t len)
 {
     size_t max = c->srv->cfg->max_header_bytes;
-    if (c->hlen + len + 1 > max)
-        return -1;
-    if (c->hlen + len + 1 > c->hcap) {
-        size_t cap = c->hcap ? c->hcap : HEADER_BUF_INITIAL;
-        while (cap < c->hlen + len + 1)
-            cap *= 2;
-        if (cap > max)
-            cap = max;
-        c->hbuf = hk_realloc(c->hbuf, cap);
-        c->hcap = cap;
-    }
-    memcpy(c->hbuf + c->hlen, at, len);
-    c->hlen += len;
-    return 0;
+    return hk_buf_try_append(&c->head, at, len, max > 0 ? max - 1 : 0);
+}
+
+/* Rejects the request for a head that cannot grow: too large, or no memory for it. */
+static int reject_head(struct conn *c, int err, const char *too_large)
+{
+    if (err == UV_ENOMEM)
+        return reject(c, 503, "out of memory for the request head");
+    return reject(c, 431, too_large);
 }
 
 static int on_message_begin(llhttp_t *p)
@@ -403,8 +388,9 @@ static int on_message_begin(llhttp_t *p)
 static int on_url(llhttp_t *p, const char *at, size_t len)
 {
     struct conn *c = p->data;
-    if (append_head(c, at, len) != 0)
-        return reject(c, 431, "request target too long");
+    int rc = append_head(c, at, len);
+    if (rc != 0)
+        return reject_head(c, rc, "request target too long");
     c->url_len += len;
     return 0;
 }
@@ -413,8 +399,9 @@ static int on_url_complete(llhttp_t *p)
 {
     struct conn *c = p->data;
     /* NUL-terminate the target so path and query can be used as C strings. */
-    if (append_head(c, "", 1) != 0)
-        return reject(c, 431, "request target too long");
+    int rc = append_head(c, "", 1);
+    if (rc != 0)
+        return reject_head(c, rc, "request target too long");
     return 0;
 }
 
@@ -425,7 +412,7 @@ static int count_trailer(struct conn *c, size_t len, bool new_field)
     if (new_field && ++c->ntrailers + c->nspans > cfg->max_headers)
         return reject(c, 431, "too many header fields");
     c->trailer_bytes += len;
-    if (c->hlen + c->trailer_bytes > cfg->max_header_bytes)
+    if (c->head.len + c->trailer_bytes > cfg->max_header_bytes)
         return reject(c, 431, "request header fields too large");
     return 0;
 }
@@ -444,12 +431,13 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
             c->spans_cap = c->spans_cap ? c->spans_cap * 2 : 16;
             c->spans = hk_realloc(c->spans, c->spans_cap * sizeof(*c->spans));
         }
-        c->spans[c->nspans++] = (struct hdr_span){(uint32_t)c->hlen, 0, (uint32_t)c->hlen, 0};
+        c->spans[c->nspans++] = (struct hdr_span){(uint32_t)c->head.len, 0, (uint32_t)c->head.len, 0};
     }
-    if (append_head(c, at, len) != 0)
-        return reject(c, 431, "request header fields too large");
+    int rc = append_head(c, at, len);
+    if (rc != 0)
+        return reject_head(c, rc, "request header fields too large");
     c->spans[c->nspans - 1].name_len += (uint32_t)len;
-    c->spans[c->nspans - 1].value_off = (uint32_t)c->hlen;
+    c->spans[c->nspans - 1].value_off = (uint32_t)c->head.len;
     return 0;
 }
 
@@ -461,9 +449,10 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
     if (c->state == ST_BODY)
         return count_trailer(c, len, false);
     if (first)
-        c->spans[c->nspans - 1].value_off = (uint32_t)c->hlen;
-    if (append_head(c, at, len) != 0)
-        return reject(c, 431, "request header fields too large");
+        c->spans[c->nspans - 1].value_off = (uint32_t)c->head.len;
+    int rc = append_head(c, at, len);
+    if (rc != 0)
+        return reject_head(c, rc, "request header fields too large");
     c->spans[c->nspans - 1].value_len += (uint32_t)len;
     return 0;
 }
@@ -487,8 +476,8 @@ static int on_headers_complete(llhttp_t *p)
     arm(c, cfg->body_timeout_ms);
     for (uint32_t i = 0; i < c->nspans; i++) {
         struct hdr_span *s = &c->spans[i];
-        if (hk_strncaseeq(c->hbuf + s->name_off, s->name_len, "expect") == 0) {
-            if (hk_strncaseeq(c->hbuf + s->value_off, s->value_len, "100-continue") == 0)
+        if (hk_strncaseeq(c->head.data + s->name_off, s->name_len, "expect") == 0) {
+            if (hk_strncaseeq(c->head.data + s->value_off, s->value_len, "100-continue") == 0)
                 c->expect_continue = true;
             else
                 return reject(c, 417, "unsupported expectation");
@@ -511,19 +500,11 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     struct conn *c = p->data;
     size_t max = c->srv->cfg->max_body_bytes;
-    if (c->body_len + len > max)
+    int rc = hk_buf_try_append(&c->body, at, len, max);
+    if (rc == HK_ETOOBIG)
         return reject(c, 413, "request body too large");
-    if (c->body_len + len + 1 > c->body_cap) {
-        size_t cap = c->body_cap ? c->body_cap : BODY_BUF_INITIAL;
-        while (cap < c->body_len + len + 1)
-            cap *= 2;
-        if (cap > max + 1)
-            cap = max + 1;
-        c->body = hk_realloc(c->body, cap);
-        c->body_cap = cap;
-    }
-    memcpy(c->body + c->body_len, at, len);
-    c->body_len += len;
+    if (rc != 0)
+        return reject(c, 503, "out of memory for the request body");
     return 0;
 }
 
@@ -554,9 +535,9 @@ static void dispatch(struct conn *c)
     }
     for (uint32_t i = 0; i < c->nspans; i++) {
         hk_header *h = &c->headers[i];
-        h->name = c->hbuf + c->spans[i].name_off;
+        h->name = c->head.data + c->spans[i].name_off;
         h->name_len = c->spans[i].name_len;
-        h->value = c->hbuf + c->spans[i].value_off;
+        h->value = c->head.data + c->spans[i].value_off;
         h->value_len = c->spans[i].value_len;
         trim_span(&h->value, &h->value_len);
     }
@@ -568,7 +549,7 @@ static void dispatch(struct conn *c)
     r->keep_alive = c->keep_alive;
     r->start_ms = uv_now(srv->loop);
     /* The target was NUL-terminated in on_url_complete; split off the query. */
-    char *target = c->hbuf;
+    char *target = c->head.data;
     char *q = memchr(target, '?', c->url_len);
     r->path = target;
     if (q != NULL) {
@@ -581,13 +562,8 @@ static void dispatch(struct conn *c)
         r->query = "";
         r->query_len = 0;
     }
-    if (c->body != NULL) {
-        c->body[c->body_len] = '\0';
-        r->body = c->body;
-    } else {
-        r->body = "";
-    }
-    r->body_len = c->body_len;
+    r->body = hk_buf_cstr(&c->body);
+    r->body_len = c->body.len;
     c->state = ST_HANDLING;
     uv_timer_stop(&c->timer);
     srv->handler(r, srv->data);
@@ -599,10 +575,10 @@ static void dispatch(struct conn *c)
  * connection stops reading until they have been parsed. */
 static void hold(struct conn *c, const char *data, size_t len)
 {
-    c->pending = hk_realloc(c->pending, c->pending_len + len);
-    memcpy(c->pending + c->pending_len, data, len);
-    c->pending_len += len;
-    if (c->pending_len >= PIPELINE_HOLD_MAX && c->reading) {
+    /* Bounded by construction: reading stops at PIPELINE_HOLD_MAX, so this
+     * holds at most that plus one read. */
+    hk_buf_append(&c->pending, data, len);
+    if (c->pending.len >= PIPELINE_HOLD_MAX && c->reading) {
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = false;
     }
@@ -667,7 +643,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (c->state == ST_HANDLING || c->state == ST_WRITING) {
         /* A client that sends its requests and then half-closes still gets
          * an answer to each held one; the connection closes after the last. */
-        if (nread == UV_EOF && c->pending_len > 0)
+        if (nread == UV_EOF && c->pending.len > 0)
             c->peer_eof = true;
         else
             c->close_after = true;
@@ -697,9 +673,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 static void start_linger(struct conn *c)
 {
     c->state = ST_LINGER;
-    free(c->pending);
-    c->pending = NULL;
-    c->pending_len = 0;
+    hk_buf_free(&c->pending);
     if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
         conn_close(c);
         return;
@@ -735,10 +709,10 @@ static void on_handle_closed(uv_handle_t *h)
     if (--c->open_handles > 0)
         return;
     hk_http_server *srv = c->srv;
-    free(c->hbuf);
+    hk_buf_free(&c->head);
     free(c->spans);
-    free(c->body);
-    free(c->pending);
+    hk_buf_free(&c->body);
+    hk_buf_free(&c->pending);
     free(c->headers);
     free(c);
     if (srv->draining && srv->nconns == 0 && srv->open_listeners == 0 && srv->drained != NULL) {
@@ -939,7 +913,7 @@ void hk_http_server_shutdown(hk_http_server *srv, void (*drained)(hk_http_server
         struct conn *next = c->next;
         /* A lingering connection has had its answer; waiting for its
          * peer's FIN would only hold the drain up. */
-        if ((c->state == ST_IDLE && c->hlen == 0) || c->state == ST_LINGER)
+        if ((c->state == ST_IDLE && c->head.len == 0) || c->state == ST_LINGER)
             conn_close(c);
         else
             c->close_after = true;

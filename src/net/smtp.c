@@ -25,8 +25,9 @@
 #include <strings.h>
 #include <time.h>
 
-#include "random.h"
+#include "buf.h"
 #include "log.h"
+#include "random.h"
 #include "tls.h"
 
 #define READ_BUF_SIZE 16384
@@ -133,42 +134,6 @@ bool hk_smtp_address_ok(const char *addr)
     return true;
 }
 
-struct buf {
-    char *p;
-    size_t len, cap;
-};
-
-static void buf_add(struct buf *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        b->p = hk_realloc(b->p, cap);
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void buf_str(struct buf *b, const char *s)
-{
-    buf_add(b, s, strlen(s));
-}
-
-static void buf_fmt(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void buf_fmt(struct buf *b, const char *fmt, ...)
-{
-    char tmp[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        buf_add(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
-}
-
 /* A header value must stay on one line: control characters become blanks. */
 static bool subject_ascii(const char *s)
 {
@@ -178,15 +143,15 @@ static bool subject_ascii(const char *s)
     return true;
 }
 
-static void add_subject(struct buf *b, const char *subject)
+static void add_subject(hk_buf *b, const char *subject)
 {
-    buf_str(b, "Subject: ");
+    hk_buf_puts(b, "Subject: ");
     size_t n = strlen(subject);
     char *clean = hk_malloc(n + 1);
     for (size_t i = 0; i <= n; i++)
         clean[i] = (unsigned char)subject[i] < 0x20 && subject[i] != '\0' ? ' ' : subject[i];
     if (subject_ascii(clean)) {
-        buf_add(b, clean, n);
+        hk_buf_append(b, clean, n);
     } else {
         /* RFC 2047 encoded words, each holding whole UTF-8 characters. */
         size_t i = 0;
@@ -200,49 +165,49 @@ static void add_subject(struct buf *b, const char *subject)
             if (mbedtls_base64_encode(enc, sizeof(enc), &olen, (const unsigned char *)clean + i, end - i) != 0)
                 break;
             if (!first)
-                buf_str(b, "\r\n ");
-            buf_str(b, "=?utf-8?B?");
-            buf_add(b, (const char *)enc, olen);
-            buf_str(b, "?=");
+                hk_buf_puts(b, "\r\n ");
+            hk_buf_puts(b, "=?utf-8?B?");
+            hk_buf_append(b, (const char *)enc, olen);
+            hk_buf_puts(b, "?=");
             first = false;
             i = end;
         }
     }
-    buf_str(b, "\r\n");
+    hk_buf_puts(b, "\r\n");
     free(clean);
 }
 
 /* The body as SMTP wants it: CRLF line endings, lines of at most
  * MAX_LINE_OCTETS (longer ones are broken between characters), a leading
  * dot doubled, and the terminating CRLF.CRLF. */
-static void add_body(struct buf *b, const char *body)
+static void add_body(hk_buf *b, const char *body)
 {
     size_t col = 0;
     for (const char *p = body; *p; p++) {
         if (*p == '\r' || *p == '\n') {
             if (*p == '\r' && p[1] == '\n')
                 p++;
-            buf_add(b, "\r\n", 2);
+            hk_buf_append(b, "\r\n", 2);
             col = 0;
             continue;
         }
         if (col >= MAX_LINE_OCTETS && ((unsigned char)*p & 0xC0) != 0x80) {
-            buf_add(b, "\r\n", 2);
+            hk_buf_append(b, "\r\n", 2);
             col = 0;
         }
         if (col == 0 && *p == '.')
-            buf_add(b, ".", 1);
-        buf_add(b, p, 1);
+            hk_buf_append(b, ".", 1);
+        hk_buf_append(b, p, 1);
         col++;
     }
     if (col > 0)
-        buf_add(b, "\r\n", 2);
-    buf_add(b, ".\r\n", 3);
+        hk_buf_append(b, "\r\n", 2);
+    hk_buf_append(b, ".\r\n", 3);
 }
 
 static char *build_message(const hk_smtp_mail *m, char **to, size_t nto, size_t *len)
 {
-    struct buf b = {0};
+    hk_buf b = HK_BUF_INIT;
     char date[64];
     time_t now = time(NULL);
     struct tm tm;
@@ -252,22 +217,21 @@ static char *build_message(const hk_smtp_mail *m, char **to, size_t nto, size_t 
     hk_random(rnd, sizeof(rnd));
     const char *domain = strchr(m->from, '@') + 1;
 
-    buf_fmt(&b, "From: <%s>\r\n", m->from);
-    buf_str(&b, "To: ");
+    hk_buf_printf(&b, "From: <%s>\r\n", m->from);
+    hk_buf_puts(&b, "To: ");
     for (size_t i = 0; i < nto; i++)
-        buf_fmt(&b, "%s<%s>", i ? ",\r\n " : "", to[i]);
-    buf_str(&b, "\r\n");
+        hk_buf_printf(&b, "%s<%s>", i ? ",\r\n " : "", to[i]);
+    hk_buf_puts(&b, "\r\n");
     add_subject(&b, m->subject ? m->subject : "");
-    buf_fmt(&b, "Date: %s\r\n", date);
-    buf_str(&b, "Message-ID: <");
+    hk_buf_printf(&b, "Date: %s\r\n", date);
+    hk_buf_puts(&b, "Message-ID: <");
     for (size_t i = 0; i < sizeof(rnd); i++)
-        buf_fmt(&b, "%02x", rnd[i]);
-    buf_fmt(&b, ".%llu@%s>\r\n", (unsigned long long)now, domain);
-    buf_str(&b, "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                "Content-Transfer-Encoding: 8bit\r\n\r\n");
+        hk_buf_printf(&b, "%02x", rnd[i]);
+    hk_buf_printf(&b, ".%llu@%s>\r\n", (unsigned long long)now, domain);
+    hk_buf_puts(&b, "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                    "Content-Transfer-Encoding: 8bit\r\n\r\n");
     add_body(&b, m->body ? m->body : "");
-    *len = b.len;
-    return b.p;
+    return hk_buf_steal(&b, len);
 }
 
 /* ---- session life ----------------------------------------------------- */

@@ -11,6 +11,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -66,8 +67,13 @@ static const struct range6 refused6[] = {
     {{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, 128, "loopback"},
     {{0xfc}, 7, "unique local (fc00::/7)"},
     {{0xfe, 0x80}, 10, "link-local"},
+    {{0xfe, 0xc0}, 10, "site-local (fec0::/10)"},
     {{0xff}, 8, "multicast"},
     {{0x20, 0x01, 0x0d, 0xb8}, 32, "documentation (2001:db8::/32)"},
+    /* Teredo tunnels to the IPv4 address it carries (obfuscated): refused whole. */
+    {{0x20, 0x01, 0x00, 0x00}, 32, "Teredo (2001::/32)"},
+    /* Local-use NAT64 (RFC 8215) translates to addresses of the operator's choice. */
+    {{0x00, 0x64, 0xff, 0x9b, 0x00, 0x01}, 48, "local-use NAT64 (64:ff9b:1::/48)"},
 };
 
 static bool prefix_match(const uint8_t *a, const uint8_t *net, unsigned prefix)
@@ -139,49 +145,77 @@ static bool allowlisted(const hk_ssrf *g, const uint8_t *a)
     return false;
 }
 
-bool hk_ssrf_allowed(const hk_ssrf *g, const struct sockaddr *sa, char *why, size_t whylen)
+static int refuse(hk_ssrf_refusal *why, const char *addr, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int refuse(hk_ssrf_refusal *why, const char *addr, const char *fmt, ...)
+{
+    if (why != NULL) {
+        snprintf(why->addr, sizeof(why->addr), "%s", addr);
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(why->rule, sizeof(why->rule), fmt, ap);
+        va_end(ap);
+    }
+    return HK_EFORBIDDEN;
+}
+
+int hk_ssrf_check(const hk_ssrf *g, const struct sockaddr *sa, hk_ssrf_refusal *why)
 {
     char text[INET6_ADDRSTRLEN];
     uint8_t a[16];
-    if (sa->sa_family != AF_INET && sa->sa_family != AF_INET6) {
-        snprintf(why, whylen, "address family %d is not IP", sa->sa_family);
-        return false;
-    }
+    if (sa->sa_family != AF_INET && sa->sa_family != AF_INET6)
+        return refuse(why, "", "address family %d is not IP", sa->sa_family);
     to16(sa, a);
     if (allowlisted(g, a))
-        return true;
+        return 0;
     if (sa->sa_family == AF_INET)
         inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, text, sizeof(text));
     else
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, text, sizeof(text));
 
     if (sa->sa_family == AF_INET6) {
-        for (size_t i = 0; i < HK_ARRAY_SIZE(refused6); i++) {
-            if (prefix_match(a, refused6[i].net, refused6[i].prefix)) {
-                snprintf(why, whylen, "%s is %s", text, refused6[i].what);
-                return false;
-            }
-        }
+        for (size_t i = 0; i < HK_ARRAY_SIZE(refused6); i++)
+            if (prefix_match(a, refused6[i].net, refused6[i].prefix))
+                return refuse(why, text, "%s", refused6[i].what);
     }
     uint32_t v4;
     const char *form = embedded4(a, &v4);
     if (form == NULL)
-        return true; /* a global IPv6 address */
+        return 0; /* a global IPv6 address */
     /* An allowlisted IPv4 address stays allowed in its IPv6 spellings. */
     uint8_t m[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
     m[12] = (uint8_t)(v4 >> 24), m[13] = (uint8_t)(v4 >> 16), m[14] = (uint8_t)(v4 >> 8), m[15] = (uint8_t)v4;
     if (allowlisted(g, m))
-        return true;
+        return 0;
     const char *what = judge4(v4);
     if (what == NULL)
+        return 0;
+    if (sa->sa_family == AF_INET)
+        return refuse(why, text, "%s", what);
+    char inner[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, m + 12, inner, sizeof(inner));
+    return refuse(why, text, "%s (%s %s)", what, form, inner);
+}
+
+int hk_ssrf_check_host(const hk_ssrf *g, const char *host, hk_ssrf_refusal *why)
+{
+    struct sockaddr_in v4 = {.sin_family = AF_INET};
+    struct sockaddr_in6 v6 = {.sin6_family = AF_INET6};
+    if (inet_pton(AF_INET, host, &v4.sin_addr) == 1)
+        return hk_ssrf_check(g, (const struct sockaddr *)&v4, why);
+    if (inet_pton(AF_INET6, host, &v6.sin6_addr) == 1)
+        return hk_ssrf_check(g, (const struct sockaddr *)&v6, why);
+    return 0;
+}
+
+bool hk_ssrf_allowed(const hk_ssrf *g, const struct sockaddr *sa, char *why, size_t whylen)
+{
+    hk_ssrf_refusal r;
+    if (hk_ssrf_check(g, sa, &r) == 0)
         return true;
-    if (sa->sa_family == AF_INET) {
-        snprintf(why, whylen, "%s is %s", text, what);
-    } else {
-        char inner[INET_ADDRSTRLEN];
-        inet_ntop(AF_INET, m + 12, inner, sizeof(inner));
-        snprintf(why, whylen, "%s is %s (%s %s)", text, what, form, inner);
-    }
+    if (r.addr[0] != '\0')
+        snprintf(why, whylen, "%s is %s", r.addr, r.rule);
+    else
+        snprintf(why, whylen, "%s", r.rule);
     return false;
 }
 

@@ -24,7 +24,7 @@
 #include <string.h>
 #include <uv.h>
 
-#define BUF_INITIAL 16384
+#include "buf.h"
 
 struct ca_entry {
     struct ca_entry *next;
@@ -58,10 +58,9 @@ struct hk_tls_ctx {
 
 struct hk_tls_conn {
     mbedtls_ssl_context ssl;
-    char *in; /* ciphertext received, not yet consumed by mbedTLS */
-    size_t in_off, in_len, in_cap;
-    char *out; /* ciphertext to send */
-    size_t out_len, out_cap;
+    hk_buf in; /* ciphertext received; mbedTLS has consumed the first in_off bytes */
+    size_t in_off;
+    hk_buf out; /* ciphertext to send */
     char host[256];
     bool is_ip;
     bool cert_checked; /* the verify callback saw the peer's certificate */
@@ -243,69 +242,54 @@ static struct profile *get_profile(hk_tls_ctx *ctx, const char *ca_file, const c
 
 /* ---- memory BIO -------------------------------------------------------------- */
 
-static void reserve(char **buf, size_t *cap, size_t need)
-{
-    if (need <= *cap)
-        return;
-    size_t n = *cap ? *cap : BUF_INITIAL;
-    while (n < need)
-        n *= 2;
-    *buf = hk_realloc(*buf, n);
-    *cap = n;
-}
-
 static int bio_send(void *arg, const unsigned char *data, size_t len)
 {
     hk_tls_conn *t = arg;
     if (len > INT32_MAX)
         len = INT32_MAX;
-    reserve(&t->out, &t->out_cap, t->out_len + len);
-    memcpy(t->out + t->out_len, data, len);
-    t->out_len += len;
+    /* What mbedTLS writes is bounded by what we give it to encrypt. */
+    hk_buf_append(&t->out, data, len);
     return (int)len;
 }
 
 static int bio_recv(void *arg, unsigned char *data, size_t len)
 {
     hk_tls_conn *t = arg;
-    size_t avail = t->in_len - t->in_off;
+    size_t avail = t->in.len - t->in_off;
     if (avail == 0)
         return MBEDTLS_ERR_SSL_WANT_READ;
     if (len > avail)
         len = avail;
     if (len > INT32_MAX)
         len = INT32_MAX;
-    memcpy(data, t->in + t->in_off, len);
+    memcpy(data, t->in.data + t->in_off, len);
     t->in_off += len;
-    if (t->in_off == t->in_len)
-        t->in_off = t->in_len = 0;
+    if (t->in_off == t->in.len) {
+        hk_buf_reset(&t->in);
+        t->in_off = 0;
+    }
     return (int)len;
 }
 
 void hk_tls_feed(hk_tls_conn *t, const char *data, size_t len)
 {
-    if (t->in_off > 0) {
-        memmove(t->in, t->in + t->in_off, t->in_len - t->in_off);
-        t->in_len -= t->in_off;
-        t->in_off = 0;
-    }
-    reserve(&t->in, &t->in_cap, t->in_len + len);
-    memcpy(t->in + t->in_len, data, len);
-    t->in_len += len;
+    /* Bounded by construction: the caller feeds one read at a time and lets
+     * mbedTLS consume it before the next, so at most one read and a partial
+     * record wait here. */
+    hk_buf_consume(&t->in, t->in_off);
+    t->in_off = 0;
+    hk_buf_append(&t->in, data, len);
 }
 
 void hk_tls_take_output(hk_tls_conn *t, char **buf, size_t *len)
 {
-    if (t->out_len == 0) {
+    if (t->out.len == 0) {
         *buf = NULL;
         *len = 0;
         return;
     }
     /* Hand over the buffer itself; the next output starts a new one. */
-    *buf = t->out;
-    *len = t->out_len;
-    t->out = NULL;
-    t->out_len = t->out_cap = 0;
+    *buf = hk_buf_steal(&t->out, len);
 }
 
 /* ---- verification -------------------------------------------------------------- */
@@ -494,8 +478,8 @@ void hk_tls_conn_free(hk_tls_conn *t)
     if (t == NULL)
         return;
     mbedtls_ssl_free(&t->ssl);
-    free(t->in);
-    free(t->out);
+    hk_buf_free(&t->in);
+    hk_buf_free(&t->out);
     free(t);
 }
 

@@ -1,4 +1,4 @@
-/* json_patch.c: RFC 6902 JSON Patch and RFC 7396 JSON Merge Patch. */
+/* json_patch.c: RFC 6902 JSON Patch and RFC 7396 JSON Merge Patch, in time linear in the document and the patch. */
 #include "json_patch.h"
 
 #include <stdio.h>
@@ -7,6 +7,123 @@
 
 /* A pointer longer than this many reference tokens is refused. */
 #define POINTER_MAX_DEPTH 64
+
+/* ---- case-insensitive member lookup in linear time -------------------------
+ *
+ * Finding a member case-insensitively means scanning the object. Doing that
+ * once per member of a large patch is quadratic (a merge patch of 75,000
+ * members took most of a minute), so a patch builds, once per object it
+ * touches, an index: folded name -> the set of exact names with that
+ * folding (a JSON object whose keys are the names, in the object's order).
+ * Every later lookup in that object is a hash probe, and the patch keeps the
+ * index current as it adds and removes members.
+ */
+
+/* ASCII lower-case copy of s (malloc'd). */
+static char *fold(const char *s)
+{
+    size_t n = strlen(s);
+    char *f = hk_malloc(n + 1);
+    for (size_t i = 0; i <= n; i++)
+        f[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] + 32 : s[i]);
+    return f;
+}
+
+static void index_add(json_t *index, const char *name)
+{
+    char *f = fold(name);
+    json_t *set = json_object_get(index, f);
+    if (set == NULL) {
+        set = json_object();
+        json_object_set_new(index, f, set);
+    }
+    json_object_set_new(set, name, json_true());
+    free(f);
+}
+
+static void index_del(json_t *index, const char *name)
+{
+    char *f = fold(name);
+    json_t *set = json_object_get(index, f);
+    if (set != NULL) {
+        json_object_del(set, name);
+        if (json_object_size(set) == 0)
+            json_object_del(index, f);
+    }
+    free(f);
+}
+
+static json_t *index_build(const json_t *obj)
+{
+    json_t *index = json_object();
+    const char *k;
+    json_t *v;
+    json_object_foreach ((json_t *)obj, k, v)
+        index_add(index, k);
+    return index;
+}
+
+/* The member of obj matching key: exactly, else through index (case-insensitively); obj's own key or NULL. */
+static const char *index_find(const json_t *obj, json_t *index, const char *key)
+{
+    void *it = json_object_iter_at((json_t *)obj, key);
+    if (it != NULL)
+        return json_object_iter_key(it);
+    if (index == NULL)
+        return NULL;
+    char *f = fold(key);
+    json_t *set = json_object_get(index, f);
+    free(f);
+    void *first = set ? json_object_iter(set) : NULL;
+    it = first ? json_object_iter_at((json_t *)obj, json_object_iter_key(first)) : NULL;
+    return it ? json_object_iter_key(it) : NULL;
+}
+
+/*
+ * The indexes of one patch application, by object: "%p" of the object ->
+ * [object, index]. The entry holds a reference to the object so that its
+ * address cannot be reused by another object while the patch runs.
+ */
+struct patch_run {
+    unsigned opts;
+    json_t *indexes; /* NULL when names compare exactly */
+};
+
+static json_t *run_index(struct patch_run *run, const json_t *obj)
+{
+    if (run == NULL || run->indexes == NULL)
+        return NULL;
+    char key[32];
+    snprintf(key, sizeof(key), "%p", (const void *)obj);
+    json_t *e = json_object_get(run->indexes, key);
+    if (e == NULL) {
+        e = json_pack("[O, o]", (json_t *)obj, index_build(obj));
+        json_object_set_new(run->indexes, key, e);
+    }
+    return json_array_get(e, 1);
+}
+
+/* The member of obj matching key under run's options; obj's own key or NULL. */
+static const char *run_find(struct patch_run *run, const json_t *obj, const char *key)
+{
+    return index_find(obj, run_index(run, obj), key);
+}
+
+/* Records that obj gained (added) or lost (!added) member name. */
+static void run_note(struct patch_run *run, const json_t *obj, const char *name, bool added)
+{
+    if (run == NULL || run->indexes == NULL)
+        return;
+    char key[32];
+    snprintf(key, sizeof(key), "%p", (const void *)obj);
+    json_t *e = json_object_get(run->indexes, key);
+    if (e == NULL)
+        return; /* indexed lazily, from the object as it is then */
+    if (added)
+        index_add(json_array_get(e, 1), name);
+    else
+        index_del(json_array_get(e, 1), name);
+}
 
 const char *hk_json_object_key(const json_t *obj, const char *key, bool nocase)
 {
@@ -131,13 +248,14 @@ static long array_index(const char *tok, size_t size, bool allow_end)
     return v;
 }
 
-/* Resolves the first n tokens of p in doc; borrowed or NULL. */
-static json_t *resolve(json_t *doc, const struct pointer *p, size_t n, unsigned opts)
+/* Resolves the first n tokens of p in doc; borrowed or NULL. run NULL: one lookup, scanned. */
+static json_t *resolve(struct patch_run *run, json_t *doc, const struct pointer *p, size_t n, unsigned opts)
 {
     json_t *cur = doc;
     for (size_t i = 0; i < n && cur != NULL; i++) {
         if (json_is_object(cur)) {
-            const char *k = hk_json_object_key(cur, p->tok[i], opts & HK_PATCH_NOCASE);
+            const char *k =
+                run ? run_find(run, cur, p->tok[i]) : hk_json_object_key(cur, p->tok[i], opts & HK_PATCH_NOCASE);
             cur = k ? json_object_get(cur, k) : NULL;
         } else if (json_is_array(cur)) {
             long idx = array_index(p->tok[i], json_array_size(cur), false);
@@ -154,7 +272,7 @@ json_t *hk_json_pointer_get(json_t *doc, const char *ptr, unsigned opts)
     struct pointer p;
     if (pointer_parse(ptr, opts, &p) != 0)
         return NULL;
-    json_t *v = resolve(doc, &p, p.n, opts);
+    json_t *v = resolve(NULL, doc, &p, p.n, opts);
     pointer_free(&p);
     return v;
 }
@@ -162,7 +280,7 @@ json_t *hk_json_pointer_get(json_t *doc, const char *ptr, unsigned opts)
 /* ---- operations --------------------------------------------------------- */
 
 /* Adds value (reference taken) at p. */
-static int op_add(json_t **doc, const struct pointer *p, json_t *value, unsigned opts, char *err, size_t errlen,
+static int op_add(struct patch_run *run, json_t **doc, const struct pointer *p, json_t *value, char *err, size_t errlen,
                   const char *path)
 {
     if (p->n == 0) {
@@ -170,13 +288,15 @@ static int op_add(json_t **doc, const struct pointer *p, json_t *value, unsigned
         *doc = value;
         return 0;
     }
-    json_t *parent = resolve(*doc, p, p->n - 1, opts);
+    json_t *parent = resolve(run, *doc, p, p->n - 1, run->opts);
     const char *last = p->tok[p->n - 1];
     if (json_is_object(parent)) {
-        const char *k = hk_json_object_key(parent, last, opts & HK_PATCH_NOCASE);
+        const char *k = run_find(run, parent, last);
         /* Keep the existing spelling of a member matched case-insensitively. */
         char *name = hk_strdup(k ? k : last);
         json_object_set_new(parent, name, value);
+        if (k == NULL)
+            run_note(run, parent, name, true);
         free(name);
         return 0;
     }
@@ -196,17 +316,18 @@ static int op_add(json_t **doc, const struct pointer *p, json_t *value, unsigned
 }
 
 /* Removes the value at p; *removed (when given) receives a reference to it. */
-static int op_remove(json_t **doc, const struct pointer *p, unsigned opts, json_t **removed, char *err, size_t errlen,
-                     const char *path)
+static int op_remove(struct patch_run *run, json_t **doc, const struct pointer *p, json_t **removed, char *err,
+                     size_t errlen, const char *path)
 {
-    json_t *parent = p->n ? resolve(*doc, p, p->n - 1, opts) : NULL;
+    json_t *parent = p->n ? resolve(run, *doc, p, p->n - 1, run->opts) : NULL;
     const char *last = p->n ? p->tok[p->n - 1] : NULL;
     if (json_is_object(parent)) {
-        const char *k = hk_json_object_key(parent, last, opts & HK_PATCH_NOCASE);
+        const char *k = run_find(run, parent, last);
         if (k != NULL) {
             char *name = hk_strdup(k);
             if (removed)
                 *removed = json_incref(json_object_get(parent, name));
+            run_note(run, parent, name, false);
             json_object_del(parent, name);
             free(name);
             return 0;
@@ -276,10 +397,11 @@ int hk_json_patch_check(const json_t *patch, char *err, size_t errlen)
     return 0;
 }
 
-static int apply_one(json_t **doc, const json_t *op, unsigned opts, char *err, size_t errlen)
+static int apply_one(struct patch_run *run, json_t **doc, const json_t *op, char *err, size_t errlen)
 {
     const char *name = str_member(op, "op");
     const char *path = str_member(op, "path");
+    unsigned opts = run->opts;
     struct pointer p, from;
     if (pointer_parse(path, opts, &p) != 0) {
         snprintf(err, errlen, "malformed path \"%s\"", path);
@@ -288,23 +410,23 @@ static int apply_one(json_t **doc, const json_t *op, unsigned opts, char *err, s
     int rc = 0;
     json_t *value = json_object_get(op, "value");
     if (strcasecmp(name, "add") == 0) {
-        rc = op_add(doc, &p, json_deep_copy(value), opts, err, errlen, path);
+        rc = op_add(run, doc, &p, json_deep_copy(value), err, errlen, path);
     } else if (strcasecmp(name, "remove") == 0) {
         if (p.n == 0) {
             snprintf(err, errlen, "the whole document cannot be removed");
             rc = HK_EINVAL;
         } else {
-            rc = op_remove(doc, &p, opts, NULL, err, errlen, path);
+            rc = op_remove(run, doc, &p, NULL, err, errlen, path);
         }
     } else if (strcasecmp(name, "replace") == 0) {
-        if (resolve(*doc, &p, p.n, opts) == NULL) {
+        if (resolve(run, *doc, &p, p.n, opts) == NULL) {
             snprintf(err, errlen, "path %s does not exist", path);
             rc = HK_EINVAL;
         } else {
-            rc = op_add(doc, &p, json_deep_copy(value), opts, err, errlen, path);
+            rc = op_add(run, doc, &p, json_deep_copy(value), err, errlen, path);
             /* add on an array index inserts; replace must overwrite. */
             if (rc == 0 && p.n > 0) {
-                json_t *parent = resolve(*doc, &p, p.n - 1, opts);
+                json_t *parent = resolve(run, *doc, &p, p.n - 1, opts);
                 if (json_is_array(parent)) {
                     long idx = array_index(p.tok[p.n - 1], json_array_size(parent), false);
                     json_array_remove(parent, (size_t)idx + 1);
@@ -312,7 +434,7 @@ static int apply_one(json_t **doc, const json_t *op, unsigned opts, char *err, s
             }
         }
     } else if (strcasecmp(name, "test") == 0) {
-        json_t *cur = resolve(*doc, &p, p.n, opts);
+        json_t *cur = resolve(run, *doc, &p, p.n, opts);
         if (cur == NULL || !hk_json_equal(cur, value)) {
             snprintf(err, errlen, "test failed: %s %s", path, cur ? "has another value" : "does not exist");
             rc = HK_ECONFLICT;
@@ -325,7 +447,7 @@ static int apply_one(json_t **doc, const json_t *op, unsigned opts, char *err, s
         } else {
             json_t *v = NULL;
             if (strcasecmp(name, "copy") == 0) {
-                json_t *src = resolve(*doc, &from, from.n, opts);
+                json_t *src = resolve(run, *doc, &from, from.n, opts);
                 if (src == NULL) {
                     snprintf(err, errlen, "from %s does not exist", fpath);
                     rc = HK_EINVAL;
@@ -343,11 +465,11 @@ static int apply_one(json_t **doc, const json_t *op, unsigned opts, char *err, s
                     snprintf(err, errlen, "the whole document cannot be moved");
                     rc = HK_EINVAL;
                 } else {
-                    rc = op_remove(doc, &from, opts, &v, err, errlen, fpath);
+                    rc = op_remove(run, doc, &from, &v, err, errlen, fpath);
                 }
             }
             if (rc == 0)
-                rc = op_add(doc, &p, v, opts, err, errlen, path);
+                rc = op_add(run, doc, &p, v, err, errlen, path);
             pointer_free(&from);
         }
     }
@@ -358,8 +480,10 @@ static int apply_one(json_t **doc, const json_t *op, unsigned opts, char *err, s
 int hk_json_patch_apply(json_t **doc, const json_t *patch, unsigned opts, char *err, size_t errlen)
 {
     int rc = hk_json_patch_check(patch, err, errlen);
+    struct patch_run run = {opts, (opts & HK_PATCH_NOCASE) ? json_object() : NULL};
     for (size_t i = 0; rc == 0 && i < json_array_size(patch); i++)
-        rc = apply_one(doc, json_array_get(patch, i), opts, err, errlen);
+        rc = apply_one(&run, doc, json_array_get(patch, i), err, errlen);
+    json_decref(run.indexes);
     return rc;
 }
 
@@ -376,18 +500,25 @@ void hk_json_merge_patch(json_t **doc, const json_t *patch, unsigned opts)
         json_decref(*doc);
         *doc = json_object();
     }
+    /* One index per object merged: each member of the patch is then found in constant time. */
+    json_t *index = (opts & HK_PATCH_NOCASE) && json_object_size(patch) > 0 ? index_build(*doc) : NULL;
     const char *k;
     json_t *v;
     json_object_foreach ((json_t *)patch, k, v) {
-        const char *found = hk_json_object_key(*doc, k, opts & HK_PATCH_NOCASE);
+        const char *found = index_find(*doc, index, k);
         char *name = hk_strdup(found ? found : k);
         if (json_is_null(v)) {
+            if (found != NULL && index != NULL)
+                index_del(index, name);
             json_object_del(*doc, name);
         } else {
             json_t *cur = json_incref(json_object_get(*doc, name));
             hk_json_merge_patch(&cur, v, opts);
             json_object_set_new(*doc, name, cur);
+            if (found == NULL && index != NULL)
+                index_add(index, name);
         }
         free(name);
     }
+    json_decref(index);
 }

@@ -82,6 +82,7 @@ static void record_done(hk_write *w, int status)
         }
     }
     op->res.disabled = op->disabled;
+    op->res.record_status = status;
     op_finish(op);
     hk__submitted(e);
 }

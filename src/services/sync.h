@@ -41,6 +41,8 @@ typedef struct hk_sync_result {
     const char *event_uuid; /**< the EventId sent */
     uint64_t duration_ms;   /**< from the send to the outcome */
     bool disabled;          /**< recording this failure set the webhook to TooManyErrors */
+    int record_status;      /**< the commit of the attempt's record: 0, or the store's error (logged); 0 when
+                                 nothing was recorded */
 } hk_sync_result;
 
 /** Called once, on the loop, never from within the call that started it. */

@@ -4,6 +4,16 @@ Each test starts the real hookd binary (HOOKD_BIN) on a free loopback port
 with a fresh data directory, talks HTTP to it over sockets, and fails when
 the server's stderr holds a sanitizer report or the server does not exit 0
 on SIGTERM.
+
+The harness cannot pass by accident:
+- every stderr log of every hookd a test started (each generation of a
+  restarted server, a server killed with SIGKILL, one the test forgot to
+  stop) is scanned for sanitizer reports, whether the test passed or failed,
+  and a report fails the test that owned the server;
+- a run that selects no test fails;
+- `python3 hookd_test.py test_x.py` (how ctest runs each file) imports the
+  file and runs its tests, so a file that forgets to call run() still runs.
+tests/e2e/test_harness.py proves each of these checks fires.
 """
 import base64
 import http.client
@@ -22,8 +32,22 @@ import traceback
 BIN = os.path.abspath(os.environ.get("HOOKD_BIN") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build", "debug", "hookd"))
 ADMIN_KEY = "hk_test_admin_key_0123456789abcdefghijklmnop"
-SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
-                     "SUMMARY: UndefinedBehaviorSanitizer")
+# Any of these in hookd's stderr is a sanitizer report: ASan and LSan errors,
+# UBSan's "runtime error:" lines and its summary.
+SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer", "runtime error:")
+
+# Every Server created since the runner started the current test, so that the
+# runner can scan their logs whatever the test did with them.
+_servers = []
+
+
+def sanitizer_report(text):
+    """Returns the part of a log from the first sanitizer report on, or None when it holds none."""
+    first = min((i for i in (text.find(m) for m in SANITIZER_MARKERS) if i >= 0), default=-1)
+    if first < 0:
+        return None
+    start = text.rfind("\n", 0, max(0, first - 2000)) + 1
+    return text[start:start + 8000]
 
 
 class Response:
@@ -46,7 +70,8 @@ class Response:
 class Server:
     """A hookd process with its own data directory."""
 
-    def __init__(self, env=None, config_text=None, data_dir=None, listen="127.0.0.1:0"):
+    def __init__(self, env=None, config_text=None, data_dir=None, listen="127.0.0.1:0", bin=None):
+        self.bin = bin or BIN
         self.tmp = tempfile.mkdtemp(prefix="hookd-e2e-")
         self.data = data_dir or os.path.join(self.tmp, "data")
         self.env = dict(os.environ)
@@ -64,10 +89,14 @@ class Server:
         self.host = "127.0.0.1"
         self.log_path = os.path.join(self.tmp, "stderr.log")
         self.generation = 0
+        self.logs = []      # the stderr file of every generation started, oldest first
+        self.reports = []   # sanitizer reports found so far: (log file, excerpt)
+        self.cleaned = False
+        _servers.append(self)
 
     # -- process control ---------------------------------------------------
     def args(self, *rest):
-        a = [BIN]
+        a = [self.bin]
         a += list(rest)
         if self.config:
             a += ["--config", self.config]
@@ -77,6 +106,7 @@ class Server:
     def start(self, timeout=20):
         self.generation += 1
         self.log_path = os.path.join(self.tmp, "stderr.%d.log" % self.generation)
+        self.logs.append(self.log_path)
         logf = open(self.log_path, "wb")
         self.proc = subprocess.Popen(self.args("serve", "--listen", self.listen), env=self.env,
                                      stdout=subprocess.DEVNULL, stderr=logf, stdin=subprocess.DEVNULL,
@@ -91,8 +121,13 @@ class Server:
                 self.port = int(m.group(2))
                 return self
             if self.proc.poll() is not None:
-                raise AssertionError("hookd exited with %s at start:\n%s" % (self.proc.returncode, text))
+                rc = self.proc.returncode
+                self.proc = None
+                self.check_log()
+                raise AssertionError("hookd exited with %s at start:\n%s" % (rc, text))
             time.sleep(0.02)
+        self.kill_quietly()
+        self.check_log()
         raise AssertionError("hookd did not become ready:\n" + self.log())
 
     def log(self):
@@ -102,11 +137,38 @@ class Server:
         except FileNotFoundError:
             return ""
 
+    def scan(self):
+        """Scans the log of every generation (also of killed ones) and records each report once."""
+        seen = {path for path, _ in self.reports}
+        for path in self.logs:
+            if path in seen:
+                continue
+            try:
+                with open(path, "rb") as f:
+                    text = f.read().decode("utf-8", "replace")
+            except FileNotFoundError:
+                continue
+            report = sanitizer_report(text)
+            if report is not None:
+                self.reports.append((path, report))
+        return self.reports
+
     def check_log(self):
-        text = self.log()
-        for marker in SANITIZER_MARKERS:
-            if marker in text:
-                raise AssertionError("sanitizer report in hookd's stderr:\n" + text[-6000:])
+        """Raises AssertionError when any log of this server so far holds a sanitizer report."""
+        if self.scan():
+            path, report = self.reports[0]
+            raise AssertionError("sanitizer report in hookd's stderr (%s):\n%s" % (os.path.basename(path), report))
+
+    def kill_quietly(self):
+        """SIGKILL and reap the process, if one runs; never raises."""
+        if self.proc is None:
+            return
+        try:
+            self.proc.kill()
+            self.proc.wait(30)
+        except Exception:
+            pass
+        self.proc = None
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
         """Stops the server; SIGTERM must drain and exit 0 with a clean log."""
@@ -116,8 +178,8 @@ class Server:
         try:
             rc = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            self.kill_quietly()
+            self.check_log()
             raise AssertionError("hookd did not stop within %ss:\n%s" % (timeout, self.log()[-4000:]))
         self.proc = None
         self.check_log()
@@ -126,37 +188,47 @@ class Server:
         return rc
 
     def kill9(self):
+        """SIGKILL, as a crash would; what the log holds so far is still scanned."""
         self.proc.kill()
         self.proc.wait()
         self.proc = None
+        self.check_log()
 
     def restart(self):
         self.stop()
         return self.start()
 
-    def cleanup(self):
-        if self.proc is not None:
-            try:
-                self.stop()
-            finally:
-                shutil.rmtree(self.tmp, ignore_errors=True)
-        else:
+    def remove(self):
+        """Scans every log, then deletes the temporary directory (logs and data)."""
+        if not self.cleaned:
+            self.scan()
+            self.cleaned = True
             shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def cleanup(self):
+        """Stops the server (SIGTERM, exit 0, clean log) and removes its files; raises on a report."""
+        try:
+            if self.proc is not None:
+                self.stop()
+            self.check_log()
+        finally:
+            self.kill_quietly()
+            self.remove()
 
     def __enter__(self):
         return self.start()
 
     def __exit__(self, *exc):
-        if exc[0] is not None and self.proc is not None:
-            # Show what the server said when a test fails.
-            sys.stderr.write("---- hookd stderr (tail) ----\n%s\n" % self.log()[-3000:])
+        if exc[0] is not None:
+            # The test failed: show what the server said, kill it, and still
+            # report a sanitizer finding (chained to the test's own error).
+            if self.proc is not None:
+                sys.stderr.write("---- hookd stderr (tail) ----\n%s\n" % self.log()[-3000:])
+            self.kill_quietly()
             try:
-                self.proc.kill()
-                self.proc.wait()
-            except Exception:
-                pass
-            self.proc = None
-            shutil.rmtree(self.tmp, ignore_errors=True)
+                self.check_log()
+            finally:
+                self.remove()
             return False
         self.cleanup()
         return False
@@ -165,8 +237,7 @@ class Server:
     def cli(self, *args, check=True):
         p = subprocess.run(self.args(*args), env=self.env, capture_output=True, text=True, timeout=60,
                            cwd=self.tmp)
-        for marker in SANITIZER_MARKERS:
-            assert marker not in p.stderr, p.stderr
+        assert sanitizer_report(p.stderr) is None, p.stderr
         if check and p.returncode != 0:
             raise AssertionError("hookd %s failed (%d): %s" % (" ".join(args), p.returncode, p.stderr))
         return p
@@ -247,23 +318,96 @@ def parse_responses(raw):
     return out
 
 
-def run(tests_globals):
-    """Runs every test_* function of the module; prints the closing line."""
+def finish_servers(servers):
+    """After a test: stops what still runs and returns every sanitizer report of the servers' logs."""
+    problems = []
+    for srv in servers:
+        if srv.proc is not None:
+            try:
+                srv.stop()
+            except Exception as e:
+                problems.append("a server left running by the test did not stop cleanly: %s" % e)
+        srv.kill_quietly()
+        srv.remove()
+        for path, report in srv.reports:
+            problems.append("sanitizer report in hookd's stderr (%s):\n%s" % (os.path.basename(path), report))
+    return problems
+
+
+def run_tests(tests):
+    """Runs the (name, function) pairs in order; returns (passed, failed).
+
+    A test fails when it raises, and also when any hookd it started left a
+    sanitizer report in its stderr, even if the test caught the error."""
+    passed = failed = 0
+    for name, fn in tests:
+        t0 = time.time()
+        first = len(_servers)
+        ok = True
+        try:
+            fn()
+        except Exception:
+            ok = False
+            print("FAIL %s (%.2fs)" % (name, time.time() - t0), flush=True)
+            traceback.print_exc()
+            sys.stdout.flush()
+        problems = finish_servers(_servers[first:])
+        del _servers[first:]
+        if problems and ok:
+            ok = False
+            print("FAIL %s (%.2fs)" % (name, time.time() - t0), flush=True)
+        for p in problems:
+            print(p, flush=True)
+        if ok:
+            passed += 1
+            print("ok   %s (%.2fs)" % (name, time.time() - t0), flush=True)
+        else:
+            failed += 1
+    return passed, failed
+
+
+def select(tests_globals):
+    """The module's test_* functions, sorted, narrowed by HOOKD_TEST_ONLY (a substring)."""
     names = [n for n in sorted(tests_globals) if n.startswith("test_") and callable(tests_globals[n])]
     only = os.environ.get("HOOKD_TEST_ONLY")
     if only:
         names = [n for n in names if only in n]
-    passed = failed = 0
-    for name in names:
-        t0 = time.time()
-        try:
-            tests_globals[name]()
-            passed += 1
-            print("ok   %s (%.2fs)" % (name, time.time() - t0), flush=True)
-        except Exception:
-            failed += 1
-            print("FAIL %s (%.2fs)" % (name, time.time() - t0), flush=True)
-            traceback.print_exc()
-            sys.stdout.flush()
+    return [(n, tests_globals[n]) for n in names]
+
+
+def run(tests_globals):
+    """Runs every selected test_* function of the module; prints the closing line and exits.
+
+    Exits 1 when a test failed or when no test was selected."""
+    tests = select(tests_globals)
+    if not tests:
+        print("no tests selected%s: failing, a run that tests nothing must not pass" %
+              (" (HOOKD_TEST_ONLY=%s)" % os.environ["HOOKD_TEST_ONLY"] if os.environ.get("HOOKD_TEST_ONLY") else ""))
+        sys.exit(1)
+    passed, failed = run_tests(tests)
     print("%d passed, %d failed" % (passed, failed))
     sys.exit(1 if failed else 0)
+
+
+def main(argv):
+    """`hookd_test.py FILE.py`: imports the test file as a module and runs its tests."""
+    import importlib.util
+    if len(argv) != 1:
+        print("usage: hookd_test.py TEST_FILE.py", file=sys.stderr)
+        sys.exit(2)
+    path = os.path.abspath(argv[0])
+    sys.path.insert(0, os.path.dirname(path))
+    name = os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    run(vars(module))
+
+
+if __name__ == "__main__":
+    # The test files import this file as the module hookd_test; run through
+    # that module, not this __main__ copy, so both share one server registry.
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import hookd_test
+    hookd_test.main(sys.argv[1:])

@@ -703,6 +703,10 @@ static void test_failures(void)
                                 "http://127.0.0.1/a b",
                                 "http://[::1/",
                                 "http://[zz]/",
+                                "http://127.0.0.1%2e/",
+                                "http://127.1/",
+                                "http://0x7f000001/",
+                                "http://127.0.0.1:/",
                                 "127.0.0.1"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         hk_client_request r = {.url = bad[i]};

@@ -1,4 +1,6 @@
 /* Unit tests of JSON Patch (RFC 6902, with the RFC's appendix cases) and JSON Merge Patch (RFC 7396). */
+#include <time.h>
+
 #include "json_patch.h"
 #include "unit.h"
 
@@ -43,6 +45,55 @@ static void merge_case(const char *doc, const char *patch, const char *want, uns
     json_decref(d);
     json_decref(p);
     json_decref(w);
+}
+
+/* Seconds of CPU time since start. */
+static double cpu_since(clock_t start)
+{
+    return (double)(clock() - start) / CLOCKS_PER_SEC;
+}
+
+/*
+ * A patch with many members costs time linear in its size: 100,000 new
+ * members, matched case-insensitively one by one against the growing
+ * object, took minutes when each lookup scanned the object. The bound is
+ * generous (a sanitizer build, a shared machine) yet far below the
+ * quadratic cost.
+ */
+static void test_large_patches(void)
+{
+    enum { N = 100000 };
+    json_t *doc = json_pack("{s:s, s:{}}", "Name", "x", "Properties");
+    json_t *patch = json_object(), *props = json_object();
+    char key[32];
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof(key), "Member%d", i);
+        json_object_set_new(props, key, json_integer(i));
+    }
+    json_object_set_new(patch, "properties", props);
+    clock_t t0 = clock();
+    hk_json_merge_patch(&doc, patch, HK_PATCH_NOCASE);
+    CHECK(cpu_since(t0) < 10.0);
+    CHECK_INT(json_object_size(json_object_get(doc, "Properties")), N);
+    json_decref(patch);
+
+    /* The same members once more in another letter case, as a JSON Patch of replace operations. */
+    patch = json_array();
+    for (int i = 0; i < N / 2; i++) {
+        char path[48];
+        snprintf(path, sizeof(path), "/PROPERTIES/MEMBER%d", i);
+        json_array_append_new(patch, json_pack("{s:s, s:s, s:i}", "op", "replace", "path", path, "value", -i));
+    }
+    char err[256] = "";
+    t0 = clock();
+    CHECK_INT(hk_json_patch_apply(&doc, patch, HK_PATCH_NOCASE | HK_PATCH_LAX_PATH, err, sizeof(err)), 0);
+    CHECK(cpu_since(t0) < 10.0);
+    json_t *p = json_object_get(doc, "Properties");
+    CHECK_INT(json_object_size(p), N);
+    CHECK_INT(json_integer_value(json_object_get(p, "Member7")), -7);
+    CHECK_INT(json_integer_value(json_object_get(p, "Member99999")), 99999);
+    json_decref(patch);
+    json_decref(doc);
 }
 
 int main(void)
@@ -164,5 +215,20 @@ int main(void)
     merge_case("{\"Name\":\"x\",\"Headers\":{\"A\":\"1\"}}", "{\"name\":\"y\",\"headers\":{\"a\":null,\"B\":\"2\"}}",
                "{\"Name\":\"y\",\"Headers\":{\"B\":\"2\"}}", HK_PATCH_NOCASE);
 
+    /* Members that differ only in case: removing one leaves the other findable, in both kinds of patch. */
+    CHECK_INT(patch_case("{\"aB\":1,\"Ab\":2}",
+                         "[{\"op\":\"remove\",\"path\":\"/aB\"},{\"op\":\"replace\",\"path\":\"/AB\",\"value\":3}]", so,
+                         "{\"Ab\":3}"),
+              0);
+    CHECK_INT(
+        patch_case("{}",
+                   "[{\"op\":\"add\",\"path\":\"/x\",\"value\":1},{\"op\":\"add\",\"path\":\"/X\",\"value\":2},"
+                   "{\"op\":\"move\",\"from\":\"/x\",\"path\":\"/y\"},{\"op\":\"test\",\"path\":\"/Y\",\"value\":2}]",
+                   so, "{\"y\":2}"),
+        0);
+    merge_case("{\"aB\":1,\"Ab\":2}", "{\"aB\":null,\"AB\":3}", "{\"Ab\":3}", HK_PATCH_NOCASE);
+    merge_case("{}", "{\"k\":1,\"K\":2}", "{\"k\":2}", HK_PATCH_NOCASE);
+
+    test_large_patches();
     return unit_done();
 }

@@ -1,6 +1,7 @@
 /* test_ssrf.c: the SSRF guard's ranges, embedded-IPv4 forms and allowlist. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "ssrf.h"
 #include "unit.h"
@@ -52,9 +53,20 @@ static const struct ssrf_case cases[] = {
     {"", "fd12:3456::1", false, "unique local"},
     {"", "fe80::1", false, "link-local"},
     {"", "febf::1", false, "link-local"},
-    {"", "fec0::1", true, NULL},
+    {"", "fec0::1", false, "fec0::1 is site-local (fec0::/10)"},
+    {"", "feff:ffff::1", false, "site-local"},
+    {"", "ff00::", false, "multicast"},
     {"", "ff02::1", false, "multicast"},
     {"", "2001:db8::1", false, "documentation"},
+    /* Teredo (2001::/32): refused whole, whatever IPv4 address it hides. */
+    {"", "2001:0:4136:e378:8000:63bf:3fff:fdd2", false, "is Teredo (2001::/32)"},
+    {"", "2001::1", false, "Teredo"},
+    {"", "2001:0:ffff:ffff:ffff:ffff:ffff:ffff", false, "Teredo"},
+    {"", "2001:1::1", true, NULL},
+    /* Local-use NAT64 (64:ff9b:1::/48): the operator picks what it reaches. */
+    {"", "64:ff9b:1::a00:1", false, "64:ff9b:1::a00:1 is local-use NAT64 (64:ff9b:1::/48)"},
+    {"", "64:ff9b:1:ffff::808:808", false, "local-use NAT64"},
+    {"", "64:ff9b:2::808:808", true, NULL},
     {"", "2001:4860:4860::8888", true, NULL},
     {"", "2606:4700::1111", true, NULL},
     /* IPv6 forms judged by their embedded IPv4 address. */
@@ -93,6 +105,8 @@ static const struct ssrf_case cases[] = {
     {"::/0", "ff02::1", true, NULL},
     {"::/0", "127.0.0.1", true, NULL}, /* IPv4 addresses live in ::ffff:0:0/96 */
     {"100.64.0.0/10", "64:ff9b::6440:1", true, NULL},
+    {"2001::/32", "2001:0:4136:e378:8000:63bf:3fff:fdd2", true, NULL},
+    {"fec0::/10", "fec0::1", true, NULL},
 };
 
 static void sockaddr_of(const char *text, struct sockaddr_storage *ss)
@@ -178,9 +192,60 @@ static void test_null_guard(void)
     CHECK(hk_ssrf_allowed(NULL, (struct sockaddr *)&ss, why, sizeof(why)));
 }
 
+/* The refusal names the address and the rule apart, for a log line "refused address A by rule R". */
+static void test_refusal_fields(void)
+{
+    hk_ssrf *g = NULL;
+    CHECK_INT(hk_ssrf_create(&g, "", NULL, 0), 0);
+    struct sockaddr_storage ss;
+    hk_ssrf_refusal r;
+    sockaddr_of("10.1.2.3", &ss);
+    CHECK_INT(hk_ssrf_check(g, (struct sockaddr *)&ss, &r), HK_EFORBIDDEN);
+    CHECK_STR(r.addr, "10.1.2.3");
+    CHECK_STR(r.rule, "private (RFC 1918)");
+    sockaddr_of("::ffff:127.0.0.1", &ss);
+    CHECK_INT(hk_ssrf_check(g, (struct sockaddr *)&ss, &r), HK_EFORBIDDEN);
+    CHECK_STR(r.addr, "::ffff:127.0.0.1");
+    CHECK_STR(r.rule, "loopback (IPv4-mapped 127.0.0.1)");
+    sockaddr_of("8.8.8.8", &ss);
+    CHECK_INT(hk_ssrf_check(g, (struct sockaddr *)&ss, &r), 0);
+    CHECK_INT(hk_ssrf_check(g, (struct sockaddr *)&ss, NULL), 0);
+    sockaddr_of("127.0.0.1", &ss);
+    CHECK_INT(hk_ssrf_check(g, (struct sockaddr *)&ss, NULL), HK_EFORBIDDEN);
+    struct sockaddr unix_sa = {.sa_family = AF_UNIX};
+    CHECK_INT(hk_ssrf_check(g, &unix_sa, &r), HK_EFORBIDDEN);
+    CHECK_STR(r.addr, "");
+    CHECK(strstr(r.rule, "not IP") != NULL);
+    hk_ssrf_free(g);
+}
+
+/* A URL's host judged at save: literals by their range, names left for connect time. */
+static void test_check_host(void)
+{
+    hk_ssrf *g = NULL;
+    CHECK_INT(hk_ssrf_create(&g, "127.0.0.1/32", NULL, 0), 0);
+    hk_ssrf_refusal r;
+    CHECK_INT(hk_ssrf_check_host(g, "169.254.169.254", &r), HK_EFORBIDDEN);
+    CHECK_STR(r.addr, "169.254.169.254");
+    CHECK_STR(r.rule, "link-local");
+    CHECK_INT(hk_ssrf_check_host(g, "fec0::1", &r), HK_EFORBIDDEN);
+    CHECK_STR(r.rule, "site-local (fec0::/10)");
+    CHECK_INT(hk_ssrf_check_host(g, "::1", &r), HK_EFORBIDDEN);
+    CHECK_STR(r.rule, "loopback");
+    CHECK_INT(hk_ssrf_check_host(g, "127.0.0.1", &r), 0); /* the allowlist admits it */
+    CHECK_INT(hk_ssrf_check_host(g, "127.0.0.2", &r), HK_EFORBIDDEN);
+    CHECK_INT(hk_ssrf_check_host(g, "93.184.216.34", &r), 0);
+    CHECK_INT(hk_ssrf_check_host(g, "2606:4700::1111", &r), 0);
+    CHECK_INT(hk_ssrf_check_host(g, "localhost", &r), 0); /* a name: judged when resolved */
+    CHECK_INT(hk_ssrf_check_host(g, "example.com", &r), 0);
+    hk_ssrf_free(g);
+}
+
 int main(void)
 {
     test_table();
+    test_refusal_fields();
+    test_check_host();
     test_parse_errors();
     test_null_guard();
     return unit_done();

@@ -38,11 +38,15 @@ static int unit_checks;
         }                                                                                                              \
     } while (0)
 
-/* Prints the plain closing line and returns the exit code. */
+/* Prints the plain closing line and returns the exit code: 1 when a check
+ * failed, and also when no check ran at all (a test that checks nothing must
+ * not pass; ctest's tests/unit/run_unit.py insists on it too). */
 static inline int unit_done(void)
 {
     printf("%d passed, %d failed\n", unit_checks - unit_failures, unit_failures);
-    return unit_failures ? 1 : 0;
+    if (unit_checks == 0)
+        fprintf(stderr, "no checks ran\n");
+    return unit_failures || unit_checks == 0 ? 1 : 0;
 }
 
 #endif
