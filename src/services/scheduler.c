@@ -3,13 +3,13 @@
  * it admits, loading them from the pending queue, the origins and their
  * connection slots, fair dispatch and sending.
  */
-#include <ctype.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "engine_int.h"
 #include "log.h"
+#include "url.h"
 #include "webhook.h"
 
 #define QKEY_LEN 20           /* webhook id (4) + due ms (8) + event id (8) */
@@ -73,27 +73,17 @@ void hk__job_drop(hk_engine *e, struct hk__job *j)
 
 /* ---- origins -------------------------------------------------------------------- */
 
-/* scheme://host:port in lower case: http://h and http://h:80 share one. */
+/* scheme://host:port as the URL parser reads it: http://H and http://h:80
+ * share one. A URL that does not parse (its request fails at once) is its
+ * own origin. */
 static char *origin_key(const char *url)
 {
-    const char *p = strstr(url, "://");
-    if (p == NULL)
+    hk_url u;
+    if (hk_url_parse(url, &u, NULL) != 0)
         return hk_strdup(url);
-    size_t slen = (size_t)(p - url);
-    const char *host = p + 3;
-    size_t hlen = strcspn(host, "/?#");
-    const char *at = memchr(host, '@', hlen);
-    if (at != NULL) {
-        hlen -= (size_t)(at + 1 - host);
-        host = at + 1;
-    }
-    char buf[600];
-    bool has_port = hlen > 0 && (host[hlen - 1] != ']') && memchr(host, ':', hlen) != NULL &&
-                    !(host[0] == '[' && memchr(host, ']', hlen) == host + hlen - 1);
-    int n = snprintf(buf, sizeof(buf), "%.*s://%.*s%s", (int)slen, url, (int)(hlen > 500 ? 500 : hlen), host,
-                     has_port ? "" : (slen == 5 ? ":443" : ":80"));
-    for (int i = 0; i < n && i < (int)sizeof(buf); i++)
-        buf[i] = (char)tolower((unsigned char)buf[i]);
+    char buf[HK_URL_MAX_HOST + 32];
+    snprintf(buf, sizeof(buf), "%s://%s%s%s:%u", u.tls ? "https" : "http", u.host_kind == HK_URL_HOST_IPV6 ? "[" : "",
+             u.host, u.host_kind == HK_URL_HOST_IPV6 ? "]" : "", u.port);
     return hk_strdup(buf);
 }
 
