@@ -5,7 +5,7 @@
 set -eu
 
 PKGS="cmake ninja-build pkg-config gcc libc6-dev ca-certificates
-libuv1-dev libmbedtls-dev liblmdb-dev lmdb-utils node-llhttp libjansson-dev
+libuv1-dev libmbedtls-dev liblmdb-dev lmdb-utils node-llhttp libjansson-dev libexpat1-dev
 python3 openssl curl $*"
 
 missing=""

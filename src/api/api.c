@@ -18,6 +18,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "json_patch.h"
 #include "log.h"
 
 #define IVANTI_401_BODY                                                                                                \
@@ -266,15 +267,8 @@ int hk_query_long(const hk_ctx *ctx, const char *name, long def, long min, long 
 
 json_t *hk_json_member_ci(const json_t *obj, const char *name)
 {
-    json_t *v = json_object_get(obj, name);
-    if (v != NULL || !json_is_object(obj))
-        return v;
-    const char *key;
-    json_t *val;
-    json_object_foreach ((json_t *)obj, key, val)
-        if (strcasecmp(key, name) == 0)
-            return val;
-    return NULL;
+    const char *key = hk_json_object_key(obj, name, true);
+    return key ? json_object_get(obj, key) : NULL;
 }
 
 json_t *hk_body_json(const hk_ctx *ctx, char *err, size_t errlen, bool *empty)

@@ -18,6 +18,7 @@
 #include "http_server.h"
 #include "kv.h"
 #include "router.h"
+#include "store.h"
 
 /** The API dialect a path belongs to; it decides the error shape. */
 enum hk_dialect {
@@ -34,7 +35,8 @@ enum hk_dialect {
 typedef struct hk_api_env {
     uv_loop_t *loop;      /**< the event loop */
     const hk_config *cfg; /**< configuration */
-    hk_kv_env *store;     /**< the store */
+    hk_kv_env *store;     /**< the store's LMDB wrapper (kv.h), for modules not yet on the seam */
+    hk_store *db;         /**< the store's typed seam (store.h): ops and queries */
     hk_engine *engine;    /**< the delivery engine; NULL once stopped */
     hk_router *router;    /**< API routes */
     bool ready;           /**< set by the app once started: /readyz may answer 200 */
@@ -151,7 +153,8 @@ int hk_query_long(const hk_ctx *ctx, const char *name, long def, long min, long 
  * (SuperOffice binds request members so): an exact match first, else the
  * first member, in document order, whose name differs only in case. NULL
  * when obj is not an object or has no such member. Borrowed reference.
- * Costs one hash lookup, plus a scan of the members when there is no exact
+ * The value behind hk_json_object_key (json_patch.h), the one lookup. It
+ * costs one hash lookup, plus a scan of the members when there is no exact
  * match: call it for a fixed set of names, not once per member of a body.
  */
 json_t *hk_json_member_ci(const json_t *obj, const char *name);

@@ -11,10 +11,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "accounts.h"
 #include "api.h"
 #include "api_sync.h"
-#include "webhook.h"
+#include "store.h"
 
 #define ACTION_IDS_MAX 10000 /* account ids in one custom action */
 #define OFFENDERS_SHOWN 20   /* offending ids named in a 400 */
@@ -58,30 +57,40 @@ static void action_done(const hk_sync_result *res, void *arg)
 
 /*
  * Loads webhook id into a target; answers (404, or 400 for a webhook that
- * is not Active) and returns false when it cannot run. txn stays open.
+ * is not Active) and returns false when it cannot run.
  */
-static bool action_target(hk_ctx *ctx, hk_txn *txn, uint32_t id, const char *field, hk_target *t)
+static bool action_target(hk_ctx *ctx, uint32_t id, const char *field, hk_target *t)
 {
-    json_t *rec;
-    int rc = hk_webhook_get(txn, id, &rec);
-    if (rc == HK_ENOTFOUND) {
+    hk_webhook w;
+    memset(&w, 0, sizeof(w)); /* filled by the store; safe to free either way */
+    int rc = hk_store_webhook_get(ctx->app->db, id, &w);
+    bool ok = false;
+    if (rc == HK_ENOTFOUND)
         hk_respond_error(ctx, 404, "webhook %u not found", id);
-        return false;
-    }
-    if (rc != 0) {
+    else if (rc != 0)
         hk_respond_store_error(ctx, rc);
-        return false;
-    }
-    const char *state = hk_wh_str(rec, "state");
-    if (strcmp(state, HK_STATE_ACTIVE) != 0) {
+    else if (w.state != HK_WH_ACTIVE)
         hk_respond_field_error(ctx, 400, field, "webhook %u is %s, not Active: its custom action cannot run", id,
-                               state);
-        json_decref(rec);
-        return false;
-    }
-    hk_target_from_record(t, rec);
-    json_decref(rec);
-    return true;
+                               hk_webhook_state_name(w.state));
+    else
+        ok = true;
+    if (ok)
+        hk_target_from_webhook(t, &w);
+    hk_webhook_free(&w);
+    return ok;
+}
+
+/* Account id is within node top (never when top is 0: no topmost node, no account). */
+static int account_within(hk_store *db, uint32_t id, uint32_t top, bool *within)
+{
+    *within = false;
+    if (top == 0)
+        return 0;
+    hk_account a;
+    int rc = hk_store_account_get(db, id, &a);
+    if (rc == HK_ENOTFOUND)
+        return 0;
+    return rc != 0 ? rc : hk_store_node_within(db, a.node, top, within);
 }
 
 static void run_action(hk_ctx *ctx, hk_target *t, const char *event, const char *data, const char *changes)
@@ -194,22 +203,13 @@ static void account_action(hk_ctx *ctx)
     json_decref(body);
     nlist = dedupe(list, nlist);
 
-    hk_txn *txn;
-    int rc = hk_kv_read(ctx->app->store, &txn);
-    if (rc != 0) {
-        free(list);
-        hk_respond_store_error(ctx, rc);
-        return;
-    }
     hk_target t;
     memset(&t, 0, sizeof(t));
-    if (!action_target(ctx, txn, wid, "webhookId", &t)) {
-        hk_txn_end(txn);
+    if (!action_target(ctx, wid, "webhookId", &t)) {
         free(list);
         return;
     }
     if (nlist == 0) {
-        hk_txn_end(txn);
         free(list);
         hk_target_free(&t);
         hk_respond_empty(ctx, 204);
@@ -221,13 +221,20 @@ static void account_action(hk_ctx *ctx)
     size_t nbad = 0, blen = 0;
     bad[0] = '\0';
     for (size_t i = 0; i < nlist; i++) {
-        if (hk_account_within(txn, list[i], ctx->user.top_node))
+        bool within;
+        int rc = account_within(ctx->app->db, list[i], ctx->user.top_node, &within);
+        if (rc != 0) {
+            free(list);
+            hk_target_free(&t);
+            hk_respond_store_error(ctx, rc);
+            return;
+        }
+        if (within)
             continue;
         if (nbad < OFFENDERS_SHOWN && blen < sizeof(bad) - 16)
             blen += (size_t)snprintf(bad + blen, sizeof(bad) - blen, "%s%u", nbad ? ", " : "", list[i]);
         nbad++;
     }
-    hk_txn_end(txn);
     if (nbad > 0) {
         free(list);
         hk_target_free(&t);
@@ -264,17 +271,9 @@ static void application_action(hk_ctx *ctx)
         hk_respond_error(ctx, 404, "webhook %.40s not found", hk_route_param(&ctx->params, "webhookId"));
         return;
     }
-    hk_txn *txn;
-    int rc = hk_kv_read(ctx->app->store, &txn);
-    if (rc != 0) {
-        hk_respond_store_error(ctx, rc);
-        return;
-    }
     hk_target t;
     memset(&t, 0, sizeof(t));
-    bool ok = action_target(ctx, txn, (uint32_t)wid, "webhookId", &t);
-    hk_txn_end(txn);
-    if (!ok)
+    if (!action_target(ctx, (uint32_t)wid, "webhookId", &t))
         return;
     run_action(ctx, &t, "application.customAction", "{}", "[]");
     hk_target_free(&t);

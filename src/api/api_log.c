@@ -339,8 +339,7 @@ static void log_list(hk_ctx *ctx)
                 total++;
                 continue;
             }
-            json_error_t jerr;
-            json_t *rec = json_loadb(v.data, v.len, 0, &jerr);
+            json_t *rec = hk_log_record_json(k.data, k.len, v.data, v.len);
             if (rec == NULL)
                 continue;
             if (matches(&f, rec)) {

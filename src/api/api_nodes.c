@@ -9,8 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "accounts.h"
 #include "api.h"
+#include "store.h"
 
 /* Reads a positive int32 member; *present tells whether it was there (not null). */
 static bool int_member(const json_t *obj, const char *name, uint32_t *out, bool *present)
@@ -24,41 +24,31 @@ static bool int_member(const json_t *obj, const char *name, uint32_t *out, bool 
 }
 
 struct tree_write {
-    hk_write w;
+    hk_commit c; /* HK_OP_NODE_PUT or HK_OP_ACCOUNT_PUT */
     hk_ctx *ctx;
-    bool is_node;
-    hk_node node;
-    hk_account account;
-    char err[256];
 };
 
-static int tree_apply(hk_txn *txn, hk_write *w)
+static void tree_done(hk_commit *c, int status)
 {
-    struct tree_write *tw = hk_container_of(w, struct tree_write, w);
-    tw->err[0] = '\0';
-    if (tw->is_node)
-        return hk_node_put(txn, &tw->node, tw->err, sizeof(tw->err));
-    return hk_account_put(txn, &tw->account, tw->err, sizeof(tw->err));
-}
-
-static void tree_done(hk_write *w, int status)
-{
-    struct tree_write *tw = hk_container_of(w, struct tree_write, w);
+    struct tree_write *tw = hk_container_of(c, struct tree_write, c);
     hk_ctx *ctx = tw->ctx;
+    bool is_node = c->op.type == HK_OP_NODE_PUT;
     hk_api_note_commit(ctx->app, status);
     if (status == HK_EINVAL) {
-        hk_respond_field_error(ctx, 400, tw->is_node ? "parentId" : "nodeId", "%s", tw->err);
+        hk_respond_field_error(ctx, 400, is_node ? "parentId" : "nodeId", "%s",
+                               is_node ? c->op.u.node_put.err : c->op.u.account_put.err);
     } else if (status != 0) {
         hk_respond_store_error(ctx, status);
-    } else if (tw->is_node) {
-        json_t *parent = tw->node.parent ? json_integer(tw->node.parent) : json_null();
-        hk_respond_json(
-            ctx, 200,
-            json_pack("{s:I, s:s, s:o}", "nodeId", (json_int_t)tw->node.id, "name", tw->node.name, "parentId", parent));
-    } else {
+    } else if (is_node) {
+        const hk_node *n = &c->op.u.node_put.node;
+        json_t *parent = n->parent ? json_integer(n->parent) : json_null();
         hk_respond_json(ctx, 200,
-                        json_pack("{s:I, s:s, s:I}", "accountId", (json_int_t)tw->account.id, "name", tw->account.name,
-                                  "nodeId", (json_int_t)tw->account.node));
+                        json_pack("{s:I, s:s, s:o}", "nodeId", (json_int_t)n->id, "name", n->name, "parentId", parent));
+    } else {
+        const hk_account *a = &c->op.u.account_put.account;
+        hk_respond_json(ctx, 200,
+                        json_pack("{s:I, s:s, s:I}", "accountId", (json_int_t)a->id, "name", a->name, "nodeId",
+                                  (json_int_t)a->node));
     }
     free(tw);
 }
@@ -87,7 +77,6 @@ static void tree_put(hk_ctx *ctx, bool is_node)
     }
     struct tree_write *tw = hk_calloc(1, sizeof(*tw));
     tw->ctx = ctx;
-    tw->is_node = is_node;
     uint32_t link = 0;
     bool present;
     const char *lname = is_node ? "parentId" : "nodeId";
@@ -98,20 +87,22 @@ static void tree_put(hk_ctx *ctx, bool is_node)
             ctx, 400, lname, is_node ? "parentId must be a node id or null (a root)" : "nodeId is required: a node id");
         return;
     }
+    hk_op *op = &tw->c.op;
+    op->now_ms = hk_now_ms();
     if (is_node) {
-        tw->node.id = (uint32_t)id;
-        tw->node.parent = link;
-        snprintf(tw->node.name, sizeof(tw->node.name), "%s", name);
+        op->type = HK_OP_NODE_PUT;
+        op->u.node_put.node.id = (uint32_t)id;
+        op->u.node_put.node.parent = link;
+        snprintf(op->u.node_put.node.name, sizeof(op->u.node_put.node.name), "%s", name);
     } else {
-        tw->account.id = (uint32_t)id;
-        tw->account.node = link;
-        snprintf(tw->account.name, sizeof(tw->account.name), "%s", name);
+        op->type = HK_OP_ACCOUNT_PUT;
+        op->u.account_put.account.id = (uint32_t)id;
+        op->u.account_put.account.node = link;
+        snprintf(op->u.account_put.account.name, sizeof(op->u.account_put.account.name), "%s", name);
     }
     json_decref(body);
-    tw->w.apply = tree_apply;
-    tw->w.done = tree_done;
-    tw->w.flags = HK_WRITE_ISOLATED;
-    hk_kv_submit(ctx->app->store, &tw->w);
+    tw->c.done = tree_done;
+    hk_store_submit(ctx->app->db, &tw->c);
 }
 
 static void node_put(hk_ctx *ctx)

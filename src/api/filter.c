@@ -17,6 +17,7 @@
 #include <strings.h>
 
 #include "date.h"
+#include "utf8.h"
 
 #define TOKEN_SHOWN_MAX 40 /* bytes of a bad token quoted in an error */
 
@@ -119,20 +120,6 @@ static const char *keyword(const char *p, const char *phrase)
     return boundary(*p) ? p : NULL;
 }
 
-/* Length of the UTF-8 sequence starting with the byte c, 0 when c cannot start one. */
-static size_t utf8_len(unsigned char c)
-{
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        return 2;
-    if (c >= 0xe0 && c <= 0xef)
-        return 3;
-    if (c >= 0xf0 && c <= 0xf4)
-        return 4;
-    return 0;
-}
-
 /* Copies the token at p (up to white space, at most TOKEN_SHOWN_MAX bytes,
  * "..." when cut) into out as printable UTF-8 an error can quote: control
  * characters and broken sequences become '?'. */
@@ -141,13 +128,7 @@ static void show_token(const char *p, char *out, size_t outlen)
     size_t o = 0;
     const unsigned char *s = (const unsigned char *)p;
     while (*s != '\0' && !isspace(*s)) {
-        size_t n = utf8_len(*s);
-        for (size_t i = 1; i < n; i++) {
-            if ((s[i] & 0xc0) != 0x80) {
-                n = 0;
-                break;
-            }
-        }
+        size_t n = hk_utf8_seq((const char *)s, strnlen((const char *)s, 4));
         if (o + (n ? n : 1) + 4 > outlen || o + (n ? n : 1) > TOKEN_SHOWN_MAX) {
             memcpy(out + o, "...", 3);
             o += 3;

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "notify.h"
 #include "sender.h"
+#include "store.h"
 
 struct bootstrap {
     const char *given;
@@ -140,7 +141,7 @@ static int listen_all(hk_app *app)
 static void on_attempt_finished(const hk_attempt *a, void *arg)
 {
     hk_app *app = arg;
-    hk_notify_attempt(app->env.loop, app->env.cfg, app->env.store, a);
+    hk_notify_attempt(app->env.loop, app->env.cfg, app->env.db, a);
 }
 
 /* The engine on the outbound client, the system clock and the configuration. */
@@ -164,7 +165,7 @@ static int start_engine(hk_app *app)
     }
     hk_clock_real(&app->clock, app->env.loop);
     hk_engine_deps deps = {.loop = app->env.loop,
-                           .store = app->env.store,
+                           .store = app->env.db,
                            .clock = &app->clock,
                            .finished = on_attempt_finished,
                            .finished_arg = app};
@@ -189,17 +190,23 @@ int hk_app_run(hk_config *cfg)
     app.env.loop->data = &app;
     signal(SIGPIPE, SIG_IGN);
 
-    int rc = hk_kv_open(&app.env.store, cfg->data_dir, cfg->map_size, cfg->max_batch, app.env.loop);
+    /* A serving process holds the data directory's lock: a second one on it exits here. */
+    hk_store *store;
+    hk_store_opts so = {
+        .data_dir = cfg->data_dir, .map_size = cfg->map_size, .max_batch = cfg->max_batch, .exclusive = true};
+    int rc = hk_store_open(&store, app.env.loop, &so);
     if (rc != 0)
         return 1;
+    app.env.db = store;
+    app.env.store = hk_store_kv(store);
     if (hk_app_bootstrap(app.env.store) != 0) {
-        hk_kv_close(app.env.store);
+        hk_store_close(store);
         return 1;
     }
     app.env.router = hk_api_router();
     if (start_engine(&app) != 0) {
         hk_router_free(app.env.router);
-        hk_kv_close(app.env.store);
+        hk_store_close(store);
         return 1;
     }
     if (hk_http_server_create(&app.http, app.env.loop, cfg, hk_api_dispatch, &app.env, hk_api_error_body) != 0 ||
@@ -210,7 +217,7 @@ int hk_app_run(hk_config *cfg)
         uv_run(app.env.loop, UV_RUN_DEFAULT);
         hk_http_server_free(app.http);
         hk_router_free(app.env.router);
-        hk_kv_close(app.env.store);
+        hk_store_close(store);
         return 1;
     }
     uv_signal_init(app.env.loop, &app.sig_term);
@@ -234,7 +241,7 @@ int hk_app_run(hk_config *cfg)
     if (hk_http_server_connections(app.http) == 0)
         hk_http_server_free(app.http);
     hk_router_free(app.env.router);
-    hk_kv_close(app.env.store);
+    hk_store_close(store);
     int close_rc = uv_loop_close(app.env.loop);
     if (close_rc != 0)
         hk_debug("loop closed with handles open: %s", uv_strerror(close_rc));

@@ -66,20 +66,27 @@ static uint64_t splitmix(uint64_t *x)
 
 /* ---- the engine's own writes ------------------------------------------------------ */
 
-void hk__submit(hk_engine *e, hk_write *w, int (*apply)(hk_txn *, hk_write *), void (*done)(hk_write *, int),
-                unsigned flags)
+void hk__submit(hk_engine *e, hk_commit *c)
 {
-    w->apply = apply;
-    w->done = done;
-    w->flags = flags;
     e->committing++;
-    hk_kv_submit(e->store, w);
+    hk_store_submit(e->store, c);
 }
 
 void hk__submitted(hk_engine *e)
 {
     e->committing--;
     hk__maybe_finish_stop(e);
+}
+
+void hk__uuid(hk_engine *e, uint8_t uuid[16])
+{
+    /* From a generator seeded once from the kernel: unique and unpredictable
+     * enough, without a system call per event. */
+    uint64_t a = hk__rand(e), b = hk__rand(e);
+    memcpy(uuid, &a, 8);
+    memcpy(uuid + 8, &b, 8);
+    uuid[6] = (uint8_t)((uuid[6] & 0x0f) | 0x40); /* version 4 */
+    uuid[8] = (uint8_t)((uuid[8] & 0x3f) | 0x80); /* RFC 4122 variant */
 }
 
 void hk__finished(hk_engine *e, const hk_attempt *a)

@@ -26,16 +26,13 @@
 
 #include <uv.h>
 
-#include "attempt_log.h"
 #include "clock.h"
 #include "config.h"
-#include "event.h"
-#include "kv.h"
+#include "model.h"
 #include "sender.h"
+#include "store.h"
 
 typedef struct hk_engine hk_engine;
-
-#define HK_IDEMPOTENCY_KEY_MAX 255
 
 /** The engine's settings (see conf/hookd.conf, [delivery]). */
 typedef struct hk_engine_opts {
@@ -60,7 +57,7 @@ void hk_engine_opts_from_config(hk_engine_opts *o, const hk_config *cfg);
 /** What the engine runs on. Everything must outlive the engine. */
 typedef struct hk_engine_deps {
     uv_loop_t *loop;  /**< the loop every callback runs on */
-    hk_kv_env *store; /**< the store */
+    hk_store *store;  /**< the store */
     hk_clock *clock;  /**< wall and monotonic time */
     hk_sender sender; /**< puts requests on the wire; the engine closes it when it stops */
     /** Runs on the loop for every committed attempt (queued or synchronous), e.g. to send mails; may be NULL. */
@@ -94,10 +91,14 @@ void hk_engine_kick(hk_engine *e);
 
 /* ---- ingest (ingest.c) ----------------------------------------------------------- */
 
-/** A signal on its way through the group commit. */
+/**
+ * A signal on its way through the group commit (HK_OP_SIGNAL): the event,
+ * its fan-out to the Active webhooks subscribed to its name and its
+ * Idempotency-Key, stored in one commit.
+ */
 typedef struct hk_signal hk_signal;
 struct hk_signal {
-    hk_write w; /**< the store request (internal) */
+    hk_commit c; /**< the op (internal) */
     /* Input, owned by the signal (freed by hk_signal_free). */
     char *name;          /**< event name */
     int64_t primary_key; /**< PrimaryKey */
@@ -107,15 +108,9 @@ struct hk_signal {
     size_t changes_len;  /**< bytes in changes */
     uint32_t user_id;    /**< the signalling user */
     char *idem_key;      /**< Idempotency-Key or NULL */
-    char *route;         /**< subscription name to fan out on when it differs from name (state events), or NULL */
-    uint32_t exclude;    /**< webhook that must not receive it (a state event's own webhook), or 0 */
-    /* Output of the commit. */
-    hk_event event;          /**< the stored event (strings point at the inputs above) */
-    bool duplicate;          /**< the Idempotency-Key was seen within the window: nothing stored */
-    uint32_t *webhooks;      /**< webhooks a delivery was queued for */
-    size_t nwebhooks;        /**< entries in webhooks */
-    size_t webhooks_cap;     /* internal */
-    uint64_t idem_window_ms; /* internal */
+    /* Output of the commit, read in done. */
+    uint64_t event_id; /**< the stored event (or, for a duplicate, the first one) */
+    bool duplicate;    /**< the Idempotency-Key was seen within the window: nothing stored */
     /** Called on the loop after the commit; status 0 or a store error. */
     void (*done)(hk_signal *s, int status);
     void *arg;         /**< the caller's */
@@ -132,13 +127,23 @@ void hk_signal_free(hk_signal *s);
 void hk_engine_signal(hk_engine *e, hk_signal *s);
 
 /**
- * Signals the state event `webhook{ID}.<kind>` (kind "errors", "stopped" or
- * "started") for webhook id: delivered with Event "webhook.<kind>" and
- * PrimaryKey id to the webhooks subscribed to that name, never to webhook
- * id itself, so a failing webhook's own state events cannot feed its
- * failure count. detail (may be NULL) goes into Data as "Reason".
+ * Stores the state event `webhook{ID}.<kind>` (kind "stopped" or
+ * "started") of webhook id in a commit of its own: delivered with Event
+ * "webhook.<kind>" and PrimaryKey id to the webhooks subscribed to that
+ * name, never to webhook id itself. detail (may be NULL) goes into Data as
+ * "Reason". Transitional: a change of state carries its state event in its
+ * own op (hk_op_webhook_put.event, see hk_engine_state_event_init), which
+ * is what callers should use; the failure rules' "errors" events already
+ * travel in the outcome's op.
  */
 void hk_engine_state_event(hk_engine *e, uint32_t id, const char *kind, const char *detail);
+
+/**
+ * Fills ev for an op that carries a state event: kind ("errors",
+ * "stopped", "started"), reason (borrowed; NULL leaves Data.Reason out) and
+ * a fresh EventId from the engine's generator.
+ */
+void hk_engine_state_event_init(hk_engine *e, hk_state_event *ev, const char *kind, const char *reason);
 
 /* ---- resend (resend.c) ------------------------------------------------------------ */
 

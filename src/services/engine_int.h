@@ -35,14 +35,13 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "attempt_log.h"
 #include "clock.h"
 #include "delivery.h"
 #include "engine.h"
-#include "event.h"
-#include "kv.h"
+#include "model.h"
 #include "outcome.h"
 #include "sender.h"
+#include "store.h"
 
 #define HK__WS_BUCKETS 1024
 #define HK__ORIGIN_BUCKETS 256
@@ -75,8 +74,8 @@ struct hk__origin {
 /** What the engine knows of one webhook. */
 struct hk__wstate {
     uint32_t id;
-    char *raw; /* the record's bytes when last read: a change is noticed by comparing them */
-    size_t raw_len;
+    hk_webhook w; /* the record when last read: its target is rebuilt only when what it is made of changed */
+    bool known;   /* w holds a record */
     bool active, locked, gone, cleaning;
     uint64_t pass; /* the load pass that last read the record */
     hk_target t;   /* url, name, secrets, custom headers, Properties */
@@ -93,26 +92,21 @@ enum hk__job_state { HK__JOB_READY, HK__JOB_SENDING, HK__JOB_COMMITTING };
 
 /** One delivery in the window. */
 struct hk__job {
-    hk_write w; /* the outcome's commit */
+    hk_commit c; /* the outcome's op */
     hk_engine *eng;
     struct hk__wstate *ws;
     struct hk__origin *origin; /* the origin whose slot it holds while sending */
     enum hk__job_state state;
-    uint32_t webhook_id;
-    uint64_t event_id;
-    uint64_t due;      /* due time in its queue key */
-    uint32_t attempts; /* made before the current one */
-    uint64_t first_ms;
+    hk_delivery d; /* the queue entry as loaded: webhook, event, due time (its key), attempts made, first */
     uint32_t user_id;
     char uuid[HK_EVENT_UUID_LEN];
     char *event_name;
     char *body; /* rendered once, kept for every attempt while the job is held */
     size_t body_len;
-    /* The current attempt, read by the commit on the worker. */
-    uint64_t started_ms, started_mono, duration_ms;
+    /* The current attempt. */
+    uint64_t started_ms, started_mono;
     hk_outcome out;
-    bool disabled, vanished;
-    uint32_t disable_after;
+    hk_attempt rec; /* its record: the strings are the job's (url_copy, request, response, out.error...) */
     char *url_copy;
     char *request;
     size_t request_len;
@@ -124,7 +118,7 @@ struct hk__job {
 
 struct hk_engine {
     uv_loop_t *loop;
-    hk_kv_env *store;
+    hk_store *store;
     hk_clock *clock;
     hk_sender sender;
     hk_engine_opts o;
@@ -163,11 +157,12 @@ struct hk_engine {
 /* engine.c */
 /** A 64-bit value from the engine's generator (xoshiro256**, seeded once). */
 uint64_t hk__rand(hk_engine *e);
-/** Submits one of the engine's own writes; a stop waits for every such write. */
-void hk__submit(hk_engine *e, hk_write *w, int (*apply)(hk_txn *, hk_write *), void (*done)(hk_write *, int),
-                unsigned flags);
-/** Marks one of those writes done (from its done callback) and finishes a stop waiting for it. */
+/** Submits one of the engine's own ops (c->op and c->done set); a stop waits for every such op. */
+void hk__submit(hk_engine *e, hk_commit *c);
+/** Marks one of those ops done (from its done callback) and finishes a stop waiting for it. */
 void hk__submitted(hk_engine *e);
+/** A fresh EventId (a version 4 UUID) for an event or a state event. */
+void hk__uuid(hk_engine *e, uint8_t uuid[16]);
 /** Runs the finished hook for a committed attempt. */
 void hk__finished(hk_engine *e, const hk_attempt *a);
 /** Stops when nothing is left (see hk_engine_stop). */
@@ -182,8 +177,8 @@ void hk__schedule_load(hk_engine *e, uint64_t delay_ms);
 void hk__load(hk_engine *e);
 /** Sends what can be sent. */
 void hk__dispatch(hk_engine *e);
-/** The webhook's state, (re)read from the store when the record changed; txn is a read transaction. */
-struct hk__wstate *hk__ws_get(hk_engine *e, hk_txn *txn, uint32_t id);
+/** The webhook's state, read from the store (once per pass, see e->pass). */
+struct hk__wstate *hk__ws_get(hk_engine *e, uint32_t id);
 /** The webhook's state when the engine has one. */
 struct hk__wstate *hk__ws_lookup(hk_engine *e, uint32_t id);
 /** How many more jobs ws may take into the window now. */
@@ -191,11 +186,12 @@ uint32_t hk__admit(hk_engine *e, const struct hk__wstate *ws);
 /** The job of (webhook, event) when it is in the window. */
 struct hk__job *hk__job_find(hk_engine *e, uint32_t wid, uint64_t eid);
 /**
- * Puts a job for ev into the window (the caller checked hk__admit); body
- * is rendered here unless given (then it is taken over).
+ * Puts a job for queue entry d of event ev into the window (the caller
+ * checked hk__admit); its body is rendered from head (the event's part,
+ * hk_body_head; NULL: rendered here).
  */
-struct hk__job *hk__job_new(hk_engine *e, struct hk__wstate *ws, const hk_event *ev, uint64_t due, uint32_t attempts,
-                            uint64_t first_ms);
+struct hk__job *hk__job_new(hk_engine *e, struct hk__wstate *ws, const hk_delivery *d, const hk_event *ev,
+                            const hk_buf *head);
 /** Makes a job that is held ready again (an immediate retry). */
 void hk__job_requeue(hk_engine *e, struct hk__job *j);
 /** Forgets a job: its queue entry stays in the store and is loaded again. */
@@ -219,13 +215,8 @@ void hk__slot_expire(hk_engine *e);
 /* outcome.c */
 /** A job's attempt finished with r: decides, records the texts and submits the outcome. */
 void hk__outcome(hk_engine *e, struct hk__job *j, const hk_client_result *r);
-/**
- * In a write transaction: counts one attempt in webhook wid's statistics
- * and disables it when the rules say so (410, or disable_after failures in
- * a row, unless locked); *disabled tells whether this attempt did.
- */
-int hk__count_attempt(hk_txn *txn, uint32_t wid, bool success, bool is410, const char *error, uint32_t disable_after,
-                      uint64_t now_ms, bool *disabled) HK_MUST_CHECK;
+/** A webhook disabled by the failure rules (outcome or synchronous call): it leaves the window. */
+void hk__disabled(hk_engine *e, uint32_t webhook_id, const char *error);
 
 /* maintenance.c */
 /** Removes the queue entries of a deleted webhook, a bounded run at a time. */

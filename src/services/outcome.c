@@ -13,7 +13,6 @@
 #include "config.h"
 #include "engine_int.h"
 #include "log.h"
-#include "webhook.h"
 
 #define STORE_BACKOFF_MS 1000 /* after a failed outcome commit, doubling up to 32 s */
 #define IMMEDIATE_MS 20       /* a retry due this soon stays in the window */
@@ -195,148 +194,81 @@ void hk_outcome_texts(const hk_client_result *r, const char *body, size_t body_l
 
 /* ---- the outcome's commit --------------------------------------------------------- */
 
-/* Updates the statistics of webhook wid for one attempt and disables it
- * when the rules say so (410, or disable_after failures in a row, unless
- * locked). Shared by queued deliveries and synchronous calls. */
-int hk__count_attempt(hk_txn *txn, uint32_t wid, bool success, bool is410, const char *error, uint32_t disable_after,
-                      uint64_t now_ms, bool *disabled)
+/* Fills the job's attempt record from its current attempt (strings borrowed from the job). */
+static void job_record(struct hk__job *j)
 {
-    hk_webhook_stats st;
-    int rc = 0;
-    *disabled = false;
-    hk_webhook_stats_get(txn, wid, &st);
-    st.calls++;
-    if (success) {
-        st.consecutive = 0;
-    } else {
-        st.errors++;
-        st.consecutive++;
-        st.last_error_ms = now_ms;
-        snprintf(st.last_error, sizeof(st.last_error), "%s", error);
-        json_t *rec;
-        if ((is410 || st.consecutive >= disable_after) && hk_webhook_get(txn, wid, &rec) == 0) {
-            if (!hk_wh_bool(rec, "locked") && strcmp(hk_wh_str(rec, "state"), HK_STATE_ACTIVE) == 0) {
-                json_object_set_new(rec, "state", json_string(HK_STATE_TOO_MANY_ERRORS));
-                rc = hk_webhook_put(txn, rec);
-                *disabled = rc == 0;
-            }
-            json_decref(rec);
-            if (rc != 0)
-                return rc;
-        }
-    }
-    return hk_webhook_stats_put(txn, wid, &st);
+    j->rec = (hk_attempt){.webhook_id = j->d.webhook_id,
+                          .event_id = j->d.event_id,
+                          .event_name = j->event_name,
+                          .event_uuid = j->uuid,
+                          .attempt = j->d.attempts + 1,
+                          .started_ms = j->started_ms,
+                          .duration_ms = j->rec.duration_ms,
+                          .success = j->out.success,
+                          .status = j->out.status,
+                          .error = j->out.error,
+                          .url = j->url_copy,
+                          .request = j->request,
+                          .request_len = j->request_len,
+                          .response = j->response,
+                          .response_len = j->response_len,
+                          .user_id = j->user_id,
+                          .exhausted = j->out.exhausted,
+                          .next_due_ms = j->out.next_due_ms};
 }
 
-static void qkey(uint8_t k[20], uint32_t wid, uint64_t due, uint64_t eid)
+void hk__disabled(hk_engine *e, uint32_t webhook_id, const char *error)
 {
-    hk_be32(k, wid);
-    hk_be64(k + 4, due);
-    hk_be64(k + 12, eid);
+    hk_warn("webhook %u disabled (TooManyErrors): %s", webhook_id, error);
+    struct hk__wstate *ws = hk__ws_lookup(e, webhook_id);
+    if (ws != NULL)
+        ws->active = false;
+    /* The state event went into the same commit; its deliveries are in the queue. */
+    hk__schedule_load(e, 0);
 }
 
-/* The attempt record of the job's current attempt (strings borrowed from the job). */
-static void job_attempt(const struct hk__job *j, hk_attempt *a)
+static void outcome_done(hk_commit *c, int status)
 {
-    *a = (hk_attempt){.webhook_id = j->webhook_id,
-                      .event_id = j->event_id,
-                      .attempt = j->attempts + 1,
-                      .started_ms = j->started_ms,
-                      .duration_ms = j->duration_ms,
-                      .success = j->out.success,
-                      .status = j->out.status,
-                      .error = j->out.error,
-                      .url = j->url_copy,
-                      .request = j->request,
-                      .request_len = j->request_len,
-                      .response = j->response,
-                      .response_len = j->response_len,
-                      .user_id = j->user_id,
-                      .exhausted = j->out.exhausted,
-                      .next_due_ms = j->out.next_due_ms,
-                      .disabled = j->disabled,
-                      .event_name = j->event_name,
-                      .event_uuid = j->uuid};
-}
-
-static int outcome_apply(hk_txn *txn, hk_write *w)
-{
-    struct hk__job *j = hk_container_of(w, struct hk__job, w);
-    uint8_t old[20], wk[4];
-    hk_val v;
-    int rc;
-    j->vanished = false;
-    j->disabled = false;
-    qkey(old, j->webhook_id, j->due, j->event_id);
-    if (hk_get(txn, HK_DB_QUEUE, old, sizeof(old), &v) != 0) {
-        j->vanished = true; /* the webhook was deleted meanwhile */
-        return 0;
-    }
-    if ((rc = hk_del(txn, HK_DB_QUEUE, old, sizeof(old), NULL, 0)) != 0)
-        return rc;
-    hk_be32(wk, j->webhook_id);
-    if (hk_get(txn, HK_DB_WEBHOOKS, wk, 4, &v) != 0) {
-        j->vanished = true;
-        return 0;
-    }
-    if ((rc = hk__count_attempt(txn, j->webhook_id, j->out.success, j->out.is410, j->out.error, j->disable_after,
-                                j->started_ms + j->duration_ms, &j->disabled)) != 0)
-        return rc;
-    if (!j->out.success && !j->out.exhausted) {
-        uint8_t nk[20], nv[12];
-        qkey(nk, j->webhook_id, j->out.next_due_ms, j->event_id);
-        hk_be32(nv, j->attempts + 1);
-        hk_be64(nv + 4, j->first_ms);
-        if ((rc = hk_put(txn, HK_DB_QUEUE, nk, sizeof(nk), nv, sizeof(nv), 0)) != 0)
-            return rc;
-    }
-    hk_attempt a;
-    job_attempt(j, &a);
-    return hk_log_append(txn, &a, NULL);
-}
-
-static void outcome_done(hk_write *w, int status)
-{
-    struct hk__job *j = hk_container_of(w, struct hk__job, w);
+    struct hk__job *j = hk_container_of(c, struct hk__job, c);
     hk_engine *e = j->eng;
     struct hk__wstate *ws = j->ws;
+    const hk_op_outcome *o = &c->op.u.outcome;
     uint64_t now = hk_clock_wall(e->clock);
     if (status == 0) {
         e->store_failures = 0;
         e->backoff_until = 0;
     }
-    if (status == 0 && !j->vanished) {
-        hk_attempt a;
-        job_attempt(j, &a);
-        hk__finished(e, &a);
-        if (j->disabled) {
-            hk_warn("webhook %u disabled (TooManyErrors): %s", j->webhook_id, j->out.error);
-            ws->active = false;
-            hk_engine_state_event(e, j->webhook_id, "errors", j->out.error);
-        }
+    if (status == 0 && !o->vanished) {
+        j->rec.disabled = o->disabled;
+        j->rec.id = o->log_id;
+        hk__finished(e, &j->rec);
+        if (o->disabled)
+            hk__disabled(e, j->d.webhook_id, j->out.error);
         if (j->out.exhausted)
-            hk_warn("webhook %u: delivery of event %s exhausted after %u attempts: %s", j->webhook_id, j->uuid,
-                    j->attempts + 1, j->out.error);
+            hk_warn("webhook %u: delivery of event %s exhausted after %u attempts: %s", j->d.webhook_id, j->uuid,
+                    j->d.attempts + 1, j->out.error);
     }
     if (status != 0) {
         /* The outcome is not on disk, so the queue entry is as it was: it is
          * loaded and attempted again after a pause. The store keeps failing
          * (a full disk, say): back off further each time, or the receiver
          * would get the same delivery every second. */
+        hk_warn("webhook %u: the outcome of event %s could not be stored: %s", j->d.webhook_id, j->uuid,
+                hk_strerror(status));
         hk__job_drop(e, j);
         if (e->store_failures < 6)
             e->store_failures++;
         e->more_due = true;
         e->backoff_until = hk_clock_mono(e->clock) + (STORE_BACKOFF_MS << (e->store_failures - 1));
         hk__schedule_load(e, 0);
-    } else if (!j->vanished && !j->out.success && !j->out.exhausted && !e->stopping && ws->active &&
+    } else if (!o->vanished && !j->out.success && !j->out.exhausted && !e->stopping && ws->active &&
                j->out.next_due_ms <= now + IMMEDIATE_MS) {
         /* An immediate retry keeps its place in the window (and its body). */
-        j->attempts++;
-        j->due = j->out.next_due_ms;
+        j->d.due_ms = j->out.next_due_ms;
+        j->d.attempts++;
         hk__job_requeue(e, j);
     } else {
-        bool retry = !j->vanished && !j->out.success && !j->out.exhausted;
+        bool retry = !o->vanished && !j->out.success && !j->out.exhausted;
         uint64_t due = j->out.next_due_ms;
         hk__job_drop(e, j);
         if (e->more_due)
@@ -351,18 +283,27 @@ static void outcome_done(hk_write *w, int status)
 void hk__outcome(hk_engine *e, struct hk__job *j, const hk_client_result *r)
 {
     uint64_t now = hk_clock_wall(e->clock);
-    j->duration_ms = hk_clock_mono(e->clock) - j->started_mono;
-    hk_outcome_decide(&e->policy, j->attempts + 1, r, now, hk__rand(e), &j->out);
+    hk_outcome_decide(&e->policy, j->d.attempts + 1, r, now, hk__rand(e), &j->out);
     hk__job_clear_attempt(j);
     j->url_copy = hk_strdup(j->ws->t.url);
-    hk_outcome_texts(r, j->body, j->body_len, true, HK_LOG_MAX_TEXT, &j->request, &j->request_len, &j->response,
+    hk_outcome_texts(r, j->body, j->body_len, true, HK_ATTEMPT_MAX_TEXT, &j->request, &j->request_len, &j->response,
                      &j->response_len);
-    j->disable_after = e->policy.disable_after;
-    if (j->first_ms == 0)
-        j->first_ms = j->started_ms;
+    j->rec.duration_ms = hk_clock_mono(e->clock) - j->started_mono;
+    job_record(j);
     e->stats.attempts++;
     if (j->out.success)
         e->stats.successes++;
     j->state = HK__JOB_COMMITTING;
-    hk__submit(e, &j->w, outcome_apply, outcome_done, HK_WRITE_ISOLATED);
+    memset(&j->c, 0, sizeof(j->c));
+    j->c.op.type = HK_OP_OUTCOME;
+    j->c.op.now_ms = now;
+    hk_op_outcome *o = &j->c.op.u.outcome;
+    o->delivery = j->d;
+    o->rec = &j->rec;
+    o->is410 = j->out.is410;
+    o->next_due_ms = j->out.success || j->out.exhausted ? 0 : j->out.next_due_ms;
+    o->disable_after = e->policy.disable_after;
+    hk_engine_state_event_init(e, &o->on_disable, "errors", j->out.error);
+    j->c.done = outcome_done;
+    hk__submit(e, &j->c);
 }

@@ -3,17 +3,13 @@
  * it admits, loading them from the pending queue, the origins and their
  * connection slots, fair dispatch and sending.
  */
-#include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "engine_int.h"
 #include "log.h"
 #include "url.h"
-#include "webhook.h"
 
-#define QKEY_LEN 20           /* webhook id (4) + due ms (8) + event id (8) */
-#define QVAL_LEN 12           /* attempts made (4) + first attempt ms (8) */
 #define STORE_BACKOFF_MS 1000 /* a failed read of the queue is tried again after this */
 #define JOB_BUCKETS_MIN 1024
 
@@ -30,21 +26,21 @@ static size_t job_hash(const hk_engine *e, uint32_t wid, uint64_t eid)
 struct hk__job *hk__job_find(hk_engine *e, uint32_t wid, uint64_t eid)
 {
     for (struct hk__job *j = e->jobs[job_hash(e, wid, eid)]; j != NULL; j = j->hnext)
-        if (j->webhook_id == wid && j->event_id == eid)
+        if (j->d.webhook_id == wid && j->d.event_id == eid)
             return j;
     return NULL;
 }
 
 static void job_index(hk_engine *e, struct hk__job *j)
 {
-    size_t h = job_hash(e, j->webhook_id, j->event_id);
+    size_t h = job_hash(e, j->d.webhook_id, j->d.event_id);
     j->hnext = e->jobs[h];
     e->jobs[h] = j;
 }
 
 static void job_unindex(hk_engine *e, struct hk__job *j)
 {
-    struct hk__job **p = &e->jobs[job_hash(e, j->webhook_id, j->event_id)];
+    struct hk__job **p = &e->jobs[job_hash(e, j->d.webhook_id, j->d.event_id)];
     while (*p != NULL && *p != j)
         p = &(*p)->hnext;
     if (*p == j)
@@ -266,48 +262,60 @@ struct hk__wstate *hk__ws_lookup(hk_engine *e, uint32_t id)
     return NULL;
 }
 
-struct hk__wstate *hk__ws_get(hk_engine *e, hk_txn *txn, uint32_t id)
+/* True when what a request to w is made of differs from a: the target is rebuilt then. */
+static bool target_changed(const hk_webhook *a, const hk_webhook *b)
+{
+    if (strcmp(a->url, b->url) != 0 || strcmp(a->name, b->name) != 0 || strcmp(a->secret, b->secret) != 0 ||
+        strcmp(a->prev_secret, b->prev_secret) != 0 || a->prev_secret_until != b->prev_secret_until ||
+        a->nheaders != b->nheaders || a->nproperties != b->nproperties)
+        return true;
+    for (size_t i = 0; i < a->nheaders; i++)
+        if (strcmp(a->headers[i].name, b->headers[i].name) != 0 || strcmp(a->headers[i].value, b->headers[i].value))
+            return true;
+    for (size_t i = 0; i < a->nproperties; i++)
+        if (strcmp(a->properties[i].name, b->properties[i].name) != 0 ||
+            strcmp(a->properties[i].value, b->properties[i].value) != 0)
+            return true;
+    return false;
+}
+
+struct hk__wstate *hk__ws_get(hk_engine *e, uint32_t id)
 {
     struct hk__wstate *ws = hk__ws_lookup(e, id);
     if (ws == NULL) {
         ws = hk_calloc(1, sizeof(*ws));
         ws->id = id;
+        hk_webhook_init(&ws->w);
         ws->hnext = e->ws_table[id % HK__WS_BUCKETS];
         e->ws_table[id % HK__WS_BUCKETS] = ws;
         ws_set_origin(e, ws, hk__origin_get(e, ""));
+    } else if (ws->pass == e->pass && (ws->known || ws->gone)) {
+        return ws; /* read once per pass: a pass is one moment */
     }
-    /* Once per load pass is enough: a pass is one moment. */
-    if (ws->pass == e->pass && ws->raw != NULL)
-        return ws;
     ws->pass = e->pass;
-    uint8_t k[4];
-    hk_val v;
-    hk_be32(k, id);
-    if (hk_get(txn, HK_DB_WEBHOOKS, k, 4, &v) != 0) {
-        ws->gone = true;
+    hk_webhook w;
+    memset(&w, 0, sizeof(w)); /* filled by the store; safe to free either way */
+    int rc = hk_store_webhook_get(e->store, id, &w);
+    if (rc != 0) {
+        hk_webhook_free(&w);
         ws->active = false;
+        ws->gone = rc == HK_ENOTFOUND;
+        if (rc != HK_ENOTFOUND)
+            hk_warn("engine: cannot read webhook %u: %s", id, hk_strerror(rc));
         return ws;
     }
     ws->gone = false;
-    if (ws->raw != NULL && ws->raw_len == v.len && memcmp(ws->raw, v.data, v.len) == 0)
-        return ws;
-    json_error_t err;
-    json_t *rec = json_loadb(v.data, v.len, 0, &err);
-    if (rec == NULL) {
-        ws->active = false;
-        return ws;
+    ws->active = w.state == HK_WH_ACTIVE;
+    ws->locked = w.locked;
+    bool rebuild = !ws->known || target_changed(&ws->w, &w);
+    hk_webhook_free(&ws->w);
+    ws->w = w; /* the record moves into ws */
+    ws->known = true;
+    if (rebuild) {
+        hk_target_free(&ws->t);
+        hk_target_from_webhook(&ws->t, &ws->w);
+        ws_set_origin(e, ws, hk__origin_get(e, ws->t.url));
     }
-    free(ws->raw);
-    ws->raw = hk_malloc(v.len);
-    memcpy(ws->raw, v.data, v.len);
-    ws->raw_len = v.len;
-    ws->active = strcmp(hk_wh_str(rec, "state"), HK_STATE_ACTIVE) == 0;
-    ws->locked = hk_wh_bool(rec, "locked");
-    hk_target_free(&ws->t);
-    hk_target_from_record(&ws->t, rec);
-    ws->t.webhook_id = id;
-    ws_set_origin(e, ws, hk__origin_get(e, ws->t.url));
-    json_decref(rec);
     return ws;
 }
 
@@ -344,21 +352,17 @@ uint32_t hk__admit(hk_engine *e, const struct hk__wstate *ws)
     return n;
 }
 
-struct hk__job *hk__job_new(hk_engine *e, struct hk__wstate *ws, const hk_event *ev, uint64_t due, uint32_t attempts,
-                            uint64_t first_ms)
+struct hk__job *hk__job_new(hk_engine *e, struct hk__wstate *ws, const hk_delivery *d, const hk_event *ev,
+                            const hk_buf *head)
 {
     struct hk__job *j = hk_calloc(1, sizeof(*j));
     j->eng = e;
     j->ws = ws;
-    j->webhook_id = ws->id;
-    j->event_id = ev->id;
-    j->due = due;
-    j->attempts = attempts;
-    j->first_ms = first_ms;
+    j->d = *d;
     j->user_id = ev->user_id;
     hk_event_uuid_str(ev->uuid, j->uuid);
-    j->event_name = hk_strndup(ev->name, ev->name_len);
-    j->body = hk_event_body(ev, ws->t.name, ws->t.props, &j->body_len);
+    j->event_name = hk_strdup(ev->name);
+    j->body = hk_delivery_body(head, ev, &ws->t, &j->body_len);
     job_index(e, j);
     ws->held++;
     e->mem++;
@@ -374,6 +378,46 @@ void hk__job_requeue(hk_engine *e, struct hk__job *j)
 
 /* ---- loading due work ------------------------------------------------------------ */
 
+/* One walk of the queue. */
+struct load {
+    hk_engine *e;
+    struct hk__wstate *ws; /* the webhook being walked */
+    uint32_t want, taken;  /* jobs it is admitted, jobs loaded */
+    bool limited;          /* due entries were left in the store for lack of room */
+};
+
+static uint32_t load_webhook(uint32_t wid, void *arg)
+{
+    struct load *l = arg;
+    struct hk__wstate *ws = l->ws = hk__ws_get(l->e, wid);
+    if (ws->gone)
+        hk__queue_drop(l->e, ws);
+    if (!ws->active)
+        return 0; /* parked or deleted: its entries stay where they are */
+    l->want = hk__admit(l->e, ws);
+    l->taken = 0;
+    /* One entry more than admitted: when it exists, work was left behind. */
+    return l->want + 1;
+}
+
+static bool load_held(const hk_delivery *d, void *arg)
+{
+    struct load *l = arg;
+    return hk__job_find(l->e, d->webhook_id, d->event_id) != NULL;
+}
+
+static bool load_delivery(const hk_delivery *d, const hk_event *ev, void *arg)
+{
+    struct load *l = arg;
+    if (l->taken >= l->want) {
+        l->limited = true;
+        return true;
+    }
+    hk__job_new(l->e, l->ws, d, ev, NULL);
+    l->taken++;
+    return true;
+}
+
 /* Walks the queue webhook by webhook, loading due entries that are not in
  * the window yet, as many as each webhook is admitted. */
 void hk__load(hk_engine *e)
@@ -386,69 +430,22 @@ void hk__load(hk_engine *e)
         return;
     }
     uint64_t now = hk_clock_wall(e->clock);
-    uint64_t next_due = e->o.tick_ms ? now + e->o.tick_ms : UINT64_MAX;
-    hk_txn *txn;
-    hk_cursor *c;
-    if (hk_kv_read(e->store, &txn) != 0) {
-        hk__schedule_load(e, STORE_BACKOFF_MS);
-        return;
-    }
-    if (hk_cursor_open(txn, HK_DB_QUEUE, &c) != 0) {
-        hk_txn_end(txn);
-        hk__schedule_load(e, STORE_BACKOFF_MS);
-        return;
-    }
+    struct load l = {.e = e};
+    hk_due_scan scan = {
+        .now_ms = now, .webhook = load_webhook, .held = load_held, .delivery = load_delivery, .arg = &l};
     e->pass++;
-    hk_val k, v;
-    bool limited = false; /* due entries were left in the store for lack of room */
-    int rc = hk_cursor_get(c, HK_FIRST, &k, &v);
-    while (rc == 0) {
-        if (k.len != QKEY_LEN) {
-            rc = hk_cursor_get(c, HK_NEXT, &k, &v);
-            continue;
-        }
-        uint32_t wid = hk_rd32(k.data);
-        struct hk__wstate *ws = hk__ws_get(e, txn, wid);
-        if (ws->gone)
-            hk__queue_drop(e, ws);
-        /* Parked (not Active) or deleted: skip the whole webhook. */
-        uint32_t want = ws->active && !ws->gone ? hk__admit(e, ws) : 0, taken = 0;
-        while (ws->active && !ws->gone && rc == 0 && k.len == QKEY_LEN && hk_rd32(k.data) == wid) {
-            uint64_t due = hk_rd64((const uint8_t *)k.data + 4);
-            if (due > now) {
-                if (due < next_due)
-                    next_due = due;
-                break;
-            }
-            if (taken >= want) {
-                limited = true;
-                break;
-            }
-            uint64_t eid = hk_rd64((const uint8_t *)k.data + 12);
-            if (hk__job_find(e, wid, eid) == NULL && v.len == QVAL_LEN) {
-                hk_event ev;
-                if (hk_event_get(txn, eid, &ev) == 0) {
-                    hk__job_new(e, ws, &ev, due, hk_rd32(v.data), hk_rd64((const uint8_t *)v.data + 4));
-                    taken++;
-                } else {
-                    hk_warn("engine: event %llu of a queued delivery is gone; skipping it", (unsigned long long)eid);
-                }
-            }
-            rc = hk_cursor_get(c, HK_NEXT, &k, &v);
-        }
-        /* Jump to the next webhook's entries. */
-        if (wid == UINT32_MAX)
-            break;
-        uint8_t nextp[4];
-        hk_be32(nextp, wid + 1);
-        k = (hk_val){nextp, 4};
-        rc = hk_cursor_get(c, HK_SEEK, &k, &v);
+    int rc = hk_store_scan_due(e->store, &scan);
+    if (rc != 0) {
+        hk_warn("engine: cannot read the queue: %s", hk_strerror(rc));
+        hk__schedule_load(e, STORE_BACKOFF_MS);
+        return;
     }
-    hk_cursor_close(c);
-    hk_txn_end(txn);
     /* Completions only need to look at the store again when this walk left
      * due work behind. */
-    e->more_due = limited;
+    e->more_due = l.limited;
+    uint64_t next_due = scan.next_due_ms;
+    if (e->o.tick_ms != 0 && next_due > now + e->o.tick_ms)
+        next_due = now + e->o.tick_ms;
     if (next_due != UINT64_MAX)
         hk__schedule_load(e, next_due > now ? next_due - now : 0);
     hk__dispatch(e);
@@ -470,7 +467,9 @@ void hk__schedule_load(hk_engine *e, uint64_t delay_ms)
         at = e->backoff_until;
         delay_ms = at - now;
     }
-    if (e->load_at != 0 && e->load_at <= at)
+    /* An earlier arming stands, unless its moment has passed without it
+     * firing (a fake clock moved). */
+    if (e->load_at != 0 && e->load_at <= at && e->load_at >= now)
         return;
     e->load_at = at;
     uv_timer_start(&e->load_timer, on_load_timer, delay_ms, 0);
@@ -600,7 +599,7 @@ static void send_job(hk_engine *e, struct hk__job *j)
     struct hk__origin *o = ws->origin;
     char headers[HK_DELIVERY_HEADERS_MAX];
     uint64_t now = hk_clock_wall(e->clock);
-    hk_delivery_headers(&ws->t, j->event_name, j->uuid, j->attempts, j->body, j->body_len, now, NULL, headers,
+    hk_delivery_headers(&ws->t, j->event_name, j->uuid, j->d.attempts, j->body, j->body_len, now, NULL, headers,
                         sizeof(headers));
     hk_client_request req = {
         .method = "POST", .url = ws->t.url, .headers = headers, .body = j->body, .body_len = j->body_len};
@@ -693,7 +692,7 @@ void hk__sched_free(hk_engine *e)
             struct hk__job *j;
             while ((j = ws_pop(e, ws)) != NULL)
                 hk__job_drop(e, j);
-            free(ws->raw);
+            hk_webhook_free(&ws->w);
             hk_target_free(&ws->t);
             ws_set_origin(e, ws, NULL);
             free(ws);

@@ -24,11 +24,9 @@ struct sync_op {
     struct hk__slot_wait wait; /* wait.origin: the origin, referenced until the op ends */
     hk_sync_result res;
     char *request, *response, *error;
-    /* The attempt's record. */
-    hk_write w;
+    /* The attempt's record (HK_OP_ATTEMPT); a's strings are the op's own. */
+    hk_commit c;
     hk_attempt a;
-    bool is410, disabled, vanished;
-    uint32_t disable_after;
 };
 
 static void op_finish(struct sync_op *op)
@@ -48,40 +46,22 @@ static void op_finish(struct sync_op *op)
 
 /* ---- recording ---------------------------------------------------------------------- */
 
-static int record_apply(hk_txn *txn, hk_write *w)
+static void record_done(hk_commit *c, int status)
 {
-    struct sync_op *op = hk_container_of(w, struct sync_op, w);
-    uint8_t wk[4];
-    hk_val v;
-    hk_be32(wk, op->webhook_id);
-    op->disabled = false;
-    op->vanished = hk_get(txn, HK_DB_WEBHOOKS, wk, 4, &v) != 0;
-    if (op->vanished)
-        return 0;
-    int rc = hk__count_attempt(txn, op->webhook_id, op->res.success, op->is410, op->a.error, op->disable_after,
-                               op->started_ms + op->a.duration_ms, &op->disabled);
-    op->a.disabled = op->disabled;
-    return rc ? rc : hk_log_append(txn, &op->a, NULL);
-}
-
-static void record_done(hk_write *w, int status)
-{
-    struct sync_op *op = hk_container_of(w, struct sync_op, w);
+    struct sync_op *op = hk_container_of(c, struct sync_op, c);
     hk_engine *e = op->e;
+    const hk_op_attempt *o = &c->op.u.attempt;
     /* The exchange happened whatever the log's fate: report it either way. */
     if (status != 0)
         hk_error("webhook %u: synchronous attempt could not be recorded: %s", op->webhook_id, hk_strerror(status));
-    if (status == 0 && !op->vanished) {
+    if (status == 0 && !o->vanished) {
+        op->a.disabled = o->disabled;
+        op->a.id = o->log_id;
         hk__finished(e, &op->a);
-        if (op->disabled) {
-            hk_warn("webhook %u disabled (TooManyErrors): %s", op->webhook_id, op->a.error);
-            struct hk__wstate *ws = hk__ws_lookup(e, op->webhook_id);
-            if (ws != NULL)
-                ws->active = false;
-            hk_engine_state_event(e, op->webhook_id, "errors", op->a.error);
-        }
+        if (o->disabled)
+            hk__disabled(e, op->webhook_id, op->a.error);
     }
-    op->res.disabled = op->disabled;
+    op->res.disabled = status == 0 && o->disabled;
     op->res.record_status = status;
     op_finish(op);
     hk__submitted(e);
@@ -114,27 +94,35 @@ static void on_response(const hk_client_result *r, void *arg)
         return;
     }
     /* Recorded like a queued delivery's attempt; not a stored event, so it cannot be resent. */
-    op->a = (hk_attempt){.webhook_id = op->webhook_id,
-                         .event_id = 0,
-                         .attempt = 1,
-                         .started_ms = op->started_ms,
-                         .duration_ms = r->duration_ms,
-                         .success = res->success,
-                         .status = res->status,
-                         .error = op->error,
-                         .url = op->url,
-                         .request = op->request,
-                         .request_len = res->request_len < HK_LOG_MAX_TEXT ? res->request_len : HK_LOG_MAX_TEXT,
-                         .response = op->response,
-                         .response_len = res->response_len < HK_LOG_MAX_TEXT ? res->response_len : HK_LOG_MAX_TEXT,
-                         .user_id = op->user_id,
-                         .exhausted = true,
-                         .next_due_ms = 0,
-                         .event_name = op->event_name,
-                         .event_uuid = op->uuid};
-    op->is410 = r->error == 0 && r->status == 410;
-    op->disable_after = e->policy.disable_after;
-    hk__submit(e, &op->w, record_apply, record_done, HK_WRITE_ISOLATED);
+    op->a =
+        (hk_attempt){.webhook_id = op->webhook_id,
+                     .event_id = 0,
+                     .attempt = 1,
+                     .started_ms = op->started_ms,
+                     .duration_ms = r->duration_ms,
+                     .success = res->success,
+                     .status = res->status,
+                     .error = op->error,
+                     .url = op->url,
+                     .request = op->request,
+                     .request_len = res->request_len < HK_ATTEMPT_MAX_TEXT ? res->request_len : HK_ATTEMPT_MAX_TEXT,
+                     .response = op->response,
+                     .response_len = res->response_len < HK_ATTEMPT_MAX_TEXT ? res->response_len : HK_ATTEMPT_MAX_TEXT,
+                     .user_id = op->user_id,
+                     .exhausted = true,
+                     .next_due_ms = 0,
+                     .event_name = op->event_name,
+                     .event_uuid = op->uuid,
+                     .sync = true};
+    op->c.op.type = HK_OP_ATTEMPT;
+    op->c.op.now_ms = hk_clock_wall(e->clock);
+    hk_op_attempt *o = &op->c.op.u.attempt;
+    o->rec = &op->a;
+    o->is410 = r->error == 0 && r->status == 410;
+    o->disable_after = e->policy.disable_after;
+    hk_engine_state_event_init(e, &o->on_disable, "errors", op->error);
+    op->c.done = record_done;
+    hk__submit(e, &op->c);
 }
 
 /* Puts the request on the wire (its origin slot is taken). */
@@ -193,23 +181,16 @@ int hk_sync_call(hk_engine *e, const hk_target *t, const hk_sync_event *ev, hk_s
 {
     if (e == NULL || e->stopping)
         return HK_ESHUTDOWN;
-    hk_event evt;
-    memset(&evt, 0, sizeof(evt));
-    evt.ts_ms = hk_clock_wall(e->clock);
-    evt.primary_key = ev->primary_key;
-    evt.user_id = ev->user_id;
-    uint64_t a = hk__rand(e), b = hk__rand(e);
-    memcpy(evt.uuid, &a, 8);
-    memcpy(evt.uuid + 8, &b, 8);
-    /* A version 4 UUID, like the ones stored events carry. */
-    evt.uuid[6] = (uint8_t)((evt.uuid[6] & 0x0f) | 0x40);
-    evt.uuid[8] = (uint8_t)((evt.uuid[8] & 0x3f) | 0x80);
-    evt.name = ev->name;
-    evt.name_len = strlen(ev->name);
-    evt.changes = ev->changes;
-    evt.changes_len = strlen(ev->changes);
-    evt.data = ev->data;
-    evt.data_len = strlen(ev->data);
+    /* The event's strings are only read here (hk_event's are not const: it owns them elsewhere). */
+    hk_event evt = {.ts_ms = hk_clock_wall(e->clock),
+                    .primary_key = ev->primary_key,
+                    .user_id = ev->user_id,
+                    .name = (char *)ev->name,
+                    .changes = (char *)ev->changes,
+                    .changes_len = strlen(ev->changes),
+                    .data = (char *)ev->data,
+                    .data_len = strlen(ev->data)};
+    hk__uuid(e, evt.uuid); /* a version 4 UUID, like the ones stored events carry */
 
     struct sync_op *op = hk_calloc(1, sizeof(*op));
     op->e = e;
@@ -221,7 +202,7 @@ int hk_sync_call(hk_engine *e, const hk_target *t, const hk_sync_event *ev, hk_s
     op->url = hk_strdup(t->url);
     op->event_name = hk_strdup(ev->name);
     hk_event_uuid_str(evt.uuid, op->uuid);
-    op->body = hk_event_body(&evt, t->name, t->props, &op->body_len);
+    op->body = hk_delivery_body(NULL, &evt, t, &op->body_len);
     char headers[HK_DELIVERY_HEADERS_MAX];
     hk_delivery_headers(t, ev->name, op->uuid, 0, op->body, op->body_len, evt.ts_ms, ev->extra_headers, headers,
                         sizeof(headers));

@@ -1,4 +1,4 @@
-/* accounts.c: nodes, accounts, the subtree check and the CSV import. */
+/* accounts.c: the node and account tables with their codec, the subtree check, their ops and the CSV import. */
 #include "accounts.h"
 
 #include <jansson.h>
@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+
+#include "tables.h"
 
 static void say(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -19,18 +21,29 @@ static void say(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-/* Reads the record of id in db: its u32 link member (parent or node) and name. */
-static int read_rec(hk_txn *txn, enum hk_db db, uint32_t id, const char *link, uint32_t *link_out, char *name,
-                    size_t namelen)
+/*
+ * Record codec (HK_DB_NODES and HK_DB_ACCOUNTS, id u32 -> record), version
+ * 1: u8 version, u32 link (a node's parent, an account's node), string
+ * name. Version 0 is the JSON object {"parent"|"node": N, "name": "..."}.
+ */
+static int decode_rec(const void *data, size_t len, const char *link, uint32_t *link_out, char *name, size_t namelen)
 {
-    uint8_t k[4];
-    hk_val v;
-    hk_be32(k, id);
-    int rc = hk_get(txn, db, k, 4, &v);
-    if (rc != 0)
-        return rc;
-    json_error_t jerr;
-    json_t *j = json_loadb(v.data, v.len, 0, &jerr);
+    const uint8_t *p = data;
+    if (len > 0 && p[0] == HK__V1) {
+        char buf[HK_NODE_NAME_MAX + 1];
+        hk__rbuf r = hk__rbuf_of(data, len);
+        hk__r_u8(&r);
+        *link_out = hk__r_u32(&r);
+        hk__r_strbuf(&r, buf, sizeof(buf));
+        if (!hk__r_done(&r))
+            return HK_ESTORE;
+        if (name != NULL)
+            snprintf(name, namelen, "%s", buf);
+        return 0;
+    }
+    if (len == 0 || p[0] != '{')
+        return HK_ESTORE;
+    json_t *j = json_loadb(data, len, 0, NULL);
     json_t *l = json_object_get(j, link);
     const char *nm = json_string_value(json_object_get(j, "name"));
     if (!json_is_integer(l) || json_integer_value(l) < 0 || json_integer_value(l) > UINT32_MAX || nm == NULL) {
@@ -44,20 +57,30 @@ static int read_rec(hk_txn *txn, enum hk_db db, uint32_t id, const char *link, u
     return 0;
 }
 
+/* Reads the record of id in db: its u32 link member (parent or node) and name. */
+static int read_rec(hk_txn *txn, enum hk_db db, uint32_t id, const char *link, uint32_t *link_out, char *name,
+                    size_t namelen)
+{
+    uint8_t k[4];
+    hk_val v;
+    hk_be32(k, id);
+    int rc = hk_get(txn, db, k, 4, &v);
+    if (rc != 0)
+        return rc;
+    return decode_rec(v.data, v.len, link, link_out, name, namelen);
+}
+
 static int write_rec(hk_txn *txn, enum hk_db db, uint32_t id, const char *link, uint32_t link_val, const char *name)
 {
-    json_t *nm = json_string(name);
-    if (nm == NULL)
-        return HK_EINVAL; /* not UTF-8 */
-    json_t *j = json_object();
-    json_object_set_new(j, link, json_integer(link_val));
-    json_object_set_new(j, "name", nm);
-    char *s = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
+    HK_UNUSED(link);
+    hk__wbuf b = {0};
+    hk__w_u8(&b, HK__V1);
+    hk__w_u32(&b, link_val);
+    hk__w_str(&b, name);
     uint8_t k[4];
     hk_be32(k, id);
-    int rc = hk_put(txn, db, k, 4, s, strlen(s), 0);
-    free(s);
+    int rc = hk_put(txn, db, k, 4, b.p, b.len, 0);
+    free(b.p);
     return rc;
 }
 
@@ -401,4 +424,123 @@ int hk_accounts_import(hk_txn *txn, enum hk_import_kind kind, const char *text, 
     if (rc == 0)
         *count = n;
     return rc;
+}
+
+/* ---- typed access and ops ----------------------------------------------------- */
+
+int hk__node_read(hk_txn *txn, uint32_t id, hk_node *out)
+{
+    return hk_node_get(txn, id, out);
+}
+
+int hk__account_read(hk_txn *txn, uint32_t id, hk_account *out)
+{
+    return hk_account_get(txn, id, out);
+}
+
+/* Visits every record of db in id order, decoded into link and name. */
+static int each_rec(hk_txn *txn, enum hk_db db, const char *link,
+                    int (*fn)(uint32_t id, uint32_t link, const char *name, void *arg), void *arg)
+{
+    hk_cursor *c;
+    hk_val k, v;
+    int rc = hk_cursor_open(txn, db, &c);
+    if (rc != 0)
+        return rc;
+    int ret = 0;
+    for (rc = hk_cursor_get(c, HK_FIRST, &k, &v); rc == 0 && ret == 0; rc = hk_cursor_get(c, HK_NEXT, &k, &v)) {
+        uint32_t l;
+        char name[HK_NODE_NAME_MAX + 1];
+        if (k.len != 4 || decode_rec(v.data, v.len, link, &l, name, sizeof(name)) != 0)
+            continue;
+        ret = fn(hk_rd32(k.data), l, name, arg);
+    }
+    hk_cursor_close(c);
+    if (ret != 0)
+        return ret;
+    return rc == HK_ENOTFOUND ? 0 : rc;
+}
+
+struct each_node {
+    int (*fn)(const hk_node *n, void *arg);
+    void *arg;
+};
+
+static int one_node(uint32_t id, uint32_t link, const char *name, void *arg)
+{
+    struct each_node *e = arg;
+    hk_node n = {.id = id, .parent = link};
+    snprintf(n.name, sizeof(n.name), "%s", name);
+    return e->fn(&n, e->arg);
+}
+
+int hk__nodes_each(hk_txn *txn, int (*fn)(const hk_node *n, void *arg), void *arg)
+{
+    struct each_node e = {fn, arg};
+    return each_rec(txn, HK_DB_NODES, "parent", one_node, &e);
+}
+
+struct each_account {
+    int (*fn)(const hk_account *a, void *arg);
+    void *arg;
+};
+
+static int one_account(uint32_t id, uint32_t link, const char *name, void *arg)
+{
+    struct each_account *e = arg;
+    hk_account a = {.id = id, .node = link};
+    snprintf(a.name, sizeof(a.name), "%s", name);
+    return e->fn(&a, e->arg);
+}
+
+int hk__accounts_each(hk_txn *txn, int (*fn)(const hk_account *a, void *arg), void *arg)
+{
+    struct each_account e = {fn, arg};
+    return each_rec(txn, HK_DB_ACCOUNTS, "node", one_account, &e);
+}
+
+int hk__node_within(hk_txn *txn, uint32_t node, uint32_t top, bool *within)
+{
+    *within = top == 0;
+    if (top == 0)
+        return 0;
+    uint32_t cur = node;
+    /* The depth bound also ends a cycle, which only a damaged store could hold. */
+    for (int depth = 0; cur != 0 && depth <= HK_NODE_DEPTH_MAX; depth++) {
+        if (cur == top) {
+            *within = true;
+            return 0;
+        }
+        uint32_t up;
+        int rc = read_rec(txn, HK_DB_NODES, cur, "parent", &up, NULL, 0);
+        if (rc == HK_ENOTFOUND)
+            return 0;
+        if (rc != 0)
+            return rc;
+        cur = up;
+    }
+    return 0;
+}
+
+int hk__apply_node_put(hk_txn *txn, hk_op *op)
+{
+    hk_op_node_put *p = &op->u.node_put;
+    p->err[0] = '\0';
+    return hk_node_put(txn, &p->node, p->err, sizeof(p->err));
+}
+
+int hk__apply_account_put(hk_txn *txn, hk_op *op)
+{
+    hk_op_account_put *p = &op->u.account_put;
+    p->err[0] = '\0';
+    return hk_account_put(txn, &p->account, p->err, sizeof(p->err));
+}
+
+int hk__apply_tree_import(hk_txn *txn, hk_op *op)
+{
+    hk_op_tree_import *p = &op->u.tree_import;
+    p->err[0] = '\0';
+    p->count = 0;
+    return hk_accounts_import(txn, p->accounts ? HK_IMPORT_ACCOUNTS : HK_IMPORT_NODES, p->text ? p->text : "", p->len,
+                              &p->count, p->err, sizeof(p->err));
 }

@@ -3,10 +3,12 @@
  * question the API asks of them: is an account inside a user's topmost
  * node's subtree?
  *
- * Records are keyed by big-endian u32 id; values are compact JSON:
- *   HK_DB_NODES     node id    -> {"parent": P, "name": "..."}  (P = 0: a root)
- *   HK_DB_ACCOUNTS  account id -> {"node": N, "name": "..."}
- * Id 0 is never a node or an account (a user's top_node 0 means "none").
+ * Records are keyed by big-endian u32 id (the codec is in accounts.c):
+ *   HK_DB_NODES     node id    -> parent P (0: a root) and name
+ *   HK_DB_ACCOUNTS  account id -> node N and name
+ * Writes go through store.h (HK_OP_NODE_PUT, HK_OP_ACCOUNT_PUT,
+ * HK_OP_TREE_IMPORT); the functions here taking an hk_txn are the old
+ * interface, kept while callers move. Id 0 is never a node or an account (a user's top_node 0 means "none").
  * Every write keeps the tree a tree: a parent must exist, and a node can
  * never become its own ancestor.
  */
@@ -19,23 +21,7 @@
 
 #include "common.h"
 #include "kv.h"
-
-#define HK_NODE_NAME_MAX 256   /**< bytes in a node's or an account's name */
-#define HK_NODE_DEPTH_MAX 1000 /**< ancestors a node may have at most; a deeper chain is refused */
-
-/** A node of the tree. */
-typedef struct hk_node {
-    uint32_t id;                     /**< 1..UINT32_MAX */
-    uint32_t parent;                 /**< parent node id; 0 for a root */
-    char name[HK_NODE_NAME_MAX + 1]; /**< display name */
-} hk_node;
-
-/** An account, attached to one node. */
-typedef struct hk_account {
-    uint32_t id;                     /**< 1..UINT32_MAX */
-    uint32_t node;                   /**< the node it belongs to */
-    char name[HK_NODE_NAME_MAX + 1]; /**< display name */
-} hk_account;
+#include "model.h"
 
 /** Reads node id into *out; HK_ENOTFOUND when absent, HK_ESTORE when the record is malformed. */
 int hk_node_get(hk_txn *txn, uint32_t id, hk_node *out) HK_MUST_CHECK;

@@ -1,8 +1,26 @@
-/* attempt_log.c: attempt records keyed by webhook, with a time index. */
+/*
+ * attempt_log.c: attempt records keyed by webhook id (u32) + log id (u64)
+ * in HK_DB_LOG, with a time index (time u64 + webhook id + log id) in
+ * HK_DB_LOG_TIME for pruning; the record codec and the old interface.
+ *
+ * Record, version 1: u8 version, u64 started_ms (at offset 1, so that a
+ * deletion finds the time-index key without decoding the rest), u64
+ * event_id, u32 attempt, u64 duration_ms, u8 flags (1 success, 2
+ * exhausted, 4 disabled, 8 sync), u32 status, u32 user_id, u64
+ * next_due_ms, then strings event_name, event_uuid, error, url, request,
+ * response. Version 0 is the JSON object of attempt_log.h.
+ */
 #include "attempt_log.h"
 
 #include <stdio.h>
 #include <string.h>
+
+#include "tables.h"
+
+#define F_SUCCESS 1u
+#define F_EXHAUSTED 2u
+#define F_DISABLED 4u
+#define F_SYNC 8u
 
 static void log_key(uint8_t k[12], uint32_t wid, uint64_t id)
 {
@@ -51,19 +69,26 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
 }
 
 /*
- * A peer's bytes as a JSON string. Valid UTF-8 (NUL included) is kept as
- * it is, so that text compares byte for byte with what went over the
- * wire; each byte that is not part of a valid sequence becomes U+FFFD, so
- * that a binary body cannot make the record unencodable.
+ * A peer's bytes as stored text, appended to b. Valid UTF-8 (NUL included)
+ * is kept as it is, so that text compares byte for byte with what went
+ * over the wire; each byte that is not part of a valid sequence becomes
+ * U+FFFD, so that every view of the record is valid JSON text. At most
+ * HK_ATTEMPT_MAX_TEXT bytes of the input are kept.
  */
-static json_t *text(const char *s, size_t len)
+static void w_text(hk__wbuf *b, const char *s, size_t len)
 {
+    if (s == NULL)
+        s = "", len = 0;
+    if (len > HK_ATTEMPT_MAX_TEXT)
+        len = HK_ATTEMPT_MAX_TEXT;
     const unsigned char *u = (const unsigned char *)s;
     size_t i = 0, n;
     while (i < len && (n = utf8_seq(u + i, len - i)) != 0)
         i += n;
-    if (i == len)
-        return json_stringn(s, len);
+    if (i == len) {
+        hk__w_strn(b, s, len);
+        return;
+    }
     char *copy = hk_malloc(len * 3 + 1);
     size_t o = 0;
     for (i = 0; i < len;) {
@@ -78,44 +103,168 @@ static json_t *text(const char *s, size_t len)
             i += n;
         }
     }
-    json_t *j = json_stringn(copy, o);
+    hk__w_strn(b, copy, o);
     free(copy);
-    return j;
 }
 
-int hk_log_append(hk_txn *txn, const hk_attempt *a, uint64_t *log_id)
+static void encode(hk__wbuf *b, const hk_attempt *a, bool disabled)
+{
+    unsigned flags = (a->success ? F_SUCCESS : 0) | (a->exhausted ? F_EXHAUSTED : 0) | (disabled ? F_DISABLED : 0) |
+                     (a->sync ? F_SYNC : 0);
+    hk__w_u8(b, HK__V1);
+    hk__w_u64(b, a->started_ms);
+    hk__w_u64(b, a->event_id);
+    hk__w_u32(b, a->attempt);
+    hk__w_u64(b, a->duration_ms);
+    hk__w_u8(b, (uint8_t)flags);
+    hk__w_u32(b, (uint32_t)a->status);
+    hk__w_u32(b, a->user_id);
+    hk__w_u64(b, a->next_due_ms);
+    w_text(b, a->event_name, a->event_name ? strlen(a->event_name) : 0);
+    w_text(b, a->event_uuid, a->event_uuid ? strlen(a->event_uuid) : 0);
+    w_text(b, a->error, a->error ? strlen(a->error) : 0);
+    w_text(b, a->url, a->url ? strlen(a->url) : 0);
+    w_text(b, a->request, a->request_len);
+    w_text(b, a->response, a->response_len);
+}
+
+static char *r_text(hk__rbuf *r, size_t *n)
+{
+    char *s = hk__r_str(r, n);
+    return s ? s : hk_strdup("");
+}
+
+static int decode_v1(const void *data, size_t len, hk_attempt *a)
+{
+    hk__rbuf r = hk__rbuf_of(data, len);
+    hk__r_u8(&r);
+    a->started_ms = hk__r_u64(&r);
+    a->event_id = hk__r_u64(&r);
+    a->attempt = hk__r_u32(&r);
+    a->duration_ms = hk__r_u64(&r);
+    unsigned flags = hk__r_u8(&r);
+    a->success = flags & F_SUCCESS;
+    a->exhausted = flags & F_EXHAUSTED;
+    a->disabled = flags & F_DISABLED;
+    a->sync = flags & F_SYNC;
+    a->status = (int)hk__r_u32(&r);
+    a->user_id = hk__r_u32(&r);
+    a->next_due_ms = hk__r_u64(&r);
+    a->event_name = r_text(&r, NULL);
+    a->event_uuid = r_text(&r, NULL);
+    a->error = r_text(&r, NULL);
+    a->url = r_text(&r, NULL);
+    a->request = r_text(&r, &a->request_len);
+    a->response = r_text(&r, &a->response_len);
+    if (!hk__r_done(&r)) {
+        hk_attempt_free(a);
+        return HK_ESTORE;
+    }
+    return 0;
+}
+
+static char *json_text(const json_t *rec, const char *key, size_t *len)
+{
+    const json_t *v = json_object_get(rec, key);
+    const char *s = json_string_value(v);
+    size_t n = s ? json_string_length(v) : 0;
+    if (len != NULL)
+        *len = n;
+    return hk_strndup(s ? s : "", n);
+}
+
+static int decode_v0(const void *data, size_t len, hk_attempt *a)
+{
+    json_t *rec = json_loadb(data, len, 0, NULL);
+    if (!json_is_object(rec)) {
+        json_decref(rec);
+        return HK_ESTORE;
+    }
+    a->event_id = (uint64_t)json_integer_value(json_object_get(rec, "eventId"));
+    a->event_name = json_text(rec, "event", NULL);
+    a->event_uuid = json_text(rec, "eventUuid", NULL);
+    a->attempt = (uint32_t)json_integer_value(json_object_get(rec, "attempt"));
+    a->started_ms = (uint64_t)json_integer_value(json_object_get(rec, "time"));
+    a->duration_ms = (uint64_t)json_integer_value(json_object_get(rec, "durationMs"));
+    a->url = json_text(rec, "url", NULL);
+    a->request = json_text(rec, "request", &a->request_len);
+    a->response = json_text(rec, "response", &a->response_len);
+    const char *result = json_string_value(json_object_get(rec, "result"));
+    a->status = result ? atoi(result) : 0;
+    a->success = json_is_true(json_object_get(rec, "success"));
+    a->error = json_text(rec, "error", NULL);
+    a->user_id = (uint32_t)json_integer_value(json_object_get(rec, "userId"));
+    a->exhausted = json_is_true(json_object_get(rec, "exhausted"));
+    /* Version 0 logged synchronous calls with event id 0 and nothing else to tell them by. */
+    a->sync = a->event_id == 0;
+    json_decref(rec);
+    return 0;
+}
+
+int hk__attempt_decode(const void *data, size_t len, uint32_t wid, uint64_t lid, hk_attempt *out)
+{
+    memset(out, 0, sizeof(*out));
+    const uint8_t *p = data;
+    int rc;
+    if (len > 0 && p[0] == HK__V1)
+        rc = decode_v1(data, len, out);
+    else if (len > 0 && p[0] == '{')
+        rc = decode_v0(data, len, out);
+    else
+        rc = HK_ESTORE;
+    if (rc == 0) {
+        out->id = lid;
+        out->webhook_id = wid;
+    }
+    return rc;
+}
+
+static json_t *to_json(const hk_attempt *a)
+{
+    char result[16];
+    snprintf(result, sizeof(result), "%d", a->status);
+    json_t *rec = json_object();
+    json_object_set_new(rec, "id", json_integer((json_int_t)a->id));
+    json_object_set_new(rec, "webhookId", json_integer(a->webhook_id));
+    json_object_set_new(rec, "eventId", json_integer((json_int_t)a->event_id));
+    json_object_set_new(rec, "event", json_string(a->event_name));
+    json_object_set_new(rec, "eventUuid", json_string(a->event_uuid));
+    json_object_set_new(rec, "attempt", json_integer(a->attempt));
+    json_object_set_new(rec, "time", json_integer((json_int_t)a->started_ms));
+    json_object_set_new(rec, "durationMs", json_integer((json_int_t)a->duration_ms));
+    json_object_set_new(rec, "url", json_string(a->url));
+    json_object_set_new(rec, "request", json_stringn(a->request, a->request_len));
+    json_object_set_new(rec, "response", json_stringn(a->response, a->response_len));
+    json_object_set_new(rec, "result", json_string(result));
+    json_object_set_new(rec, "success", json_boolean(a->success));
+    json_object_set_new(rec, "error", json_string(a->error));
+    json_object_set_new(rec, "userId", json_integer(a->user_id));
+    json_object_set_new(rec, "exhausted", json_boolean(a->exhausted));
+    return rec;
+}
+
+json_t *hk_log_record_json(const void *key, size_t klen, const void *data, size_t len)
+{
+    hk_attempt a;
+    if (klen != 12 || hk__attempt_decode(data, len, hk_rd32(key), hk_rd64((const uint8_t *)key + 4), &a) != 0)
+        return NULL;
+    json_t *rec = to_json(&a);
+    hk_attempt_free(&a);
+    return rec;
+}
+
+int hk__log_append(hk_txn *txn, const hk_attempt *a, bool disabled, uint64_t *log_id)
 {
     uint64_t id;
     int rc = hk_seq_next(txn, "seq:log", &id);
     if (rc != 0)
         return rc;
-    char result[16];
-    snprintf(result, sizeof(result), "%d", a->status);
-    json_t *rec = json_object();
-    json_object_set_new(rec, "id", json_integer((json_int_t)id));
-    json_object_set_new(rec, "webhookId", json_integer(a->webhook_id));
-    json_object_set_new(rec, "eventId", json_integer((json_int_t)a->event_id));
-    json_object_set_new(rec, "event", json_string(a->event_name ? a->event_name : ""));
-    json_object_set_new(rec, "eventUuid", json_string(a->event_uuid ? a->event_uuid : ""));
-    json_object_set_new(rec, "attempt", json_integer(a->attempt));
-    json_object_set_new(rec, "time", json_integer((json_int_t)a->started_ms));
-    json_object_set_new(rec, "durationMs", json_integer((json_int_t)a->duration_ms));
-    json_object_set_new(rec, "url", json_string(a->url ? a->url : ""));
-    json_object_set_new(rec, "request", text(a->request ? a->request : "", a->request_len));
-    json_object_set_new(rec, "response", text(a->response ? a->response : "", a->response_len));
-    json_object_set_new(rec, "result", json_string(result));
-    json_object_set_new(rec, "success", json_boolean(a->success));
-    json_object_set_new(rec, "error", text(a->error ? a->error : "", a->error ? strlen(a->error) : 0));
-    json_object_set_new(rec, "userId", json_integer(a->user_id));
-    json_object_set_new(rec, "exhausted", json_boolean(a->exhausted));
-    char *s = json_dumps(rec, JSON_COMPACT);
-    json_decref(rec);
-    if (s == NULL)
-        return HK_EINVAL;
+    hk__wbuf b = {0};
+    encode(&b, a, disabled);
     uint8_t k[12], tk[20];
     log_key(k, a->webhook_id, id);
-    rc = hk_put(txn, HK_DB_LOG, k, sizeof(k), s, strlen(s), 0);
-    free(s);
+    rc = hk_put(txn, HK_DB_LOG, k, sizeof(k), b.p, b.len, 0);
+    free(b.p);
     if (rc != 0)
         return rc;
     time_key(tk, a->started_ms, a->webhook_id, id);
@@ -125,39 +274,84 @@ int hk_log_append(hk_txn *txn, const hk_attempt *a, uint64_t *log_id)
     return rc;
 }
 
-int hk_log_get(hk_txn *txn, uint32_t webhook_id, uint64_t log_id, json_t **out)
+int hk__log_read(hk_txn *txn, uint32_t wid, uint64_t lid, hk_attempt *out)
 {
     uint8_t k[12];
     hk_val v;
-    log_key(k, webhook_id, log_id);
+    log_key(k, wid, lid);
+    memset(out, 0, sizeof(*out));
     int rc = hk_get(txn, HK_DB_LOG, k, sizeof(k), &v);
     if (rc != 0)
         return rc;
-    json_error_t err;
-    *out = json_loadb(v.data, v.len, 0, &err);
-    return *out ? 0 : HK_ESTORE;
+    return hk__attempt_decode(v.data, v.len, wid, lid, out);
 }
 
-/* Time-index entries older than *arg. */
+int hk__log_each(hk_txn *txn, uint32_t wid, uint64_t from_id, bool newest_first,
+                 int (*fn)(const hk_attempt *a, void *arg), void *arg)
+{
+    hk_cursor *c;
+    uint8_t start[12];
+    log_key(start, wid, from_id != 0 ? from_id : (newest_first ? UINT64_MAX : 0));
+    hk_val k = {start, sizeof(start)}, v;
+    int rc = hk_cursor_open(txn, HK_DB_LOG, &c);
+    if (rc != 0)
+        return rc;
+    enum hk_cursor_op step = newest_first ? HK_PREV : HK_NEXT;
+    rc = hk_cursor_get(c, HK_SEEK, &k, &v);
+    if (newest_first) {
+        /* Seeking lands on the first key >= start: step back unless it is start itself. */
+        if (rc == HK_ENOTFOUND)
+            rc = hk_cursor_get(c, HK_LAST, &k, &v);
+        else if (rc == 0 && (k.len != sizeof(start) || memcmp(k.data, start, sizeof(start)) != 0))
+            rc = hk_cursor_get(c, HK_PREV, &k, &v);
+    }
+    int ret = 0;
+    for (; rc == 0 && ret == 0; rc = hk_cursor_get(c, step, &k, &v)) {
+        if (k.len != 12 || hk_rd32(k.data) != wid)
+            break;
+        hk_attempt a;
+        /* A record that cannot be read is left out of the listing, as before. */
+        if (hk__attempt_decode(v.data, v.len, wid, hk_rd64((const uint8_t *)k.data + 4), &a) != 0)
+            continue;
+        ret = fn(&a, arg);
+        hk_attempt_free(&a);
+    }
+    hk_cursor_close(c);
+    if (ret != 0)
+        return ret;
+    return rc == HK_ENOTFOUND ? 0 : rc;
+}
+
+/* ---- deleting ------------------------------------------------------------------ */
+
+struct prune_run {
+    uint64_t before;
+    uint64_t removed;
+};
+
+/* Time-index entries older than the run's limit. */
 static bool older(const hk_val *k, const hk_val *v, void *arg)
 {
     HK_UNUSED(v);
-    return k->len == 20 && hk_rd64(k->data) < *(const uint64_t *)arg;
+    return k->len == 20 && hk_rd64(k->data) < ((struct prune_run *)arg)->before;
 }
 
 /* A time-index entry takes its record (webhook id + log id) with it. */
 static int drop_record(hk_txn *txn, const hk_val *k, const hk_val *v, void *arg)
 {
     HK_UNUSED(v);
-    HK_UNUSED(arg);
     int rc = hk_del(txn, HK_DB_LOG, (const uint8_t *)k->data + 8, 12, NULL, 0);
+    if (rc == 0)
+        ((struct prune_run *)arg)->removed++;
     return rc == HK_ENOTFOUND ? 0 : rc;
 }
 
-int hk_log_prune(hk_txn *txn, uint64_t before_ms, size_t max, bool *more)
+int hk__log_prune(hk_txn *txn, uint64_t before_ms, uint64_t max, uint64_t *removed, bool *more)
 {
-    *more = false;
-    return hk_delete_run(txn, HK_DB_LOG_TIME, NULL, older, drop_record, &before_ms, max, more);
+    struct prune_run run = {before_ms, 0};
+    int rc = hk_delete_run(txn, HK_DB_LOG_TIME, NULL, older, drop_record, &run, (size_t)max, more);
+    *removed += run.removed;
+    return rc;
 }
 
 /* Records of the webhook whose id prefix is *arg. */
@@ -171,23 +365,78 @@ static bool of_webhook(const hk_val *k, const hk_val *v, void *arg)
 static int drop_time_entry(hk_txn *txn, const hk_val *k, const hk_val *v, void *arg)
 {
     HK_UNUSED(arg);
-    json_error_t err;
-    json_t *rec = json_loadb(v->data, v->len, 0, &err);
-    if (rec == NULL)
-        return 0;
+    const uint8_t *p = v->data;
+    uint64_t started;
+    if (v->len >= 9 && p[0] == HK__V1) {
+        started = hk_rd64(p + 1);
+    } else {
+        hk_attempt a;
+        if (hk__attempt_decode(v->data, v->len, 0, 0, &a) != 0)
+            return 0; /* unreadable: its index entry goes with the log retention */
+        started = a.started_ms;
+        hk_attempt_free(&a);
+    }
     uint8_t tk[20];
-    time_key(tk, (uint64_t)json_integer_value(json_object_get(rec, "time")), hk_rd32(k->data),
-             hk_rd64((const uint8_t *)k->data + 4));
-    json_decref(rec);
+    time_key(tk, started, hk_rd32(k->data), hk_rd64((const uint8_t *)k->data + 4));
     int rc = hk_del(txn, HK_DB_LOG_TIME, tk, sizeof(tk), NULL, 0);
     return rc == HK_ENOTFOUND ? 0 : rc;
 }
 
-int hk_log_delete_webhook(hk_txn *txn, uint32_t webhook_id, size_t max, bool *more)
+int hk__log_drop_webhook(hk_txn *txn, uint32_t webhook_id, size_t max, bool *more)
 {
     uint8_t prefix[4];
     hk_be32(prefix, webhook_id);
     hk_val from = {prefix, 4};
     *more = false;
     return hk_delete_run(txn, HK_DB_LOG, &from, of_webhook, drop_time_entry, prefix, max, more);
+}
+
+/* ---- the old interface ------------------------------------------------------------ */
+
+int hk_log_append(hk_txn *txn, const hk_attempt_view *v, uint64_t *log_id)
+{
+    /* The record only reads the strings: borrowing them is safe. */
+    hk_attempt a = {.webhook_id = v->webhook_id,
+                    .event_id = v->event_id,
+                    .event_name = (char *)v->event_name,
+                    .event_uuid = (char *)v->event_uuid,
+                    .attempt = v->attempt,
+                    .started_ms = v->started_ms,
+                    .duration_ms = v->duration_ms,
+                    .success = v->success,
+                    .status = v->status,
+                    .error = (char *)v->error,
+                    .url = (char *)v->url,
+                    .request = (char *)v->request,
+                    .request_len = v->request_len,
+                    .response = (char *)v->response,
+                    .response_len = v->response_len,
+                    .user_id = v->user_id,
+                    .exhausted = v->exhausted,
+                    .next_due_ms = v->next_due_ms,
+                    .sync = v->event_id == 0};
+    return hk__log_append(txn, &a, v->disabled, log_id);
+}
+
+int hk_log_get(hk_txn *txn, uint32_t webhook_id, uint64_t log_id, json_t **out)
+{
+    hk_attempt a;
+    int rc = hk__log_read(txn, webhook_id, log_id, &a);
+    if (rc != 0)
+        return rc;
+    *out = to_json(&a);
+    hk_attempt_free(&a);
+    return 0;
+}
+
+int hk_log_prune(hk_txn *txn, uint64_t before_ms, size_t max, bool *more)
+{
+    uint64_t removed = 0;
+    *more = false;
+    return hk__log_prune(txn, before_ms, max, &removed, more);
+}
+
+int hk_log_delete_webhook(hk_txn *txn, uint32_t webhook_id, size_t max, bool *more)
+{
+    return hk__log_drop_webhook(txn, webhook_id, max, more);
 }

@@ -1,17 +1,18 @@
 /*
- * attempt_log.h: the per-webhook attempt log (HK_DB_LOG), written in the
- * same transaction as the attempt's outcome, and its time index
- * (HK_DB_LOG_TIME) for pruning.
+ * attempt_log.h: the old interface to the per-webhook attempt log
+ * (HK_DB_LOG) and its time index (HK_DB_LOG_TIME), kept while callers move
+ * to store.h (HK_OP_OUTCOME / HK_OP_ATTEMPT write records, the queries read
+ * typed hk_attempt records). attempt_log.c owns the table and its codec.
  *
- * A record is JSON: {"id", "webhookId", "eventId", "event", "eventUuid",
- * "attempt", "time" (ms), "durationMs", "url", "request", "response",
- * "result" (HTTP status as a string, "0" when no response came),
- * "success", "error", "userId", "exhausted"}. request holds the request
- * line, headers and body as sent; response the status line, headers and
- * body as received. Each is cut at HK_LOG_MAX_TEXT bytes, and the response
- * body never holds more than [delivery] max_response_bytes. Bytes that are
- * not valid UTF-8 are stored as U+FFFD; everything else is kept byte for
- * byte.
+ * The JSON form of a record (hk_log_get, hk_log_record_json): {"id",
+ * "webhookId", "eventId", "event", "eventUuid", "attempt", "time" (ms),
+ * "durationMs", "url", "request", "response", "result" (HTTP status as a
+ * string, "0" when no response came), "success", "error", "userId",
+ * "exhausted"}. request holds the request line, headers and body as sent;
+ * response the status line, headers and body as received. Each is cut at
+ * HK_LOG_MAX_TEXT bytes, and the response body never holds more than
+ * [delivery] max_response_bytes. Bytes that are not valid UTF-8 are stored
+ * as U+FFFD; everything else is kept byte for byte.
  */
 #ifndef HK_ATTEMPT_LOG_H
 #define HK_ATTEMPT_LOG_H
@@ -22,17 +23,15 @@
 #include <stdint.h>
 
 #include "kv.h"
+#include "model.h"
 
-/** Bytes of request text and of response text kept per attempt. */
 /**
- * One attempt's outcome, as the engine records it. Passed to
- * hk_attempt_recorded in the outcome's write transaction (worker thread)
- * and to hk_attempt_finished on the loop after the commit: the two places
- * where the attempt log, emails and state events hook in.
+ * One attempt's outcome as the old engine passes it around: the strings are
+ * borrowed from the caller (model.h's hk_attempt owns its strings).
  */
-typedef struct hk_attempt {
+typedef struct hk_attempt_view {
     uint32_t webhook_id;    /**< the webhook */
-    uint64_t event_id;      /**< the event */
+    uint64_t event_id;      /**< the event (0: a synchronous call) */
     uint32_t attempt;       /**< 1 for the first attempt */
     uint64_t started_ms;    /**< wall clock at start */
     uint64_t duration_ms;   /**< until the outcome */
@@ -50,15 +49,23 @@ typedef struct hk_attempt {
     bool disabled;          /**< this outcome set the webhook to TooManyErrors */
     const char *event_name; /**< the event's name */
     const char *event_uuid; /**< EventId */
-} hk_attempt;
+} hk_attempt_view;
 
-#define HK_LOG_MAX_TEXT 65536
+/** Bytes of request text and of response text kept per attempt. */
+#define HK_LOG_MAX_TEXT HK_ATTEMPT_MAX_TEXT
 
 /** Appends the record of attempt a; its id is written to *log_id when not NULL. */
-int hk_log_append(hk_txn *txn, const hk_attempt *a, uint64_t *log_id) HK_MUST_CHECK;
+int hk_log_append(hk_txn *txn, const hk_attempt_view *a, uint64_t *log_id) HK_MUST_CHECK;
 
-/** Reads one record; *out is a new reference. HK_ENOTFOUND when absent. */
+/** Reads one record as JSON; *out is a new reference. HK_ENOTFOUND when absent. */
 int hk_log_get(hk_txn *txn, uint32_t webhook_id, uint64_t log_id, json_t **out) HK_MUST_CHECK;
+
+/**
+ * The JSON form of a stored record's bytes (any format version; key is its
+ * HK_DB_LOG key), for code that reads the table directly; a new reference,
+ * NULL when malformed.
+ */
+json_t *hk_log_record_json(const void *key, size_t klen, const void *data, size_t len);
 
 /**
  * Deletes up to max records older than before_ms (and their index

@@ -1,4 +1,16 @@
-/* auth.c: users and keys in the store, and request authentication. */
+/*
+ * auth.c: the user and key tables with their codecs, the user and key ops,
+ * permissions and request authentication.
+ *
+ * User record (HK_DB_USERS, id u32 -> record), version 1: u8 version, u32
+ * id, u32 perms, u32 top_node, strings code and full_name. Version 0 is the
+ * JSON object {"id","code","fullName","perms","topNode"}. HK_DB_USER_CODES
+ * maps the lower-cased code to the id.
+ *
+ * Key record (HK_DB_KEYS, SHA-256 -> record), version 1: u8 version, u32
+ * user id, u64 created ms, u8 revoked, 8 characters of short id (22
+ * bytes). Version 0 is the same without the version byte (21 bytes).
+ */
 #include "auth.h"
 
 #include <ctype.h>
@@ -11,6 +23,10 @@
 
 #include "log.h"
 #include "random.h"
+#include "tables.h"
+
+#define KEYREC_V0 21
+#define KEYREC_V1 22
 
 static const struct {
     const char *name;
@@ -20,9 +36,6 @@ static const struct {
     {"Accounts:Edit", HK_PERM_ACCOUNTS},        {"Events:Signal", HK_PERM_SIGNAL},
     {"Webhooks:Execute", HK_PERM_EXECUTE},
 };
-
-/* Key records: user id (u32), created ms (u64), revoked (u8), short id (8 chars). */
-#define KEYREC_LEN 21
 
 int hk_perm_parse(const char *list, unsigned *out, char *bad, size_t badlen)
 {
@@ -83,9 +96,11 @@ bool hk_perm_allows(unsigned perms, unsigned need)
     return (perms & need) == need;
 }
 
+/* ---- users ---------------------------------------------------------------- */
+
 /* Every authenticated request reads its user: recently decoded records are
  * kept per thread and reused while their stored bytes are unchanged, so
- * that the common case costs a comparison instead of a JSON parse. */
+ * that the common case costs a comparison instead of a decode. */
 #define USER_CACHE_SLOTS 8
 #define USER_CACHE_RECORD_MAX 512
 
@@ -98,36 +113,13 @@ struct user_cache_slot {
 static __thread struct user_cache_slot user_cache[USER_CACHE_SLOTS];
 static __thread unsigned user_cache_next;
 
-static int user_decode_json(const hk_val *v, hk_user *u);
-
-static int user_decode(const hk_val *v, hk_user *u)
+static int user_decode_v0(const void *data, size_t len, hk_user *u)
 {
-    if (v->len > USER_CACHE_RECORD_MAX)
-        return user_decode_json(v, u);
-    for (unsigned i = 0; i < USER_CACHE_SLOTS; i++) {
-        struct user_cache_slot *c = &user_cache[i];
-        if (c->len == v->len && memcmp(c->raw, v->data, v->len) == 0) {
-            *u = c->user;
-            return 0;
-        }
-    }
-    int rc = user_decode_json(v, u);
-    if (rc == 0) {
-        struct user_cache_slot *c = &user_cache[user_cache_next++ % USER_CACHE_SLOTS];
-        c->len = v->len;
-        memcpy(c->raw, v->data, v->len);
-        c->user = *u;
-    }
-    return rc;
-}
-
-static int user_decode_json(const hk_val *v, hk_user *u)
-{
-    json_error_t jerr;
-    json_t *j = json_loadb(v->data, v->len, 0, &jerr);
-    if (j == NULL)
+    json_t *j = json_loadb(data, len, 0, NULL);
+    if (!json_is_object(j)) {
+        json_decref(j);
         return HK_ESTORE;
-    memset(u, 0, sizeof(*u));
+    }
     u->id = (uint32_t)json_integer_value(json_object_get(j, "id"));
     snprintf(u->code, sizeof(u->code), "%s", json_string_value(json_object_get(j, "code")) ?: "");
     snprintf(u->full_name, sizeof(u->full_name), "%s", json_string_value(json_object_get(j, "fullName")) ?: "");
@@ -137,7 +129,62 @@ static int user_decode_json(const hk_val *v, hk_user *u)
     return 0;
 }
 
-int hk_user_get(hk_txn *txn, uint32_t id, hk_user *out)
+static int user_decode_any(const void *data, size_t len, hk_user *u)
+{
+    memset(u, 0, sizeof(*u));
+    const uint8_t *p = data;
+    if (len > 0 && p[0] == '{')
+        return user_decode_v0(data, len, u);
+    if (len == 0 || p[0] != HK__V1)
+        return HK_ESTORE;
+    hk__rbuf r = hk__rbuf_of(data, len);
+    hk__r_u8(&r);
+    u->id = hk__r_u32(&r);
+    u->perms = hk__r_u32(&r);
+    u->top_node = hk__r_u32(&r);
+    hk__r_strbuf(&r, u->code, sizeof(u->code));
+    hk__r_strbuf(&r, u->full_name, sizeof(u->full_name));
+    return hk__r_done(&r) ? 0 : HK_ESTORE;
+}
+
+static int user_decode(const hk_val *v, hk_user *u)
+{
+    if (v->len > USER_CACHE_RECORD_MAX)
+        return user_decode_any(v->data, v->len, u);
+    for (unsigned i = 0; i < USER_CACHE_SLOTS; i++) {
+        struct user_cache_slot *c = &user_cache[i];
+        if (c->len == v->len && memcmp(c->raw, v->data, v->len) == 0) {
+            *u = c->user;
+            return 0;
+        }
+    }
+    int rc = user_decode_any(v->data, v->len, u);
+    if (rc == 0) {
+        struct user_cache_slot *c = &user_cache[user_cache_next++ % USER_CACHE_SLOTS];
+        c->len = v->len;
+        memcpy(c->raw, v->data, v->len);
+        c->user = *u;
+    }
+    return rc;
+}
+
+static int user_write(hk_txn *txn, const hk_user *u)
+{
+    hk__wbuf b = {0};
+    hk__w_u8(&b, HK__V1);
+    hk__w_u32(&b, u->id);
+    hk__w_u32(&b, u->perms);
+    hk__w_u32(&b, u->top_node);
+    hk__w_str(&b, u->code);
+    hk__w_str(&b, u->full_name);
+    uint8_t k[4];
+    hk_be32(k, u->id);
+    int rc = hk_put(txn, HK_DB_USERS, k, 4, b.p, b.len, 0);
+    free(b.p);
+    return rc;
+}
+
+int hk__user_read(hk_txn *txn, uint32_t id, hk_user *out)
 {
     uint8_t k[4];
     hk_val v;
@@ -156,76 +203,105 @@ static void lower(char *dst, const char *src, size_t cap)
     dst[i] = '\0';
 }
 
-int hk_user_by_code(hk_txn *txn, const char *code, hk_user *out)
+/* The id holding lower-cased code lc; HK_ENOTFOUND when none. */
+static int code_owner(hk_txn *txn, const char *lc, uint32_t *id)
 {
-    char lc[HK_USER_CODE_MAX + 1];
-    if (strlen(code) > HK_USER_CODE_MAX)
-        return HK_ENOTFOUND;
-    lower(lc, code, sizeof(lc));
     hk_val v;
     int rc = hk_get(txn, HK_DB_USER_CODES, lc, strlen(lc), &v);
     if (rc != 0)
         return rc;
     if (v.len != 4)
         return HK_ESTORE;
-    return hk_user_get(txn, hk_rd32(v.data), out);
+    *id = hk_rd32(v.data);
+    return 0;
 }
 
-size_t hk_user_count(hk_txn *txn)
-{
-    return hk_count(txn, HK_DB_USERS);
-}
-
-static int user_put(hk_txn *txn, const hk_user *u)
-{
-    json_t *j = json_pack("{s:I, s:s, s:s, s:I, s:I}", "id", (json_int_t)u->id, "code", u->code, "fullName",
-                          u->full_name, "perms", (json_int_t)u->perms, "topNode", (json_int_t)u->top_node);
-    char *text = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    uint8_t k[4];
-    hk_be32(k, u->id);
-    int rc = hk_put(txn, HK_DB_USERS, k, 4, text, strlen(text), 0);
-    free(text);
-    return rc;
-}
-
-int hk_user_create(hk_txn *txn, hk_user *u)
+int hk__user_by_code(hk_txn *txn, const char *code, hk_user *out)
 {
     char lc[HK_USER_CODE_MAX + 1];
-    lower(lc, u->code, sizeof(lc));
-    hk_val v;
-    if (hk_get(txn, HK_DB_USER_CODES, lc, strlen(lc), &v) == 0)
-        return HK_EEXIST;
-    uint64_t id;
-    int rc = hk_seq_next(txn, "seq:user", &id);
+    uint32_t id;
+    if (strlen(code) > HK_USER_CODE_MAX)
+        return HK_ENOTFOUND;
+    lower(lc, code, sizeof(lc));
+    int rc = code_owner(txn, lc, &id);
+    return rc != 0 ? rc : hk__user_read(txn, id, out);
+}
+
+int hk__users_each(hk_txn *txn, int (*fn)(const hk_user *u, void *arg), void *arg)
+{
+    hk_cursor *c;
+    hk_val k, v;
+    int rc = hk_cursor_open(txn, HK_DB_USERS, &c);
     if (rc != 0)
         return rc;
-    u->id = (uint32_t)id;
+    int ret = 0;
+    for (rc = hk_cursor_get(c, HK_FIRST, &k, &v); rc == 0 && ret == 0; rc = hk_cursor_get(c, HK_NEXT, &k, &v)) {
+        hk_user u;
+        if (user_decode(&v, &u) == 0)
+            ret = fn(&u, arg);
+    }
+    hk_cursor_close(c);
+    if (ret != 0)
+        return ret;
+    return rc == HK_ENOTFOUND ? 0 : rc;
+}
+
+int hk__apply_user_put(hk_txn *txn, hk_op *op)
+{
+    hk_op_user_put *p = &op->u.user_put;
+    hk_user u = p->user;
+    char lc[HK_USER_CODE_MAX + 1], old_lc[HK_USER_CODE_MAX + 1];
     uint8_t k[4];
-    hk_be32(k, u->id);
-    rc = user_put(txn, u);
-    if (rc == 0)
-        rc = hk_put(txn, HK_DB_USER_CODES, lc, strlen(lc), k, 4, 0);
-    return rc;
-}
-
-int hk_user_update(hk_txn *txn, const hk_user *u)
-{
-    hk_user old;
-    int rc = hk_user_get(txn, u->id, &old);
-    if (rc != 0)
+    uint32_t holder;
+    int rc;
+    p->id = 0;
+    size_t clen = strnlen(u.code, sizeof(u.code));
+    if (clen == 0 || clen > HK_USER_CODE_MAX || strnlen(u.full_name, sizeof(u.full_name)) > HK_USER_NAME_MAX)
+        return HK_EINVAL;
+    lower(lc, u.code, sizeof(lc));
+    if (u.id == 0) {
+        uint64_t id;
+        rc = code_owner(txn, lc, &holder);
+        if (rc == 0)
+            return HK_EEXIST;
+        if (rc != HK_ENOTFOUND)
+            return rc;
+        if ((rc = hk_seq_next(txn, "seq:user", &id)) != 0)
+            return rc;
+        u.id = (uint32_t)id;
+    } else {
+        hk_user old;
+        if ((rc = hk__user_read(txn, u.id, &old)) != 0)
+            return rc;
+        lower(old_lc, old.code, sizeof(old_lc));
+        if (strcmp(old_lc, lc) != 0) {
+            rc = code_owner(txn, lc, &holder);
+            if (rc == 0)
+                return HK_EEXIST;
+            if (rc != HK_ENOTFOUND)
+                return rc;
+            rc = hk_del(txn, HK_DB_USER_CODES, old_lc, strlen(old_lc), NULL, 0);
+            if (rc != 0 && rc != HK_ENOTFOUND)
+                return rc;
+        }
+    }
+    hk_be32(k, u.id);
+    if ((rc = user_write(txn, &u)) != 0)
         return rc;
-    if (strcmp(old.code, u->code) != 0)
-        return HK_EINVAL; /* the code is the login name: it stays */
-    return user_put(txn, u);
+    if ((rc = hk_put(txn, HK_DB_USER_CODES, lc, strlen(lc), k, 4, 0)) != 0)
+        return rc;
+    p->id = u.id;
+    return 0;
 }
 
-static void sha256(const char *s, size_t len, uint8_t out[32])
+/* ---- keys -------------------------------------------------------------------- */
+
+void hk_key_hash(const char *text, size_t len, uint8_t out[32])
 {
-    mbedtls_sha256_ret((const unsigned char *)s, len, out, 0);
+    mbedtls_sha256_ret((const unsigned char *)text, len, out, 0);
 }
 
-static void short_id(const uint8_t hash[32], char out[9])
+void hk_key_short_id(const uint8_t hash[32], char out[9])
 {
     static const char hex[] = "0123456789abcdef";
     for (int i = 0; i < 4; i++) {
@@ -235,12 +311,11 @@ static void short_id(const uint8_t hash[32], char out[9])
     out[8] = '\0';
 }
 
-int hk_key_create(hk_txn *txn, uint32_t user_id, const char *given, char *key_out, char *id_out)
+void hk_key_make(hk_key *k, uint32_t user_id, const char *given, uint64_t now_ms, char text[HK_KEY_TEXT_LEN])
 {
-    char key[HK_KEY_TEXT_LEN + 64];
-    if (given != NULL) {
-        snprintf(key, sizeof(key), "%s", given);
-    } else {
+    char gen[HK_KEY_TEXT_LEN];
+    const char *key = given;
+    if (key == NULL) {
         uint8_t raw[32];
         unsigned char b64[64];
         size_t olen;
@@ -251,104 +326,167 @@ int hk_key_create(hk_txn *txn, uint32_t user_id, const char *given, char *key_ou
             b64[i] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' : b64[i];
         while (olen > 0 && b64[olen - 1] == '=')
             olen--;
-        snprintf(key, sizeof(key), "hk_%.*s", (int)olen, b64);
+        snprintf(gen, sizeof(gen), "hk_%.*s", (int)olen, b64);
+        key = gen;
+        if (text != NULL)
+            memcpy(text, gen, sizeof(gen));
     }
-    uint8_t hash[32];
-    sha256(key, strlen(key), hash);
-    uint8_t rec[KEYREC_LEN];
-    char sid[9];
-    short_id(hash, sid);
-    hk_be32(rec, user_id);
-    hk_be64(rec + 4, hk_now_ms());
-    rec[12] = 0;
-    memcpy(rec + 13, sid, 8);
-    int rc = hk_put(txn, HK_DB_KEYS, hash, 32, rec, sizeof(rec), HK_PUT_NOOVERWRITE);
-    if (rc != 0)
-        return rc;
-    if (key_out != NULL) {
-        /* A given key is the caller's own; only generated ones are returned. */
-        size_t n = strnlen(key, HK_KEY_TEXT_LEN - 1);
-        memcpy(key_out, key, n);
-        key_out[n] = '\0';
-    }
-    if (id_out != NULL)
-        memcpy(id_out, sid, 9);
+    memset(k, 0, sizeof(*k));
+    hk_key_hash(key, strlen(key), k->hash);
+    hk_key_short_id(k->hash, k->short_id);
+    k->user_id = user_id;
+    k->created_ms = now_ms;
+}
+
+int hk_key_decode(const void *data, size_t len, const uint8_t hash[32], hk_key *out)
+{
+    const uint8_t *p = data;
+    memset(out, 0, sizeof(*out));
+    if (len == KEYREC_V1 && p[0] == HK__V1)
+        p++;
+    else if (len != KEYREC_V0)
+        return HK_ESTORE;
+    memcpy(out->hash, hash, 32);
+    out->user_id = hk_rd32(p);
+    out->created_ms = hk_rd64(p + 4);
+    out->revoked = p[12] != 0;
+    memcpy(out->short_id, p + 13, 8);
+    out->short_id[8] = '\0';
     return 0;
 }
 
-static int revoke_rec(hk_txn *txn, const void *hash, const hk_val *v)
+static int key_write(hk_txn *txn, const hk_key *k, unsigned flags)
 {
-    uint8_t rec[KEYREC_LEN];
-    if (v->len != KEYREC_LEN)
-        return HK_ESTORE;
-    memcpy(rec, v->data, KEYREC_LEN);
-    rec[12] = 1;
-    return hk_put(txn, HK_DB_KEYS, hash, 32, rec, KEYREC_LEN, 0);
+    uint8_t rec[KEYREC_V1];
+    char sid[9];
+    if (k->short_id[0] == '\0')
+        hk_key_short_id(k->hash, sid);
+    else
+        snprintf(sid, sizeof(sid), "%s", k->short_id);
+    rec[0] = HK__V1;
+    hk_be32(rec + 1, k->user_id);
+    hk_be64(rec + 5, k->created_ms);
+    rec[13] = k->revoked ? 1 : 0;
+    memset(rec + 14, 0, 8);
+    memcpy(rec + 14, sid, strnlen(sid, 8));
+    return hk_put(txn, HK_DB_KEYS, k->hash, 32, rec, sizeof(rec), flags);
 }
 
-int hk_key_revoke(hk_txn *txn, const char *key_or_id)
+int hk__key_read(hk_txn *txn, const uint8_t hash[32], hk_key *out)
 {
-    uint8_t hash[32];
     hk_val v;
-    sha256(key_or_id, strlen(key_or_id), hash);
-    if (hk_get(txn, HK_DB_KEYS, hash, 32, &v) == 0)
-        return revoke_rec(txn, hash, &v);
-    if (strlen(key_or_id) != 8)
-        return HK_ENOTFOUND;
-    /* By short id: its first four bytes are the hash's, so seek there. */
+    int rc = hk_get(txn, HK_DB_KEYS, hash, 32, &v);
+    if (rc != 0)
+        return rc;
+    return hk_key_decode(v.data, v.len, hash, out);
+}
+
+int hk__keys_each(hk_txn *txn, uint32_t user_id, int (*fn)(const hk_key *k, void *arg), void *arg)
+{
+    hk_cursor *c;
+    hk_val k, v;
+    int rc = hk_cursor_open(txn, HK_DB_KEYS, &c);
+    if (rc != 0)
+        return rc;
+    int ret = 0;
+    for (rc = hk_cursor_get(c, HK_FIRST, &k, &v); rc == 0 && ret == 0; rc = hk_cursor_get(c, HK_NEXT, &k, &v)) {
+        hk_key key;
+        if (k.len != 32 || hk_key_decode(v.data, v.len, k.data, &key) != 0)
+            continue;
+        if (user_id == 0 || key.user_id == user_id)
+            ret = fn(&key, arg);
+    }
+    hk_cursor_close(c);
+    if (ret != 0)
+        return ret;
+    return rc == HK_ENOTFOUND ? 0 : rc;
+}
+
+int hk__apply_key_put(hk_txn *txn, hk_op *op)
+{
+    hk_key k = op->u.key_put.key;
+    hk_user u;
+    int rc = hk__user_read(txn, k.user_id, &u);
+    if (rc != 0)
+        return rc;
+    if (k.created_ms == 0)
+        k.created_ms = op->now_ms;
+    return key_write(txn, &k, HK_PUT_NOOVERWRITE);
+}
+
+/* The hash of the key whose short id is sid: its first four bytes are the hash's, so seek there. */
+static int find_short_id(hk_txn *txn, const char *sid, uint8_t hash[32])
+{
     uint8_t prefix[4];
+    if (strlen(sid) != 8)
+        return HK_ENOTFOUND;
     for (int i = 0; i < 4; i++) {
         unsigned b;
-        if (sscanf(key_or_id + 2 * i, "%2x", &b) != 1)
+        if (!isxdigit((unsigned char)sid[2 * i]) || !isxdigit((unsigned char)sid[2 * i + 1]) ||
+            sscanf(sid + 2 * i, "%2x", &b) != 1)
             return HK_ENOTFOUND;
         prefix[i] = (uint8_t)b;
     }
     hk_cursor *c;
+    hk_val k = {prefix, 4}, v;
     int rc = hk_cursor_open(txn, HK_DB_KEYS, &c);
     if (rc != 0)
         return rc;
-    hk_val k = {prefix, 4};
     rc = hk_cursor_get(c, HK_SEEK, &k, &v);
-    if (rc == 0 && k.len == 32 && memcmp(k.data, prefix, 4) == 0) {
+    if (rc == 0 && (k.len != 32 || memcmp(k.data, prefix, 4) != 0))
+        rc = HK_ENOTFOUND;
+    if (rc == 0)
         memcpy(hash, k.data, 32);
-        uint8_t rec[KEYREC_LEN];
-        memcpy(rec, v.data, v.len < KEYREC_LEN ? v.len : KEYREC_LEN);
-        hk_val copy = {rec, v.len};
-        hk_cursor_close(c);
-        return revoke_rec(txn, hash, &copy);
-    }
     hk_cursor_close(c);
-    return HK_ENOTFOUND;
+    return rc;
 }
 
+int hk__apply_key_revoke(hk_txn *txn, hk_op *op)
+{
+    const hk_op_key_revoke *p = &op->u.key_revoke;
+    uint8_t hash[32];
+    hk_key k;
+    int rc = 0;
+    if (p->short_id[0] != '\0')
+        rc = find_short_id(txn, p->short_id, hash);
+    else
+        memcpy(hash, p->hash, 32);
+    if (rc == 0)
+        rc = hk__key_read(txn, hash, &k);
+    if (rc != 0)
+        return rc;
+    k.revoked = true;
+    return key_write(txn, &k, 0);
+}
+
+/* ---- authentication -------------------------------------------------------------- */
+
+/* Looks a key hash up: its record and its user. */
+typedef int (*key_lookup)(void *ctx, const uint8_t hash[32], hk_key *key, hk_user *user);
+
 /* Looks key up and checks it; user_code, when given, must be its owner's. */
-static enum hk_auth_result check_key(hk_txn *txn, const char *key, size_t len, const char *user_code, size_t code_len,
-                                     hk_user *out)
+static enum hk_auth_result check_key(key_lookup lookup, void *ctx, const char *key, size_t len, const char *user_code,
+                                     size_t code_len, hk_user *out)
 {
     if (len == 0 || len > 256)
         return HK_AUTH_INVALID;
     uint8_t hash[32];
-    hk_val v;
-    sha256(key, len, hash);
-    if (hk_get(txn, HK_DB_KEYS, hash, 32, &v) != 0 || v.len != KEYREC_LEN)
-        return HK_AUTH_INVALID;
+    hk_key k;
+    hk_key_hash(key, len, hash);
     /* Keys are found by their SHA-256 digest, so the time a lookup takes
      * depends on the digest only and tells nothing about the key. */
-    const uint8_t *rec = v.data;
-    if (rec[12] != 0)
-        return HK_AUTH_INVALID;
-    if (hk_user_get(txn, hk_rd32(rec), out) != 0)
+    if (lookup(ctx, hash, &k, out) != 0 || k.revoked)
         return HK_AUTH_INVALID;
     if (user_code != NULL && hk_strncaseeq(user_code, code_len, out->code) != 0)
         return HK_AUTH_INVALID;
     return HK_AUTH_OK;
 }
 
-enum hk_auth_result hk_authenticate(hk_txn *txn, const hk_http_request *req, hk_user *out)
+static enum hk_auth_result authenticate(key_lookup lookup, void *ctx, const hk_http_request *req, hk_user *out)
 {
     const hk_header *h = hk_http_header(req, "ECI-ApiKey");
     if (h != NULL)
-        return check_key(txn, h->value, h->value_len, NULL, 0, out);
+        return check_key(lookup, ctx, h->value, h->value_len, NULL, 0, out);
     h = hk_http_header(req, "Authorization");
     if (h == NULL)
         return HK_AUTH_MISSING;
@@ -358,10 +496,10 @@ enum hk_auth_result hk_authenticate(hk_txn *txn, const hk_http_request *req, hk_
         v += 7, n -= 7;
         while (n > 0 && *v == ' ')
             v++, n--;
-        return check_key(txn, v, n, NULL, 0, out);
+        return check_key(lookup, ctx, v, n, NULL, 0, out);
     }
     if (n > 13 && strncasecmp(v, "rest_api_key=", 13) == 0)
-        return check_key(txn, v + 13, n - 13, NULL, 0, out);
+        return check_key(lookup, ctx, v + 13, n - 13, NULL, 0, out);
     if (n > 6 && strncasecmp(v, "Basic ", 6) == 0) {
         v += 6, n -= 6;
         while (n > 0 && *v == ' ')
@@ -375,7 +513,99 @@ enum hk_auth_result hk_authenticate(hk_txn *txn, const hk_http_request *req, hk_
         if (colon == NULL)
             return HK_AUTH_INVALID;
         size_t code_len = (size_t)(colon - (char *)dec);
-        return check_key(txn, colon + 1, dlen - code_len - 1, (char *)dec, code_len, out);
+        return check_key(lookup, ctx, colon + 1, dlen - code_len - 1, (char *)dec, code_len, out);
     }
     return HK_AUTH_INVALID;
+}
+
+static int txn_lookup(void *ctx, const uint8_t hash[32], hk_key *key, hk_user *user)
+{
+    hk_txn *txn = ctx;
+    int rc = hk__key_read(txn, hash, key);
+    return rc != 0 ? rc : hk__user_read(txn, key->user_id, user);
+}
+
+static int store_lookup(void *ctx, const uint8_t hash[32], hk_key *key, hk_user *user)
+{
+    return hk_store_key_get(ctx, hash, key, user);
+}
+
+enum hk_auth_result hk_auth_check(hk_store *s, const hk_http_request *req, hk_user *out)
+{
+    return authenticate(store_lookup, s, req, out);
+}
+
+/* ---- the old interface ---------------------------------------------------------- */
+
+int hk_user_get(hk_txn *txn, uint32_t id, hk_user *out)
+{
+    return hk__user_read(txn, id, out);
+}
+
+int hk_user_by_code(hk_txn *txn, const char *code, hk_user *out)
+{
+    return hk__user_by_code(txn, code, out);
+}
+
+size_t hk_user_count(hk_txn *txn)
+{
+    return hk_count(txn, HK_DB_USERS);
+}
+
+int hk_user_create(hk_txn *txn, hk_user *u)
+{
+    hk_op op = {.type = HK_OP_USER_PUT, .now_ms = hk_now_ms()};
+    op.u.user_put.user = *u;
+    op.u.user_put.user.id = 0;
+    int rc = hk__apply_user_put(txn, &op);
+    if (rc == 0)
+        u->id = op.u.user_put.id;
+    return rc;
+}
+
+int hk_user_update(hk_txn *txn, const hk_user *u)
+{
+    hk_user old;
+    int rc = hk__user_read(txn, u->id, &old);
+    if (rc != 0)
+        return rc;
+    if (strcmp(old.code, u->code) != 0)
+        return HK_EINVAL; /* the code is the login name: it stays */
+    hk_op op = {.type = HK_OP_USER_PUT, .now_ms = hk_now_ms()};
+    op.u.user_put.user = *u;
+    return hk__apply_user_put(txn, &op);
+}
+
+int hk_key_create(hk_txn *txn, uint32_t user_id, const char *given, char *key_out, char *id_out)
+{
+    char text[HK_KEY_TEXT_LEN];
+    hk_op op = {.type = HK_OP_KEY_PUT, .now_ms = hk_now_ms()};
+    hk_key_make(&op.u.key_put.key, user_id, given, op.now_ms, text);
+    /* The old interface never checked the user: a key for a missing user authenticates nobody. */
+    int rc = key_write(txn, &op.u.key_put.key, HK_PUT_NOOVERWRITE);
+    if (rc != 0)
+        return rc;
+    if (key_out != NULL && given == NULL)
+        memcpy(key_out, text, HK_KEY_TEXT_LEN);
+    else if (key_out != NULL)
+        key_out[0] = '\0';
+    if (id_out != NULL)
+        memcpy(id_out, op.u.key_put.key.short_id, 9);
+    return 0;
+}
+
+int hk_key_revoke(hk_txn *txn, const char *key_or_id)
+{
+    hk_op op = {.type = HK_OP_KEY_REVOKE, .now_ms = hk_now_ms()};
+    hk_key_hash(key_or_id, strlen(key_or_id), op.u.key_revoke.hash);
+    int rc = hk__apply_key_revoke(txn, &op);
+    if (rc != HK_ENOTFOUND || strlen(key_or_id) != 8)
+        return rc;
+    snprintf(op.u.key_revoke.short_id, sizeof(op.u.key_revoke.short_id), "%s", key_or_id);
+    return hk__apply_key_revoke(txn, &op);
+}
+
+enum hk_auth_result hk_authenticate(hk_txn *txn, const hk_http_request *req, hk_user *out)
+{
+    return authenticate(txn_lookup, txn, req, out);
 }

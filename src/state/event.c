@@ -1,36 +1,75 @@
-/* event.c: event records and delivery bodies. */
+/*
+ * event.c: the events table (HK_DB_EVENTS) with its codec, and delivery bodies.
+ *
+ * Record, version 1: u8 version, u64 ts_ms, u64 primary_key, u32 user_id,
+ * 16 bytes EventId, u16 name length, u32 changes length, u32 data length,
+ * then the three texts. Version 0 is the same without the version byte
+ * (its first byte, the time's highest, is 0).
+ */
 #include "event.h"
 
 #include <stdio.h>
 #include <string.h>
 
 #include "date.h"
+#include "tables.h"
 
-#define HDR_LEN 46
+#define HDR_V0 46
 
-size_t hk_event_encode(const hk_event *e, uint8_t **out)
+hk_event_view hk_event_view_of(const hk_event *e)
 {
-    size_t len = HDR_LEN + e->name_len + e->changes_len + e->data_len;
-    uint8_t *p = hk_malloc(len);
-    hk_be64(p, e->ts_ms);
-    hk_be64(p + 8, (uint64_t)e->primary_key);
-    hk_be32(p + 16, e->user_id);
-    memcpy(p + 20, e->uuid, 16);
-    p[36] = (uint8_t)(e->name_len >> 8);
-    p[37] = (uint8_t)e->name_len;
-    hk_be32(p + 38, (uint32_t)e->changes_len);
-    hk_be32(p + 42, (uint32_t)e->data_len);
-    memcpy(p + HDR_LEN, e->name, e->name_len);
-    memcpy(p + HDR_LEN + e->name_len, e->changes, e->changes_len);
-    memcpy(p + HDR_LEN + e->name_len + e->changes_len, e->data, e->data_len);
-    *out = p;
-    return len;
+    hk_event_view v = {.id = e->id,
+                       .ts_ms = e->ts_ms,
+                       .primary_key = e->primary_key,
+                       .user_id = e->user_id,
+                       .name = e->name ? e->name : "",
+                       .name_len = e->name ? strlen(e->name) : 0,
+                       .changes = e->changes ? e->changes : "[]",
+                       .changes_len = e->changes ? e->changes_len : 2,
+                       .data = e->data ? e->data : "{}",
+                       .data_len = e->data ? e->data_len : 2};
+    memcpy(v.uuid, e->uuid, 16);
+    return v;
 }
 
-int hk_event_decode(const void *data, size_t len, uint64_t id, hk_event *out)
+void hk__event_encode(hk__wbuf *b, uint64_t ts_ms, int64_t primary_key, uint32_t user_id, const uint8_t uuid[16],
+                      const char *name, size_t name_len, const char *changes, size_t changes_len, const char *data,
+                      size_t data_len)
+{
+    if (name_len > UINT16_MAX)
+        name_len = UINT16_MAX; /* names are checked far below this before they come here */
+    hk__w_u8(b, HK__V1);
+    hk__w_u64(b, ts_ms);
+    hk__w_u64(b, (uint64_t)primary_key);
+    hk__w_u32(b, user_id);
+    hk__w_raw(b, uuid, 16);
+    hk__w_u16(b, (uint16_t)name_len);
+    hk__w_u32(b, (uint32_t)changes_len);
+    hk__w_u32(b, (uint32_t)data_len);
+    hk__w_raw(b, name, name_len);
+    hk__w_raw(b, changes, changes_len);
+    hk__w_raw(b, data, data_len);
+}
+
+size_t hk_event_encode(const hk_event_view *e, uint8_t **out)
+{
+    hk__wbuf b = {0};
+    hk__event_encode(&b, e->ts_ms, e->primary_key, e->user_id, e->uuid, e->name, e->name_len, e->changes,
+                     e->changes_len, e->data, e->data_len);
+    *out = b.p;
+    return b.len;
+}
+
+int hk_event_decode(const void *data, size_t len, uint64_t id, hk_event_view *out)
 {
     const uint8_t *p = data;
-    if (len < HDR_LEN)
+    if (len > 0 && p[0] == HK__V1) {
+        p++;
+        len--;
+    } else if (len > 0 && p[0] != 0) {
+        return HK_ESTORE;
+    }
+    if (len < HDR_V0)
         return HK_ESTORE;
     out->id = id;
     out->ts_ms = hk_rd64(p);
@@ -40,15 +79,47 @@ int hk_event_decode(const void *data, size_t len, uint64_t id, hk_event *out)
     out->name_len = (size_t)p[36] << 8 | p[37];
     out->changes_len = hk_rd32(p + 38);
     out->data_len = hk_rd32(p + 42);
-    if (HDR_LEN + out->name_len + out->changes_len + out->data_len != len)
+    if ((uint64_t)HDR_V0 + out->name_len + out->changes_len + out->data_len != len)
         return HK_ESTORE;
-    out->name = (const char *)p + HDR_LEN;
+    out->name = (const char *)p + HDR_V0;
     out->changes = out->name + out->name_len;
     out->data = out->changes + out->changes_len;
     return 0;
 }
 
-int hk_event_get(hk_txn *txn, uint64_t id, hk_event *out)
+int hk_event_time(const void *data, size_t len, uint64_t *ts_ms)
+{
+    const uint8_t *p = data;
+    if (len >= HDR_V0 + 1 && p[0] == HK__V1)
+        *ts_ms = hk_rd64(p + 1);
+    else if (len >= HDR_V0 && p[0] == 0)
+        *ts_ms = hk_rd64(p);
+    else
+        return HK_ESTORE;
+    return 0;
+}
+
+int hk__event_decode(const void *data, size_t len, uint64_t id, hk_event *out)
+{
+    hk_event_view v;
+    memset(out, 0, sizeof(*out));
+    int rc = hk_event_decode(data, len, id, &v);
+    if (rc != 0)
+        return rc;
+    out->id = v.id;
+    out->ts_ms = v.ts_ms;
+    out->primary_key = v.primary_key;
+    out->user_id = v.user_id;
+    memcpy(out->uuid, v.uuid, 16);
+    out->name = hk_strndup(v.name, v.name_len);
+    out->changes = hk_strndup(v.changes, v.changes_len);
+    out->changes_len = v.changes_len;
+    out->data = hk_strndup(v.data, v.data_len);
+    out->data_len = v.data_len;
+    return 0;
+}
+
+int hk_event_get(hk_txn *txn, uint64_t id, hk_event_view *out)
 {
     uint8_t k[8];
     hk_val v;
@@ -59,10 +130,16 @@ int hk_event_get(hk_txn *txn, uint64_t id, hk_event *out)
     return hk_event_decode(v.data, v.len, id, out);
 }
 
-void hk_event_uuid_str(const uint8_t u[16], char out[HK_EVENT_UUID_LEN])
+int hk__event_read(hk_txn *txn, uint64_t id, hk_event *out)
 {
-    snprintf(out, HK_EVENT_UUID_LEN, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1],
-             u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
+    uint8_t k[8];
+    hk_val v;
+    hk_be64(k, id);
+    memset(out, 0, sizeof(*out));
+    int rc = hk_get(txn, HK_DB_EVENTS, k, 8, &v);
+    if (rc != 0)
+        return rc;
+    return hk__event_decode(v.data, v.len, id, out);
 }
 
 static void reserve(char **buf, size_t *cap, size_t need)
@@ -112,7 +189,7 @@ size_t hk_json_quote(char **buf, size_t len, size_t *cap, const char *s, size_t 
     return (size_t)(o - *buf);
 }
 
-char *hk_event_body(const hk_event *e, const char *webhook_name, const char *props_members, size_t *len_out)
+char *hk_event_body(const hk_event_view *e, const char *webhook_name, const char *props_members, size_t *len_out)
 {
     char *b = NULL;
     size_t len = 0, cap = 0;

@@ -1,5 +1,5 @@
 /*
- * store.c: the LMDB environment, typed helpers and the group commit.
+ * kv.c: the LMDB environment, typed helpers and the group commit.
  *
  * Locking: the map can only be resized while no transaction of this process
  * is open. Every transaction therefore holds `resize` shared; a resize takes
@@ -37,6 +37,7 @@ static const struct {
     [HK_DB_NODES] = {"nodes", 0},
     [HK_DB_ACCOUNTS] = {"accounts", 0},
     [HK_DB_STATS] = {"stats", 0},
+    [HK_DB_QUEUE_EVENTS] = {"queue_events", 0},
 };
 
 struct hk_txn {
@@ -408,6 +409,21 @@ size_t hk_count(hk_txn *t, enum hk_db db)
     if (mdb_stat(t->txn, t->store->dbi[db], &st) != 0)
         return 0;
     return st.ms_entries;
+}
+
+int hk_kv_reader_check(hk_kv_env *s, int *dead)
+{
+    int n = 0;
+    int rc = mdb_reader_check(s->env, &n);
+    if (rc != 0) {
+        hk_error("store: reader check failed: %s", mdb_strerror(rc));
+        return map_err(rc);
+    }
+    if (n > 0)
+        hk_info("store: cleared %d reader slot%s left by ended processes", n, n == 1 ? "" : "s");
+    if (dead != NULL)
+        *dead = n;
+    return 0;
 }
 
 void hk_kv_usage(hk_kv_env *s, uint64_t *map_size, uint64_t *used)

@@ -1,6 +1,7 @@
 /*
- * store.h: hookd's state in one LMDB environment. No other module calls
- * mdb_* directly; they use the typed helpers here.
+ * kv.h: hookd's state in one LMDB environment, for the state layer (store.h
+ * is what the layers above use). No other module calls mdb_* directly;
+ * they use the helpers here.
  *
  * Reads run on the caller's thread (the event loop) in short read
  * transactions. Writes are submitted as hk_write requests and applied in
@@ -30,8 +31,8 @@ enum hk_db {
     HK_DB_EVENT_NAMES,      /**< event name -> event type id (u32) */
     HK_DB_SUBSCRIPTIONS,    /**< event name -> webhook id (u32), sorted duplicates */
     HK_DB_EVENTS,           /**< event id (u64) -> stored event */
-    HK_DB_QUEUE,            /**< due time (u64 ms) + delivery id (u64) -> nothing: the pending queue */
-    HK_DB_DELIVERIES,       /**< delivery id (u64) -> delivery record */
+    HK_DB_QUEUE,            /**< webhook id (u32) + due ms (u64) + event id (u64) -> queue entry: the pending queue */
+    HK_DB_DELIVERIES,       /**< unused (kept so that old environments open unchanged) */
     HK_DB_IDEMPOTENCY,      /**< user id + Idempotency-Key -> first answer */
     HK_DB_IDEMPOTENCY_TIME, /**< time (u64 ms) + user id + Idempotency-Key -> nothing: pruning order */
     HK_DB_LOG,              /**< webhook id (u32) + log id (u64) -> attempt record */
@@ -39,6 +40,7 @@ enum hk_db {
     HK_DB_NODES,            /**< node id (u32) -> node record */
     HK_DB_ACCOUNTS,         /**< account id (u32) -> account record */
     HK_DB_STATS,            /**< webhook id (u32) -> delivery statistics */
+    HK_DB_QUEUE_EVENTS,     /**< event id (u64) + webhook id (u32) + due ms (u64) -> nothing: queue entries by event */
     HK_DB__COUNT
 };
 
@@ -82,8 +84,7 @@ struct hk_write {
  * for a process that only uses hk_kv_write_sync (the CLI). On success
  * *out is owned by the caller until hk_kv_close.
  */
-int hk_kv_open(hk_kv_env **out, const char *dir, uint64_t map_size, uint32_t max_batch,
-                  uv_loop_t *loop) HK_MUST_CHECK;
+int hk_kv_open(hk_kv_env **out, const char *dir, uint64_t map_size, uint32_t max_batch, uv_loop_t *loop) HK_MUST_CHECK;
 
 /** Closes the environment. The loop must have no write in flight (hk_kv_busy is false). */
 void hk_kv_close(hk_kv_env *store);
@@ -159,6 +160,17 @@ int hk_delete_run(hk_txn *txn, enum hk_db db, const hk_val *from,
 
 /** Number of keys in db. */
 size_t hk_count(hk_txn *txn, enum hk_db db);
+
+/** Clears reader slots left by processes that died; *dead (may be NULL) receives how many. */
+int hk_kv_reader_check(hk_kv_env *store, int *dead) HK_MUST_CHECK;
+
+typedef struct hk_store hk_store;
+
+/**
+ * The environment under a store, for code still on the old interface
+ * (kv.h, webhook.h, ...) while it moves to store.h. Owned by the store.
+ */
+hk_kv_env *hk_store_kv(hk_store *s);
 
 /** Current map size and bytes in use, for logs and the benchmark. */
 void hk_kv_usage(hk_kv_env *store, uint64_t *map_size, uint64_t *used);

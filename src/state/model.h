@@ -40,8 +40,8 @@
 
 /** A webhook's state. The dialects spell them "Active", "Stopped", "TooManyErrors". */
 enum hk_webhook_state {
-    HK_WH_ACTIVE = 0,        /**< deliveries are sent */
-    HK_WH_STOPPED = 1,       /**< stopped by a client: deliveries stay queued (parked) */
+    HK_WH_ACTIVE = 0,         /**< deliveries are sent */
+    HK_WH_STOPPED = 1,        /**< stopped by a client: deliveries stay queued (parked) */
     HK_WH_TOO_MANY_ERRORS = 2 /**< disabled by the failure rules: deliveries stay queued (parked) */
 };
 
@@ -59,28 +59,28 @@ typedef struct hk_pair {
 
 /** The one webhook behind every dialect (table HK webhooks, owned by state/webhook.c). */
 typedef struct hk_webhook {
-    uint32_t id;               /**< 1.., from a sequence, never reused; 0 = not yet stored */
-    char *name;                /**< Name (never NULL once initialised; "" when empty) */
-    char *description;         /**< Description ("" when none) */
-    char *url;                 /**< TargetUrl, as parsed and accepted by hk_url_parse */
-    char *secret;              /**< signing secret ("" = no signature headers) */
-    char *prev_secret;         /**< the replaced secret ("" when none) */
+    uint32_t id;                /**< 1.., from a sequence, never reused; 0 = not yet stored */
+    char *name;                 /**< Name (never NULL once initialised; "" when empty) */
+    char *description;          /**< Description ("" when none) */
+    char *url;                  /**< TargetUrl, as parsed and accepted by hk_url_parse */
+    char *secret;               /**< signing secret ("" = no signature headers) */
+    char *prev_secret;          /**< the replaced secret ("" when none) */
     uint64_t prev_secret_until; /**< prev_secret still signs until this time (ms) */
     enum hk_webhook_state state;
-    char **events;             /**< subscribed event names, in the order given */
-    size_t nevents;            /**< entries in events */
-    hk_pair *headers;            /**< custom request headers, in the order given */
-    size_t nheaders;           /**< entries in headers */
-    hk_pair *properties;         /**< Properties, in the order given */
-    size_t nproperties;        /**< entries in properties */
-    char **notify;             /**< addresses mailed about failures (ErrorsEmail / mailingList) */
-    size_t nnotify;            /**< entries in notify */
-    bool locked;               /**< an operator lock: clients cannot change it, the failure rules cannot disable it */
-    char *extension;           /**< Ivanti extension name, NULL when none (unique among webhooks) */
-    uint64_t registered_ms;    /**< when created */
-    uint32_t registered_by;    /**< user id that created it */
-    uint64_t updated_ms;       /**< when last changed */
-    uint32_t updated_by;       /**< user id that last changed it */
+    char **events;          /**< subscribed event names, in the order given */
+    size_t nevents;         /**< entries in events */
+    hk_pair *headers;       /**< custom request headers, in the order given */
+    size_t nheaders;        /**< entries in headers */
+    hk_pair *properties;    /**< Properties, in the order given */
+    size_t nproperties;     /**< entries in properties */
+    char **notify;          /**< addresses mailed about failures (ErrorsEmail / mailingList) */
+    size_t nnotify;         /**< entries in notify */
+    bool locked;            /**< an operator lock: clients cannot change it, the failure rules cannot disable it */
+    char *extension;        /**< Ivanti extension name, NULL when none (unique among webhooks) */
+    uint64_t registered_ms; /**< when created */
+    uint32_t registered_by; /**< user id that created it */
+    uint64_t updated_ms;    /**< when last changed */
+    uint32_t updated_by;    /**< user id that last changed it */
 } hk_webhook;
 
 /** Initialises w as an empty Active webhook (every string ""). */
@@ -183,11 +183,11 @@ typedef struct hk_user {
 
 /** An API key as stored: only its SHA-256 is kept. */
 typedef struct hk_key {
-    uint8_t hash[32];   /**< SHA-256 of the key text */
-    uint32_t user_id;   /**< owner */
+    uint8_t hash[32];    /**< SHA-256 of the key text */
+    uint32_t user_id;    /**< owner */
     uint64_t created_ms; /**< when created */
-    bool revoked;       /**< revoked keys authenticate nobody */
-    char short_id[9];   /**< 8 characters shown to operators */
+    bool revoked;        /**< revoked keys authenticate nobody */
+    char short_id[9];    /**< 8 characters shown to operators */
 } hk_key;
 
 typedef struct hk_node {

@@ -52,14 +52,30 @@ typedef struct hk_store_opts {
     const char *data_dir; /**< directory of the embedded engine's files */
     uint64_t map_size;    /**< initial LMDB map size in bytes; grows when full */
     uint32_t max_batch;   /**< ops per group commit at most */
+    bool exclusive;       /**< a serving process: hold an exclusive lock on data_dir/lock (HK_ELOCKED when taken) */
 } hk_store_opts;
 
 /**
  * Opens (creating when missing) the store. loop is the loop done callbacks
  * run on; NULL for a process that only uses hk_store_apply (the CLI). On
- * success *out is owned by the caller until hk_store_close.
+ * success *out is owned by the caller until hk_store_close. With
+ * o->exclusive, a second exclusive open of the same directory (another
+ * `hookd serve`) fails with HK_ELOCKED and a logged message; opens without
+ * it (CLI commands) work beside it. Stale reader slots left by killed
+ * processes are cleared here and on every prune op.
  */
 int hk_store_open(hk_store **out, uv_loop_t *loop, const hk_store_opts *o) HK_MUST_CHECK;
+
+/**
+ * Takes the exclusive lock of a serving process on dir/lock (an flock,
+ * released when the process ends). *fd receives the lock's descriptor;
+ * HK_ELOCKED when another process holds it, HK_ESTORE when the file cannot
+ * be opened. hk_store_open with exclusive calls this.
+ */
+int hk_store_lock_dir(const char *dir, int *fd) HK_MUST_CHECK;
+
+/** Releases a lock taken by hk_store_lock_dir (fd < 0: nothing). */
+void hk_store_unlock_dir(int fd);
 
 /** Closes the store. No op may be in flight (hk_store_busy is false). Safe on NULL. */
 void hk_store_close(hk_store *s);
@@ -80,32 +96,33 @@ void hk_store_get_counters(hk_store *s, hk_store_counters *out);
 /* ---- operations ----------------------------------------------------------------- */
 
 enum hk_op_type {
-    HK_OP_SIGNAL = 1,      /**< an event accepted, with its fan-out and Idempotency-Key */
-    HK_OP_OUTCOME,         /**< a queued delivery's attempt finished */
-    HK_OP_ATTEMPT,         /**< a synchronous call's attempt: counted and logged, nothing queued */
-    HK_OP_RESEND,          /**< queue an event for a webhook again */
-    HK_OP_WEBHOOK_PUT,     /**< create or replace a webhook */
-    HK_OP_WEBHOOK_DELETE,  /**< delete a webhook, its statistics and indexes */
-    HK_OP_WEBHOOK_LOCK,    /**< set or clear the operator lock */
-    HK_OP_QUEUE_DROP,      /**< remove a bounded run of a deleted webhook's queue entries */
-    HK_OP_USER_PUT,        /**< create or replace a user */
-    HK_OP_KEY_PUT,         /**< store a new API key */
-    HK_OP_KEY_REVOKE,      /**< revoke a key by its short id or its hash */
-    HK_OP_NODE_PUT,        /**< create or replace a node */
-    HK_OP_ACCOUNT_PUT,     /**< create or replace an account */
-    HK_OP_PRUNE            /**< one bounded step of retention: attempt records, events, Idempotency-Keys */
+    HK_OP_SIGNAL = 1,     /**< an event accepted, with its fan-out and Idempotency-Key */
+    HK_OP_OUTCOME,        /**< a queued delivery's attempt finished */
+    HK_OP_ATTEMPT,        /**< a synchronous call's attempt: counted and logged, nothing queued */
+    HK_OP_RESEND,         /**< queue an event for a webhook again */
+    HK_OP_WEBHOOK_PUT,    /**< create or replace a webhook */
+    HK_OP_WEBHOOK_DELETE, /**< delete a webhook, its statistics and indexes */
+    HK_OP_WEBHOOK_LOCK,   /**< set or clear the operator lock */
+    HK_OP_QUEUE_DROP,     /**< remove a bounded run of a deleted webhook's queue entries */
+    HK_OP_USER_PUT,       /**< create or replace a user */
+    HK_OP_KEY_PUT,        /**< store a new API key */
+    HK_OP_KEY_REVOKE,     /**< revoke a key by its short id or its hash */
+    HK_OP_NODE_PUT,       /**< create or replace a node */
+    HK_OP_ACCOUNT_PUT,    /**< create or replace an account */
+    HK_OP_PRUNE,          /**< one bounded step of retention: attempt records, events, Idempotency-Keys */
+    HK_OP_TREE_IMPORT     /**< nodes or accounts from CSV text, all or nothing */
 };
 
 /**
  * A state event that an op stores in its own commit: `webhook{ID}.<kind>`
  * delivered with Event "webhook.<kind>", PrimaryKey webhook_id and Data
- * {"Reason": reason} to the webhooks subscribed to that exact name, never
- * to webhook_id itself.
+ * {"WebhookId": ID, "State": kind, "Reason": reason} to the Active webhooks
+ * subscribed to that exact name, never to webhook_id itself.
  */
 typedef struct hk_state_event {
-    const char *kind;  /**< "errors", "stopped" or "started"; NULL = none */
-    const char *reason; /**< Data.Reason ("" when none) */
-    uint8_t uuid[16];  /**< its EventId, chosen by the submitter */
+    const char *kind;   /**< "errors", "stopped" or "started"; NULL = none */
+    const char *reason; /**< Data.Reason; NULL leaves the member out */
+    uint8_t uuid[16];   /**< its EventId, chosen by the submitter */
 } hk_state_event;
 
 typedef struct hk_op_signal {
@@ -121,23 +138,23 @@ typedef struct hk_op_signal {
     const char *idem_key;    /**< Idempotency-Key or NULL */
     uint64_t idem_window_ms; /**< how long a key is remembered */
     /* out */
-    uint64_t event_id;   /**< the stored event (or, when duplicate, the first one) */
-    bool duplicate;      /**< the key was seen within the window: nothing stored */
-    uint32_t *webhooks;  /**< webhooks a delivery was queued for (malloc'd; freed by hk_op_free) */
-    size_t nwebhooks;    /**< entries in webhooks */
+    uint64_t event_id;  /**< the stored event (or, when duplicate, the first one) */
+    bool duplicate;     /**< the key was seen within the window: nothing stored */
+    uint32_t *webhooks; /**< webhooks a delivery was queued for (malloc'd; freed by hk_op_free) */
+    size_t nwebhooks;   /**< entries in webhooks */
 } hk_op_signal;
 
 typedef struct hk_op_outcome {
     /* in */
-    hk_delivery delivery;    /**< the queue entry as loaded (its due time is part of its key) */
-    const hk_attempt *rec;   /**< the attempt record to log (id assigned by the engine) */
-    bool is410;              /**< the receiver answered 410 Gone: disable now */
-    uint64_t next_due_ms;    /**< failure with a retry: when it is due; 0 when none follows */
-    uint32_t disable_after;  /**< consecutive failures that disable an unlocked webhook */
+    hk_delivery delivery;      /**< the queue entry as loaded (its due time is part of its key) */
+    const hk_attempt *rec;     /**< the attempt record to log (id assigned by the engine) */
+    bool is410;                /**< the receiver answered 410 Gone: disable now */
+    uint64_t next_due_ms;      /**< failure with a retry: when it is due; 0 when none follows */
+    uint32_t disable_after;    /**< consecutive failures that disable an unlocked webhook */
     hk_state_event on_disable; /**< stored when this outcome disables the webhook (kind "errors") */
     /* out */
-    bool vanished;  /**< the entry or its webhook is gone: nothing was recorded */
-    bool disabled;  /**< this outcome set the webhook to TooManyErrors */
+    bool vanished;   /**< the entry or its webhook is gone: nothing was recorded */
+    bool disabled;   /**< this outcome set the webhook to TooManyErrors */
     uint64_t log_id; /**< the attempt record's id */
 } hk_op_outcome;
 
@@ -148,6 +165,7 @@ typedef struct hk_op_attempt {
     uint32_t disable_after;    /**< as in hk_op_outcome */
     hk_state_event on_disable; /**< as in hk_op_outcome */
     /* out */
+    bool vanished;   /**< the webhook is gone: nothing was recorded */
     bool disabled;   /**< this attempt set the webhook to TooManyErrors */
     uint64_t log_id; /**< the attempt record's id */
 } hk_op_attempt;
@@ -159,16 +177,19 @@ typedef struct hk_op_resend {
 
 typedef struct hk_op_webhook_put {
     /* in */
-    const hk_webhook *webhook; /**< the complete new record; id 0 creates one */
-    bool by_client;            /**< HK_ELOCKED when the stored webhook is locked */
-    hk_state_event event;      /**< a state event stored in the same commit (kind NULL: none) */
+    const hk_webhook *webhook;    /**< the complete new record; id 0 creates one */
+    bool by_client;               /**< HK_ELOCKED when the stored webhook is locked; the stored lock is kept */
+    uint64_t unmodified_since_ms; /**< non-zero: HK_ECONFLICT when the stored webhook was updated in a later second */
+    hk_state_event event;         /**< a state event stored in the same commit (kind NULL: none) */
     /* out */
     uint32_t id; /**< the webhook's id (assigned on create) */
 } hk_op_webhook_put;
 
+/** Deletes the webhook, its statistics and indexes and a bounded number of its attempt records. */
 typedef struct hk_op_webhook_delete {
-    uint32_t id;    /**< HK_ENOTFOUND when absent */
-    bool by_client; /**< HK_ELOCKED when locked */
+    uint32_t id;                  /**< HK_ENOTFOUND when absent */
+    bool by_client;               /**< HK_ELOCKED when locked */
+    uint64_t unmodified_since_ms; /**< as in hk_op_webhook_put */
 } hk_op_webhook_delete;
 
 typedef struct hk_op_webhook_lock {
@@ -197,21 +218,39 @@ typedef struct hk_op_key_revoke {
 } hk_op_key_revoke;
 
 typedef struct hk_op_node_put {
-    hk_node node; /**< HK_EINVAL when the parent chain is missing, cyclic or too deep */
+    hk_node node;  /**< HK_EINVAL when the id is 0, the name bad or the parent chain missing, cyclic or too deep */
+    char err[256]; /**< out: why, with HK_EINVAL */
 } hk_op_node_put;
 
 typedef struct hk_op_account_put {
-    hk_account account; /**< HK_EINVAL when its node does not exist */
+    hk_account account; /**< HK_EINVAL when the id is 0, the name bad or its node does not exist */
+    char err[256];      /**< out: why, with HK_EINVAL */
 } hk_op_account_put;
+
+/**
+ * CSV import (RFC 4180; blank lines skipped; a first line whose first field
+ * is "id" is a header): rows are stored first and checked after, so a
+ * parent may come later in the file. HK_EINVAL with "line N: reason" in err
+ * stores nothing.
+ */
+typedef struct hk_op_tree_import {
+    bool accounts;    /**< false: nodes "id,parent,name"; true: accounts "id,node,name" */
+    const char *text; /**< the CSV text */
+    size_t len;       /**< bytes in text */
+    size_t count;     /**< out: rows stored */
+    char err[256];    /**< out: why, with HK_EINVAL */
+} hk_op_tree_import;
 
 typedef struct hk_op_prune {
     /* in */
-    uint64_t attempts_before_ms; /**< attempt records older than this go */
-    uint64_t events_before_ms;   /**< events older than this go, with their queue entries */
-    uint32_t max;                /**< records removed at most */
+    uint64_t attempts_before_ms;    /**< attempt records older than this go */
+    uint64_t events_before_ms;      /**< events older than this go, with their queue entries */
+    uint64_t idempotency_before_ms; /**< Idempotency-Keys recorded before this go */
+    uint32_t max;                   /**< records removed in the step, counting queue entries of pruned events; an event
+                                         and its entries are never split, so the last one may run past max */
     /* out */
-    bool more;          /**< out: the step stopped at max */
-    uint64_t removed;   /**< out: records removed */
+    bool more;                   /**< out: the step stopped at max */
+    uint64_t removed;            /**< out: records removed */
     uint64_t dropped_deliveries; /**< out: queue entries removed with their expired events */
 } hk_op_prune;
 
@@ -234,6 +273,7 @@ typedef struct hk_op {
         hk_op_node_put node_put;
         hk_op_account_put account_put;
         hk_op_prune prune;
+        hk_op_tree_import tree_import;
     } u;
 } hk_op;
 
@@ -242,11 +282,15 @@ void hk_op_free_out(hk_op *op);
 
 /**
  * Serialises op's inputs (for a write-ahead log): *out is malloc'd, the
- * caller frees it. hk_op_decode reads them back into op, whose pointers
- * then point into buf (which must outlive op).
+ * caller frees it. hk_op_decode reads them back into op (HK_EINVAL when
+ * buf is malformed), allocating what op points to: free that with
+ * hk_op_decode_free (buf need not outlive op).
  */
 int hk_op_encode(const hk_op *op, uint8_t **out, size_t *len) HK_MUST_CHECK;
 int hk_op_decode(hk_op *op, const uint8_t *buf, size_t len) HK_MUST_CHECK;
+
+/** Frees what hk_op_decode allocated for op's inputs (and its out fields); op is zeroed. */
+void hk_op_decode_free(hk_op *op);
 
 /** A submitted op. Embed it in the caller's struct; recover that with hk_container_of. */
 typedef struct hk_commit hk_commit;
@@ -326,6 +370,9 @@ int hk_store_event_get(hk_store *s, uint64_t id, hk_event *out) HK_MUST_CHECK;
 typedef struct hk_due_scan {
     uint64_t now_ms; /**< in: what counts as due */
     uint32_t (*webhook)(uint32_t webhook_id, void *arg);
+    /** Optional (NULL: none): true skips a due entry before its event is read, and it does not count
+        towards webhook()'s number (the caller holds that delivery already). d is borrowed for the call. */
+    bool (*held)(const hk_delivery *d, void *arg);
     bool (*delivery)(const hk_delivery *d, const hk_event *ev, void *arg);
     void *arg;
     uint64_t next_due_ms; /**< out: the earliest due time > now_ms seen (UINT64_MAX when none) */

@@ -1,9 +1,10 @@
 /*
- * webhook.h: the one webhook record behind every dialect, its indexes
- * (subscriptions by event name, extensions) and the event-type registry.
+ * webhook.h: the old JSON interface to the webhook table, kept while
+ * callers move to store.h (which reads and writes typed hk_webhook records).
+ * The table itself, its codec and its indexes are owned by webhook.c.
  *
- * A record is a JSON object with these members (the dialects map them to
- * their own names):
+ * The JSON record these functions take and give has these members (the
+ * dialects map them to their own names):
  *   id (int), name, description, events [names], url, secret,
  *   prevSecret, prevSecretUntil (ms), state ("Active" | "Stopped" |
  *   "TooManyErrors"), type ("webhook"), headers {}, properties {},
@@ -19,17 +20,16 @@
 
 #include "common.h"
 #include "kv.h"
-
-#define HK_WEBHOOK_NAME_MAX 64
-#define HK_WEBHOOK_DESC_MAX 1024
-#define HK_WEBHOOK_URL_MAX 2048
-#define HK_WEBHOOK_SECRET_MAX 512
-#define HK_WEBHOOK_EVENTS_MAX 100
-#define HK_EVENT_NAME_MAX 128
-#define HK_WEBHOOK_EXTENSION_MAX 128
+#include "model.h"
 
 /** Reads webhook id; *out is a new reference the caller releases. HK_ENOTFOUND when absent. */
 int hk_webhook_get(hk_txn *txn, uint32_t id, json_t **out) HK_MUST_CHECK;
+
+/**
+ * The JSON record of a stored webhook's bytes (any format version), for
+ * code that reads the table directly; a new reference, NULL when malformed.
+ */
+json_t *hk_webhook_record_json(const void *data, size_t len);
 
 /**
  * Stores rec (a complete record). With id 0 a new id is assigned and
@@ -73,22 +73,10 @@ const char *hk_wh_str(const json_t *rec, const char *key);
 int64_t hk_wh_int(const json_t *rec, const char *key);
 bool hk_wh_bool(const json_t *rec, const char *key);
 
-/** Per-webhook delivery statistics (HK_DB_STATS). */
-typedef struct hk_webhook_stats {
-    uint64_t calls;         /**< attempts made */
-    uint64_t errors;        /**< attempts that failed */
-    uint32_t consecutive;   /**< failures since the last success */
-    uint64_t last_error_ms; /**< when the last error happened; 0 = never */
-    char last_error[512];   /**< text of the last error */
-} hk_webhook_stats;
-
-/** Reads statistics (zeros when none). */
+/** Reads statistics (zeros when none or unreadable). */
 void hk_webhook_stats_get(hk_txn *txn, uint32_t id, hk_webhook_stats *out);
 
 /** Writes statistics. */
 int hk_webhook_stats_put(hk_txn *txn, uint32_t id, const hk_webhook_stats *st) HK_MUST_CHECK;
-
-/** successRate in percent (0 until a delivery has been attempted). */
-double hk_webhook_success_rate(const hk_webhook_stats *st);
 
 #endif

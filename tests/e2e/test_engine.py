@@ -80,7 +80,7 @@ def test_slow_and_dead_receivers_do_not_delay_a_healthy_one():
 
 
 def test_synchronous_calls_share_the_origins_slots():
-    env = dict(LOOPBACK, HOOKD_DELIVERY_CONCURRENCY_PER_ORIGIN="1", HOOKD_DELIVERY_FIRST_BYTE_TIMEOUT="3s",
+    env = dict(LOOPBACK, HOOKD_DELIVERY_CONCURRENCY_PER_ORIGIN="1", HOOKD_DELIVERY_FIRST_BYTE_TIMEOUT="2s",
                HOOKD_DELIVERY_TOTAL_TIMEOUT="2s")
     with Server(env=env) as s, Receiver() as rx:
         rx.reply(status=200, delay=1.2)

@@ -86,12 +86,52 @@ class Store:
 
 
 def stats_pack(calls, errors, consecutive, last_ms, text):
+    """Statistics in the stored format 0, which the server still reads."""
     return struct.pack(">QQIQ", calls, errors, consecutive, last_ms) + text.encode()
 
 
 def stats_unpack(b):
+    """Stored statistics, format 1 (a version byte first) or 0 (src/state/webhook.c)."""
+    if b[0] == 1:
+        b = b[1:]
     calls, errors, consecutive, last_ms = struct.unpack(">QQIQ", b[:28])
     return calls, errors, consecutive, last_ms, b[28:].decode()
+
+
+def webhook_record(raw):
+    """A stored webhook as the members of its JSON record (format 0 is that JSON; format 1 is binary,
+    laid out in src/state/webhook.c). Writing the JSON back stores format 0, which the server still reads."""
+    if raw[:1] == b"{":
+        return json.loads(raw)
+    assert raw[0] == 1, raw[:1]
+    state, flags, wid, reg, reg_by, upd, upd_by, prev_until = struct.unpack(">BBIQIQIQ", raw[1:39])
+    off = 39
+
+    def num():
+        nonlocal off
+        (n,) = struct.unpack(">I", raw[off:off + 4])
+        off += 4
+        return n
+
+    def text():
+        nonlocal off
+        n = num()
+        if n == 0xFFFFFFFF:
+            return None
+        v = raw[off:off + n].decode()
+        off += n
+        return v
+
+    name, description, url, secret, prev_secret, extension = (text() for _ in range(6))
+    events = [text() for _ in range(num())]
+    headers = dict((text(), text()) for _ in range(num()))
+    properties = dict((text(), json.loads(text())) for _ in range(num()))
+    notify = [text() for _ in range(num())]
+    return {"id": wid, "name": name, "description": description, "events": events, "url": url, "secret": secret,
+            "state": ["Active", "Stopped", "TooManyErrors"][state], "type": "webhook", "headers": headers,
+            "properties": properties, "notify": notify, "locked": bool(flags & 1), "extension": extension,
+            "registered": reg, "registeredBy": reg_by, "updated": upd, "updatedBy": upd_by,
+            "prevSecret": prev_secret, "prevSecretUntil": prev_until}
 
 
 # -- tests ---------------------------------------------------------------------------------------------
@@ -196,7 +236,7 @@ def test_statistics_last_error_and_reactivation():
         s.stop()
         st = Store(s.data)
         key = struct.pack(">I", wid)
-        rec = json.loads(st.get("webhooks", key))
+        rec = webhook_record(st.get("webhooks", key))
         rec["state"] = "TooManyErrors"
         st.put("webhooks", key, json.dumps(rec).encode())
         st.put("stats", key, stats_pack(4, 1, 10, 1700000000000, "HTTP 500 from r.example.com"))
@@ -235,7 +275,7 @@ def test_secret_change_keeps_previous_for_overlap():
         wid = create(s, "rot", ["x.y"])
         w = s.request("PATCH", "%s/%d" % (SO, wid), {"Secret": "second"}).json()
         st = Store(s.data)
-        rec = json.loads(st.get("webhooks", struct.pack(">I", wid)))
+        rec = webhook_record(st.get("webhooks", struct.pack(">I", wid)))
         st.close()
         assert rec["secret"] == "second" and rec["prevSecret"] == "s"
         assert rec["prevSecretUntil"] - rec["updated"] == 3600 * 1000

@@ -22,10 +22,10 @@
 
 #include "clock.h"
 #include "engine.h"
-#include "kv.h"
+#include "model.h"
 #include "sender.h"
+#include "store.h"
 #include "unit.h"
-#include "webhook.h"
 
 #define FX_START_MS 1800000000000ull /* the fake clock's start */
 #define FX_MAX_REQ 4096
@@ -42,7 +42,7 @@ struct fx_req {
 typedef struct fx {
     uv_loop_t loop;
     char dir[64];
-    hk_kv_env *store;
+    hk_store *store;
     hk_clock clock;
     hk_engine *engine;
     hk_engine_opts opts;
@@ -58,11 +58,13 @@ typedef struct fx {
 
 /* ---- the fake sender --------------------------------------------------------------- */
 
-static int fx_send(void *ctx, const hk_client_request *r, hk_client_cb cb, void *arg)
+static inline int fx_send(void *ctx, const hk_client_request *r, hk_client_cb cb, void *arg)
 {
     fx *f = ctx;
     if (f->sender_closed)
         return HK_ESHUTDOWN;
+    if (strncmp(r->url, "http://", 7) != 0 && strncmp(r->url, "https://", 8) != 0)
+        return HK_EINVAL; /* as the real client refuses what is not an absolute http(s) URL */
     if (f->nreq == FX_MAX_REQ)
         abort();
     struct fx_req *q = &f->req[f->nreq++];
@@ -75,8 +77,11 @@ static int fx_send(void *ctx, const hk_client_request *r, hk_client_cb cb, void 
     return 0;
 }
 
-static void fx_complete(fx *f, size_t i, const hk_client_result *r)
+static inline void fx_complete(fx *f, size_t i, const hk_client_result *r)
 {
+    CHECK(i < f->nreq);
+    if (i >= f->nreq)
+        return;
     struct fx_req *q = &f->req[i];
     CHECK(!q->done);
     if (q->done)
@@ -85,7 +90,7 @@ static void fx_complete(fx *f, size_t i, const hk_client_result *r)
     q->cb(r, q->arg);
 }
 
-static void fx_closer_fired(uv_timer_t *t)
+static inline void fx_closer_fired(uv_timer_t *t)
 {
     fx *f = t->data;
     uv_close((uv_handle_t *)&f->closer, NULL);
@@ -93,7 +98,7 @@ static void fx_closer_fired(uv_timer_t *t)
         f->closed_cb(f->closed_arg);
 }
 
-static void fx_sender_close(void *ctx, void (*closed)(void *), void *arg)
+static inline void fx_sender_close(void *ctx, void (*closed)(void *), void *arg)
 {
     fx *f = ctx;
     f->sender_closed = true;
@@ -115,7 +120,7 @@ static void fx_sender_close(void *ctx, void (*closed)(void *), void *arg)
 }
 
 /** Answers request i with status and header lines ("Name: v\r\n..."). */
-static void fx_answer(fx *f, size_t i, int status, const char *headers)
+static inline void fx_answer(fx *f, size_t i, int status, const char *headers)
 {
     char line[64];
     snprintf(line, sizeof(line), "HTTP/1.1 %d Answer", status);
@@ -134,7 +139,7 @@ static void fx_answer(fx *f, size_t i, int status, const char *headers)
 }
 
 /** Fails request i as a refused connection would. */
-static void fx_fail(fx *f, size_t i)
+static inline void fx_fail(fx *f, size_t i)
 {
     hk_client_result r;
     memset(&r, 0, sizeof(r));
@@ -145,7 +150,7 @@ static void fx_fail(fx *f, size_t i)
 }
 
 /** Requests not answered yet. */
-static size_t fx_open_requests(const fx *f)
+static inline size_t fx_open_requests(const fx *f)
 {
     size_t n = 0;
     for (size_t i = 0; i < f->nreq; i++)
@@ -154,7 +159,7 @@ static size_t fx_open_requests(const fx *f)
 }
 
 /** The first request not answered yet whose URL contains part, or -1. */
-static long fx_find(const fx *f, const char *part)
+static inline long fx_find(const fx *f, const char *part)
 {
     for (size_t i = 0; i < f->nreq; i++)
         if (!f->req[i].done && strstr(f->req[i].url, part) != NULL)
@@ -165,11 +170,11 @@ static long fx_find(const fx *f, const char *part)
 /* ---- the loop ---------------------------------------------------------------------------- */
 
 /** Runs the loop until commits are done and no zero-delay timer is left. */
-static void fx_settle(fx *f)
+static inline void fx_settle(fx *f)
 {
     int quiet = 0;
     for (int i = 0; i < 100000 && quiet < 3; i++) {
-        if (hk_kv_busy(f->store)) {
+        if (hk_store_busy(f->store)) {
             uv_run(&f->loop, UV_RUN_ONCE);
             quiet = 0;
         } else {
@@ -180,7 +185,7 @@ static void fx_settle(fx *f)
 }
 
 /** Moves the clock and lets the engine look at the queue. */
-static void fx_advance(fx *f, uint64_t ms)
+static inline void fx_advance(fx *f, uint64_t ms)
 {
     hk_clock_advance(&f->clock, ms);
     hk_engine_kick(f->engine);
@@ -189,132 +194,132 @@ static void fx_advance(fx *f, uint64_t ms)
 
 /* ---- the store, as the tests see it ----------------------------------------------- */
 
-struct fx_put {
-    json_t *rec;
-    uint32_t id;
-};
-
-static int fx_put_txn(hk_txn *txn, void *arg)
-{
-    struct fx_put *p = arg;
-    int rc = hk_webhook_put(txn, p->rec);
-    p->id = (uint32_t)hk_wh_int(p->rec, "id");
-    return rc;
-}
-
 /** Creates an Active webhook on url subscribed to the NULL-terminated event names; returns its id. */
-static uint32_t fx_webhook(fx *f, const char *url, bool locked, ...)
+static inline uint32_t fx_webhook(fx *f, const char *url, bool locked, ...)
 {
-    json_t *events = json_array();
+    hk_webhook w;
+    hk_webhook_init(&w);
+    free(w.name);
+    w.name = hk_strdup("hook");
+    free(w.url);
+    w.url = hk_strdup(url);
+    free(w.secret);
+    w.secret = hk_strdup("s3cret");
+    w.locked = locked;
     va_list ap;
     va_start(ap, locked);
-    for (const char *ev = va_arg(ap, const char *); ev != NULL; ev = va_arg(ap, const char *))
-        json_array_append_new(events, json_string(ev));
-    va_end(ap);
-    struct fx_put p = {.rec = json_pack("{s:I, s:s, s:s, s:o, s:s, s:s, s:b, s:o, s:o, s:o}", "id", (json_int_t)0,
-                                        "name", "hook", "url", url, "events", events, "state", "Active", "secret",
-                                        "s3cret", "locked", locked, "headers", json_object(), "properties",
-                                        json_object(), "notify", json_array())};
-    CHECK_INT(hk_kv_write_sync(f->store, fx_put_txn, &p), 0);
-    json_decref(p.rec);
-    return p.id;
-}
-
-struct fx_state {
-    uint32_t id;
-    const char *state;
-};
-
-static int fx_state_txn(hk_txn *txn, void *arg)
-{
-    struct fx_state *s = arg;
-    json_t *rec;
-    int rc = hk_webhook_get(txn, s->id, &rec);
-    if (rc != 0)
-        return rc;
-    json_object_set_new(rec, "state", json_string(s->state));
-    rc = hk_webhook_put(txn, rec);
-    json_decref(rec);
-    if (rc == 0 && strcmp(s->state, "Active") == 0) {
-        /* Set Active again: the failure count starts over. */
-        hk_webhook_stats st;
-        hk_webhook_stats_get(txn, s->id, &st);
-        st.consecutive = 0;
-        rc = hk_webhook_stats_put(txn, s->id, &st);
+    for (const char *ev = va_arg(ap, const char *); ev != NULL; ev = va_arg(ap, const char *)) {
+        w.events = hk_realloc(w.events, (w.nevents + 1) * sizeof(*w.events));
+        w.events[w.nevents++] = hk_strdup(ev);
     }
-    return rc;
+    va_end(ap);
+    hk_op op = {.type = HK_OP_WEBHOOK_PUT, .now_ms = hk_clock_wall(&f->clock)};
+    op.u.webhook_put.webhook = &w;
+    CHECK_INT(hk_store_apply(f->store, &op), 0);
+    hk_webhook_free(&w);
+    return op.u.webhook_put.id;
 }
 
 /** Sets a webhook's state ("Active", "Stopped", "TooManyErrors"), as the registry would. */
-static void fx_set_state(fx *f, uint32_t id, const char *state)
+static inline void fx_set_state(fx *f, uint32_t id, const char *state)
 {
-    struct fx_state s = {id, state};
-    CHECK_INT(hk_kv_write_sync(f->store, fx_state_txn, &s), 0);
+    hk_webhook w;
+    CHECK_INT(hk_store_webhook_get(f->store, id, &w), 0);
+    w.state = (enum hk_webhook_state)hk_webhook_state_parse(state);
+    hk_op op = {.type = HK_OP_WEBHOOK_PUT, .now_ms = hk_clock_wall(&f->clock)};
+    op.u.webhook_put.webhook = &w;
+    CHECK_INT(hk_store_apply(f->store, &op), 0);
+    hk_webhook_free(&w);
 }
 
 /** The webhook's state name ("" when it does not exist). */
-static const char *fx_state(fx *f, uint32_t id)
+static inline const char *fx_state(fx *f, uint32_t id)
 {
-    static char out[32];
-    hk_txn *txn;
-    out[0] = '\0';
-    if (hk_kv_read(f->store, &txn) != 0)
-        return out;
-    json_t *rec;
-    if (hk_webhook_get(txn, id, &rec) == 0) {
-        snprintf(out, sizeof(out), "%s", hk_wh_str(rec, "state"));
-        json_decref(rec);
-    }
-    hk_txn_end(txn);
+    hk_webhook w;
+    const char *out = "";
+    if (hk_store_webhook_get(f->store, id, &w) == 0)
+        out = hk_webhook_state_name(w.state);
+    hk_webhook_free(&w);
     return out;
 }
 
 /** The webhook's statistics. */
-static hk_webhook_stats fx_stats(fx *f, uint32_t id)
+static inline hk_webhook_stats fx_stats(fx *f, uint32_t id)
 {
     hk_webhook_stats st;
     memset(&st, 0, sizeof(st));
-    hk_txn *txn;
-    if (hk_kv_read(f->store, &txn) == 0) {
-        hk_webhook_stats_get(txn, id, &st);
-        hk_txn_end(txn);
-    }
+    CHECK_INT(hk_store_webhook_stats(f->store, id, &st), 0);
     return st;
 }
 
 /** Queue entries of webhook id (pending deliveries, due or not). */
-static size_t fx_pending(fx *f, uint32_t id)
+static inline size_t fx_pending(fx *f, uint32_t id)
+{
+    uint64_t pending = 0, due = 0;
+    CHECK_INT(hk_store_pending(f->store, id, hk_clock_wall(&f->clock), &pending, &due), 0);
+    return (size_t)pending;
+}
+
+static inline int fx_count_attempt(const hk_attempt *a, void *arg)
+{
+    HK_UNUSED(a);
+    (*(size_t *)arg)++;
+    return 0;
+}
+
+/** Attempt records of webhook id. */
+static inline size_t fx_attempts(fx *f, uint32_t id)
 {
     size_t n = 0;
-    hk_txn *txn;
-    hk_cursor *c;
-    if (hk_kv_read(f->store, &txn) != 0)
-        return 0;
-    if (hk_cursor_open(txn, HK_DB_QUEUE, &c) == 0) {
-        uint8_t prefix[4];
-        hk_be32(prefix, id);
-        hk_val k = {prefix, 4}, v;
-        for (int rc = hk_cursor_get(c, HK_SEEK, &k, &v); rc == 0; rc = hk_cursor_get(c, HK_NEXT, &k, &v)) {
-            if (k.len != 20 || memcmp(k.data, prefix, 4) != 0)
-                break;
-            n++;
-        }
-        hk_cursor_close(c);
-    }
-    hk_txn_end(txn);
+    CHECK_INT(hk_store_attempts_each(f->store, id, 0, true, fx_count_attempt, &n), 0);
     return n;
 }
 
 /* ---- signals ------------------------------------------------------------------------------ */
 
-static void fx_signal_done(hk_signal *s, int status)
+static inline void fx_signal_done(hk_signal *s, int status)
 {
     *(int *)s->arg = status;
     hk_signal_free(s);
 }
 
+struct fx_signalled {
+    int status;
+    bool duplicate;
+    uint64_t event_id;
+};
+
+static inline void fx_signal_seen(hk_signal *s, int status)
+{
+    struct fx_signalled *out = s->arg;
+    out->status = status;
+    out->duplicate = s->duplicate;
+    out->event_id = s->event_id;
+    hk_signal_free(s);
+}
+
+/** Signals event name (Data {}) by user with Idempotency-Key key (may be NULL) and waits for its commit. */
+static inline struct fx_signalled fx_signal_as(fx *f, const char *name, int64_t pk, uint32_t user, const char *key)
+{
+    struct fx_signalled out = {.status = 1};
+    hk_signal *s = hk_calloc(1, sizeof(*s));
+    s->name = hk_strdup(name);
+    s->primary_key = pk;
+    s->data = hk_strdup("{}");
+    s->data_len = 2;
+    s->changes = hk_strdup("[]");
+    s->changes_len = 2;
+    s->user_id = user;
+    s->idem_key = key ? hk_strdup(key) : NULL;
+    s->done = fx_signal_seen;
+    s->arg = &out;
+    hk_engine_signal(f->engine, s);
+    fx_settle(f);
+    return out;
+}
+
 /** Signals event name (Data {}) and waits for its commit; returns its status. */
-static int fx_signal(fx *f, const char *name, int64_t pk)
+static inline int fx_signal(fx *f, const char *name, int64_t pk)
 {
     int status = 1;
     hk_signal *s = hk_calloc(1, sizeof(*s));
@@ -334,14 +339,14 @@ static int fx_signal(fx *f, const char *name, int64_t pk)
 
 /* ---- set-up and tear-down ---------------------------------------------------------------- */
 
-static void fx_finished(const hk_attempt *a, void *arg)
+static inline void fx_finished(const hk_attempt *a, void *arg)
 {
     HK_UNUSED(a);
     ((fx *)arg)->finished++;
 }
 
 /** Default options: a small window, two slots per origin, no jitter, no timers of its own. */
-static void fx_default_opts(hk_engine_opts *o)
+static inline void fx_default_opts(hk_engine_opts *o)
 {
     memset(o, 0, sizeof(*o));
     o->max_inflight = 64;
@@ -360,14 +365,15 @@ static void fx_default_opts(hk_engine_opts *o)
 }
 
 /** Opens a store in a new temporary directory and starts the engine with opts (NULL: the defaults). */
-static fx *fx_open(const hk_engine_opts *opts)
+static inline fx *fx_open(const hk_engine_opts *opts)
 {
     fx *f = hk_calloc(1, sizeof(*f));
     uv_loop_init(&f->loop);
     snprintf(f->dir, sizeof(f->dir), "/tmp/hk-engine-test-XXXXXX");
     if (mkdtemp(f->dir) == NULL)
         abort();
-    if (hk_kv_open(&f->store, f->dir, 64u << 20, 1000, &f->loop) != 0)
+    hk_store_opts so = {.data_dir = f->dir, .map_size = 64u << 20, .max_batch = 1000};
+    if (hk_store_open(&f->store, &f->loop, &so) != 0)
         abort();
     hk_clock_fake(&f->clock, FX_START_MS);
     if (opts != NULL)
@@ -386,19 +392,19 @@ static fx *fx_open(const hk_engine_opts *opts)
     return f;
 }
 
-static void fx_stopped(void *arg)
+static inline void fx_stopped(void *arg)
 {
     ((fx *)arg)->stopped = true;
 }
 
 /** Stops the engine, closes the store and removes the directory. */
-static void fx_close(fx *f)
+static inline void fx_close(fx *f)
 {
     hk_engine_stop(f->engine, fx_stopped, f);
-    while (!f->stopped || hk_kv_busy(f->store))
+    while (!f->stopped || hk_store_busy(f->store))
         uv_run(&f->loop, UV_RUN_ONCE);
     uv_run(&f->loop, UV_RUN_NOWAIT);
-    hk_kv_close(f->store);
+    hk_store_close(f->store);
     CHECK_INT(uv_loop_close(&f->loop), 0);
     for (size_t i = 0; i < f->nreq; i++) {
         free(f->req[i].url);

@@ -10,21 +10,21 @@
 
 static void test_record_roundtrip(void)
 {
-    hk_event e = {.id = 7,
-                  .ts_ms = 1795435448593ull,
-                  .primary_key = -42,
-                  .user_id = 3,
-                  .name = "contact.created",
-                  .name_len = 15,
-                  .changes = "[\"a\"]",
-                  .changes_len = 5,
-                  .data = "{\"a\":\"\\u00e9\"}",
-                  .data_len = 14};
+    hk_event_view e = {.id = 7,
+                       .ts_ms = 1795435448593ull,
+                       .primary_key = -42,
+                       .user_id = 3,
+                       .name = "contact.created",
+                       .name_len = 15,
+                       .changes = "[\"a\"]",
+                       .changes_len = 5,
+                       .data = "{\"a\":\"\\u00e9\"}",
+                       .data_len = 14};
     for (int i = 0; i < 16; i++)
         e.uuid[i] = (uint8_t)(i * 17);
     uint8_t *buf;
     size_t len = hk_event_encode(&e, &buf);
-    hk_event d;
+    hk_event_view d;
     CHECK_INT(hk_event_decode(buf, len, 7, &d), 0);
     CHECK_INT(d.ts_ms, e.ts_ms);
     CHECK_INT(d.primary_key, -42);

@@ -46,6 +46,7 @@ static void test_retry_schedule(void)
     CHECK_INT(st.errors, 2);
     CHECK_INT(st.consecutive, 0);
     CHECK_INT(f->finished, 3);
+    CHECK_INT(fx_attempts(f, w), 3); /* each attempt in the log */
     fx_close(f);
 }
 

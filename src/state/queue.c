@@ -1,0 +1,283 @@
+/*
+ * queue.c: the pending queue (HK_DB_QUEUE) and its index by event
+ * (HK_DB_QUEUE_EVENTS), kept in step by every write here, so that pruning
+ * an event finds its queue entries without walking the queue.
+ *
+ * Key: webhook id (u32) + due ms (u64) + event id (u64), so one webhook's
+ * entries are together and in due order. Entry, version 1: u8 version, u32
+ * attempts made, u64 first attempt ms. Version 0 is the same without the
+ * version byte (12 bytes).
+ */
+#include <string.h>
+
+#include "log.h"
+#include "tables.h"
+
+#define QKEY_LEN 20
+#define QVAL_V0 12
+#define QVAL_V1 13
+#define INDEX_BUILT "queue_events:built"
+
+static void qkey(uint8_t k[QKEY_LEN], uint32_t wid, uint64_t due, uint64_t eid)
+{
+    hk_be32(k, wid);
+    hk_be64(k + 4, due);
+    hk_be64(k + 12, eid);
+}
+
+static void ekey(uint8_t k[QKEY_LEN], uint64_t eid, uint32_t wid, uint64_t due)
+{
+    hk_be64(k, eid);
+    hk_be32(k + 8, wid);
+    hk_be64(k + 12, due);
+}
+
+static int val_decode(const void *data, size_t len, uint32_t *attempts, uint64_t *first_ms)
+{
+    const uint8_t *p = data;
+    if (len == QVAL_V1 && p[0] == HK__V1)
+        p++;
+    else if (len != QVAL_V0)
+        return HK_ESTORE;
+    *attempts = hk_rd32(p);
+    *first_ms = hk_rd64(p + 4);
+    return 0;
+}
+
+int hk__queue_put(hk_txn *txn, const hk_delivery *d)
+{
+    uint8_t k[QKEY_LEN], ek[QKEY_LEN], v[QVAL_V1];
+    qkey(k, d->webhook_id, d->due_ms, d->event_id);
+    ekey(ek, d->event_id, d->webhook_id, d->due_ms);
+    v[0] = HK__V1;
+    hk_be32(v + 1, d->attempts);
+    hk_be64(v + 5, d->first_ms);
+    int rc = hk_put(txn, HK_DB_QUEUE, k, QKEY_LEN, v, QVAL_V1, 0);
+    if (rc == 0)
+        rc = hk_put(txn, HK_DB_QUEUE_EVENTS, ek, QKEY_LEN, "", 0, 0);
+    return rc;
+}
+
+int hk__queue_get(hk_txn *txn, uint32_t wid, uint64_t due, uint64_t eid, hk_delivery *d)
+{
+    uint8_t k[QKEY_LEN];
+    hk_val v;
+    qkey(k, wid, due, eid);
+    int rc = hk_get(txn, HK_DB_QUEUE, k, QKEY_LEN, &v);
+    if (rc != 0)
+        return rc;
+    d->webhook_id = wid;
+    d->due_ms = due;
+    d->event_id = eid;
+    return val_decode(v.data, v.len, &d->attempts, &d->first_ms);
+}
+
+/* Deletes the index entry of a queue entry; one written before the index existed has none. */
+static int unindex(hk_txn *txn, uint32_t wid, uint64_t due, uint64_t eid)
+{
+    uint8_t ek[QKEY_LEN];
+    ekey(ek, eid, wid, due);
+    int rc = hk_del(txn, HK_DB_QUEUE_EVENTS, ek, QKEY_LEN, NULL, 0);
+    return rc == HK_ENOTFOUND ? 0 : rc;
+}
+
+int hk__queue_del(hk_txn *txn, const hk_delivery *d)
+{
+    uint8_t k[QKEY_LEN];
+    qkey(k, d->webhook_id, d->due_ms, d->event_id);
+    int rc = hk_del(txn, HK_DB_QUEUE, k, QKEY_LEN, NULL, 0);
+    if (rc == 0)
+        rc = unindex(txn, d->webhook_id, d->due_ms, d->event_id);
+    return rc;
+}
+
+/* Queue entries of the webhook whose id prefix is *arg. */
+static bool queued_for(const hk_val *k, const hk_val *v, void *arg)
+{
+    HK_UNUSED(v);
+    return k->len == QKEY_LEN && memcmp(k->data, arg, 4) == 0;
+}
+
+static int drop_index_entry(hk_txn *txn, const hk_val *k, const hk_val *v, void *arg)
+{
+    HK_UNUSED(v);
+    HK_UNUSED(arg);
+    const uint8_t *p = k->data;
+    return unindex(txn, hk_rd32(p), hk_rd64(p + 4), hk_rd64(p + 12));
+}
+
+int hk__queue_drop_webhook(hk_txn *txn, uint32_t wid, uint32_t max, bool *more)
+{
+    uint8_t prefix[4];
+    hk_be32(prefix, wid);
+    hk_val from = {prefix, 4};
+    *more = false;
+    return hk_delete_run(txn, HK_DB_QUEUE, &from, queued_for, drop_index_entry, prefix, max, more);
+}
+
+/* Index entries of the event whose id prefix is *arg. */
+static bool of_event(const hk_val *k, const hk_val *v, void *arg)
+{
+    HK_UNUSED(v);
+    return k->len == QKEY_LEN && memcmp(k->data, arg, 8) == 0;
+}
+
+static int drop_queue_entry(hk_txn *txn, const hk_val *k, const hk_val *v, void *arg)
+{
+    HK_UNUSED(v);
+    uint64_t *count = arg;
+    const uint8_t *p = k->data;
+    uint8_t q[QKEY_LEN];
+    qkey(q, hk_rd32(p + 8), hk_rd64(p + 12), hk_rd64(p));
+    int rc = hk_del(txn, HK_DB_QUEUE, q, QKEY_LEN, NULL, 0);
+    if (rc == 0)
+        (*count)++;
+    return rc == HK_ENOTFOUND ? 0 : rc;
+}
+
+struct event_run {
+    uint8_t prefix[8];
+    uint64_t count;
+};
+
+static bool of_event_run(const hk_val *k, const hk_val *v, void *arg)
+{
+    return of_event(k, v, ((struct event_run *)arg)->prefix);
+}
+
+static int drop_event_entry(hk_txn *txn, const hk_val *k, const hk_val *v, void *arg)
+{
+    return drop_queue_entry(txn, k, v, &((struct event_run *)arg)->count);
+}
+
+int hk__queue_drop_event(hk_txn *txn, uint64_t eid, uint64_t *count)
+{
+    struct event_run run = {{0}, 0};
+    bool more = false;
+    hk_be64(run.prefix, eid);
+    hk_val from = {run.prefix, 8};
+    int rc = hk_delete_run(txn, HK_DB_QUEUE_EVENTS, &from, of_event_run, drop_event_entry, &run, SIZE_MAX, &more);
+    *count = run.count;
+    return rc;
+}
+
+int hk__queue_index_build(hk_txn *txn)
+{
+    hk_val v;
+    int rc = hk_get(txn, HK_DB_META, INDEX_BUILT, strlen(INDEX_BUILT), &v);
+    if (rc != HK_ENOTFOUND)
+        return rc;
+    hk_cursor *c;
+    hk_val k;
+    size_t n = 0;
+    if ((rc = hk_cursor_open(txn, HK_DB_QUEUE, &c)) != 0)
+        return rc;
+    for (rc = hk_cursor_get(c, HK_FIRST, &k, &v); rc == 0; rc = hk_cursor_get(c, HK_NEXT, &k, &v)) {
+        if (k.len != QKEY_LEN)
+            continue;
+        const uint8_t *p = k.data;
+        uint8_t ek[QKEY_LEN];
+        ekey(ek, hk_rd64(p + 12), hk_rd32(p), hk_rd64(p + 4));
+        if ((rc = hk_put(txn, HK_DB_QUEUE_EVENTS, ek, QKEY_LEN, "", 0, 0)) != 0)
+            break;
+        n++;
+    }
+    hk_cursor_close(c);
+    if (rc != HK_ENOTFOUND)
+        return rc;
+    if (n > 0)
+        hk_info("store: indexed %zu queue entries by event", n);
+    return hk_put(txn, HK_DB_META, INDEX_BUILT, strlen(INDEX_BUILT), "1", 1, 0);
+}
+
+/* ---- reading the queue ------------------------------------------------------- */
+
+int hk__queue_scan_due(hk_txn *txn, hk_due_scan *scan)
+{
+    hk_cursor *c;
+    hk_val k, v;
+    uint64_t now = scan->now_ms;
+    scan->next_due_ms = UINT64_MAX;
+    scan->stopped = false;
+    int rc = hk_cursor_open(txn, HK_DB_QUEUE, &c);
+    if (rc != 0)
+        return rc;
+    rc = hk_cursor_get(c, HK_FIRST, &k, &v);
+    while (rc == 0) {
+        if (k.len != QKEY_LEN) {
+            rc = hk_cursor_get(c, HK_NEXT, &k, &v);
+            continue;
+        }
+        uint32_t wid = hk_rd32(k.data);
+        uint32_t want = scan->webhook(wid, scan->arg), n = 0;
+        while (want > 0 && rc == 0 && k.len == QKEY_LEN && hk_rd32(k.data) == wid) {
+            const uint8_t *p = k.data;
+            hk_delivery d = {.webhook_id = wid, .due_ms = hk_rd64(p + 4), .event_id = hk_rd64(p + 12)};
+            if (d.due_ms > now) {
+                if (d.due_ms < scan->next_due_ms)
+                    scan->next_due_ms = d.due_ms;
+                break;
+            }
+            if (n == want)
+                break;
+            hk_event ev;
+            int erc = val_decode(v.data, v.len, &d.attempts, &d.first_ms);
+            if (erc != 0) {
+                hk_warn("store: queue entry of webhook %u, event %llu is malformed; skipping it", wid,
+                        (unsigned long long)d.event_id);
+            } else if (scan->held != NULL && scan->held(&d, scan->arg)) {
+                /* held by the caller already: neither read nor counted */
+            } else if ((erc = hk__event_read(txn, d.event_id, &ev)) != 0) {
+                if (erc != HK_ENOTFOUND) {
+                    rc = erc;
+                    goto out;
+                }
+                hk_warn("engine: event %llu of a queued delivery is gone; skipping it", (unsigned long long)d.event_id);
+            } else {
+                bool go_on = scan->delivery(&d, &ev, scan->arg);
+                hk_event_free(&ev);
+                n++;
+                if (!go_on) {
+                    scan->stopped = true;
+                    rc = 0;
+                    goto out;
+                }
+            }
+            rc = hk_cursor_get(c, HK_NEXT, &k, &v);
+        }
+        if (rc != 0 || wid == UINT32_MAX)
+            break;
+        /* On to the next webhook's entries. */
+        uint8_t next[4];
+        hk_be32(next, wid + 1);
+        k.data = next;
+        k.len = 4;
+        rc = hk_cursor_get(c, HK_SEEK, &k, &v);
+    }
+    if (rc == HK_ENOTFOUND)
+        rc = 0;
+out:
+    hk_cursor_close(c);
+    return rc;
+}
+
+int hk__queue_pending(hk_txn *txn, uint32_t wid, uint64_t now_ms, uint64_t *pending, uint64_t *due)
+{
+    hk_cursor *c;
+    uint8_t prefix[4];
+    hk_be32(prefix, wid);
+    hk_val k = {prefix, 4}, v;
+    *pending = *due = 0;
+    int rc = hk_cursor_open(txn, HK_DB_QUEUE, &c);
+    if (rc != 0)
+        return rc;
+    for (rc = hk_cursor_get(c, HK_SEEK, &k, &v); rc == 0; rc = hk_cursor_get(c, HK_NEXT, &k, &v)) {
+        if (k.len != QKEY_LEN || hk_rd32(k.data) != wid)
+            break;
+        (*pending)++;
+        if (hk_rd64((const uint8_t *)k.data + 4) <= now_ms)
+            (*due)++;
+    }
+    hk_cursor_close(c);
+    return rc == HK_ENOTFOUND ? 0 : rc;
+}

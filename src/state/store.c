@@ -1,0 +1,409 @@
+/*
+ * store.c: the LMDB engine behind store.h: opening (with the data
+ * directory's lock and the reader check), the group commit of typed ops
+ * (on kv.c's, so old-style writes and ops share one writer and one fsync
+ * per group), the op dispatcher and the typed queries.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "tables.h"
+
+#define DEFAULT_MAP_SIZE (1ull << 30)
+
+struct hk_store {
+    hk_kv_env *kv;
+    int lock_fd; /* the data directory's lock (exclusive opens), or -1 */
+};
+
+/* ---- opening ---------------------------------------------------------------- */
+
+int hk_store_lock_dir(const char *dir, int *fd)
+{
+    char path[4096];
+    *fd = -1;
+    if (snprintf(path, sizeof(path), "%s/lock", dir) >= (int)sizeof(path))
+        return HK_EINVAL;
+    int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (f < 0) {
+        hk_error("store: cannot open %s: %s", path, strerror(errno));
+        return HK_ESTORE;
+    }
+    if (flock(f, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        close(f);
+        if (e == EWOULDBLOCK) {
+            hk_error("store: %s is in use by another hookd serve (%s is locked); stop that one first", dir, path);
+            return HK_ELOCKED;
+        }
+        hk_error("store: cannot lock %s: %s", path, strerror(e));
+        return HK_ESTORE;
+    }
+    *fd = f;
+    return 0;
+}
+
+void hk_store_unlock_dir(int fd)
+{
+    if (fd >= 0)
+        close(fd); /* closing the descriptor releases the flock */
+}
+
+static int build_index(hk_txn *txn, void *arg)
+{
+    HK_UNUSED(arg);
+    return hk__queue_index_build(txn);
+}
+
+int hk_store_open(hk_store **out, uv_loop_t *loop, const hk_store_opts *o)
+{
+    hk_store *s = hk_calloc(1, sizeof(*s));
+    int rc;
+    s->lock_fd = -1;
+    if (o->exclusive) {
+        if (mkdir(o->data_dir, 0700) != 0 && errno != EEXIST) {
+            hk_error("store: cannot create %s: %s", o->data_dir, strerror(errno));
+            free(s);
+            return HK_ESTORE;
+        }
+        if ((rc = hk_store_lock_dir(o->data_dir, &s->lock_fd)) != 0) {
+            free(s);
+            return rc;
+        }
+    }
+    rc = hk_kv_open(&s->kv, o->data_dir, o->map_size ? o->map_size : DEFAULT_MAP_SIZE, o->max_batch, loop);
+    if (rc != 0)
+        goto fail_lock;
+    /* Reader slots of killed processes (a CLI killed mid-read) hold back
+     * page reuse until cleared. */
+    if ((rc = hk_kv_reader_check(s->kv, NULL)) != 0)
+        goto fail_kv;
+    if ((rc = hk_kv_write_sync(s->kv, build_index, NULL)) != 0) {
+        hk_error("store: cannot index the queue: %s", hk_strerror(rc));
+        goto fail_kv;
+    }
+    *out = s;
+    return 0;
+
+fail_kv:
+    hk_kv_close(s->kv);
+fail_lock:
+    hk_store_unlock_dir(s->lock_fd);
+    free(s);
+    return rc;
+}
+
+void hk_store_close(hk_store *s)
+{
+    if (s == NULL)
+        return;
+    hk_kv_close(s->kv);
+    hk_store_unlock_dir(s->lock_fd);
+    free(s);
+}
+
+hk_kv_env *hk_store_kv(hk_store *s)
+{
+    return s->kv;
+}
+
+bool hk_store_busy(const hk_store *s)
+{
+    return hk_kv_busy(s->kv);
+}
+
+void hk_store_get_counters(hk_store *s, hk_store_counters *out)
+{
+    hk_kv_counters(s->kv, &out->commits, &out->ops);
+    hk_kv_usage(s->kv, &out->map_size, &out->used);
+}
+
+/* ---- applying ops ------------------------------------------------------------ */
+
+static int apply_op(hk_txn *txn, hk_op *op)
+{
+    switch (op->type) {
+    case HK_OP_SIGNAL: return hk__apply_signal(txn, op);
+    case HK_OP_OUTCOME: return hk__apply_outcome(txn, op);
+    case HK_OP_ATTEMPT: return hk__apply_attempt(txn, op);
+    case HK_OP_RESEND: return hk__apply_resend(txn, op);
+    case HK_OP_WEBHOOK_PUT: return hk__apply_webhook_put(txn, op);
+    case HK_OP_WEBHOOK_DELETE: return hk__apply_webhook_delete(txn, op);
+    case HK_OP_WEBHOOK_LOCK: return hk__apply_webhook_lock(txn, op);
+    case HK_OP_QUEUE_DROP: return hk__apply_queue_drop(txn, op);
+    case HK_OP_USER_PUT: return hk__apply_user_put(txn, op);
+    case HK_OP_KEY_PUT: return hk__apply_key_put(txn, op);
+    case HK_OP_KEY_REVOKE: return hk__apply_key_revoke(txn, op);
+    case HK_OP_NODE_PUT: return hk__apply_node_put(txn, op);
+    case HK_OP_ACCOUNT_PUT: return hk__apply_account_put(txn, op);
+    case HK_OP_PRUNE: return hk__apply_prune(txn, op);
+    case HK_OP_TREE_IMPORT: return hk__apply_tree_import(txn, op);
+    }
+    return HK_EINVAL;
+}
+
+/* A submitted op on kv.c's group commit. */
+struct op_write {
+    hk_write w;
+    hk_commit *c;
+};
+
+static int op_write_apply(hk_txn *txn, hk_write *w)
+{
+    struct op_write *ow = hk_container_of(w, struct op_write, w);
+    return apply_op(txn, &ow->c->op);
+}
+
+static void op_write_done(hk_write *w, int status)
+{
+    struct op_write *ow = hk_container_of(w, struct op_write, w);
+    hk_commit *c = ow->c;
+    free(ow);
+    c->status = status;
+    c->done(c, status);
+}
+
+/* Each prune step also clears reader slots of ended processes. */
+static void before_apply(hk_store *s, const hk_op *op)
+{
+    if (op->type == HK_OP_PRUNE && hk_kv_reader_check(s->kv, NULL) != 0)
+        hk_warn("store: stale readers could not be checked");
+}
+
+void hk_store_submit(hk_store *s, hk_commit *c)
+{
+    struct op_write *ow = hk_calloc(1, sizeof(*ow));
+    ow->c = c;
+    ow->w.apply = op_write_apply;
+    ow->w.done = op_write_done;
+    /* A failing op undoes only its own writes and leaves the group's. */
+    ow->w.flags = HK_WRITE_ISOLATED;
+    c->status = 0;
+    c->next = NULL;
+    before_apply(s, &c->op);
+    hk_kv_submit(s->kv, &ow->w);
+}
+
+static int apply_sync(hk_txn *txn, void *arg)
+{
+    return apply_op(txn, arg);
+}
+
+int hk_store_apply(hk_store *s, hk_op *op)
+{
+    before_apply(s, op);
+    return hk_kv_write_sync(s->kv, apply_sync, op);
+}
+
+void hk_op_free_out(hk_op *op)
+{
+    if (op->type == HK_OP_SIGNAL) {
+        free(op->u.signal.webhooks);
+        op->u.signal.webhooks = NULL;
+        op->u.signal.nwebhooks = 0;
+    }
+}
+
+/* ---- queries ------------------------------------------------------------------- */
+
+/* Runs a query in a short read transaction. */
+#define WITH_READ(s, expr)                                                                                             \
+    do {                                                                                                               \
+        hk_txn *txn_;                                                                                                  \
+        int rc_ = hk_kv_read((s)->kv, &txn_);                                                                          \
+        if (rc_ != 0)                                                                                                  \
+            return rc_;                                                                                                \
+        hk_txn *txn = txn_;                                                                                            \
+        rc_ = (expr);                                                                                                  \
+        hk_txn_end(txn_);                                                                                              \
+        return rc_;                                                                                                    \
+    } while (0)
+
+int hk_store_webhook_get(hk_store *s, uint32_t id, hk_webhook *out)
+{
+    WITH_READ(s, hk__webhook_read(txn, id, out));
+}
+
+int hk_store_webhook_stats(hk_store *s, uint32_t id, hk_webhook_stats *out)
+{
+    WITH_READ(s, hk__stats_read(txn, id, out));
+}
+
+static int by_extension(hk_txn *txn, const char *ext, uint32_t *id)
+{
+    hk_val v;
+    int rc = hk_get(txn, HK_DB_EXTENSIONS, ext, strlen(ext), &v);
+    if (rc != 0)
+        return rc;
+    if (v.len != 4)
+        return HK_ESTORE;
+    *id = hk_rd32(v.data);
+    return 0;
+}
+
+int hk_store_webhook_by_extension(hk_store *s, const char *ext, uint32_t *id)
+{
+    WITH_READ(s, by_extension(txn, ext, id));
+}
+
+static int webhooks_each(hk_txn *txn, uint32_t from_id,
+                         int (*fn)(const hk_webhook *w, const hk_webhook_stats *st, void *arg), void *arg)
+{
+    hk_cursor *c;
+    uint8_t from[4];
+    hk_be32(from, from_id);
+    hk_val k = {from, 4}, v;
+    int rc = hk_cursor_open(txn, HK_DB_WEBHOOKS, &c);
+    if (rc != 0)
+        return rc;
+    int ret = 0;
+    for (rc = hk_cursor_get(c, HK_SEEK, &k, &v); rc == 0 && ret == 0; rc = hk_cursor_get(c, HK_NEXT, &k, &v)) {
+        hk_webhook w;
+        hk_webhook_stats st;
+        if (k.len != 4)
+            continue;
+        if (hk__webhook_decode(v.data, v.len, &w) != 0) {
+            hk_warn("store: webhook %u cannot be read; leaving it out", hk_rd32(k.data));
+            continue;
+        }
+        w.id = hk_rd32(k.data);
+        if ((rc = hk__stats_read(txn, w.id, &st)) == 0)
+            ret = fn(&w, &st, arg);
+        hk_webhook_free(&w);
+        if (rc != 0)
+            break;
+    }
+    hk_cursor_close(c);
+    if (ret != 0)
+        return ret;
+    return rc == HK_ENOTFOUND ? 0 : rc;
+}
+
+int hk_store_webhooks_each(hk_store *s, uint32_t from_id,
+                           int (*fn)(const hk_webhook *w, const hk_webhook_stats *st, void *arg), void *arg)
+{
+    WITH_READ(s, webhooks_each(txn, from_id, fn, arg));
+}
+
+int hk_store_event_types_each(hk_store *s, int (*fn)(uint32_t id, const char *name, void *arg), void *arg)
+{
+    WITH_READ(s, hk__event_types_each(txn, fn, arg));
+}
+
+static int event_type_id(hk_txn *txn, const char *name, uint32_t *id)
+{
+    hk_val v;
+    int rc = hk_get(txn, HK_DB_EVENT_NAMES, name, strlen(name), &v);
+    if (rc != 0)
+        return rc;
+    if (v.len != 4)
+        return HK_ESTORE;
+    *id = hk_rd32(v.data);
+    return 0;
+}
+
+int hk_store_event_type_id(hk_store *s, const char *name, uint32_t *id)
+{
+    WITH_READ(s, event_type_id(txn, name, id));
+}
+
+int hk_store_user_get(hk_store *s, uint32_t id, hk_user *out)
+{
+    WITH_READ(s, hk__user_read(txn, id, out));
+}
+
+int hk_store_user_by_code(hk_store *s, const char *code, hk_user *out)
+{
+    WITH_READ(s, hk__user_by_code(txn, code, out));
+}
+
+static int key_get(hk_txn *txn, const uint8_t hash[32], hk_key *key, hk_user *user)
+{
+    int rc = hk__key_read(txn, hash, key);
+    return rc != 0 ? rc : hk__user_read(txn, key->user_id, user);
+}
+
+int hk_store_key_get(hk_store *s, const uint8_t hash[32], hk_key *key, hk_user *user)
+{
+    WITH_READ(s, key_get(txn, hash, key, user));
+}
+
+int hk_store_users_each(hk_store *s, int (*fn)(const hk_user *u, void *arg), void *arg)
+{
+    WITH_READ(s, hk__users_each(txn, fn, arg));
+}
+
+int hk_store_keys_each(hk_store *s, uint32_t user_id, int (*fn)(const hk_key *k, void *arg), void *arg)
+{
+    WITH_READ(s, hk__keys_each(txn, user_id, fn, arg));
+}
+
+static int user_count(hk_txn *txn, size_t *n)
+{
+    *n = hk_count(txn, HK_DB_USERS);
+    return 0;
+}
+
+int hk_store_user_count(hk_store *s, size_t *n)
+{
+    WITH_READ(s, user_count(txn, n));
+}
+
+int hk_store_node_get(hk_store *s, uint32_t id, hk_node *out)
+{
+    WITH_READ(s, hk__node_read(txn, id, out));
+}
+
+int hk_store_account_get(hk_store *s, uint32_t id, hk_account *out)
+{
+    WITH_READ(s, hk__account_read(txn, id, out));
+}
+
+int hk_store_nodes_each(hk_store *s, int (*fn)(const hk_node *n, void *arg), void *arg)
+{
+    WITH_READ(s, hk__nodes_each(txn, fn, arg));
+}
+
+int hk_store_accounts_each(hk_store *s, int (*fn)(const hk_account *a, void *arg), void *arg)
+{
+    WITH_READ(s, hk__accounts_each(txn, fn, arg));
+}
+
+int hk_store_node_within(hk_store *s, uint32_t node, uint32_t top, bool *within)
+{
+    WITH_READ(s, hk__node_within(txn, node, top, within));
+}
+
+int hk_store_event_get(hk_store *s, uint64_t id, hk_event *out)
+{
+    WITH_READ(s, hk__event_read(txn, id, out));
+}
+
+int hk_store_scan_due(hk_store *s, hk_due_scan *scan)
+{
+    WITH_READ(s, hk__queue_scan_due(txn, scan));
+}
+
+int hk_store_pending(hk_store *s, uint32_t webhook_id, uint64_t now_ms, uint64_t *pending, uint64_t *due)
+{
+    WITH_READ(s, hk__queue_pending(txn, webhook_id, now_ms, pending, due));
+}
+
+int hk_store_attempts_each(hk_store *s, uint32_t webhook_id, uint64_t from_id, bool newest_first,
+                           int (*fn)(const hk_attempt *a, void *arg), void *arg)
+{
+    WITH_READ(s, hk__log_each(txn, webhook_id, from_id, newest_first, fn, arg));
+}
+
+int hk_store_attempt_get(hk_store *s, uint32_t webhook_id, uint64_t log_id, hk_attempt *out)
+{
+    WITH_READ(s, hk__log_read(txn, webhook_id, log_id, out));
+}
