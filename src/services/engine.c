@@ -243,6 +243,7 @@ void hk_engine_kick(hk_engine *e)
      * clock (a test moved it): walk now. */
     uv_timer_stop(&e->load_timer);
     e->load_at = 0;
+    hk__new_pass(e, true); /* whatever changed is seen */
     hk__load(e);
 }
 

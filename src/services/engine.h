@@ -84,8 +84,9 @@ void hk_engine_stop(hk_engine *e, void (*stopped)(void *arg), void *arg);
 bool hk_engine_stopping(const hk_engine *e);
 
 /**
- * Looks at the queue now rather than at the next tick: after a change made
- * elsewhere (a webhook set Active again) or, in tests, after the clock moved.
+ * Reads the webhooks and looks at the queue now rather than at the next
+ * tick: after a change made elsewhere (a webhook set Active again) or, in
+ * tests, after the clock moved.
  */
 void hk_engine_kick(hk_engine *e);
 

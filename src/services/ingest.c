@@ -47,7 +47,7 @@ static void fan_out(hk_engine *e, hk_signal *s)
     hk_delivery d = {.event_id = o->event_id, .due_ms = s->c.op.now_ms, .attempts = 0, .first_ms = s->c.op.now_ms};
     hk_buf head = HK_BUF_INIT;
     bool left = false;
-    e->pass++; /* the webhooks' records are read afresh */
+    hk__new_pass(e, false);
     for (size_t i = 0; i < o->nwebhooks; i++) {
         struct hk__wstate *ws = hk__ws_get(e, o->webhooks[i]);
         if (hk__job_find(e, ws->id, o->event_id) != NULL)

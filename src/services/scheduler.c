@@ -279,6 +279,15 @@ static bool target_changed(const hk_webhook *a, const hk_webhook *b)
     return false;
 }
 
+void hk__new_pass(hk_engine *e, bool force)
+{
+    uint64_t mono = hk_clock_mono(e->clock);
+    if (force || mono != e->pass_mono || e->pass == 0) {
+        e->pass++;
+        e->pass_mono = mono;
+    }
+}
+
 struct hk__wstate *hk__ws_get(hk_engine *e, uint32_t id)
 {
     struct hk__wstate *ws = hk__ws_lookup(e, id);
@@ -433,7 +442,7 @@ void hk__load(hk_engine *e)
     struct load l = {.e = e};
     hk_due_scan scan = {
         .now_ms = now, .webhook = load_webhook, .held = load_held, .delivery = load_delivery, .arg = &l};
-    e->pass++;
+    hk__new_pass(e, false);
     int rc = hk_store_scan_due(e->store, &scan);
     if (rc != 0) {
         hk_warn("engine: cannot read the queue: %s", hk_strerror(rc));

@@ -80,10 +80,13 @@ def test_slow_and_dead_receivers_do_not_delay_a_healthy_one():
 
 
 def test_synchronous_calls_share_the_origins_slots():
-    env = dict(LOOPBACK, HOOKD_DELIVERY_CONCURRENCY_PER_ORIGIN="1", HOOKD_DELIVERY_FIRST_BYTE_TIMEOUT="2s",
-               HOOKD_DELIVERY_TOTAL_TIMEOUT="2s")
+    # One slot; the receiver answers after 1.8 s and a call waits at most 2.5 s (total_timeout) for a
+    # slot: a (0.1 s after the queued delivery) gets the slot when the queued delivery is done; b (0.3 s
+    # after) would get it only when a is done (3.6 s), past its wait.
+    env = dict(LOOPBACK, HOOKD_DELIVERY_CONCURRENCY_PER_ORIGIN="1", HOOKD_DELIVERY_FIRST_BYTE_TIMEOUT="2500ms",
+               HOOKD_DELIVERY_TOTAL_TIMEOUT="2500ms")
     with Server(env=env) as s, Receiver() as rx:
-        rx.reply(status=200, delay=1.2)
+        rx.reply(status=200, delay=1.8)
         create_webhook(s, rx.url + "/queued", ["contact.created"], name="queued")
         create_webhook(s, rx.url + "/sync", ["other.event"], name="sync", extension="Sync")
         signal_event(s, "contact.created")
@@ -104,7 +107,7 @@ def test_synchronous_calls_share_the_origins_slots():
         assert a.status == 200 and a.json()["Success"] is True, a
         reqs = rx.requests
         sent_a = [r for r in reqs if r.path == "/sync" and r.json()["Data"]["WebhookBody"]["call"] == "a"]
-        assert len(sent_a) == 1 and sent_a[0].time >= first.time + 1.0, (first.time, [r.time for r in reqs])
+        assert len(sent_a) == 1 and sent_a[0].time >= first.time + 1.5, (first.time, [r.time for r in reqs])
         # b waited behind a for longer than total_timeout: a clear 503, and nothing was sent for it.
         b = results["b"]
         assert b.status == 503 and "busy" in b.body.decode(), b
