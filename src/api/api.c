@@ -18,6 +18,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "api_docs.h"
 #include "json_patch.h"
 #include "log.h"
 
@@ -344,6 +345,7 @@ hk_router *hk_api_router(void)
     register_routes(r, hk_webhook_test_routes, hk_webhook_test_routes_count);
     register_routes(r, hk_custom_action_routes, hk_custom_action_routes_count);
     register_routes(r, hk_nodes_routes, hk_nodes_routes_count);
+    hk_api_docs_routes(r);
     return r;
 }
 

@@ -210,9 +210,9 @@ void hk__job_requeue(hk_engine *e, struct hk__job *j);
 void hk__job_drop(hk_engine *e, struct hk__job *j);
 /** Frees the outcome texts of the job's last attempt. */
 void hk__job_clear_attempt(struct hk__job *j);
-/** The origin of url, created when new, with a reference taken (hk__origin_put releases it). */
-struct hk__origin *hk__origin_get(hk_engine *e, const char *url);
-void hk__origin_put(hk_engine *e, struct hk__origin *o);
+/** The origin of url, created when new, with a reference taken (hk__sched_origin_put releases it). */
+struct hk__origin *hk__sched_origin_get(hk_engine *e, const char *url);
+void hk__sched_origin_put(hk_engine *e, struct hk__origin *o);
 /**
  * Takes a slot of w->origin for a synchronous call: at once (returns 0)
  * when one is free and nobody waits; else queues w (returns 1) and calls

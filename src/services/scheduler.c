@@ -91,7 +91,7 @@ static size_t origin_hash(const char *key)
     return h & (HK__ORIGIN_BUCKETS - 1);
 }
 
-struct hk__origin *hk__origin_get(hk_engine *e, const char *url)
+struct hk__origin *hk__sched_origin_get(hk_engine *e, const char *url)
 {
     char *key = origin_key(url);
     size_t h = origin_hash(key);
@@ -110,7 +110,7 @@ struct hk__origin *hk__origin_get(hk_engine *e, const char *url)
     return o;
 }
 
-void hk__origin_put(hk_engine *e, struct hk__origin *o)
+void hk__sched_origin_put(hk_engine *e, struct hk__origin *o)
 {
     if (o == NULL || --o->refs > 0)
         return;
@@ -236,7 +236,7 @@ static void ws_set_origin(hk_engine *e, struct hk__wstate *ws, struct hk__origin
 {
     struct hk__origin *old = ws->origin;
     if (old == o) {
-        hk__origin_put(e, o);
+        hk__sched_origin_put(e, o);
         return;
     }
     if (old != NULL) {
@@ -251,7 +251,7 @@ static void ws_set_origin(hk_engine *e, struct hk__wstate *ws, struct hk__origin
             ws_ring_add(o, ws);
         origin_ring_update(e, o);
     }
-    hk__origin_put(e, old);
+    hk__sched_origin_put(e, old);
 }
 
 struct hk__wstate *hk__ws_lookup(hk_engine *e, uint32_t id)
@@ -297,7 +297,7 @@ struct hk__wstate *hk__ws_get(hk_engine *e, uint32_t id)
         hk_webhook_init(&ws->w);
         ws->hnext = e->ws_table[id % HK__WS_BUCKETS];
         e->ws_table[id % HK__WS_BUCKETS] = ws;
-        ws_set_origin(e, ws, hk__origin_get(e, ""));
+        ws_set_origin(e, ws, hk__sched_origin_get(e, ""));
     } else if (ws->pass == e->pass && (ws->known || ws->gone)) {
         return ws; /* read once per pass: a pass is one moment */
     }
@@ -323,7 +323,7 @@ struct hk__wstate *hk__ws_get(hk_engine *e, uint32_t id)
     if (rebuild) {
         hk_target_free(&ws->t);
         hk_target_from_webhook(&ws->t, &ws->w);
-        ws_set_origin(e, ws, hk__origin_get(e, ws->t.url));
+        ws_set_origin(e, ws, hk__sched_origin_get(e, ws->t.url));
     }
     return ws;
 }
@@ -593,11 +593,11 @@ static void on_response(const hk_client_result *r, void *arg)
     if (r->error == UV_ECANCELED) {
         /* Not an attempt that counts: the delivery stays queued. */
         hk__job_drop(e, j);
-        hk__origin_put(e, o);
+        hk__sched_origin_put(e, o);
         hk__maybe_finish_stop(e);
         return;
     }
-    hk__origin_put(e, o);
+    hk__sched_origin_put(e, o);
     hk__outcome(e, j, r);
     hk__dispatch(e);
 }

@@ -33,7 +33,7 @@ static void op_finish(struct sync_op *op)
 {
     hk_engine *e = op->e;
     op->cb(&op->res, op->arg);
-    hk__origin_put(e, op->wait.origin);
+    hk__sched_origin_put(e, op->wait.origin);
     free(op->url);
     free(op->event_name);
     free(op->body);
@@ -207,7 +207,7 @@ int hk_sync_call(hk_engine *e, const hk_target *t, const hk_sync_event *ev, hk_s
     hk_delivery_headers(t, ev->name, op->uuid, 0, op->body, op->body_len, evt.ts_ms, ev->extra_headers, headers,
                         sizeof(headers));
     op->headers = hk_strdup(headers);
-    op->wait.origin = hk__origin_get(e, t->url);
+    op->wait.origin = hk__sched_origin_get(e, t->url);
     op->wait.granted = on_slot;
     op->wait.deadline_mono = hk_clock_mono(e->clock) + e->o.sync_wait_ms;
     if (hk__slot_take(e, &op->wait) != 0)
@@ -215,7 +215,7 @@ int hk_sync_call(hk_engine *e, const hk_target *t, const hk_sync_event *ev, hk_s
     int rc = start_send(op);
     if (rc != 0) {
         hk__slot_release(e, op->wait.origin);
-        hk__origin_put(e, op->wait.origin);
+        hk__sched_origin_put(e, op->wait.origin);
         free(op->url);
         free(op->event_name);
         free(op->body);

@@ -6,6 +6,7 @@
 #include "outcome.h"
 #include "event.h"
 #include "signature.h"
+#include "kv.h"
 #include "unit.h"
 
 static void test_record_roundtrip(void)

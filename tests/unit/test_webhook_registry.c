@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include "registry.h"
+#include "kv.h"
 #include "unit.h"
 #include "webhook.h"
 
