@@ -38,7 +38,7 @@ typedef struct hk_engine hk_engine;
 typedef struct hk_engine_opts {
     uint32_t max_inflight;           /**< deliveries held in memory (the window) */
     uint32_t concurrency_per_origin; /**< requests on the wire per scheme://host:port */
-    const char *retry_schedule;      /**< the retry schedule's text (copied at start) */
+    const char *retry_schedule;      /**< the retry schedule's text (parsed at start, not kept) */
     uint32_t retry_jitter_pct;       /**< +/- percent applied to each retry delay */
     uint64_t retry_after_max_ms;     /**< a receiver's Retry-After is honoured up to this */
     uint32_t disable_after;          /**< consecutive failures that disable an unlocked webhook */
