@@ -191,6 +191,8 @@ void hk__dispatch(hk_engine *e);
 void hk__new_pass(hk_engine *e, bool force);
 /** The webhook's state, read from the store once per moment (hk__new_pass). */
 struct hk__wstate *hk__ws_get(hk_engine *e, uint32_t id);
+/** Frees the state of a deleted webhook that holds no job (no-op otherwise). */
+void hk__ws_forget(hk_engine *e, struct hk__wstate *ws);
 /** The webhook's state when the engine has one. */
 struct hk__wstate *hk__ws_lookup(hk_engine *e, uint32_t id);
 /** How many more jobs ws may take into the window now. */

@@ -30,6 +30,8 @@ static void cleanup_done(hk_commit *c, int status)
                 hk_strerror(status));
     else if (c->op.u.queue_drop.more)
         hk__schedule_load(e, 0);
+    else if (ws != NULL)
+        hk__ws_forget(e, ws); /* nothing of it is left: the engine forgets it too */
     free(cl);
     hk__submitted(e);
 }

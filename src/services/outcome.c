@@ -238,6 +238,12 @@ static void outcome_done(hk_commit *c, int status)
         e->store_failures = 0;
         e->backoff_until = 0;
     }
+    if (status == 0 && o->vanished) {
+        /* Its webhook was deleted (or its queue dropped): read it again now, so
+         * that its other jobs leave the window instead of going on the wire. */
+        ws->pass = 0;
+        hk__ws_get(e, ws->id);
+    }
     if (status == 0 && !o->vanished) {
         j->rec.disabled = o->disabled;
         j->rec.id = o->log_id;

@@ -270,7 +270,8 @@ static bool target_changed(const hk_webhook *a, const hk_webhook *b)
         a->nheaders != b->nheaders || a->nproperties != b->nproperties)
         return true;
     for (size_t i = 0; i < a->nheaders; i++)
-        if (strcmp(a->headers[i].name, b->headers[i].name) != 0 || strcmp(a->headers[i].value, b->headers[i].value))
+        if (strcmp(a->headers[i].name, b->headers[i].name) != 0 ||
+            strcmp(a->headers[i].value, b->headers[i].value) != 0)
             return true;
     for (size_t i = 0; i < a->nproperties; i++)
         if (strcmp(a->properties[i].name, b->properties[i].name) != 0 ||
@@ -326,6 +327,21 @@ struct hk__wstate *hk__ws_get(hk_engine *e, uint32_t id)
         ws_set_origin(e, ws, hk__sched_origin_get(e, ws->t.url));
     }
     return ws;
+}
+
+void hk__ws_forget(hk_engine *e, struct hk__wstate *ws)
+{
+    if (!ws->gone || ws->held > 0)
+        return;
+    struct hk__wstate **p = &e->ws_table[ws->id % HK__WS_BUCKETS];
+    while (*p != NULL && *p != ws)
+        p = &(*p)->hnext;
+    if (*p == ws)
+        *p = ws->hnext;
+    hk_webhook_free(&ws->w);
+    hk_target_free(&ws->t);
+    ws_set_origin(e, ws, NULL);
+    free(ws);
 }
 
 /* ---- admission --------------------------------------------------------------------- */

@@ -232,6 +232,14 @@ static inline void fx_set_state(fx *f, uint32_t id, const char *state)
     hk_webhook_free(&w);
 }
 
+/** Deletes a webhook, as the registry would. */
+static inline void fx_delete(fx *f, uint32_t id)
+{
+    hk_op op = {.type = HK_OP_WEBHOOK_DELETE, .now_ms = hk_clock_wall(&f->clock)};
+    op.u.webhook_delete.id = id;
+    CHECK_INT(hk_store_apply(f->store, &op), 0);
+}
+
 /** The webhook's state name ("" when it does not exist). */
 static inline const char *fx_state(fx *f, uint32_t id)
 {

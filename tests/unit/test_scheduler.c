@@ -254,6 +254,31 @@ static void test_parked_webhooks_keep_their_queue_and_resume(void)
     fx_close(f);
 }
 
+static void test_a_deleted_webhooks_queue_is_dropped(void)
+{
+    fx *f = fx_open(NULL);
+    uint32_t w = fx_webhook(f, "http://a.test/hook", false, "x", NULL);
+    for (int k = 0; k < 5; k++)
+        CHECK_INT(fx_signal(f, "x", k), 0);
+    CHECK_INT(fx_pending(f, w), 5);
+    CHECK_INT(f->nreq, 2);
+    fx_delete(f, w);
+    /* What is on the wire finishes; the outcomes find nothing to record, and
+     * once one has shown the webhook gone, nothing more of it is sent. */
+    for (size_t i = 0; i < f->nreq; i++) {
+        fx_answer(f, i, i % 2 ? 500 : 200, NULL);
+        fx_settle(f);
+    }
+    CHECK(f->nreq < 5);
+    fx_advance(f, 0);
+    CHECK_INT(fx_pending(f, w), 0);
+    CHECK_INT(fx_attempts(f, w), 0);
+    hk_engine_stats st;
+    hk_engine_get_stats(f->engine, &st);
+    CHECK_INT(st.in_memory, 0);
+    fx_close(f);
+}
+
 static void test_webhooks_of_one_origin_take_turns(void)
 {
     hk_engine_opts o;
@@ -439,6 +464,7 @@ int main(void)
     test_consecutive_failures_count_reset_and_disable();
     test_locked_webhooks_are_never_disabled();
     test_parked_webhooks_keep_their_queue_and_resume();
+    test_a_deleted_webhooks_queue_is_dropped();
     test_webhooks_of_one_origin_take_turns();
     test_saturated_origins_do_not_hold_back_a_healthy_one();
     test_origins_are_served_independently();
