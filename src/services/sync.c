@@ -10,6 +10,7 @@
 
 #include "engine_int.h"
 #include "log.h"
+#include "url.h"
 
 struct sync_op {
     hk_engine *e;
@@ -181,6 +182,10 @@ int hk_sync_call(hk_engine *e, const hk_target *t, const hk_sync_event *ev, hk_s
 {
     if (e == NULL || e->stopping)
         return HK_ESHUTDOWN;
+    /* Refused at once, as the client would refuse it, rather than after waiting for a slot. */
+    hk_url u;
+    if (hk_url_parse(t->url, &u, NULL) != 0)
+        return HK_EINVAL;
     /* The event's strings are only read here (hk_event's are not const: it owns them elsewhere). */
     hk_event evt = {.ts_ms = hk_clock_wall(e->clock),
                     .primary_key = ev->primary_key,
