@@ -32,7 +32,7 @@
 #include "api_sync.h"
 #include "delivery.h"
 #include "utf8.h"
-#include "webhook.h"
+#include "store.h"
 #include "xml.h"
 
 #define EXECUTE_BODY_MAX_CHARS 100000 /* Ivanti's documented limit, in characters */
@@ -74,18 +74,15 @@ static enum media body_media(const hk_ctx *ctx, char *type, size_t typelen)
 }
 
 /* True when some webhook's extension equals ext in another letter case. */
-static bool extension_other_case(hk_txn *txn, const char *ext)
+static int other_case(const hk_webhook *w, const hk_webhook_stats *st, void *arg)
 {
-    hk_cursor *c;
-    hk_val k, v;
-    size_t len = strlen(ext);
-    bool found = false;
-    if (hk_cursor_open(txn, HK_DB_EXTENSIONS, &c) != 0)
-        return false;
-    for (int rc = hk_cursor_get(c, HK_FIRST, &k, &v); rc == 0 && !found; rc = hk_cursor_get(c, HK_NEXT, &k, &v))
-        found = k.len == len && strncasecmp(k.data, ext, len) == 0;
-    hk_cursor_close(c);
-    return found;
+    HK_UNUSED(st);
+    return w->extension != NULL && strcasecmp(w->extension, arg) == 0;
+}
+
+static bool extension_other_case(hk_store *db, const char *ext)
+{
+    return hk_store_webhooks_each(db, 0, other_case, (void *)ext) > 0;
 }
 
 /*
@@ -156,6 +153,11 @@ struct execute {
 static void execute_done(const hk_sync_result *res, void *arg)
 {
     struct execute *ex = arg;
+    if (res->unavailable) {
+        hk_sync_respond_unavailable(ex->ctx, res);
+        free(ex);
+        return;
+    }
     json_t *resp = json_stringn(res->response, res->response_len);
     if (resp == NULL) {
         char *copy = hk_strndup(res->response, res->response_len);
@@ -189,47 +191,40 @@ static void execute(hk_ctx *ctx)
         hk_respond_error(ctx, 400, "%s", MSG_BODY_TOO_LONG);
         return;
     }
-    hk_txn *txn;
-    int rc = hk_kv_read(ctx->app->store, &txn);
-    if (rc != 0) {
-        free(ext);
-        hk_respond_store_error(ctx, rc);
-        return;
-    }
     uint32_t id = 0;
-    json_t *rec = NULL;
-    rc = hk_webhook_by_extension(txn, ext, &id);
+    hk_webhook w;
+    memset(&w, 0, sizeof(w)); /* filled by the store; safe to free either way */
+    int rc = hk_store_webhook_by_extension(ctx->app->db, ext, &id);
     if (rc == 0)
-        rc = hk_webhook_get(txn, id, &rec);
+        rc = hk_store_webhook_get(ctx->app->db, id, &w);
     if (rc == HK_ENOTFOUND) {
-        bool mistyped = extension_other_case(txn, ext);
-        hk_txn_end(txn);
+        bool mistyped = extension_other_case(ctx->app->db, ext);
         free(ext);
+        hk_webhook_free(&w);
         hk_respond_error(ctx, 400, "%s", mistyped ? MSG_MISTYPED_EXTENSION : MSG_INVALID_EXTENSION);
         return;
     }
-    hk_txn_end(txn);
     free(ext);
     if (rc != 0) {
+        hk_webhook_free(&w);
         hk_respond_store_error(ctx, rc);
         return;
     }
-    const char *state = hk_wh_str(rec, "state");
-    if (strcmp(state, HK_STATE_ACTIVE) != 0) {
+    if (w.state != HK_WH_ACTIVE) {
         hk_respond_error(ctx, 400, "Webhook validation failed for Execute operation. Errors: The webhook is %s. ",
-                         state);
-        json_decref(rec);
+                         hk_webhook_state_name(w.state));
+        hk_webhook_free(&w);
         return;
     }
     char *data = execute_data(ctx);
     if (data == NULL) {
-        json_decref(rec);
+        hk_webhook_free(&w);
         return;
     }
     hk_target t;
     memset(&t, 0, sizeof(t));
-    hk_target_from_record(&t, rec);
-    json_decref(rec);
+    hk_target_from_webhook(&t, &w);
+    hk_webhook_free(&w);
     struct execute *ex = hk_calloc(1, sizeof(*ex));
     ex->ctx = ctx;
     ex->webhook_id = t.webhook_id;

@@ -9,9 +9,9 @@
 #include <string.h>
 
 #include "api.h"
+#include "buf.h"
 #include "engine.h"
-#include "event.h"
-#include "webhook.h"
+#include "json_text.h"
 
 static void signal_answered(hk_signal *s, int status)
 {
@@ -39,14 +39,6 @@ static const char *check_event_name(const char *name)
     return NULL;
 }
 
-static void put_char(char **buf, size_t *len, size_t *cap, char c)
-{
-    if (*len + 2 > *cap)
-        *buf = hk_realloc(*buf, *cap = *cap * 2 + 2);
-    (*buf)[(*len)++] = c;
-    (*buf)[*len] = '\0';
-}
-
 /* Fills the signal from the parts every ingest form shares; answers 400 itself when they are bad. */
 static bool fill(hk_ctx *ctx, hk_signal *s, const char *name, int64_t pk, json_t *data)
 {
@@ -72,23 +64,20 @@ static bool fill(hk_ctx *ctx, hk_signal *s, const char *name, int64_t pk, json_t
     s->data = json_dumps(data, JSON_COMPACT);
     s->data_len = strlen(s->data);
     /* Changes: Data's keys as a JSON array, written directly. */
-    char *ch = hk_malloc(64);
-    size_t chl = 0, chc = 64;
+    hk_buf ch = HK_BUF_INIT;
     const char *k;
     json_t *v;
-    put_char(&ch, &chl, &chc, '[');
+    hk_buf_putc(&ch, '[');
     json_object_foreach (data, k, v) {
-        if (chl > 1)
-            put_char(&ch, &chl, &chc, ',');
-        chl = hk_json_quote(&ch, chl, &chc, k, strlen(k));
+        if (ch.len > 1)
+            hk_buf_putc(&ch, ',');
+        hk_json_text_quote(&ch, k, strlen(k));
     }
-    put_char(&ch, &chl, &chc, ']');
-    s->changes = ch;
-    s->changes_len = chl;
+    hk_buf_putc(&ch, ']');
+    s->changes = hk_buf_steal(&ch, &s->changes_len);
     s->user_id = ctx->user.id;
     s->done = signal_answered;
     s->arg = ctx;
-    s->event.primary_key = pk;
     return true;
 }
 

@@ -1,81 +1,35 @@
 /*
- * api_sync.h: synchronous invocations, shared by the EnergyCAP custom
- * actions and the SuperOffice test call (api_sync.c), the Ivanti Execute
- * call (api_ivanti.c) and the SuperOffice save handlers (test_on_save).
- *
- * A synchronous call builds one delivery now (the body of hk_event_body,
- * signed by hk_delivery_headers exactly like a queued delivery, with a
- * fresh random EventId), sends it through the shared outbound client
- * (app->client: the same SSRF guard, TLS verification and connect,
- * first-byte and total timeouts as every delivery) and reports the
- * outcome from a callback. The loop never waits; the caller's request is
- * answered from the callback, at most [delivery] total_timeout later (plus
- * the commit of the attempt's log record when it is recorded).
+ * api_sync.h: synchronous calls as the API handlers make them: the
+ * service (services/sync.h) reached through the server's engine, and the
+ * answers every dialect gives when a call cannot be made. Used by the
+ * SuperOffice test calls (api_webhook_test.c), the EnergyCAP custom
+ * actions (api_custom_action.c), the Ivanti Execute call (api_ivanti.c) and
+ * test-on-save (registry.c).
  */
 #ifndef HK_API_SYNC_H
 #define HK_API_SYNC_H
 
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
-
 #include "api.h"
 #include "common.h"
 #include "delivery.h"
-
-/** The outcome of one synchronous call; valid only during the callback (copy what you keep). */
-typedef struct hk_sync_result {
-    bool success;           /**< a 2xx arrived */
-    int status;             /**< HTTP status; 0 when no response came */
-    const char *error;      /**< "" on success; else the client's reason ("connection refused",
-                                 "connect timeout after 5000 ms", "refused by SSRF guard: ...") or the
-                                 status line of a non-2xx answer */
-    const char *url;        /**< the target URL */
-    const char *request;    /**< request line, headers and body as sent ("" when nothing was sent) */
-    size_t request_len;     /**< bytes in request */
-    const char *response;   /**< status line, headers, a blank line and the body received, the body cut at
-                                 [delivery] max_response_bytes ("" when no response came) */
-    size_t response_len;    /**< bytes in response */
-    const char *event_uuid; /**< the EventId sent */
-    uint64_t duration_ms;   /**< from the send to the outcome */
-    bool disabled;          /**< recording this failure set the webhook to TooManyErrors */
-} hk_sync_result;
-
-/** Called once, on the loop, never from within the call that started it. */
-typedef void (*hk_sync_cb)(const hk_sync_result *res, void *arg);
-
-/** What to send. Every pointer is borrowed for the duration of hk_sync_send only. */
-typedef struct hk_sync_event {
-    const char *name;          /**< event name, e.g. "webhook.execute"; Entity is the part before the dot */
-    int64_t primary_key;       /**< PrimaryKey */
-    const char *data;          /**< Data: compact JSON object text */
-    const char *changes;       /**< Changes: JSON array text of Data's keys */
-    uint32_t user_id;          /**< ChangedByAssociateId and the log record's user */
-    const char *extra_headers; /**< appended after the signed headers ("X-Hook-Test: true\r\n"), or NULL */
-    bool record;               /**< count the attempt in the webhook's statistics and auto-disable rules and
-                                    write it to its log (hk_engine_record); cb then runs after that commit */
-} hk_sync_event;
+#include "sync.h"
 
 /**
- * Sends ev to target t now (t is borrowed for this call only; t->webhook_id
- * names the webhook for recording). Returns 0 and later calls cb exactly
- * once; or, without calling cb, HK_ESHUTDOWN when the server is stopping
- * and HK_EINVAL when t's URL is not an absolute http(s) URL.
+ * hk_sync_call on the server's engine. HK_ESHUTDOWN when the engine is
+ * stopped or stopping; otherwise as hk_sync_call.
  */
 int hk_sync_send(hk_api_env *app, const hk_target *t, const hk_sync_event *ev, hk_sync_cb cb, void *arg) HK_MUST_CHECK;
 
-/**
- * The SuperOffice test call: sends Event "test" (Entity "test", PrimaryKey
- * 0, Data {}, header X-Hook-Test: true) to t, signed with t's secret, and
- * records nothing. Returns as hk_sync_send. Success in the result is the
- * test's verdict (2xx only).
- */
+/** hk_sync_call_test on the server's engine; returns as hk_sync_send. */
 int hk_sync_test(hk_api_env *app, const hk_target *t, uint32_t user_id, hk_sync_cb cb, void *arg) HK_MUST_CHECK;
 
 /**
- * The SuperOffice WebhookResult message of a result: the response's status
- * line, headers and body, or the error when no response came. malloc'd.
+ * Answers a failed hk_sync_send in the request's dialect: 503 when the
+ * server is shutting down, 400 naming url when the URL was refused.
  */
-char *hk_sync_message(const hk_sync_result *res);
+void hk_sync_respond_send_error(hk_ctx *ctx, int rc, const char *url);
+
+/** Answers a result that is unavailable (nothing was sent): 503 with its reason. */
+void hk_sync_respond_unavailable(hk_ctx *ctx, const hk_sync_result *res);
 
 #endif

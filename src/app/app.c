@@ -8,8 +8,10 @@
 #include "api.h"
 #include "auth.h"
 #include "engine.h"
+#include "http_client.h"
 #include "log.h"
 #include "notify.h"
+#include "sender.h"
 #include "store.h"
 
 struct bootstrap {
@@ -135,6 +137,50 @@ static int listen_all(hk_app *app)
     return rc;
 }
 
+/* Mails about failing webhooks, for every committed attempt. */
+static void on_attempt_finished(const hk_attempt *a, void *arg)
+{
+    hk_app *app = arg;
+    hk_notify_attempt(app->env.loop, app->env.cfg, app->env.db, a);
+}
+
+/* The engine on the outbound client, the system clock and the configuration. */
+static int start_engine(hk_app *app)
+{
+    const hk_config *cfg = app->env.cfg;
+    hk_client_opts copts = {.connect_timeout_ms = cfg->connect_timeout_ms,
+                            .first_byte_timeout_ms = cfg->first_byte_timeout_ms,
+                            .total_timeout_ms = cfg->total_timeout_ms,
+                            .max_response_bytes = cfg->max_response_bytes,
+                            .ca_file = cfg->ca_file,
+                            .allow_targets = cfg->allow_targets,
+                            .max_idle_per_origin = cfg->concurrency_per_origin,
+                            .idle_timeout_ms = 30000,
+                            .user_agent = "hookd/" HK_VERSION};
+    hk_client *client;
+    int rc = hk_client_create(&client, app->env.loop, &copts);
+    if (rc != 0) {
+        hk_error("cannot create the delivery client: %s", hk_strerror(rc));
+        return rc;
+    }
+    hk_clock_real(&app->clock, app->env.loop);
+    hk_engine_deps deps = {.loop = app->env.loop,
+                           .store = app->env.db,
+                           .clock = &app->clock,
+                           .finished = on_attempt_finished,
+                           .finished_arg = app};
+    hk_sender_client(&deps.sender, client);
+    hk_engine_opts opts;
+    hk_engine_opts_from_config(&opts, cfg);
+    rc = hk_engine_start(&app->env.engine, &deps, &opts);
+    if (rc != 0) {
+        /* The client was never used: closing it frees it once its handles are closed. */
+        hk_client_close(client, NULL, NULL);
+        uv_run(app->env.loop, UV_RUN_DEFAULT);
+    }
+    return rc;
+}
+
 int hk_app_run(hk_config *cfg)
 {
     hk_app app;
@@ -158,7 +204,7 @@ int hk_app_run(hk_config *cfg)
         return 1;
     }
     app.env.router = hk_api_router();
-    if (hk_engine_start(&app.env.engine, app.env.loop, app.env.cfg, app.env.store) != 0) {
+    if (start_engine(&app) != 0) {
         hk_router_free(app.env.router);
         hk_store_close(store);
         return 1;

@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "api.h"
+#include "clock.h"
 #include "config.h"
 #include "http_server.h"
 #include "kv.h"
@@ -15,6 +16,7 @@
 typedef struct hk_app {
     hk_api_env env;         /**< loop, config, store, engine, router and readiness, as the API sees them */
     hk_http_server *http;   /**< the inbound server */
+    hk_clock clock;         /**< the engine's clock: the system's */
     uv_signal_t sig_term;   /**< SIGTERM watcher */
     uv_signal_t sig_int;    /**< SIGINT watcher */
     uv_timer_t drain_timer; /**< bounds the drain */

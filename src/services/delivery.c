@@ -1,4 +1,4 @@
-/* delivery.c: rendering a webhook's target and signing an attempt. */
+/* delivery.c: a webhook's target, the delivery body and the signed headers (see delivery.h). */
 #include "delivery.h"
 
 #include <ctype.h>
@@ -6,7 +6,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "event.h"
+#include "date.h"
+#include "json_text.h"
 #include "signature.h"
 #include "webhook.h"
 
@@ -39,17 +40,6 @@ static bool header_value_ok(const char *s)
     return true;
 }
 
-static size_t text_append(char **buf, size_t len, size_t *cap, const char *s, size_t n)
-{
-    if (len + n + 1 > *cap) {
-        *cap = (len + n + 1) * 2;
-        *buf = hk_realloc(*buf, *cap);
-    }
-    memcpy(*buf + len, s, n);
-    (*buf)[len + n] = '\0';
-    return len + n;
-}
-
 static const char *const body_keys[] = {"EventId",     "Timestamp", "Changes",           "Event",
                                         "PrimaryKey",  "Entity",    "ContextIdentifier", "ChangedByAssociateId",
                                         "WebhookName", "Data"};
@@ -67,6 +57,66 @@ void hk_target_free(hk_target *t)
     memset(t, 0, sizeof(*t));
 }
 
+static bool body_key(const char *k)
+{
+    for (size_t i = 0; i < HK_ARRAY_SIZE(body_keys); i++)
+        if (strcmp(k, body_keys[i]) == 0)
+            return true;
+    return false;
+}
+
+/* "Name: value\r\n" for a custom header that may be sent (reserved names and unsafe values are left out). */
+static void header_line(hk_buf *b, const char *name, const char *value)
+{
+    if (value == NULL || reserved_header(name) || !header_token_ok(name) || !header_value_ok(value))
+        return;
+    hk_buf_printf(b, "%s: %s\r\n", name, value);
+}
+
+/* `"key":value` for a Property (value: JSON text), unless its key is one of the standard body's. */
+static void prop_member(hk_buf *b, const char *key, const char *value)
+{
+    if (value == NULL || body_key(key))
+        return;
+    if (b->len > 0)
+        hk_buf_putc(b, ',');
+    hk_json_text_quote(b, key, strlen(key));
+    hk_buf_putc(b, ':');
+    hk_buf_puts(b, value);
+}
+
+static char *take(hk_buf *b)
+{
+    size_t len;
+    if (b->data == NULL)
+        return hk_strdup("");
+    return hk_buf_steal(b, &len);
+}
+
+static void target_signers(hk_target *t)
+{
+    t->signer = t->secret[0] ? hk_signer_new(t->secret) : NULL;
+    t->prev_signer = t->prev_secret[0] ? hk_signer_new(t->prev_secret) : NULL;
+}
+
+void hk_target_from_webhook(hk_target *t, const hk_webhook *w)
+{
+    t->webhook_id = w->id;
+    t->url = hk_strdup(w->url ? w->url : "");
+    t->name = hk_strdup(w->name ? w->name : "");
+    t->secret = hk_strdup(w->secret ? w->secret : "");
+    t->prev_secret = hk_strdup(w->prev_secret ? w->prev_secret : "");
+    t->prev_until = w->prev_secret_until;
+    target_signers(t);
+    hk_buf h = HK_BUF_INIT, p = HK_BUF_INIT;
+    for (size_t i = 0; i < w->nheaders; i++)
+        header_line(&h, w->headers[i].name, w->headers[i].value);
+    for (size_t i = 0; i < w->nproperties; i++)
+        prop_member(&p, w->properties[i].name, w->properties[i].value);
+    t->headers = take(&h);
+    t->props = take(&p);
+}
+
 void hk_target_from_record(hk_target *t, const json_t *rec)
 {
     t->webhook_id = (uint32_t)hk_wh_int(rec, "id");
@@ -75,42 +125,64 @@ void hk_target_from_record(hk_target *t, const json_t *rec)
     t->secret = hk_strdup(hk_wh_str(rec, "secret"));
     t->prev_secret = hk_strdup(hk_wh_str(rec, "prevSecret"));
     t->prev_until = (uint64_t)hk_wh_int(rec, "prevSecretUntil");
-    t->signer = t->secret[0] ? hk_signer_new(t->secret) : NULL;
-    t->prev_signer = t->prev_secret[0] ? hk_signer_new(t->prev_secret) : NULL;
-
-    char *h = NULL;
-    size_t hl = 0, hc = 0;
+    target_signers(t);
+    hk_buf h = HK_BUF_INIT, p = HK_BUF_INIT;
     const char *k;
     json_t *v;
-    json_object_foreach (json_object_get(rec, "headers"), k, v) {
-        const char *val = json_string_value(v);
-        if (val == NULL || reserved_header(k) || !header_token_ok(k) || !header_value_ok(val))
-            continue;
-        hl = text_append(&h, hl, &hc, k, strlen(k));
-        hl = text_append(&h, hl, &hc, ": ", 2);
-        hl = text_append(&h, hl, &hc, val, strlen(val));
-        hl = text_append(&h, hl, &hc, "\r\n", 2);
-    }
-    t->headers = h ? h : hk_strdup("");
-
-    char *p = NULL;
-    size_t pl = 0, pc = 0;
+    json_object_foreach (json_object_get(rec, "headers"), k, v)
+        header_line(&h, k, json_string_value(v));
     json_object_foreach (json_object_get(rec, "properties"), k, v) {
-        bool clash = false;
-        for (size_t i = 0; i < HK_ARRAY_SIZE(body_keys); i++)
-            clash |= strcmp(k, body_keys[i]) == 0;
-        char *val = clash ? NULL : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-        if (val == NULL)
-            continue;
-        if (pl > 0)
-            pl = text_append(&p, pl, &pc, ",", 1);
-        pl = hk_json_quote(&p, pl, &pc, k, strlen(k));
-        pl = text_append(&p, pl, &pc, ":", 1);
-        pl = text_append(&p, pl, &pc, val, strlen(val));
+        char *val = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        prop_member(&p, k, val);
         free(val);
     }
-    t->props = p ? p : hk_strdup("");
+    t->headers = take(&h);
+    t->props = take(&p);
 }
+
+/* ---- the body ---------------------------------------------------------------------- */
+
+void hk_body_head(hk_buf *b, const hk_event *ev)
+{
+    char uuid[HK_EVENT_UUID_LEN], ts[48];
+    hk_buf_reset(b);
+    hk_event_uuid_str(ev->uuid, uuid);
+    hk_fmt_date_so(ev->ts_ms, ts, sizeof(ts));
+    size_t nlen = strlen(ev->name);
+    hk_buf_reserve(b, 256 + ev->changes_len + nlen * 2);
+    hk_buf_printf(b, "{\"EventId\":\"%s\",\"Timestamp\":\"%s\",\"Changes\":", uuid, ts);
+    hk_buf_append(b, ev->changes, ev->changes_len);
+    hk_buf_puts(b, ",\"Event\":");
+    hk_json_text_quote(b, ev->name, nlen);
+    hk_buf_printf(b, ",\"PrimaryKey\":%lld,\"Entity\":", (long long)ev->primary_key);
+    const char *dot = memchr(ev->name, '.', nlen);
+    hk_json_text_quote(b, ev->name, dot ? (size_t)(dot - ev->name) : nlen);
+    hk_buf_printf(b, ",\"ContextIdentifier\":\"Default\",\"ChangedByAssociateId\":%u,\"WebhookName\":", ev->user_id);
+}
+
+char *hk_delivery_body(const hk_buf *head, const hk_event *ev, const hk_target *t, size_t *len)
+{
+    hk_buf own = HK_BUF_INIT, b = HK_BUF_INIT;
+    if (head == NULL) {
+        hk_body_head(&own, ev);
+        head = &own;
+    }
+    size_t nlen = strlen(t->name), plen = strlen(t->props);
+    hk_buf_reserve(&b, head->len + nlen * 6 + 12 + ev->data_len + plen + 4);
+    hk_buf_append(&b, head->data, head->len);
+    hk_json_text_quote(&b, t->name, nlen);
+    hk_buf_puts(&b, ",\"Data\":");
+    hk_buf_append(&b, ev->data, ev->data_len);
+    if (plen > 0) {
+        hk_buf_putc(&b, ',');
+        hk_buf_append(&b, t->props, plen);
+    }
+    hk_buf_putc(&b, '}');
+    hk_buf_free(&own);
+    return hk_buf_steal(&b, len);
+}
+
+/* ---- the headers ---------------------------------------------------------------------- */
 
 void hk_delivery_headers(const hk_target *t, const char *event_name, const char *event_uuid, uint32_t retry,
                          const char *body, size_t body_len, uint64_t now_ms, const char *extra, char *out,

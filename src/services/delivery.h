@@ -1,7 +1,14 @@
 /*
  * delivery.h: what a delivery looks like on the wire, shared by queued
- * deliveries and synchronous calls: the target's rendered parts (taken
- * from a webhook record) and the signed header block.
+ * deliveries and synchronous calls: a webhook's target (the parts of the
+ * webhook a request is made of, prepared once), the body and the signed
+ * header block.
+ *
+ * The body is {"EventId","Timestamp","Changes","Event","PrimaryKey",
+ * "Entity","ContextIdentifier","ChangedByAssociateId","WebhookName","Data"}
+ * followed by the webhook's Properties. Everything before WebhookName
+ * depends on the event only: a fan-out renders it once per event
+ * (hk_body_head) and each webhook's body from it.
  */
 #ifndef HK_DELIVERY_H
 #define HK_DELIVERY_H
@@ -10,7 +17,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "common.h"
+#include "model.h"
 
 /** A webhook's delivery-relevant parts; every string is owned (hk_target_free). */
 typedef struct hk_target {
@@ -26,11 +35,27 @@ typedef struct hk_target {
     struct hk_signer *prev_signer; /**< prev_secret's (NULL when none) */
 } hk_target;
 
-/** Fills t from a webhook record (see webhook.h); free the previous contents first with hk_target_free. */
+/** Fills t (zeroed or freed) from webhook w; w is only read. */
+void hk_target_from_webhook(hk_target *t, const hk_webhook *w);
+
+/**
+ * Fills t (zeroed or freed) from a webhook's JSON record (webhook.h's
+ * members). Transitional, for callers that still hold JSON records; typed
+ * callers use hk_target_from_webhook.
+ */
 void hk_target_from_record(hk_target *t, const json_t *rec);
 
-/** Frees t's strings; safe on a zeroed struct. */
+/** Frees t's strings; safe on a zeroed struct, which it leaves zeroed. */
 void hk_target_free(hk_target *t);
+
+/** Writes the event's part of every body (everything before "WebhookName") into head, replacing its contents. */
+void hk_body_head(hk_buf *head, const hk_event *ev);
+
+/**
+ * The body of ev for target t, from ev's head (hk_body_head; NULL: rendered
+ * here). Returns a malloc'd, NUL-terminated buffer and its length in *len.
+ */
+char *hk_delivery_body(const hk_buf *head, const hk_event *ev, const hk_target *t, size_t *len);
 
 /** Size of a buffer that always holds the header block. */
 #define HK_DELIVERY_HEADERS_MAX 8192

@@ -1,19 +1,22 @@
 /*
- * engine.h: the delivery engine.
+ * engine.h: the delivery engine, what the API and the app see of it.
  *
- * Ingest: a signal is committed by the group commit together with one
- * queue entry per Active subscribed webhook (fan-out decided at commit
- * time) and, when given, its Idempotency-Key. The pending queue lives in
- * LMDB (HK_DB_QUEUE, keyed webhook id + due time + event id), so a backlog
- * costs disk, not memory.
+ * Ingest (ingest.c): a signal is committed by the group commit together
+ * with one queue entry per Active subscribed webhook (fan-out decided at
+ * commit time) and, when given, its Idempotency-Key. The pending queue
+ * lives in the store, so a backlog costs disk, not memory.
  *
- * Scheduling: the loop holds a bounded window of due deliveries (at most
- * max_inflight, and a per-webhook share of it), dispatches them round-robin
- * across webhooks with at most concurrency_per_origin requests per origin,
- * and commits each outcome (queue entry removed or moved to its retry
- * time, statistics, auto-disable) in the same group commit as everything
- * else. A queue entry is removed only after its outcome is committed:
- * delivery is at least once.
+ * Scheduling (scheduler.c): the loop holds a bounded window of due
+ * deliveries and sends them with at most concurrency_per_origin requests
+ * per origin, origins and the webhooks of one origin taking turns; a slow
+ * or dead origin (or many) never holds back a healthy one (see
+ * engine_int.h). Outcomes (outcome.c) are committed in the same group
+ * commit as everything else; a queue entry is removed only by the commit
+ * of its outcome: delivery is at least once.
+ *
+ * The engine gets everything it uses from its caller: the loop, the store,
+ * a clock and a sender (tests pass a fake clock and a fake sender), and its
+ * options. It keeps no global state.
  */
 #ifndef HK_ENGINE_H
 #define HK_ENGINE_H
@@ -23,20 +26,80 @@
 
 #include <uv.h>
 
-#include "attempt_log.h"
+#include "clock.h"
 #include "config.h"
-#include "event.h"
-#include "http_client.h"
-#include "kv.h"
+#include "model.h"
+#include "sender.h"
+#include "store.h"
 
 typedef struct hk_engine hk_engine;
 
-#define HK_IDEMPOTENCY_KEY_MAX 255
+/** The engine's settings (see conf/hookd.conf, [delivery]). */
+typedef struct hk_engine_opts {
+    uint32_t max_inflight;           /**< deliveries held in memory (the window) */
+    uint32_t concurrency_per_origin; /**< requests on the wire per scheme://host:port */
+    const char *retry_schedule;      /**< the retry schedule's text (parsed at start, not kept) */
+    uint32_t retry_jitter_pct;       /**< +/- percent applied to each retry delay */
+    uint64_t retry_after_max_ms;     /**< a receiver's Retry-After is honoured up to this */
+    uint32_t disable_after;          /**< consecutive failures that disable an unlocked webhook */
+    uint64_t idempotency_window_ms;  /**< how long an Idempotency-Key is remembered */
+    uint64_t log_retention_ms;       /**< attempt records older than this are pruned */
+    uint64_t prune_interval_ms;      /**< how often pruning starts; 0: never by itself */
+    uint64_t tick_ms;                /**< how often the queue is walked anyway (re-activated webhooks); 0: never */
+    uint64_t sync_wait_ms;           /**< how long a synchronous call waits for a slot of a saturated origin */
+    uint64_t shutdown_grace_ms;      /**< how long a stop lets requests on the wire finish */
+    uint64_t seed;                   /**< seeds EventIds and jitter; 0: from the kernel */
+} hk_engine_opts;
 
-/** A signal on its way through the group commit. */
+/** The engine's options from the configuration. */
+void hk_engine_opts_from_config(hk_engine_opts *o, const hk_config *cfg);
+
+/** What the engine runs on. Everything must outlive the engine. */
+typedef struct hk_engine_deps {
+    uv_loop_t *loop;  /**< the loop every callback runs on */
+    hk_store *store;  /**< the store */
+    hk_clock *clock;  /**< wall and monotonic time */
+    hk_sender sender; /**< puts requests on the wire; the engine closes it when it stops */
+    /** Runs on the loop for every committed attempt (queued or synchronous), e.g. to send mails; may be NULL. */
+    void (*finished)(const hk_attempt *a, void *arg);
+    void *finished_arg; /**< passed to finished */
+} hk_engine_deps;
+
+/**
+ * Creates the engine and starts loading due work. HK_ECONFIG (logged) when
+ * the retry schedule does not parse.
+ */
+int hk_engine_start(hk_engine **out, const hk_engine_deps *deps, const hk_engine_opts *opts) HK_MUST_CHECK;
+
+/**
+ * Stops dispatching, fails waiting synchronous calls, lets requests on the
+ * wire finish for shutdown_grace_ms, then cancels the rest (their
+ * deliveries stay queued and are sent again after a restart), closes the
+ * sender and calls stopped (may be NULL) once nothing is pending in the
+ * engine. The engine is freed after stopped returns.
+ */
+void hk_engine_stop(hk_engine *e, void (*stopped)(void *arg), void *arg);
+
+/** True once hk_engine_stop was called. */
+bool hk_engine_stopping(const hk_engine *e);
+
+/**
+ * Reads the webhooks and looks at the queue now rather than at the next
+ * tick: after a change made elsewhere (a webhook set Active again) or, in
+ * tests, after the clock moved.
+ */
+void hk_engine_kick(hk_engine *e);
+
+/* ---- ingest (ingest.c) ----------------------------------------------------------- */
+
+/**
+ * A signal on its way through the group commit (HK_OP_SIGNAL): the event,
+ * its fan-out to the Active webhooks subscribed to its name and its
+ * Idempotency-Key, stored in one commit.
+ */
 typedef struct hk_signal hk_signal;
 struct hk_signal {
-    hk_write w; /**< the store request (internal) */
+    hk_commit c; /**< the op (internal) */
     /* Input, owned by the signal (freed by hk_signal_free). */
     char *name;          /**< event name */
     int64_t primary_key; /**< PrimaryKey */
@@ -46,31 +109,17 @@ struct hk_signal {
     size_t changes_len;  /**< bytes in changes */
     uint32_t user_id;    /**< the signalling user */
     char *idem_key;      /**< Idempotency-Key or NULL */
-    char *route;         /**< subscription name to fan out on when it differs from name (state events), or NULL */
-    uint32_t exclude;    /**< webhook that must not receive it (a state event's own webhook), or 0 */
-    /* Output of the commit. */
-    hk_event_view event; /**< the stored event (strings point at the inputs above) */
-    bool duplicate;      /**< the Idempotency-Key was seen within the window: nothing stored */
-    uint32_t *webhooks;  /**< webhooks a delivery was queued for */
-    size_t nwebhooks;    /**< entries in webhooks */
-    size_t webhooks_cap; /* internal */
+    /* Output of the commit, read in done. */
+    uint64_t event_id; /**< the stored event (or, for a duplicate, the first one) */
+    bool duplicate;    /**< the Idempotency-Key was seen within the window: nothing stored */
     /** Called on the loop after the commit; status 0 or a store error. */
     void (*done)(hk_signal *s, int status);
     void *arg;         /**< the caller's */
     hk_engine *engine; /* internal */
 };
 
-/** Frees a signal's inputs and outputs and the signal itself. */
+/** Frees a signal's inputs and outputs and the signal itself; safe on NULL. */
 void hk_signal_free(hk_signal *s);
-
-/**
- * Creates the engine on loop over store with cfg (both must outlive it),
- * creates its outbound client and starts loading due work.
- */
-int hk_engine_start(hk_engine **out, uv_loop_t *loop, const hk_config *cfg, hk_kv_env *store) HK_MUST_CHECK;
-
-/** The engine's outbound client, shared with synchronous calls; NULL once the engine has closed it. */
-hk_client *hk_engine_client(hk_engine *e);
 
 /**
  * Submits a signal; s->done runs after its commit. s must have name, data,
@@ -79,11 +128,25 @@ hk_client *hk_engine_client(hk_engine *e);
 void hk_engine_signal(hk_engine *e, hk_signal *s);
 
 /**
- * Stops dispatching, cancels requests in flight (their deliveries stay
- * queued and are retried after a restart) and calls stopped once nothing
- * is pending in the engine. The engine is freed after stopped returns.
+ * Stores the state event `webhook{ID}.<kind>` (kind "stopped" or
+ * "started") of webhook id in a commit of its own: delivered with Event
+ * "webhook.<kind>" and PrimaryKey id to the webhooks subscribed to that
+ * name, never to webhook id itself. detail (may be NULL) goes into Data as
+ * "Reason". Transitional: a change of state carries its state event in its
+ * own op (hk_op_webhook_put.event, see hk_engine_state_event_init), which
+ * is what callers should use; the failure rules' "errors" events already
+ * travel in the outcome's op.
  */
-void hk_engine_stop(hk_engine *e, void (*stopped)(void *arg), void *arg);
+void hk_engine_state_event(hk_engine *e, uint32_t id, const char *kind, const char *detail);
+
+/**
+ * Fills ev for an op that carries a state event: kind ("errors",
+ * "stopped", "started"), reason (borrowed; NULL leaves Data.Reason out) and
+ * a fresh EventId from the engine's generator.
+ */
+void hk_engine_state_event_init(hk_engine *e, hk_state_event *ev, const char *kind, const char *reason);
+
+/* ---- resend (resend.c) ------------------------------------------------------------ */
 
 /**
  * Queues event event_id for webhook webhook_id again (a resend); done runs
@@ -93,42 +156,17 @@ void hk_engine_stop(hk_engine *e, void (*stopped)(void *arg), void *arg);
 void hk_engine_resend(hk_engine *e, uint32_t webhook_id, uint64_t event_id,
                       void (*done)(uint32_t webhook_id, uint64_t event_id, int status, void *arg), void *arg);
 
-/**
- * Signals the state event `webhook{ID}.<kind>` (kind "errors", "stopped" or
- * "started") for webhook id: delivered with Event "webhook.<kind>" and
- * PrimaryKey id to the webhooks subscribed to that name, never to webhook
- * id itself, so a failing webhook's own state events cannot feed its
- * failure count. detail (may be NULL) goes into Data as "Reason".
- */
-void hk_engine_state_event(hk_engine *e, uint32_t id, const char *kind, const char *detail);
+/* ---- counters ------------------------------------------------------------------------ */
 
-/** Counters for logs and the benchmark. */
+/** Counters for logs, tests and the benchmark. */
 typedef struct hk_engine_stats {
-    uint64_t attempts;  /**< attempts finished */
+    uint64_t attempts;  /**< attempts of queued deliveries finished */
     uint64_t successes; /**< of which 2xx */
     uint32_t in_memory; /**< deliveries held in the window */
-    uint32_t in_flight; /**< requests on the wire */
+    uint32_t in_flight; /**< deliveries on the wire */
+    uint32_t waiting;   /**< synchronous calls waiting for an origin slot */
 } hk_engine_stats;
 
 void hk_engine_get_stats(const hk_engine *e, hk_engine_stats *out);
-
-/** The parsed retry schedule: delays in ms before attempt 2, 3, ... */
-int hk_retry_schedule_parse(const char *text, uint64_t **delays, size_t *n) HK_MUST_CHECK;
-
-/**
- * Records an attempt made outside the queue (a synchronous call): the
- * webhook's statistics and auto-disable rules count it and the attempt log
- * gets its record, in one commit. a's strings are copied. is410 says the
- * receiver answered 410 Gone. done (may be NULL) runs on the loop after the
- * commit, with disabled set when this attempt disabled the webhook.
- */
-void hk_engine_record(hk_engine *e, const hk_attempt_view *a, bool is410,
-                      void (*done)(int status, bool disabled, void *arg), void *arg);
-
-/** Called in the outcome transaction; returns 0 or an error that fails the batch. */
-int hk_attempt_recorded(hk_txn *txn, const hk_attempt_view *a);
-
-/** Called on the loop after the outcome is committed. */
-void hk_attempt_finished(hk_engine *e, const hk_attempt_view *a);
 
 #endif

@@ -10,14 +10,12 @@
  */
 #include "notify.h"
 
-#include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "date.h"
 #include "log.h"
 #include "smtp.h"
-#include "webhook.h"
 
 #define RATE_BUCKETS 256
 #define RATE_SWEEP_AT 4096 /* entries before expired ones are swept */
@@ -123,12 +121,12 @@ static void fmt_interval(uint64_t ms, char *buf, size_t len)
 }
 
 /* The mail's text; *subject and the result are malloc'd. */
-static char *compose(const hk_config *cfg, const hk_attempt_view *a, json_t *rec, const hk_webhook_stats *st,
+static char *compose(const hk_config *cfg, const hk_attempt *a, const hk_webhook *w, const hk_webhook_stats *st,
                      char **subject)
 {
     uint32_t id = a->webhook_id;
-    const char *name = hk_wh_str(rec, "name");
-    const char *url = a->url && a->url[0] ? a->url : hk_wh_str(rec, "url");
+    const char *name = w->name;
+    const char *url = a->url && a->url[0] ? a->url : w->url;
     char when[40], result[16], subj[300];
     hk_fmt_date_iso(a->started_ms, when, sizeof(when));
     snprintf(result, sizeof(result), "%d", a->status);
@@ -173,7 +171,7 @@ static char *compose(const hk_config *cfg, const hk_attempt_view *a, json_t *rec
     return body;
 }
 
-void hk_notify_attempt(uv_loop_t *loop, const hk_config *cfg, hk_kv_env *store, const hk_attempt_view *a)
+void hk_notify_attempt(uv_loop_t *loop, const hk_config *cfg, hk_store *store, const hk_attempt *a)
 {
     if (N.shut || a->success || (!a->disabled && !a->exhausted))
         return;
@@ -188,33 +186,27 @@ void hk_notify_attempt(uv_loop_t *loop, const hk_config *cfg, hk_kv_env *store, 
             return;
         }
     }
-    hk_txn *txn;
-    int rc = hk_kv_read(store, &txn);
+    hk_webhook w;
+    hk_webhook_stats st;
+    memset(&w, 0, sizeof(w)); /* filled by the store; safe to free either way */
+    int rc = hk_store_webhook_get(store, a->webhook_id, &w);
+    if (rc == 0)
+        rc = hk_store_webhook_stats(store, a->webhook_id, &st);
     if (rc != 0) {
-        hk_warn("notify: cannot read webhook %u: %s", a->webhook_id, hk_strerror(rc));
+        /* Deleted meanwhile: nobody left to tell. */
+        if (rc != HK_ENOTFOUND)
+            hk_warn("notify: cannot read webhook %u: %s", a->webhook_id, hk_strerror(rc));
+        hk_webhook_free(&w);
         return;
     }
-    json_t *rec;
-    if (hk_webhook_get(txn, a->webhook_id, &rec) != 0) {
-        hk_txn_end(txn);
-        return; /* deleted meanwhile: nobody left to tell */
-    }
-    hk_webhook_stats st;
-    hk_webhook_stats_get(txn, a->webhook_id, &st);
-    hk_txn_end(txn);
-
-    json_t *list = json_object_get(rec, "notify");
-    size_t n = json_is_array(list) ? json_array_size(list) : 0;
-    const char **to = n ? hk_calloc(n, sizeof(*to)) : NULL;
+    const char **to = w.nnotify ? hk_calloc(w.nnotify, sizeof(*to)) : NULL;
     size_t nto = 0;
-    for (size_t i = 0; i < n; i++) {
-        const char *addr = json_string_value(json_array_get(list, i));
-        if (addr != NULL && addr[0] != '\0')
-            to[nto++] = addr;
-    }
+    for (size_t i = 0; i < w.nnotify; i++)
+        if (w.notify[i] != NULL && w.notify[i][0] != '\0')
+            to[nto++] = w.notify[i];
     if (nto == 0) {
         free(to);
-        json_decref(rec);
+        hk_webhook_free(&w);
         return;
     }
     if (!hk_smtp_address_ok(cfg->smtp_from)) {
@@ -222,11 +214,11 @@ void hk_notify_attempt(uv_loop_t *loop, const hk_config *cfg, hk_kv_env *store, 
             hk_warn("notify: [smtp] from \"%s\" is not a plain address; no mail is sent", cfg->smtp_from);
         N.warned_from = true;
         free(to);
-        json_decref(rec);
+        hk_webhook_free(&w);
         return;
     }
     char *subject = NULL;
-    char *body = compose(cfg, a, rec, &st, &subject);
+    char *body = compose(cfg, a, &w, &st, &subject);
     if (body != NULL && (rc = ensure_client(loop, cfg)) == 0) {
         struct mail_ctx *m = hk_calloc(1, sizeof(*m));
         m->webhook_id = a->webhook_id;
@@ -247,7 +239,7 @@ void hk_notify_attempt(uv_loop_t *loop, const hk_config *cfg, hk_kv_env *store, 
     free(body);
     free(subject);
     free(to);
-    json_decref(rec);
+    hk_webhook_free(&w);
 }
 
 void hk_notify_shutdown(void)

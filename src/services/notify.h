@@ -10,12 +10,12 @@
 
 #include <uv.h>
 
-#include "attempt_log.h"
 #include "config.h"
-#include "kv.h"
+#include "model.h"
+#include "store.h"
 
 /** Looks at one finished attempt and mails when the rules say so. */
-void hk_notify_attempt(uv_loop_t *loop, const hk_config *cfg, hk_kv_env *store, const hk_attempt_view *a);
+void hk_notify_attempt(uv_loop_t *loop, const hk_config *cfg, hk_store *store, const hk_attempt *a);
 
 /** Stops sending and frees what notify holds (mails in flight are abandoned). */
 void hk_notify_shutdown(void);

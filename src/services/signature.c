@@ -10,7 +10,7 @@ int hk_base64(const void *data, size_t len, char *out, size_t outlen)
 {
     size_t olen;
     if (mbedtls_base64_encode((unsigned char *)out, outlen, &olen, data, len) != 0)
-        return -1;
+        return HK_ETOOBIG;
     out[olen] = '\0';
     return (int)olen;
 }

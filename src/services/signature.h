@@ -47,7 +47,8 @@ void hk_signer_superoffice(hk_signer *s, const char *body, size_t body_len, char
 int hk_signer_standard(hk_signer *s, const char *msg_id, uint64_t timestamp, const char *body, size_t body_len,
                        char *out, size_t outlen) HK_MUST_CHECK;
 
-/** Base64-encodes len bytes into out (NUL-terminated); returns the length written or -1 when out is too small. */
+/** Base64-encodes len bytes into out (NUL-terminated); returns the length written, or HK_ETOOBIG when out is too small.
+ */
 int hk_base64(const void *data, size_t len, char *out, size_t outlen);
 
 #endif

@@ -413,6 +413,8 @@ int hk__queue_scan_due(hk_txn *txn, hk_due_scan *scan)
             if (erc != 0) {
                 hk_warn("store: queue entry of webhook %u, event %llu is malformed; skipping it", wid,
                         (unsigned long long)d.event_id);
+            } else if (scan->held != NULL && scan->held(&d, scan->arg)) {
+                /* held by the caller already: neither read nor counted */
             } else if ((erc = hk__event_read(txn, d.event_id, &ev)) == HK_ENOTFOUND) {
                 /* Nothing to deliver. Only another version leaves such entries
                  * behind, and the next open drops them (with a warning). */

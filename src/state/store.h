@@ -404,6 +404,9 @@ int hk_store_event_get(hk_store *s, uint64_t id, hk_event *out) HK_MUST_CHECK;
 typedef struct hk_due_scan {
     uint64_t now_ms; /**< in: what counts as due */
     uint32_t (*webhook)(uint32_t webhook_id, void *arg);
+    /** Optional (NULL: none): true skips a due entry before its event is read, and it does not count
+        towards webhook()'s number (the caller holds that delivery already). d is borrowed for the call. */
+    bool (*held)(const hk_delivery *d, void *arg);
     bool (*delivery)(const hk_delivery *d, const hk_event *ev, void *arg);
     void *arg;
     uint64_t next_due_ms; /**< out: the earliest due time > now_ms seen (UINT64_MAX when none) */

@@ -3,6 +3,7 @@
 
 #include "delivery.h"
 #include "engine.h"
+#include "outcome.h"
 #include "event.h"
 #include "signature.h"
 #include "kv.h"

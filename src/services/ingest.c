@@ -1,0 +1,111 @@
+/*
+ * ingest.c: signals. A signal is one op (HK_OP_SIGNAL): the event, one
+ * queue entry per Active webhook subscribed to its name and its
+ * Idempotency-Key, stored in one commit. Once that commit is done its
+ * deliveries go straight into the window, each body made from the event's
+ * part rendered once (what does not fit waits in the queue for the loader).
+ */
+#include <string.h>
+
+#include "engine_int.h"
+#include "log.h"
+
+void hk_signal_free(hk_signal *s)
+{
+    if (s == NULL)
+        return;
+    hk_op_free_out(&s->c.op);
+    free(s->name);
+    free(s->data);
+    free(s->changes);
+    free(s->idem_key);
+    free(s);
+}
+
+/* The stored event as the op described it (strings borrowed from the signal). */
+static hk_event signal_event(const hk_signal *s)
+{
+    const hk_op_signal *o = &s->c.op.u.signal;
+    hk_event ev = {.id = o->event_id,
+                   .ts_ms = s->c.op.now_ms,
+                   .primary_key = s->primary_key,
+                   .user_id = s->user_id,
+                   .name = s->name,
+                   .changes = s->changes,
+                   .changes_len = s->changes_len,
+                   .data = s->data,
+                   .data_len = s->data_len};
+    memcpy(ev.uuid, o->uuid, sizeof(ev.uuid));
+    return ev;
+}
+
+/* Hands the new deliveries to the window; what does not fit stays queued for the loader. */
+static void fan_out(hk_engine *e, hk_signal *s)
+{
+    const hk_op_signal *o = &s->c.op.u.signal;
+    hk_event ev = signal_event(s);
+    hk_delivery d = {.event_id = o->event_id, .due_ms = s->c.op.now_ms, .attempts = 0, .first_ms = s->c.op.now_ms};
+    hk_buf head = HK_BUF_INIT;
+    bool left = false;
+    hk__new_pass(e, false);
+    for (size_t i = 0; i < o->nwebhooks; i++) {
+        struct hk__wstate *ws = hk__ws_get(e, o->webhooks[i]);
+        if (hk__job_find(e, ws->id, o->event_id) != NULL)
+            continue;
+        if (hk__admit(e, ws) == 0) {
+            left = true;
+            continue;
+        }
+        if (head.data == NULL)
+            hk_body_head(&head, &ev);
+        d.webhook_id = ws->id;
+        hk__job_new(e, ws, &d, &ev, &head);
+    }
+    hk_buf_free(&head);
+    if (left) {
+        e->more_due = true;
+        hk__schedule_load(e, 0);
+    }
+    hk__dispatch(e);
+}
+
+static void signal_done(hk_commit *c, int status)
+{
+    hk_signal *s = hk_container_of(c, hk_signal, c);
+    hk_engine *e = s->engine;
+    const hk_op_signal *o = &c->op.u.signal;
+    s->event_id = o->event_id;
+    s->duplicate = o->duplicate;
+    if (status == 0 && !o->duplicate && o->nwebhooks > 0 && !e->stopping)
+        fan_out(e, s);
+    s->done(s, status);
+}
+
+void hk_engine_signal(hk_engine *e, hk_signal *s)
+{
+    s->engine = e;
+    memset(&s->c, 0, sizeof(s->c));
+    s->c.op.type = HK_OP_SIGNAL;
+    s->c.op.now_ms = hk_clock_wall(e->clock);
+    hk_op_signal *o = &s->c.op.u.signal;
+    o->name = s->name;
+    o->primary_key = s->primary_key;
+    o->data = s->data;
+    o->data_len = s->data_len;
+    o->changes = s->changes;
+    o->changes_len = s->changes_len;
+    o->user_id = s->user_id;
+    hk__uuid(e, o->uuid);
+    o->idem_key = s->idem_key;
+    o->idem_window_ms = e->o.idempotency_window_ms;
+    s->c.done = signal_done;
+    hk_store_submit(e->store, &s->c);
+}
+
+void hk_engine_state_event_init(hk_engine *e, hk_state_event *ev, const char *kind, const char *reason)
+{
+    memset(ev, 0, sizeof(*ev));
+    ev->kind = kind;
+    ev->reason = reason;
+    hk__uuid(e, ev->uuid);
+}

@@ -1,0 +1,739 @@
+/*
+ * scheduler.c: the window of due deliveries (see engine_int.h): which jobs
+ * it admits, loading them from the pending queue, the origins and their
+ * connection slots, fair dispatch and sending.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "engine_int.h"
+#include "log.h"
+#include "url.h"
+
+#define STORE_BACKOFF_MS 1000 /* a failed read of the queue is tried again after this */
+#define JOB_BUCKETS_MIN 1024
+
+static void origin_ring_update(hk_engine *e, struct hk__origin *o);
+
+/* ---- job index ------------------------------------------------------------------ */
+
+static size_t job_hash(const hk_engine *e, uint32_t wid, uint64_t eid)
+{
+    uint64_t h = (eid * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)wid * 0xC2B2AE3D27D4EB4Full);
+    return (size_t)(h >> 17) & (e->job_buckets - 1);
+}
+
+struct hk__job *hk__job_find(hk_engine *e, uint32_t wid, uint64_t eid)
+{
+    for (struct hk__job *j = e->jobs[job_hash(e, wid, eid)]; j != NULL; j = j->hnext)
+        if (j->d.webhook_id == wid && j->d.event_id == eid)
+            return j;
+    return NULL;
+}
+
+static void job_index(hk_engine *e, struct hk__job *j)
+{
+    size_t h = job_hash(e, j->d.webhook_id, j->d.event_id);
+    j->hnext = e->jobs[h];
+    e->jobs[h] = j;
+}
+
+static void job_unindex(hk_engine *e, struct hk__job *j)
+{
+    struct hk__job **p = &e->jobs[job_hash(e, j->d.webhook_id, j->d.event_id)];
+    while (*p != NULL && *p != j)
+        p = &(*p)->hnext;
+    if (*p == j)
+        *p = j->hnext;
+}
+
+void hk__job_clear_attempt(struct hk__job *j)
+{
+    free(j->url_copy);
+    free(j->request);
+    free(j->response);
+    j->url_copy = j->request = j->response = NULL;
+    j->request_len = j->response_len = 0;
+}
+
+void hk__job_drop(hk_engine *e, struct hk__job *j)
+{
+    job_unindex(e, j);
+    j->ws->held--;
+    e->mem--;
+    hk__job_clear_attempt(j);
+    free(j->event_name);
+    free(j->body);
+    free(j);
+}
+
+/* ---- origins -------------------------------------------------------------------- */
+
+/* scheme://host:port as the URL parser reads it: http://H and http://h:80
+ * share one. A URL that does not parse (its request fails at once) is its
+ * own origin. */
+static char *origin_key(const char *url)
+{
+    hk_url u;
+    if (hk_url_parse(url, &u, NULL) != 0)
+        return hk_strdup(url);
+    char buf[HK_URL_MAX_HOST + 32];
+    snprintf(buf, sizeof(buf), "%s://%s%s%s:%u", u.tls ? "https" : "http", u.host_kind == HK_URL_HOST_IPV6 ? "[" : "",
+             u.host, u.host_kind == HK_URL_HOST_IPV6 ? "]" : "", u.port);
+    return hk_strdup(buf);
+}
+
+static size_t origin_hash(const char *key)
+{
+    size_t h = 5381;
+    for (const char *p = key; *p; p++)
+        h = h * 33 + (unsigned char)*p;
+    return h & (HK__ORIGIN_BUCKETS - 1);
+}
+
+struct hk__origin *hk__sched_origin_get(hk_engine *e, const char *url)
+{
+    char *key = origin_key(url);
+    size_t h = origin_hash(key);
+    for (struct hk__origin *o = e->origins[h]; o != NULL; o = o->hnext) {
+        if (strcmp(o->key, key) == 0) {
+            free(key);
+            o->refs++;
+            return o;
+        }
+    }
+    struct hk__origin *o = hk_calloc(1, sizeof(*o));
+    o->key = key;
+    o->refs = 1;
+    o->hnext = e->origins[h];
+    e->origins[h] = o;
+    return o;
+}
+
+void hk__sched_origin_put(hk_engine *e, struct hk__origin *o)
+{
+    if (o == NULL || --o->refs > 0)
+        return;
+    /* Nothing refers to it: no webhook, no request on the wire, no waiter. */
+    struct hk__origin **p = &e->origins[origin_hash(o->key)];
+    while (*p != NULL && *p != o)
+        p = &(*p)->hnext;
+    if (*p == o)
+        *p = o->hnext;
+    free(o->key);
+    free(o);
+}
+
+static void origin_ring_add(hk_engine *e, struct hk__origin *o)
+{
+    if (o->in_ring)
+        return;
+    o->in_ring = true;
+    if (e->ring == NULL) {
+        o->ring_next = o->ring_prev = o;
+        e->ring = o;
+    } else {
+        o->ring_next = e->ring;
+        o->ring_prev = e->ring->ring_prev;
+        e->ring->ring_prev->ring_next = o;
+        e->ring->ring_prev = o;
+    }
+}
+
+static void origin_ring_remove(hk_engine *e, struct hk__origin *o)
+{
+    if (!o->in_ring)
+        return;
+    o->in_ring = false;
+    if (o->ring_next == o) {
+        e->ring = NULL;
+    } else {
+        o->ring_prev->ring_next = o->ring_next;
+        o->ring_next->ring_prev = o->ring_prev;
+        if (e->ring == o)
+            e->ring = o->ring_next;
+    }
+}
+
+/* An origin is dispatchable while it has ready jobs and a free slot. */
+static void origin_ring_update(hk_engine *e, struct hk__origin *o)
+{
+    if (o->ready > 0 && o->active < e->o.concurrency_per_origin)
+        origin_ring_add(e, o);
+    else
+        origin_ring_remove(e, o);
+}
+
+/* ---- webhook states ----------------------------------------------------------- */
+
+/* A webhook that has work again takes the next turn of its origin (it is
+ * put at the cursor): whoever waited longest goes first, and a webhook with
+ * a backlog cannot take two turns in a row while another has work. */
+static void ws_ring_add(struct hk__origin *o, struct hk__wstate *ws)
+{
+    if (ws->in_ring)
+        return;
+    ws->in_ring = true;
+    if (o->ws_ring == NULL) {
+        ws->ring_next = ws->ring_prev = ws;
+    } else {
+        ws->ring_next = o->ws_ring;
+        ws->ring_prev = o->ws_ring->ring_prev;
+        o->ws_ring->ring_prev->ring_next = ws;
+        o->ws_ring->ring_prev = ws;
+    }
+    o->ws_ring = ws;
+}
+
+static void ws_ring_remove(struct hk__origin *o, struct hk__wstate *ws)
+{
+    if (!ws->in_ring)
+        return;
+    ws->in_ring = false;
+    if (ws->ring_next == ws) {
+        o->ws_ring = NULL;
+    } else {
+        ws->ring_prev->ring_next = ws->ring_next;
+        ws->ring_next->ring_prev = ws->ring_prev;
+        if (o->ws_ring == ws)
+            o->ws_ring = ws->ring_next;
+    }
+}
+
+static void ws_push(hk_engine *e, struct hk__wstate *ws, struct hk__job *j)
+{
+    j->state = HK__JOB_READY;
+    j->next = NULL;
+    if (ws->ready_tail)
+        ws->ready_tail->next = j;
+    else
+        ws->ready_head = j;
+    ws->ready_tail = j;
+    ws->nready++;
+    ws->origin->ready++;
+    ws_ring_add(ws->origin, ws);
+    origin_ring_update(e, ws->origin);
+}
+
+static struct hk__job *ws_pop(hk_engine *e, struct hk__wstate *ws)
+{
+    struct hk__job *j = ws->ready_head;
+    if (j == NULL)
+        return NULL;
+    ws->ready_head = j->next;
+    if (ws->ready_head == NULL)
+        ws->ready_tail = NULL;
+    ws->nready--;
+    ws->origin->ready--;
+    if (ws->nready == 0)
+        ws_ring_remove(ws->origin, ws);
+    origin_ring_update(e, ws->origin);
+    return j;
+}
+
+/* Points ws at origin o (whose reference the caller took; NULL: none), moving its ready jobs' count. */
+static void ws_set_origin(hk_engine *e, struct hk__wstate *ws, struct hk__origin *o)
+{
+    struct hk__origin *old = ws->origin;
+    if (old == o) {
+        hk__sched_origin_put(e, o);
+        return;
+    }
+    if (old != NULL) {
+        ws_ring_remove(old, ws);
+        old->ready -= ws->nready;
+        origin_ring_update(e, old);
+    }
+    ws->origin = o;
+    if (o != NULL) {
+        o->ready += ws->nready;
+        if (ws->nready > 0)
+            ws_ring_add(o, ws);
+        origin_ring_update(e, o);
+    }
+    hk__sched_origin_put(e, old);
+}
+
+struct hk__wstate *hk__ws_lookup(hk_engine *e, uint32_t id)
+{
+    for (struct hk__wstate *ws = e->ws_table[id % HK__WS_BUCKETS]; ws != NULL; ws = ws->hnext)
+        if (ws->id == id)
+            return ws;
+    return NULL;
+}
+
+/* True when what a request to w is made of differs from a: the target is rebuilt then. */
+static bool target_changed(const hk_webhook *a, const hk_webhook *b)
+{
+    if (strcmp(a->url, b->url) != 0 || strcmp(a->name, b->name) != 0 || strcmp(a->secret, b->secret) != 0 ||
+        strcmp(a->prev_secret, b->prev_secret) != 0 || a->prev_secret_until != b->prev_secret_until ||
+        a->nheaders != b->nheaders || a->nproperties != b->nproperties)
+        return true;
+    for (size_t i = 0; i < a->nheaders; i++)
+        if (strcmp(a->headers[i].name, b->headers[i].name) != 0 ||
+            strcmp(a->headers[i].value, b->headers[i].value) != 0)
+            return true;
+    for (size_t i = 0; i < a->nproperties; i++)
+        if (strcmp(a->properties[i].name, b->properties[i].name) != 0 ||
+            strcmp(a->properties[i].value, b->properties[i].value) != 0)
+            return true;
+    return false;
+}
+
+void hk__new_pass(hk_engine *e, bool force)
+{
+    uint64_t mono = hk_clock_mono(e->clock);
+    if (force || mono != e->pass_mono || e->pass == 0) {
+        e->pass++;
+        e->pass_mono = mono;
+    }
+}
+
+struct hk__wstate *hk__ws_get(hk_engine *e, uint32_t id)
+{
+    struct hk__wstate *ws = hk__ws_lookup(e, id);
+    if (ws == NULL) {
+        ws = hk_calloc(1, sizeof(*ws));
+        ws->id = id;
+        hk_webhook_init(&ws->w);
+        ws->hnext = e->ws_table[id % HK__WS_BUCKETS];
+        e->ws_table[id % HK__WS_BUCKETS] = ws;
+        ws_set_origin(e, ws, hk__sched_origin_get(e, ""));
+    } else if (ws->pass == e->pass && (ws->known || ws->gone)) {
+        return ws; /* read once per pass: a pass is one moment */
+    }
+    ws->pass = e->pass;
+    hk_webhook w;
+    memset(&w, 0, sizeof(w)); /* filled by the store; safe to free either way */
+    int rc = hk_store_webhook_get(e->store, id, &w);
+    if (rc != 0) {
+        hk_webhook_free(&w);
+        ws->active = false;
+        ws->gone = rc == HK_ENOTFOUND;
+        if (rc != HK_ENOTFOUND)
+            hk_warn("engine: cannot read webhook %u: %s", id, hk_strerror(rc));
+        return ws;
+    }
+    ws->gone = false;
+    ws->active = w.state == HK_WH_ACTIVE;
+    ws->locked = w.locked;
+    bool rebuild = !ws->known || target_changed(&ws->w, &w);
+    hk_webhook_free(&ws->w);
+    ws->w = w; /* the record moves into ws */
+    ws->known = true;
+    if (rebuild) {
+        hk_target_free(&ws->t);
+        hk_target_from_webhook(&ws->t, &ws->w);
+        ws_set_origin(e, ws, hk__sched_origin_get(e, ws->t.url));
+    }
+    return ws;
+}
+
+void hk__ws_forget(hk_engine *e, struct hk__wstate *ws)
+{
+    if (!ws->gone || ws->held > 0)
+        return;
+    struct hk__wstate **p = &e->ws_table[ws->id % HK__WS_BUCKETS];
+    while (*p != NULL && *p != ws)
+        p = &(*p)->hnext;
+    if (*p == ws)
+        *p = ws->hnext;
+    hk_webhook_free(&ws->w);
+    hk_target_free(&ws->t);
+    ws_set_origin(e, ws, NULL);
+    free(ws);
+}
+
+/* ---- admission --------------------------------------------------------------------- */
+
+uint32_t hk__admit(hk_engine *e, const struct hk__wstate *ws)
+{
+    if (!ws->active || ws->gone || e->stopping)
+        return 0;
+    uint32_t max = e->o.max_inflight, limit = e->o.concurrency_per_origin;
+    uint32_t hard = max > UINT32_MAX / 2 ? UINT32_MAX : max * 2;
+    uint32_t n = 0;
+    if (e->mem < max && ws->held < e->share) {
+        n = e->share - ws->held;
+        if (n > max - e->mem)
+            n = max - e->mem;
+    }
+    /* Work that can go on the wire at once is admitted past a full window:
+     * a full window of jobs waiting for saturated origins must not keep a
+     * healthy origin idle. A webhook with nothing ready gets one job even
+     * when its origin's slots are spoken for, so that the webhooks of one
+     * origin keep taking turns. */
+    const struct hk__origin *o = ws->origin;
+    if (o->active < limit && e->mem < hard) {
+        uint32_t free_slots = limit - o->active;
+        uint32_t d = free_slots > o->ready ? free_slots - o->ready : 0;
+        if (d == 0 && ws->nready == 0)
+            d = 1;
+        if (d > hard - e->mem)
+            d = hard - e->mem;
+        if (d > n)
+            n = d;
+    }
+    return n;
+}
+
+struct hk__job *hk__job_new(hk_engine *e, struct hk__wstate *ws, const hk_delivery *d, const hk_event *ev,
+                            const hk_buf *head)
+{
+    struct hk__job *j = hk_calloc(1, sizeof(*j));
+    j->eng = e;
+    j->ws = ws;
+    j->d = *d;
+    j->user_id = ev->user_id;
+    hk_event_uuid_str(ev->uuid, j->uuid);
+    j->event_name = hk_strdup(ev->name);
+    j->body = hk_delivery_body(head, ev, &ws->t, &j->body_len);
+    job_index(e, j);
+    ws->held++;
+    e->mem++;
+    ws_push(e, ws, j);
+    return j;
+}
+
+void hk__job_requeue(hk_engine *e, struct hk__job *j)
+{
+    hk__job_clear_attempt(j);
+    ws_push(e, j->ws, j);
+}
+
+/* ---- loading due work ------------------------------------------------------------ */
+
+/* One walk of the queue. */
+struct load {
+    hk_engine *e;
+    struct hk__wstate *ws; /* the webhook being walked */
+    uint32_t want, taken;  /* jobs it is admitted, jobs loaded */
+    bool limited;          /* due entries were left in the store for lack of room */
+};
+
+static uint32_t load_webhook(uint32_t wid, void *arg)
+{
+    struct load *l = arg;
+    struct hk__wstate *ws = l->ws = hk__ws_get(l->e, wid);
+    if (ws->gone)
+        hk__queue_drop(l->e, ws);
+    if (!ws->active)
+        return 0; /* parked or deleted: its entries stay where they are */
+    l->want = hk__admit(l->e, ws);
+    l->taken = 0;
+    /* One entry more than admitted: when it exists, work was left behind. */
+    return l->want + 1;
+}
+
+static bool load_held(const hk_delivery *d, void *arg)
+{
+    struct load *l = arg;
+    return hk__job_find(l->e, d->webhook_id, d->event_id) != NULL;
+}
+
+static bool load_delivery(const hk_delivery *d, const hk_event *ev, void *arg)
+{
+    struct load *l = arg;
+    if (l->taken >= l->want) {
+        l->limited = true;
+        return true;
+    }
+    hk__job_new(l->e, l->ws, d, ev, NULL);
+    l->taken++;
+    return true;
+}
+
+/* Walks the queue webhook by webhook, loading due entries that are not in
+ * the window yet, as many as each webhook is admitted. */
+void hk__load(hk_engine *e)
+{
+    if (e->stopping)
+        return;
+    uint64_t mono = hk_clock_mono(e->clock);
+    if (mono < e->backoff_until) {
+        hk__schedule_load(e, 0); /* lands on backoff_until */
+        return;
+    }
+    uint64_t now = hk_clock_wall(e->clock);
+    struct load l = {.e = e};
+    hk_due_scan scan = {
+        .now_ms = now, .webhook = load_webhook, .held = load_held, .delivery = load_delivery, .arg = &l};
+    hk__new_pass(e, false);
+    int rc = hk_store_scan_due(e->store, &scan);
+    if (rc != 0) {
+        hk_warn("engine: cannot read the queue: %s", hk_strerror(rc));
+        hk__schedule_load(e, STORE_BACKOFF_MS);
+        return;
+    }
+    /* Completions only need to look at the store again when this walk left
+     * due work behind. */
+    e->more_due = l.limited;
+    uint64_t next_due = scan.next_due_ms;
+    if (e->o.tick_ms != 0 && next_due > now + e->o.tick_ms)
+        next_due = now + e->o.tick_ms;
+    if (next_due != UINT64_MAX)
+        hk__schedule_load(e, next_due > now ? next_due - now : 0);
+    hk__dispatch(e);
+}
+
+static void on_load_timer(uv_timer_t *t)
+{
+    hk_engine *e = t->data;
+    e->load_at = 0;
+    hk__load(e);
+}
+
+void hk__schedule_load(hk_engine *e, uint64_t delay_ms)
+{
+    if (e->stopping)
+        return;
+    uint64_t now = hk_clock_mono(e->clock), at = now + delay_ms;
+    if (at < e->backoff_until) {
+        at = e->backoff_until;
+        delay_ms = at - now;
+    }
+    /* An earlier arming stands, unless its moment has passed without it
+     * firing (a fake clock moved). */
+    if (e->load_at != 0 && e->load_at <= at && e->load_at >= now)
+        return;
+    e->load_at = at;
+    uv_timer_start(&e->load_timer, on_load_timer, delay_ms, 0);
+}
+
+/* ---- slots of synchronous calls ------------------------------------------------------ */
+
+static void arm_wait_timer(hk_engine *e);
+
+/* A slot of o was given back: waiting synchronous calls take it first. */
+static void slot_freed(hk_engine *e, struct hk__origin *o)
+{
+    while (o->waiters != NULL && o->active < e->o.concurrency_per_origin) {
+        struct hk__slot_wait *w = o->waiters;
+        o->waiters = w->next;
+        if (o->waiters != NULL)
+            o->waiters->prev = NULL;
+        else
+            o->waiters_tail = NULL;
+        e->waiting--;
+        o->active++;
+        w->granted(w, 0);
+    }
+    origin_ring_update(e, o);
+}
+
+int hk__slot_take(hk_engine *e, struct hk__slot_wait *w)
+{
+    struct hk__origin *o = w->origin;
+    if (o->active < e->o.concurrency_per_origin && o->waiters == NULL) {
+        o->active++;
+        origin_ring_update(e, o);
+        return 0;
+    }
+    w->next = NULL;
+    w->prev = o->waiters_tail;
+    if (o->waiters_tail != NULL)
+        o->waiters_tail->next = w;
+    else
+        o->waiters = w;
+    o->waiters_tail = w;
+    e->waiting++;
+    arm_wait_timer(e);
+    return 1;
+}
+
+void hk__slot_release(hk_engine *e, struct hk__origin *o)
+{
+    o->active--;
+    slot_freed(e, o);
+    hk__dispatch(e);
+}
+
+void hk__slot_expire(hk_engine *e)
+{
+    uint64_t now = hk_clock_mono(e->clock);
+    for (size_t i = 0; i < HK__ORIGIN_BUCKETS && e->waiting > 0; i++) {
+        for (struct hk__origin *o = e->origins[i]; o != NULL; o = o->hnext) {
+            /* Oldest first, so the expired ones are at the head. */
+            while (o->waiters != NULL && (e->stopping || o->waiters->deadline_mono <= now)) {
+                struct hk__slot_wait *w = o->waiters;
+                o->waiters = w->next;
+                if (o->waiters != NULL)
+                    o->waiters->prev = NULL;
+                else
+                    o->waiters_tail = NULL;
+                e->waiting--;
+                w->granted(w, e->stopping ? HK_ESHUTDOWN : UV_ETIMEDOUT);
+            }
+        }
+    }
+    arm_wait_timer(e);
+}
+
+static void on_wait_timer(uv_timer_t *t)
+{
+    hk_engine *e = t->data;
+    e->wait_at = 0;
+    hk__slot_expire(e);
+}
+
+static void arm_wait_timer(hk_engine *e)
+{
+    if (e->waiting == 0 || e->closing) {
+        uv_timer_stop(&e->wait_timer);
+        e->wait_at = 0;
+        return;
+    }
+    uint64_t first = UINT64_MAX;
+    for (size_t i = 0; i < HK__ORIGIN_BUCKETS; i++)
+        for (struct hk__origin *o = e->origins[i]; o != NULL; o = o->hnext)
+            if (o->waiters != NULL && o->waiters->deadline_mono < first)
+                first = o->waiters->deadline_mono;
+    if (first == UINT64_MAX || (e->wait_at != 0 && e->wait_at <= first))
+        return;
+    uint64_t now = hk_clock_mono(e->clock);
+    e->wait_at = first;
+    uv_timer_start(&e->wait_timer, on_wait_timer, first > now ? first - now : 0, 0);
+}
+
+/* ---- sending -------------------------------------------------------------------- */
+
+static void on_response(const hk_client_result *r, void *arg)
+{
+    struct hk__job *j = arg;
+    hk_engine *e = j->eng;
+    struct hk__origin *o = j->origin;
+    j->origin = NULL;
+    o->active--;
+    e->in_flight--;
+    slot_freed(e, o);
+    if (r->error == UV_ECANCELED) {
+        /* Not an attempt that counts: the delivery stays queued. */
+        hk__job_drop(e, j);
+        hk__sched_origin_put(e, o);
+        hk__maybe_finish_stop(e);
+        return;
+    }
+    hk__sched_origin_put(e, o);
+    hk__outcome(e, j, r);
+    hk__dispatch(e);
+}
+
+static void send_job(hk_engine *e, struct hk__job *j)
+{
+    struct hk__wstate *ws = j->ws;
+    struct hk__origin *o = ws->origin;
+    char headers[HK_DELIVERY_HEADERS_MAX];
+    uint64_t now = hk_clock_wall(e->clock);
+    hk_delivery_headers(&ws->t, j->event_name, j->uuid, j->d.attempts, j->body, j->body_len, now, NULL, headers,
+                        sizeof(headers));
+    hk_client_request req = {
+        .method = "POST", .url = ws->t.url, .headers = headers, .body = j->body, .body_len = j->body_len};
+    j->state = HK__JOB_SENDING;
+    j->started_ms = now;
+    j->started_mono = hk_clock_mono(e->clock);
+    j->origin = o;
+    o->refs++;
+    o->active++;
+    e->in_flight++;
+    origin_ring_update(e, o);
+    int rc = hk_sender_send(&e->sender, &req, on_response, j);
+    if (rc != 0) {
+        /* A request the sender refuses outright: a failed attempt like any other. */
+        hk_client_result r;
+        memset(&r, 0, sizeof(r));
+        r.error = rc;
+        r.error_text = rc == HK_EINVAL    ? "the request cannot be made: target URL is not an absolute http(s) URL "
+                                            "without user info, or a header value is invalid"
+                       : rc == HK_ETOOBIG ? "the request cannot be made: body too large"
+                                          : hk_strerror(rc);
+        r.status_line = r.headers = r.body = r.request_head = "";
+        on_response(&r, j);
+    }
+}
+
+/* Origins with ready jobs and a free slot take turns, and so do the
+ * webhooks of each origin. Re-entrant calls (from a completion inside
+ * send_job) only ask the running pass for another round. */
+void hk__dispatch(hk_engine *e)
+{
+    if (e->stopping)
+        return;
+    if (e->dispatching) {
+        e->redispatch = true;
+        return;
+    }
+    e->dispatching = true;
+    do {
+        e->redispatch = false;
+        while (e->ring != NULL && !e->stopping) {
+            struct hk__origin *o = e->ring;
+            e->ring = o->ring_next;
+            struct hk__wstate *ws = o->ws_ring;
+            o->ws_ring = ws->ring_next;
+            struct hk__job *j = ws_pop(e, ws);
+            if (!ws->active || ws->gone) {
+                /* Parked or deleted: its jobs leave the window (they stay queued). */
+                while (j != NULL) {
+                    hk__job_drop(e, j);
+                    j = ws_pop(e, ws);
+                }
+                continue;
+            }
+            send_job(e, j);
+        }
+    } while (e->redispatch && !e->stopping);
+    e->dispatching = false;
+}
+
+/* ---- life cycle ------------------------------------------------------------------ */
+
+void hk__sched_init(hk_engine *e)
+{
+    /* A webhook's share of the window must cover its requests on the wire
+     * plus the outcomes waiting for their commit (a commit's worth of a fast
+     * receiver's answers), or a single busy webhook would be starved into
+     * the slow path of loading from the store; a quarter of the window still
+     * leaves most of it to the others. */
+    uint32_t max = e->o.max_inflight, share = max / 4;
+    if (share < e->o.concurrency_per_origin * 8)
+        share = e->o.concurrency_per_origin * 8;
+    if (share < 64)
+        share = 64;
+    if (share > max)
+        share = max;
+    e->share = share;
+    e->job_buckets = JOB_BUCKETS_MIN;
+    while (e->job_buckets < (size_t)max * 4)
+        e->job_buckets *= 2;
+    e->jobs = hk_calloc(e->job_buckets, sizeof(*e->jobs));
+}
+
+void hk__sched_free(hk_engine *e)
+{
+    for (size_t i = 0; i < HK__WS_BUCKETS; i++) {
+        struct hk__wstate *ws = e->ws_table[i];
+        while (ws != NULL) {
+            struct hk__wstate *n = ws->hnext;
+            struct hk__job *j;
+            while ((j = ws_pop(e, ws)) != NULL)
+                hk__job_drop(e, j);
+            hk_webhook_free(&ws->w);
+            hk_target_free(&ws->t);
+            ws_set_origin(e, ws, NULL);
+            free(ws);
+            ws = n;
+        }
+    }
+    /* Whatever is left (nothing, once every request and waiter is done). */
+    for (size_t i = 0; i < HK__ORIGIN_BUCKETS; i++) {
+        struct hk__origin *o = e->origins[i];
+        while (o != NULL) {
+            struct hk__origin *n = o->hnext;
+            free(o->key);
+            free(o);
+            o = n;
+        }
+        e->origins[i] = NULL;
+    }
+    free(e->jobs);
+}
