@@ -712,10 +712,17 @@ static void load(hk_engine *e)
                 break;
             }
             uint64_t eid = hk_rd64((const uint8_t *)k.data + 12);
-            if (job_find(e, wid, eid) == NULL && v.len == QVAL_LEN) {
+            /* Entries the store's ops queue (state events) carry a format version byte first. */
+            const uint8_t *qv = v.data;
+            size_t qlen = v.len;
+            if (qlen == QVAL_LEN + 1 && qv[0] == 1) {
+                qv++;
+                qlen--;
+            }
+            if (job_find(e, wid, eid) == NULL && qlen == QVAL_LEN) {
                 hk_event_view ev;
                 if (hk_event_get(txn, eid, &ev) == 0)
-                    job_new(e, ws, &ev, due, hk_rd32(v.data), hk_rd64((const uint8_t *)v.data + 4));
+                    job_new(e, ws, &ev, due, hk_rd32(qv), hk_rd64(qv + 4));
                 else
                     hk_warn("engine: event %llu of a queued delivery is gone; skipping it", (unsigned long long)eid);
             }
@@ -766,6 +773,12 @@ static void schedule_load(hk_engine *e, uint64_t delay_ms)
 static void on_tick(uv_timer_t *t)
 {
     schedule_load(t->data, 0);
+}
+
+void hk_engine_wake(hk_engine *e)
+{
+    if (e != NULL)
+        schedule_load(e, 0);
 }
 
 /* ---- sending and outcomes ------------------------------------------- */

@@ -102,6 +102,13 @@ void hk_engine_resend(hk_engine *e, uint32_t webhook_id, uint64_t event_id,
  */
 void hk_engine_state_event(hk_engine *e, uint32_t id, const char *kind, const char *detail);
 
+/**
+ * Tells the engine that a commit it did not make queued deliveries (a
+ * store op with a state event, a webhook set Active again): it looks at the
+ * queue at once instead of at its next periodic walk. Safe on NULL.
+ */
+void hk_engine_wake(hk_engine *e);
+
 /** Counters for logs and the benchmark. */
 typedef struct hk_engine_stats {
     uint64_t attempts;  /**< attempts finished */
