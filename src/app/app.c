@@ -151,6 +151,7 @@ int hk_app_run(hk_config *cfg)
     int rc = hk_store_open(&store, app.env.loop, &so);
     if (rc != 0)
         return 1;
+    app.env.db = store;
     app.env.store = hk_store_kv(store);
     if (hk_app_bootstrap(app.env.store) != 0) {
         hk_store_close(store);
