@@ -7,6 +7,9 @@ set -eu
 PKGS="cmake ninja-build pkg-config gcc libc6-dev ca-certificates
 libuv1-dev libmbedtls-dev liblmdb-dev lmdb-utils node-llhttp libjansson-dev libexpat1-dev
 python3 openssl curl $*"
+# Test tools: python3-jsonschema checks answers against src/api/openapi.json,
+# systemd's systemd-analyze checks conf/hookd.service.
+PKGS="$PKGS python3-jsonschema systemd"
 
 missing=""
 for p in $PKGS; do
@@ -14,6 +17,9 @@ for p in $PKGS; do
         missing="$missing $p"
     fi
 done
+
+# The test tools that only npm has, each installed once outside the repository.
+"$(dirname "$0")/test-tools.sh"
 
 [ -z "$missing" ] && exit 0
 

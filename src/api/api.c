@@ -18,6 +18,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "api_docs.h"
 #include "json_patch.h"
 #include "log.h"
 
@@ -341,6 +342,7 @@ hk_router *hk_api_router(void)
     register_routes(r, hk_signal_routes, hk_signal_routes_count);
     register_routes(r, hk_log_routes, hk_log_routes_count);
     register_routes(r, hk_sync_routes, hk_sync_routes_count);
+    hk_api_docs_routes(r);
     return r;
 }
 

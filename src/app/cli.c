@@ -1,21 +1,404 @@
-/* cli.c: operator commands that act on the store directly (LMDB allows a
- * second process beside a running server): users, keys, webhook locks, and
- * the node tree and accounts that scope custom account actions. */
+/*
+ * cli.c: the command line and the operator commands that act on the store
+ * directly (LMDB allows a second process beside a running server): users,
+ * keys, webhook locks, and the node tree and accounts that scope custom
+ * account actions.
+ *
+ * One table describes every command: its options, which are required, its
+ * argument, its help, and whether it may create the data directory. Parsing
+ * and --help never touch the configuration or the store; a usage error is
+ * one line on stderr and exit code 2.
+ */
 #include "cli.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "accounts.h"
 #include "auth.h"
-#include "log.h"
 #include "kv.h"
+#include "log.h"
 #include "webhook.h"
 
 #define CLI_IMPORT_MAX (256u << 20) /* bytes of a CSV file imported at most */
+
+/* ---- the commands ------------------------------------------------------------ */
+
+/* An option's flag and the placeholder of its value in help texts. */
+static const struct {
+    const char *flag, *value;
+} opt_names[HK_CLI__NOPTS] = {
+    [HK_CLI_CODE] = {"--code", "CODE"},        [HK_CLI_NAME] = {"--name", "NAME"},
+    [HK_CLI_PERM] = {"--perm", "PERM[,PERM]"}, [HK_CLI_TOP_NODE] = {"--top-node", "N"},
+    [HK_CLI_USER] = {"--user", "CODE"},        [HK_CLI_ID] = {"--id", "N"},
+    [HK_CLI_PARENT] = {"--parent", "P"},       [HK_CLI_NODE] = {"--node", "N"},
+};
+
+#define BIT(o) (1u << (o))
+
+struct ctx;
+typedef int (*cmd_fn)(struct ctx *x);
+
+struct command {
+    const char *noun, *verb; /* verb NULL: a command of one word (serve) */
+    unsigned opts;           /* options it takes */
+    unsigned required;       /* options it needs */
+    const char *arg;         /* its one argument's placeholder; NULL: none */
+    bool creates;            /* may create the data directory; false: it must exist */
+    const char *synopsis;    /* the options as shown in help, after "hookd NOUN VERB" */
+    const char *help;        /* what it does, in lines of "  " */
+    cmd_fn run;
+};
+
+static int cmd_user_add(struct ctx *x);
+static int cmd_user_set(struct ctx *x);
+static int cmd_user_list(struct ctx *x);
+static int cmd_key_create(struct ctx *x);
+static int cmd_key_revoke(struct ctx *x);
+static int cmd_key_list(struct ctx *x);
+static int cmd_webhook_lock(struct ctx *x);
+static int cmd_tree_add(struct ctx *x);
+static int cmd_tree_import(struct ctx *x);
+static int cmd_tree_list(struct ctx *x);
+
+#define SERVE 0 /* index of serve in the table */
+
+static const struct command commands[] = {
+    {"serve", NULL, 0, 0, NULL, true, "[--config FILE] [--listen HOST:PORT] [--data DIR]",
+     "Runs the server (defaults: conf/hookd.conf if present, 127.0.0.1:8080, ./data).\n"
+     "On the first start it creates the admin user and prints its key once.\n",
+     NULL},
+    {"user", "add", BIT(HK_CLI_CODE) | BIT(HK_CLI_NAME) | BIT(HK_CLI_PERM) | BIT(HK_CLI_TOP_NODE),
+     BIT(HK_CLI_CODE) | BIT(HK_CLI_PERM), NULL, true, "--code CODE --perm PERM[,PERM] [--name NAME] [--top-node N]",
+     "Creates a user (NAME defaults to CODE); prints its id.\n", cmd_user_add},
+    {"user", "set", BIT(HK_CLI_CODE) | BIT(HK_CLI_NAME) | BIT(HK_CLI_PERM) | BIT(HK_CLI_TOP_NODE), BIT(HK_CLI_CODE),
+     NULL, false, "--code CODE [--name NAME] [--perm PERM[,PERM]] [--top-node N]",
+     "Changes what is given of a user (at least one of --name, --perm, --top-node).\n", cmd_user_set},
+    {"user", "list", 0, 0, NULL, false, "", "Lists the users: id, code, name, permissions, top node.\n", cmd_user_list},
+    {"key", "create", BIT(HK_CLI_USER), BIT(HK_CLI_USER), NULL, false, "--user CODE",
+     "Creates an API key for a user and prints it once; only its hash is stored.\n", cmd_key_create},
+    {"key", "revoke", 0, 0, "KEY|KEY-ID", false, "KEY|KEY-ID", "Revokes a key, given whole or by its id.\n",
+     cmd_key_revoke},
+    {"key", "list", 0, 0, NULL, false, "", "Lists the keys: id, user, active or revoked.\n", cmd_key_list},
+    {"webhook", "lock", 0, 0, "ID", false, "ID",
+     "Locks a webhook: PUT, PATCH and DELETE are refused and it is never disabled.\n", cmd_webhook_lock},
+    {"webhook", "unlock", 0, 0, "ID", false, "ID", "Unlocks a webhook.\n", cmd_webhook_lock},
+    {"node", "add", BIT(HK_CLI_ID) | BIT(HK_CLI_NAME) | BIT(HK_CLI_PARENT), BIT(HK_CLI_ID) | BIT(HK_CLI_NAME), NULL,
+     true, "--id N --name NAME [--parent P]", "Adds or replaces a node of the tree (no --parent: a root).\n",
+     cmd_tree_add},
+    {"node", "import", 0, 0, "FILE.csv", true, "FILE.csv",
+     "Imports rows id,parent,name (parent empty or 0: a root) in one transaction:\n"
+     "on any error nothing is stored and the line is named.\n",
+     cmd_tree_import},
+    {"node", "list", 0, 0, NULL, false, "", "Lists the nodes: id, parent, name.\n", cmd_tree_list},
+    {"account", "add", BIT(HK_CLI_ID) | BIT(HK_CLI_NODE) | BIT(HK_CLI_NAME),
+     BIT(HK_CLI_ID) | BIT(HK_CLI_NODE) | BIT(HK_CLI_NAME), NULL, true, "--id N --node N --name NAME",
+     "Adds or replaces an account under a node.\n", cmd_tree_add},
+    {"account", "import", 0, 0, "FILE.csv", true, "FILE.csv",
+     "Imports rows id,node,name in one transaction: on any error nothing is stored\n"
+     "and the line is named.\n",
+     cmd_tree_import},
+    {"account", "list", 0, 0, NULL, false, "", "Lists the accounts: id, node, name.\n", cmd_tree_list},
+};
+
+static void print_synopsis(FILE *f, const struct command *c)
+{
+    fprintf(f, "  hookd %s%s%s%s%s\n", c->noun, c->verb ? " " : "", c->verb ? c->verb : "", c->synopsis[0] ? " " : "",
+            c->synopsis);
+}
+
+/* A command's help text, each line indented under its synopsis. */
+static void print_help(FILE *f, const struct command *c)
+{
+    for (const char *p = c->help; *p != '\0';) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl != NULL ? (size_t)(nl - p) : strlen(p);
+        fprintf(f, "    %.*s\n", (int)n, p);
+        p += n + (nl != NULL);
+    }
+}
+
+static void usage_all(FILE *f)
+{
+    fputs("usage: hookd COMMAND [options]\n\n", f);
+    for (size_t i = 0; i < HK_ARRAY_SIZE(commands); i++)
+        print_synopsis(f, &commands[i]);
+    fputs("  hookd version\n"
+          "\n"
+          "Every command takes --config FILE and --data DIR; `hookd COMMAND --help` tells more.\n"
+          "Permissions: ApplicationSettings:View, ApplicationSettings:Manage, Accounts:Edit,\n"
+          "Events:Signal, Webhooks:Execute, or all.\n"
+          "Exit codes: 0 done, 1 failed, 2 bad command line or configuration.\n",
+          f);
+}
+
+/* Help for every command of a noun, or for one command. */
+static void usage_noun(FILE *f, const char *noun)
+{
+    fputs("usage:\n", f);
+    for (size_t i = 0; i < HK_ARRAY_SIZE(commands); i++) {
+        if (strcmp(commands[i].noun, noun) != 0)
+            continue;
+        print_synopsis(f, &commands[i]);
+        print_help(f, &commands[i]);
+    }
+    fputs("\nEvery command takes --config FILE and --data DIR.\n", f);
+    if (strcmp(noun, "user") == 0)
+        fputs("Permissions: ApplicationSettings:View, ApplicationSettings:Manage (implies View),\n"
+              "Accounts:Edit, Events:Signal, Webhooks:Execute, or all.\n",
+              f);
+}
+
+static bool is_noun(const char *w)
+{
+    for (size_t i = 0; i < HK_ARRAY_SIZE(commands); i++)
+        if (strcmp(commands[i].noun, w) == 0)
+            return true;
+    return false;
+}
+
+/* The verbs of a noun, "add, set, list", into buf. */
+static const char *verbs_of(const char *noun, char *buf, size_t len)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < HK_ARRAY_SIZE(commands); i++)
+        if (strcmp(commands[i].noun, noun) == 0 && commands[i].verb != NULL && n < len)
+            n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? ", " : "", commands[i].verb);
+    return buf;
+}
+
+static int find_command(const char *noun, const char *verb)
+{
+    for (size_t i = 0; i < HK_ARRAY_SIZE(commands); i++)
+        if (strcmp(commands[i].noun, noun) == 0 &&
+            (commands[i].verb == NULL || (verb != NULL && strcmp(commands[i].verb, verb) == 0)))
+            return (int)i;
+    return -1;
+}
+
+/* ---- parsing ----------------------------------------------------------------- */
+
+static bool is_help(const char *a)
+{
+    return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0;
+}
+
+/* Prints help for the words given (a noun, a noun and a verb, or none). */
+static int help_for(int nwords, char **words)
+{
+    if (nwords == 0) {
+        usage_all(stdout);
+        return HK_CLI_DONE;
+    }
+    if (!is_noun(words[0])) {
+        fprintf(stderr, "hookd: unknown command \"%s\"; see hookd --help\n", words[0]);
+        return HK_CLI_USAGE;
+    }
+    int i = nwords >= 2 ? find_command(words[0], words[1]) : -1;
+    if (i < 0) {
+        if (nwords >= 2 && find_command(words[0], NULL) < 0) {
+            fprintf(stderr, "hookd: unknown command \"%s %s\"; see hookd %s --help\n", words[0], words[1], words[0]);
+            return HK_CLI_USAGE;
+        }
+        usage_noun(stdout, words[0]);
+        return HK_CLI_DONE;
+    }
+    fputs("usage:\n", stdout);
+    print_synopsis(stdout, &commands[i]);
+    print_help(stdout, &commands[i]);
+    fputs("\nIt also takes --config FILE and --data DIR.\n", stdout);
+    return HK_CLI_DONE;
+}
+
+/* "hookd user add" for messages. */
+static const char *cmd_name(const struct command *c, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s%s%s", c->noun, c->verb ? " " : "", c->verb ? c->verb : "");
+    return buf;
+}
+
+int hk_cli_parse(int argc, char **argv, hk_cli *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->command = -1;
+    if (argc < 2) {
+        usage_all(stderr);
+        return HK_CLI_USAGE;
+    }
+    if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
+        printf("hookd %s\n", HK_VERSION);
+        return HK_CLI_DONE;
+    }
+
+    /* First pass: global options out, --help noted; what is left are the
+     * command's words and options, in order. */
+    char **rest = hk_calloc((size_t)argc, sizeof(char *));
+    int nrest = 0, rc = HK_CLI_RUN;
+    bool help = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char **slot = NULL;
+        if (strcmp(a, "--config") == 0 || strcmp(a, "-c") == 0)
+            slot = &out->config_path;
+        else if (strcmp(a, "--listen") == 0 || strcmp(a, "-l") == 0)
+            slot = &out->listen;
+        else if (strcmp(a, "--data") == 0 || strcmp(a, "-d") == 0)
+            slot = &out->data_dir;
+        if (slot != NULL) {
+            if (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0) {
+                fprintf(stderr, "hookd: %s needs a value\n", a);
+                rc = HK_CLI_USAGE;
+                goto done;
+            }
+            *slot = argv[++i];
+        } else if (is_help(a) || (nrest == 0 && strcmp(a, "help") == 0)) {
+            help = true;
+        } else {
+            rest[nrest++] = argv[i];
+        }
+    }
+
+    if (help) {
+        /* Help names only words, never options: "user add --code x --help". */
+        int nwords = 0;
+        while (nwords < nrest && nwords < 2 && rest[nwords][0] != '-')
+            nwords++;
+        rc = help_for(nwords, rest);
+        goto done;
+    }
+    if (nrest == 0) {
+        fprintf(stderr, "hookd: no command given; see hookd --help\n");
+        rc = HK_CLI_USAGE;
+        goto done;
+    }
+    if (!is_noun(rest[0])) {
+        fprintf(stderr, "hookd: unknown command \"%s\"; see hookd --help\n", rest[0]);
+        rc = HK_CLI_USAGE;
+        goto done;
+    }
+    int ci = find_command(rest[0], nrest > 1 ? rest[1] : NULL);
+    if (ci < 0) {
+        char verbs[128];
+        if (nrest < 2 || rest[1][0] == '-')
+            fprintf(stderr, "hookd: %s needs one of: %s; see hookd %s --help\n", rest[0],
+                    verbs_of(rest[0], verbs, sizeof(verbs)), rest[0]);
+        else
+            fprintf(stderr, "hookd: unknown command \"%s %s\"; %s takes one of: %s\n", rest[0], rest[1], rest[0],
+                    verbs_of(rest[0], verbs, sizeof(verbs)));
+        rc = HK_CLI_USAGE;
+        goto done;
+    }
+    const struct command *c = &commands[ci];
+    char name[64];
+    cmd_name(c, name, sizeof(name));
+    out->command = ci;
+
+    bool only_args = false;
+    for (int i = c->verb ? 2 : 1; i < nrest && rc == HK_CLI_RUN; i++) {
+        const char *a = rest[i];
+        if (!only_args && strcmp(a, "--") == 0) {
+            only_args = true; /* what follows is an argument even if it starts with -- */
+            continue;
+        }
+        /* Options start with "--"; a key id may start with one "-". */
+        if (only_args || strncmp(a, "--", 2) != 0) {
+            if (c->arg == NULL || out->arg != NULL) {
+                fprintf(stderr, "hookd: %s: unexpected argument \"%s\"\n", name, a);
+                rc = HK_CLI_USAGE;
+            }
+            out->arg = a;
+            continue;
+        }
+        int o = -1;
+        for (int k = 0; k < HK_CLI__NOPTS && o < 0; k++)
+            if ((c->opts & BIT(k)) && strcmp(a, opt_names[k].flag) == 0)
+                o = k;
+        if (o < 0) {
+            fprintf(stderr, "hookd: %s: unknown option %s; see hookd %s --help\n", name, a, name);
+            rc = HK_CLI_USAGE;
+        } else if (i + 1 >= nrest || strncmp(rest[i + 1], "--", 2) == 0) {
+            fprintf(stderr, "hookd: %s: %s needs a value (%s)\n", name, a, opt_names[o].value);
+            rc = HK_CLI_USAGE;
+        } else if (out->opt[o] != NULL) {
+            fprintf(stderr, "hookd: %s: %s given twice\n", name, a);
+            rc = HK_CLI_USAGE;
+        } else {
+            out->opt[o] = rest[++i];
+        }
+    }
+    if (rc != HK_CLI_RUN)
+        goto done;
+
+    /* What is missing, all of it in one line. */
+    char missing[256] = "";
+    size_t n = 0;
+    for (int k = 0; k < HK_CLI__NOPTS; k++)
+        if ((c->required & BIT(k)) && out->opt[k] == NULL && n < sizeof(missing))
+            n += (size_t)snprintf(missing + n, sizeof(missing) - n, "%s%s %s", n ? ", " : "", opt_names[k].flag,
+                                  opt_names[k].value);
+    if (c->arg != NULL && out->arg == NULL && n < sizeof(missing))
+        n += (size_t)snprintf(missing + n, sizeof(missing) - n, "%s%s", n ? ", " : "", c->arg);
+    if (n > 0) {
+        fprintf(stderr, "hookd: %s needs %s; see hookd %s --help\n", name, missing, name);
+        rc = HK_CLI_USAGE;
+    } else if (c->run == cmd_user_set && out->opt[HK_CLI_NAME] == NULL && out->opt[HK_CLI_PERM] == NULL &&
+               out->opt[HK_CLI_TOP_NODE] == NULL) {
+        fprintf(stderr, "hookd: user set needs one of --name, --perm, --top-node\n");
+        rc = HK_CLI_USAGE;
+    }
+done:
+    free(rest);
+    return rc;
+}
+
+bool hk_cli_is_serve(const hk_cli *c)
+{
+    return c->command == SERVE;
+}
+
+/* ---- running: the store, opened when the command's values are good ------------- */
+
+struct ctx {
+    const hk_cli *cli;
+    const struct command *cmd;
+    const hk_config *cfg;
+    hk_kv_env *store; /* NULL until open_store */
+};
+
+/* Opens the store; a command that may not create it fails when the data directory is missing. */
+static int open_store(struct ctx *x)
+{
+    struct stat st;
+    if (!x->cmd->creates && stat(x->cfg->data_dir, &st) != 0) {
+        fprintf(stderr, "hookd: no data directory at %s: %s (nothing stored yet, or another --data?)\n",
+                x->cfg->data_dir, strerror(errno));
+        return 1;
+    }
+    if (hk_kv_open(&x->store, x->cfg->data_dir, x->cfg->map_size, x->cfg->max_batch, NULL) != 0)
+        return 1;
+    return 0;
+}
+
+/* Parses a u32 option; prints why and returns false when it is not one (zero_ok allows 0). */
+static bool opt_id(const char *what, const char *s, bool zero_ok, uint32_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = s && *s >= '0' && *s <= '9' ? strtoull(s, &end, 10) : 0;
+    if (s == NULL || *s < '0' || *s > '9' || *end != '\0' || errno != 0 || v > UINT32_MAX || (v == 0 && !zero_ok)) {
+        fprintf(stderr, "hookd: %s must be a %s integer, got \"%s\"\n", what, zero_ok ? "non-negative" : "positive",
+                s ? s : "");
+        return false;
+    }
+    *out = (uint32_t)v;
+    return true;
+}
+
+/* ---- users and keys ------------------------------------------------------------- */
 
 struct user_add {
     hk_user user;
@@ -26,6 +409,40 @@ static int user_add_txn(hk_txn *txn, void *arg)
 {
     struct user_add *ua = arg;
     return hk_user_create(txn, &ua->user);
+}
+
+static int cmd_user_add(struct ctx *x)
+{
+    const char *code = x->cli->opt[HK_CLI_CODE], *name = x->cli->opt[HK_CLI_NAME];
+    const char *perm = x->cli->opt[HK_CLI_PERM], *top = x->cli->opt[HK_CLI_TOP_NODE];
+    struct user_add ua;
+    memset(&ua, 0, sizeof(ua));
+    char bad[128];
+    if (strlen(code) == 0 || strlen(code) > HK_USER_CODE_MAX || strchr(code, ':') != NULL) {
+        fprintf(stderr, "hookd: --code must be 1..%d characters without ':'\n", HK_USER_CODE_MAX);
+        return 2;
+    }
+    if (hk_perm_parse(perm, &ua.user.perms, bad, sizeof(bad)) != 0) {
+        fprintf(stderr, "hookd: unknown permission \"%s\"\n", bad);
+        return 2;
+    }
+    if (top != NULL && !opt_id("--top-node", top, true, &ua.user.top_node))
+        return 2;
+    snprintf(ua.user.code, sizeof(ua.user.code), "%s", code);
+    snprintf(ua.user.full_name, sizeof(ua.user.full_name), "%s", name ? name : code);
+    if (open_store(x) != 0)
+        return 1;
+    int rc = hk_kv_write_sync(x->store, user_add_txn, &ua);
+    if (rc == HK_EEXIST) {
+        fprintf(stderr, "hookd: a user with code %s exists\n", code);
+        return 1;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "hookd: user add failed: %s\n", hk_strerror(rc));
+        return 1;
+    }
+    printf("%u\n", ua.user.id);
+    return 0;
 }
 
 struct user_set {
@@ -50,6 +467,57 @@ static int user_set_txn(hk_txn *txn, void *arg)
     return hk_user_update(txn, &us->user);
 }
 
+static int cmd_user_set(struct ctx *x)
+{
+    struct user_set us = {x->cli->opt[HK_CLI_CODE],
+                          x->cli->opt[HK_CLI_NAME],
+                          x->cli->opt[HK_CLI_PERM],
+                          x->cli->opt[HK_CLI_TOP_NODE],
+                          {0}};
+    uint32_t node;
+    char bad[128];
+    unsigned perms;
+    if (us.perm != NULL && hk_perm_parse(us.perm, &perms, bad, sizeof(bad)) != 0) {
+        fprintf(stderr, "hookd: unknown permission \"%s\"\n", bad);
+        return 2;
+    }
+    if (us.top != NULL && !opt_id("--top-node", us.top, true, &node))
+        return 2;
+    if (open_store(x) != 0)
+        return 1;
+    int rc = hk_kv_write_sync(x->store, user_set_txn, &us);
+    if (rc != 0) {
+        fprintf(stderr, "hookd: user set failed: %s\n", rc == HK_ENOTFOUND ? "no such user" : hk_strerror(rc));
+        return 1;
+    }
+    printf("%u\n", us.user.id);
+    return 0;
+}
+
+static int cmd_user_list(struct ctx *x)
+{
+    hk_txn *txn;
+    hk_cursor *c;
+    hk_val k, v;
+    if (open_store(x) != 0 || hk_kv_read(x->store, &txn) != 0)
+        return 1;
+    if (hk_cursor_open(txn, HK_DB_USERS, &c) != 0) {
+        hk_txn_end(txn);
+        return 1;
+    }
+    for (int rc = hk_cursor_get(c, HK_FIRST, &k, &v); rc == 0; rc = hk_cursor_get(c, HK_NEXT, &k, &v)) {
+        hk_user u;
+        char perms[256];
+        if (hk_user_get(txn, hk_rd32(k.data), &u) != 0)
+            continue;
+        hk_perm_format(u.perms, perms, sizeof(perms));
+        printf("%u\t%s\t%s\t%s\ttop-node=%u\n", u.id, u.code, u.full_name, perms, u.top_node);
+    }
+    hk_cursor_close(c);
+    hk_txn_end(txn);
+    return 0;
+}
+
 struct key_create {
     const char *code;
     char key[HK_KEY_TEXT_LEN];
@@ -66,10 +534,67 @@ static int key_create_txn(hk_txn *txn, void *arg)
     return hk_key_create(txn, kc->user.id, NULL, kc->key, kc->id);
 }
 
+static int cmd_key_create(struct ctx *x)
+{
+    struct key_create kc;
+    memset(&kc, 0, sizeof(kc));
+    kc.code = x->cli->opt[HK_CLI_USER];
+    if (open_store(x) != 0)
+        return 1;
+    int rc = hk_kv_write_sync(x->store, key_create_txn, &kc);
+    if (rc != 0) {
+        fprintf(stderr, "hookd: key create failed: %s\n", rc == HK_ENOTFOUND ? "no such user" : hk_strerror(rc));
+        return 1;
+    }
+    fprintf(stderr, "key id %s for user %s (the key is shown only now)\n", kc.id, kc.user.code);
+    printf("%s\n", kc.key);
+    return 0;
+}
+
 static int key_revoke_txn(hk_txn *txn, void *arg)
 {
     return hk_key_revoke(txn, arg);
 }
+
+static int cmd_key_revoke(struct ctx *x)
+{
+    if (open_store(x) != 0)
+        return 1;
+    int rc = hk_kv_write_sync(x->store, key_revoke_txn, (void *)x->cli->arg);
+    if (rc != 0) {
+        fprintf(stderr, "hookd: key revoke failed: %s\n", rc == HK_ENOTFOUND ? "no such key" : hk_strerror(rc));
+        return 1;
+    }
+    printf("revoked\n");
+    return 0;
+}
+
+static int cmd_key_list(struct ctx *x)
+{
+    hk_txn *txn;
+    hk_cursor *c;
+    hk_val k, v;
+    if (open_store(x) != 0 || hk_kv_read(x->store, &txn) != 0)
+        return 1;
+    if (hk_cursor_open(txn, HK_DB_KEYS, &c) != 0) {
+        hk_txn_end(txn);
+        return 1;
+    }
+    for (int rc = hk_cursor_get(c, HK_FIRST, &k, &v); rc == 0; rc = hk_cursor_get(c, HK_NEXT, &k, &v)) {
+        hk_key key;
+        if (k.len != 32 || hk_key_decode(v.data, v.len, k.data, &key) != 0)
+            continue;
+        hk_user u;
+        if (hk_user_get(txn, key.user_id, &u) != 0)
+            snprintf(u.code, sizeof(u.code), "?");
+        printf("%s\t%s\t%s\n", key.short_id, u.code, key.revoked ? "revoked" : "active");
+    }
+    hk_cursor_close(c);
+    hk_txn_end(txn);
+    return 0;
+}
+
+/* ---- webhooks --------------------------------------------------------------------- */
 
 struct lock_req {
     uint32_t id;
@@ -82,51 +607,25 @@ static int lock_txn(hk_txn *txn, void *arg)
     return hk_webhook_set_locked(txn, l->id, l->locked);
 }
 
-/* The options of a command; each NULL when not given. */
-struct opts {
-    const char *code, *name, *perm, *top, *user, *id, *parent, *node;
-};
-
-static int parse_opts(int argc, char **argv, struct opts *o)
+static int cmd_webhook_lock(struct ctx *x)
 {
-    static const struct {
-        const char *flag;
-        size_t offset;
-    } flags[] = {
-        {"--code", offsetof(struct opts, code)},     {"--name", offsetof(struct opts, name)},
-        {"--perm", offsetof(struct opts, perm)},     {"--top-node", offsetof(struct opts, top)},
-        {"--user", offsetof(struct opts, user)},     {"--id", offsetof(struct opts, id)},
-        {"--parent", offsetof(struct opts, parent)}, {"--node", offsetof(struct opts, node)},
-    };
-    for (int i = 2; i < argc; i++) {
-        const char **slot = NULL;
-        for (size_t f = 0; f < HK_ARRAY_SIZE(flags) && slot == NULL; f++)
-            if (strcmp(argv[i], flags[f].flag) == 0)
-                slot = (const char **)((char *)o + flags[f].offset);
-        if (slot == NULL || i + 1 >= argc) {
-            fprintf(stderr, "hookd: unexpected argument %s\n", argv[i]);
-            return -1;
-        }
-        *slot = argv[++i];
+    const char *verb = x->cmd->verb;
+    struct lock_req l = {0, strcmp(verb, "lock") == 0};
+    if (!opt_id("the webhook id", x->cli->arg, false, &l.id))
+        return 2;
+    if (open_store(x) != 0)
+        return 1;
+    int rc = hk_kv_write_sync(x->store, lock_txn, &l);
+    if (rc != 0) {
+        fprintf(stderr, "hookd: webhook %s failed: %s\n", verb,
+                rc == HK_ENOTFOUND ? "no such webhook" : hk_strerror(rc));
+        return 1;
     }
+    printf("webhook %u %s\n", l.id, l.locked ? "locked" : "unlocked");
     return 0;
 }
 
-/* Parses a positive u32 option; prints why and returns false when it is not one (zero_ok allows 0). */
-static bool opt_id(const char *what, const char *s, bool zero_ok, uint32_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = s && *s >= '0' && *s <= '9' ? strtoull(s, &end, 10) : 0;
-    if (s == NULL || *s < '0' || *s > '9' || *end != '\0' || errno != 0 || v > UINT32_MAX || (v == 0 && !zero_ok)) {
-        fprintf(stderr, "hookd: %s must be a positive integer\n", what);
-        return false;
-    }
-    *out = (uint32_t)v;
-    return true;
-}
-
-/* ---- nodes and accounts ------------------------------------------------------ */
+/* ---- nodes and accounts ------------------------------------------------------------ */
 
 struct tree_add {
     bool is_node;
@@ -143,36 +642,36 @@ static int tree_add_txn(hk_txn *txn, void *arg)
     return hk_account_put(txn, &ta->account, ta->err, sizeof(ta->err));
 }
 
-static int tree_add(hk_kv_env *store, bool is_node, const struct opts *o)
+static int cmd_tree_add(struct ctx *x)
 {
+    const char *const *o = x->cli->opt;
     struct tree_add ta;
     memset(&ta, 0, sizeof(ta));
-    ta.is_node = is_node;
-    const char *noun = is_node ? "node" : "account";
-    if (o->id == NULL || o->name == NULL || (!is_node && o->node == NULL)) {
-        fprintf(stderr, "hookd: %s add needs --id N --name NAME%s\n", noun, is_node ? " [--parent P]" : " --node N");
-        return 2;
-    }
-    if (strlen(o->name) == 0 || strlen(o->name) > HK_NODE_NAME_MAX) {
+    ta.is_node = strcmp(x->cmd->noun, "node") == 0;
+    const char *noun = x->cmd->noun, *name = o[HK_CLI_NAME];
+    if (strlen(name) == 0 || strlen(name) > HK_NODE_NAME_MAX) {
         fprintf(stderr, "hookd: --name must be 1..%d bytes\n", HK_NODE_NAME_MAX);
         return 2;
     }
-    if (is_node) {
-        if (!opt_id("--id", o->id, false, &ta.node.id) ||
-            (o->parent != NULL && !opt_id("--parent", o->parent, true, &ta.node.parent)))
+    if (ta.is_node) {
+        if (!opt_id("--id", o[HK_CLI_ID], false, &ta.node.id) ||
+            (o[HK_CLI_PARENT] != NULL && !opt_id("--parent", o[HK_CLI_PARENT], true, &ta.node.parent)))
             return 2;
-        snprintf(ta.node.name, sizeof(ta.node.name), "%s", o->name);
+        snprintf(ta.node.name, sizeof(ta.node.name), "%s", name);
     } else {
-        if (!opt_id("--id", o->id, false, &ta.account.id) || !opt_id("--node", o->node, false, &ta.account.node))
+        if (!opt_id("--id", o[HK_CLI_ID], false, &ta.account.id) ||
+            !opt_id("--node", o[HK_CLI_NODE], false, &ta.account.node))
             return 2;
-        snprintf(ta.account.name, sizeof(ta.account.name), "%s", o->name);
+        snprintf(ta.account.name, sizeof(ta.account.name), "%s", name);
     }
-    int rc = hk_kv_write_sync(store, tree_add_txn, &ta);
+    if (open_store(x) != 0)
+        return 1;
+    int rc = hk_kv_write_sync(x->store, tree_add_txn, &ta);
     if (rc != 0) {
         fprintf(stderr, "hookd: %s add failed: %s\n", noun, rc == HK_EINVAL ? ta.err : hk_strerror(rc));
         return 1;
     }
-    printf("%s %s stored\n", noun, o->id);
+    printf("%s %s stored\n", noun, o[HK_CLI_ID]);
     return 0;
 }
 
@@ -226,16 +725,23 @@ static char *read_file(const char *path, size_t max, size_t *len)
     return buf;
 }
 
-static int tree_import(hk_kv_env *store, bool is_node, const char *path)
+static int cmd_tree_import(struct ctx *x)
 {
+    bool is_node = strcmp(x->cmd->noun, "node") == 0;
+    const char *path = x->cli->arg;
     struct import im;
     memset(&im, 0, sizeof(im));
     im.kind = is_node ? HK_IMPORT_NODES : HK_IMPORT_ACCOUNTS;
+    /* Read before opening: a file that is not there creates nothing. */
     char *text = read_file(path, CLI_IMPORT_MAX, &im.len);
     if (text == NULL)
         return 1;
     im.text = text;
-    int rc = hk_kv_write_sync(store, import_txn, &im);
+    if (open_store(x) != 0) {
+        free(text);
+        return 1;
+    }
+    int rc = hk_kv_write_sync(x->store, import_txn, &im);
     free(text);
     if (rc != 0) {
         fprintf(stderr, "hookd: import of %s failed, nothing was imported: %s%s\n", path,
@@ -246,12 +752,13 @@ static int tree_import(hk_kv_env *store, bool is_node, const char *path)
     return 0;
 }
 
-static int tree_list(hk_kv_env *store, bool is_node)
+static int cmd_tree_list(struct ctx *x)
 {
+    bool is_node = strcmp(x->cmd->noun, "node") == 0;
     hk_txn *txn;
     hk_cursor *c;
     hk_val k, v;
-    if (hk_kv_read(store, &txn) != 0)
+    if (open_store(x) != 0 || hk_kv_read(x->store, &txn) != 0)
         return 1;
     if (hk_cursor_open(txn, is_node ? HK_DB_NODES : HK_DB_ACCOUNTS, &c) != 0) {
         hk_txn_end(txn);
@@ -276,177 +783,13 @@ static int tree_list(hk_kv_env *store, bool is_node)
     return 0;
 }
 
-static int list_users(hk_kv_env *store)
+int hk_cli_run(const hk_cli *c, const hk_config *cfg)
 {
-    hk_txn *txn;
-    hk_cursor *c;
-    hk_val k, v;
-    if (hk_kv_read(store, &txn) != 0)
-        return 1;
-    if (hk_cursor_open(txn, HK_DB_USERS, &c) != 0) {
-        hk_txn_end(txn);
-        return 1;
-    }
-    for (int rc = hk_cursor_get(c, HK_FIRST, &k, &v); rc == 0; rc = hk_cursor_get(c, HK_NEXT, &k, &v)) {
-        hk_user u;
-        char perms[256];
-        if (hk_user_get(txn, hk_rd32(k.data), &u) != 0)
-            continue;
-        hk_perm_format(u.perms, perms, sizeof(perms));
-        printf("%u\t%s\t%s\t%s\ttop-node=%u\n", u.id, u.code, u.full_name, perms, u.top_node);
-    }
-    hk_cursor_close(c);
-    hk_txn_end(txn);
-    return 0;
-}
-
-static int list_keys(hk_kv_env *store)
-{
-    hk_txn *txn;
-    hk_cursor *c;
-    hk_val k, v;
-    if (hk_kv_read(store, &txn) != 0)
-        return 1;
-    if (hk_cursor_open(txn, HK_DB_KEYS, &c) != 0) {
-        hk_txn_end(txn);
-        return 1;
-    }
-    for (int rc = hk_cursor_get(c, HK_FIRST, &k, &v); rc == 0; rc = hk_cursor_get(c, HK_NEXT, &k, &v)) {
-        hk_key key;
-        if (k.len != 32 || hk_key_decode(v.data, v.len, k.data, &key) != 0)
-            continue;
-        hk_user u;
-        if (hk_user_get(txn, key.user_id, &u) != 0)
-            snprintf(u.code, sizeof(u.code), "?");
-        printf("%s\t%s\t%s\n", key.short_id, u.code, key.revoked ? "revoked" : "active");
-    }
-    hk_cursor_close(c);
-    hk_txn_end(txn);
-    return 0;
-}
-
-int hk_cli_run(hk_config *cfg, int argc, char **argv)
-{
-    if (argc < 2)
+    if (c->command <= SERVE || (size_t)c->command >= HK_ARRAY_SIZE(commands))
         return 2;
-    const char *noun = argv[0], *verb = argv[1];
-    struct opts o;
-    memset(&o, 0, sizeof(o));
-    bool is_tree = strcmp(noun, "node") == 0 || strcmp(noun, "account") == 0;
-    bool is_user_add = strcmp(noun, "user") == 0 && strcmp(verb, "add") == 0;
-    bool is_key_create = strcmp(noun, "key") == 0 && strcmp(verb, "create") == 0;
-    bool takes_arg = (strcmp(noun, "key") == 0 && strcmp(verb, "revoke") == 0) || strcmp(noun, "webhook") == 0 ||
-                     (is_tree && strcmp(verb, "import") == 0);
-    if (takes_arg) {
-        if (argc != 3)
-            return 2;
-    } else if (parse_opts(argc, argv, &o) != 0) {
-        return 2;
-    }
-
-    hk_kv_env *store;
-    if (hk_kv_open(&store, cfg->data_dir, cfg->map_size, cfg->max_batch, NULL) != 0)
-        return 1;
-    int rc, exit_code = 0;
-
-    const char *code = o.code, *name = o.name, *perm = o.perm, *top = o.top, *user = o.user;
-    if (is_user_add) {
-        struct user_add ua;
-        memset(&ua, 0, sizeof(ua));
-        char bad[128];
-        if (code == NULL || perm == NULL) {
-            fprintf(stderr, "hookd: user add needs --code and --perm\n");
-            exit_code = 2;
-        } else if (strlen(code) == 0 || strlen(code) > HK_USER_CODE_MAX || strchr(code, ':') != NULL) {
-            fprintf(stderr, "hookd: --code must be 1..%d characters without ':'\n", HK_USER_CODE_MAX);
-            exit_code = 2;
-        } else if (hk_perm_parse(perm, &ua.user.perms, bad, sizeof(bad)) != 0) {
-            fprintf(stderr, "hookd: unknown permission \"%s\"\n", bad);
-            exit_code = 2;
-        } else if (top != NULL && !opt_id("--top-node", top, true, &ua.user.top_node)) {
-            exit_code = 2;
-        } else {
-            snprintf(ua.user.code, sizeof(ua.user.code), "%s", code);
-            snprintf(ua.user.full_name, sizeof(ua.user.full_name), "%s", name ? name : code);
-            rc = hk_kv_write_sync(store, user_add_txn, &ua);
-            if (rc == HK_EEXIST) {
-                fprintf(stderr, "hookd: a user with code %s exists\n", code);
-                exit_code = 1;
-            } else if (rc != 0) {
-                fprintf(stderr, "hookd: user add failed: %s\n", hk_strerror(rc));
-                exit_code = 1;
-            } else {
-                printf("%u\n", ua.user.id);
-            }
-        }
-    } else if (strcmp(noun, "user") == 0 && strcmp(verb, "set") == 0) {
-        struct user_set us = {code, name, perm, top, {0}};
-        uint32_t node;
-        char bad[128];
-        unsigned perms;
-        if (code == NULL || (name == NULL && perm == NULL && top == NULL)) {
-            fprintf(stderr, "hookd: user set needs --code and one of --name, --perm, --top-node\n");
-            exit_code = 2;
-        } else if (perm != NULL && hk_perm_parse(perm, &perms, bad, sizeof(bad)) != 0) {
-            fprintf(stderr, "hookd: unknown permission \"%s\"\n", bad);
-            exit_code = 2;
-        } else if (top != NULL && !opt_id("--top-node", top, true, &node)) {
-            exit_code = 2;
-        } else if ((rc = hk_kv_write_sync(store, user_set_txn, &us)) != 0) {
-            fprintf(stderr, "hookd: user set failed: %s\n", rc == HK_ENOTFOUND ? "no such user" : hk_strerror(rc));
-            exit_code = 1;
-        } else {
-            printf("%u\n", us.user.id);
-        }
-    } else if (strcmp(noun, "user") == 0 && strcmp(verb, "list") == 0) {
-        exit_code = list_users(store);
-    } else if (is_key_create) {
-        struct key_create kc;
-        memset(&kc, 0, sizeof(kc));
-        kc.code = user;
-        if (user == NULL) {
-            fprintf(stderr, "hookd: key create needs --user CODE\n");
-            exit_code = 2;
-        } else if ((rc = hk_kv_write_sync(store, key_create_txn, &kc)) != 0) {
-            fprintf(stderr, "hookd: key create failed: %s\n", rc == HK_ENOTFOUND ? "no such user" : hk_strerror(rc));
-            exit_code = 1;
-        } else {
-            fprintf(stderr, "key id %s for user %s (the key is shown only now)\n", kc.id, kc.user.code);
-            printf("%s\n", kc.key);
-        }
-    } else if (strcmp(noun, "key") == 0 && strcmp(verb, "revoke") == 0) {
-        rc = hk_kv_write_sync(store, key_revoke_txn, argv[2]);
-        if (rc != 0) {
-            fprintf(stderr, "hookd: key revoke failed: %s\n", rc == HK_ENOTFOUND ? "no such key" : hk_strerror(rc));
-            exit_code = 1;
-        } else {
-            printf("revoked\n");
-        }
-    } else if (strcmp(noun, "key") == 0 && strcmp(verb, "list") == 0) {
-        exit_code = list_keys(store);
-    } else if (strcmp(noun, "webhook") == 0 && (strcmp(verb, "lock") == 0 || strcmp(verb, "unlock") == 0)) {
-        char *end;
-        unsigned long id = strtoul(argv[2], &end, 10);
-        struct lock_req l = {(uint32_t)id, strcmp(verb, "lock") == 0};
-        if (*end != '\0' || id == 0 || id > UINT32_MAX) {
-            fprintf(stderr, "hookd: webhook id must be a positive integer\n");
-            exit_code = 2;
-        } else if ((rc = hk_kv_write_sync(store, lock_txn, &l)) != 0) {
-            fprintf(stderr, "hookd: webhook %s failed: %s\n", verb,
-                    rc == HK_ENOTFOUND ? "no such webhook" : hk_strerror(rc));
-            exit_code = 1;
-        } else {
-            printf("webhook %lu %s\n", id, l.locked ? "locked" : "unlocked");
-        }
-    } else if (is_tree && strcmp(verb, "add") == 0) {
-        exit_code = tree_add(store, strcmp(noun, "node") == 0, &o);
-    } else if (is_tree && strcmp(verb, "import") == 0) {
-        exit_code = tree_import(store, strcmp(noun, "node") == 0, argv[2]);
-    } else if (is_tree && strcmp(verb, "list") == 0) {
-        exit_code = tree_list(store, strcmp(noun, "node") == 0);
-    } else {
-        exit_code = 2;
-    }
-    hk_kv_close(store);
+    struct ctx x = {c, &commands[c->command], cfg, NULL};
+    int exit_code = x.cmd->run(&x);
+    if (x.store != NULL)
+        hk_kv_close(x.store);
     return exit_code;
 }

@@ -2,7 +2,9 @@
  * config.h: the INI configuration. Every key has a default, may be set in the
  * file, and may be overridden by the environment variable
  * HOOKD_<SECTION>_<KEY> (upper case). Unknown keys and bad values are errors
- * that name the key.
+ * that name the key (and the file and line, or the variable). Every value is
+ * checked when it is loaded, including the rules between keys, so a config
+ * that loads is one the server can run with: nothing is created before.
  */
 #ifndef HK_CONFIG_H
 #define HK_CONFIG_H
@@ -12,6 +14,13 @@
 #include <stdint.h>
 
 #include "common.h"
+
+/** Addresses [server] listen may name at most. */
+#define HK_LISTEN_MAX 8
+/** Entries of [delivery] retry_schedule at most (attempts of one delivery). */
+#define HK_RETRY_MAX 100
+/** One retry_schedule entry at most, in ms (365 days). */
+#define HK_RETRY_DELAY_MAX_MS (365ull * 86400000ull)
 
 /** The whole configuration. Strings are owned by the struct (freed by hk_config_free). */
 typedef struct hk_config {
@@ -36,20 +45,35 @@ typedef struct hk_config {
     /* [delivery] */
     uint32_t concurrency_per_origin; /**< parallel requests to one scheme://host:port */
     uint32_t max_inflight;           /**< deliveries held in memory at once (the due window) */
-    uint64_t connect_timeout_ms;     /**< TCP connect plus TLS handshake */
-    uint64_t first_byte_timeout_ms;  /**< request sent to first response byte */
+    uint64_t connect_timeout_ms;     /**< TCP connect plus TLS handshake; when set, at most total_timeout */
+    uint64_t first_byte_timeout_ms;  /**< request sent to first response byte; when set, at most total_timeout */
     uint64_t total_timeout_ms;       /**< whole attempt */
-    char *retry_schedule;            /**< comma-separated delays between attempts */
-    uint32_t retry_jitter_pct;       /**< +/- percent applied to each retry delay */
-    uint32_t disable_after;          /**< consecutive failures that disable a webhook */
-    char *allow_targets;             /**< CIDR list the SSRF guard lets through */
-    uint64_t idempotency_window_ms;  /**< how long an Idempotency-Key is remembered */
-    uint64_t secret_overlap_ms;      /**< how long a replaced secret still signs */
-    uint64_t max_response_bytes;     /**< response body kept per attempt */
-    uint64_t retry_after_max_ms;     /**< upper bound honoured for Retry-After */
-    char *ca_file;                   /**< CA bundle for outbound TLS */
-    uint64_t log_retention_ms;       /**< attempt-log records older than this are pruned */
-    uint64_t prune_interval_ms;      /**< how often expired log records, events and keys are looked for */
+    /**
+     * The retry schedule as written: comma-separated durations, one per
+     * attempt. Entry 1 stands for the first attempt, made as soon as the
+     * event is accepted, and must be 0s; entry N (N >= 2) is the wait before
+     * attempt N after attempt N-1 failed. After the last entry's attempt
+     * fails, the delivery is exhausted. Parsed into retry_delays.
+     */
+    char *retry_schedule;
+    /**
+     * retry_schedule parsed, owned by the config: retry_delays[i] is the
+     * wait in ms before attempt i+1 (so retry_delays[0] is 0, the first
+     * attempt), before jitter and Retry-After. nretry_delays (1..HK_RETRY_MAX)
+     * is how many attempts a delivery gets.
+     */
+    uint64_t *retry_delays;
+    size_t nretry_delays;           /**< entries of retry_delays: attempts per delivery */
+    uint32_t retry_jitter_pct;      /**< +/- percent applied to each retry delay */
+    uint32_t disable_after;         /**< consecutive failures that disable a webhook */
+    char *allow_targets;            /**< CIDR list the SSRF guard lets through */
+    uint64_t idempotency_window_ms; /**< how long an Idempotency-Key is remembered */
+    uint64_t secret_overlap_ms;     /**< how long a replaced secret still signs */
+    uint64_t max_response_bytes;    /**< response body kept per attempt */
+    uint64_t retry_after_max_ms;    /**< upper bound honoured for Retry-After */
+    char *ca_file;                  /**< CA bundle for outbound TLS */
+    uint64_t log_retention_ms;      /**< attempt-log records older than this are pruned */
+    uint64_t prune_interval_ms;     /**< how often expired log records, events and keys are looked for */
     /* [smtp] */
     char *smtp_host;               /**< relay host; empty disables mail */
     uint32_t smtp_port;            /**< relay port */
@@ -65,16 +89,34 @@ void hk_config_defaults(hk_config *cfg);
 
 /**
  * Reads the INI file at path (NULL: none) and then the environment into cfg,
- * which must hold defaults. On error returns HK_ECONFIG and writes a message
- * naming the key (or file and line) into err.
+ * which must hold defaults, and checks the rules between keys. On error
+ * returns HK_ECONFIG and writes a one-line message naming the key and where
+ * it was set ("file:line: section.key: ..." or "HOOKD_X_Y: section.key: ...")
+ * into err; cfg then holds what was read so far (free it, do not use it).
  */
 int hk_config_load(hk_config *cfg, const char *path, char *err, size_t errlen) HK_MUST_CHECK;
+
+/**
+ * Like hk_config_load for INI text in memory (len bytes, need not be
+ * NUL-terminated), without the environment; name stands for the file in
+ * messages. For tests and the fuzz harness.
+ */
+int hk_config_parse(hk_config *cfg, const char *name, const char *text, size_t len, char *err,
+                    size_t errlen) HK_MUST_CHECK;
+
+/**
+ * Parses a retry schedule (see hk_config.retry_schedule) into a malloc'd
+ * array of delays in ms that the caller frees; *n is its length. On error
+ * returns HK_ECONFIG with the reason (naming the entry) in why, and leaves
+ * *delays and *n untouched.
+ */
+int hk_retry_delays_parse(const char *text, uint64_t **delays, size_t *n, char *why, size_t whylen) HK_MUST_CHECK;
 
 /** Sets one key ("section", "key", "value") with the same checks as the file. */
 int hk_config_set(hk_config *cfg, const char *section, const char *key, const char *value, char *err,
                   size_t errlen) HK_MUST_CHECK;
 
-/** Frees the strings a config owns; safe on a zeroed or defaulted struct. */
+/** Frees the strings and arrays a config owns; safe on a zeroed or defaulted struct. */
 void hk_config_free(hk_config *cfg);
 
 /** Parses "10s", "500ms", "5m", "2h", "1d" or plain milliseconds into ms; -1 when malformed. */
