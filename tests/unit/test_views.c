@@ -2,6 +2,7 @@
  * round trips, parsing, defaults and errors) and of $select. */
 #include <stdlib.h>
 
+#include "registry.h"
 #include "select.h"
 #include "unit.h"
 #include "view_ecap.h"
@@ -343,6 +344,8 @@ static void test_ecap(void)
 {
     char f[64];
     CHECK_INT(ecap(ec_ok, f), 0);
+    CHECK_INT(ecap("{\"active\":true}", f), 400);
+    CHECK_STR(f, "mailingList");
     static const char *const required[] = {
         "active", "mailingList", "secret", "url", "webhookDescription", "webhookEventTypeId", "webhookName"};
     for (size_t i = 0; i < HK_ARRAY_SIZE(required); i++) {
@@ -459,6 +462,17 @@ static void test_select(void)
     hk_select_apply(v, "Other");
     CHECK(json_is_null(json_object_get(v, "Name")));
     json_decref(v);
+
+    /* Webhook ids in paths and queries. */
+    uint32_t id = 0;
+    CHECK(hk_reg_parse_id("12", &id) && id == 12);
+    CHECK(hk_reg_parse_id("2147483647", &id));
+    CHECK(!hk_reg_parse_id("0", &id));
+    CHECK(!hk_reg_parse_id("-1", &id));
+    CHECK(!hk_reg_parse_id("2147483648", &id));
+    CHECK(!hk_reg_parse_id("1x", &id));
+    CHECK(!hk_reg_parse_id("", &id));
+    CHECK(!hk_reg_parse_id(NULL, &id));
 }
 
 int main(void)
