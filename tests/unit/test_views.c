@@ -1,5 +1,5 @@
 /* Unit tests of the SuperOffice and EnergyCAP views (struct -> view -> struct
- * round trips, parsing, defaults and errors) and of $select. */
+ * round trips, parsing, defaults and errors), of $select and of webhook ids. */
 #include <stdlib.h>
 
 #include "registry.h"
