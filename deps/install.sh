@@ -5,7 +5,7 @@
 set -eu
 
 PKGS="cmake ninja-build pkg-config gcc libc6-dev ca-certificates
-libuv1-dev libmbedtls-dev liblmdb-dev lmdb-utils node-llhttp libjansson-dev libexpat1-dev
+libuv1-dev libmbedtls-dev liblmdb-dev lmdb-utils node-llhttp libjansson-dev libexpat1-dev libc-ares-dev
 python3 openssl curl $*"
 # Test tools: python3-jsonschema checks answers against src/api/openapi.json,
 # systemd's systemd-analyze checks conf/hookd.service.

@@ -5,11 +5,13 @@
  * -> TLS handshake) -> WRITE -> WAIT -> READ -> done. It owns two timers:
  * the total timer runs from hk_client_send to the end; the phase timer
  * first defers the start to the next loop iteration (so the callback never
- * runs inside hk_client_send), then bounds the connect phase (TCP and TLS)
- * and the wait for the first response byte.
+ * runs inside hk_client_send), then bounds the DNS lookup (c-ares on the
+ * loop, resolver.h), the connect phase (TCP and TLS) and the wait for the
+ * first response byte.
  *
  * A connection belongs to one origin (scheme, host, port and the TLS files
- * used) and carries one request at a time. When a response ends cleanly and
+ * used; http_origin.c keeps the table of them and frees those nobody uses)
+ * and carries one request at a time. When a response ends cleanly and
  * both sides agreed on keep-alive, it goes back to its origin's idle list;
  * an idle connection keeps reading so that a server's close is seen at
  * once, and a connection that still dies on reuse before any response byte
@@ -30,7 +32,9 @@
 #include <strings.h>
 
 #include "buf.h"
+#include "http_origin.h"
 #include "log.h"
+#include "resolver.h"
 #include "ssrf.h"
 #include "tls.h"
 #include "url.h"
@@ -55,26 +59,12 @@ enum phase { PH_KICK, PH_DNS, PH_CONNECT, PH_WRITE, PH_WAIT };
 
 struct conn;
 
-/* Connections to one origin and what they share: the idle list and the TLS session. */
-struct origin {
-    struct origin *next;
-    char *key;  /* scheme, host, port and TLS files: what a pooled connection must match */
-    char *name; /* "https://host:port", for logs */
-    bool tls;
-    char *host; /* without brackets */
-    int port;
-    char *ca_file, *cert, *key_file; /* NULL when not set */
-    struct conn *idle;               /* most recently used first */
-    uint32_t nidle;
-    hk_tls_session *session;
-};
-
 struct conn {
     uv_tcp_t tcp;
     uv_timer_t timer; /* idle timeout */
     uv_connect_t connect;
     hk_client *c;
-    struct origin *o;
+    struct hk__origin *o;
     struct creq *req; /* the request carried, NULL when idle */
     hk_tls_conn *tls;
     struct conn *prev, *next;   /* all connections of the client */
@@ -98,11 +88,10 @@ struct creq {
     hk_client_cb cb;
     void *arg;
     uv_timer_t total_timer, phase_timer;
-    uv_getaddrinfo_t gai;
+    hk_resolve_req *dns; /* the lookup in flight, NULL when none */
     int open_handles;
-    bool gai_pending;
     enum phase phase;
-    struct origin *o;
+    struct hk__origin *o;
     struct conn *conn;
     char *out; /* request head and body as sent */
     size_t out_len;
@@ -127,20 +116,22 @@ struct creq {
 
     int error;
     char error_text[ERROR_TEXT_LEN];
+    hk_ssrf_refusal refused; /* the SSRF guard's refusal (rule "" when none) */
 };
 
 struct hk_client {
     uv_loop_t *loop;
     hk_client_opts o;
-    char *ca_file, *user_agent;
+    char *ca_file, *dns_servers, *user_agent;
     hk_ssrf *ssrf;
+    hk_resolver *resolver;
     hk_tls_ctx *tls;
     llhttp_settings_t settings;
-    struct origin *origins;
+    hk__origins origins; /* the origins in use, and the unused ones for a while (http_origin.h) */
     struct creq *active;
     size_t nactive;
     struct conn *conns;
-    size_t live;         /* requests, connections and the sentinel not yet freed */
+    size_t live;         /* requests, connections, the resolver, the origin timer and the sentinel not yet freed */
     uv_timer_t sentinel; /* closed last, so that `closed` always runs from the loop */
     bool closing;
     void (*closed)(void *arg);
@@ -286,9 +277,10 @@ static void req_reset_response(struct creq *r)
 
 static void req_maybe_free(struct creq *r)
 {
-    if (r->open_handles > 0 || r->gai_pending)
+    if (r->open_handles > 0)
         return;
     hk_client *c = r->c;
+    hk__origin_unref(&c->origins, r->o);
     free(r->out);
     free(r->head);
     hk_buf_free(&r->rhead);
@@ -321,8 +313,10 @@ static void req_finish(struct creq *r)
     if (r->next)
         r->next->prev = r->prev;
     c->nactive--;
-    if (r->gai_pending)
-        uv_cancel((uv_req_t *)&r->gai); /* on_resolved still runs, and frees what it got */
+    if (r->dns != NULL) {
+        hk_resolve_cancel(r->dns); /* its callback will not run */
+        r->dns = NULL;
+    }
     uv_close((uv_handle_t *)&r->total_timer, req_handle_closed);
     uv_close((uv_handle_t *)&r->phase_timer, req_handle_closed);
 
@@ -340,6 +334,9 @@ static void req_finish(struct creq *r)
     res.duration_ms = ms_since(r->start_ns);
     res.reused = r->reused;
     res.tls_resumed = r->tls_resumed;
+    bool refused = r->error == HK_EFORBIDDEN && r->refused.rule[0] != '\0';
+    res.refused_addr = refused ? r->refused.addr : "";
+    res.refused_rule = refused ? r->refused.rule : "";
     r->cb(&res, r->arg);
 }
 
@@ -366,7 +363,7 @@ static void on_total_timeout(uv_timer_t *t)
 
 static void idle_unlink(struct conn *cn)
 {
-    struct origin *o = cn->o;
+    struct hk__origin *o = cn->o;
     if (cn->iprev)
         cn->iprev->inext = cn->inext;
     else
@@ -383,6 +380,7 @@ static void conn_handle_closed(uv_handle_t *h)
     if (--cn->open_handles > 0)
         return;
     hk_client *c = cn->c;
+    hk__origin_unref(&c->origins, cn->o);
     hk_tls_conn_free(cn->tls);
     free(cn);
     c->live--;
@@ -454,7 +452,7 @@ static void req_complete(struct creq *r)
 {
     struct conn *cn = r->conn;
     hk_client *c = r->c;
-    struct origin *o = r->o;
+    struct hk__origin *o = r->o;
     r->conn = NULL;
     cn->req = NULL;
     if (r->keep_alive && cn->writes_pending == 0 && !c->closing && o->nidle < c->o.max_idle_per_origin) {
@@ -744,7 +742,7 @@ static void on_connect(uv_connect_t *creq, int status)
         conn_fail(cn, rc, "read failed: %s", uv_strerror(rc));
         return;
     }
-    struct origin *o = cn->o;
+    struct hk__origin *o = cn->o;
     if (!o->tls) {
         cn->state = CS_ACTIVE;
         conn_send_request(cn);
@@ -767,6 +765,7 @@ static void conn_open(struct creq *r, const struct sockaddr *sa)
     struct conn *cn = hk_calloc(1, sizeof(*cn));
     cn->c = c;
     cn->o = r->o;
+    hk__origin_ref(cn->o);
     uv_tcp_init(c->loop, &cn->tcp);
     uv_timer_init(c->loop, &cn->timer);
     cn->tcp.data = cn;
@@ -790,64 +789,51 @@ static void conn_open(struct creq *r, const struct sockaddr *sa)
 
 /* ---- DNS and the SSRF guard ---------------------------------------------------------- */
 
-static void on_resolved(uv_getaddrinfo_t *g, int status, struct addrinfo *res)
+static void on_resolved(int status, const struct sockaddr_storage *addrs, size_t n, const char *text, void *arg)
 {
-    struct creq *r = hk_container_of(g, struct creq, gai);
-    r->gai_pending = false;
-    if (r->done) {
-        uv_freeaddrinfo(res);
-        req_maybe_free(r);
-        return;
-    }
+    struct creq *r = arg;
+    r->dns = NULL;
     if (status != 0) {
-        req_fail(r, status, "DNS lookup for %s failed: %s", r->o->host, uv_strerror(status));
+        req_fail(r, status, "DNS lookup for %s failed: %s", r->o->host, text[0] ? text : uv_strerror(status));
         return;
     }
-    struct sockaddr_storage chosen;
-    bool found = false;
-    char why[200] = "", first_why[200] = "";
-    for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
-        if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
-            continue;
-        if (hk_ssrf_allowed(r->c->ssrf, ai->ai_addr, why, sizeof(why))) {
-            memcpy(&chosen, ai->ai_addr, ai->ai_addrlen);
-            found = true;
-            break;
-        }
-        if (first_why[0] == '\0')
-            snprintf(first_why, sizeof(first_why), "%s", why);
+    /* The first address the guard allows is used; when none is, the
+     * refusal of the first one is reported. */
+    const struct sockaddr_storage *chosen = NULL;
+    hk_ssrf_refusal why;
+    for (size_t i = 0; i < n && chosen == NULL; i++) {
+        if (hk_ssrf_check(r->c->ssrf, (const struct sockaddr *)&addrs[i], &why) == 0)
+            chosen = &addrs[i];
+        else if (r->refused.rule[0] == '\0')
+            r->refused = why;
     }
-    uv_freeaddrinfo(res);
-    if (!found) {
-        req_fail(r, HK_EFORBIDDEN, "refused by SSRF guard: %s",
-                 first_why[0] ? first_why : "no usable address for the host");
+    if (chosen == NULL) {
+        if (r->refused.rule[0] == '\0')
+            req_fail(r, HK_EFORBIDDEN, "refused by SSRF guard: no usable address for the host");
+        else
+            req_fail(r, HK_EFORBIDDEN, "refused by SSRF guard: %s is %s", r->refused.addr, r->refused.rule);
         return;
     }
+    struct sockaddr_storage sa = *chosen;
     uint16_t port = htons((uint16_t)r->o->port);
-    if (chosen.ss_family == AF_INET)
-        ((struct sockaddr_in *)&chosen)->sin_port = port;
+    if (sa.ss_family == AF_INET)
+        ((struct sockaddr_in *)&sa)->sin_port = port;
     else
-        ((struct sockaddr_in6 *)&chosen)->sin6_port = port;
-    conn_open(r, (struct sockaddr *)&chosen);
+        ((struct sockaddr_in6 *)&sa)->sin6_port = port;
+    conn_open(r, (struct sockaddr *)&sa);
 }
 
+/* Looks the origin's host up (IP literals too, answered without a query), bounded by the DNS timeout. */
 static void req_resolve(struct creq *r)
 {
-    struct addrinfo hints;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    /* Literals skip the lookup; names get only the families this host can reach. */
-    unsigned char tmp[16];
-    bool literal = inet_pton(AF_INET, r->o->host, tmp) == 1 || inet_pton(AF_INET6, r->o->host, tmp) == 1;
-    hints.ai_flags = literal ? AI_NUMERICHOST : AI_ADDRCONFIG;
     r->phase = PH_DNS;
-    int rc = uv_getaddrinfo(r->c->loop, &r->gai, on_resolved, r->o->host, NULL, &hints);
+    memset(&r->refused, 0, sizeof(r->refused));
+    int rc = hk_resolve(r->c->resolver, r->o->host, &r->dns, on_resolved, r);
     if (rc != 0) {
-        req_fail(r, rc, "DNS lookup for %s failed: %s", r->o->host, uv_strerror(rc));
+        req_fail(r, rc, "DNS lookup for %s failed: %s", r->o->host, hk_strerror(rc));
         return;
     }
-    r->gai_pending = true;
+    uv_timer_start(&r->phase_timer, on_phase_timeout, r->c->o.dns_timeout_ms, 0);
 }
 
 /* The phase timer: the deferred start, then the connect and first-byte limits. */
@@ -857,7 +843,7 @@ static void on_phase_timeout(uv_timer_t *t)
     hk_client *c = r->c;
     switch (r->phase) {
     case PH_KICK: {
-        struct origin *o = r->o;
+        struct hk__origin *o = r->o;
         if (o->idle != NULL) {
             struct conn *cn = o->idle;
             idle_unlink(cn);
@@ -873,6 +859,12 @@ static void on_phase_timeout(uv_timer_t *t)
         }
         break;
     }
+    case PH_DNS:
+        hk_resolve_cancel(r->dns);
+        r->dns = NULL;
+        req_fail(r, UV_ETIMEDOUT, "DNS lookup for %s timed out after %llu ms", r->o->host,
+                 (unsigned long long)c->o.dns_timeout_ms);
+        break;
     case PH_CONNECT:
         req_fail(r, UV_ETIMEDOUT, "connect timeout after %llu ms", (unsigned long long)c->o.connect_timeout_ms);
         break;
@@ -883,7 +875,7 @@ static void on_phase_timeout(uv_timer_t *t)
     }
 }
 
-/* ---- URLs and origins --------------------------------------------------------------- */
+/* ---- request checks ------------------------------------------------------------------ */
 
 static bool valid_method(const char *m)
 {
@@ -916,54 +908,25 @@ static char *dup_or_null(const char *s)
     return s != NULL && *s != '\0' ? hk_strdup(s) : NULL;
 }
 
-static struct origin *get_origin(hk_client *c, const hk_url *u, const hk_client_request *req)
-{
-    const char *ca = u->tls && req->ca_file ? req->ca_file : "";
-    const char *cert = u->tls && req->client_cert ? req->client_cert : "";
-    const char *key = u->tls && req->client_key ? req->client_key : "";
-    size_t klen = strlen(u->host) + strlen(ca) + strlen(cert) + strlen(key) + 32;
-    char *k = hk_malloc(klen);
-    snprintf(k, klen, "%s://%s:%d %s %s %s", u->tls ? "https" : "http", u->host, u->port, ca, cert, key);
-    for (struct origin *o = c->origins; o != NULL; o = o->next) {
-        if (strcmp(o->key, k) == 0) {
-            free(k);
-            return o;
-        }
-    }
-    struct origin *o = hk_calloc(1, sizeof(*o));
-    o->key = k;
-    size_t nlen = strlen(u->host) + 24;
-    o->name = hk_malloc(nlen);
-    bool v6 = u->host_kind == HK_URL_HOST_IPV6;
-    snprintf(o->name, nlen, "%s://%s%s%s:%d", u->tls ? "https" : "http", v6 ? "[" : "", u->host, v6 ? "]" : "",
-             u->port);
-    o->tls = u->tls;
-    o->host = hk_strdup(u->host);
-    o->port = u->port;
-    o->ca_file = dup_or_null(ca);
-    o->cert = dup_or_null(cert);
-    o->key_file = dup_or_null(key);
-    o->next = c->origins;
-    c->origins = o;
-    return o;
-}
-
 /* ---- API ------------------------------------------------------------------------------ */
 
 int hk_client_create(hk_client **out, uv_loop_t *loop, const hk_client_opts *opts)
 {
     hk_client *c = hk_calloc(1, sizeof(*c));
     char err[200] = "";
+    int rc;
     *out = NULL;
     if (hk_ssrf_create(&c->ssrf, opts->allow_targets, err, sizeof(err)) != 0) {
         hk_error("http client: allow_targets: %s", err);
-        free(c);
-        return HK_EINVAL;
+        rc = HK_EINVAL;
+        goto free_client;
     }
     c->o = *opts;
     c->ca_file = dup_or_null(opts->ca_file);
+    c->dns_servers = dup_or_null(opts->dns_servers);
     c->user_agent = hk_strdup(opts->user_agent && *opts->user_agent ? opts->user_agent : "hookd/" HK_VERSION);
     c->o.ca_file = c->ca_file;
+    c->o.dns_servers = c->dns_servers;
     c->o.user_agent = c->user_agent;
     c->o.allow_targets = NULL;
     if (c->o.connect_timeout_ms == 0)
@@ -976,14 +939,19 @@ int hk_client_create(hk_client **out, uv_loop_t *loop, const hk_client_opts *opt
         c->o.max_response_bytes = DEFAULT_MAX_RESPONSE_BYTES;
     if (c->o.idle_timeout_ms == 0)
         c->o.idle_timeout_ms = DEFAULT_IDLE_TIMEOUT_MS;
+    if (c->o.dns_timeout_ms == 0)
+        c->o.dns_timeout_ms = c->o.connect_timeout_ms;
     if (hk_tls_ctx_create(&c->tls, c->ca_file) != 0) {
         hk_error("http client: cannot seed the TLS random generator");
-        hk_ssrf_free(c->ssrf);
-        free(c->ca_file);
-        free(c->user_agent);
-        free(c);
-        return HK_ETLS;
+        rc = HK_ETLS;
+        goto free_strings;
     }
+    /* c-ares gives up on a query after its tries; the request's own DNS
+     * timer fails it sooner when dns_timeout is shorter. */
+    uint64_t try_ms = c->o.dns_timeout_ms / 2 > 0 ? c->o.dns_timeout_ms / 2 : 1;
+    hk_resolver_opts ro = {.servers = c->dns_servers, .try_timeout_ms = try_ms, .tries = 2};
+    if ((rc = hk_resolver_create(&c->resolver, loop, &ro)) != 0)
+        goto free_tls;
     /* Parse the CA bundle once now, not on the first delivery; a bundle that
      * cannot be loaded fails HTTPS requests with the reason, not the client. */
     if (hk_tls_ctx_load_ca(c->tls, NULL, err, sizeof(err)) != 0)
@@ -1001,9 +969,21 @@ int hk_client_create(hk_client **out, uv_loop_t *loop, const hk_client_opts *opt
     c->settings.on_message_complete = on_message_complete;
     uv_timer_init(loop, &c->sentinel);
     c->sentinel.data = c;
-    c->live = 1;
+    hk__origins_init(&c->origins, loop, c->o.idle_timeout_ms);
+    c->live = 3; /* the sentinel, the origin timer and the resolver */
     *out = c;
     return 0;
+
+free_tls:
+    hk_tls_ctx_free(c->tls);
+free_strings:
+    free(c->ca_file);
+    free(c->dns_servers);
+    free(c->user_agent);
+    hk_ssrf_free(c->ssrf);
+free_client:
+    free(c);
+    return rc;
 }
 
 int hk_client_send(hk_client *c, const hk_client_request *req, hk_client_cb cb, void *arg)
@@ -1022,7 +1002,8 @@ int hk_client_send(hk_client *c, const hk_client_request *req, hk_client_cb cb, 
     r->c = c;
     r->cb = cb;
     r->arg = arg;
-    r->o = get_origin(c, &u, req);
+    r->o = hk__origin_get(&c->origins, &u, req->ca_file ? req->ca_file : "", req->client_cert ? req->client_cert : "",
+                          req->client_key ? req->client_key : "");
     r->head_only = strcmp(method, "HEAD") == 0;
     r->start_ns = uv_hrtime();
 
@@ -1092,26 +1073,22 @@ size_t hk_client_active(const hk_client *c)
     return c->nactive;
 }
 
+size_t hk_client_origins(const hk_client *c)
+{
+    return c->origins.count;
+}
+
 static void client_maybe_freed(hk_client *c)
 {
     if (!c->closing || c->live > 0)
         return;
     void (*closed)(void *) = c->closed;
     void *arg = c->closed_arg;
-    for (struct origin *o = c->origins, *next; o != NULL; o = next) {
-        next = o->next;
-        hk_tls_session_free(o->session);
-        free(o->key);
-        free(o->name);
-        free(o->host);
-        free(o->ca_file);
-        free(o->cert);
-        free(o->key_file);
-        free(o);
-    }
+    hk__origins_free(&c->origins);
     hk_tls_ctx_free(c->tls);
     hk_ssrf_free(c->ssrf);
     free(c->ca_file);
+    free(c->dns_servers);
     free(c->user_agent);
     free(c);
     if (closed != NULL)
@@ -1121,6 +1098,20 @@ static void client_maybe_freed(hk_client *c)
 static void on_sentinel_closed(uv_handle_t *h)
 {
     hk_client *c = h->data;
+    c->live--;
+    client_maybe_freed(c);
+}
+
+static void on_origins_closed(void *arg)
+{
+    hk_client *c = arg;
+    c->live--;
+    client_maybe_freed(c);
+}
+
+static void on_resolver_closed(void *arg)
+{
+    hk_client *c = arg;
     c->live--;
     client_maybe_freed(c);
 }
@@ -1136,5 +1127,7 @@ void hk_client_close(hk_client *c, void (*closed)(void *arg), void *arg)
         req_fail(c->active, UV_ECANCELED, "canceled: the client is closing");
     while (c->conns != NULL)
         conn_close(c->conns);
+    hk_resolver_close(c->resolver, on_resolver_closed, c);
+    hk__origins_close(&c->origins, on_origins_closed, c);
     uv_close((uv_handle_t *)&c->sentinel, on_sentinel_closed);
 }

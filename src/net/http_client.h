@@ -5,9 +5,14 @@
  * POST (or any method) with a Content-Length body over plain TCP or TLS
  * (mbedTLS over memory BIOs on the libuv stream). Keep-alive connections are
  * pooled per origin (scheme, host, port) and reused; TLS sessions are
- * resumed on new connections to the same origin. DNS runs on the
- * threadpool (uv_getaddrinfo); every resolved address passes the SSRF
- * guard (ssrf.h) before a connection is made. Separate connect, first-byte
+ * resumed on new connections to the same origin. An origin no request or
+ * connection uses is forgotten after idle_timeout_ms, so memory follows
+ * the origins in use, not every target ever sent to. DNS runs on the loop
+ * (resolver.h, c-ares: never on the threadpool the group commit uses)
+ * with its own timeout; every resolved address passes the SSRF guard
+ * (ssrf.h) before a connection is made, and a refusal names the address
+ * and the rule. URLs are parsed by hk_url_parse (url.h), the parser that
+ * also checks them when they are saved. Separate DNS, connect, first-byte
  * and total timeouts each fail with their own error text. The loop never
  * blocks.
  */
@@ -37,12 +42,15 @@ typedef struct hk_client_opts {
     uint32_t max_idle_per_origin;   /**< idle keep-alive connections kept per origin (0: no pooling) */
     uint64_t idle_timeout_ms;       /**< an idle pooled connection is closed after this [30 s] */
     const char *user_agent;         /**< User-Agent header value ["hookd/" HK_VERSION] */
+    uint64_t dns_timeout_ms;        /**< one name lookup [connect_timeout_ms] */
+    const char *dns_servers;        /**< "IP[:PORT],..." DNS servers to ask instead of /etc/resolv.conf's
+                                         (NULL or "": the system's); /etc/hosts is read first either way */
 } hk_client_opts;
 
 /** One request. Everything is copied by hk_client_send; nothing needs to outlive the call. */
 typedef struct hk_client_request {
     const char *method;      /**< "POST" when NULL */
-    const char *url;         /**< absolute http:// or https:// URL */
+    const char *url;         /**< absolute http:// or https:// URL, as hk_url_parse accepts it */
     const char *headers;     /**< extra "Name: value\r\n" lines; the client adds Host, Content-Length,
                                   User-Agent and Connection */
     const char *body;        /**< request body (may be NULL when body_len is 0) */
@@ -60,7 +68,13 @@ typedef struct hk_client_result {
     int error;                /**< 0 when a complete response arrived; else a negative code */
     const char *error_text;   /**< readable reason when error != 0, e.g. "connect timeout after 5000 ms",
                                    "TLS: certificate verify failed: ...", "refused by SSRF guard: 127.0.0.1
-                                   is loopback", "connection refused" */
+                                   is loopback", "connection refused", "DNS lookup for x.example timed out
+                                   after 5000 ms" */
+    const char *refused_addr; /**< when the SSRF guard refused the target (error HK_EFORBIDDEN): the address it
+                                   refused, e.g. "127.0.0.1"; "" otherwise. For a log line "webhook N: refused
+                                   address A by rule R" */
+    const char *refused_rule; /**< the rule that refused refused_addr, e.g. "loopback", "private (RFC 1918)";
+                                   "" when nothing was refused */
     int status;               /**< HTTP status; 0 when no response came */
     const char *status_line;  /**< "HTTP/1.1 200 OK" ("" when none) */
     const char *headers;      /**< raw response header lines "Name: value\r\n..." ("" when none) */
@@ -77,20 +91,24 @@ typedef struct hk_client_result {
 /** Called once per request on the loop thread (also with UV_ECANCELED when the client closes). */
 typedef void (*hk_client_cb)(const hk_client_result *res, void *arg);
 
+/** Origins without requests or connections kept at most (their TLS sessions with them); older ones are freed. */
+#define HK_CLIENT_MAX_UNUSED_ORIGINS 256
+
 /** Response status line plus header block kept at most; a longer head fails the request. */
 #define HK_CLIENT_MAX_RESPONSE_HEAD 65536
 
 /**
  * Creates a client on loop. HK_EINVAL (logged, naming the entry) when
- * allow_targets does not parse; HK_ETLS when the DRBG cannot be seeded.
+ * allow_targets or dns_servers do not parse; HK_ETLS when the DRBG cannot
+ * be seeded; UV_ENOMEM or HK_ECONFIG when the resolver cannot start.
  */
 int hk_client_create(hk_client **out, uv_loop_t *loop, const hk_client_opts *opts) HK_MUST_CHECK;
 
 /**
  * Starts a request; cb runs later, never from within this call. Returns 0,
- * or an error without calling cb: HK_EINVAL for a URL that is not absolute
- * http(s) (userinfo is not supported), a bad method or malformed extra
- * headers; HK_ETOOBIG for a body over 256 MiB; HK_ESHUTDOWN once
+ * or an error without calling cb: HK_EINVAL for a URL hk_url_parse refuses
+ * (not absolute http(s), userinfo, '%' in the host, ...), a bad method or
+ * malformed extra headers; HK_ETOOBIG for a body over 256 MiB; HK_ESHUTDOWN once
  * hk_client_close was called.
  */
 int hk_client_send(hk_client *c, const hk_client_request *req, hk_client_cb cb, void *arg) HK_MUST_CHECK;
@@ -113,5 +131,12 @@ void hk_client_close(hk_client *c, void (*closed)(void *arg), void *arg);
 
 /** Number of requests in flight. */
 size_t hk_client_active(const hk_client *c);
+
+/**
+ * Origins (scheme, host, port, TLS files) the client holds state for: those
+ * with requests or connections, plus unused ones kept for idle_timeout_ms
+ * (at most HK_CLIENT_MAX_UNUSED_ORIGINS) so a TLS session can resume.
+ */
+size_t hk_client_origins(const hk_client *c);
 
 #endif

@@ -74,6 +74,9 @@ struct conn {
     hk_buf pending;
 
     hk_http_request req;
+    bool head_ready;    /* req's head fields are filled (by the head hook's call or dispatch) */
+    bool in_head_hook;  /* the head hook is running */
+    bool answered_head; /* the head hook answered: the body is never read */
     hk_header *headers;
     uint32_t headers_cap;
     bool close_after;
@@ -88,6 +91,8 @@ struct hk_http_server {
     const hk_config *cfg;
     hk_http_handler handler;
     void *data;
+    hk_http_head_hook on_head;
+    void (*slot_free)(void *slot);
     hk_http_error_body error_body;
     llhttp_settings_t settings;
     uv_tcp_t listeners[8];
@@ -110,6 +115,7 @@ struct write_req {
 };
 
 static void conn_close(struct conn *c);
+static void prepare_head(struct conn *c);
 static void feed(struct conn *c, const char *data, size_t len);
 static void start_idle(struct conn *c);
 static void start_reading(struct conn *c);
@@ -194,8 +200,19 @@ static void arm(struct conn *c, uint64_t ms)
 
 /* ---- writing ----------------------------------------------------------- */
 
+/* Frees what the layer above hung on the request (hk_http_request.slot). */
+static void release_slot(struct conn *c)
+{
+    if (c->req.slot != NULL && c->srv->slot_free != NULL)
+        c->srv->slot_free(c->req.slot);
+    c->req.slot = NULL;
+}
+
 static void reset_request(struct conn *c)
 {
+    release_slot(c);
+    c->head_ready = false;
+    c->answered_head = false;
     hk_buf_reset(&c->head);
     c->url_len = 0;
     c->nspans = 0;
@@ -322,6 +339,17 @@ void hk_http_respond(hk_http_request *req, int status, const char *content_type,
                      const char *body, size_t len)
 {
     struct conn *c = hk_container_of(req, struct conn, req);
+    release_slot(c);
+    if (c->in_head_hook) {
+        /* An answer from the head hook: the body is not read, so the
+         * connection cannot carry another request. Input is drained after
+         * the answer (lingering close), never buffered. */
+        c->answered_head = true;
+        c->close_after = true;
+        c->linger = true;
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    }
     if (c->srv->cfg->access_log)
         hk_info("access %s %s %.*s%s%s %d %zu %llums", req->remote, req->method_name, (int)req->path_len, req->path,
                 req->query_len ? "?" : "", req->query, status, len,
@@ -335,7 +363,10 @@ static void respond_error(struct conn *c, int status, const char *message)
     hk_http_server *srv = c->srv;
     const char *path = NULL;
     size_t path_len = 0;
-    if (c->url_len > 0) {
+    if (c->head_ready) {
+        path = c->req.path;
+        path_len = c->req.path_len;
+    } else if (c->url_len > 0) {
         path = c->head.data;
         const char *q = memchr(path, '?', c->url_len);
         path_len = q ? (size_t)(q - path) : c->url_len;
@@ -483,6 +514,16 @@ static int on_headers_complete(llhttp_t *p)
                 return reject(c, 417, "unsupported expectation");
         }
     }
+    if (c->srv->on_head != NULL) {
+        /* Before the body and before any 100 Continue: the layer above may
+         * answer now (401, 403) and the body is never read. */
+        prepare_head(c);
+        c->in_head_hook = true;
+        c->srv->on_head(&c->req, c->srv->data);
+        c->in_head_hook = false;
+        if (c->answered_head)
+            return HPE_PAUSED;
+    }
     if (c->expect_continue && p->http_minor >= 1 &&
         ((p->flags & F_CONTENT_LENGTH && p->content_length > 0) || (p->flags & F_CHUNKED))) {
         static char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -525,8 +566,12 @@ static void trim_span(const char **s, size_t *len)
         (*len)--;
 }
 
-static void dispatch(struct conn *c)
+/* Fills the request's head fields from the parser and the head buffer (once per request). */
+static void prepare_head(struct conn *c)
 {
+    if (c->head_ready)
+        return;
+    c->head_ready = true;
     hk_http_request *r = &c->req;
     hk_http_server *srv = c->srv;
     if (c->headers_cap < c->nspans) {
@@ -547,6 +592,8 @@ static void dispatch(struct conn *c)
     r->method = llhttp_get_method(&c->parser);
     r->method_name = llhttp_method_name((llhttp_method_t)r->method);
     r->keep_alive = c->keep_alive;
+    r->body_expected =
+        (c->parser.flags & F_CHUNKED) || ((c->parser.flags & F_CONTENT_LENGTH) && c->parser.content_length > 0);
     r->start_ms = uv_now(srv->loop);
     /* The target was NUL-terminated in on_url_complete; split off the query. */
     char *target = c->head.data;
@@ -562,8 +609,19 @@ static void dispatch(struct conn *c)
         r->query = "";
         r->query_len = 0;
     }
+    r->body = "";
+    r->body_len = 0;
+}
+
+static void dispatch(struct conn *c)
+{
+    hk_http_request *r = &c->req;
+    hk_http_server *srv = c->srv;
+    prepare_head(c);
     r->body = hk_buf_cstr(&c->body);
     r->body_len = c->body.len;
+    /* Once the body is complete the time runs from here, as it always has. */
+    r->start_ms = uv_now(srv->loop);
     c->state = ST_HANDLING;
     uv_timer_stop(&c->timer);
     srv->handler(r, srv->data);
@@ -589,6 +647,8 @@ static void feed(struct conn *c, const char *data, size_t len)
     llhttp_errno_t err = llhttp_execute(&c->parser, data, len);
     if (err == HPE_OK)
         return;
+    if (err == HPE_PAUSED && c->answered_head)
+        return; /* answered from the head hook: what follows is not read */
     if (err == HPE_PAUSED) {
         const char *pos = llhttp_get_error_pos(&c->parser);
         size_t used = pos ? (size_t)(pos - data) : len;
@@ -709,6 +769,7 @@ static void on_handle_closed(uv_handle_t *h)
     if (--c->open_handles > 0)
         return;
     hk_http_server *srv = c->srv;
+    release_slot(c);
     hk_buf_free(&c->head);
     free(c->spans);
     hk_buf_free(&c->body);
@@ -827,6 +888,12 @@ int hk_http_server_create(hk_http_server **out, uv_loop_t *loop, const hk_config
     srv->settings.on_message_complete = on_message_complete;
     *out = srv;
     return 0;
+}
+
+void hk_http_server_on_head(hk_http_server *srv, hk_http_head_hook hook, void (*slot_free)(void *slot))
+{
+    srv->on_head = hook;
+    srv->slot_free = slot_free;
 }
 
 int hk_http_server_listen(hk_http_server *srv, const char *addr)

@@ -5,6 +5,12 @@
  * complete the connection stops reading until its response has been written,
  * so pipelined requests are answered in order and a client that sends
  * faster than it reads costs at most one buffered read.
+ *
+ * Two callbacks see a request: the optional head hook
+ * (hk_http_server_on_head) when its head is complete, before any of its
+ * body is read, and the handler when the whole request is in. The head
+ * hook is where credentials are checked, so that a request without them
+ * is refused before its body (up to max_body_bytes) is buffered.
  */
 #ifndef HK_HTTP_SERVER_H
 #define HK_HTTP_SERVER_H
@@ -45,12 +51,40 @@ typedef struct hk_http_request {
     const char *body;        /**< the de-chunked body, NUL-terminated; "" when none */
     size_t body_len;         /**< bytes in body */
     bool keep_alive;         /**< the connection stays open after the response */
-    uint64_t start_ms;       /**< loop time when the request was complete */
+    bool body_expected;      /**< a body follows the head (Content-Length > 0, or chunked) */
+    uint64_t start_ms;       /**< loop time when the request was complete (in the head hook: when the head was) */
     char remote[64];         /**< peer address, for logs */
+    void *slot;              /**< the layer above's own data for this request (e.g. the authenticated user), set
+                                  by the head hook and seen by the handler; NULL until set. The server owns it once
+                                  set: it is freed with the slot_free given to hk_http_server_on_head when the
+                                  request is answered (within hk_http_respond, before it returns) or abandoned
+                                  (connection closed, timeout, malformed body) */
 } hk_http_request;
 
 /** Called once per complete request on the loop thread. */
 typedef void (*hk_http_handler)(hk_http_request *req, void *data);
+
+/**
+ * Called on the loop thread when a request's head is complete, before any
+ * of its body is read and before a 100 Continue is sent. req has every
+ * field but the body (body is "" and body_len 0; body_expected says whether
+ * one follows); it is valid during the call only, except that the hook may
+ * set req->slot for the handler.
+ *
+ * The hook does one of two things, within the call:
+ *   - nothing (or only set req->slot): the body is read and buffered as
+ *     usual and the handler runs when the request is complete;
+ *   - answer with hk_http_respond (e.g. 401 or 403): the request ends
+ *     there. Its body is never read or buffered and the handler never runs
+ *     for it. As the unread body cannot be skipped safely, the answer
+ *     carries "Connection: close" and the connection closes after it
+ *     (draining, not buffering, what the client still sends, so it can read
+ *     the answer). A hook that wants to keep the connection for a request
+ *     without a body (body_expected false) may leave the answer to the
+ *     handler instead.
+ * It must not answer later, from another callback.
+ */
+typedef void (*hk_http_head_hook)(hk_http_request *req, void *data);
 
 /**
  * Formats the body of an error the server answers by itself (400, 408,
@@ -62,6 +96,13 @@ typedef char *(*hk_http_error_body)(const char *path, size_t path_len, int statu
 /** Creates a server on loop; cfg must outlive it. */
 int hk_http_server_create(hk_http_server **out, uv_loop_t *loop, const hk_config *cfg, hk_http_handler handler,
                           void *data, hk_http_error_body error_body) HK_MUST_CHECK;
+
+/**
+ * Sets the head hook (NULL: none), called with the server's data, and the
+ * function that frees req->slot (NULL when slots need no freeing). Call
+ * before hk_http_server_listen.
+ */
+void hk_http_server_on_head(hk_http_server *srv, hk_http_head_hook hook, void (*slot_free)(void *slot));
 
 /**
  * Listens on "HOST:PORT" or "[V6]:PORT" (port 0: any free port). Logs the
@@ -87,7 +128,9 @@ uint32_t hk_http_server_connections(const hk_http_server *srv);
  * Answers req. body (len bytes, may be NULL) is copied. extra_headers is
  * NULL or preformatted "Name: value\r\n" lines. A Content-Length, Date and
  * (when content_type is not NULL) Content-Type header are added. After this
- * call req must not be touched.
+ * call req must not be touched (req->slot is freed within it). Called from
+ * the head hook it refuses the request before its body (see
+ * hk_http_head_hook).
  */
 void hk_http_respond(hk_http_request *req, int status, const char *content_type, const char *extra_headers,
                      const char *body, size_t len);

@@ -9,11 +9,11 @@
  * the message (the QUIT that follows is a courtesy), or on the first
  * failure.
  *
- * Memory: a session is freed once its TCP handle and timer are closed and
- * its DNS request has returned (a cancelled uv_getaddrinfo still calls
- * back). Write buffers belong to their write request and are freed in the
- * write callback, also on UV_ECANCELED. The client is freed when its last
- * session is, after hk_smtp_close.
+ * Memory: a session is freed once its TCP handle and timer are closed (a
+ * DNS lookup in flight is cancelled: its callback never runs). Write
+ * buffers belong to their write request and are freed in the write
+ * callback, also on UV_ECANCELED. The client is freed when its last
+ * session and its resolver are, after hk_smtp_close.
  */
 #include "smtp.h"
 
@@ -28,6 +28,7 @@
 #include "buf.h"
 #include "log.h"
 #include "random.h"
+#include "resolver.h"
 #include "tls.h"
 
 #define READ_BUF_SIZE 16384
@@ -77,8 +78,7 @@ struct session {
     uv_timer_t timer;
     uv_tcp_t tcp;
     uv_connect_t connect;
-    uv_getaddrinfo_t gai;
-    bool gai_pending;
+    hk_resolve_req *dns; /* the relay's lookup in flight, NULL when none */
     bool tcp_open;
     int handles; /* open handles (timer, tcp) */
     struct sockaddr_storage addrs[MAX_ADDRS];
@@ -98,9 +98,10 @@ struct hk_smtp {
     char *helo;
     uint64_t timeout_ms;
     hk_tls_ctx *tls;
+    hk_resolver *resolver;
     struct session *active;
     struct session *queue_head, *queue_tail;
-    size_t nactive, nqueued, nsessions; /* nsessions: allocated, closing ones included */
+    size_t nactive, nqueued, nsessions; /* nsessions: allocated, closing ones included, plus one for the resolver */
     bool closing;
     void (*closed)(void *arg);
     void *closed_arg;
@@ -236,6 +237,22 @@ static char *build_message(const hk_smtp_mail *m, char **to, size_t nto, size_t 
 
 /* ---- session life ----------------------------------------------------- */
 
+/* Drops one of the references nsessions counts; the last one after hk_smtp_close frees the client. */
+static void client_unref(hk_smtp *c)
+{
+    if (--c->nsessions > 0 || !c->closing)
+        return;
+    void (*closed)(void *) = c->closed;
+    void *arg = c->closed_arg;
+    hk_tls_ctx_free(c->tls);
+    free(c->host);
+    free(c->ca_file);
+    free(c->helo);
+    free(c);
+    if (closed != NULL)
+        closed(arg);
+}
+
 static void session_free(struct session *s)
 {
     hk_smtp *c = s->c;
@@ -247,23 +264,12 @@ static void session_free(struct session *s)
     free(s->reply);
     hk_tls_conn_free(s->tls);
     free(s);
-    c->nsessions--;
-    if (c->closing && c->nsessions == 0) {
-        void (*closed)(void *) = c->closed;
-        void *arg = c->closed_arg;
-        hk_tls_ctx_free(c->tls);
-        free(c->host);
-        free(c->ca_file);
-        free(c->helo);
-        free(c);
-        if (closed != NULL)
-            closed(arg);
-    }
+    client_unref(c);
 }
 
 static void maybe_free(struct session *s)
 {
-    if (s->state == ST_CLOSING && s->handles == 0 && !s->gai_pending)
+    if (s->state == ST_CLOSING && s->handles == 0)
         session_free(s);
 }
 
@@ -323,8 +329,10 @@ static void session_close(struct session *s)
     bool was_queued = s->state == ST_QUEUED;
     list_remove(c, s);
     s->state = ST_CLOSING;
-    if (s->gai_pending)
-        uv_cancel((uv_req_t *)&s->gai);
+    if (s->dns != NULL) {
+        hk_resolve_cancel(s->dns);
+        s->dns = NULL;
+    }
     if (!was_queued) {
         uv_close((uv_handle_t *)&s->timer, on_handle_closed);
         if (s->tcp_open) {
@@ -740,37 +748,22 @@ static void try_connect(struct session *s)
         fail(s, rc, "cannot connect to relay %s:%u: %s", s->c->host, s->c->port, uv_strerror(rc));
 }
 
-static void on_resolved(uv_getaddrinfo_t *g, int status, struct addrinfo *res)
+static void on_resolved(int status, const struct sockaddr_storage *addrs, size_t n, const char *text, void *arg)
 {
-    struct session *s = g->data;
-    s->gai_pending = false;
-    if (s->state == ST_CLOSING) {
-        uv_freeaddrinfo(res);
-        maybe_free(s);
-        return;
-    }
+    struct session *s = arg;
+    s->dns = NULL;
     if (status != 0) {
-        uv_freeaddrinfo(res);
-        fail(s, status, "cannot resolve relay %s: %s", s->c->host, uv_strerror(status));
+        fail(s, status, "cannot resolve relay %s: %s", s->c->host, text[0] ? text : uv_strerror(status));
         return;
     }
     s->naddrs = s->addr_next = 0;
-    for (struct addrinfo *ai = res; ai != NULL && s->naddrs < MAX_ADDRS; ai = ai->ai_next) {
-        if (ai->ai_addrlen > sizeof(s->addrs[0]))
-            continue;
-        memcpy(&s->addrs[s->naddrs], ai->ai_addr, ai->ai_addrlen);
-        if (ai->ai_family == AF_INET)
+    for (size_t i = 0; i < n && s->naddrs < MAX_ADDRS; i++) {
+        s->addrs[s->naddrs] = addrs[i];
+        if (addrs[i].ss_family == AF_INET)
             ((struct sockaddr_in *)&s->addrs[s->naddrs])->sin_port = htons(s->c->port);
-        else if (ai->ai_family == AF_INET6)
-            ((struct sockaddr_in6 *)&s->addrs[s->naddrs])->sin6_port = htons(s->c->port);
         else
-            continue;
+            ((struct sockaddr_in6 *)&s->addrs[s->naddrs])->sin6_port = htons(s->c->port);
         s->naddrs++;
-    }
-    uv_freeaddrinfo(res);
-    if (s->naddrs == 0) {
-        fail(s, UV_EAI_NONAME, "cannot resolve relay %s: no address", s->c->host);
-        return;
     }
     try_connect(s);
 }
@@ -779,18 +772,12 @@ static void on_timer(uv_timer_t *t)
 {
     struct session *s = t->data;
     if (s->state == ST_KICK) {
-        struct addrinfo hints;
-        memset(&hints, 0, sizeof(hints));
-        hints.ai_family = AF_UNSPEC;
-        hints.ai_socktype = SOCK_STREAM;
         s->state = ST_RESOLVING;
-        s->gai.data = s;
-        int rc = uv_getaddrinfo(s->c->loop, &s->gai, on_resolved, s->c->host, NULL, &hints);
+        int rc = hk_resolve(s->c->resolver, s->c->host, &s->dns, on_resolved, s);
         if (rc != 0) {
-            fail(s, rc, "cannot resolve relay %s: %s", s->c->host, uv_strerror(rc));
+            fail(s, rc, "cannot resolve relay %s: %s", s->c->host, hk_strerror(rc));
             return;
         }
-        s->gai_pending = true;
         uv_timer_start(&s->timer, on_timer, s->c->timeout_ms, 0);
         return;
     }
@@ -843,6 +830,15 @@ int hk_smtp_create(hk_smtp **out, uv_loop_t *loop, const hk_smtp_opts *opts)
         if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-' && *p != '_')
             *p = '-';
     c->timeout_ms = opts->timeout_ms ? opts->timeout_ms : HK_SMTP_DEFAULT_TIMEOUT_MS;
+    int rc = hk_resolver_create(&c->resolver, loop, NULL);
+    if (rc != 0) {
+        free(c->host);
+        free(c->ca_file);
+        free(c->helo);
+        free(c);
+        return rc;
+    }
+    c->nsessions = 1; /* the resolver's reference, dropped when it is closed */
     *out = c;
     return 0;
 }
@@ -897,6 +893,11 @@ int hk_smtp_send(hk_smtp *c, const hk_smtp_mail *mail, hk_smtp_cb cb, void *arg)
     return 0;
 }
 
+static void on_resolver_closed(void *arg)
+{
+    client_unref(arg);
+}
+
 void hk_smtp_close(hk_smtp *c, void (*closed)(void *arg), void *arg)
 {
     if (c == NULL || c->closing)
@@ -904,23 +905,14 @@ void hk_smtp_close(hk_smtp *c, void (*closed)(void *arg), void *arg)
     c->closing = true;
     c->closed = closed;
     c->closed_arg = arg;
-    /* nsessions cannot reach 0 inside the loop while another session is
-     * left, so the client outlives it; the guard covers the empty case. */
-    c->nsessions++;
+    /* The resolver's reference keeps the client alive through the loop;
+     * the client goes with the last of the sessions and the resolver. */
     while (c->queue_head != NULL || c->active != NULL) {
         struct session *s = c->queue_head ? c->queue_head : c->active;
         report(s, UV_ECANCELED, "mail abandoned: shutting down");
         session_close(s);
     }
-    if (--c->nsessions == 0) {
-        hk_tls_ctx_free(c->tls);
-        free(c->host);
-        free(c->ca_file);
-        free(c->helo);
-        free(c);
-        if (closed != NULL)
-            closed(arg);
-    }
+    hk_resolver_close(c->resolver, on_resolver_closed, c);
 }
 
 size_t hk_smtp_pending(const hk_smtp *c)

@@ -2,7 +2,7 @@
  * smtp.h: a small SMTP client on the libuv loop, for plain-text mail to a
  * relay.
  *
- * One mail is one session: DNS on the threadpool (uv_getaddrinfo), TCP,
+ * One mail is one session: DNS on the loop (resolver.h, c-ares), TCP,
  * the 220 greeting, EHLO (HELO when EHLO is refused), optionally STARTTLS
  * (mbedTLS over memory buffers, the relay verified against a CA file with
  * its host name) and EHLO again, MAIL FROM, one RCPT TO per recipient,

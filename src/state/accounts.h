@@ -20,8 +20,10 @@
 #include <stdint.h>
 
 #include "common.h"
-#include "kv.h"
 #include "model.h"
+
+/** A transaction of the state layer (kv.h), for the old interface below. */
+typedef struct hk_txn hk_txn;
 
 /** Reads node id into *out; HK_ENOTFOUND when absent, HK_ESTORE when the record is malformed. */
 int hk_node_get(hk_txn *txn, uint32_t id, hk_node *out) HK_MUST_CHECK;

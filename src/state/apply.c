@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "event.h"
+#include "log.h"
 #include "tables.h"
 #include "webhook.h"
 
@@ -91,7 +92,10 @@ static int fan_out(hk_txn *txn, uint64_t eid, uint64_t now, struct fanout *f)
         if (wid == f->exclude)
             continue;
         int prc = hk__webhook_peek(txn, wid, &state, &locked);
-        if (prc == HK_ENOTFOUND || (prc == 0 && state != HK_WH_ACTIVE))
+        if (prc == HK_ESTORE)
+            hk_warn("store: webhook %u cannot be read; it gets no deliveries", wid);
+        /* A record that cannot be read is not Active, as before: the others still get theirs. */
+        if (prc == HK_ENOTFOUND || prc == HK_ESTORE || (prc == 0 && state != HK_WH_ACTIVE))
             continue;
         hk_delivery d = {.webhook_id = wid, .event_id = eid, .due_ms = now, .attempts = 0, .first_ms = now};
         if (prc == 0)

@@ -22,8 +22,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "kv.h"
 #include "model.h"
+
+/** A transaction of the state layer (kv.h), for the old interface below. */
+typedef struct hk_txn hk_txn;
 
 /**
  * One attempt's outcome as the old engine passes it around: the strings are

@@ -96,6 +96,8 @@ bool hk_perm_allows(unsigned perms, unsigned need)
     return (perms & need) == need;
 }
 
+static int key_write(hk_txn *txn, const hk_key *k, unsigned flags);
+
 /* ---- users ---------------------------------------------------------------- */
 
 /* Every authenticated request reads its user: recently decoded records are
@@ -255,6 +257,11 @@ int hk__apply_user_put(hk_txn *txn, hk_op *op)
     uint32_t holder;
     int rc;
     p->id = 0;
+    p->skipped = false;
+    if (p->only_first && u.id == 0 && hk_count(txn, HK_DB_USERS) > 0) {
+        p->skipped = true;
+        return 0;
+    }
     size_t clen = strnlen(u.code, sizeof(u.code));
     if (clen == 0 || clen > HK_USER_CODE_MAX || strnlen(u.full_name, sizeof(u.full_name)) > HK_USER_NAME_MAX)
         return HK_EINVAL;
@@ -290,6 +297,14 @@ int hk__apply_user_put(hk_txn *txn, hk_op *op)
         return rc;
     if ((rc = hk_put(txn, HK_DB_USER_CODES, lc, strlen(lc), k, 4, 0)) != 0)
         return rc;
+    if (p->key != NULL) {
+        hk_key key = *p->key;
+        key.user_id = u.id;
+        if (key.created_ms == 0)
+            key.created_ms = op->now_ms;
+        if ((rc = key_write(txn, &key, HK_PUT_NOOVERWRITE)) != 0)
+            return rc;
+    }
     p->id = u.id;
     return 0;
 }

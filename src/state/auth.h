@@ -14,10 +14,12 @@
 
 #include "common.h"
 #include "http_server.h"
-#include "kv.h"
 #include "model.h"
 #include "random.h"
 #include "store.h"
+
+/** A transaction of the state layer (kv.h), for the old interface below. */
+typedef struct hk_txn hk_txn;
 
 #define HK_KEY_TEXT_LEN 47 /* "hk_" + 43 base64url characters + NUL */
 

@@ -12,8 +12,10 @@
 #include <stdint.h>
 
 #include "common.h"
-#include "kv.h"
 #include "model.h"
+
+/** A transaction of the state layer (kv.h), for the old interface below. */
+typedef struct hk_txn hk_txn;
 
 /** An event whose strings point into the buffer it was decoded from (or the caller's). */
 typedef struct hk_event_view {

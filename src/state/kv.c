@@ -80,7 +80,11 @@ struct hk_kv_env {
     hk_txn rtxn;
     bool rtxn_busy;
     uint64_t commits, writes;
+    uint64_t reader_check_at; /* loop time of the last stale-reader check */
 };
+
+/* Reader slots of killed processes are cleared at least this often on a busy store. */
+#define READER_CHECK_MS 60000
 
 static int map_err(int rc)
 {
@@ -550,6 +554,12 @@ static void batch_done(uv_work_t *req, int status)
         s->commits++;
     s->batch = NULL;
     s->working = false;
+    uint64_t now = uv_now(s->loop);
+    if (now - s->reader_check_at >= READER_CHECK_MS) {
+        s->reader_check_at = now;
+        if (hk_kv_reader_check(s, NULL) != 0)
+            hk_warn("store: stale readers could not be checked");
+    }
     /* Start the next batch before running callbacks, so the disk is never
      * idle while the loop answers the previous group. */
     start_batch(s);

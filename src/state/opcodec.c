@@ -55,6 +55,22 @@ static void w_attempt(hk__wbuf *b, const hk_attempt *a)
     w_bool(b, a->sync);
 }
 
+static void w_key_fields(hk__wbuf *b, const hk_key *k)
+{
+    hk__w_raw(b, k->hash, 32);
+    hk__w_u32(b, k->user_id);
+    hk__w_u64(b, k->created_ms);
+    w_bool(b, k->revoked);
+    hk__w_strn(b, k->short_id, strnlen(k->short_id, sizeof(k->short_id)));
+}
+
+static void w_key(hk__wbuf *b, const hk_key *k)
+{
+    w_bool(b, k != NULL);
+    if (k != NULL)
+        w_key_fields(b, k);
+}
+
 static void w_delivery(hk__wbuf *b, const hk_delivery *d)
 {
     hk__w_u32(b, d->webhook_id);
@@ -140,17 +156,11 @@ int hk_op_encode(const hk_op *op, uint8_t **out, size_t *len)
         hk__w_str(&b, u->full_name);
         hk__w_u32(&b, u->perms);
         hk__w_u32(&b, u->top_node);
+        w_bool(&b, op->u.user_put.only_first);
+        w_key(&b, op->u.user_put.key);
         break;
     }
-    case HK_OP_KEY_PUT: {
-        const hk_key *k = &op->u.key_put.key;
-        hk__w_raw(&b, k->hash, 32);
-        hk__w_u32(&b, k->user_id);
-        hk__w_u64(&b, k->created_ms);
-        w_bool(&b, k->revoked);
-        hk__w_strn(&b, k->short_id, strnlen(k->short_id, sizeof(k->short_id)));
-        break;
-    }
+    case HK_OP_KEY_PUT: w_key_fields(&b, &op->u.key_put.key); break;
     case HK_OP_KEY_REVOKE:
         hk__w_strn(&b, op->u.key_revoke.short_id, strnlen(op->u.key_revoke.short_id, 8));
         hk__w_raw(&b, op->u.key_revoke.hash, 32);
@@ -228,6 +238,15 @@ static hk_attempt *r_attempt(hk__rbuf *r)
     a->disabled = r_bool(r);
     a->sync = r_bool(r);
     return a;
+}
+
+static void r_key_fields(hk__rbuf *r, hk_key *k)
+{
+    hk__r_raw(r, k->hash, 32);
+    k->user_id = hk__r_u32(r);
+    k->created_ms = hk__r_u64(r);
+    k->revoked = r_bool(r);
+    hk__r_strbuf(r, k->short_id, sizeof(k->short_id));
 }
 
 static void r_delivery(hk__rbuf *r, hk_delivery *d)
@@ -320,17 +339,15 @@ int hk_op_decode(hk_op *op, const uint8_t *buf, size_t len)
         hk__r_strbuf(&r, u->full_name, sizeof(u->full_name));
         u->perms = hk__r_u32(&r);
         u->top_node = hk__r_u32(&r);
+        op->u.user_put.only_first = r_bool(&r);
+        if (r_bool(&r)) {
+            hk_key *k = hk_calloc(1, sizeof(*k));
+            r_key_fields(&r, k);
+            op->u.user_put.key = k;
+        }
         break;
     }
-    case HK_OP_KEY_PUT: {
-        hk_key *k = &op->u.key_put.key;
-        hk__r_raw(&r, k->hash, 32);
-        k->user_id = hk__r_u32(&r);
-        k->created_ms = hk__r_u64(&r);
-        k->revoked = r_bool(&r);
-        hk__r_strbuf(&r, k->short_id, sizeof(k->short_id));
-        break;
-    }
+    case HK_OP_KEY_PUT: r_key_fields(&r, &op->u.key_put.key); break;
     case HK_OP_KEY_REVOKE:
         hk__r_strbuf(&r, op->u.key_revoke.short_id, sizeof(op->u.key_revoke.short_id));
         hk__r_raw(&r, op->u.key_revoke.hash, 32);
@@ -406,6 +423,7 @@ void hk_op_decode_free(hk_op *op)
         free_state_event(&op->u.webhook_put.event);
         break;
     case HK_OP_TREE_IMPORT: free((char *)op->u.tree_import.text); break;
+    case HK_OP_USER_PUT: free((hk_key *)op->u.user_put.key); break;
     default: break;
     }
     memset(op, 0, sizeof(*op));

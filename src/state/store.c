@@ -57,10 +57,19 @@ void hk_store_unlock_dir(int fd)
         close(fd); /* closing the descriptor releases the flock */
 }
 
-static int build_index(hk_txn *txn, void *arg)
+/* One-off work on a store written by an older version: the queue's index
+ * by event, and webhooks in the current format (a handful of records,
+ * read by every signal's fan-out). */
+static int upgrade(hk_txn *txn, void *arg)
 {
+    size_t n = 0;
     HK_UNUSED(arg);
-    return hk__queue_index_build(txn);
+    int rc = hk__queue_index_build(txn);
+    if (rc == 0)
+        rc = hk__webhook_upgrade_all(txn, &n);
+    if (rc == 0 && n > 0)
+        hk_info("store: %zu webhook record%s rewritten in the current format", n, n == 1 ? "" : "s");
+    return rc;
 }
 
 int hk_store_open(hk_store **out, uv_loop_t *loop, const hk_store_opts *o)
@@ -86,8 +95,8 @@ int hk_store_open(hk_store **out, uv_loop_t *loop, const hk_store_opts *o)
      * page reuse until cleared. */
     if ((rc = hk_kv_reader_check(s->kv, NULL)) != 0)
         goto fail_kv;
-    if ((rc = hk_kv_write_sync(s->kv, build_index, NULL)) != 0) {
-        hk_error("store: cannot index the queue: %s", hk_strerror(rc));
+    if ((rc = hk_kv_write_sync(s->kv, upgrade, NULL)) != 0) {
+        hk_error("store: cannot upgrade the records of an older version: %s", hk_strerror(rc));
         goto fail_kv;
     }
     *out = s;
@@ -232,6 +241,11 @@ int hk_store_webhook_get(hk_store *s, uint32_t id, hk_webhook *out)
     WITH_READ(s, hk__webhook_read(txn, id, out));
 }
 
+int hk_store_webhook_state(hk_store *s, uint32_t id, enum hk_webhook_state *state, bool *locked)
+{
+    WITH_READ(s, hk__webhook_peek(txn, id, state, locked));
+}
+
 int hk_store_webhook_stats(hk_store *s, uint32_t id, hk_webhook_stats *out)
 {
     WITH_READ(s, hk__stats_read(txn, id, out));
@@ -252,6 +266,32 @@ static int by_extension(hk_txn *txn, const char *ext, uint32_t *id)
 int hk_store_webhook_by_extension(hk_store *s, const char *ext, uint32_t *id)
 {
     WITH_READ(s, by_extension(txn, ext, id));
+}
+
+static int extensions_each(hk_txn *txn, int (*fn)(const char *ext, uint32_t id, void *arg), void *arg)
+{
+    hk_cursor *c;
+    hk_val k, v;
+    int rc = hk_cursor_open(txn, HK_DB_EXTENSIONS, &c);
+    if (rc != 0)
+        return rc;
+    int ret = 0;
+    for (rc = hk_cursor_get(c, HK_FIRST, &k, &v); rc == 0 && ret == 0; rc = hk_cursor_get(c, HK_NEXT, &k, &v)) {
+        if (v.len != 4)
+            continue;
+        char *ext = hk_strndup(k.data, k.len);
+        ret = fn(ext, hk_rd32(v.data), arg);
+        free(ext);
+    }
+    hk_cursor_close(c);
+    if (ret != 0)
+        return ret;
+    return rc == HK_ENOTFOUND ? 0 : rc;
+}
+
+int hk_store_extensions_each(hk_store *s, int (*fn)(const char *ext, uint32_t id, void *arg), void *arg)
+{
+    WITH_READ(s, extensions_each(txn, fn, arg));
 }
 
 static int webhooks_each(hk_txn *txn, uint32_t from_id,

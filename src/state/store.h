@@ -204,8 +204,11 @@ typedef struct hk_op_queue_drop {
 } hk_op_queue_drop;
 
 typedef struct hk_op_user_put {
-    hk_user user; /**< id 0 creates (id assigned); HK_EEXIST when the code is taken by another user */
-    uint32_t id;  /**< out: the user's id */
+    hk_user user;      /**< id 0 creates (id assigned); HK_EEXIST when the code is taken by another user */
+    const hk_key *key; /**< NULL, or a key stored for the user in the same commit (its user_id is ignored) */
+    bool only_first;   /**< create only when the store has no user yet (the first admin) */
+    uint32_t id;       /**< out: the user's id */
+    bool skipped;      /**< out: only_first and a user existed: nothing was stored */
 } hk_op_user_put;
 
 typedef struct hk_op_key_put {
@@ -314,11 +317,20 @@ int hk_store_apply(hk_store *s, hk_op *op) HK_MUST_CHECK;
 /** Webhook id into *out (which the caller frees with hk_webhook_free). HK_ENOTFOUND when absent. */
 int hk_store_webhook_get(hk_store *s, uint32_t id, hk_webhook *out) HK_MUST_CHECK;
 
+/**
+ * A webhook's state and lock without decoding the whole record (cheap enough
+ * for every webhook of a queue walk). HK_ENOTFOUND when absent.
+ */
+int hk_store_webhook_state(hk_store *s, uint32_t id, enum hk_webhook_state *state, bool *locked) HK_MUST_CHECK;
+
 /** A webhook's statistics (zeros when it has none yet). */
 int hk_store_webhook_stats(hk_store *s, uint32_t id, hk_webhook_stats *out) HK_MUST_CHECK;
 
 /** The webhook whose extension is exactly ext. HK_ENOTFOUND when none. */
 int hk_store_webhook_by_extension(hk_store *s, const char *ext, uint32_t *id) HK_MUST_CHECK;
+
+/** Every extension in use (byte order) with its webhook; fn as in hk_store_webhooks_each. ext is borrowed. */
+int hk_store_extensions_each(hk_store *s, int (*fn)(const char *ext, uint32_t id, void *arg), void *arg);
 
 /**
  * Calls fn for every webhook in id order, from the first id >= from_id,

@@ -41,6 +41,11 @@ int hk__webhook_peek(hk_txn *txn, uint32_t id, enum hk_webhook_state *state, boo
  * another webhook has it) and the event types it names.
  */
 int hk__webhook_write(hk_txn *txn, hk_webhook *w, const hk_webhook *old) HK_MUST_CHECK;
+/**
+ * Rewrites every webhook still in format 0 (JSON) in the current format, so
+ * that fan-out reads its state without a decode; *upgraded counts them.
+ */
+int hk__webhook_upgrade_all(hk_txn *txn, size_t *upgraded) HK_MUST_CHECK;
 /** Deletes old's record, indexes and statistics. */
 int hk__webhook_remove(hk_txn *txn, const hk_webhook *old) HK_MUST_CHECK;
 /** The legacy JSON record of w (a new reference). */

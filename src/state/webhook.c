@@ -487,6 +487,42 @@ int hk__webhook_write(hk_txn *txn, hk_webhook *w, const hk_webhook *old)
     return put_record(txn, w);
 }
 
+int hk__webhook_upgrade_all(hk_txn *txn, size_t *upgraded)
+{
+    hk_cursor *c;
+    hk_val k, v;
+    uint32_t *ids = NULL;
+    size_t n = 0;
+    *upgraded = 0;
+    /* First the ids of the old records, then each is rewritten: no write under the walk. */
+    int rc = hk_cursor_open(txn, HK_DB_WEBHOOKS, &c);
+    if (rc != 0)
+        return rc;
+    for (rc = hk_cursor_get(c, HK_FIRST, &k, &v); rc == 0; rc = hk_cursor_get(c, HK_NEXT, &k, &v)) {
+        if (k.len != 4 || v.len == 0 || ((const uint8_t *)v.data)[0] != '{')
+            continue;
+        if ((n & (n + 1)) == 0 || n == 0)
+            ids = hk_realloc(ids, (2 * n + 2) * sizeof(*ids));
+        ids[n++] = hk_rd32(k.data);
+    }
+    hk_cursor_close(c);
+    if (rc == HK_ENOTFOUND)
+        rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        hk_webhook w;
+        /* Unreadable records stay as they are (and get no deliveries). */
+        if (hk__webhook_read(txn, ids[i], &w) != 0)
+            continue;
+        w.id = ids[i];
+        rc = put_record(txn, &w);
+        hk_webhook_free(&w);
+        if (rc == 0)
+            (*upgraded)++;
+    }
+    free(ids);
+    return rc;
+}
+
 int hk__webhook_remove(hk_txn *txn, const hk_webhook *old)
 {
     int rc = unindex(txn, old);

@@ -19,8 +19,10 @@
 #include <stdint.h>
 
 #include "common.h"
-#include "kv.h"
 #include "model.h"
+
+/** A transaction of the state layer (kv.h), for the old interface below. */
+typedef struct hk_txn hk_txn;
 
 /** Reads webhook id; *out is a new reference the caller releases. HK_ENOTFOUND when absent. */
 int hk_webhook_get(hk_txn *txn, uint32_t id, json_t **out) HK_MUST_CHECK;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "kv.h"
 #include "unit.h"
 
 static char tmpdir[] = "/tmp/hk-auth-XXXXXX";

@@ -5,6 +5,7 @@
 #include "engine.h"
 #include "event.h"
 #include "signature.h"
+#include "kv.h"
 #include "unit.h"
 
 static void test_record_roundtrip(void)

@@ -154,6 +154,7 @@ struct outcome {
     char *request_head;
     uint64_t duration_ms;
     char location[128];
+    char refused_addr[64], refused_rule[128];
 };
 
 static void outcome_free(struct outcome *o)
@@ -180,6 +181,8 @@ static void on_result(const hk_client_result *res, void *arg)
     o->resumed = res->tls_resumed;
     o->request_head = hk_strdup(res->request_head);
     o->duration_ms = res->duration_ms;
+    snprintf(o->refused_addr, sizeof(o->refused_addr), "%s", res->refused_addr);
+    snprintf(o->refused_rule, sizeof(o->refused_rule), "%s", res->refused_rule);
     if (hk_client_header(res, "location", o->location, sizeof(o->location)) != 0)
         o->location[0] = '\0';
 }
@@ -791,6 +794,9 @@ static void test_ssrf(void)
     CHECK_INT(o.error, HK_EFORBIDDEN);
     CHECK_STR(o.error_text, "refused by SSRF guard: 127.0.0.1 is loopback");
     CHECK_STR(o.request_head, "");
+    /* The address and the rule apart, for "webhook N: refused address A by rule R". */
+    CHECK_STR(o.refused_addr, "127.0.0.1");
+    CHECK_STR(o.refused_rule, "loopback");
     outcome_free(&o);
     post(c, url(u, sizeof(u), "http", "[::1]", rx.http6 ? rx.http6 : rx.http, "/echo"), "x", &o);
     CHECK_INT(o.error, HK_EFORBIDDEN);
@@ -806,6 +812,16 @@ static void test_ssrf(void)
     outcome_free(&o);
     post(c, url(u, sizeof(u), "http", "169.254.169.254", 80, "/latest/meta-data/"), "x", &o);
     CHECK_STR(o.error_text, "refused by SSRF guard: 169.254.169.254 is link-local");
+    CHECK_STR(o.refused_addr, "169.254.169.254");
+    CHECK_STR(o.refused_rule, "link-local");
+    outcome_free(&o);
+    post(c, url(u, sizeof(u), "http", "[fec0::1]", 80, "/"), "x", &o);
+    CHECK_STR(o.error_text, "refused by SSRF guard: fec0::1 is site-local (fec0::/10)");
+    CHECK_STR(o.refused_rule, "site-local (fec0::/10)");
+    outcome_free(&o);
+    post(c, url(u, sizeof(u), "http", "localhost", rx.http, "/echo"), "x", &o);
+    CHECK_STR(o.refused_addr, "127.0.0.1");
+    CHECK_STR(o.refused_rule, "loopback");
     outcome_free(&o);
     close_client(c);
 
@@ -814,6 +830,14 @@ static void test_ssrf(void)
     post(c, url(u, sizeof(u), "http", "127.0.0.1", rx.http, "/echo"), "allowed", &o);
     CHECK_INT(o.error, 0);
     CHECK_STR(o.body, "allowed");
+    CHECK_STR(o.refused_addr, "");
+    CHECK_STR(o.refused_rule, "");
+    outcome_free(&o);
+    /* Other failures leave the refusal fields empty. */
+    post(c, url(u, sizeof(u), "http", "127.0.0.1", closed_port(), "/"), "x", &o);
+    CHECK_INT(o.error, UV_ECONNREFUSED);
+    CHECK_STR(o.refused_addr, "");
+    CHECK_STR(o.refused_rule, "");
     outcome_free(&o);
     close_client(c);
 
@@ -830,6 +854,174 @@ static void test_ssrf(void)
     opts.allow_targets = "127.0.0.1/32,nonsense";
     CHECK_INT(hk_client_create(&bad, &loop, &opts), HK_EINVAL);
     CHECK(bad == NULL);
+}
+
+/* A DNS server on 127.0.0.1 that reads nothing and answers nothing. */
+static int silent_dns(int *port)
+{
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    CHECK_INT(bind(s, (struct sockaddr *)&a, sizeof(a)), 0);
+    getsockname(s, (struct sockaddr *)&a, &len);
+    *port = ntohs(a.sin_port);
+    return s;
+}
+
+static void on_work(uv_work_t *w)
+{
+    HK_UNUSED(w);
+}
+
+static void after_work(uv_work_t *w, int status)
+{
+    HK_UNUSED(status);
+    *(uint64_t *)w->data = uv_hrtime();
+}
+
+/*
+ * A resolver that never answers: lookups fail on the DNS timeout with
+ * their own error, and meanwhile every other origin (IP literals, names in
+ * /etc/hosts) is served at once and the threadpool stays free.
+ */
+static void test_dns(void)
+{
+    int port;
+    int sock = silent_dns(&port);
+    char servers[64], u[256];
+    snprintf(servers, sizeof(servers), "127.0.0.1:%d", port);
+    hk_client_opts opts = base_opts();
+    opts.dns_servers = servers;
+    opts.dns_timeout_ms = 600;
+    hk_client *c = make_client(&opts);
+    enum { HANGING = 10 }; /* more than the threadpool's threads */
+    struct outcome hang[HANGING];
+    memset(hang, 0, sizeof(hang));
+    for (int i = 0; i < HANGING; i++) {
+        snprintf(u, sizeof(u), "http://hang-%d.hookd.test:%d/echo", i, rx.http);
+        hk_client_request r = {.url = u, .body = "x", .body_len = 1};
+        CHECK_INT(hk_client_send(c, &r, on_result, &hang[i]), 0);
+    }
+    uint64_t t0 = uv_hrtime(), work_done = 0;
+    uv_work_t w;
+    w.data = &work_done;
+    CHECK_INT(uv_queue_work(&loop, &w, on_work, after_work), 0);
+    struct outcome lit, byname;
+    post(c, url(u, sizeof(u), "http", "127.0.0.1", rx.http, "/echo"), "literal", &lit);
+    post(c, url(u, sizeof(u), "http", "localhost", rx.http, "/echo"), "hosts file", &byname);
+    CHECK_INT(lit.error, 0);
+    CHECK_STR(lit.body, "literal");
+    CHECK_INT(byname.error, 0);
+    CHECK_STR(byname.body, "hosts file");
+    CHECK((uv_hrtime() - t0) / 1000000u < 500);
+    while (work_done == 0)
+        uv_run(&loop, UV_RUN_ONCE);
+    CHECK((work_done - t0) / 1000000u < 500);
+    outcome_free(&lit);
+    outcome_free(&byname);
+    for (int i = 0; i < HANGING; i++)
+        CHECK(!hang[i].done);
+    for (int i = 0; i < HANGING; i++) {
+        wait_done(&hang[i]);
+        char want[128];
+        snprintf(want, sizeof(want), "DNS lookup for hang-%d.hookd.test timed out after 600 ms", i);
+        CHECK_INT(hang[i].error, UV_ETIMEDOUT);
+        CHECK_STR(hang[i].error_text, want);
+        CHECK(hang[i].duration_ms >= 590 && hang[i].duration_ms < 3000);
+        CHECK_STR(hang[i].request_head, "");
+        outcome_free(&hang[i]);
+    }
+    close_client(c);
+    close(sock);
+
+    hk_client *bad = NULL;
+    opts.dns_servers = "no such server";
+    CHECK_INT(hk_client_create(&bad, &loop, &opts), HK_EINVAL);
+    CHECK(bad == NULL);
+}
+
+static void run_for(uint64_t ms)
+{
+    static uv_timer_t t; /* closed asynchronously: must outlive the scope */
+    bool ticked = false;
+    uv_timer_init(&loop, &t);
+    t.data = &ticked;
+    uv_timer_start(&t, on_tick, ms, 0);
+    while (!ticked)
+        uv_run(&loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&t, NULL);
+}
+
+/* Origins nobody uses any more are forgotten: memory follows the live ones, not every target ever sent to. */
+static void test_origins_freed(void)
+{
+    char u[256];
+    struct outcome o;
+    hk_client_opts opts = base_opts();
+    opts.allow_targets = "127.0.0.0/8";
+    opts.idle_timeout_ms = 300;
+    hk_client *c = make_client(&opts);
+    CHECK_INT(hk_client_origins(c), 0);
+    /* One origin with a pooled connection, twenty whose connections are refused. */
+    post(c, url(u, sizeof(u), "http", "127.0.0.1", rx.http, "/echo"), "pooled", &o);
+    CHECK_INT(o.status, 200);
+    outcome_free(&o);
+    int port = closed_port();
+    for (int i = 0; i < 20; i++) {
+        char host[32];
+        snprintf(host, sizeof(host), "127.0.%d.%d", 1 + i / 200, 2 + i % 200);
+        post(c, url(u, sizeof(u), "http", host, port, "/"), "x", &o);
+        CHECK_INT(o.error, UV_ECONNREFUSED);
+        outcome_free(&o);
+    }
+    CHECK_INT(hk_client_origins(c), 21);
+    /* A TLS origin used again within idle_timeout resumes its session. */
+    hk_client_opts topts = base_opts();
+    topts.max_idle_per_origin = 0;
+    topts.idle_timeout_ms = 300;
+    hk_client *tc = make_client(&topts);
+    post(tc, url(u, sizeof(u), "https", "127.0.0.1", rx.https, "/echo"), "one", &o);
+    CHECK_INT(o.error, 0);
+    outcome_free(&o);
+    run_for(100);
+    post(tc, u, "two", &o);
+    CHECK(o.resumed);
+    outcome_free(&o);
+    CHECK_INT(hk_client_origins(tc), 1);
+    /* After the idle time (the pooled connection's, then the origin's) nothing is left. */
+    run_for(900);
+    CHECK_INT(hk_client_origins(c), 0);
+    CHECK_INT(hk_client_origins(tc), 0);
+    /* And the origin comes back when it is needed again, without its old session. */
+    post(tc, u, "three", &o);
+    CHECK_INT(o.error, 0);
+    CHECK(!o.resumed);
+    outcome_free(&o);
+    close_client(tc);
+    post(c, url(u, sizeof(u), "http", "127.0.0.1", rx.http, "/echo"), "again", &o);
+    CHECK_STR(o.body, "again");
+    CHECK(!o.reused);
+    outcome_free(&o);
+    CHECK_INT(hk_client_origins(c), 1);
+
+    /* However many targets, at most HK_CLIENT_MAX_UNUSED_ORIGINS unused ones are kept. */
+    enum { MANY = HK_CLIENT_MAX_UNUSED_ORIGINS + 100 };
+    static struct outcome many[MANY];
+    memset(many, 0, sizeof(many));
+    for (int i = 0; i < MANY; i++) {
+        char host[32];
+        snprintf(host, sizeof(host), "127.1.%d.%d", i / 200, 1 + i % 200);
+        hk_client_request r = {.url = url(u, sizeof(u), "http", host, port, "/"), .body = "x", .body_len = 1};
+        CHECK_INT(hk_client_send(c, &r, on_result, &many[i]), 0);
+    }
+    CHECK_INT(hk_client_origins(c), 1 + MANY); /* all in use at once */
+    for (int i = 0; i < MANY; i++) {
+        wait_done(&many[i]);
+        outcome_free(&many[i]);
+    }
+    uv_run(&loop, UV_RUN_NOWAIT); /* the last requests' handles close */
+    CHECK(hk_client_origins(c) <= 1 + HK_CLIENT_MAX_UNUSED_ORIGINS);
+    close_client(c);
 }
 
 static void test_cancel(void)
@@ -895,6 +1087,8 @@ int main(void)
     test_failures();
     test_reset();
     test_ssrf();
+    test_dns();
+    test_origins_freed();
     test_cancel();
     /* Everything the clients opened is closed. */
     uv_run(&loop, UV_RUN_DEFAULT);

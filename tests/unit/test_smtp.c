@@ -275,6 +275,25 @@ static void test_helo_fallback(void)
     relay_stop(r);
 }
 
+/* A relay named by a host name: resolved on the loop (here from /etc/hosts), never on the threadpool. */
+static void test_relay_by_name(void)
+{
+    struct relay *r = relay_start(RELAY_NORMAL);
+    hk_smtp_opts opts = {.host = "localhost", .port = (uint16_t)r->port, .timeout_ms = 5000};
+    hk_smtp *c = NULL;
+    CHECK(hk_smtp_create(&c, loop, &opts) == 0);
+    const char *to[] = {"a@example.com"};
+    hk_smtp_mail m = {.from = "f@example.com", .to = to, .nto = 1, .subject = "s", .body = "by name"};
+    struct outcome o = {0};
+    CHECK(hk_smtp_send(c, &m, on_sent, &o) == 0);
+    CHECK(!o.called);
+    wait_outcome(&o);
+    CHECK_INT(o.status, 0);
+    CHECK(strstr(r->data, "by name") != NULL);
+    finish(c);
+    relay_stop(r);
+}
+
 static void test_every_recipient_refused(void)
 {
     struct relay *r = relay_start(RELAY_NORMAL);
@@ -415,6 +434,7 @@ int main(void)
     test_addresses();
     test_dialogue_and_body();
     test_helo_fallback();
+    test_relay_by_name();
     test_every_recipient_refused();
     test_starttls_not_offered();
     test_timeout_and_refused();

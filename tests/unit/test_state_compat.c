@@ -132,11 +132,19 @@ static void test_webhook_stats_and_log(void)
     CHECK_INT(a.response_len, 14);
     hk_attempt_free(&a);
 
-    /* Fan-out reads the old record's state (a full decode until it is rewritten). */
+    /* Fan-out reads the old record's state (a full decode until it is rewritten); a record
+     * that cannot be read at all gets nothing and keeps nobody else from theirs. */
+    uint8_t k9[4] = {0, 0, 0, 9};
+    raw_put(s, HK_DB_WEBHOOKS, k9, 4, "\x07garbage", 8);
+    raw_put(s, HK_DB_SUBSCRIPTIONS, "old.e", 5, k9, 4);
     hk_op op;
     CHECK_INT(fx_signal(s, "old.e", 2000, NULL, 1, &op), 0);
     CHECK_INT(op.u.signal.nwebhooks, 1);
+    CHECK_INT(op.u.signal.webhooks[0], 1);
     hk_op_free_out(&op);
+    CHECK_INT(hk_store_webhook_get(s, 9, &w), HK_ESTORE);
+    struct raw gone = {HK_DB_WEBHOOKS, k9, 4, NULL, 0};
+    CHECK_INT(hk_kv_write_sync(hk_store_kv(s), del_raw, &gone), 0);
 
     /* A change writes version 1, and nothing is lost on the way. */
     hk_op lock = {.type = HK_OP_WEBHOOK_LOCK, .now_ms = 1, .u.webhook_lock = {1, false}};
@@ -165,8 +173,33 @@ static void test_webhook_stats_and_log(void)
     CHECK_INT(first_byte(s, HK_DB_LOG, lk, 12), -1);
     CHECK_INT(first_byte(s, HK_DB_LOG_TIME, tk, 20), -1);
     CHECK_INT(first_byte(s, HK_DB_EXTENSIONS, "legacy-ext", 10), -1);
+
+    /* Opening a store rewrites its old webhook records once, so fan-out never decodes them. */
+    raw_put(s, HK_DB_WEBHOOKS, k1, 4, old_webhook, strlen(old_webhook));
+    CHECK_INT(first_byte(s, HK_DB_WEBHOOKS, k1, 4), '{');
+    hk_store_close(s);
+    s = fx_open(NULL);
+    CHECK_INT(first_byte(s, HK_DB_WEBHOOKS, k1, 4), 1);
+    CHECK_INT(hk_store_webhook_get(s, 1, &w), 0);
+    check_legacy_webhook(&w);
+    hk_webhook_free(&w);
     hk_store_close(s);
     fx_rmdir();
+}
+
+static uint32_t want_all(uint32_t wid, void *arg)
+{
+    HK_UNUSED(wid);
+    HK_UNUSED(arg);
+    return 100;
+}
+
+static bool count_due(const hk_delivery *d, const hk_event *ev, void *arg)
+{
+    HK_UNUSED(d);
+    CHECK_STR(ev->name, "q.e");
+    (*(int *)arg)++;
+    return true;
 }
 
 static void test_events_queue_and_idempotency(void)
@@ -260,6 +293,24 @@ static void test_events_queue_and_idempotency(void)
     CHECK_INT(p.u.prune.removed, 2); /* the event and the old Idempotency-Key */
     CHECK_INT(hk_store_pending(s, wid, 99999, &pending, &due), 0);
     CHECK_INT(pending, 0);
+
+    /* A walk of the queue skips entries whose event is gone or unreadable and delivers the rest. */
+    CHECK_INT(fx_signal(s, "q.e", 200000, NULL, 1, NULL), 0);
+    hk_be64(qk + 4, 100);
+    hk_be64(qk + 12, 77);
+    raw_put(s, HK_DB_QUEUE, qk, 20, qv, 12);
+    hk_be64(qk + 12, 78);
+    raw_put(s, HK_DB_QUEUE, qk, 20, qv, 12);
+    hk_be64(ek, 78);
+    raw_put(s, HK_DB_EVENTS, ek, 8,
+            "\x09"
+            "bad",
+            4);
+    int seen = 0;
+    hk_due_scan scan = {.now_ms = 300000, .webhook = want_all, .delivery = count_due, .arg = &seen};
+    CHECK_INT(hk_store_scan_due(s, &scan), 0);
+    CHECK_INT(seen, 1);
+    CHECK(!scan.stopped);
     hk_store_close(s);
     fx_rmdir();
 }

@@ -179,6 +179,17 @@ static void test_every_type(void)
     roundtrip(&op, &back);
     CHECK_STR(back.u.user_put.user.full_name, "Ann Example");
     CHECK_INT(back.u.user_put.user.top_node, 9);
+    CHECK(back.u.user_put.key == NULL && !back.u.user_put.only_first);
+    hk_op_decode_free(&back);
+    hk_key first = {.user_id = 0, .created_ms = 5, .short_id = "01020304"};
+    first.hash[0] = 1;
+    op.u.user_put.key = &first;
+    op.u.user_put.only_first = true;
+    roundtrip(&op, &back);
+    CHECK(back.u.user_put.only_first && back.u.user_put.key != NULL);
+    CHECK_STR(back.u.user_put.key->short_id, "01020304");
+    CHECK_INT(back.u.user_put.key->hash[0], 1);
+    hk_op_decode_free(&back);
 
     memset(&op, 0, sizeof(op));
     op.type = HK_OP_KEY_PUT;

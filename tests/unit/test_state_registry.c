@@ -51,6 +51,47 @@ static enum hk_auth_result auth_header(hk_store *s, const char *name, const char
     return hk_auth_check(s, &r, out);
 }
 
+/* The first admin: a user and its key in one commit, only on a store without users. */
+static void test_first_admin(void)
+{
+    fx_mkdir();
+    hk_store *s = fx_open(NULL);
+    char text[HK_KEY_TEXT_LEN];
+    hk_key key;
+    hk_key_make(&key, 0, NULL, 0, text);
+    hk_op op = {.type = HK_OP_USER_PUT, .now_ms = 42};
+    op.u.user_put.user = (hk_user){.code = "admin", .full_name = "Administrator", .perms = HK_PERM_ALL};
+    op.u.user_put.key = &key;
+    op.u.user_put.only_first = true;
+    CHECK_INT(hk_store_apply(s, &op), 0);
+    CHECK(!op.u.user_put.skipped);
+    CHECK_INT(op.u.user_put.id, 1);
+    hk_user u;
+    CHECK_INT(auth_header(s, "ECI-ApiKey", text, &u), HK_AUTH_OK);
+    CHECK(u.id == 1 && u.perms == HK_PERM_ALL);
+    hk_key got;
+    CHECK_INT(hk_store_key_get(s, key.hash, &got, &u), 0);
+    CHECK_INT(got.created_ms, 42);
+    /* A second start finds a user: nothing is stored, not even the new key. */
+    hk_key second;
+    hk_key_make(&second, 0, "another", 0, NULL);
+    op.u.user_put.key = &second;
+    snprintf(op.u.user_put.user.code, sizeof(op.u.user_put.user.code), "admin2");
+    CHECK_INT(hk_store_apply(s, &op), 0);
+    CHECK(op.u.user_put.skipped);
+    CHECK_INT(auth_header(s, "Authorization", "Bearer another", &u), HK_AUTH_INVALID);
+    size_t n;
+    CHECK_INT(hk_store_user_count(s, &n), 0);
+    CHECK_INT(n, 1);
+    /* A key that exists already fails the whole op: no user without its key. */
+    op.u.user_put.only_first = false;
+    op.u.user_put.key = &key;
+    CHECK_INT(hk_store_apply(s, &op), HK_EEXIST);
+    CHECK_INT(hk_store_user_by_code(s, "admin2", &u), HK_ENOTFOUND);
+    hk_store_close(s);
+    fx_rmdir();
+}
+
 static void test_users_and_keys(void)
 {
     fx_mkdir();
@@ -248,6 +289,21 @@ static int type_seen(uint32_t id, const char *name, void *arg)
     return 0;
 }
 
+struct ext_seen {
+    int n;
+    uint32_t id;
+    char ext[64];
+};
+
+static int ext_one(const char *ext, uint32_t id, void *arg)
+{
+    struct ext_seen *e = arg;
+    e->n++;
+    e->id = id;
+    snprintf(e->ext, sizeof(e->ext), "%s", ext);
+    return 0;
+}
+
 static int put(hk_store *s, hk_webhook *w, bool by_client, uint64_t ius, const char *event)
 {
     hk_op op = {.type = HK_OP_WEBHOOK_PUT, .now_ms = 9000};
@@ -282,6 +338,10 @@ static void test_webhooks(void)
     CHECK_INT(hk_store_webhook_by_extension(s, "ivanti-1", &found), 0);
     CHECK_INT(found, id);
     CHECK_INT(hk_store_webhook_by_extension(s, "IVANTI-1", &found), HK_ENOTFOUND);
+    struct ext_seen es = {0};
+    CHECK_INT(hk_store_extensions_each(s, ext_one, &es), 0);
+    CHECK(es.n == 1 && es.id == id);
+    CHECK_STR(es.ext, "ivanti-1");
     int types = 0;
     CHECK_INT(hk_store_event_types_each(s, type_seen, &types), 0);
     CHECK_INT(types, 1);
@@ -333,6 +393,11 @@ static void test_webhooks(void)
     CHECK(got.locked);
     CHECK_STR(got.name, "renamed");
     hk_webhook_free(&got);
+    enum hk_webhook_state state;
+    bool is_locked;
+    CHECK_INT(hk_store_webhook_state(s, id, &state, &is_locked), 0);
+    CHECK(state == HK_WH_ACTIVE && is_locked);
+    CHECK_INT(hk_store_webhook_state(s, 99, &state, &is_locked), HK_ENOTFOUND);
     lk.u.webhook_lock.locked = false;
     CHECK_INT(hk_store_apply(s, &lk), 0);
     w.locked = true; /* a client's record cannot set it either */
@@ -393,6 +458,7 @@ static void test_webhooks(void)
 
 int main(void)
 {
+    test_first_admin();
     test_users_and_keys();
     test_nodes_and_accounts();
     test_webhooks();

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "kv.h"
 #include "unit.h"
 #include "webhook.h"
 
