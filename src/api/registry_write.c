@@ -84,8 +84,9 @@ static void reg_done(hk_commit *c, int status)
     hk_ctx *ctx = r->ctx;
     hk_api_note_commit(ctx->app, status);
     /* A state event queued deliveries; a webhook set Active again has parked ones. */
-    if (status == 0 && r->c.op.type == HK_OP_WEBHOOK_PUT && r->c.op.u.webhook_put.event.kind != NULL)
-        hk_engine_wake(ctx->app->engine);
+    if (status == 0 && r->c.op.type == HK_OP_WEBHOOK_PUT && r->c.op.u.webhook_put.event.kind != NULL &&
+        ctx->app->engine != NULL)
+        hk_engine_kick(ctx->app->engine);
     if (status != 0) {
         respond_status(r, status);
     } else if (r->view == HK_REG_VIEW_NONE) {

@@ -775,10 +775,9 @@ static void on_tick(uv_timer_t *t)
     schedule_load(t->data, 0);
 }
 
-void hk_engine_wake(hk_engine *e)
+void hk_engine_kick(hk_engine *e)
 {
-    if (e != NULL)
-        schedule_load(e, 0);
+    schedule_load(e, 0);
 }
 
 /* ---- sending and outcomes ------------------------------------------- */

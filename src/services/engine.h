@@ -103,11 +103,11 @@ void hk_engine_resend(hk_engine *e, uint32_t webhook_id, uint64_t event_id,
 void hk_engine_state_event(hk_engine *e, uint32_t id, const char *kind, const char *detail);
 
 /**
- * Tells the engine that a commit it did not make queued deliveries (a
- * store op with a state event, a webhook set Active again): it looks at the
- * queue at once instead of at its next periodic walk. Safe on NULL.
+ * Reads the webhooks and looks at the queue now rather than at the next
+ * tick: after a change made elsewhere (a webhook set Active again) or, in
+ * tests, after the clock moved.
  */
-void hk_engine_wake(hk_engine *e);
+void hk_engine_kick(hk_engine *e);
 
 /** Counters for logs and the benchmark. */
 typedef struct hk_engine_stats {
