@@ -1,6 +1,7 @@
 /*
  * api_energycap.c: the EnergyCAP dialect (/api/v3, camelCase): the webhook
- * resource and the event-type list. The work is done by registry.c.
+ * resource and the event-type list. The work is done by the registry
+ * (registry.h).
  */
 #include "api.h"
 #include "registry.h"
@@ -42,7 +43,7 @@ static void webhook_get(hk_ctx *ctx)
 {
     uint32_t id;
     if (path_id(ctx, &id))
-        hk_reg_get(ctx, id, HK_REG_VIEW_ECAP);
+        hk_reg_get(ctx, id, HK_REG_VIEW_ECAP, false);
 }
 
 static void webhook_put(hk_ctx *ctx)

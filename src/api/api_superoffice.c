@@ -1,16 +1,17 @@
 /*
  * api_superoffice.c: the SuperOffice dialect (/api/v1, PascalCase): the
  * Webhook REST resource and its Agents/Webhook RPC twins. The work is done
- * by registry.c; this file maps paths, query parameters and bodies to it.
+ * by the registry (registry.h); this file maps paths, query parameters and
+ * bodies to it. Body members are bound in any letter case (hk_json_member_ci).
+ * The Agents calls have no HTTP semantics: reading a webhook that does not
+ * exist answers 200 null, as the vendor's server does, where REST says 404.
  */
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #include "api.h"
-#include "json_patch.h"
 #include "registry.h"
-#include "webhook.h"
 
 /* Parses the body; answers 400 and returns NULL when it is missing or malformed (or, with allow_empty, returns
  * an empty object for an empty body). */
@@ -63,7 +64,7 @@ static void webhook_get(hk_ctx *ctx)
 {
     uint32_t id;
     if (path_id(ctx, &id))
-        hk_reg_get(ctx, id, HK_REG_VIEW_SO_LINKS);
+        hk_reg_get(ctx, id, HK_REG_VIEW_SO_LINKS, false);
 }
 
 static void webhook_put(hk_ctx *ctx)
@@ -119,7 +120,7 @@ static void webhook_last_error(hk_ctx *ctx)
 {
     uint32_t id;
     if (path_id(ctx, &id))
-        hk_reg_last_error(ctx, id);
+        hk_reg_last_error(ctx, id, false);
 }
 
 /* ---- Agents/Webhook RPC ---------------------------------------------------- */
@@ -134,8 +135,7 @@ static bool rpc_id(hk_ctx *ctx, const char *name, uint32_t *id)
         ok = hk_reg_parse_id(q, id);
     } else if (ctx->req->body_len > 0) {
         json_t *body = json_loadb(ctx->req->body, ctx->req->body_len, JSON_DECODE_ANY, NULL);
-        const char *k = hk_json_object_key(body, name, true);
-        json_t *v = k ? json_object_get(body, k) : json_is_integer(body) ? body : NULL;
+        json_t *v = json_is_object(body) ? hk_json_member_ci(body, name) : json_is_integer(body) ? body : NULL;
         given = v != NULL;
         if (json_is_integer(v) && json_integer_value(v) > 0 && json_integer_value(v) <= INT32_MAX) {
             *id = (uint32_t)json_integer_value(v);
@@ -157,14 +157,13 @@ static void rpc_save(hk_ctx *ctx)
     if (body == NULL)
         return;
     /* Accept the Webhook itself or wrapped as {"Webhook": {...}}. */
-    const char *wk = hk_json_object_key(body, "Webhook", true);
-    if (wk != NULL && json_is_object(json_object_get(body, wk)) && json_object_size(body) == 1) {
-        json_t *inner = json_incref(json_object_get(body, wk));
+    json_t *wrapped = hk_json_member_ci(body, "Webhook");
+    if (json_is_object(wrapped) && json_object_size(body) == 1) {
+        json_t *inner = json_incref(wrapped);
         json_decref(body);
         body = inner;
     }
-    const char *ik = hk_json_object_key(body, "WebhookId", true);
-    json_t *idv = ik ? json_object_get(body, ik) : NULL;
+    json_t *idv = hk_json_member_ci(body, "WebhookId");
     if (idv != NULL && !json_is_null(idv) &&
         (!json_is_integer(idv) || json_integer_value(idv) < 0 || json_integer_value(idv) > INT32_MAX)) {
         json_decref(body);
@@ -179,7 +178,7 @@ static void rpc_get(hk_ctx *ctx)
 {
     uint32_t id;
     if (rpc_id(ctx, "webhookId", &id))
-        hk_reg_get(ctx, id, HK_REG_VIEW_SO);
+        hk_reg_get(ctx, id, HK_REG_VIEW_SO, true);
 }
 
 static void rpc_delete(hk_ctx *ctx)
@@ -193,7 +192,7 @@ static void rpc_last_error(hk_ctx *ctx)
 {
     uint32_t id;
     if (rpc_id(ctx, "webhookId", &id))
-        hk_reg_last_error(ctx, id);
+        hk_reg_last_error(ctx, id, true);
 }
 
 static void rpc_create_default(hk_ctx *ctx)
@@ -207,8 +206,7 @@ static char *rpc_filter(hk_ctx *ctx, const json_t *body, const char *name, const
     char *q = hk_query_get(ctx, name);
     if (q != NULL)
         return q;
-    const char *k = hk_json_object_key(body, name, true);
-    json_t *v = k ? json_object_get(body, k) : NULL;
+    json_t *v = hk_json_member_ci(body, name);
     if (v == NULL || json_is_null(v))
         return NULL;
     if (json_is_string(v))

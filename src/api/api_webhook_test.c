@@ -48,28 +48,28 @@ static void webhook_test(hk_ctx *ctx)
     /* REST sends the Webhook itself, Agents wraps it as {"Webhook": {...}}: take either. */
     json_t *wrapped = hk_json_member_ci(body, "Webhook");
     json_t *in = json_is_object(wrapped) ? wrapped : body;
-    json_t *rec = hk_reg_new_record();
-    hk_reg_err rerr;
-    memset(&rerr, 0, sizeof(rerr));
-    if (hk_reg_from_so(rec, in, &rerr) != 0) {
-        json_decref(rec);
+    hk_webhook w;
+    hk_webhook_init(&w);
+    hk_wh_err rerr = {0};
+    if (hk_reg_so_unsaved(in, &w, &rerr) != 0) {
+        hk_webhook_free(&w);
         json_decref(body);
         hk_reg_respond_err(ctx, &rerr);
         return;
     }
     json_t *idv = hk_json_member_ci(in, "WebhookId");
     if (json_is_integer(idv) && json_integer_value(idv) > 0 && json_integer_value(idv) <= INT32_MAX)
-        json_object_set(rec, "id", idv);
+        w.id = (uint32_t)json_integer_value(idv);
     json_decref(body);
-    if (hk_wh_str(rec, "url")[0] == '\0') {
-        json_decref(rec);
+    if (w.url == NULL || w.url[0] == '\0') {
+        hk_webhook_free(&w);
         hk_respond_field_error(ctx, 400, "TargetUrl", "TargetUrl is required to test a webhook");
         return;
     }
     hk_target t;
     memset(&t, 0, sizeof(t));
-    hk_target_from_record(&t, rec);
-    json_decref(rec);
+    hk_reg_target(&t, &w);
+    hk_webhook_free(&w);
     int rc = hk_sync_test(ctx->app, &t, ctx->user.id, test_done, ctx);
     if (rc != 0)
         hk_sync_respond_send_error(ctx, rc, t.url);

@@ -1,17 +1,18 @@
 /*
- * registry.h: the webhook registry as the API dialects see it. One record
- * (webhook.h) has two views, SuperOffice (PascalCase) and EnergyCAP
- * (camelCase); this module validates either dialect's input into the
- * record, renders both views, and runs the reads and group-committed
- * writes that the dialect modules (api_superoffice.c, api_energycap.c)
- * route to.
+ * registry.h: the webhook registry behind the SuperOffice and EnergyCAP
+ * endpoints (api_superoffice.c, api_energycap.c): reads through the
+ * store's typed queries, lists and their filters (registry_read.c), and
+ * writes (registry_write.c).
  *
- * Mappings between the record and the views:
- *   notify [addresses]   SuperOffice ErrorsEmail "a@x.org,b@y.org" (set: split on , or ;)
- *                        EnergyCAP mailingList ["a@x.org", "b@y.org"]
- *   state                EnergyCAP active (true = Active, false = Stopped) and webhookStatus (the state)
- *   events [names]       EnergyCAP eventType = the first event; a PUT's webhookEventTypeId
- *                        replaces the list with that one event
+ * A write is decided on the loop: the body is parsed into the request's
+ * view (view_so.h, view_ecap.h), a PUT, JSON Patch or merge patch is
+ * applied to the view of the stored webhook, the result is mapped to an
+ * hk_webhook and checked (webhook_rules.h), and one typed op
+ * (HK_OP_WEBHOOK_PUT or HK_OP_WEBHOOK_DELETE) is submitted; the client is
+ * answered from its done callback, once the change is durable. The commit
+ * only stores the struct (it re-checks the lock and If-Unmodified-Since
+ * against the stored webhook), so no view is rendered and no JSON is
+ * parsed inside a write transaction.
  */
 #ifndef HK_REGISTRY_H
 #define HK_REGISTRY_H
@@ -21,14 +22,15 @@
 #include <stdint.h>
 
 #include "api.h"
-#include "auth.h"
-#include "kv.h"
-#include "webhook.h"
+#include "delivery.h"
+#include "model.h"
+#include "store.h"
+#include "webhook_rules.h"
 
 /** How a webhook is shown in an answer. */
 enum hk_reg_view {
-    HK_REG_VIEW_SO,       /**< SuperOffice Webhook */
-    HK_REG_VIEW_SO_LINKS, /**< SuperOffice WebhookWithLinks (_Links Self and Archive) */
+    HK_REG_VIEW_SO,       /**< SuperOffice Webhook (Agents calls) */
+    HK_REG_VIEW_SO_LINKS, /**< SuperOffice WebhookWithLinks (_Links Self and Archive; REST) */
     HK_REG_VIEW_ECAP,     /**< EnergyCAP WebhookResponse */
     HK_REG_VIEW_NONE      /**< no body: 204 */
 };
@@ -49,97 +51,97 @@ enum hk_reg_op {
     HK_REG_DELETE  /**< delete webhook id */
 };
 
-/** An error to answer: status, the property at fault (may be ""), and a message naming it. */
-typedef struct hk_reg_err {
-    int status;     /**< HTTP status */
-    char field[64]; /**< property name in the dialect of the request, or "" */
-    char msg[512];  /**< human-readable message */
-} hk_reg_err;
-
-/** Users looked up while rendering a list, so that each is read once. */
+/** Users looked up while rendering, so that each is read once per answer. */
 typedef struct hk_reg_users {
     size_t n; /**< entries in use */
     struct {
         uint32_t id; /**< user id */
         bool found;  /**< the user exists */
         hk_user u;   /**< the user when found */
-    } e[16];         /**< the cache (the oldest entry is replaced when full) */
+    } e[16];         /**< the cache (an entry is replaced when full) */
 } hk_reg_users;
-
-/** A new record with every default (Active, type webhook, empty lists). Caller releases it. */
-json_t *hk_reg_new_record(void);
-
-/**
- * Sets every field a SuperOffice client controls (Name, Events, TargetUrl,
- * Secret, State, Type, Headers, Properties, ErrorsEmail, Extension) from
- * the object in, absent or null ones to their defaults, leaving the others
- * (description, locked, dates) as they are. in is borrowed. Returns 0 or
- * HK_EINVAL with err filled (status 400, the property named).
- */
-int hk_reg_from_so(json_t *rec, const json_t *in, hk_reg_err *err) HK_MUST_CHECK;
-
-/**
- * Sets the fields of an EnergyCAP WebhookEditRequest (all required) and the
- * optional extension from in. The event type is returned in *event_type_id
- * for the caller to resolve (rec's events are left alone). Returns 0 or
- * HK_EINVAL with err filled.
- */
-int hk_reg_from_ecap(json_t *rec, const json_t *in, uint32_t *event_type_id, hk_reg_err *err) HK_MUST_CHECK;
-
-/**
- * The SuperOffice view of rec (a new reference). txn is used to read the
- * associates (users may be NULL: no cache).
- */
-json_t *hk_reg_view_so(hk_txn *txn, const json_t *rec, hk_reg_users *users);
-
-/** The EnergyCAP view of rec (a new reference), with createdBy, eventType and successRate read through txn. */
-json_t *hk_reg_view_ecap(hk_txn *txn, const json_t *rec, hk_reg_users *users);
-
-/** Nulls every top-level member of view not named in select ("A,b,c/d": case-insensitive; "c/d" keeps c). */
-void hk_reg_select(json_t *view, const char *select);
 
 /** Parses a webhook id path or query value; false when not a number in 1..2^31-1. */
 bool hk_reg_parse_id(const char *s, uint32_t *id);
 
-/** Answers 200 with webhook id in view (404 when absent), applying $select for SuperOffice views. */
-void hk_reg_get(hk_ctx *ctx, uint32_t id, enum hk_reg_view view);
+/** Answers an error recorded in err in the request's dialect (naming err->field when set). */
+void hk_reg_respond_err(hk_ctx *ctx, const hk_wh_err *err);
+
+/* ---- reads (registry_read.c) --------------------------------------------------------- */
 
 /**
- * Runs a write through the group commit and answers from its done callback:
- * validates body on the loop, then re-reads the webhook in the commit
- * (existence, lock, If-Unmodified-Since for update and delete), applies the
- * input, checks extension uniqueness and event types, and stores it. body
- * (reference taken; NULL for delete) must be the parsed request body.
+ * w in view (not HK_REG_VIEW_NONE) as an answer: a new reference. Reads
+ * what the view shows besides w through the store (associates, statistics
+ * when st is NULL, the first event's type id); users may be NULL (no
+ * cache). select is the $select value (SuperOffice views; may be NULL);
+ * base the start of _Links (HK_REG_VIEW_SO_LINKS; from hk_reg_links_base).
  */
-void hk_reg_write(hk_ctx *ctx, enum hk_reg_op op, uint32_t id, enum hk_reg_input input, json_t *body,
-                  enum hk_reg_view view);
+json_t *hk_reg_render(hk_store *s, const hk_webhook *w, const hk_webhook_stats *st, enum hk_reg_view view,
+                      const char *select, const char *base, hk_reg_users *users);
+
+/** The base of _Links: the configured public URL, else http:// and the Host header. malloc'd. */
+char *hk_reg_links_base(const hk_ctx *ctx);
+
+/**
+ * Answers 200 with webhook id in view, applying $select for SuperOffice
+ * views. A missing webhook is 404, or 200 null with null_when_missing (the
+ * Agents calls, which have no HTTP semantics).
+ */
+void hk_reg_get(hk_ctx *ctx, uint32_t id, enum hk_reg_view view, bool null_when_missing);
 
 /** Answers 200 with the SuperOffice default webhook (unsaved), applying $select. */
 void hk_reg_default(hk_ctx *ctx);
 
-/** Answers 200 with a JSON string: webhook id's last delivery error ("" when none); 404 when absent. */
-void hk_reg_last_error(hk_ctx *ctx, uint32_t id);
+/**
+ * Answers 200 with a JSON string: webhook id's last delivery error ("" when
+ * none). A missing webhook as for hk_reg_get.
+ */
+void hk_reg_last_error(hk_ctx *ctx, uint32_t id, bool null_when_missing);
 
 /**
  * Answers the SuperOffice list filtered by name, event and status (any may
  * be NULL or ""); 400 naming statusFilter when status is not one of
- * Unknown, Active, Stopped, TooManyErrors.
+ * Unknown, Active, Stopped, TooManyErrors (or 0..3).
  */
 void hk_reg_list_so(hk_ctx *ctx, const char *name, const char *event, const char *status);
-
-/**
- * Answers the EnergyCAP list filtered by filter (NULL or "": all). Syntax:
- * conditions "FIELD OPERATOR VALUE" joined by " and "; operators equals,
- * not equals, like, not like, one of, not one of; values bare or quoted
- * with " or ', lists for one of separated by | or ,. 400 naming filter
- * when it does not parse.
- */
-void hk_reg_list_ecap(hk_ctx *ctx, const char *filter);
 
 /** Answers the event-type registry as [{webhookEventTypeId, webhookEventTypeName}] in id order. */
 void hk_reg_event_types(hk_ctx *ctx);
 
-/** Answers an error recorded in err in the request's dialect. */
-void hk_reg_respond_err(hk_ctx *ctx, const hk_reg_err *err);
+/**
+ * Answers the EnergyCAP list filtered by filter (NULL or "": all), in the
+ * grammar of filter.h over hk_filter_webhook_fields; 400 naming filter
+ * when it does not parse.
+ */
+void hk_reg_list_ecap(hk_ctx *ctx, const char *filter);
+
+/* ---- writes (registry_write.c) --------------------------------------------------------- */
+
+/**
+ * Runs a write and answers it from the done callback of its commit (see
+ * the top of this file). body (reference taken; NULL for a delete) is the
+ * parsed request body. Update and delete honour If-Unmodified-Since (412)
+ * and refuse a locked webhook (400); a client's change of State to Stopped
+ * or back to Active stores the state event webhook{ID}.stopped/.started in
+ * the same commit.
+ */
+void hk_reg_write(hk_ctx *ctx, enum hk_reg_op op, uint32_t id, enum hk_reg_input input, json_t *body,
+                  enum hk_reg_view view);
+
+/**
+ * Reads a SuperOffice Webhook body (as PUT takes it) into w (initialised
+ * by the caller) and checks it as a new webhook is checked, except against
+ * the SSRF guard (the call itself meets it), for calls that use a webhook
+ * without storing it (the test call). Returns 0 or HK_EINVAL with err
+ * filled.
+ */
+int hk_reg_so_unsaved(const json_t *in, hk_webhook *w, hk_wh_err *err) HK_MUST_CHECK;
+
+/**
+ * Fills t (zeroed; the caller frees it with hk_target_free) with what a
+ * delivery to w sends, for calls that send to a webhook at once (the test
+ * call, test on save).
+ */
+void hk_reg_target(hk_target *t, const hk_webhook *w);
 
 #endif

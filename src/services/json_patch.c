@@ -13,44 +13,65 @@
  * Finding a member case-insensitively means scanning the object. Doing that
  * once per member of a large patch is quadratic (a merge patch of 75,000
  * members took most of a minute), so a patch builds, once per object it
- * touches, an index: folded name -> the set of exact names with that
- * folding (a JSON object whose keys are the names, in the object's order).
- * Every later lookup in that object is a hash probe, and the patch keeps the
- * index current as it adds and removes members.
+ * touches, an index: folded name -> the exact name with that folding (a
+ * JSON string), or, once a second spelling appears, the set of them (a JSON
+ * object whose keys are the names, in the object's order). Every later
+ * lookup in that object is a hash probe, and the patch keeps the index
+ * current as it adds and removes members.
  */
 
-/* ASCII lower-case copy of s (malloc'd). */
-static char *fold(const char *s)
+/* Folded names up to this many bytes are built on the stack. */
+#define FOLD_STACK 256
+
+/* ASCII lower-case copy of s into buf (FOLD_STACK bytes) or, when longer, a malloc'd buffer; free it with
+ * fold_done. */
+static char *fold(const char *s, char *buf)
 {
     size_t n = strlen(s);
-    char *f = hk_malloc(n + 1);
+    char *f = n < FOLD_STACK ? buf : hk_malloc(n + 1);
     for (size_t i = 0; i <= n; i++)
         f[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] + 32 : s[i]);
     return f;
 }
 
+static void fold_done(char *f, char *buf)
+{
+    if (f != buf)
+        free(f);
+}
+
 static void index_add(json_t *index, const char *name)
 {
-    char *f = fold(name);
-    json_t *set = json_object_get(index, f);
-    if (set == NULL) {
-        set = json_object();
-        json_object_set_new(index, f, set);
+    char buf[FOLD_STACK], *f = fold(name, buf);
+    json_t *e = json_object_get(index, f);
+    if (e == NULL) {
+        json_object_set_new(index, f, json_string(name));
+    } else if (json_is_string(e)) {
+        if (strcmp(json_string_value(e), name) != 0) {
+            json_t *set = json_object();
+            json_object_set_new(set, json_string_value(e), json_true());
+            json_object_set_new(set, name, json_true());
+            json_object_set_new(index, f, set);
+        }
+    } else {
+        json_object_set_new(e, name, json_true());
     }
-    json_object_set_new(set, name, json_true());
-    free(f);
+    fold_done(f, buf);
 }
 
 static void index_del(json_t *index, const char *name)
 {
-    char *f = fold(name);
-    json_t *set = json_object_get(index, f);
-    if (set != NULL) {
-        json_object_del(set, name);
-        if (json_object_size(set) == 0)
+    char buf[FOLD_STACK], *f = fold(name, buf);
+    json_t *e = json_object_get(index, f);
+    if (json_is_string(e)) {
+        if (strcmp(json_string_value(e), name) == 0)
+            json_object_del(index, f);
+    } else if (e != NULL) {
+        json_object_del(e, name);
+        if (json_object_size(e) == 0)
             json_object_del(index, f);
     }
-    free(f);
+    fold_done(f, buf);
 }
 
 static json_t *index_build(const json_t *obj)
@@ -71,11 +92,17 @@ static const char *index_find(const json_t *obj, json_t *index, const char *key)
         return json_object_iter_key(it);
     if (index == NULL)
         return NULL;
-    char *f = fold(key);
-    json_t *set = json_object_get(index, f);
-    free(f);
-    void *first = set ? json_object_iter(set) : NULL;
-    it = first ? json_object_iter_at((json_t *)obj, json_object_iter_key(first)) : NULL;
+    char buf[FOLD_STACK], *f = fold(key, buf);
+    json_t *e = json_object_get(index, f);
+    fold_done(f, buf);
+    const char *name = NULL;
+    if (json_is_string(e)) {
+        name = json_string_value(e);
+    } else if (e != NULL) {
+        void *first = json_object_iter(e);
+        name = first ? json_object_iter_key(first) : NULL;
+    }
+    it = name ? json_object_iter_at((json_t *)obj, name) : NULL;
     return it ? json_object_iter_key(it) : NULL;
 }
 
@@ -506,7 +533,10 @@ void hk_json_merge_patch(json_t **doc, const json_t *patch, unsigned opts)
     json_t *v;
     json_object_foreach ((json_t *)patch, k, v) {
         const char *found = index_find(*doc, index, k);
-        char *name = hk_strdup(found ? found : k);
+        /* A new member takes the patch's name (stable while the patch is walked); an existing one keeps the
+         * document's, copied, as it is freed with its member. */
+        char *copy = found ? hk_strdup(found) : NULL;
+        const char *name = found ? copy : k;
         if (json_is_null(v)) {
             if (found != NULL && index != NULL)
                 index_del(index, name);
@@ -518,7 +548,7 @@ void hk_json_merge_patch(json_t **doc, const json_t *patch, unsigned opts)
             if (found == NULL && index != NULL)
                 index_add(index, name);
         }
-        free(name);
+        free(copy);
     }
     json_decref(index);
 }
