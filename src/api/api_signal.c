@@ -105,9 +105,9 @@ static void signal_event(hk_ctx *ctx)
         hk_respond_error(ctx, 400, "request body must be a JSON object {EventName, PrimaryKey, Data}");
         return;
     }
-    json_t *name = json_object_get(body, "EventName");
-    json_t *pk = json_object_get(body, "PrimaryKey");
-    json_t *data = json_object_get(body, "Data");
+    json_t *name = hk_json_member_ci(body, "EventName");
+    json_t *pk = hk_json_member_ci(body, "PrimaryKey");
+    json_t *data = hk_json_member_ci(body, "Data");
     hk_signal *s = NULL;
     if (!json_is_string(name)) {
         hk_respond_field_error(ctx, 400, "EventName", "EventName is required and must be a string");

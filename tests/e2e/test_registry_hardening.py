@@ -228,3 +228,12 @@ def test_state_events_carry_a_reason():
 
 if __name__ == "__main__":
     run(globals())
+
+
+def test_signal_event_body_members_in_any_letter_case():
+    # SuperOffice's own client sends camelCase members; the vendor binds them without regard to case.
+    with Server() as s:
+        r = s.request("POST", AGENTS + "SignalEvent", {"eventName": "contact.created", "primaryKey": 42, "data": {}})
+        assert r.status == 204, (r.status, r.body)
+        r = s.request("POST", AGENTS + "SignalEvent", {"primaryKey": 42, "data": {}})
+        assert r.status == 400, (r.status, r.body)
