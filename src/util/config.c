@@ -315,6 +315,11 @@ int hk_retry_delays_parse(const char *text, uint64_t **delays, size_t *n, char *
     size_t cnt = 0;
     struct item it;
     char buf[64];
+    /* Entries are separated by commas and spaces only, as the engine reads them. */
+    if (has_control(text)) {
+        snprintf(why, whylen, "control characters are not allowed");
+        return HK_ECONFIG;
+    }
     for (const char *p = text; next_item(&p, &it);) {
         uint64_t ms;
         if (cnt == HK_RETRY_MAX) {
