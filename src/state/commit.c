@@ -22,6 +22,7 @@
 #include "kv_int.h"
 
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include "checkpoint.h"
 #include "log.h"
@@ -244,6 +245,24 @@ static void maybe_checkpoint(hk_kv_env *s)
         s->ckpt_running = true;
 }
 
+/* Below this much free space, a write LMDB reports as an I/O error is taken for a full disk. */
+#define NO_ROOM (1u << 20)
+
+/*
+ * A failed commit's error as the caller should see it: LMDB reports a
+ * short write (which is how a nearly full disk often ends one) as EIO,
+ * indistinguishable from a broken disk, so the free space decides.
+ */
+static int commit_error(hk_kv_env *s, int rc)
+{
+    struct statvfs v;
+    int fd;
+    if (rc == HK_ESTORE && mdb_env_get_fd(s->env, &fd) == 0 && fstatvfs(fd, &v) == 0 &&
+        (uint64_t)v.f_bavail * v.f_frsize < NO_ROOM)
+        return HK_EFULL;
+    return rc;
+}
+
 /* ---- synchronous writes ----------------------------------------------------------------- */
 
 /* fn in one write transaction, committed; with lsn, also recorded as the last log record applied. */
@@ -271,7 +290,7 @@ static int write_txn(hk_kv_env *s, int (*fn)(hk_txn *txn, void *arg), void *arg,
         }
         hk__kv_release(s);
         if (!grow || attempt >= GROW_ATTEMPTS)
-            return rc;
+            return commit_error(s, rc);
         /* Not when this thread has a read open (it would wait for itself): the map stays full. */
         if (hk__kv_resize(s, false) != 0)
             return rc;
@@ -394,6 +413,7 @@ static void batch_work(uv_work_t *req)
     if (s->wal != NULL && (s->batch_status = log_batch(s, &lsn, &logged, &unlogged)) != 0)
         return;
     apply_batch(s, logged ? lsn : 0);
+    s->batch_status = commit_error(s, s->batch_status);
     if (logged && s->batch_status != 0 && hk__wal_undo(s->wal) != 0)
         hk_error("store: a failed group could not be taken back out of the log");
     if (unlogged && s->batch_status == 0) {

@@ -68,7 +68,7 @@ typedef struct hk_store_opts {
      * does, recording each commit where a server's recovery will find it.
      */
     bool wal;
-    uint64_t wal_segment; /**< bytes per log segment (0: 64 MiB) */
+    uint64_t wal_segment; /**< bytes per log segment (0: 32 MiB) */
 } hk_store_opts;
 
 /**

@@ -26,6 +26,8 @@
 #define MAX_SPARES 2
 #define ZERO_CHUNK (1u << 20)
 #define SPARE_TMP "spare.tmp"
+/* A segment made when a full-size one does not fit on the disk is this multiple. */
+#define SMALL_ROUND (64u << 10)
 
 struct seg {
     uint64_t seq;
@@ -473,8 +475,11 @@ uint64_t hk__wal_add(hk__wal *w, const uint8_t *rec, size_t len)
     return lsn;
 }
 
-/* Creates segment seq with size bytes allocated (under mu). */
-static int create_segment(hk__wal *w, uint64_t seq, uint64_t size, int *fd)
+/*
+ * Creates segment seq with size bytes allocated, or when the disk has no
+ * room for that, with just enough for need bytes of records (under mu).
+ */
+static int create_segment(hk__wal *w, uint64_t seq, uint64_t size, uint64_t need, int *fd)
 {
     char path[4096];
     seg_path(w, seq, path, sizeof(path));
@@ -482,6 +487,9 @@ static int create_segment(hk__wal *w, uint64_t seq, uint64_t size, int *fd)
     if (*fd < 0)
         return errno;
     int e = posix_fallocate(*fd, 0, (off_t)size);
+    uint64_t small = (HDR + need + SMALL_ROUND - 1) / SMALL_ROUND * SMALL_ROUND;
+    if ((e == ENOSPC || e == EDQUOT) && small < size)
+        e = posix_fallocate(*fd, 0, (off_t)small);
     if (e != 0) {
         close(*fd);
         unlink(path);
@@ -528,16 +536,17 @@ static int next_segment(hk__wal *w, uint64_t need)
         fd = open(path, O_RDWR | O_CLOEXEC);
         e = fd < 0 ? errno : 0;
     } else if (e == 0) {
-        e = create_segment(w, seq, size, &fd);
+        e = create_segment(w, seq, size, need, &fd);
     }
     uv_mutex_unlock(&w->mu);
     struct stat st;
     if (e == 0 && fstat(fd, &st) != 0)
         e = errno;
-    if (e == 0 && (uint64_t)st.st_size < size)
+    size = e == 0 ? (uint64_t)st.st_size : 0;
+    if (e == 0 && size < HDR + need) {
+        size = HDR + need;
         e = posix_fallocate(fd, 0, (off_t)size);
-    else if (e == 0)
-        size = (uint64_t)st.st_size;
+    }
     uint8_t h[HDR];
     header_build(h, seq, w->group_first);
     if (e == 0)
@@ -668,9 +677,9 @@ static int prepare_spare(hk__wal *w)
         uv_mutex_unlock(&w->mu);
     }
     if (e != 0) {
+        /* Not an error: the next segment is then made when it is needed. */
         unlinkat(w->dir_fd, SPARE_TMP, 0);
-        hk_warn("log: cannot prepare a spare segment in %s: %s", w->dir, strerror(e));
-        return io_err(e);
+        hk_debug("log: no spare segment prepared in %s: %s", w->dir, strerror(e));
     }
     return 0;
 }

@@ -30,8 +30,12 @@
 
 #include "common.h"
 
-/** Segment size unless the opener asks for another (a group larger than it gets a segment of its own size). */
-#define HK__WAL_SEGMENT_SIZE (64u << 20)
+/**
+ * Segment size unless the opener asks for another. A group larger than it
+ * gets a segment of its own size; on a disk without room for a whole
+ * segment, one just large enough for the group is made.
+ */
+#define HK__WAL_SEGMENT_SIZE (32u << 20)
 
 typedef struct hk__wal hk__wal;
 

@@ -52,6 +52,7 @@ static int check_listen(hk_config *cfg, const char *v, char *why, size_t whylen)
 static int check_url(hk_config *cfg, const char *v, char *why, size_t whylen);
 static int check_nonempty(hk_config *cfg, const char *v, char *why, size_t whylen);
 static int check_level(hk_config *cfg, const char *v, char *why, size_t whylen);
+static int check_sync(hk_config *cfg, const char *v, char *why, size_t whylen);
 static int check_retry(hk_config *cfg, const char *v, char *why, size_t whylen);
 static int check_cidrs(hk_config *cfg, const char *v, char *why, size_t whylen);
 static int check_host(hk_config *cfg, const char *v, char *why, size_t whylen);
@@ -73,6 +74,7 @@ static const struct option options[] = {
     S("store", "data_dir", data_dir, "./data", check_nonempty),
     O("store", "map_size", OPT_SIZE, map_size, "64MiB", 1 * MIB, 1024 * GIB),
     O("store", "max_batch", OPT_U32, max_batch, "2048", 1, 1000000),
+    S("store", "sync", store_sync, "lmdb", check_sync),
     S("log", "level", log_level, "info", check_level),
     O("delivery", "concurrency_per_origin", OPT_U32, concurrency_per_origin, "8", 1, 10000),
     O("delivery", "max_inflight", OPT_U32, max_inflight, "4096", 1, 1000000),
@@ -304,6 +306,15 @@ static int check_level(hk_config *cfg, const char *v, char *why, size_t whylen)
 {
     if (hk_log_parse_level(v) < 0) {
         snprintf(why, whylen, "expected debug, info, warn or error, got \"%.200s\"", v);
+        return -1;
+    }
+    return 0;
+}
+
+static int check_sync(hk_config *cfg, const char *v, char *why, size_t whylen)
+{
+    if (strcmp(v, "log") != 0 && strcmp(v, "lmdb") != 0) {
+        snprintf(why, whylen, "expected log or lmdb, got \"%.200s\"", v);
         return -1;
     }
     return 0;
