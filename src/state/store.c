@@ -187,7 +187,17 @@ static int try_lock_quiet(const char *dir)
  */
 static int recover(hk_store *s, const hk_store_opts *o, const char *waldir, const char *ckpt, bool crashed, bool keep)
 {
-    if (mkdir(waldir, 0700) != 0 && errno != EEXIST) {
+    if (mkdir(waldir, 0700) == 0) {
+        /* The log's directory entry must outlive a power loss as much as what goes in it. */
+        int dfd = open(o->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        int e = dfd < 0 || fsync(dfd) != 0 ? errno : 0;
+        if (dfd >= 0)
+            close(dfd);
+        if (e != 0) {
+            hk_error("store: cannot sync %s: %s", o->data_dir, strerror(e));
+            return HK_ESTORE;
+        }
+    } else if (errno != EEXIST) {
         hk_error("store: cannot create %s: %s", waldir, strerror(errno));
         return HK_ESTORE;
     }

@@ -74,7 +74,7 @@ static const struct option options[] = {
     S("store", "data_dir", data_dir, "./data", check_nonempty),
     O("store", "map_size", OPT_SIZE, map_size, "64MiB", 1 * MIB, 1024 * GIB),
     O("store", "max_batch", OPT_U32, max_batch, "2048", 1, 1000000),
-    S("store", "sync", store_sync, "lmdb", check_sync),
+    S("store", "sync", store_sync, "log", check_sync),
     S("log", "level", log_level, "info", check_level),
     O("delivery", "concurrency_per_origin", OPT_U32, concurrency_per_origin, "8", 1, 10000),
     O("delivery", "max_inflight", OPT_U32, max_inflight, "4096", 1, 1000000),

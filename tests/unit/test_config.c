@@ -45,6 +45,7 @@ static void test_defaults(void)
     CHECK_STR(cfg.data_dir, "./data");
     CHECK_INT(cfg.map_size, 64ull * 1024 * 1024);
     CHECK_INT(cfg.max_batch, 2048);
+    CHECK_STR(cfg.store_sync, "log");
     CHECK_STR(cfg.log_level, "info");
     CHECK_INT(cfg.concurrency_per_origin, 8);
     CHECK_STR(cfg.retry_schedule, "0s,5s,5m,30m,2h,5h,10h,10h");
