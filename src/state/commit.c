@@ -28,8 +28,8 @@
 #include "log.h"
 
 /* A background checkpoint at least this often while groups are committed, and after this much log. */
-#define CKPT_MS 200
-#define CKPT_BYTES (8u << 20)
+#define CKPT_MS 1000
+#define CKPT_BYTES (16u << 20)
 
 /* What a write's outcome means for its whole batch: 0 (nothing, or only
  * the write itself failed), FATE_GROW (the map is full: grow it and run the

@@ -233,6 +233,7 @@ static int recover(hk_store *s, const hk_store_opts *o, const char *waldir, cons
         return rc;
     }
     if (keep) {
+        (void)hk__wal_prepare(wal);
         s->wal = wal;
         hk_kv_attach_log(s->kv, wal);
         return 0;

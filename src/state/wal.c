@@ -680,6 +680,7 @@ static int prepare_spare(hk__wal *w)
         /* Not an error: the next segment is then made when it is needed. */
         unlinkat(w->dir_fd, SPARE_TMP, 0);
         hk_debug("log: no spare segment prepared in %s: %s", w->dir, strerror(e));
+        return io_err(e);
     }
     return 0;
 }
@@ -730,8 +731,21 @@ int hk__wal_recycle(hk__wal *w, uint64_t durable)
     if (rc != 0)
         hk_warn("log: cannot recycle segments in %s: %s", w->dir, strerror(e));
     if (need && rc == 0)
-        rc = prepare_spare(w);
+        (void)prepare_spare(w); /* when it fails, the next segment is made when it is needed */
     return rc;
+}
+
+int hk__wal_prepare(hk__wal *w)
+{
+    uv_mutex_lock(&w->mu);
+    size_t n = spares(w);
+    uv_mutex_unlock(&w->mu);
+    for (; n < MAX_SPARES; n++) {
+        int e = prepare_spare(w);
+        if (e != 0)
+            return e;
+    }
+    return 0;
 }
 
 size_t hk__wal_segments(hk__wal *w)

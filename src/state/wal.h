@@ -103,6 +103,16 @@ uint64_t hk__wal_bytes(hk__wal *w);
  */
 int hk__wal_recycle(hk__wal *w, uint64_t durable) HK_MUST_CHECK;
 
+/**
+ * Prepares spare segments (zero-filled, synced) up to the number recycling
+ * keeps, before appends start: the first pass over a segment then writes
+ * into blocks that are already there, so an fdatasync stays one device
+ * write instead of also committing the file system's journal. A disk
+ * without room for them is not an error (HK_EFULL is returned, and
+ * segments are then made when needed).
+ */
+int hk__wal_prepare(hk__wal *w);
+
 /** Segment files in the directory, used and spare (tests). */
 size_t hk__wal_segments(hk__wal *w);
 
