@@ -20,7 +20,7 @@
 #include "state_fixture.h"
 #include "wal.h"
 
-#define SEG (16u << 10) /* small segments, so that a few hundred ops cross several */
+#define SEG 4096 /* small segments, so that a store's groups cross several */
 
 static char waldir[96];
 
@@ -228,7 +228,7 @@ static void test_log_missing_records_refused(void)
 
 /* ---- the store on the log ---------------------------------------------------------------- */
 
-#define NSIGNALS 150
+#define NSIGNALS 80
 
 struct sub {
     hk_commit c;
