@@ -310,6 +310,45 @@ static int scan_segment(struct scan *sc, size_t i, int fd, uint64_t *end, uint64
     return rc;
 }
 
+/* Zeroes segment seq, when it exists and holds anything; *cleared receives the bytes zeroed. */
+static int clear_segment(hk__wal *w, uint64_t seq, uint64_t *cleared)
+{
+    char path[4096];
+    struct stat st;
+    *cleared = 0;
+    seg_path(w, seq, path, sizeof(path));
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : HK_ESTORE;
+    int e = fstat(fd, &st) != 0 ? errno : 0;
+    uint64_t size = e == 0 ? (uint64_t)st.st_size : 0;
+    uint8_t *m = size > 0 ? mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fd, 0) : NULL;
+    bool dirty = false;
+    if (m == MAP_FAILED) {
+        e = errno;
+    } else if (m != NULL) {
+        static const uint8_t zeros[4096];
+        for (uint64_t p = 0; p < size && !dirty; p += sizeof(zeros))
+            dirty = memcmp(m + p, zeros, (size_t)(size - p < sizeof(zeros) ? size - p : sizeof(zeros))) != 0;
+        munmap(m, (size_t)size);
+    }
+    if (e == 0 && dirty) {
+        e = zero_range(fd, 0, size);
+        if (e == 0 && fdatasync(fd) != 0)
+            e = errno;
+        *cleared = size;
+    }
+    close(fd);
+    if (e != 0) {
+        hk_error("log: cannot clear segment %" PRIu64 " in %s: %s", seq, w->dir, strerror(e));
+        return HK_ESTORE;
+    }
+    struct seg *sg = segs_find(w, seq);
+    if (sg != NULL)
+        sg->first = 0;
+    return 0;
+}
+
 /* A log with nothing to replay that continues at next: older segments become spares. */
 static int start_fresh(hk__wal *w, uint64_t next)
 {
@@ -395,6 +434,14 @@ static int scan(hk__wal *w, struct scan *sc, bool crashed)
         }
         sc->info->cleared = size - end;
     }
+    /* The same in the next segment, where a group that did not fit here
+     * went, with a header that may not have reached the disk. */
+    uint64_t cleared;
+    if (crashed && clear_segment(w, w->segs[cur].seq + 1, &cleared) != 0) {
+        close(fd);
+        return HK_ESTORE;
+    }
+    sc->info->cleared += cleared;
     w->fd = fd;
     w->active = w->segs[cur].seq;
     w->off = end;
