@@ -223,11 +223,12 @@ static int recover(hk_store *s, const hk_store_opts *o, const char *waldir, cons
         return rc;
     }
     if (info.replayed > 0 || info.cleared > 0 || crashed)
-        hk_info("store: log replayed: %llu record%s (%llu..%llu) after record %llu; it ends at record %llu (%s)%s",
+        hk_info("store: log replayed: %llu record%s (%llu..%llu) after record %llu; it ends at record %llu, "
+                "segment %llu offset %llu (stopped at: %s)%s",
                 (unsigned long long)info.replayed, info.replayed == 1 ? "" : "s", (unsigned long long)info.first,
                 (unsigned long long)(info.replayed ? info.first + info.replayed - 1 : 0), (unsigned long long)applied,
-                (unsigned long long)info.last, info.reason,
-                info.cleared > 0 ? "; the torn tail after it was cleared" : "");
+                (unsigned long long)info.last, (unsigned long long)info.segment, (unsigned long long)info.offset,
+                info.reason, info.cleared > 0 ? "; what followed it was cleared" : "");
     if (info.replayed > 0 && (rc = hk_kv_checkpoint(s->kv, false)) != 0) {
         hk__wal_close(wal);
         return rc;

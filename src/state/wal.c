@@ -436,7 +436,7 @@ static int scan(hk__wal *w, struct scan *sc, bool crashed)
     }
     /* The same in the next segment, where a group that did not fit here
      * went, with a header that may not have reached the disk. */
-    uint64_t cleared;
+    uint64_t cleared = 0;
     if (crashed && clear_segment(w, w->segs[cur].seq + 1, &cleared) != 0) {
         close(fd);
         return HK_ESTORE;
@@ -444,6 +444,8 @@ static int scan(hk__wal *w, struct scan *sc, bool crashed)
     sc->info->cleared += cleared;
     w->fd = fd;
     w->active = w->segs[cur].seq;
+    sc->info->segment = w->active;
+    sc->info->offset = end;
     w->off = end;
     w->size = size;
     w->next_lsn = sc->expected;

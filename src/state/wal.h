@@ -48,6 +48,8 @@ typedef struct hk__wal_info {
     uint64_t first;     /**< LSN of the first record replayed (0: none) */
     uint64_t last;      /**< LSN of the last good record in the log (applied when the log holds none after it) */
     uint64_t cleared;   /**< bytes after the last good record that were zeroed */
+    uint64_t segment;   /**< the segment the log ends in (0: none yet) */
+    uint64_t offset;    /**< where in it the last good record ends */
     const char *reason; /**< why the scan stopped: "end", "zero length", "short record", "bad CRC", "LSN
                              discontinuity" (static text) */
 } hk__wal_info;
