@@ -49,44 +49,44 @@ struct hk_kv_env {
     /* One cached read transaction for the loop thread, renewed per use. */
     hk_txn rtxn;
     bool rtxn_busy;
-    uv_thread_t loop_thread; /* the thread that opened the environment (with a loop) */
+    uv_thread_t loop_thread; /**< the thread that opened the environment (with a loop) */
     /* A map grown by another process, adopted on the threadpool because the
      * loop could not take the resize lock without waiting. */
     uv_work_t adopt_work;
     bool adopting;
     uint64_t commits, writes;
-    bool foreign;             /* the last commit before this open was not stamped by this version */
-    uint64_t reader_check_at; /* loop time of the last stale-reader check */
+    bool foreign;             /**< the last commit before this open was not stamped by this version */
+    uint64_t reader_check_at; /**< loop time of the last stale-reader check */
     /* Checkpoints (see commit.c), on once hk_kv_checkpoints was called. */
-    char *ckpt_path;    /* the checkpoint file; NULL: no checkpoints */
-    bool ckpt_owner;    /* commits with MDB_NOSYNC and keeps `pin`; otherwise each synchronous write saves one */
-    uv_mutex_t ckpt_mu; /* one checkpoint at a time */
-    MDB_txn *pin;       /* read transaction on the last checkpoint's snapshot (owner) */
-    hk__wal *wal;       /* the log each group is appended to first (owner, sync = log); borrowed */
-    bool ckpt_running;  /* a background checkpoint is queued or running */
+    char *ckpt_path;    /**< the checkpoint file; NULL: no checkpoints */
+    bool ckpt_owner;    /**< commits with MDB_NOSYNC and keeps `pin`; otherwise each synchronous write saves one */
+    uv_mutex_t ckpt_mu; /**< one checkpoint at a time */
+    MDB_txn *pin;       /**< read transaction on the last checkpoint's snapshot (owner) */
+    hk__wal *wal;       /**< the log each group is appended to first (owner, sync = log); borrowed */
+    bool ckpt_running;  /**< a background checkpoint is queued or running */
     uv_work_t ckpt_work;
-    uint64_t ckpt_at;    /* loop time of the last background checkpoint's start */
-    uint64_t ckpt_bytes; /* hk__wal_bytes at that start */
+    uint64_t ckpt_at;    /**< loop time of the last background checkpoint's start */
+    uint64_t ckpt_bytes; /**< hk__wal_bytes at that start */
 };
 
-/* Holds the resize lock shared for a transaction of this thread, and releases it. */
+/** Holds the resize lock shared for a transaction of this thread, and releases it. */
 void hk__kv_hold(hk_kv_env *s);
 void hk__kv_release(hk_kv_env *s);
 
-/* LMDB's code as hookd's. */
+/** LMDB's code as hookd's. */
 int hk__kv_map_err(int rc);
 
-/* Begins a transaction holding the resize lock shared (released by the caller with hk__kv_release after
+/** Begins a transaction holding the resize lock shared (released by the caller with hk__kv_release after
  * the transaction ends); adopts a map another process grew. An LMDB code, or UV_EAGAIN. */
 int hk__kv_txn_begin(hk_kv_env *s, bool write, MDB_txn **txn);
 
-/* Grows the map (adopt: to the size another process gave it); UV_EAGAIN when this thread cannot wait. */
+/** Grows the map (adopt: to the size another process gave it); UV_EAGAIN when this thread cannot wait. */
 int hk__kv_resize(hk_kv_env *s, bool adopt);
 
-/* Records the transaction's id under HK_KV_WRITER_STAMP. */
+/** Records the transaction's id under HK_KV_WRITER_STAMP. */
 int hk__kv_stamp(hk_txn *t);
 
-/* Ends checkpointing and releases what it holds (commit.c; from hk_kv_close). */
+/** Ends checkpointing and releases what it holds (commit.c; from hk_kv_close). */
 void hk__kv_checkpoints_free(hk_kv_env *s);
 
 #endif
