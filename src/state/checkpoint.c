@@ -172,6 +172,8 @@ int hk__ckpt_save(const char *path, const hk__ckpt *c, bool keep_state)
     struct stat st;
     bool fresh = stat(path, &st) != 0;
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == ENOENT && keep_state)
+        return 0; /* the log was removed meanwhile (a server started with sync = lmdb): nothing to keep up */
     if (fd < 0) {
         hk_error("store: cannot open %s: %s", path, strerror(errno));
         return errno == ENOSPC || errno == EDQUOT ? HK_EFULL : HK_ESTORE;

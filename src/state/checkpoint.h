@@ -60,7 +60,8 @@ int hk__ckpt_load(const char *path, hk__ckpt *out) HK_MUST_CHECK;
  * directory when the file is new). When the file holds a newer snapshot
  * (a higher txnid), that one stays and only the state is taken from c;
  * with keep_state the stored state stays too (c->state is used only for a
- * new file).
+ * new file), and a directory that is gone (the log was removed) is not an
+ * error.
  */
 int hk__ckpt_save(const char *path, const hk__ckpt *c, bool keep_state) HK_MUST_CHECK;
 
