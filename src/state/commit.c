@@ -27,8 +27,15 @@
 #include "checkpoint.h"
 #include "log.h"
 
-/* A background checkpoint at least this often while groups are committed, and after this much log. */
-#define CKPT_MS 1000
+/*
+ * A background checkpoint at least this often while groups are committed,
+ * and after this much log. Between checkpoints the pin keeps LMDB from
+ * reusing pages, so every commit writes fresh ones and a checkpoint's sync
+ * writes all of them back at once, while the log's fdatasyncs wait behind
+ * it on the device: measured at 1,000 events/s, a 1 s interval made each
+ * checkpoint's sync take 25-40 ms (and so the log's p99), 100 ms about 4 ms.
+ */
+#define CKPT_MS 100
 #define CKPT_BYTES (16u << 20)
 
 /* What a write's outcome means for its whole batch: 0 (nothing, or only
