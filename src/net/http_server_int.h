@@ -17,7 +17,8 @@
  *                           100 Continue, the server's own error answers
  *
  * Memory: a connection is freed only once both of its handles are closed;
- * a response's bytes belong to its write request (struct write_req).
+ * a response's bytes belong to its write request (struct write_req in
+ * http_server_response.c), freed in the write callback.
  */
 #ifndef HK_HTTP_SERVER_INT_H
 #define HK_HTTP_SERVER_INT_H
