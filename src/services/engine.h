@@ -128,21 +128,11 @@ void hk_signal_free(hk_signal *s);
 void hk_engine_signal(hk_engine *e, hk_signal *s);
 
 /**
- * Stores the state event `webhook{ID}.<kind>` (kind "stopped" or
- * "started") of webhook id in a commit of its own: delivered with Event
- * "webhook.<kind>" and PrimaryKey id to the webhooks subscribed to that
- * name, never to webhook id itself. detail (may be NULL) goes into Data as
- * "Reason". Transitional: a change of state carries its state event in its
- * own op (hk_op_webhook_put.event, see hk_engine_state_event_init), which
- * is what callers should use; the failure rules' "errors" events already
- * travel in the outcome's op.
- */
-void hk_engine_state_event(hk_engine *e, uint32_t id, const char *kind, const char *detail);
-
-/**
  * Fills ev for an op that carries a state event: kind ("errors",
  * "stopped", "started"), reason (borrowed; NULL leaves Data.Reason out) and
- * a fresh EventId from the engine's generator.
+ * a fresh EventId from the engine's generator. A state event is always
+ * stored in the commit of the change it reports (hk_op_webhook_put.event,
+ * the on_disable of hk_op_outcome and hk_op_attempt), never on its own.
  */
 void hk_engine_state_event_init(hk_engine *e, hk_state_event *ev, const char *kind, const char *reason);
 

@@ -10,7 +10,6 @@
  *   resend.c      queueing an event again
  *   maintenance.c pruning and the queue of deleted webhooks
  *   sync.c        synchronous calls (origin slots, recording)
- *   state_event.c a state event in a commit of its own (transitional)
  *
  * The window. A job is one delivery held in memory: ready (loaded, waiting
  * for its turn), sending (on the wire) or committing (its outcome is being
