@@ -3,10 +3,10 @@
 
 #include "delivery.h"
 #include "engine.h"
-#include "outcome.h"
 #include "event.h"
-#include "signature.h"
 #include "kv.h"
+#include "outcome.h"
+#include "signature.h"
 #include "unit.h"
 
 static void test_record_roundtrip(void)
@@ -59,17 +59,39 @@ static void test_record_roundtrip(void)
     free(body);
 }
 
+/* Appends a name/value pair to *v (n entries). */
+static void add_pair(hk_pair **v, size_t *n, const char *name, const char *value)
+{
+    *v = hk_realloc(*v, (*n + 1) * sizeof(**v));
+    (*v)[*n].name = hk_strdup(name);
+    (*v)[(*n)++].value = hk_strdup(value);
+}
+
+static void set_str(char **field, const char *value)
+{
+    free(*field);
+    *field = hk_strdup(value);
+}
+
 static void test_target_and_headers(void)
 {
-    json_error_t err;
-    json_t *rec = json_loads("{\"id\":9,\"url\":\"https://h/x\",\"name\":\"n\",\"secret\":\"new\","
-                             "\"prevSecret\":\"old\",\"prevSecretUntil\":99999999999999,"
-                             "\"headers\":{\"X-Ok\":\"1\",\"Content-Type\":\"text/plain\",\"webhook-id\":\"x\","
-                             "\"X-Bad\":\"a\\r\\nInjected: 1\",\"Bad Name\":\"v\"},"
-                             "\"properties\":{\"p\":[1,2],\"Event\":\"clash\"}}",
-                             0, &err);
+    hk_webhook w;
+    hk_webhook_init(&w);
+    w.id = 9;
+    set_str(&w.url, "https://h/x");
+    set_str(&w.name, "n");
+    set_str(&w.secret, "new");
+    set_str(&w.prev_secret, "old");
+    w.prev_secret_until = 99999999999999ull;
+    add_pair(&w.headers, &w.nheaders, "X-Ok", "1");
+    add_pair(&w.headers, &w.nheaders, "Content-Type", "text/plain");
+    add_pair(&w.headers, &w.nheaders, "webhook-id", "x");
+    add_pair(&w.headers, &w.nheaders, "X-Bad", "a\r\nInjected: 1");
+    add_pair(&w.headers, &w.nheaders, "Bad Name", "v");
+    add_pair(&w.properties, &w.nproperties, "p", "[1,2]");
+    add_pair(&w.properties, &w.nproperties, "Event", "\"clash\"");
     hk_target t = {0};
-    hk_target_from_record(&t, rec);
+    hk_target_from_webhook(&t, &w);
     CHECK_INT(t.webhook_id, 9);
     CHECK_STR(t.headers, "X-Ok: 1\r\n");
     CHECK_STR(t.props, "\"p\":[1,2]");
@@ -90,19 +112,19 @@ static void test_target_and_headers(void)
     hk_target_free(&t);
 
     /* After the overlap only the new secret signs; without a secret nothing does. */
-    json_object_set_new(rec, "prevSecretUntil", json_integer(1));
-    hk_target_from_record(&t, rec);
+    w.prev_secret_until = 1;
+    hk_target_from_webhook(&t, &w);
     hk_delivery_headers(&t, "a.b", "00112233-4455-6677-8899-aabbccddeeff", 0, body, 2, 1700000000000ull, NULL, out,
                         sizeof(out));
     snprintf(line, sizeof(line), "webhook-signature: %s\r\n", s1);
     CHECK(strstr(out, line) != NULL);
     hk_target_free(&t);
-    json_object_set_new(rec, "secret", json_string(""));
-    hk_target_from_record(&t, rec);
+    set_str(&w.secret, "");
+    hk_target_from_webhook(&t, &w);
     hk_delivery_headers(&t, "a.b", "u", 0, body, 2, 1700000000000ull, NULL, out, sizeof(out));
     CHECK(strstr(out, "signature") == NULL && strstr(out, "webhook-id") == NULL);
     hk_target_free(&t);
-    json_decref(rec);
+    hk_webhook_free(&w);
 }
 
 static void test_retry_schedule(void)
