@@ -122,7 +122,7 @@ struct hk_engine {
     hk_store *store;                                                   /**< the store */
     hk_clock *clock;                                                   /**< wall and monotonic time */
     hk_sender sender;                                                  /**< puts requests on the wire */
-    hk_engine_opts o;                                                  /**< the options (retry_schedule not kept) */
+    hk_engine_opts o;                                                  /**< the options (the schedule: see policy) */
     hk_retry_policy policy;                                            /**< the parsed retry rules */
     void (*finished)(const hk_attempt *a, void *arg);                  /**< see hk_engine_deps */
     void *finished_arg;                                                /**< passed to finished */
