@@ -15,10 +15,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "event.h"
+#include "buf.h"
+#include "json_text.h"
 #include "log.h"
 #include "tables.h"
-#include "webhook.h"
 
 #define IDEM_V0 16
 #define IDEM_V1 17
@@ -130,38 +130,30 @@ static int event_store(hk_txn *txn, uint64_t now, int64_t pk, uint32_t user_id, 
     free(b.p);
     if (rc != 0)
         return rc;
-    return hk_event_type_register(txn, route, &tid);
+    return hk__event_type_register(txn, route, &tid);
 }
 
 int hk__state_event_store(hk_txn *txn, uint64_t now, uint32_t id, const hk_state_event *ev)
 {
     if (ev == NULL || ev->kind == NULL)
         return 0;
-    char route[64], name[48], head[96];
+    char route[64], name[48];
     snprintf(route, sizeof(route), "webhook%u.%s", id, ev->kind);
     snprintf(name, sizeof(name), "webhook.%s", ev->kind);
     /* Data as the old engine wrote it: {"WebhookId","State"[,"Reason"]}. */
-    char *data = NULL;
-    size_t len = 0, cap = 0;
-    int n = snprintf(head, sizeof(head), "{\"WebhookId\":%u,\"State\":", id);
-    data = hk_malloc(cap = (size_t)n + 1);
-    memcpy(data, head, (size_t)n + 1);
-    len = (size_t)n;
-    len = hk_json_quote(&data, len, &cap, ev->kind, strlen(ev->kind));
+    hk_buf data = HK_BUF_INIT;
+    hk_buf_printf(&data, "{\"WebhookId\":%u,\"State\":", id);
+    hk_json_text_quote(&data, ev->kind, strlen(ev->kind));
     const char *changes = "[\"WebhookId\",\"State\"]";
     if (ev->reason != NULL) {
-        data = hk_realloc(data, cap = len + 12);
-        memcpy(data + len, ",\"Reason\":", 11);
-        len += 10;
-        len = hk_json_quote(&data, len, &cap, ev->reason, strlen(ev->reason));
+        hk_buf_puts(&data, ",\"Reason\":");
+        hk_json_text_quote(&data, ev->reason, strlen(ev->reason));
         changes = "[\"WebhookId\",\"State\",\"Reason\"]";
     }
-    data = hk_realloc(data, len + 2);
-    data[len++] = '}';
-    data[len] = '\0';
+    hk_buf_putc(&data, '}');
     uint64_t eid;
-    int rc = event_store(txn, now, id, 0, ev->uuid, name, route, changes, strlen(changes), data, len, &eid);
-    free(data);
+    int rc = event_store(txn, now, id, 0, ev->uuid, name, route, changes, strlen(changes), data.data, data.len, &eid);
+    hk_buf_free(&data);
     if (rc != 0)
         return rc;
     struct fanout f = {route, id, NULL, NULL};
@@ -383,7 +375,7 @@ static int prune_events(hk_txn *txn, uint64_t now, uint64_t before, uint64_t bud
         uint64_t ts = 0;
         if (k.len != 8)
             continue;
-        bool readable = hk_event_time(v.data, v.len, &ts) == 0;
+        bool readable = hk__event_time(v.data, v.len, &ts) == 0;
         if (readable && now != 0 && ts > now) {
             if (++future > PRUNE_FUTURE_MAX)
                 break;

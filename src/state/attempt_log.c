@@ -1,17 +1,25 @@
 /*
  * attempt_log.c: attempt records keyed by webhook id (u32) + log id (u64)
  * in HK_DB_LOG, with a time index (time u64 + webhook id + log id) in
- * HK_DB_LOG_TIME for pruning; the record codec and the old interface.
+ * HK_DB_LOG_TIME for pruning, and the record codec.
  *
  * Record, version 1: u8 version, u64 started_ms (at offset 1, so that a
  * deletion finds the time-index key without decoding the rest), u64
  * event_id, u32 attempt, u64 duration_ms, u8 flags (1 success, 2
  * exhausted, 4 disabled, 8 sync), u32 status, u32 user_id, u64
  * next_due_ms, then strings event_name, event_uuid, error, url, request,
- * response. Version 0 is the JSON object of attempt_log.h.
+ * response. Version 0 is a JSON object {"id", "webhookId", "eventId",
+ * "event", "eventUuid", "attempt", "time" (ms), "durationMs", "url",
+ * "request", "response", "result" (the HTTP status as a string, "0" when
+ * no response came), "success", "error", "userId", "exhausted"}, read only.
+ *
+ * request holds the request line, headers and body as sent; response the
+ * status line, headers and body as received. Each is cut at
+ * HK_ATTEMPT_MAX_TEXT bytes, and the response body never holds more than
+ * [delivery] max_response_bytes. Bytes that are not valid UTF-8 are stored
+ * as U+FFFD; everything else is kept byte for byte.
  */
-#include "attempt_log.h"
-
+#include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -232,40 +240,6 @@ int hk__attempt_decode(const void *data, size_t len, uint32_t wid, uint64_t lid,
     return attempt_decode(data, len, wid, lid, out, false);
 }
 
-static json_t *to_json(const hk_attempt *a)
-{
-    char result[16];
-    snprintf(result, sizeof(result), "%d", a->status);
-    json_t *rec = json_object();
-    json_object_set_new(rec, "id", json_integer((json_int_t)a->id));
-    json_object_set_new(rec, "webhookId", json_integer(a->webhook_id));
-    json_object_set_new(rec, "eventId", json_integer((json_int_t)a->event_id));
-    json_object_set_new(rec, "event", json_string(a->event_name));
-    json_object_set_new(rec, "eventUuid", json_string(a->event_uuid));
-    json_object_set_new(rec, "attempt", json_integer(a->attempt));
-    json_object_set_new(rec, "time", json_integer((json_int_t)a->started_ms));
-    json_object_set_new(rec, "durationMs", json_integer((json_int_t)a->duration_ms));
-    json_object_set_new(rec, "url", json_string(a->url));
-    json_object_set_new(rec, "request", json_stringn(a->request, a->request_len));
-    json_object_set_new(rec, "response", json_stringn(a->response, a->response_len));
-    json_object_set_new(rec, "result", json_string(result));
-    json_object_set_new(rec, "success", json_boolean(a->success));
-    json_object_set_new(rec, "error", json_string(a->error));
-    json_object_set_new(rec, "userId", json_integer(a->user_id));
-    json_object_set_new(rec, "exhausted", json_boolean(a->exhausted));
-    return rec;
-}
-
-json_t *hk_log_record_json(const void *key, size_t klen, const void *data, size_t len)
-{
-    hk_attempt a;
-    if (klen != 12 || hk__attempt_decode(data, len, hk_rd32(key), hk_rd64((const uint8_t *)key + 4), &a) != 0)
-        return NULL;
-    json_t *rec = to_json(&a);
-    hk_attempt_free(&a);
-    return rec;
-}
-
 int hk__log_append(hk_txn *txn, const hk_attempt *a, bool disabled, uint64_t *log_id)
 {
     uint64_t id;
@@ -402,54 +376,4 @@ int hk__log_drop_webhook(hk_txn *txn, uint32_t webhook_id, size_t max, bool *mor
     hk_val from = {prefix, 4};
     *more = false;
     return hk_delete_run(txn, HK_DB_LOG, &from, of_webhook, drop_time_entry, prefix, max, more);
-}
-
-/* ---- the old interface ------------------------------------------------------------ */
-
-int hk_log_append(hk_txn *txn, const hk_attempt_view *v, uint64_t *log_id)
-{
-    /* The record only reads the strings: borrowing them is safe. */
-    hk_attempt a = {.webhook_id = v->webhook_id,
-                    .event_id = v->event_id,
-                    .event_name = (char *)v->event_name,
-                    .event_uuid = (char *)v->event_uuid,
-                    .attempt = v->attempt,
-                    .started_ms = v->started_ms,
-                    .duration_ms = v->duration_ms,
-                    .success = v->success,
-                    .status = v->status,
-                    .error = (char *)v->error,
-                    .url = (char *)v->url,
-                    .request = (char *)v->request,
-                    .request_len = v->request_len,
-                    .response = (char *)v->response,
-                    .response_len = v->response_len,
-                    .user_id = v->user_id,
-                    .exhausted = v->exhausted,
-                    .next_due_ms = v->next_due_ms,
-                    .sync = v->event_id == 0};
-    return hk__log_append(txn, &a, v->disabled, log_id);
-}
-
-int hk_log_get(hk_txn *txn, uint32_t webhook_id, uint64_t log_id, json_t **out)
-{
-    hk_attempt a;
-    int rc = hk__log_read(txn, webhook_id, log_id, &a);
-    if (rc != 0)
-        return rc;
-    *out = to_json(&a);
-    hk_attempt_free(&a);
-    return 0;
-}
-
-int hk_log_prune(hk_txn *txn, uint64_t before_ms, size_t max, bool *more)
-{
-    uint64_t removed = 0;
-    *more = false;
-    return hk__log_prune(txn, before_ms, max, &removed, more);
-}
-
-int hk_log_delete_webhook(hk_txn *txn, uint32_t webhook_id, size_t max, bool *more)
-{
-    return hk__log_drop_webhook(txn, webhook_id, max, more);
 }

@@ -1,9 +1,8 @@
 /*
  * store.c: the LMDB engine behind store.h: opening (with the data
  * directory's lock, the reader check and the check of a store another
- * version wrote), the group commit of typed ops
- * (on kv.c's, so old-style writes and ops share one writer and one fsync
- * per group), the op dispatcher and the typed queries.
+ * version wrote), the group commit of typed ops on kv.c's (one writer and
+ * one fsync per group), the op dispatcher and the typed queries.
  */
 #include "store.h"
 
@@ -136,7 +135,7 @@ void hk_store_close(hk_store *s)
     free(s);
 }
 
-hk_kv_env *hk_store_kv(hk_store *s)
+hk_kv_env *hk__store_kv(hk_store *s)
 {
     return s->kv;
 }
@@ -268,21 +267,9 @@ int hk_store_webhook_stats(hk_store *s, uint32_t id, hk_webhook_stats *out)
     WITH_READ(s, hk__stats_read(txn, id, out));
 }
 
-static int by_extension(hk_txn *txn, const char *ext, uint32_t *id)
-{
-    hk_val v;
-    int rc = hk_get(txn, HK_DB_EXTENSIONS, ext, strlen(ext), &v);
-    if (rc != 0)
-        return rc;
-    if (v.len != 4)
-        return HK_ESTORE;
-    *id = hk_rd32(v.data);
-    return 0;
-}
-
 int hk_store_webhook_by_extension(hk_store *s, const char *ext, uint32_t *id)
 {
-    WITH_READ(s, by_extension(txn, ext, id));
+    WITH_READ(s, hk__webhook_by_extension(txn, ext, id));
 }
 
 static int extensions_each(hk_txn *txn, int (*fn)(const char *ext, uint32_t id, void *arg), void *arg)
@@ -355,21 +342,9 @@ int hk_store_event_types_each(hk_store *s, int (*fn)(uint32_t id, const char *na
     WITH_READ(s, hk__event_types_each(txn, fn, arg));
 }
 
-static int event_type_id(hk_txn *txn, const char *name, uint32_t *id)
-{
-    hk_val v;
-    int rc = hk_get(txn, HK_DB_EVENT_NAMES, name, strlen(name), &v);
-    if (rc != 0)
-        return rc;
-    if (v.len != 4)
-        return HK_ESTORE;
-    *id = hk_rd32(v.data);
-    return 0;
-}
-
 int hk_store_event_type_id(hk_store *s, const char *name, uint32_t *id)
 {
-    WITH_READ(s, event_type_id(txn, name, id));
+    WITH_READ(s, hk__event_type_id(txn, name, id));
 }
 
 int hk_store_user_get(hk_store *s, uint32_t id, hk_user *out)
