@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "tables.h"
+#include "utf8.h"
 
 #define F_SUCCESS 1u
 #define F_EXHAUSTED 2u
@@ -43,39 +44,6 @@ static void time_key(uint8_t k[20], uint64_t ms, uint32_t wid, uint64_t id)
     hk_be64(k + 12, id);
 }
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 when invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    size_t len;
-    uint32_t cp;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-        cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = cp << 6 | (s[i] & 0x3F);
-    }
-    /* Overlong forms, surrogates and values past U+10FFFF. */
-    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return len;
-}
-
 /*
  * A peer's bytes as stored text, appended to b. Valid UTF-8 (NUL included)
  * is kept as it is, so that text compares byte for byte with what went
@@ -89,30 +57,14 @@ static void w_text(hk__wbuf *b, const char *s, size_t len)
         s = "", len = 0;
     if (len > HK_ATTEMPT_MAX_TEXT)
         len = HK_ATTEMPT_MAX_TEXT;
-    const unsigned char *u = (const unsigned char *)s;
-    size_t i = 0, n;
-    while (i < len && (n = utf8_seq(u + i, len - i)) != 0)
-        i += n;
-    if (i == len) {
+    if (hk_utf8_valid(s, len)) {
         hk__w_strn(b, s, len);
         return;
     }
-    char *copy = hk_malloc(len * 3 + 1);
-    size_t o = 0;
-    for (i = 0; i < len;) {
-        n = utf8_seq(u + i, len - i);
-        if (n == 0) {
-            memcpy(copy + o, "\xEF\xBF\xBD", 3);
-            o += 3;
-            i++;
-        } else {
-            memcpy(copy + o, s + i, n);
-            o += n;
-            i += n;
-        }
-    }
-    hk__w_strn(b, copy, o);
-    free(copy);
+    hk_buf clean = HK_BUF_INIT;
+    hk_utf8_sanitize(&clean, s, len);
+    hk__w_strn(b, clean.data, clean.len);
+    hk_buf_free(&clean);
 }
 
 static void encode(hk__wbuf *b, const hk_attempt *a, bool disabled)

@@ -63,7 +63,7 @@ int hk_perm_parse(const char *list, unsigned *out, char *bad, size_t badlen)
         }
         if (!found) {
             snprintf(bad, badlen, "%.*s", (int)len, p);
-            return -1;
+            return HK_EINVAL;
         }
         if (end == NULL)
             break;

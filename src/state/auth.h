@@ -21,8 +21,8 @@
 
 #define HK_KEY_TEXT_LEN 47 /* "hk_" + 43 base64url characters + NUL */
 
-/** Parses "ApplicationSettings:View,Events:Signal" (or "all") into bits; -1 naming the bad one in bad. */
-int hk_perm_parse(const char *list, unsigned *out, char *bad, size_t badlen);
+/** Parses "ApplicationSettings:View,Events:Signal" (or "all") into bits; HK_EINVAL naming the bad one in bad. */
+int hk_perm_parse(const char *list, unsigned *out, char *bad, size_t badlen) HK_MUST_CHECK;
 
 /** Writes the permission names of bits, comma-separated, into buf. */
 void hk_perm_format(unsigned perms, char *buf, size_t len);
