@@ -31,11 +31,11 @@ static void test_perms(void)
     CHECK_INT(hk_perm_parse("", &p, bad, sizeof(bad)), 0);
     CHECK_INT(p, 0);
     p = 99;
-    CHECK_INT(hk_perm_parse("Events:Signal,Nope:Nope", &p, bad, sizeof(bad)), -1);
+    CHECK_INT(hk_perm_parse("Events:Signal,Nope:Nope", &p, bad, sizeof(bad)), HK_EINVAL);
     CHECK_STR(bad, "Nope:Nope");
     CHECK_INT(p, 99);
-    CHECK_INT(hk_perm_parse("Events:Signal,,Webhooks:Execute", &p, bad, sizeof(bad)), -1);
-    CHECK_INT(hk_perm_parse("Events", &p, bad, sizeof(bad)), -1);
+    CHECK_INT(hk_perm_parse("Events:Signal,,Webhooks:Execute", &p, bad, sizeof(bad)), HK_EINVAL);
+    CHECK_INT(hk_perm_parse("Events", &p, bad, sizeof(bad)), HK_EINVAL);
     CHECK_STR(bad, "Events");
 
     char buf[256];
