@@ -400,10 +400,50 @@ static void test_users_keys_nodes(void)
     fx_rmdir();
 }
 
+/* The format recorded in the store (-1 when none is, -2 on a read error). */
+static long stored_format(hk_store *s)
+{
+    hk_txn *txn;
+    hk_val v;
+    long f = -1;
+    if (hk_kv_read(hk__store_kv(s), &txn) != 0)
+        return -2;
+    if (hk_get(txn, HK_DB_META, "store:format", 12, &v) == 0 && v.len == 4)
+        f = (long)hk_rd32(v.data);
+    hk_txn_end(txn);
+    return f;
+}
+
+/* A store records its format; one from before formats is upgraded; a newer one is refused and left alone. */
+static void test_store_format(void)
+{
+    fx_mkdir();
+    hk_store *s = fx_open(NULL);
+    CHECK(stored_format(s) == HK_STORE_FORMAT);
+    struct raw gone = {HK_DB_META, "store:format", 12, NULL, 0};
+    CHECK_INT(hk_kv_write_sync(hk__store_kv(s), del_raw, &gone), 0);
+    CHECK(stored_format(s) == -1);
+    hk_store_close(s);
+    s = fx_open(NULL);
+    CHECK(stored_format(s) == HK_STORE_FORMAT);
+    uint8_t newer[4];
+    hk_be32(newer, HK_STORE_FORMAT + 1);
+    raw_put(s, HK_DB_META, "store:format", 12, newer, 4);
+    hk_store_close(s);
+    hk_store_opts o = {.data_dir = fx_dir, .map_size = 8u << 20, .max_batch = 64};
+    hk_store *t = NULL;
+    CHECK_INT(hk_store_open(&t, NULL, &o), HK_EFORMAT);
+    CHECK(t == NULL);
+    o.exclusive = true;
+    CHECK_INT(hk_store_open(&t, NULL, &o), HK_EFORMAT);
+    fx_rmdir();
+}
+
 int main(void)
 {
     test_webhook_stats_and_log();
     test_events_queue_and_idempotency();
     test_users_keys_nodes();
+    test_store_format();
     return unit_done();
 }
