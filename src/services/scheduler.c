@@ -626,8 +626,12 @@ static void send_job(hk_engine *e, struct hk__job *j)
     uint64_t now = hk_clock_wall(e->clock);
     hk_delivery_headers(&ws->t, j->event_name, j->uuid, j->d.attempts, j->body, j->body_len, now, NULL, headers,
                         sizeof(headers));
+    /* The attempt's record names the URL it went to: the webhook's may
+     * change while the request is on the wire. */
+    hk__job_clear_attempt(j);
+    j->url_copy = hk_strdup(ws->t.url);
     hk_client_request req = {
-        .method = "POST", .url = ws->t.url, .headers = headers, .body = j->body, .body_len = j->body_len};
+        .method = "POST", .url = j->url_copy, .headers = headers, .body = j->body, .body_len = j->body_len};
     j->state = HK__JOB_SENDING;
     j->started_ms = now;
     j->started_mono = hk_clock_mono(e->clock);
