@@ -85,6 +85,7 @@ struct hk__wstate {
     uint32_t held;                            /**< jobs in the window: ready, sending or committing */
     uint32_t nready;                          /**< of which ready */
     bool in_ring;                             /**< in its origin's ring */
+    uint64_t refusal_logged_mono;             /**< when an SSRF refusal of its target was last logged (0: never) */
     struct hk__wstate *ring_next, *ring_prev; /**< its origin's ring */
     struct hk__wstate *hnext;                 /**< hash chain */
 };

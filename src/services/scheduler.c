@@ -11,6 +11,7 @@
 #include "url.h"
 
 #define STORE_BACKOFF_MS 1000 /* a failed read of the queue is tried again after this */
+#define REFUSAL_LOG_MS 60000  /* an SSRF refusal is logged at most this often per webhook */
 #define JOB_BUCKETS_MIN 1024
 
 static void origin_ring_update(hk_engine *e, struct hk__origin *o);
@@ -597,6 +598,24 @@ static void arm_wait_timer(hk_engine *e)
 
 /* ---- sending -------------------------------------------------------------------- */
 
+/* The SSRF guard refused the target of ws (r->refused_addr set): says so
+ * in the log, so that the first local test a user makes does not fail in
+ * silence, but at most once a minute per webhook, as a backlog to such a
+ * target fails every one of its deliveries. */
+static void log_refusal(hk_engine *e, struct hk__wstate *ws, const char *url, const hk_client_result *r)
+{
+    uint64_t now = hk_clock_mono(e->clock);
+    if (ws->refusal_logged_mono != 0 && now - ws->refusal_logged_mono < REFUSAL_LOG_MS)
+        return;
+    /* A clock at 0 would read as "never": the first line of a fake clock still counts. */
+    ws->refusal_logged_mono = now != 0 ? now : 1;
+    hk_url u;
+    const char *host = hk_url_parse(url, &u, NULL) == 0 ? u.host : url;
+    hk_warn("webhook %u: delivery to %s refused by the SSRF guard: address %s, rule %s (allow it with [delivery] "
+            "allow_targets); logged once a minute at most",
+            ws->id, host, r->refused_addr, r->refused_rule);
+}
+
 static void on_response(const hk_client_result *r, void *arg)
 {
     struct hk__job *j = arg;
@@ -614,6 +633,8 @@ static void on_response(const hk_client_result *r, void *arg)
         return;
     }
     hk__sched_origin_put(e, o);
+    if (r->error == HK_EFORBIDDEN && r->refused_addr != NULL && r->refused_addr[0] != '\0')
+        log_refusal(e, j->ws, j->url_copy, r);
     hk__outcome(e, j, r);
     hk__dispatch(e);
 }

@@ -62,5 +62,22 @@ def test_an_attempt_record_keeps_the_url_it_was_sent_to():
         assert [a["url"] for a in log] == [new, old], log
 
 
+def test_an_ssrf_refusal_of_a_delivery_is_logged_once_per_webhook():
+    # No allow_targets: a name that resolves to loopback is refused when the delivery connects.
+    env = {"HOOKD_DELIVERY_RETRY_SCHEDULE": "0s,1s,1s", "HOOKD_DELIVERY_RETRY_JITTER": "0"}
+    with Receiver() as rx, Server(env=env) as s:
+        wid = create_webhook(s, "http://localhost:%d/hook" % rx.port, ["contact.created"])
+        signal_event(s, "contact.created", 1)
+        # Every attempt is refused (the third is the last); none reached the receiver.
+        log = wait_until(lambda: len(attempts(s, wid)) == 3 and attempts(s, wid), what="three attempts")
+        assert all(a["result"] == "0" and "SSRF" in a["error"] for a in log), log
+        assert rx.requests == []
+        lines = [l for l in s.log().splitlines() if "by the SSRF guard" in l]
+        assert len(lines) == 1, lines
+        line = lines[0]
+        assert " warn " in line and ("webhook %d:" % wid) in line and "localhost" in line, line
+        assert ("127.0.0.1" in line or "::1" in line) and "loopback" in line, line
+
+
 if __name__ == "__main__":
     run(globals())
