@@ -148,6 +148,7 @@ struct hk_engine {
     uint64_t backoff_until;                         /**< no load before this monotonic time */
     bool dispatching, redispatch;                   /**< in hk__dispatch; another round asked for */
     uint32_t waiting;                               /**< synchronous calls waiting for a slot */
+    uint32_t sync_active;                           /**< slots held by synchronous calls (on the wire) */
     /* Life cycle. */
     uint32_t committing;                                   /**< the engine's own writes not yet done */
     bool pruning;                                          /**< a prune step is committing */

@@ -517,6 +517,7 @@ static void slot_freed(hk_engine *e, struct hk__origin *o)
             o->waiters_tail = NULL;
         e->waiting--;
         o->active++;
+        e->sync_active++;
         w->granted(w, 0);
     }
     origin_ring_update(e, o);
@@ -527,6 +528,7 @@ int hk__slot_take(hk_engine *e, struct hk__slot_wait *w)
     struct hk__origin *o = w->origin;
     if (o->active < e->o.concurrency_per_origin && o->waiters == NULL) {
         o->active++;
+        e->sync_active++;
         origin_ring_update(e, o);
         return 0;
     }
@@ -545,8 +547,11 @@ int hk__slot_take(hk_engine *e, struct hk__slot_wait *w)
 void hk__slot_release(hk_engine *e, struct hk__origin *o)
 {
     o->active--;
+    e->sync_active--;
     slot_freed(e, o);
     hk__dispatch(e);
+    /* A stop lets synchronous calls on the wire finish like deliveries. */
+    hk__maybe_finish_stop(e);
 }
 
 void hk__slot_expire(hk_engine *e)
