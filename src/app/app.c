@@ -159,11 +159,12 @@ static void on_signal(uv_signal_t *s, int signum)
     app->env.ready = false;
     uv_timer_start(&app->drain_timer, on_drain_timeout, app->env.cfg->shutdown_timeout_ms, 0);
     uv_unref((uv_handle_t *)&app->drain_timer);
-    hk_http_server_shutdown(app->http, on_drained);
     /* The API sees no engine from now on: nothing new is sent or submitted
-     * for it (its endpoints answer 503); what it has started goes on. */
+     * for it (its endpoints answer 503); what it has started goes on. Set
+     * before the server's shutdown, which may report drained at once. */
     app->stopping_engine = app->env.engine;
     app->env.engine = NULL;
+    hk_http_server_shutdown(app->http, on_drained);
     if (app->stopping_engine != NULL)
         hk_engine_stop(app->stopping_engine, on_engine_stopped, app);
     else
