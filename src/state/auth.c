@@ -507,7 +507,12 @@ static enum hk_auth_result check_key(key_lookup lookup, void *ctx, const char *k
     hk_key_hash(key, len, hash);
     /* Keys are found by their SHA-256 digest, so the time a lookup takes
      * depends on the digest only and tells nothing about the key. */
-    if (lookup(ctx, hash, &k, out) != 0 || k.revoked)
+    int rc = lookup(ctx, hash, &k, out);
+    /* A key or user that is not there is a wrong key; a store that cannot
+     * be read says nothing about the key. */
+    if (rc != 0)
+        return rc == HK_ENOTFOUND ? HK_AUTH_INVALID : HK_AUTH_UNAVAILABLE;
+    if (k.revoked)
         return HK_AUTH_INVALID;
     if (user_code != NULL && hk_strncaseeq(user_code, code_len, out->code) != 0)
         return HK_AUTH_INVALID;

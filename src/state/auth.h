@@ -51,9 +51,11 @@ int hk_key_decode(const void *data, size_t len, const uint8_t hash[32], hk_key *
 
 /** Result of authenticating a request. */
 enum hk_auth_result {
-    HK_AUTH_OK,      /**< user filled in */
-    HK_AUTH_MISSING, /**< no credentials */
-    HK_AUTH_INVALID  /**< credentials present but wrong, revoked or malformed */
+    HK_AUTH_OK,         /**< user filled in */
+    HK_AUTH_MISSING,    /**< no credentials */
+    HK_AUTH_INVALID,    /**< credentials present but wrong, revoked or malformed */
+    HK_AUTH_UNAVAILABLE /**< the store could not be read (an error, or UV_EAGAIN): nothing is known of the
+                             credentials; try again later */
 };
 
 /** Finds the credentials of req (any of the four forms) and checks them against the store. */
