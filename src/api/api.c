@@ -303,7 +303,12 @@ static void healthz(hk_ctx *ctx)
 
 static void readyz(hk_ctx *ctx)
 {
-    bool ready = ctx->app->ready && !ctx->app->draining && !ctx->app->store_failing;
+    /* Not ready while the store's last group commit failed for want of
+     * space or an I/O error: whoever submitted it (an API write, a
+     * delivery's outcome, a prune step), until a commit succeeds again. */
+    hk_store_counters c;
+    hk_store_get_counters(ctx->app->db, &c);
+    bool ready = ctx->app->ready && !ctx->app->draining && !hk_api_store_failure(c.last_commit_status);
     hk_respond_json(ctx, ready ? 200 : 503, json_pack("{s:s}", "status", ready ? "ready" : "not ready"));
 }
 
