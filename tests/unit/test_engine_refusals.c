@@ -114,7 +114,9 @@ static void test_a_refusal_is_logged_once_a_minute_per_webhook(void)
     CHECK_INT(refuse_next(f, "intranet.test", "10.1.2.3", "private (RFC 1918)"), 0);
     CHECK_INT(refuse_next(f, "other.test", "127.0.0.1", "loopback"), 0);
     char *log1 = capture_take();
-    CHECK_INT(count_lines(log1, "warn", ida, "intranet.test", "10.1.2.3", "private (RFC 1918)", "by the SSRF guard", NULL), 1);
+    CHECK_INT(
+        count_lines(log1, "warn", ida, "intranet.test", "10.1.2.3", "private (RFC 1918)", "by the SSRF guard", NULL),
+        1);
     CHECK_INT(count_lines(log1, "warn", idb, "other.test", "127.0.0.1", "loopback", "by the SSRF guard", NULL), 1);
     CHECK_INT(count_lines(log1, "by the SSRF guard", NULL), 2);
 
