@@ -96,6 +96,8 @@ struct hk_kv_env {
     uv_work_t adopt_work;
     bool adopting;
     uint64_t commits, writes;
+    uint64_t failed_commits;  /* group commits that failed */
+    int last_status;          /* the last group commit's status */
     bool foreign;             /* the last commit before this open was not stamped by this version */
     uint64_t reader_check_at; /* loop time of the last stale-reader check */
 };
@@ -565,6 +567,12 @@ void hk_kv_counters(const hk_kv_env *s, uint64_t *commits, uint64_t *writes)
     *writes = s->writes;
 }
 
+void hk_kv_commit_status(const hk_kv_env *s, uint64_t *failed, int *last_status)
+{
+    *failed = s->failed_commits;
+    *last_status = s->last_status;
+}
+
 /* What a write's outcome means for its whole batch: 0 (nothing, or only
  * the write itself failed), FATE_GROW (the map is full: grow it and run the
  * batch again) or an error that fails the batch. A full map or disk, or a
@@ -676,10 +684,13 @@ static void batch_done(uv_work_t *req, int status)
     hk_kv_env *s = hk_container_of(req, hk_kv_env, work);
     hk_write *w = s->batch;
     int bs = status != 0 ? HK_ESTORE : s->batch_status;
-    if (bs != 0)
+    if (bs != 0) {
         hk_error("store: group commit failed: %s", hk_strerror(bs));
-    else
+        s->failed_commits++;
+    } else {
         s->commits++;
+    }
+    s->last_status = bs;
     s->batch = NULL;
     s->working = false;
     uint64_t now = uv_now(s->loop);

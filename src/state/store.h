@@ -98,12 +98,15 @@ void hk_store_close(hk_store *s);
 /** True while ops are queued or being committed. */
 bool hk_store_busy(const hk_store *s);
 
-/** Counters since open: commits and ops committed; map size and bytes used. */
+/** Counters since open: commits and ops committed; map size and bytes used; failed commits. */
 typedef struct hk_store_counters {
-    uint64_t commits;  /**< group commits */
-    uint64_t ops;      /**< ops committed */
-    uint64_t map_size; /**< bytes mapped */
-    uint64_t used;     /**< bytes in use */
+    uint64_t commits;        /**< group commits */
+    uint64_t ops;            /**< ops committed */
+    uint64_t map_size;       /**< bytes mapped */
+    uint64_t used;           /**< bytes in use */
+    uint64_t failed_commits; /**< group commits that failed (full disk or store, I/O error...) */
+    int last_commit_status;  /**< the last group commit, whoever submitted its ops: 0 (or none yet), or the
+                                  error every op of it got; readiness follows it */
 } hk_store_counters;
 
 void hk_store_get_counters(hk_store *s, hk_store_counters *out);
