@@ -192,6 +192,37 @@ int hk__attempt_decode(const void *data, size_t len, uint32_t wid, uint64_t lid,
     return attempt_decode(data, len, wid, lid, out, false);
 }
 
+int hk__attempt_peek(const void *data, size_t len, hk__attempt_brief *out)
+{
+    const uint8_t *p = data;
+    memset(out, 0, sizeof(*out));
+    /* Version 1 keeps these at fixed offsets, before the texts (see the layout above). */
+    if (len >= 46 && p[0] == HK__V1) {
+        unsigned flags = p[29];
+        out->started_ms = hk_rd64(p + 1);
+        out->event_id = hk_rd64(p + 9);
+        out->success = flags & F_SUCCESS;
+        out->exhausted = flags & F_EXHAUSTED;
+        out->sync = flags & F_SYNC;
+        out->next_due_ms = hk_rd64(p + 38);
+        return 0;
+    }
+    if (len > 0 && p[0] == HK__V1)
+        return HK_ESTORE;
+    hk_attempt a;
+    int rc = attempt_decode(data, len, 0, 0, &a, true);
+    if (rc != 0)
+        return rc;
+    out->started_ms = a.started_ms;
+    out->event_id = a.event_id;
+    out->success = a.success;
+    out->exhausted = a.exhausted;
+    out->sync = a.sync;
+    out->next_due_ms = a.next_due_ms;
+    hk_attempt_free(&a);
+    return 0;
+}
+
 int hk__log_append(hk_txn *txn, const hk_attempt *a, bool disabled, uint64_t *log_id)
 {
     uint64_t id;

@@ -165,6 +165,25 @@ int hk__queue_drop_event(hk_txn *txn, uint64_t eid, uint64_t *count)
     return rc;
 }
 
+int hk__queue_has(hk_txn *txn, uint32_t wid, uint64_t eid, bool *queued)
+{
+    uint8_t prefix[12];
+    hk_be64(prefix, eid);
+    hk_be32(prefix + 8, wid);
+    hk_val k = {prefix, sizeof(prefix)}, v;
+    hk_cursor *c;
+    *queued = false;
+    int rc = hk_cursor_open(txn, HK_DB_QUEUE_EVENTS, &c);
+    if (rc != 0)
+        return rc;
+    /* The index holds (event, webhook, due): the entries of this pair are together. */
+    rc = hk_cursor_get(c, HK_SEEK, &k, &v);
+    if (rc == 0)
+        *queued = k.len == QKEY_LEN && memcmp(k.data, prefix, sizeof(prefix)) == 0;
+    hk_cursor_close(c);
+    return rc == HK_ENOTFOUND ? 0 : rc;
+}
+
 /* ---- the check at open ------------------------------------------------------- */
 
 /* Entries visited per transaction of the check: each commit stays short. */

@@ -211,6 +211,7 @@ static int apply_op(hk_txn *txn, hk_op *op)
     case HK_OP_ACCOUNT_PUT: return hk__apply_account_put(txn, op);
     case HK_OP_PRUNE: return hk__apply_prune(txn, op);
     case HK_OP_TREE_IMPORT: return hk__apply_tree_import(txn, op);
+    case HK_OP_RECOVER: return hk__apply_recover(txn, op);
     }
     return HK_EINVAL;
 }

@@ -128,7 +128,8 @@ enum hk_op_type {
     HK_OP_NODE_PUT,       /**< create or replace a node */
     HK_OP_ACCOUNT_PUT,    /**< create or replace an account */
     HK_OP_PRUNE,          /**< one bounded step of retention: attempt records, events, Idempotency-Keys */
-    HK_OP_TREE_IMPORT     /**< nodes or accounts from CSV text, all or nothing */
+    HK_OP_TREE_IMPORT,    /**< nodes or accounts from CSV text, all or nothing */
+    HK_OP_RECOVER         /**< one bounded step of a recovery: failed deliveries of a time window queued again */
 };
 
 /**
@@ -279,6 +280,56 @@ typedef struct hk_op_prune {
     uint64_t dropped_deliveries; /**< out: queue entries removed with their expired events */
 } hk_op_prune;
 
+/** Attempt records (and notes) a recovery step handles at most when its max is 0. */
+#define HK_RECOVER_STEP_MAX 1000
+
+/** How long a recovery may take from its first step to its last; a later step is refused (UV_ETIMEDOUT). */
+#define HK_RECOVER_RUN_MAX_MS (24ull * 3600 * 1000)
+
+/**
+ * One step of a recovery after an outage: queues again, once each, every
+ * event whose delivery to webhook_id ended failed within the window
+ * [since_ms, until_ms]. That is: the last attempt record of the (webhook,
+ * event) that started in the window is a failure after which no retry
+ * was due (retries exhausted, or a 410); no attempt of it succeeded after
+ * that record, in the window or after it; the event is still stored; and
+ * the delivery is not queued any more (one waiting for its retry, or
+ * parked while its webhook is Stopped or TooManyErrors, is still going to
+ * be delivered and is left alone). Synchronous calls are never recovered.
+ *
+ * A recovery is a run of steps with the same inputs but from_log_id, each
+ * its own commit, so ingest never waits behind more than one step. The
+ * steps walk the webhook's attempt records in log order, from its oldest
+ * to its newest (a success after the window counts), at most max per
+ * step, and note the candidates in the store under (run_ms, run,
+ * webhook); once a step has reached the newest record, it queues the
+ * noted events (as many as its budget leaves), due at now_ms, with a fresh
+ * attempt count: each carries its event and webhook, so the same
+ * webhook-id as the original deliveries. The submitter passes next_log_id
+ * back as from_log_id until done. A webhook that is not Active holds what
+ * is queued until it is Active again, as any queued delivery.
+ *
+ * Notes of a recovery that never finished (its process stopped) are
+ * removed by later steps of any recovery once HK_RECOVER_RUN_MAX_MS has
+ * passed; nothing of them is queued.
+ */
+typedef struct hk_op_recover {
+    /* in */
+    uint32_t webhook_id;  /**< the webhook: HK_ENOTFOUND at the first step (from_log_id 0) when it does not exist */
+    uint64_t since_ms;    /**< the window's start: attempts started at or after it */
+    uint64_t until_ms;    /**< the window's end: attempts started at or before it (HK_EINVAL when before since_ms) */
+    uint64_t run_ms;      /**< when the recovery began (its first step's now_ms); UV_ETIMEDOUT once
+                               HK_RECOVER_RUN_MAX_MS has passed since */
+    uint32_t run;         /**< a number the submitter chose for the recovery, so that two at once keep apart */
+    uint64_t from_log_id; /**< where the walk goes on: 0 at the first step, then the previous step's next_log_id */
+    uint32_t max;         /**< attempt records and notes handled in the step at most (0: HK_RECOVER_STEP_MAX) */
+    /* out */
+    uint64_t next_log_id; /**< the resume position: the next step's from_log_id */
+    uint64_t queued;      /**< deliveries this step queued */
+    bool done;            /**< the recovery is complete: no step follows */
+    bool gone;            /**< the webhook was deleted since the first step: its notes were dropped, nothing queued */
+} hk_op_recover;
+
 /** One operation. The union member is the one type names. */
 typedef struct hk_op {
     enum hk_op_type type;
@@ -299,6 +350,7 @@ typedef struct hk_op {
         hk_op_account_put account_put;
         hk_op_prune prune;
         hk_op_tree_import tree_import;
+        hk_op_recover recover;
     } u;
 } hk_op;
 

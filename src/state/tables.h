@@ -98,6 +98,8 @@ int hk__queue_del(hk_txn *txn, const hk_delivery *d) HK_MUST_CHECK;
 int hk__queue_drop_webhook(hk_txn *txn, uint32_t webhook_id, uint32_t max, bool *more) HK_MUST_CHECK;
 /** Deletes every entry of event_id; *count receives how many. */
 int hk__queue_drop_event(hk_txn *txn, uint64_t event_id, uint64_t *count) HK_MUST_CHECK;
+/** Whether event_id has a queue entry for webhook_id (pending, whenever due) into *queued. */
+int hk__queue_has(hk_txn *txn, uint32_t webhook_id, uint64_t event_id, bool *queued) HK_MUST_CHECK;
 /** Queue entries removed by the check at open, by webhook (in webhook order). */
 typedef struct hk__orphans {
     struct {
@@ -129,6 +131,18 @@ int hk__log_append(hk_txn *txn, const hk_attempt *a, bool disabled, uint64_t *id
 /** Decodes a stored record of any version (key: webhook id + log id) into *out. */
 int hk__attempt_decode(const void *p, size_t len, uint32_t webhook_id, uint64_t log_id, hk_attempt *out) HK_MUST_CHECK;
 int hk__log_read(hk_txn *txn, uint32_t webhook_id, uint64_t log_id, hk_attempt *out) HK_MUST_CHECK;
+/** What a recovery reads of an attempt record (recover.c), without its texts. */
+typedef struct hk__attempt_brief {
+    uint64_t started_ms;  /**< when the attempt started */
+    uint64_t event_id;    /**< its event (0: a synchronous call without one) */
+    bool success;         /**< a 2xx arrived */
+    bool exhausted;       /**< no retry followed */
+    bool sync;            /**< a synchronous call */
+    uint64_t next_due_ms; /**< when its retry was due (0: none) */
+} hk__attempt_brief;
+/** Reads those fields of a stored record of any version (version 1 at fixed offsets, nothing copied). */
+int hk__attempt_peek(const void *p, size_t len, hk__attempt_brief *out) HK_MUST_CHECK;
+
 /** Visits records (brief: without request and response) as hk_store_attempts_each(_brief). */
 int hk__log_each(hk_txn *txn, uint32_t webhook_id, uint64_t from_id, bool newest_first, bool brief,
                  int (*fn)(const hk_attempt *a, void *arg), void *arg);
@@ -172,5 +186,9 @@ int hk__apply_attempt(hk_txn *txn, hk_op *op) HK_MUST_CHECK;
 int hk__apply_resend(hk_txn *txn, hk_op *op) HK_MUST_CHECK;
 int hk__apply_queue_drop(hk_txn *txn, hk_op *op) HK_MUST_CHECK;
 int hk__apply_prune(hk_txn *txn, hk_op *op) HK_MUST_CHECK;
+
+/* ---- recover.c: recoveries after an outage ---------------------------------------- */
+
+int hk__apply_recover(hk_txn *txn, hk_op *op) HK_MUST_CHECK;
 
 #endif
