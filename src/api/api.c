@@ -339,10 +339,10 @@ void hk_api_core_routes(hk_router *r)
 
 /* Each module's table; a module adds itself here. */
 extern const hk_api_route hk_superoffice_routes[], hk_energycap_routes[], hk_ivanti_routes[], hk_signal_routes[],
-    hk_log_routes[], hk_webhook_test_routes[], hk_custom_action_routes[], hk_nodes_routes[];
+    hk_log_routes[], hk_webhook_test_routes[], hk_custom_action_routes[], hk_nodes_routes[], hk_recover_routes[];
 extern const size_t hk_superoffice_routes_count, hk_energycap_routes_count, hk_ivanti_routes_count,
     hk_signal_routes_count, hk_log_routes_count, hk_webhook_test_routes_count, hk_custom_action_routes_count,
-    hk_nodes_routes_count;
+    hk_nodes_routes_count, hk_recover_routes_count;
 
 hk_router *hk_api_router(void)
 {
@@ -356,6 +356,7 @@ hk_router *hk_api_router(void)
     register_routes(r, hk_webhook_test_routes, hk_webhook_test_routes_count);
     register_routes(r, hk_custom_action_routes, hk_custom_action_routes_count);
     register_routes(r, hk_nodes_routes, hk_nodes_routes_count);
+    register_routes(r, hk_recover_routes, hk_recover_routes_count);
     hk_api_docs_routes(r);
     return r;
 }

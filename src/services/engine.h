@@ -156,6 +156,24 @@ void hk_engine_state_event_init(hk_engine *e, hk_state_event *ev, const char *ki
 void hk_engine_resend(hk_engine *e, uint32_t webhook_id, uint64_t event_id,
                       void (*done)(uint32_t webhook_id, uint64_t event_id, int status, void *arg), void *arg);
 
+/* ---- recovery after an outage (recover.c) ---------------------------------------------- */
+
+/**
+ * Queues again, once each, the deliveries to webhook_id (0: to every
+ * webhook, one after the other) that ended failed within [since_ms,
+ * until_ms], as HK_OP_RECOVER says (store.h): in steps of at most
+ * HK_RECOVER_STEP_MAX attempt records, each its own commit, the next
+ * submitted from the previous one's done. done runs on the loop once the
+ * window is done, with 0 and the number queued; or with HK_ENOTFOUND (the
+ * webhook does not exist, or was deleted during its recovery), HK_EINVAL
+ * (since_ms after until_ms), HK_ESHUTDOWN (the engine is stopping: what
+ * was queued stays queued) or a store error, and the number queued until
+ * then. When the recovery cannot begin at all, done runs before this
+ * returns.
+ */
+void hk_engine_recover(hk_engine *e, uint32_t webhook_id, uint64_t since_ms, uint64_t until_ms,
+                       void (*done)(int status, uint64_t recovered, void *arg), void *arg);
+
 /* ---- counters ------------------------------------------------------------------------ */
 
 /** Counters for logs, tests and the benchmark. */

@@ -8,6 +8,7 @@
  *   outcome.c     the outcome rules and the outcome's commit
  *   ingest.c      signals and their fan-out into the window
  *   resend.c      queueing an event again
+ *   recover.c     recovery after an outage, in bounded steps
  *   maintenance.c pruning and the queue of deleted webhooks
  *   sync.c        synchronous calls (origin slots, recording)
  *

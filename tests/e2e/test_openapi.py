@@ -498,6 +498,16 @@ def test_every_operation_answers_as_its_schemas_say():
         c.call("POST", "/api/v3/webhook/{webhookId}/log/{webhookLogId}/resend", {"webhookId": sid, "webhookLogId": lid},
                auth="eci", expect=202)
         rx.wait_for(5)
+        # Recovery after an outage (nothing failed here: none is queued again).
+        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 600))
+        c.call("POST", "/api/v3/webhook/{webhookId}/recover", {"webhookId": sid}, body={"since": since}, auth="eci",
+               expect=202)
+        c.call("POST", "/api/v3/webhook/{webhookId}/recover", {"webhookId": sid}, body={}, auth="eci", expect=400)
+        c.call("POST", "/api/v3/webhook/{webhookId}/recover", {"webhookId": 999999}, body={"since": since},
+               auth="eci", expect=404)
+        c.call("POST", "/api/v3/webhook/recover", body={"since": since, "until": None}, auth="eci", expect=202)
+        c.call("POST", "/api/v1/Webhook/{id}/Recover", {"id": sid}, body={"Since": since}, expect=202)
+        c.call("POST", "/api/v1/Webhook/{id}/Recover", {"id": sid}, body={"Since": "never"}, expect=400)
 
         # EnergyCAP: the account tree and the custom actions.
         c.call("PUT", "/api/v3/admin/node/{nodeId}", {"nodeId": 1}, body={"name": "Root"}, auth="eci", expect=200)
