@@ -255,6 +255,25 @@ void hk__disabled(hk_engine *e, uint32_t webhook_id, const char *error)
     hk__schedule_load(e, 0);
 }
 
+/* One line per stored attempt, as [log] deliveries asks: failures at warn, successes at info. */
+static void log_attempt(const hk_engine *e, const struct hk__job *j)
+{
+    bool ok = j->out.success;
+    if (e->o.log_deliveries == HK_LOG_DELIVERIES_OFF || (ok && e->o.log_deliveries != HK_LOG_DELIVERIES_ALL))
+        return;
+    enum hk_log_level level = ok ? HK_LOG_INFO : HK_LOG_WARN;
+    if (!hk_log_enabled(level))
+        return;
+    hk_log_field f[] = {HK_LOG_NUM("webhook_id", j->d.webhook_id),  HK_LOG_STR("event_id", j->uuid),
+                        HK_LOG_STR("event", j->event_name),         HK_LOG_NUM("attempt", j->d.attempts + 1),
+                        HK_LOG_NUM("status", j->out.status),        HK_LOG_NUM("ms", j->rec.duration_ms),
+                        HK_LOG_STR("error", ok ? "" : j->out.error)};
+    hk_log_fields(level, f, HK_ARRAY_SIZE(f), "delivery %s",
+                  ok                 ? "succeeded"
+                  : j->out.exhausted ? "failed, no retry left"
+                                     : "failed");
+}
+
 static void outcome_done(hk_commit *c, int status)
 {
     struct hk__job *j = hk_container_of(c, struct hk__job, c);
@@ -275,6 +294,7 @@ static void outcome_done(hk_commit *c, int status)
     if (status == 0 && !o->vanished) {
         j->rec.disabled = o->disabled;
         j->rec.id = o->log_id;
+        log_attempt(e, j);
         hk__finished(e, &j->rec);
         if (o->disabled)
             hk__disabled(e, j->d.webhook_id, j->out.error);
