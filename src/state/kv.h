@@ -18,6 +18,7 @@
 #include <uv.h>
 
 #include "common.h"
+#include "metrics.h"
 
 /** The named databases. Keys holding integers are big-endian so they sort numerically. */
 enum hk_db {
@@ -202,6 +203,9 @@ void hk_kv_usage(hk_kv_env *store, uint64_t *map_size, uint64_t *used);
 
 /** Counters since open: commits and write requests committed. */
 void hk_kv_counters(const hk_kv_env *store, uint64_t *commits, uint64_t *writes);
+
+/** Copies of the group commit's histograms since open: write requests per commit, commit latency in us. */
+void hk_kv_commit_histograms(const hk_kv_env *store, hk_histogram *batch_ops, hk_histogram *commit_us);
 
 /** Big-endian encoders for integer keys. */
 static inline void hk_be32(uint8_t *p, uint32_t v)
