@@ -135,6 +135,9 @@ void hk_respond_empty(hk_ctx *ctx, int status)
 }
 
 static void respond_error_v(hk_ctx *ctx, int status, const char *field, const char *extra, const char *fmt, va_list ap)
+    __attribute__((format(printf, 5, 0)));
+
+static void respond_error_v(hk_ctx *ctx, int status, const char *field, const char *extra, const char *fmt, va_list ap)
 {
     char msg[1024];
     vsnprintf(msg, sizeof(msg), fmt, ap);

@@ -19,7 +19,6 @@
 #include "date.h"
 #include "engine.h"
 #include "http_server.h"
-#include "kv.h"
 #include "router.h"
 #include "store.h"
 
@@ -38,7 +37,6 @@ enum hk_dialect {
 typedef struct hk_api_env {
     uv_loop_t *loop;      /**< the event loop */
     const hk_config *cfg; /**< configuration */
-    hk_kv_env *store;     /**< the store's LMDB wrapper (kv.h), for modules not yet on the seam */
     hk_store *db;         /**< the store's typed seam (store.h): ops and queries */
     hk_engine *engine;    /**< the delivery engine; NULL once stopped */
     hk_router *router;    /**< API routes */

@@ -15,48 +15,36 @@
 #include "sender.h"
 #include "store.h"
 
-struct bootstrap {
-    const char *given;
-    char key[HK_KEY_TEXT_LEN];
-    bool created;
-};
-
-static int bootstrap_txn(hk_txn *txn, void *arg)
+int hk_app_bootstrap(hk_store *store)
 {
-    struct bootstrap *b = arg;
-    if (hk_user_count(txn) > 0)
-        return 0;
-    hk_user u;
-    memset(&u, 0, sizeof(u));
-    snprintf(u.code, sizeof(u.code), "admin");
-    snprintf(u.full_name, sizeof(u.full_name), "Administrator");
-    u.perms = HK_PERM_ALL;
-    int rc = hk_user_create(txn, &u);
-    if (rc == 0)
-        rc = hk_key_create(txn, u.id, b->given, b->key, NULL);
-    b->created = rc == 0;
-    return rc;
-}
-
-int hk_app_bootstrap(hk_kv_env *store)
-{
-    struct bootstrap b = {getenv("HOOKD_ADMIN_KEY"), "", false};
-    if (b.given != NULL && b.given[0] == '\0')
-        b.given = NULL;
-    int rc = hk_kv_write_sync(store, bootstrap_txn, &b);
+    const char *given = getenv("HOOKD_ADMIN_KEY");
+    if (given != NULL && given[0] == '\0')
+        given = NULL;
+    /* One op: the user and its key in one commit, and only into a store without users. */
+    hk_op op = {.type = HK_OP_USER_PUT, .now_ms = hk_now_ms()};
+    hk_op_user_put *p = &op.u.user_put;
+    snprintf(p->user.code, sizeof(p->user.code), "admin");
+    snprintf(p->user.full_name, sizeof(p->user.full_name), "Administrator");
+    p->user.perms = HK_PERM_ALL;
+    p->only_first = true;
+    hk_key key;
+    char text[HK_KEY_TEXT_LEN];
+    hk_key_make(&key, 0, given, op.now_ms, text);
+    p->key = &key;
+    int rc = hk_store_apply(store, &op);
     if (rc != 0) {
         hk_error("cannot create the admin user: %s", hk_strerror(rc));
         return rc;
     }
-    if (b.created) {
-        if (b.given != NULL)
-            hk_info("created user admin with every permission; its key is HOOKD_ADMIN_KEY");
-        else
-            fprintf(stderr,
-                    "\n  First start: created user 'admin' with every permission.\n"
-                    "  Its API key (shown only this once):\n\n    %s\n\n",
-                    b.key);
-    }
+    if (p->skipped)
+        return 0;
+    if (given != NULL)
+        hk_info("created user admin with every permission; its key is HOOKD_ADMIN_KEY");
+    else
+        fprintf(stderr,
+                "\n  First start: created user 'admin' with every permission.\n"
+                "  Its API key (shown only this once):\n\n    %s\n\n",
+                text);
     return 0;
 }
 
@@ -199,8 +187,7 @@ int hk_app_run(hk_config *cfg)
     if (rc != 0)
         return 1;
     app.env.db = store;
-    app.env.store = hk_store_kv(store);
-    if (hk_app_bootstrap(app.env.store) != 0) {
+    if (hk_app_bootstrap(store) != 0) {
         hk_store_close(store);
         return 1;
     }
@@ -239,7 +226,7 @@ int hk_app_run(hk_config *cfg)
 
     /* Stopped by the drain timeout with a commit still running: let it
      * finish so that what it holds is durable before the store closes. */
-    while (hk_kv_busy(app.env.store))
+    while (hk_store_busy(store))
         uv_run(app.env.loop, UV_RUN_ONCE);
     finish(&app);
     uv_run(app.env.loop, UV_RUN_NOWAIT);

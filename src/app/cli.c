@@ -550,7 +550,11 @@ static int cmd_key_revoke(struct ctx *x)
         rc = apply(x, &op);
     }
     if (rc != 0) {
-        fprintf(stderr, "hookd: key revoke failed: %s\n", rc == HK_ENOTFOUND ? "no such key" : hk_strerror(rc));
+        /* A short id that several keys share: the op says which and why. */
+        fprintf(stderr, "hookd: key revoke failed: %s\n",
+                rc == HK_ENOTFOUND                                     ? "no such key"
+                : rc == HK_ECONFLICT && op.u.key_revoke.err[0] != '\0' ? op.u.key_revoke.err
+                                                                       : hk_strerror(rc));
         return 1;
     }
     printf("revoked\n");

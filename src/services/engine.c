@@ -20,7 +20,8 @@ void hk_engine_opts_from_config(hk_engine_opts *o, const hk_config *cfg)
     memset(o, 0, sizeof(*o));
     o->max_inflight = cfg->max_inflight;
     o->concurrency_per_origin = cfg->concurrency_per_origin;
-    o->retry_schedule = cfg->retry_schedule;
+    o->retry_delays = cfg->retry_delays;
+    o->nretry_delays = cfg->nretry_delays;
     o->retry_jitter_pct = cfg->retry_jitter_pct;
     o->retry_after_max_ms = cfg->retry_after_max_ms;
     o->disable_after = cfg->disable_after;
@@ -121,14 +122,25 @@ int hk_engine_start(hk_engine **out, const hk_engine_deps *deps, const hk_engine
     e->finished = deps->finished;
     e->finished_arg = deps->finished_arg;
     e->o = *opts;
-    e->o.retry_schedule = NULL; /* parsed below; the text is not kept */
+    /* The schedule is copied into the policy below; neither form is kept. */
+    e->o.retry_delays = NULL;
+    e->o.nretry_delays = 0;
+    e->o.retry_schedule = NULL;
     if (e->o.max_inflight == 0)
         e->o.max_inflight = 1;
     if (e->o.concurrency_per_origin == 0)
         e->o.concurrency_per_origin = 1;
-    if (hk_retry_policy_init(&e->policy, opts->retry_schedule, opts->retry_jitter_pct, opts->retry_after_max_ms,
-                             opts->disable_after) != 0) {
-        hk_error("delivery.retry_schedule: expected comma-separated durations, got \"%s\"", opts->retry_schedule);
+    int rc = opts->retry_delays != NULL
+                 ? hk_retry_policy_set(&e->policy, opts->retry_delays, opts->nretry_delays, opts->retry_jitter_pct,
+                                       opts->retry_after_max_ms, opts->disable_after)
+                 : hk_retry_policy_init(&e->policy, opts->retry_schedule ? opts->retry_schedule : "",
+                                        opts->retry_jitter_pct, opts->retry_after_max_ms, opts->disable_after);
+    if (rc != 0) {
+        if (opts->retry_delays != NULL)
+            hk_error("delivery.retry_schedule: no attempts");
+        else
+            hk_error("delivery.retry_schedule: expected comma-separated durations, got \"%s\"",
+                     opts->retry_schedule ? opts->retry_schedule : "");
         free(e);
         return HK_ECONFIG;
     }

@@ -10,7 +10,6 @@
  *   resend.c      queueing an event again
  *   maintenance.c pruning and the queue of deleted webhooks
  *   sync.c        synchronous calls (origin slots, recording)
- *   state_event.c a state event in a commit of its own (transitional)
  *
  * The window. A job is one delivery held in memory: ready (loaded, waiting
  * for its turn), sending (on the wire) or committing (its outcome is being
@@ -124,7 +123,7 @@ struct hk_engine {
     hk_store *store;                                                   /**< the store */
     hk_clock *clock;                                                   /**< wall and monotonic time */
     hk_sender sender;                                                  /**< puts requests on the wire */
-    hk_engine_opts o;                                                  /**< the options (retry_schedule not kept) */
+    hk_engine_opts o;                                                  /**< the options (the schedule: see policy) */
     hk_retry_policy policy;                                            /**< the parsed retry rules */
     void (*finished)(const hk_attempt *a, void *arg);                  /**< see hk_engine_deps */
     void *finished_arg;                                                /**< passed to finished */

@@ -49,17 +49,33 @@ out_free:
     return rc;
 }
 
-int hk_retry_policy_init(hk_retry_policy *p, const char *schedule, uint32_t jitter_pct, uint64_t retry_after_max_ms,
-                         uint32_t disable_after)
+int hk_retry_policy_set(hk_retry_policy *p, const uint64_t *delays, size_t n, uint32_t jitter_pct,
+                        uint64_t retry_after_max_ms, uint32_t disable_after)
 {
     memset(p, 0, sizeof(*p));
-    int rc = hk_retry_schedule_parse(schedule, &p->delays, &p->n);
-    if (rc != 0)
-        return rc;
+    if (delays == NULL || n == 0)
+        return HK_EINVAL;
+    p->delays = hk_malloc(n * sizeof(*p->delays));
+    memcpy(p->delays, delays, n * sizeof(*p->delays));
+    p->n = n;
     p->jitter_pct = jitter_pct > 100 ? 100 : jitter_pct;
     p->retry_after_max_ms = retry_after_max_ms;
     p->disable_after = disable_after;
     return 0;
+}
+
+int hk_retry_policy_init(hk_retry_policy *p, const char *schedule, uint32_t jitter_pct, uint64_t retry_after_max_ms,
+                         uint32_t disable_after)
+{
+    uint64_t *d;
+    size_t n;
+    memset(p, 0, sizeof(*p));
+    int rc = hk_retry_schedule_parse(schedule, &d, &n);
+    if (rc != 0)
+        return rc;
+    rc = hk_retry_policy_set(p, d, n, jitter_pct, retry_after_max_ms, disable_after);
+    free(d);
+    return rc;
 }
 
 void hk_retry_policy_free(hk_retry_policy *p)
@@ -72,6 +88,15 @@ void hk_retry_policy_free(hk_retry_policy *p)
  * a millionth: symmetric, and exactly at either bound for the extreme r. */
 #define JITTER_STEPS 2000000u
 
+/* 2^64 as a double: the first value a uint64_t cannot hold (converting it, or
+ * anything larger, is undefined behaviour). */
+#define TWO_POW_64 18446744073709551616.0
+
+static uint64_t add_sat(uint64_t a, uint64_t b)
+{
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
 uint64_t hk_retry_delay(const hk_retry_policy *p, uint32_t made, uint64_t rnd)
 {
     if (made >= p->n)
@@ -81,7 +106,9 @@ uint64_t hk_retry_delay(const hk_retry_policy *p, uint32_t made, uint64_t rnd)
         return base;
     double r = ((double)(rnd % (JITTER_STEPS + 1)) / (JITTER_STEPS / 2) - 1.0) * (double)p->jitter_pct / 100.0;
     double d = (double)base * (1.0 + r);
-    return d < 0 ? 0 : (uint64_t)d;
+    if (d <= 0)
+        return 0;
+    return d >= TWO_POW_64 ? UINT64_MAX : (uint64_t)d;
 }
 
 void hk_retry_delay_bounds(const hk_retry_policy *p, uint32_t made, uint64_t *lo, uint64_t *hi)
@@ -94,8 +121,9 @@ uint64_t hk_retry_span(const hk_retry_policy *p)
 {
     uint64_t span = 0;
     for (size_t i = 0; i < p->n; i++) {
-        uint64_t step = p->delays[i] + p->delays[i] / 100 * p->jitter_pct;
-        span += step > p->retry_after_max_ms ? step : p->retry_after_max_ms;
+        /* delays[i] / 100 times at most 100 cannot wrap; the sums can. */
+        uint64_t step = add_sat(p->delays[i], p->delays[i] / 100 * p->jitter_pct);
+        span = add_sat(span, step > p->retry_after_max_ms ? step : p->retry_after_max_ms);
     }
     return span;
 }
@@ -153,7 +181,7 @@ void hk_outcome_decide(const hk_retry_policy *p, uint32_t made, const hk_client_
         if (ra > delay)
             delay = ra;
     }
-    out->next_due_ms = now_ms + delay;
+    out->next_due_ms = add_sat(now_ms, delay);
 }
 
 /* a (alen bytes) then b (blen bytes) in a new string, cut at max (0: not cut). */

@@ -51,6 +51,15 @@
 
 typedef struct hk_store hk_store;
 
+/**
+ * The store's format version, recorded in the store. A store recording a
+ * newer one is refused at open (HK_EFORMAT, with a message naming both); an
+ * older one (or one written before formats were recorded, 0) is upgraded at
+ * open and then records this one. Raise it when a change of what is stored
+ * would be misread by the previous version.
+ */
+#define HK_STORE_FORMAT 1
+
 /* ---- opening ---------------------------------------------------------------- */
 
 /** How to open the store. */
@@ -68,7 +77,8 @@ typedef struct hk_store_opts {
  * o->exclusive, a second exclusive open of the same directory (another
  * `hookd serve`) fails with HK_ELOCKED and a logged message; opens without
  * it (CLI commands) work beside it. Stale reader slots left by killed
- * processes are cleared here and on every prune op.
+ * processes are cleared here and on every prune op. A store in a newer
+ * format (HK_STORE_FORMAT) is refused with HK_EFORMAT.
  */
 int hk_store_open(hk_store **out, uv_loop_t *loop, const hk_store_opts *o) HK_MUST_CHECK;
 

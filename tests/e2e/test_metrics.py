@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from hookd_test import ADMIN_KEY, Server, run
 from receiver import Receiver
+from smtp_sink import SmtpSink
 
 SOURCE_DIR = os.environ.get("HOOKD_SOURCE_DIR") or os.path.join(os.path.dirname(__file__), "..", "..")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -78,8 +79,9 @@ def wait_until(cond, timeout=20, what="condition"):
     raise AssertionError("timed out waiting for " + what)
 
 
-def create_webhook(s, url, events, state="Active"):
+def create_webhook(s, url, events, state="Active", **extra):
     body = {"Name": "m", "Events": events, "TargetUrl": url, "State": state, "Type": "webhook"}
+    body.update(extra)
     r = s.request("POST", "/api/v1/Webhook", body)
     assert r.status == 200, r
     return r.json()["WebhookId"]
@@ -120,10 +122,12 @@ def readme_metrics_section():
 
 
 def test_counters_and_histograms_equal_known_traffic():
-    with Receiver() as ok, Receiver() as bad, Server(env=ENV) as s:
+    with Receiver() as ok, Receiver() as bad, SmtpSink() as sink, \
+            Server(env=dict(ENV, HOOKD_SMTP_HOST="127.0.0.1", HOOKD_SMTP_PORT=str(sink.port))) as s:
         bad.reply(status=500, body=b"no")
         w_ok = create_webhook(s, ok.url + "/ok", ["m.ok"])
-        w_fail = create_webhook(s, bad.url + "/fail", ["m.fail"])
+        # Its disabling is mailed.
+        w_fail = create_webhook(s, bad.url + "/fail", ["m.fail"], ErrorsEmail="ops@example.com")
         w_ssrf = create_webhook(s, "http://[::1]:9/ssrf", ["m.ssrf"])
         create_webhook(s, ok.url + "/stopped", ["m.ok"], state="Stopped")
         assert (w_ok, w_fail, w_ssrf) == (1, 2, 3)
@@ -160,7 +164,14 @@ def test_counters_and_histograms_equal_known_traffic():
                     m.get("hookd_deliveries_parked") == M_FAIL)
             return done and m
 
-        m = wait_until(settled, what="every attempt to be counted")
+        wait_until(settled, what="every attempt to be counted")
+        sink.wait_for(1)
+
+        def mailed():
+            m = settled()
+            return m and m.get("hookd_mails_sent_total") == 1 and m
+
+        m = wait_until(mailed, what="the mail about the disabled webhook to be counted")
         assert m.get("hookd_signals_accepted_total") == N_OK + M_FAIL + 2
         assert m.get("hookd_signals_duplicate_total") == 1
         assert m.get("hookd_deliveries_queued_total") == N_OK + M_FAIL + 1  # the Stopped webhook gets none
@@ -185,7 +196,7 @@ def test_counters_and_histograms_equal_known_traffic():
         assert m.get("hookd_store_used_bytes") > 0
         assert m.get("hookd_http_connections") >= 1
         assert m.get("hookd_http_client_connections_opened_total") >= 2
-        assert m.get("hookd_mails_sent_total") == 0 and m.get("hookd_mails_failed_total") == 0
+        assert m.get("hookd_mails_sent_total") == 1 and m.get("hookd_mails_failed_total") == 0
         assert m.get("hookd_process_resident_memory_bytes") > 1 << 20
         assert 3 <= m.get("hookd_process_open_fds") <= m.get("hookd_process_max_fds")
         # Per-webhook series for the two lowest ids only ([metrics] webhook_series = 2).
