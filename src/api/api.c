@@ -23,6 +23,9 @@
 #include "json_patch.h"
 #include "log.h"
 
+/* Seconds a client is told to wait when its credentials could not be read from the store. */
+#define AUTH_RETRY_AFTER_S 5
+
 #define IVANTI_401_BODY                                                                                                \
     "{\"code\":\"ISM_4001\",\"description\":\"Invalid Session key or Authentication token\",\"message\":\"\","         \
     "\"help\":\"\"}"
@@ -304,7 +307,12 @@ static void healthz(hk_ctx *ctx)
 
 static void readyz(hk_ctx *ctx)
 {
-    bool ready = ctx->app->ready && !ctx->app->draining && !ctx->app->store_failing;
+    /* Not ready while the store's last group commit failed for want of
+     * space or an I/O error: whoever submitted it (an API write, a
+     * delivery's outcome, a prune step), until a commit succeeds again. */
+    hk_store_counters c;
+    hk_store_get_counters(ctx->app->db, &c);
+    bool ready = ctx->app->ready && !ctx->app->draining && !hk_api_store_failure(c.last_commit_status);
     hk_respond_json(ctx, ready ? 200 : 503, json_pack("{s:s}", "status", ready ? "ready" : "not ready"));
 }
 
@@ -405,6 +413,15 @@ static bool refuse(hk_ctx *ctx, const struct head *h)
     }
     if (h->allowed)
         return false;
+    if (h->auth == HK_AUTH_UNAVAILABLE) {
+        /* The key could not be looked up: not the client's fault, and
+         * nothing is known of its key. Never 401 or 403 for it. */
+        char extra[40];
+        snprintf(extra, sizeof(extra), "Retry-After: %d\r\n", AUTH_RETRY_AFTER_S);
+        respond_error_headers(ctx, 503, extra,
+                              "storage unavailable: the credentials could not be checked; nothing was changed");
+        return true;
+    }
     if (!h->authed) {
         hk_respond_error(ctx, 401,
                          h->auth == HK_AUTH_MISSING ? "authentication required: send an API key"

@@ -43,9 +43,10 @@ typedef struct hk_api_env {
     bool ready;           /**< set by the app once started: /readyz may answer 200 */
     bool draining;        /**< SIGTERM received: /readyz answers 503 */
     /**
-     * The last write that reached the store failed for want of space or
-     * because of an I/O error (hk_api_note_commit): /readyz answers 503
-     * until a write succeeds again.
+     * The last API write that reached the store failed for want of space
+     * or because of an I/O error (hk_api_note_commit), for its log line.
+     * /readyz follows the store's own last commit status instead
+     * (hk_store_counters.last_commit_status), whoever made the commit.
      */
     bool store_failing;
 } hk_api_env;

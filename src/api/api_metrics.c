@@ -142,6 +142,8 @@ static void write_store(hk_buf *b, hk_store *db)
     hk_store_get_counters(db, &c);
     one(b, "hookd_store_commits_total", "counter", "Group commits.", c.commits);
     one(b, "hookd_store_ops_total", "counter", "Operations committed.", c.ops);
+    one(b, "hookd_store_failed_commits_total", "counter", "Group commits that failed (full disk or store, I/O error).",
+        c.failed_commits);
     hk_metrics_write_head(b, "hookd_store_commit_batch_ops", "histogram", "Operations per group commit.");
     hk_metrics_write_histogram(b, "hookd_store_commit_batch_ops", NULL, 0, &c.batch_ops);
     hk_metrics_write_head(b, "hookd_store_commit_duration_seconds", "histogram",

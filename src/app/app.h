@@ -20,7 +20,11 @@ typedef struct hk_app {
     uv_signal_t sig_term;   /**< SIGTERM watcher */
     uv_signal_t sig_int;    /**< SIGINT watcher */
     uv_timer_t drain_timer; /**< bounds the drain */
-    int exit_code;          /**< returned by hk_app_run */
+    /* Shutdown (app.c). */
+    hk_engine *stopping_engine; /**< the engine from the signal until it has stopped (env.engine is NULL then) */
+    bool http_drained;          /**< every connection is closed */
+    bool hurry;                 /**< shutdown_timeout or a second signal: what is still on the wire is cancelled */
+    int exit_code;              /**< returned by hk_app_run */
 } hk_app;
 
 /**

@@ -203,9 +203,9 @@ void hk__maybe_finish_stop(hk_engine *e)
 {
     if (!e->stopping || e->closing)
         return;
-    if (e->in_flight == 0 && !e->sender_closing)
+    if (e->in_flight == 0 && e->sync_active == 0 && !e->sender_closing)
         close_sender(e);
-    if (!e->sender_closed || e->committing > 0 || e->in_flight > 0)
+    if (!e->sender_closed || e->committing > 0 || e->in_flight > 0 || e->sync_active > 0)
         return;
     e->closing = true;
     uv_close((uv_handle_t *)&e->load_timer, on_timer_closed);
@@ -218,14 +218,20 @@ void hk__maybe_finish_stop(hk_engine *e)
 static void on_grace_timeout(uv_timer_t *t)
 {
     hk_engine *e = t->data;
-    hk_warn("engine: %u deliveries still on the wire at shutdown; they stay queued", e->in_flight);
+    hk_warn("engine: shutdown grace over: %u deliveries still on the wire cancelled (they stay queued), %u "
+            "synchronous calls cancelled",
+            e->in_flight, e->sync_active);
     close_sender(e);
 }
 
 void hk_engine_stop(hk_engine *e, void (*stopped)(void *arg), void *arg)
 {
-    if (e->stopping)
+    if (e->stopping) {
+        /* Called again: the grace ends now. */
+        if (!e->closing)
+            close_sender(e);
         return;
+    }
     e->stopping = true;
     e->stopped = stopped;
     e->stopped_arg = arg;
@@ -234,7 +240,7 @@ void hk_engine_stop(hk_engine *e, void (*stopped)(void *arg), void *arg)
     uv_timer_stop(&e->prune_timer);
     /* Synchronous calls still waiting for a slot get their answer now. */
     hk__slot_expire(e);
-    if (e->in_flight == 0) {
+    if (e->in_flight == 0 && e->sync_active == 0) {
         close_sender(e);
         return;
     }

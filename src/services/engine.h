@@ -83,7 +83,8 @@ int hk_engine_start(hk_engine **out, const hk_engine_deps *deps, const hk_engine
  * wire finish for shutdown_grace_ms, then cancels the rest (their
  * deliveries stay queued and are sent again after a restart), closes the
  * sender and calls stopped (may be NULL) once nothing is pending in the
- * engine. The engine is freed after stopped returns.
+ * engine. The engine is freed after stopped returns. Called again before
+ * that, it ends the grace at once (its arguments are ignored).
  */
 void hk_engine_stop(hk_engine *e, void (*stopped)(void *arg), void *arg);
 

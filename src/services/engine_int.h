@@ -84,6 +84,7 @@ struct hk__wstate {
     uint32_t held;                            /**< jobs in the window: ready, sending or committing */
     uint32_t nready;                          /**< of which ready */
     bool in_ring;                             /**< in its origin's ring */
+    uint64_t refusal_logged_mono;             /**< when an SSRF refusal of its target was last logged (0: never) */
     struct hk__wstate *ring_next, *ring_prev; /**< its origin's ring */
     struct hk__wstate *hnext;                 /**< hash chain */
 };
@@ -147,6 +148,7 @@ struct hk_engine {
     uint64_t backoff_until;                         /**< no load before this monotonic time */
     bool dispatching, redispatch;                   /**< in hk__dispatch; another round asked for */
     uint32_t waiting;                               /**< synchronous calls waiting for a slot */
+    uint32_t sync_active;                           /**< slots held by synchronous calls (on the wire) */
     /* Life cycle. */
     uint32_t committing;                                   /**< the engine's own writes not yet done */
     bool pruning;                                          /**< a prune step is committing */

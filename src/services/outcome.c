@@ -320,8 +320,9 @@ void hk__outcome(hk_engine *e, struct hk__job *j, const hk_client_result *r)
 {
     uint64_t now = hk_clock_wall(e->clock);
     hk_outcome_decide(&e->policy, j->d.attempts + 1, r, now, hk__rand(e), &j->out);
-    hk__job_clear_attempt(j);
-    j->url_copy = hk_strdup(j->ws->t.url);
+    /* url_copy is the URL the request went to (send_job); the texts are new. */
+    free(j->request);
+    free(j->response);
     hk_outcome_texts(r, j->body, j->body_len, true, HK_ATTEMPT_MAX_TEXT, &j->request, &j->request_len, &j->response,
                      &j->response_len);
     j->rec.duration_ms = hk_clock_mono(e->clock) - j->started_mono;

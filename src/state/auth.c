@@ -509,7 +509,12 @@ static enum hk_auth_result check_key(hk_store *s, const char *key, size_t len, c
     hk_key_hash(key, len, hash);
     /* Keys are found by their SHA-256 digest, so the time a lookup takes
      * depends on the digest only and tells nothing about the key. */
-    if (hk_store_key_get(s, hash, &k, out) != 0 || k.revoked)
+    int rc = hk_store_key_get(s, hash, &k, out);
+    /* A key or user that is not there is a wrong key; a store that cannot
+     * be read says nothing about the key. */
+    if (rc != 0)
+        return rc == HK_ENOTFOUND ? HK_AUTH_INVALID : HK_AUTH_UNAVAILABLE;
+    if (k.revoked)
         return HK_AUTH_INVALID;
     if (user_code != NULL && hk_strncaseeq(user_code, code_len, out->code) != 0)
         return HK_AUTH_INVALID;

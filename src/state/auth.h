@@ -49,9 +49,11 @@ void hk_key_make(hk_key *k, uint32_t user_id, const char *given, uint64_t now_ms
 
 /** Result of authenticating a request. */
 enum hk_auth_result {
-    HK_AUTH_OK,      /**< user filled in */
-    HK_AUTH_MISSING, /**< no credentials */
-    HK_AUTH_INVALID  /**< credentials present but wrong, revoked or malformed */
+    HK_AUTH_OK,         /**< user filled in */
+    HK_AUTH_MISSING,    /**< no credentials */
+    HK_AUTH_INVALID,    /**< credentials present but wrong, revoked or malformed */
+    HK_AUTH_UNAVAILABLE /**< the store could not be read (an error, or UV_EAGAIN): nothing is known of the
+                             credentials; try again later */
 };
 
 /** Finds the credentials of req (any of the four forms) and checks them against the store. */

@@ -101,6 +101,8 @@ struct hk_kv_env {
     uint32_t batch_n;          /* ops in the group being committed */
     uint64_t batch_started_ns; /* uv_hrtime() when it started */
 
+    uint64_t failed_commits;  /* group commits that failed */
+    int last_status;          /* the last group commit's status */
     bool foreign;             /* the last commit before this open was not stamped by this version */
     uint64_t reader_check_at; /* loop time of the last stale-reader check */
 };
@@ -578,6 +580,12 @@ void hk_kv_commit_histograms(const hk_kv_env *s, hk_histogram *batch_ops, hk_his
     *commit_us = s->commit_us;
 }
 
+void hk_kv_commit_status(const hk_kv_env *s, uint64_t *failed, int *last_status)
+{
+    *failed = s->failed_commits;
+    *last_status = s->last_status;
+}
+
 /* What a write's outcome means for its whole batch: 0 (nothing, or only
  * the write itself failed), FATE_GROW (the map is full: grow it and run the
  * batch again) or an error that fails the batch. A full map or disk, or a
@@ -689,14 +697,15 @@ static void batch_done(uv_work_t *req, int status)
     hk_kv_env *s = hk_container_of(req, hk_kv_env, work);
     hk_write *w = s->batch;
     int bs = status != 0 ? HK_ESTORE : s->batch_status;
-    if (bs != 0)
+    if (bs != 0) {
         hk_error("store: group commit failed: %s", hk_strerror(bs));
-    else
+        s->failed_commits++;
+    } else {
         s->commits++;
-    if (bs == 0) {
         hk_histogram_observe(&s->batch_ops, s->batch_n);
         hk_histogram_observe(&s->commit_us, (uv_hrtime() - s->batch_started_ns) / 1000);
     }
+    s->last_status = bs;
     s->batch = NULL;
     s->working = false;
     uint64_t now = uv_now(s->loop);

@@ -199,6 +199,13 @@ void hk_kv_counters(const hk_kv_env *store, uint64_t *commits, uint64_t *writes)
 /** Copies of the group commit's histograms since open: write requests per commit, commit latency in us. */
 void hk_kv_commit_histograms(const hk_kv_env *store, hk_histogram *batch_ops, hk_histogram *commit_us);
 
+/**
+ * Group commits that failed since open, and the status of the last one
+ * (0 when it succeeded or none was made yet; else the error every write
+ * of its group got).
+ */
+void hk_kv_commit_status(const hk_kv_env *store, uint64_t *failed, int *last_status);
+
 /** Big-endian encoders for integer keys. */
 static inline void hk_be32(uint8_t *p, uint32_t v)
 {

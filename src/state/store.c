@@ -188,6 +188,7 @@ void hk_store_get_counters(hk_store *s, hk_store_counters *out)
 {
     hk_kv_counters(s->kv, &out->commits, &out->ops);
     hk_kv_usage(s->kv, &out->map_size, &out->used);
+    hk_kv_commit_status(s->kv, &out->failed_commits, &out->last_commit_status);
     hk_kv_commit_histograms(s->kv, &out->batch_ops, &out->commit_us);
 }
 

@@ -99,14 +99,20 @@ void hk_store_close(hk_store *s);
 /** True while ops are queued or being committed. */
 bool hk_store_busy(const hk_store *s);
 
-/** Counters since open: commits and ops committed; map size and bytes used; the group commit's histograms. */
+/**
+ * Counters since open: commits and ops committed; map size and bytes used;
+ * failed commits; the group commit's histograms.
+ */
 typedef struct hk_store_counters {
-    uint64_t commits;       /**< group commits */
-    uint64_t ops;           /**< ops committed */
-    uint64_t map_size;      /**< bytes mapped */
-    uint64_t used;          /**< bytes in use */
-    hk_histogram batch_ops; /**< ops per group commit (hk_buckets_batch) */
-    hk_histogram commit_us; /**< a group commit's latency in us, from its start to durable (hk_buckets_commit_us) */
+    uint64_t commits;        /**< group commits */
+    uint64_t ops;            /**< ops committed */
+    uint64_t map_size;       /**< bytes mapped */
+    uint64_t used;           /**< bytes in use */
+    uint64_t failed_commits; /**< group commits that failed (full disk or store, I/O error...) */
+    int last_commit_status;  /**< the last group commit, whoever submitted its ops: 0 (or none yet), or the
+                                  error every op of it got; readiness follows it */
+    hk_histogram batch_ops;  /**< ops per group commit (hk_buckets_batch) */
+    hk_histogram commit_us;  /**< a group commit's latency in us, from its start to durable (hk_buckets_commit_us) */
 } hk_store_counters;
 
 void hk_store_get_counters(hk_store *s, hk_store_counters *out);

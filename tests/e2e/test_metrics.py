@@ -194,6 +194,7 @@ def test_counters_and_histograms_equal_known_traffic():
         assert m.get("hookd_store_commit_batch_ops_sum") == m.get("hookd_store_ops_total") > 0
         assert m.get("hookd_store_commit_duration_seconds_count") == m.get("hookd_store_commits_total")
         assert m.get("hookd_store_used_bytes") > 0
+        assert m.get("hookd_store_failed_commits_total") == 0
         assert m.get("hookd_http_connections") >= 1
         assert m.get("hookd_http_client_connections_opened_total") >= 2
         assert m.get("hookd_mails_sent_total") == 1 and m.get("hookd_mails_failed_total") == 0
