@@ -128,7 +128,7 @@ static void usage_all(FILE *f)
           "\n"
           "Every command takes --config FILE and --data DIR; `hookd COMMAND --help` tells more.\n"
           "Permissions: ApplicationSettings:View, ApplicationSettings:Manage, Accounts:Edit,\n"
-          "Events:Signal, Webhooks:Execute, or all.\n"
+          "Events:Signal, Webhooks:Execute, Metrics:Read, or all.\n"
           "Exit codes: 0 done, 1 failed, 2 bad command line or configuration.\n",
           f);
 }
@@ -146,7 +146,7 @@ static void usage_noun(FILE *f, const char *noun)
     fputs("\nEvery command takes --config FILE and --data DIR.\n", f);
     if (strcmp(noun, "user") == 0)
         fputs("Permissions: ApplicationSettings:View, ApplicationSettings:Manage (implies View),\n"
-              "Accounts:Edit, Events:Signal, Webhooks:Execute, or all.\n",
+              "Accounts:Edit, Events:Signal, Webhooks:Execute, Metrics:Read (GET /metrics), or all.\n",
               f);
 }
 

@@ -294,6 +294,11 @@ void hk_http_server_on_head(hk_http_server *srv, hk_http_head_hook hook, void (*
     srv->slot_free = slot_free;
 }
 
+void hk_http_server_on_response(hk_http_server *srv, hk_http_response_hook hook)
+{
+    srv->on_response = hook;
+}
+
 int hk_http_server_listen(hk_http_server *srv, const char *addr)
 {
     char host[256];

@@ -215,6 +215,8 @@ void hk_http_respond(hk_http_request *req, int status, const char *content_type,
         hk_info("access %s %s %.*s%s%s %d %zu %llums", req->remote, req->method_name, (int)req->path_len, req->path,
                 req->query_len ? "?" : "", req->query, status, len,
                 (unsigned long long)(uv_now(c->srv->loop) - req->start_ms));
+    if (c->srv->on_response != NULL)
+        c->srv->on_response(req->path, req->path_len, status, uv_now(c->srv->loop) - req->start_ms, c->srv->data);
     write_response(c, status, content_type, extra_headers, body, len, req->method == HTTP_HEAD);
 }
 
@@ -232,6 +234,8 @@ void hk__server_respond_error(struct conn *c, int status, const char *message)
         path_len = q ? (size_t)(q - path) : c->url_len;
     }
     char *body = srv->error_body(path, path_len, status, message);
+    if (srv->on_response != NULL)
+        srv->on_response(path, path_len, status, c->head_ready ? uv_now(srv->loop) - c->req.start_ms : 0, srv->data);
     c->close_after = true;
     c->linger = true;
     uv_read_stop((uv_stream_t *)&c->tcp);

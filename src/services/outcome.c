@@ -13,6 +13,7 @@
 #include "config.h"
 #include "engine_int.h"
 #include "log.h"
+#include "metrics.h"
 
 #define STORE_BACKOFF_MS 1000 /* after a failed outcome commit, doubling up to 32 s */
 #define IMMEDIATE_MS 20       /* a retry due this soon stays in the window */
@@ -248,6 +249,7 @@ static void job_record(struct hk__job *j)
 void hk__disabled(hk_engine *e, uint32_t webhook_id, const char *error)
 {
     hk_warn("webhook %u disabled (TooManyErrors): %s", webhook_id, error);
+    hk_metrics.auto_disables++;
     struct hk__wstate *ws = hk__ws_lookup(e, webhook_id);
     if (ws != NULL)
         ws->active = false;
@@ -345,6 +347,7 @@ void hk__outcome(hk_engine *e, struct hk__job *j, const hk_client_result *r)
                      &j->response_len);
     j->rec.duration_ms = hk_clock_mono(e->clock) - j->started_mono;
     job_record(j);
+    hk_metrics_attempt(r->error, r->status, now > j->ts_ms ? now - j->ts_ms : 0);
     e->stats.attempts++;
     if (j->out.success)
         e->stats.successes++;

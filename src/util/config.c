@@ -100,6 +100,8 @@ static const struct option options[] = {
     O("smtp", "starttls", OPT_BOOL, smtp_starttls, "off", 0, 1),
     O("smtp", "min_interval", OPT_MS, smtp_min_interval_ms, "1h", 0, 365 * DAY),
     O("registry", "test_on_save", OPT_BOOL, test_on_save, "off", 0, 1),
+    O("metrics", "public", OPT_BOOL, metrics_public, "off", 0, 1),
+    O("metrics", "webhook_series", OPT_U32, metrics_webhook_series, "100", 0, 10000),
 };
 
 struct unit {

@@ -84,6 +84,9 @@ typedef struct hk_config {
     uint64_t smtp_min_interval_ms; /**< at most one exhausted-delivery mail per webhook per interval */
     /* [registry] */
     bool test_on_save; /**< SuperOffice saves require a passing test call */
+    /* [metrics] */
+    bool metrics_public;             /**< GET /metrics needs no key */
+    uint32_t metrics_webhook_series; /**< webhooks (the lowest ids) that get series of their own; 0: none */
 } hk_config;
 
 /** Fills cfg with every default. Always succeeds; free with hk_config_free. */
