@@ -119,8 +119,8 @@ struct hk_signal {
     uint32_t user_id;    /**< the signalling user */
     char *idem_key;      /**< Idempotency-Key or NULL */
     /* Output of the commit, read in done. */
-    uint64_t event_id; /**< the stored event (or, for a duplicate, the first one) */
-    bool duplicate;    /**< the Idempotency-Key was seen within the window: nothing stored */
+    uint64_t event_id;                  /**< the stored event (or, for a duplicate, the first one) */
+    bool duplicate;                     /**< the Idempotency-Key was seen within the window: nothing stored */
     char event_uuid[HK_EVENT_UUID_LEN]; /**< the event's EventId (the first event's for a duplicate); empty when that
                                              event can no longer be read */
     /** Called on the loop after the commit; status 0 or a store error. */
