@@ -18,6 +18,7 @@
 
 #include "http_server_int.h"
 #include "log.h"
+#include "random.h"
 
 /* After an error answer the server stops sending but keeps reading (and
  * discarding) for this long before it closes: closing with unread input
@@ -283,6 +284,7 @@ int hk_http_server_create(hk_http_server **out, uv_loop_t *loop, const hk_config
     srv->handler = handler;
     srv->data = data;
     srv->error_body = error_body;
+    hk_random(&srv->id_prefix, sizeof(srv->id_prefix));
     hk__server_parser_init(&srv->settings);
     *out = srv;
     return 0;

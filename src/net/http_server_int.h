@@ -119,6 +119,8 @@ struct hk_http_server {
     char read_buf[READ_BUF_SIZE];         /**< every connection reads here: each read is parsed before the next */
     char date[40];                        /**< the Date header value for date_sec */
     time_t date_sec;                      /**< the second date was made for */
+    uint32_t id_prefix;                   /**< random, so that request ids of different processes differ */
+    uint32_t id_next;                     /**< the counter of request ids this server made */
 };
 
 /* ---- http_server.c: connections ----------------------------------------- */

@@ -43,9 +43,11 @@ int hk_log_parse_format(const char *s)
     return -1;
 }
 
-void hk_log_set_request(const char *id)
+const char *hk_log_set_request(const char *id)
 {
+    const char *was = request_id;
     request_id = id;
+    return was;
 }
 
 int hk_log_enabled(enum hk_log_level level)

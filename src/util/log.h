@@ -47,9 +47,10 @@ int hk_log_parse_format(const char *s);
 /**
  * Sets the id of the request the calling thread is handling (NULL: none),
  * a field of every line that thread writes until it is cleared. The text
- * is borrowed: it must stay valid until the next call.
+ * is borrowed: it must stay valid until the next call. Returns the id it
+ * replaces, so that a caller can put it back.
  */
-void hk_log_set_request(const char *id);
+const char *hk_log_set_request(const char *id);
 
 /** One field of a line: a string (str non-NULL) or an integer. */
 typedef struct hk_log_field {

@@ -1,6 +1,7 @@
 """End to end: structured logs. [log] format = json writes one JSON object per line;
 [log] deliveries picks which delivery attempts get a line with their fields."""
 import json
+import re
 import time
 
 from hookd_test import Server, run
@@ -76,6 +77,28 @@ def test_deliveries_off_and_bad_values_refused():
             assert p.returncode == 2 and key in (p.stdout + p.stderr), (key, p.stdout, p.stderr)
         finally:
             srv.cleanup()
+
+
+def test_request_ids_echoed_and_logged():
+    env = {"HOOKD_SERVER_ACCESS_LOG": "on", "HOOKD_LOG_FORMAT": "json"}
+    with Server(env=env) as s:
+        mine = s.request("GET", "/api/v1/Webhook", headers={"X-Request-Id": "lb-7f3a:9.x_y"})
+        assert mine.status == 200 and mine.header("X-Request-Id") == "lb-7f3a:9.x_y", mine.headers
+        made = [s.request("GET", "/api/v1/Webhook").header("X-Request-Id") for _ in range(2)]
+        assert all(re.match(r"^[0-9a-f]{16}$", m or "") for m in made) and made[0] != made[1], made
+        for bad in ("has space", "x" * 65, "quote\"d"):
+            r = s.request("GET", "/api/v1/Webhook", headers={"X-Request-Id": bad})
+            got = r.header("X-Request-Id")
+            assert got != bad and re.match(r"^[0-9a-f]{16}$", got or ""), (bad, got)
+        # An answer the API makes before the body (401) carries one too.
+        r = s.request("POST", "/api/v1/Webhook", {"Name": "x"}, key="wrong", headers={"X-Request-Id": "req-401"})
+        assert r.status == 401 and r.header("X-Request-Id") == "req-401"
+
+        def access(rid):
+            return [l for l in json_lines(s) if l["msg"].startswith("access ") and l.get("request_id") == rid]
+        wait_until(lambda: access("lb-7f3a:9.x_y") and access(made[1]) and access("req-401"),
+                   what="access lines with their request ids")
+        assert " 401 " in access("req-401")[0]["msg"]
 
 
 if __name__ == "__main__":
