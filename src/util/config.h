@@ -82,6 +82,15 @@ typedef struct hk_config {
     uint64_t smtp_min_interval_ms; /**< at most one exhausted-delivery mail per webhook per interval */
     /* [registry] */
     bool test_on_save; /**< SuperOffice saves require a passing test call */
+    /* [cluster] */
+    /**
+     * libpq connection string ("host=... dbname=...") or postgresql:// URI of
+     * the cluster's database; "" (the default): a single node on the
+     * embedded engine. Checked here for its shape only; libpq judges its
+     * keys. It may hold a password: never log it.
+     */
+    char *cluster_postgres;
+    char *cluster_migrate; /**< "auto": a node brings an older schema up to date at start; "off": it refuses one */
 } hk_config;
 
 /** Fills cfg with every default. Always succeeds; free with hk_config_free. */
