@@ -748,10 +748,11 @@ static int cmd_migrate(struct ctx *x)
         fprintf(stderr, "hookd: migrate failed: %s\n", err);
         return 1;
     }
+    /* Another node migrating at the same time may have applied some of them. */
     if (st.applied == 0)
         printf("schema is at version %d: nothing to do\n", st.known);
     else
-        printf("schema migrated from version %d to %d\n", st.found, st.known);
+        printf("schema is at version %d: %d migration%s applied\n", st.known, st.applied, st.applied == 1 ? "" : "s");
     return 0;
 }
 

@@ -62,7 +62,7 @@ static void on_handle_closed(uv_handle_t *h)
 
 /* ---- batches ending ------------------------------------------------------------------ */
 
-/* Ends b with status: done runs, then the results it left are freed. */
+/* Ends b with status: done runs (and may free b), then the results it left are freed. */
 static void batch_end(hk_pg_pool *p, hk_pg_batch *b, int status)
 {
     p->counters.batches++;
@@ -70,11 +70,12 @@ static void batch_end(hk_pg_pool *p, hk_pg_batch *b, int status)
         b->results = hk_calloc(b->nstmts, sizeof(*b->results));
     if (status != 0 && status != HK_ESTORE && b->err[0] == '\0')
         snprintf(b->err, sizeof(b->err), "%s", hk_strerror(status));
+    struct pg_result **results = b->results;
+    size_t n = b->nstmts;
     b->done(b, status);
-    for (size_t i = 0; i < b->nstmts; i++)
-        PQclear(b->results[i]);
-    free(b->results);
-    b->results = NULL;
+    for (size_t i = 0; i < n; i++)
+        PQclear(results[i]);
+    free(results);
 }
 
 static void batch_reset(hk_pg_batch *b)

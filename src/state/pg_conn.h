@@ -119,7 +119,8 @@ struct hk_pg_batch {
     /**
      * Out, valid in done: one result per statement (NULL for one that did
      * not run), freed by the pool when done returns. A callback may keep
-     * one by taking it (results[i] = NULL) and PQclear-ing it itself.
+     * one by taking it (results[i] = NULL) and PQclear-ing it itself. done
+     * may free the batch (and its stmts).
      */
     struct pg_result **results;
     size_t failed;    /**< out, with HK_ESTORE: the statement that failed (nstmts: BEGIN or COMMIT) */

@@ -1,6 +1,6 @@
 """End to end: `hookd migrate` and the [cluster] keys, against a real PostgreSQL.
 
-- On an empty database it creates the schema and records version 1; a
+- On an empty database it creates the schema and records each migration; a
   second run says there is nothing to do and changes nothing.
 - Several nodes migrating one database at once all succeed, and each
   migration is recorded once.
@@ -14,11 +14,18 @@
   be a postgresql:// URI.
 """
 import os
+import re
 import subprocess
 import tempfile
 
 from hookd_test import BIN, run, sanitizer_report
 import pg_fixture
+
+SOURCE_DIR = os.environ.get("HOOKD_SOURCE_DIR") or os.path.join(os.path.dirname(__file__), "..", "..")
+# The migrations built into the binary, as hookd_schema records them: "N|name".
+MIGRATIONS = ["%d|%s" % (int(f[:3]), f[4:-4]) for f in
+              sorted(os.listdir(os.path.join(SOURCE_DIR, "src", "state", "pg_schema"))) if f.endswith(".sql")]
+LAST = len(MIGRATIONS)
 
 
 def hookd(*args, env=None, config_text=None):
@@ -52,8 +59,9 @@ def test_migrate_creates_the_schema_once():
     db = pg_fixture.fresh_db()
     p = migrate(pg.conninfo(db))
     assert p.returncode == 0, p.stderr
-    assert p.stdout.strip() == "schema migrated from version 0 to 1", p.stdout
-    assert schema_rows(pg, db) == ["1|schema"]
+    assert p.stdout.strip() == "schema is at version %d: %d migrations applied" % (LAST, LAST), p.stdout
+    assert schema_rows(pg, db) == MIGRATIONS
+    assert MIGRATIONS[:2] == ["1|schema", "2|ops"], MIGRATIONS
     tables = set(pg.sql("SELECT tablename FROM pg_tables WHERE schemaname = 'public'", db=db).split())
     for t in ("webhooks", "webhook_subscriptions", "webhook_stats", "event_types", "events", "deliveries",
               "idempotency_keys", "attempts_default", "users", "api_keys", "nodes", "accounts", "cluster_members",
@@ -62,7 +70,7 @@ def test_migrate_creates_the_schema_once():
     applied_at = pg.sql("SELECT applied_at FROM hookd_schema", db=db)
     p = migrate(pg.conninfo(db))
     assert p.returncode == 0, p.stderr
-    assert p.stdout.strip() == "schema is at version 1: nothing to do", p.stdout
+    assert p.stdout.strip() == "schema is at version %d: nothing to do" % LAST, p.stdout
     assert pg.sql("SELECT applied_at FROM hookd_schema", db=db) == applied_at
 
 
@@ -76,21 +84,27 @@ def test_nodes_migrating_at_once_record_each_migration_once():
     for p, (out, err) in zip(procs, outs):
         assert p.returncode == 0, err
         assert sanitizer_report(err) is None, err
-    assert sorted(o.strip() for o, _ in outs) == ["schema is at version 1: nothing to do"] * 3 + [
-        "schema migrated from version 0 to 1"], outs
-    assert schema_rows(pg, db) == ["1|schema"]
+    # Each says where the schema is; between them, each migration was applied once.
+    applied = 0
+    for out, _ in outs:
+        m = re.fullmatch(r"schema is at version (\d+): (nothing to do|(\d+) migrations? applied)", out.strip())
+        assert m and int(m.group(1)) == LAST, outs
+        applied += int(m.group(3) or 0)
+    assert applied == LAST, outs
+    assert schema_rows(pg, db) == MIGRATIONS
 
 
 def test_a_newer_schema_is_refused_with_exit_2():
     pg = pg_fixture.shared()
     db = pg_fixture.fresh_db()
     assert migrate(pg.conninfo(db)).returncode == 0
-    pg.sql("INSERT INTO hookd_schema (version, name) VALUES (2, 'from_the_future')", db=db)
+    pg.sql("INSERT INTO hookd_schema (version, name) VALUES (%d, 'from_the_future')" % (LAST + 1), db=db)
     p = migrate(pg.conninfo(db))
     assert p.returncode == 2, (p.returncode, p.stderr)
     line = p.stderr.strip()
-    assert "\n" not in line and "version 2, newer than this hookd" in line and "knows (1)" in line, line
-    assert schema_rows(pg, db) == ["1|schema", "2|from_the_future"]
+    assert "\n" not in line, line
+    assert "version %d, newer than this hookd" % (LAST + 1) in line and "knows (%d)" % LAST in line, line
+    assert schema_rows(pg, db) == MIGRATIONS + ["%d|from_the_future" % (LAST + 1)]
 
 
 def test_the_connection_string_from_a_file_or_as_a_uri():
@@ -98,11 +112,11 @@ def test_the_connection_string_from_a_file_or_as_a_uri():
     db = pg_fixture.fresh_db()
     p = hookd("migrate", config_text="[cluster]\npostgres = %s\nmigrate = off\n" % pg.conninfo(db))
     assert p.returncode == 0, p.stderr
-    assert schema_rows(pg, db) == ["1|schema"]
+    assert schema_rows(pg, db) == MIGRATIONS
     db2 = pg_fixture.fresh_db()
     p = migrate(pg.url(db2))
     assert p.returncode == 0, p.stderr
-    assert schema_rows(pg, db2) == ["1|schema"]
+    assert schema_rows(pg, db2) == MIGRATIONS
 
 
 def test_configuration_mistakes_exit_2_without_echoing_the_value():

@@ -63,7 +63,7 @@ static void test_an_empty_database_gets_the_schema_once(void)
     CHECK_INT(st.applied, (int)hk_pg_nmigrations);
     CHECK_STR(query1(ci, "SELECT string_agg(version::text || ' ' || name, ',' ORDER BY version) FROM hookd_schema", v,
                      sizeof(v)),
-              "1 schema");
+              "1 schema,2 ops");
     /* Every table of the engine is there, the attempt log with today's partition. */
     static const char *const tables[] = {"webhooks",         "webhook_subscriptions",
                                          "webhook_stats",    "event_types",
@@ -89,7 +89,7 @@ static void test_an_empty_database_gets_the_schema_once(void)
     CHECK_INT(hk_pg_migrate(ci, true, &st, err, sizeof(err)), 0);
     CHECK_INT(st.found, (int)hk_pg_nmigrations);
     CHECK_INT(st.applied, 0);
-    CHECK_STR(query1(ci, "SELECT count(*) FROM hookd_schema", v, sizeof(v)), "1");
+    CHECK_STR(query1(ci, "SELECT count(*) FROM hookd_schema", v, sizeof(v)), "2");
     /* So does the check alone. */
     CHECK_INT(hk_pg_migrate(ci, false, &st, err, sizeof(err)), 0);
     CHECK_INT(st.applied, 0);
@@ -114,53 +114,74 @@ static void test_ids_come_from_sequences_within_their_range(void)
                   "ERROR:", 6) == 0);
 }
 
+/* The built-in migrations followed by the given later ones (numbered after them); N is how many built-in. */
+#define N ((int)hk_pg_nmigrations)
+static hk_pg_migration *with_later(const hk_pg_migration *later, size_t nlater)
+{
+    static hk_pg_migration list[64];
+    for (int i = 0; i < N; i++)
+        list[i] = hk_pg_migrations[i];
+    for (size_t i = 0; i < nlater; i++) {
+        list[N + (int)i] = later[i];
+        list[N + (int)i].version = N + 1 + (int)i;
+    }
+    return list;
+}
+
+static const hk_pg_migration two = {0, "two", sql_two, &sql_two_len}, bad = {0, "bad", sql_bad, &sql_bad_len};
+
 static void test_a_failing_migration_leaves_nothing_of_itself(void)
 {
-    char ci[512], v[256], err[512] = "";
+    char ci[512], v[256], err[512] = "", want[64];
     hk_pg_schema_state st;
     fresh_db(ci, sizeof(ci));
-    hk_pg_migration list[3] = {
-        hk_pg_migrations[0], {2, "two", sql_two, &sql_two_len}, {3, "bad", sql_bad, &sql_bad_len}};
-    int rc = hk_pg_migrate_list(ci, list, 3, true, &st, err, sizeof(err));
+    hk_pg_migration later[2] = {two, bad};
+    int rc = hk_pg_migrate_list(ci, with_later(later, 2), (size_t)N + 2, true, &st, err, sizeof(err));
     CHECK_INT(rc, HK_ESTORE);
-    CHECK(strstr(err, "migration 3 (bad)") != NULL && strstr(err, "division by zero") != NULL);
-    CHECK_INT(st.applied, 2);
-    CHECK_STR(query1(ci, "SELECT max(version) FROM hookd_schema", v, sizeof(v)), "2");
+    snprintf(want, sizeof(want), "migration %d (bad)", N + 2);
+    CHECK(strstr(err, want) != NULL && strstr(err, "division by zero") != NULL);
+    CHECK_INT(st.applied, N + 1);
+    snprintf(want, sizeof(want), "%d", N + 1);
+    CHECK_STR(query1(ci, "SELECT max(version) FROM hookd_schema", v, sizeof(v)), want);
     CHECK_STR(query1(ci, "SELECT v FROM two", v, sizeof(v)), "2");
     CHECK_STR(query1(ci, "SELECT to_regclass('bad') IS NULL", v, sizeof(v)), "t");
 }
 
 static void test_a_newer_schema_is_refused_untouched(void)
 {
-    char ci[512], v[256], err[512] = "";
+    char ci[512], v[256], err[512] = "", want[64];
     hk_pg_schema_state st;
     fresh_db(ci, sizeof(ci));
-    hk_pg_migration list[2] = {hk_pg_migrations[0], {2, "two", sql_two, &sql_two_len}};
-    CHECK_INT(hk_pg_migrate_list(ci, list, 2, true, &st, err, sizeof(err)), 0);
-    CHECK_INT(st.applied, 2);
+    hk_pg_migration *list = with_later(&two, 1);
+    CHECK_INT(hk_pg_migrate_list(ci, list, (size_t)N + 1, true, &st, err, sizeof(err)), 0);
+    CHECK_INT(st.applied, N + 1);
     /* This binary knows fewer migrations than the database has. */
-    CHECK_INT(hk_pg_migrate_list(ci, list, 1, true, &st, err, sizeof(err)), HK_ECONFLICT);
-    CHECK_INT(st.found, 2);
-    CHECK_INT(st.known, 1);
+    CHECK_INT(hk_pg_migrate(ci, true, &st, err, sizeof(err)), HK_ECONFLICT);
+    CHECK_INT(st.found, N + 1);
+    CHECK_INT(st.known, N);
     CHECK_INT(st.applied, 0);
-    CHECK(strstr(err, "version 2, newer than") != NULL && strstr(err, "(1)") != NULL);
-    CHECK_INT(hk_pg_migrate_list(ci, list, 1, false, &st, err, sizeof(err)), HK_ECONFLICT);
-    CHECK_STR(query1(ci, "SELECT count(*) FROM hookd_schema", v, sizeof(v)), "2");
+    snprintf(want, sizeof(want), "version %d, newer than", N + 1);
+    CHECK(strstr(err, want) != NULL);
+    snprintf(want, sizeof(want), "knows (%d)", N);
+    CHECK(strstr(err, want) != NULL);
+    CHECK_INT(hk_pg_migrate(ci, false, &st, err, sizeof(err)), HK_ECONFLICT);
+    snprintf(want, sizeof(want), "%d", N + 1);
+    CHECK_STR(query1(ci, "SELECT count(*) FROM hookd_schema", v, sizeof(v)), want);
 }
 
 static void test_the_check_alone_refuses_an_older_schema_and_changes_nothing(void)
 {
-    char ci[512], v[256], err[512] = "";
+    char ci[512], v[256], err[512] = "", want[96];
     hk_pg_schema_state st;
     fresh_db(ci, sizeof(ci));
     CHECK_INT(hk_pg_migrate(ci, false, &st, err, sizeof(err)), HK_ECONFLICT);
     CHECK_INT(st.found, 0);
     CHECK(strstr(err, "no hookd schema") != NULL && strstr(err, "hookd migrate") != NULL);
     CHECK_STR(query1(ci, "SELECT to_regclass('hookd_schema') IS NULL", v, sizeof(v)), "t");
-    hk_pg_migration list[2] = {hk_pg_migrations[0], {2, "two", sql_two, &sql_two_len}};
     CHECK_INT(hk_pg_migrate(ci, true, &st, err, sizeof(err)), 0);
-    CHECK_INT(hk_pg_migrate_list(ci, list, 2, false, &st, err, sizeof(err)), HK_ECONFLICT);
-    CHECK(strstr(err, "version 1, older than this hookd's 2") != NULL);
+    CHECK_INT(hk_pg_migrate_list(ci, with_later(&two, 1), (size_t)N + 1, false, &st, err, sizeof(err)), HK_ECONFLICT);
+    snprintf(want, sizeof(want), "version %d, older than this hookd's %d", N, N + 1);
+    CHECK(strstr(err, want) != NULL);
     CHECK_STR(query1(ci, "SELECT to_regclass('two') IS NULL", v, sizeof(v)), "t");
 }
 
@@ -210,7 +231,8 @@ static void test_nodes_migrating_at_once_apply_each_migration_once(void)
         applied += r[i].st.applied;
     }
     CHECK_INT(applied, (int)hk_pg_nmigrations);
-    CHECK_STR(query1(ci, "SELECT count(*) FROM hookd_schema", v, sizeof(v)), "1");
+    CHECK_STR(query1(ci, "SELECT string_agg(version::text, ',' ORDER BY version) FROM hookd_schema", v, sizeof(v)),
+              "1,2");
 }
 
 int main(void)
