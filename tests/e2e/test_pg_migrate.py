@@ -129,6 +129,8 @@ def test_configuration_mistakes_exit_2_without_echoing_the_value():
         assert "sekrit" not in p.stderr, p.stderr
     p = hookd("migrate", config_text="[cluster]\npostgres = host=127.0.0.1\nmigrate = sometimes\n")
     assert p.returncode == 2 and "hookd.conf:3: cluster.migrate: expected auto or off" in p.stderr, p.stderr
+    p = hookd("migrate", env={"HOOKD_CLUSTER_POSTGRES": "host=x", "HOOKD_CLUSTER_MIGRATE": "never"})
+    assert p.returncode == 2 and "HOOKD_CLUSTER_MIGRATE: cluster.migrate: expected auto or off" in p.stderr, p.stderr
     p = hookd("migrate", env={"HOOKD_CLUSTER_POSTGRESS": "host=x"})
     assert p.returncode == 2 and "HOOKD_CLUSTER_POSTGRESS" in p.stderr, p.stderr
 
