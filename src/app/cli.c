@@ -136,7 +136,7 @@ static void usage_all(FILE *f)
           "\n"
           "Every command takes --config FILE and --data DIR; `hookd COMMAND --help` tells more.\n"
           "Permissions: ApplicationSettings:View, ApplicationSettings:Manage, Accounts:Edit,\n"
-          "Events:Signal, Webhooks:Execute, or all.\n"
+          "Events:Signal, Webhooks:Execute, Metrics:Read, or all.\n"
           "Exit codes: 0 done, 1 failed, 2 bad command line or configuration.\n",
           f);
 }
@@ -154,7 +154,7 @@ static void usage_noun(FILE *f, const char *noun)
     fputs("\nEvery command takes --config FILE and --data DIR.\n", f);
     if (strcmp(noun, "user") == 0)
         fputs("Permissions: ApplicationSettings:View, ApplicationSettings:Manage (implies View),\n"
-              "Accounts:Edit, Events:Signal, Webhooks:Execute, or all.\n",
+              "Accounts:Edit, Events:Signal, Webhooks:Execute, Metrics:Read (GET /metrics), or all.\n",
               f);
 }
 
@@ -558,7 +558,11 @@ static int cmd_key_revoke(struct ctx *x)
         rc = apply(x, &op);
     }
     if (rc != 0) {
-        fprintf(stderr, "hookd: key revoke failed: %s\n", rc == HK_ENOTFOUND ? "no such key" : hk_strerror(rc));
+        /* A short id that several keys share: the op says which and why. */
+        fprintf(stderr, "hookd: key revoke failed: %s\n",
+                rc == HK_ENOTFOUND                                     ? "no such key"
+                : rc == HK_ECONFLICT && op.u.key_revoke.err[0] != '\0' ? op.u.key_revoke.err
+                                                                       : hk_strerror(rc));
         return 1;
     }
     printf("revoked\n");

@@ -93,6 +93,16 @@ typedef void (*hk_http_head_hook)(hk_http_request *req, void *data);
  */
 typedef char *(*hk_http_error_body)(const char *path, size_t path_len, int status, const char *message);
 
+/**
+ * Called on the loop thread for every answer the server sends, the
+ * handler's and its own (400, 408, 413, 417, 431, 503), as it is queued:
+ * the request's path (still percent-encoded; NULL when the target never
+ * arrived), the status, and the milliseconds since the request was
+ * complete (its head, for an answer before the body; 0 for an answer
+ * before the head was complete). For metrics.
+ */
+typedef void (*hk_http_response_hook)(const char *path, size_t path_len, int status, uint64_t ms, void *data);
+
 /** Creates a server on loop; cfg must outlive it. */
 int hk_http_server_create(hk_http_server **out, uv_loop_t *loop, const hk_config *cfg, hk_http_handler handler,
                           void *data, hk_http_error_body error_body) HK_MUST_CHECK;
@@ -103,6 +113,9 @@ int hk_http_server_create(hk_http_server **out, uv_loop_t *loop, const hk_config
  * before hk_http_server_listen.
  */
 void hk_http_server_on_head(hk_http_server *srv, hk_http_head_hook hook, void (*slot_free)(void *slot));
+
+/** Sets the response hook (NULL: none), called with the server's data. Call before hk_http_server_listen. */
+void hk_http_server_on_response(hk_http_server *srv, hk_http_response_hook hook);
 
 /**
  * Listens on "HOST:PORT" or "[V6]:PORT" (port 0: any free port). Logs the
