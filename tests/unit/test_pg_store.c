@@ -183,6 +183,37 @@ static void test_a_signal_fans_out_to_active_subscribers(void)
                  "webhook_id) FROM deliveries"),
               "1:2000000:0:2000000,2:2000000:0:2000000");
     hk_op_free_out(&s.c.op);
+    /* Patterns: "*" and "prefix.*" reach every name under them, each webhook once; a state event's name
+     * (webhook{ID}.<kind>) only its exact subscribers. */
+    hk_webhook p1, p2;
+    webhook(&p1, "star", "*", "contact.*");
+    webhook(&p2, "prefix", "sale.order.*", "sale.*");
+    CHECK_INT(create(&p1), 4);
+    CHECK_INT(create(&p2), 5);
+    static const struct {
+        const char *name, *want;
+    } cases[] = {{"contact.created", "1,2,4"},
+                 {"sale.order.created", "4,5"},
+                 {"sale.", "4"},
+                 {"sale", "4"},
+                 {"webhook1.stopped", ""},
+                 {"x.y.z", "4"}};
+    for (size_t i = 0; i < HK_ARRAY_SIZE(cases); i++) {
+        signal_op(&s, cases[i].name, "{}", 12, NULL, 2500000);
+        CHECK_INT(apply(&s), 0);
+        char got[64] = "";
+        for (size_t k = 0; k < s.c.op.u.signal.nwebhooks; k++)
+            snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%u", k ? "," : "", s.c.op.u.signal.webhooks[k]);
+        if (strcmp(got, cases[i].want) != 0)
+            fprintf(stderr, "%s: %s\n", cases[i].name, got);
+        CHECK_STR(got, cases[i].want);
+        hk_op_free_out(&s.c.op);
+    }
+    /* Gone again, so that the tests below see the three webhooks they know. */
+    PQclear(PQexec(
+        db, "DELETE FROM webhooks WHERE id IN (4, 5); DELETE FROM deliveries; SELECT setval('webhook_id_seq', 3)"));
+    hk_webhook_free(&p1);
+    hk_webhook_free(&p2);
     /* A name nobody subscribes to is stored, registered, and queued for nobody. */
     signal_op(&s, "nobody.listens", "{}", 7, NULL, 2000001);
     CHECK_INT(apply(&s), 0);

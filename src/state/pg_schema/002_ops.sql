@@ -44,8 +44,30 @@ LANGUAGE sql AS $$
     ON CONFLICT (name) DO NOTHING;
 $$;
 
+-- The subscription names an event reaches, as the embedded engine looks
+-- them up (apply.c): its name, and, unless it is a state event's
+-- (webhook{ID}.<kind>) or longer than 128 bytes, the patterns "*" and "p.*"
+-- for every prefix p of the name that ends before one of its dots.
+CREATE FUNCTION hookd_routes(p_name text) RETURNS text[]
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    routes text[] := ARRAY[p_name, '*'];
+BEGIN
+    IF p_name ~ '^webhook[0-9]+\.' OR octet_length(p_name) > 128 THEN
+        RETURN ARRAY[p_name];
+    END IF;
+    FOR i IN 1 .. length(p_name) - 1 LOOP
+        IF substr(p_name, i, 1) = '.' THEN
+            routes := routes || (substr(p_name, 1, i) || '*');
+        END IF;
+    END LOOP;
+    RETURN routes;
+END
+$$;
+
 -- HK_OP_SIGNAL: an accepted event with its fan-out to the Active
--- subscribers of its name. With an Idempotency-Key (p_key not NULL), the
+-- subscribers of its name (and of the patterns that match it, each webhook
+-- once). With an Idempotency-Key (p_key not NULL), the
 -- key's row decides, also between nodes: a second transaction with the same
 -- key waits for the first and then finds it, so the event is stored once.
 -- Returns whether it was a duplicate, the event (the first one, for a
@@ -79,9 +101,9 @@ BEGIN
     RETURN QUERY
     WITH q AS (
         INSERT INTO deliveries (webhook_id, due_ms, event_id, attempts, first_ms)
-        SELECT s.webhook_id, p_now, eid, 0, p_now
+        SELECT DISTINCT s.webhook_id, p_now, eid, 0, p_now
         FROM webhook_subscriptions s JOIN webhooks w ON w.id = s.webhook_id
-        WHERE s.event = p_name AND w.state = 0
+        WHERE s.event = ANY (hookd_routes(p_name)) AND w.state = 0
         RETURNING deliveries.webhook_id
     )
     SELECT false, eid, coalesce(array_agg(q.webhook_id ORDER BY q.webhook_id), '{}'::bigint[]) FROM q;
