@@ -744,7 +744,7 @@ static int cmd_migrate(struct ctx *x)
         return 2;
     }
     int rc = hk_pg_migrate(x->cfg->cluster_postgres, true, &st, err, sizeof(err));
-    if (rc == HK_ECONFLICT) {
+    if (rc == HK_EFORMAT || rc == HK_ECONFLICT) { /* a newer schema (an older one is migrated) */
         fprintf(stderr, "hookd: migrate: %s\n", err);
         return 2;
     }

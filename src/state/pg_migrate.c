@@ -167,7 +167,7 @@ int hk_pg_migrate_list(const char *conninfo, const hk_pg_migration *list, size_t
                      "the database's schema is version %d, newer than this hookd (%s) knows (%d): a newer hookd "
                      "migrated it; run that version or a later one",
                      found, HK_VERSION, st->known);
-            rc = HK_ECONFLICT;
+            rc = HK_EFORMAT;
         } else if (found < st->known && !apply) {
             if (found == 0)
                 snprintf(err, errlen,

@@ -50,8 +50,9 @@ typedef struct hk_pg_schema_state {
  * is there (!apply). Blocks. 0 when the schema is at that version
  * afterwards. Otherwise a one-line reason is in err (never the conninfo,
  * which may hold a password) and:
- *  - HK_ECONFLICT: the schema is newer than this binary knows (nothing was
- *    changed), or, without apply, older;
+ *  - HK_EFORMAT: the schema is newer than this binary knows (nothing was
+ *    changed);
+ *  - HK_ECONFLICT: without apply, the schema is older (or missing);
  *  - HK_ESTORE: the database cannot be reached, or a migration failed (its
  *    transaction is rolled back: migrations before it stay applied).
  * st (may be NULL) says what was found and done.

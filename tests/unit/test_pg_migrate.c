@@ -156,7 +156,7 @@ static void test_a_newer_schema_is_refused_untouched(void)
     CHECK_INT(hk_pg_migrate_list(ci, list, (size_t)N + 1, true, &st, err, sizeof(err)), 0);
     CHECK_INT(st.applied, N + 1);
     /* This binary knows fewer migrations than the database has. */
-    CHECK_INT(hk_pg_migrate(ci, true, &st, err, sizeof(err)), HK_ECONFLICT);
+    CHECK_INT(hk_pg_migrate(ci, true, &st, err, sizeof(err)), HK_EFORMAT);
     CHECK_INT(st.found, N + 1);
     CHECK_INT(st.known, N);
     CHECK_INT(st.applied, 0);
@@ -164,7 +164,7 @@ static void test_a_newer_schema_is_refused_untouched(void)
     CHECK(strstr(err, want) != NULL);
     snprintf(want, sizeof(want), "knows (%d)", N);
     CHECK(strstr(err, want) != NULL);
-    CHECK_INT(hk_pg_migrate(ci, false, &st, err, sizeof(err)), HK_ECONFLICT);
+    CHECK_INT(hk_pg_migrate(ci, false, &st, err, sizeof(err)), HK_EFORMAT);
     snprintf(want, sizeof(want), "%d", N + 1);
     CHECK_STR(query1(ci, "SELECT count(*) FROM hookd_schema", v, sizeof(v)), want);
 }
