@@ -13,6 +13,10 @@ python3 openssl curl $*"
 PKGS="$PKGS python3-jsonschema systemd python3-prometheus-client"
 # The fuzz harnesses of tests/fuzz/: clang with its libFuzzer runtime.
 PKGS="$PKGS clang libclang-rt-14-dev"
+# Cluster mode (deps/README.md): the PostgreSQL client library hookd links,
+# the server the tests start in a temporary directory, and the load balancer
+# of the cluster test.
+PKGS="$PKGS libpq-dev postgresql-15 haproxy"
 
 missing=""
 for p in $PKGS; do

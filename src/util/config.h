@@ -87,6 +87,15 @@ typedef struct hk_config {
     /* [metrics] */
     bool metrics_public;             /**< GET /metrics needs no key */
     uint32_t metrics_webhook_series; /**< webhooks (the lowest ids) that get series of their own; 0: none */
+    /* [cluster] */
+    /**
+     * libpq connection string ("host=... dbname=...") or postgresql:// URI of
+     * the cluster's database; "" (the default): a single node on the
+     * embedded engine. Checked here for its shape only; libpq judges its
+     * keys. It may hold a password: never log it.
+     */
+    char *cluster_postgres;
+    char *cluster_migrate; /**< "auto": a node brings an older schema up to date at start; "off": it refuses one */
 } hk_config;
 
 /** Fills cfg with every default. Always succeeds; free with hk_config_free. */
