@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "api_docs.h"
+#include "api_metrics.h"
 #include "json_patch.h"
 #include "log.h"
 
@@ -358,6 +359,7 @@ hk_router *hk_api_router(void)
     register_routes(r, hk_nodes_routes, hk_nodes_routes_count);
     register_routes(r, hk_recover_routes, hk_recover_routes_count);
     hk_api_docs_routes(r);
+    hk_api_metrics_routes(r);
     return r;
 }
 
@@ -387,7 +389,9 @@ static void classify(hk_api_env *app, const hk_http_request *req, struct head *h
     if (h->match != 0)
         return;
     h->route = rd;
-    h->allowed = h->route->perm == 0;
+    /* [metrics] public grants Metrics:Read to requests without a key. */
+    unsigned open = app->cfg != NULL && app->cfg->metrics_public ? HK_PERM_METRICS : 0;
+    h->allowed = (h->route->perm & ~open) == 0;
     if (h->allowed)
         return;
     h->auth = hk_auth_check(app->db, req, &h->user);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "api_metrics.h"
 #include "auth.h"
 #include "engine.h"
 #include "http_client.h"
@@ -248,8 +249,10 @@ int hk_app_run(hk_config *cfg)
         return 1;
     }
     rc = hk_http_server_create(&app.http, app.env.loop, cfg, hk_api_dispatch, &app.env, hk_api_error_body);
-    if (rc == 0) /* credentials are checked before a body is read */
+    if (rc == 0) { /* credentials are checked before a body is read; every answer is counted */
         hk_http_server_on_head(app.http, hk_api_on_head, hk_api_slot_free);
+        hk_http_server_on_response(app.http, hk_api_metrics_observe);
+    }
     if (rc != 0 || listen_all(&app) != 0) {
         /* Let libuv close what was opened before giving up. */
         hk_engine_stop(app.env.engine, NULL, NULL);

@@ -2,7 +2,8 @@
  * cli.c: the command line and the operator commands that act on the store
  * directly (LMDB allows a second process beside a running server): users,
  * keys, webhook locks, and the node tree and accounts that scope custom
- * account actions.
+ * account actions; and `migrate`, which brings the cluster's PostgreSQL
+ * schema up to date.
  *
  * One table describes every command: its options, which are required, its
  * argument, its help, and whether it may create the data directory. Parsing
@@ -19,6 +20,7 @@
 
 #include "auth.h"
 #include "log.h"
+#include "pg_migrate.h"
 #include "store.h"
 
 #define CLI_IMPORT_MAX (256u << 20) /* bytes of a CSV file imported at most */
@@ -61,6 +63,7 @@ static int cmd_webhook_lock(struct ctx *x);
 static int cmd_tree_add(struct ctx *x);
 static int cmd_tree_import(struct ctx *x);
 static int cmd_tree_list(struct ctx *x);
+static int cmd_migrate(struct ctx *x);
 
 #define SERVE 0 /* index of serve in the table */
 
@@ -100,6 +103,11 @@ static const struct command commands[] = {
      "and the line is named.\n",
      cmd_tree_import},
     {"account", "list", 0, 0, NULL, false, "", "Lists the accounts: id, node, name.\n", cmd_tree_list},
+    {"migrate", NULL, 0, 0, NULL, false, "[--config FILE]",
+     "Creates or upgrades the schema of the cluster's PostgreSQL database ([cluster] postgres),\n"
+     "one migration per transaction; safe while other nodes migrate too. A schema newer\n"
+     "than this hookd knows is refused (exit 2).\n",
+     cmd_migrate},
 };
 
 static void print_synopsis(FILE *f, const struct command *c)
@@ -128,7 +136,7 @@ static void usage_all(FILE *f)
           "\n"
           "Every command takes --config FILE and --data DIR; `hookd COMMAND --help` tells more.\n"
           "Permissions: ApplicationSettings:View, ApplicationSettings:Manage, Accounts:Edit,\n"
-          "Events:Signal, Webhooks:Execute, or all.\n"
+          "Events:Signal, Webhooks:Execute, Metrics:Read, or all.\n"
           "Exit codes: 0 done, 1 failed, 2 bad command line or configuration.\n",
           f);
 }
@@ -146,7 +154,7 @@ static void usage_noun(FILE *f, const char *noun)
     fputs("\nEvery command takes --config FILE and --data DIR.\n", f);
     if (strcmp(noun, "user") == 0)
         fputs("Permissions: ApplicationSettings:View, ApplicationSettings:Manage (implies View),\n"
-              "Accounts:Edit, Events:Signal, Webhooks:Execute, or all.\n",
+              "Accounts:Edit, Events:Signal, Webhooks:Execute, Metrics:Read (GET /metrics), or all.\n",
               f);
 }
 
@@ -722,6 +730,34 @@ static int cmd_tree_list(struct ctx *x)
     int rc = is_node ? hk_store_nodes_each(x->store, print_node, NULL)
                      : hk_store_accounts_each(x->store, print_account, NULL);
     return rc == 0 ? 0 : list_failed(is_node ? "nodes" : "accounts", rc);
+}
+
+/* ---- the cluster's schema ------------------------------------------------------- */
+
+static int cmd_migrate(struct ctx *x)
+{
+    hk_pg_schema_state st;
+    char err[1024];
+    if (x->cfg->cluster_postgres[0] == '\0') {
+        fprintf(stderr,
+                "hookd: migrate needs [cluster] postgres (or HOOKD_CLUSTER_POSTGRES): the database to migrate\n");
+        return 2;
+    }
+    int rc = hk_pg_migrate(x->cfg->cluster_postgres, true, &st, err, sizeof(err));
+    if (rc == HK_EFORMAT || rc == HK_ECONFLICT) { /* a newer schema (an older one is migrated) */
+        fprintf(stderr, "hookd: migrate: %s\n", err);
+        return 2;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "hookd: migrate failed: %s\n", err);
+        return 1;
+    }
+    /* Another node migrating at the same time may have applied some of them. */
+    if (st.applied == 0)
+        printf("schema is at version %d: nothing to do\n", st.known);
+    else
+        printf("schema is at version %d: %d migration%s applied\n", st.known, st.applied, st.applied == 1 ? "" : "s");
+    return 0;
 }
 
 int hk_cli_run(const hk_cli *c, const hk_config *cfg)

@@ -22,6 +22,7 @@
 
 #include "http_client_int.h"
 #include "log.h"
+#include "metrics.h"
 
 /* One uv_write of a connection; owns buf. */
 struct write_req {
@@ -47,6 +48,7 @@ static void conn_handle_closed(uv_handle_t *h)
     hk_tls_conn_free(cn->tls);
     free(cn);
     c->live--;
+    hk_metrics.client_connections--;
     hk__client_maybe_freed(c);
 }
 
@@ -412,6 +414,8 @@ static void conn_open(struct creq *r, const struct sockaddr *sa)
         c->conns->prev = cn;
     c->conns = cn;
     c->live++;
+    hk_metrics.client_connections++;
+    hk_metrics.client_connections_opened++;
     cn->req = r;
     r->conn = cn;
     r->reused = false;

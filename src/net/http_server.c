@@ -18,6 +18,7 @@
 
 #include "http_server_int.h"
 #include "log.h"
+#include "random.h"
 
 /* After an error answer the server stops sending but keeps reading (and
  * discarding) for this long before it closes: closing with unread input
@@ -283,6 +284,7 @@ int hk_http_server_create(hk_http_server **out, uv_loop_t *loop, const hk_config
     srv->handler = handler;
     srv->data = data;
     srv->error_body = error_body;
+    hk_random(&srv->id_prefix, sizeof(srv->id_prefix));
     hk__server_parser_init(&srv->settings);
     *out = srv;
     return 0;
@@ -292,6 +294,11 @@ void hk_http_server_on_head(hk_http_server *srv, hk_http_head_hook hook, void (*
 {
     srv->on_head = hook;
     srv->slot_free = slot_free;
+}
+
+void hk_http_server_on_response(hk_http_server *srv, hk_http_response_hook hook)
+{
+    srv->on_response = hook;
 }
 
 int hk_http_server_listen(hk_http_server *srv, const char *addr)

@@ -105,6 +105,7 @@ struct hk_http_server {
     void *data;                           /**< the handler's and the head hook's argument */
     hk_http_head_hook on_head;            /**< runs on each request head before its body (NULL: none) */
     void (*slot_free)(void *slot);        /**< frees hk_http_request.slot (NULL: nothing to free) */
+    hk_http_response_hook on_response;    /**< sees every answer (NULL: none) */
     hk_http_error_body error_body;        /**< makes the body of the server's own error answers */
     llhttp_settings_t settings;           /**< the request parser's callbacks (http_server_request.c) */
     uv_tcp_t listeners[8];                /**< listening sockets */
@@ -118,6 +119,8 @@ struct hk_http_server {
     char read_buf[READ_BUF_SIZE];         /**< every connection reads here: each read is parsed before the next */
     char date[40];                        /**< the Date header value for date_sec */
     time_t date_sec;                      /**< the second date was made for */
+    uint32_t id_prefix;                   /**< random, so that request ids of different processes differ */
+    uint32_t id_next;                     /**< the counter of request ids this server made */
 };
 
 /* ---- http_server.c: connections ----------------------------------------- */

@@ -83,6 +83,7 @@ static int on_message_begin(llhttp_t *p)
     if (!c->fresh)
         hk__server_arm(c, c->srv->cfg->header_timeout_ms);
     c->fresh = false;
+    c->req.request_id[0] = '\0';
     return 0;
 }
 
@@ -183,7 +184,9 @@ static int on_headers_complete(llhttp_t *p)
          * answer now (401, 403) and the body is never read. */
         prepare_head(c);
         c->in_head_hook = true;
+        hk_log_set_request(c->req.request_id);
         c->srv->on_head(&c->req, c->srv->data);
+        hk_log_set_request(NULL);
         c->in_head_hook = false;
         if (c->answered_head)
             return HPE_PAUSED;
@@ -236,6 +239,32 @@ static void trim_span(const char **s, size_t *len)
         (*len)--;
 }
 
+/* A client's X-Request-Id is kept when it is 1..HK_REQUEST_ID_MAX characters a log line can carry bare. */
+static bool request_id_ok(const char *v, size_t len)
+{
+    if (len == 0 || len > HK_REQUEST_ID_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char ch = v[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
+              ch == '_' || ch == ':' || ch == '-'))
+            return false;
+    }
+    return true;
+}
+
+static void set_request_id(struct conn *c)
+{
+    hk_http_request *r = &c->req;
+    const hk_header *h = hk_http_header(r, "X-Request-Id");
+    if (h != NULL && request_id_ok(h->value, h->value_len)) {
+        memcpy(r->request_id, h->value, h->value_len);
+        r->request_id[h->value_len] = '\0';
+    } else {
+        snprintf(r->request_id, sizeof(r->request_id), "%08x%08x", c->srv->id_prefix, c->srv->id_next++);
+    }
+}
+
 /* Fills the request's head fields from the parser and the head buffer (once per request). */
 static void prepare_head(struct conn *c)
 {
@@ -281,6 +310,7 @@ static void prepare_head(struct conn *c)
     }
     r->body = "";
     r->body_len = 0;
+    set_request_id(c);
 }
 
 static void dispatch(struct conn *c)
@@ -294,7 +324,9 @@ static void dispatch(struct conn *c)
     r->start_ms = uv_now(srv->loop);
     c->state = ST_HANDLING;
     uv_timer_stop(&c->timer);
+    hk_log_set_request(r->request_id);
     srv->handler(r, srv->data);
+    hk_log_set_request(NULL);
 }
 
 void hk__server_feed(struct conn *c, const char *data, size_t len)

@@ -156,6 +156,8 @@ static void write_response(struct conn *c, int status, const char *content_type,
         n += (size_t)snprintf(p + n, cap - n, "Content-Length: %zu\r\n", len);
     if (close)
         n += (size_t)snprintf(p + n, cap - n, "Connection: close\r\n");
+    if (c->req.request_id[0] != '\0')
+        n += (size_t)snprintf(p + n, cap - n, "X-Request-Id: %s\r\n", c->req.request_id);
     if (extra_len > 0)
         memcpy(p + n, extra, extra_len);
     n += extra_len;
@@ -211,10 +213,15 @@ void hk_http_respond(hk_http_request *req, int status, const char *content_type,
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = false;
     }
-    if (c->srv->cfg->access_log)
+    if (c->srv->cfg->access_log) {
+        const char *was = hk_log_set_request(req->request_id[0] != '\0' ? req->request_id : NULL);
         hk_info("access %s %s %.*s%s%s %d %zu %llums", req->remote, req->method_name, (int)req->path_len, req->path,
                 req->query_len ? "?" : "", req->query, status, len,
                 (unsigned long long)(uv_now(c->srv->loop) - req->start_ms));
+        hk_log_set_request(was);
+    }
+    if (c->srv->on_response != NULL)
+        c->srv->on_response(req->path, req->path_len, status, uv_now(c->srv->loop) - req->start_ms, c->srv->data);
     write_response(c, status, content_type, extra_headers, body, len, req->method == HTTP_HEAD);
 }
 
@@ -232,6 +239,8 @@ void hk__server_respond_error(struct conn *c, int status, const char *message)
         path_len = q ? (size_t)(q - path) : c->url_len;
     }
     char *body = srv->error_body(path, path_len, status, message);
+    if (srv->on_response != NULL)
+        srv->on_response(path, path_len, status, c->head_ready ? uv_now(srv->loop) - c->req.start_ms : 0, srv->data);
     c->close_after = true;
     c->linger = true;
     uv_read_stop((uv_stream_t *)&c->tcp);

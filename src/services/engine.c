@@ -28,6 +28,7 @@ void hk_engine_opts_from_config(hk_engine_opts *o, const hk_config *cfg)
     o->idempotency_window_ms = cfg->idempotency_window_ms;
     o->log_retention_ms = cfg->log_retention_ms;
     o->prune_interval_ms = cfg->prune_interval_ms;
+    o->log_deliveries = cfg->log_deliveries != NULL ? hk_log_deliveries_parse(cfg->log_deliveries) : 0;
     o->tick_ms = TICK_MS;
     o->sync_wait_ms = cfg->total_timeout_ms;
     /* Requests on the wire may finish (and their outcomes commit) for most

@@ -56,6 +56,7 @@ typedef struct hk_engine_opts {
     uint64_t sync_wait_ms;          /**< how long a synchronous call waits for a slot of a saturated origin */
     uint64_t shutdown_grace_ms;     /**< how long a stop lets requests on the wire finish */
     uint64_t seed;                  /**< seeds EventIds and jitter; 0: from the kernel */
+    int log_deliveries;             /**< which attempts get a log line: an hk_log_deliveries (0: none) */
 } hk_engine_opts;
 
 /** The engine's options from the configuration. */
@@ -118,8 +119,8 @@ struct hk_signal {
     uint32_t user_id;    /**< the signalling user */
     char *idem_key;      /**< Idempotency-Key or NULL */
     /* Output of the commit, read in done. */
-    uint64_t event_id; /**< the stored event (or, for a duplicate, the first one) */
-    bool duplicate;    /**< the Idempotency-Key was seen within the window: nothing stored */
+    uint64_t event_id;                  /**< the stored event (or, for a duplicate, the first one) */
+    bool duplicate;                     /**< the Idempotency-Key was seen within the window: nothing stored */
     char event_uuid[HK_EVENT_UUID_LEN]; /**< the event's EventId (the first event's for a duplicate); empty when that
                                              event can no longer be read */
     /** Called on the loop after the commit; status 0 or a store error. */

@@ -101,6 +101,7 @@ struct hk__job {
     enum hk__job_state state;  /**< ready, sending or committing */
     hk_delivery d;    /**< the queue entry as loaded: webhook, event, due time (its key), attempts made, first */
     uint32_t user_id; /**< the user behind the event */
+    uint64_t ts_ms;   /**< when the event was accepted (its stored time, hk_event.ts_ms) */
     char uuid[HK_EVENT_UUID_LEN]; /**< EventId text */
     char *event_name;             /**< the event's name */
     char *body;                   /**< rendered once, kept for every attempt while the job is held */

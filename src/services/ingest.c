@@ -9,6 +9,7 @@
 
 #include "engine_int.h"
 #include "log.h"
+#include "metrics.h"
 
 void hk_signal_free(hk_signal *s)
 {
@@ -76,6 +77,11 @@ static void signal_done(hk_commit *c, int status)
     const hk_op_signal *o = &c->op.u.signal;
     s->event_id = o->event_id;
     s->duplicate = o->duplicate;
+    if (status == 0) {
+        hk_metrics.signals_duplicate += o->duplicate;
+        hk_metrics.signals_accepted += !o->duplicate;
+        hk_metrics.deliveries_queued += o->duplicate ? 0 : o->nwebhooks;
+    }
     s->event_uuid[0] = '\0';
     if (status == 0 && !o->duplicate) {
         hk_event_uuid_str(o->uuid, s->event_uuid);

@@ -13,6 +13,7 @@
 #include "config.h"
 #include "engine_int.h"
 #include "log.h"
+#include "metrics.h"
 
 #define STORE_BACKOFF_MS 1000 /* after a failed outcome commit, doubling up to 32 s */
 #define IMMEDIATE_MS 20       /* a retry due this soon stays in the window */
@@ -248,11 +249,31 @@ static void job_record(struct hk__job *j)
 void hk__disabled(hk_engine *e, uint32_t webhook_id, const char *error)
 {
     hk_warn("webhook %u disabled (TooManyErrors): %s", webhook_id, error);
+    hk_metrics.auto_disables++;
     struct hk__wstate *ws = hk__ws_lookup(e, webhook_id);
     if (ws != NULL)
         ws->active = false;
     /* The state event went into the same commit; its deliveries are in the queue. */
     hk__schedule_load(e, 0);
+}
+
+/* One line per stored attempt, as [log] deliveries asks: failures at warn, successes at info. */
+static void log_attempt(const hk_engine *e, const struct hk__job *j)
+{
+    bool ok = j->out.success;
+    if (e->o.log_deliveries == HK_LOG_DELIVERIES_OFF || (ok && e->o.log_deliveries != HK_LOG_DELIVERIES_ALL))
+        return;
+    enum hk_log_level level = ok ? HK_LOG_INFO : HK_LOG_WARN;
+    if (!hk_log_enabled(level))
+        return;
+    hk_log_field f[] = {HK_LOG_NUM("webhook_id", j->d.webhook_id),  HK_LOG_STR("event_id", j->uuid),
+                        HK_LOG_STR("event", j->event_name),         HK_LOG_NUM("attempt", j->d.attempts + 1),
+                        HK_LOG_NUM("status", j->out.status),        HK_LOG_NUM("ms", j->rec.duration_ms),
+                        HK_LOG_STR("error", ok ? "" : j->out.error)};
+    hk_log_fields(level, f, HK_ARRAY_SIZE(f), "delivery %s",
+                  ok                 ? "succeeded"
+                  : j->out.exhausted ? "failed, no retry left"
+                                     : "failed");
 }
 
 static void outcome_done(hk_commit *c, int status)
@@ -275,6 +296,7 @@ static void outcome_done(hk_commit *c, int status)
     if (status == 0 && !o->vanished) {
         j->rec.disabled = o->disabled;
         j->rec.id = o->log_id;
+        log_attempt(e, j);
         hk__finished(e, &j->rec);
         if (o->disabled)
             hk__disabled(e, j->d.webhook_id, j->out.error);
@@ -325,6 +347,7 @@ void hk__outcome(hk_engine *e, struct hk__job *j, const hk_client_result *r)
                      &j->response_len);
     j->rec.duration_ms = hk_clock_mono(e->clock) - j->started_mono;
     job_record(j);
+    hk_metrics_attempt(r->error, r->status, now > j->ts_ms ? now - j->ts_ms : 0);
     e->stats.attempts++;
     if (j->out.success)
         e->stats.successes++;

@@ -386,6 +386,7 @@ struct hk__job *hk__job_new(hk_engine *e, struct hk__wstate *ws, const hk_delive
     j->ws = ws;
     j->d = *d;
     j->user_id = ev->user_id;
+    j->ts_ms = ev->ts_ms;
     hk_event_uuid_str(ev->uuid, j->uuid);
     j->event_name = hk_strdup(ev->name);
     j->body = hk_delivery_body(head, ev, &ws->t, &j->body_len);

@@ -34,7 +34,7 @@ static const struct {
 } perm_names[] = {
     {"ApplicationSettings:View", HK_PERM_VIEW}, {"ApplicationSettings:Manage", HK_PERM_MANAGE},
     {"Accounts:Edit", HK_PERM_ACCOUNTS},        {"Events:Signal", HK_PERM_SIGNAL},
-    {"Webhooks:Execute", HK_PERM_EXECUTE},
+    {"Webhooks:Execute", HK_PERM_EXECUTE},      {"Metrics:Read", HK_PERM_METRICS},
 };
 
 int hk_perm_parse(const char *list, unsigned *out, char *bad, size_t badlen)
@@ -91,6 +91,10 @@ void hk_perm_format(unsigned perms, char *buf, size_t len)
 
 bool hk_perm_allows(unsigned perms, unsigned need)
 {
+    /* A user given `all` before Metrics:Read existed was stored with every
+     * permission of the time: it still holds all of them. */
+    if ((perms & HK_PERM_ALL_V1) == HK_PERM_ALL_V1)
+        perms |= HK_PERM_ALL;
     if (perms & HK_PERM_MANAGE)
         perms |= HK_PERM_VIEW;
     return (perms & need) == need;

@@ -27,7 +27,10 @@ int hk_perm_parse(const char *list, unsigned *out, char *bad, size_t badlen) HK_
 /** Writes the permission names of bits, comma-separated, into buf. */
 void hk_perm_format(unsigned perms, char *buf, size_t len);
 
-/** True when perms satisfy need (Manage counts as View). */
+/**
+ * True when perms satisfy need (Manage counts as View; a user holding every
+ * permission that existed before Metrics:Read, HK_PERM_ALL_V1, holds all).
+ */
 bool hk_perm_allows(unsigned perms, unsigned need);
 
 /** SHA-256 of a key's text (len bytes): what is stored and looked up. */

@@ -96,6 +96,11 @@ struct hk_kv_env {
     uv_work_t adopt_work;
     bool adopting;
     uint64_t commits, writes;
+    /* Ops per group commit and its latency in us (from the start of the group to its end). */
+    hk_histogram batch_ops, commit_us;
+    uint32_t batch_n;          /* ops in the group being committed */
+    uint64_t batch_started_ns; /* uv_hrtime() when it started */
+
     uint64_t failed_commits;  /* group commits that failed */
     int last_status;          /* the last group commit's status */
     bool foreign;             /* the last commit before this open was not stamped by this version */
@@ -150,6 +155,8 @@ int hk_kv_open(hk_kv_env **out, const char *dir, uint64_t map_size, uint32_t max
     s->loop = loop;
     s->loop_thread = uv_thread_self();
     s->max_batch = max_batch ? max_batch : 1;
+    s->batch_ops.b = &hk_buckets_batch;
+    s->commit_us.b = &hk_buckets_commit_us;
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
         hk_error("store: cannot create %s: %s", dir, strerror(errno));
         free(s);
@@ -567,6 +574,12 @@ void hk_kv_counters(const hk_kv_env *s, uint64_t *commits, uint64_t *writes)
     *writes = s->writes;
 }
 
+void hk_kv_commit_histograms(const hk_kv_env *s, hk_histogram *batch_ops, hk_histogram *commit_us)
+{
+    *batch_ops = s->batch_ops;
+    *commit_us = s->commit_us;
+}
+
 void hk_kv_commit_status(const hk_kv_env *s, uint64_t *failed, int *last_status)
 {
     *failed = s->failed_commits;
@@ -689,6 +702,8 @@ static void batch_done(uv_work_t *req, int status)
         s->failed_commits++;
     } else {
         s->commits++;
+        hk_histogram_observe(&s->batch_ops, s->batch_n);
+        hk_histogram_observe(&s->commit_us, (uv_hrtime() - s->batch_started_ns) / 1000);
     }
     s->last_status = bs;
     s->batch = NULL;
@@ -729,6 +744,8 @@ static void start_batch(hk_kv_env *s)
     s->batch = head;
     s->batch_status = 0;
     s->working = true;
+    s->batch_n = n;
+    s->batch_started_ns = uv_hrtime();
     int rc = uv_queue_work(s->loop, &s->work, batch_work, batch_done);
     if (rc != 0) {
         hk_error("store: cannot queue commit: %s", uv_strerror(rc));

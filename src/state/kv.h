@@ -18,6 +18,7 @@
 #include <uv.h>
 
 #include "common.h"
+#include "metrics.h"
 
 /** The named databases. Keys holding integers are big-endian so they sort numerically. */
 enum hk_db {
@@ -194,6 +195,9 @@ void hk_kv_usage(hk_kv_env *store, uint64_t *map_size, uint64_t *used);
 
 /** Counters since open: commits and write requests committed. */
 void hk_kv_counters(const hk_kv_env *store, uint64_t *commits, uint64_t *writes);
+
+/** Copies of the group commit's histograms since open: write requests per commit, commit latency in us. */
+void hk_kv_commit_histograms(const hk_kv_env *store, hk_histogram *batch_ops, hk_histogram *commit_us);
 
 /**
  * Group commits that failed since open, and the status of the last one

@@ -189,6 +189,7 @@ void hk_store_get_counters(hk_store *s, hk_store_counters *out)
     hk_kv_counters(s->kv, &out->commits, &out->ops);
     hk_kv_usage(s->kv, &out->map_size, &out->used);
     hk_kv_commit_status(s->kv, &out->failed_commits, &out->last_commit_status);
+    hk_kv_commit_histograms(s->kv, &out->batch_ops, &out->commit_us);
 }
 
 /* ---- applying ops ------------------------------------------------------------ */
@@ -468,6 +469,16 @@ int hk_store_scan_due(hk_store *s, hk_due_scan *scan)
 int hk_store_pending(hk_store *s, uint32_t webhook_id, uint64_t now_ms, uint64_t *pending, uint64_t *due)
 {
     WITH_READ(s, hk__queue_pending(txn, webhook_id, now_ms, pending, due));
+}
+
+int hk_store_queue_summary(hk_store *s, uint64_t now_ms, uint64_t max, hk_queue_summary *out)
+{
+    WITH_READ(s, hk__queue_summary(txn, now_ms, max, out));
+}
+
+int hk_store_webhook_states(hk_store *s, uint64_t counts[3])
+{
+    WITH_READ(s, hk__webhook_count_states(txn, counts));
 }
 
 int hk_store_attempts_each(hk_store *s, uint32_t webhook_id, uint64_t from_id, bool newest_first,

@@ -46,6 +46,7 @@
 #include <uv.h>
 
 #include "common.h"
+#include "metrics.h"
 #include "model.h"
 
 typedef struct hk_store hk_store;
@@ -98,7 +99,10 @@ void hk_store_close(hk_store *s);
 /** True while ops are queued or being committed. */
 bool hk_store_busy(const hk_store *s);
 
-/** Counters since open: commits and ops committed; map size and bytes used; failed commits. */
+/**
+ * Counters since open: commits and ops committed; map size and bytes used;
+ * failed commits; the group commit's histograms.
+ */
 typedef struct hk_store_counters {
     uint64_t commits;        /**< group commits */
     uint64_t ops;            /**< ops committed */
@@ -107,6 +111,8 @@ typedef struct hk_store_counters {
     uint64_t failed_commits; /**< group commits that failed (full disk or store, I/O error...) */
     int last_commit_status;  /**< the last group commit, whoever submitted its ops: 0 (or none yet), or the
                                   error every op of it got; readiness follows it */
+    hk_histogram batch_ops;  /**< ops per group commit (hk_buckets_batch) */
+    hk_histogram commit_us;  /**< a group commit's latency in us, from its start to durable (hk_buckets_commit_us) */
 } hk_store_counters;
 
 void hk_store_get_counters(hk_store *s, hk_store_counters *out);
@@ -483,6 +489,28 @@ int hk_store_scan_due(hk_store *s, hk_due_scan *scan) HK_MUST_CHECK;
 
 /** Queue entries of webhook id: how many, and how many are due at now_ms. */
 int hk_store_pending(hk_store *s, uint32_t webhook_id, uint64_t now_ms, uint64_t *pending, uint64_t *due) HK_MUST_CHECK;
+
+/** The pending queue at a glance, for metrics (hk_store_queue_summary). */
+typedef struct hk_queue_summary {
+    uint64_t pending;   /**< every queue entry: exact, from the table's entry count */
+    uint64_t due;       /**< entries of Active webhooks due at now_ms (a lower bound when capped) */
+    uint64_t parked;    /**< entries of webhooks not Active, or deleted and being dropped (a lower bound when capped) */
+    bool capped;        /**< the walk stopped after max entries */
+    uint64_t oldest_ms; /**< when the oldest event with a queue entry was accepted (parked ones count); 0: none */
+} hk_queue_summary;
+
+/**
+ * Summarises the pending queue for metrics. pending is the queue table's
+ * entry count and oldest_ms comes from the first entries of the queue's
+ * index by event: neither walks the queue. due and parked come from a
+ * walk that visits only the entries they count, webhook by webhook (an
+ * Active webhook's entries that are not due yet are stepped over with one
+ * seek), and stops after max entries (capped set).
+ */
+int hk_store_queue_summary(hk_store *s, uint64_t now_ms, uint64_t max, hk_queue_summary *out) HK_MUST_CHECK;
+
+/** Webhooks by state, indexed by enum hk_webhook_state (a walk of the webhook table without decoding records). */
+int hk_store_webhook_states(hk_store *s, uint64_t counts[3]) HK_MUST_CHECK;
 
 /**
  * Attempt records of webhook_id, newest first when newest_first, starting

@@ -41,6 +41,8 @@ int hk__webhook_decode(const void *p, size_t len, hk_webhook *out) HK_MUST_CHECK
 int hk__webhook_read(hk_txn *txn, uint32_t id, hk_webhook *out) HK_MUST_CHECK;
 /** A webhook's state and lock without decoding the whole record (fan-out). */
 int hk__webhook_peek(hk_txn *txn, uint32_t id, enum hk_webhook_state *state, bool *locked) HK_MUST_CHECK;
+/** Webhooks by state (indexed by enum hk_webhook_state); unreadable records are left out. */
+int hk__webhook_count_states(hk_txn *txn, uint64_t counts[3]) HK_MUST_CHECK;
 /**
  * Stores w (id 0: a new id is assigned into w->id) and moves its indexes
  * from old (NULL: none) to w: subscriptions, extension (HK_EEXIST when
@@ -123,6 +125,8 @@ int hk__queue_check(hk_kv_env *kv, bool foreign, hk__orphans *gone) HK_MUST_CHEC
 int hk__queue_scan_due(hk_txn *txn, hk_due_scan *scan) HK_MUST_CHECK;
 int hk__queue_pending(hk_txn *txn, uint32_t webhook_id, uint64_t now_ms, uint64_t *pending,
                       uint64_t *due) HK_MUST_CHECK;
+/** The queue at a glance for metrics (see hk_store_queue_summary). */
+int hk__queue_summary(hk_txn *txn, uint64_t now_ms, uint64_t max, hk_queue_summary *out) HK_MUST_CHECK;
 
 /* ---- attempt_log.c: attempt records and their time index ---------------------- */
 

@@ -300,6 +300,25 @@ int hk__webhook_peek(hk_txn *txn, uint32_t id, enum hk_webhook_state *state, boo
     return 0;
 }
 
+int hk__webhook_count_states(hk_txn *txn, uint64_t counts[3])
+{
+    hk_cursor *c;
+    hk_val k, v;
+    counts[0] = counts[1] = counts[2] = 0;
+    int rc = hk_cursor_open(txn, HK_DB_WEBHOOKS, &c);
+    if (rc != 0)
+        return rc;
+    for (rc = hk_cursor_get(c, HK_FIRST, &k, &v); rc == 0; rc = hk_cursor_get(c, HK_NEXT, &k, &v)) {
+        enum hk_webhook_state state;
+        bool locked;
+        /* A record that cannot be read is left out, as every listing leaves it out. */
+        if (k.len == 4 && hk__webhook_peek(txn, hk_rd32(k.data), &state, &locked) == 0)
+            counts[state]++;
+    }
+    hk_cursor_close(c);
+    return rc == HK_ENOTFOUND ? 0 : rc;
+}
+
 static int put_record(hk_txn *txn, const hk_webhook *w)
 {
     uint8_t k[4];

@@ -19,7 +19,8 @@ import re
 import sys
 
 LAYERS = ["util", "net", "state", "services", "api", "app"]
-STATE_PUBLIC = {"store.h", "model.h", "auth.h"}
+# pg_migrate.h: the cluster schema's migrations, which `hookd migrate` runs (app/cli.c) before any store opens.
+STATE_PUBLIC = {"store.h", "model.h", "auth.h", "pg_migrate.h"}
 DATABASE_HEADERS = {"lmdb.h", "libpq-fe.h"}
 MAX_LINES = 900
 INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]', re.M)

@@ -44,7 +44,8 @@ static void test_perms(void)
     hk_perm_format(0, buf, sizeof(buf));
     CHECK_STR(buf, "");
     hk_perm_format(HK_PERM_ALL, buf, sizeof(buf));
-    CHECK_STR(buf, "ApplicationSettings:View,ApplicationSettings:Manage,Accounts:Edit,Events:Signal,Webhooks:Execute");
+    CHECK_STR(buf, "ApplicationSettings:View,ApplicationSettings:Manage,Accounts:Edit,Events:Signal,Webhooks:Execute,"
+                   "Metrics:Read");
     /* Format and parse round-trip. */
     CHECK_INT(hk_perm_parse(buf, &p, bad, sizeof(bad)), 0);
     CHECK_INT(p, HK_PERM_ALL);
@@ -61,6 +62,13 @@ static void test_perms(void)
     CHECK(!hk_perm_allows(HK_PERM_SIGNAL, HK_PERM_VIEW));
     CHECK(hk_perm_allows(HK_PERM_ALL, HK_PERM_EXECUTE | HK_PERM_ACCOUNTS));
     CHECK(!hk_perm_allows(HK_PERM_EXECUTE, HK_PERM_EXECUTE | HK_PERM_ACCOUNTS));
+    CHECK_INT(hk_perm_parse("metrics:read", &p, bad, sizeof(bad)), 0);
+    CHECK_INT(p, HK_PERM_METRICS);
+    CHECK(hk_perm_allows(HK_PERM_METRICS, HK_PERM_METRICS));
+    CHECK(!hk_perm_allows(HK_PERM_MANAGE | HK_PERM_SIGNAL, HK_PERM_METRICS));
+    /* A user stored with `all` before Metrics:Read existed still holds all. */
+    CHECK(hk_perm_allows(HK_PERM_ALL_V1, HK_PERM_METRICS));
+    CHECK(!hk_perm_allows(HK_PERM_ALL_V1 & ~HK_PERM_EXECUTE, HK_PERM_METRICS));
 }
 
 /* ---- store-backed ------------------------------------------------------- */
