@@ -22,6 +22,7 @@
 #include <lmdb.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -763,4 +764,23 @@ void hk_kv_submit(hk_kv_env *s, hk_write *w)
         s->queue_head = w;
     s->queue_tail = w;
     start_batch(s);
+}
+
+int hk_kv_copy(hk_kv_env *s, int fd)
+{
+    int rc;
+    for (int tries = 0;; tries++) {
+        rc = mdb_env_copyfd2(s->env, fd, MDB_CP_COMPACT);
+        /* Another process grew the map since it was opened here: adopt it and start over. */
+        if (rc != MDB_MAP_RESIZED || tries == 3 || mdb_env_set_mapsize(s->env, 0) != 0)
+            break;
+        if (ftruncate(fd, 0) != 0 || lseek(fd, 0, SEEK_SET) != 0) {
+            rc = errno;
+            break;
+        }
+    }
+    if (rc == 0)
+        return 0;
+    hk_error("store: cannot copy the store: %s", mdb_strerror(rc));
+    return rc == ENOSPC || rc == EDQUOT ? HK_EFULL : HK_ESTORE;
 }

@@ -196,6 +196,15 @@ void hk_kv_usage(hk_kv_env *store, uint64_t *map_size, uint64_t *used);
 /** Counters since open: commits and write requests committed. */
 void hk_kv_counters(const hk_kv_env *store, uint64_t *commits, uint64_t *writes);
 
+/**
+ * Writes a compacted copy of the environment's data file to fd (LMDB's
+ * mdb_env_copyfd2 with MDB_CP_COMPACT): a consistent snapshot, taken in a
+ * read transaction, so writers beside it (a running server) go on. Not on
+ * the loop: it takes as long as the store is large. The caller syncs and
+ * closes fd.
+ */
+int hk_kv_copy(hk_kv_env *store, int fd) HK_MUST_CHECK;
+
 /** Copies of the group commit's histograms since open: write requests per commit, commit latency in us. */
 void hk_kv_commit_histograms(const hk_kv_env *store, hk_histogram *batch_ops, hk_histogram *commit_us);
 

@@ -117,6 +117,18 @@ typedef struct hk_store_counters {
 
 void hk_store_get_counters(hk_store *s, hk_store_counters *out);
 
+/**
+ * Writes a hot, compacted copy of the store to the new directory path,
+ * usable as a data directory (its data.mdb): a consistent snapshot of the
+ * last commit, taken in one read transaction, so a server running on the
+ * store goes on meanwhile. The copy is built under "path.partial-XXXXXX"
+ * beside path, synced and renamed to path, so a crash never leaves a part
+ * of a backup under path. HK_EEXIST when path exists (nothing is
+ * overwritten), HK_EFULL when the disk is full, HK_ESTORE otherwise
+ * (logged). It blocks for as long as the copy takes: not for the loop.
+ */
+int hk_store_backup(hk_store *s, const char *path) HK_MUST_CHECK;
+
 /* ---- operations ----------------------------------------------------------------- */
 
 enum hk_op_type {
