@@ -56,6 +56,7 @@ typedef struct hk_engine_opts {
     uint64_t sync_wait_ms;          /**< how long a synchronous call waits for a slot of a saturated origin */
     uint64_t shutdown_grace_ms;     /**< how long a stop lets requests on the wire finish */
     uint64_t seed;                  /**< seeds EventIds and jitter; 0: from the kernel */
+    uint32_t recover_step_max;      /**< attempt records per step of a recovery; 0: HK_RECOVER_STEP_MAX */
     int log_deliveries;             /**< which attempts get a log line: an hk_log_deliveries (0: none) */
 } hk_engine_opts;
 

@@ -88,6 +88,15 @@ static bool go_on(struct recover *r, int *status)
     }
     if (*status != 0)
         return false;
+    uint32_t next = 0;
+    if (over) {
+        r->webhooks++;
+        int rc = r->all ? next_webhook(e->store, o->webhook_id, &next) : HK_ENOTFOUND;
+        if (rc != 0) {
+            *status = rc == HK_ENOTFOUND ? 0 : rc; /* the last webhook's run is over */
+            return false;
+        }
+    }
     if (e->stopping) {
         *status = HK_ESHUTDOWN; /* what was queued stays queued */
         return false;
@@ -97,13 +106,6 @@ static bool go_on(struct recover *r, int *status)
         r->c.op.now_ms = hk_clock_wall(e->clock);
         hk__submit(e, &r->c);
         return true;
-    }
-    r->webhooks++;
-    uint32_t next;
-    int rc = r->all ? next_webhook(e->store, o->webhook_id, &next) : HK_ENOTFOUND;
-    if (rc != 0) {
-        *status = rc == HK_ENOTFOUND ? 0 : rc;
-        return false;
     }
     o->webhook_id = next;
     start_webhook(r);
@@ -133,7 +135,7 @@ void hk_engine_recover(hk_engine *e, uint32_t webhook_id, uint64_t since_ms, uin
     hk_op_recover *o = &r->c.op.u.recover;
     o->since_ms = since_ms;
     o->until_ms = until_ms;
-    o->max = HK_RECOVER_STEP_MAX;
+    o->max = e->o.recover_step_max;
     int rc = 0;
     if (e->stopping)
         rc = HK_ESHUTDOWN;
