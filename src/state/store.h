@@ -319,8 +319,9 @@ typedef struct hk_op_prune {
  * its own commit, so ingest never waits behind more than one step. The
  * steps walk the webhook's attempt records in log order, from its oldest
  * to its newest (a success after the window counts), at most max per
- * step, and note the candidates in the store under (run_ms, run,
- * webhook); once a step has reached the newest record, it queues the
+ * step (records that started before the window are only peeked at, and
+ * 16 of them count as one), and note the candidates in the store under
+ * (run_ms, run, webhook); once a step has reached the newest record, it queues the
  * noted events (as many as its budget leaves), due at now_ms, with a fresh
  * attempt count: each carries its event and webhook, so the same
  * webhook-id as the original deliveries. The submitter passes next_log_id
