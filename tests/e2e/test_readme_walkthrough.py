@@ -55,7 +55,9 @@ def test_the_walkthrough_runs_as_written():
         assert re.search(r"(?i)hookd-event-id: [0-9a-f-]{36}", out), out
         assert '"WebhookId":1' in out.replace(" ", ""), out
         assert re.search(r'"EventId":"[0-9a-f-]{36}"', deliveries) and '"order.paid"' in deliveries, deliveries
-        assert '"order.refunded"' in deliveries, deliveries
+        assert '"order.refunded"' in deliveries and '"order.cancelled"' in deliveries, deliveries
+        assert deliveries.count('"order.cancelled"') == 1 and deliveries.count('"order.refunded"') == 1, deliveries
+        assert re.search(r'"recovered": ?1\b', out), out
         assert "delivery failed webhook_id=1 " in out, out
         assert re.search(r"^\d+ order\.refunded ", out, re.M), out
 
