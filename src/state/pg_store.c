@@ -22,11 +22,13 @@
 #include <string.h>
 
 #include "log.h"
+#include "pg_cache.h"
 #include "pg_ops.h"
 
 #define DEF_MAX_BATCH 2048
-#define ALONE_TRIES_MAX 3 /* attempts of an op on its own when the database keeps refusing it with a retryable error   \
-                           */
+#define ALONE_TRIES_MAX                                                                                                \
+    3 /* attempts of an op on its own when the database keeps refusing it with a retryable error                       \
+       */
 
 /*
  * hk_commit's internal status field, while an op waits here: 0 for an op
@@ -45,6 +47,7 @@ struct group {
 struct hk_pg_store {
     uv_loop_t *loop;
     hk_pg_pool *pool;
+    hk_pg_cache *cache; /* the registry in memory */
     uint32_t max_batch;
     hk_commit *head, *tail; /* waiting */
     size_t waiting;
@@ -140,6 +143,8 @@ static void on_group_done(hk_pg_batch *b, int status)
             int rc = hk__pg_op_decode(&c->op, b->results[i]);
             if (rc == HK_ESTORE)
                 hk_error("postgres: the result of a committed op (type %d) is malformed", (int)c->op.type);
+            if (rc == 0)
+                hk__pg_cache_applied(s->cache, &c->op);
             finish(c, rc);
         }
     } else if (status == HK_ESTORE && g->n > 1) {
@@ -235,6 +240,11 @@ int hk_pg_store_open(hk_pg_store **out, uv_loop_t *loop, const hk_pg_store_opts 
         free(s);
         return rc;
     }
+    rc = hk__pg_cache_open(&s->cache, loop, s->pool);
+    if (rc != 0) {
+        hk_pg_pool_close(s->pool, free, s);
+        return rc;
+    }
     s->loop = loop;
     s->max_batch = o->max_batch != 0 ? o->max_batch : DEF_MAX_BATCH;
     uv_timer_init(loop, &s->kick);
@@ -248,10 +258,16 @@ static void on_kick_closed(uv_handle_t *h)
     free(h->data);
 }
 
-static void on_pool_closed(void *arg)
+static void on_cache_closed(void *arg)
 {
     hk_pg_store *s = arg;
     uv_close((uv_handle_t *)&s->kick, on_kick_closed);
+}
+
+static void on_pool_closed(void *arg)
+{
+    hk_pg_store *s = arg;
+    hk__pg_cache_close(s->cache, on_cache_closed, s);
 }
 
 void hk_pg_store_close(hk_pg_store *s)
@@ -276,4 +292,14 @@ void hk_pg_store_get_counters(const hk_pg_store *s, hk_store_counters *out)
 hk_pg_pool *hk_pg_store_pool(hk_pg_store *s)
 {
     return s->pool;
+}
+
+bool hk_pg_store_ready(const hk_pg_store *s)
+{
+    return hk__pg_cache_ready(s->cache);
+}
+
+hk_pg_cache *hk__pg_store_cache(hk_pg_store *s)
+{
+    return s->cache;
 }
