@@ -10,7 +10,7 @@
 #include "store.h"
 
 /** Parameters of one op's statement at most. */
-#define HK__PG_OP_PARAMS_MAX 27
+#define HK__PG_OP_PARAMS_MAX 28
 
 /** An op as one statement: the SQL, its parameters and the memory they use. */
 typedef struct hk__pg_op_stmt {
