@@ -481,6 +481,50 @@ static int encode_prune(hk_op *op, hk__pg_op_stmt *e)
     return 0;
 }
 
+/* A bigint[] literal of n numbers, picked from rows by which (0: ids, 1: links, 2: lines). */
+static void p_tree_nums(hk__pg_op_stmt *e, int i, const hk__pg_tree_row *rows, size_t n, int which)
+{
+    hk_buf b = HK_BUF_INIT;
+    hk_buf_putc(&b, '{');
+    for (size_t k = 0; k < n; k++)
+        hk_buf_printf(&b, "%s%llu", k ? "," : "",
+                      (unsigned long long)(which == 0   ? rows[k].id
+                                           : which == 1 ? rows[k].link
+                                                        : rows[k].line));
+    hk_buf_putc(&b, '}');
+    size_t len;
+    p_own(e, i, hk_buf_steal(&b, &len));
+}
+
+static int encode_tree_import(hk_op *op, hk__pg_op_stmt *e)
+{
+    hk_op_tree_import *p = &op->u.tree_import;
+    hk__pg_tree_row *rows;
+    size_t n;
+    p->count = 0;
+    p->err[0] = '\0';
+    int rc =
+        hk__pg_tree_csv(!p->accounts, p->text ? p->text : "", p->text ? p->len : 0, &rows, &n, p->err, sizeof(p->err));
+    if (rc != 0)
+        return rc;
+    char **names = hk_calloc(n + 1, sizeof(*names));
+    for (size_t k = 0; k < n; k++)
+        names[k] = rows[k].name;
+    p_bool(e, 0, !p->accounts);
+    p_tree_nums(e, 1, rows, n, 0);
+    p_tree_nums(e, 2, rows, n, 1);
+    p_array(e, 3, names, NULL, false, n);
+    p_tree_nums(e, 4, rows, n, 2);
+    free(names);
+    hk__pg_tree_rows_free(rows, n);
+    /* Rows stored, when it commits: the count is known now (the database only says whether). */
+    p->count = n;
+    stmt(e,
+         "SELECT status, err FROM hookd_tree_import($1::boolean, $2::bigint[], $3::bigint[], $4::text[], $5::bigint[])",
+         5);
+    return 0;
+}
+
 int hk__pg_op_encode(hk_op *op, hk__pg_op_stmt *e)
 {
     memset(e, 0, sizeof(*e));
@@ -499,6 +543,7 @@ int hk__pg_op_encode(hk_op *op, hk__pg_op_stmt *e)
     case HK_OP_NODE_PUT: return encode_node_put(op, e);
     case HK_OP_ACCOUNT_PUT: return encode_account_put(op, e);
     case HK_OP_PRUNE: return encode_prune(op, e);
+    case HK_OP_TREE_IMPORT: return encode_tree_import(op, e);
     default: return UV_ENOSYS;
     }
 }
@@ -694,6 +739,12 @@ int hk__pg_op_decode(hk_op *op, const struct pg_result *r)
     case HK_OP_NODE_PUT: return decode_tree(r, op->u.node_put.err, sizeof(op->u.node_put.err));
     case HK_OP_ACCOUNT_PUT: return decode_tree(r, op->u.account_put.err, sizeof(op->u.account_put.err));
     case HK_OP_PRUNE: return decode_prune(op, r);
+    case HK_OP_TREE_IMPORT: {
+        int rc = decode_tree(r, op->u.tree_import.err, sizeof(op->u.tree_import.err));
+        if (rc != 0)
+            op->u.tree_import.count = 0;
+        return rc;
+    }
     default: return HK_ESTORE;
     }
 }

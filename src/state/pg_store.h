@@ -10,8 +10,8 @@
  * neither does one the database refuses (HK_ESTORE): the group is then
  * applied again one op per transaction, so that only that op fails.
  *
- * Ops applied: every type but HK_OP_TREE_IMPORT, which ends with
- * UV_ENOSYS. The registry queries are pg_cache.h's, answered from
+ * Every op type of store.h is applied (an unknown one ends with
+ * UV_ENOSYS). The registry queries are pg_cache.h's, answered from
  * memory kept current by LISTEN/NOTIFY. store.c does not dispatch here yet.
  *
  * Statuses besides store.h's: UV_ECONNREFUSED (no connection to the

@@ -483,6 +483,52 @@ static void test_nodes_and_accounts(void)
     CHECK_STR(s.c.op.u.account_put.err, "node 5 does not exist");
 }
 
+static int import(hk_pg_store *on, bool accounts, const char *text, struct sub *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->c.op.type = HK_OP_TREE_IMPORT;
+    s->c.op.u.tree_import = (hk_op_tree_import){.accounts = accounts, .text = text, .len = strlen(text)};
+    return apply(on, s);
+}
+
+static bool sees_node_30(void *arg)
+{
+    hk_node n;
+    return hk_pg_node_get(arg, 30, &n) == 0;
+}
+
+static void test_a_tree_import(void)
+{
+    struct sub s;
+    /* A header, a byte order mark, CRLF, a quoted name, a parent later in the file. */
+    CHECK_INT(import(a, false, "\xef\xbb\xbfid,parent,name\r\n21,20,\"Sales, North\"\r\n\r\n20,2,Sales\r\n", &s), 0);
+    CHECK_INT(s.c.op.u.tree_import.count, 2);
+    CHECK_STR(q1("SELECT string_agg(id || ':' || parent || ':' || name, ',' ORDER BY id) FROM nodes WHERE id >= 20"),
+              "20:2:Sales,21:20:Sales, North");
+    /* A cycle through the file undoes all of it, with the line. */
+    CHECK_INT(import(a, false, "30,0,new\n20,21,moved\n", &s), HK_EINVAL);
+    CHECK_STR(s.c.op.u.tree_import.err, "line 2: node 20 cannot be its own ancestor (parent 21)");
+    CHECK_INT(s.c.op.u.tree_import.count, 0);
+    CHECK_STR(q1("SELECT count(*) || ' ' || (SELECT parent FROM nodes WHERE id = 20) FROM nodes WHERE id = 30"), "0 2");
+    /* Refused before the database: a repeated id, a bad field. */
+    CHECK_INT(import(a, false, "30,0,a\n30,0,b\n", &s), HK_EINVAL);
+    CHECK_STR(s.c.op.u.tree_import.err, "line 2: id 30 is already on line 1");
+    CHECK_INT(import(a, false, "x,0,a\n", &s), HK_EINVAL);
+    CHECK_STR(s.c.op.u.tree_import.err, "line 1: id \"x\" is not a positive integer");
+    /* Accounts: each under an existing node. */
+    CHECK_INT(import(b, true, "40,21,acct one\n41,99,lost\n", &s), HK_EINVAL);
+    CHECK_STR(s.c.op.u.tree_import.err, "line 2: node 99 does not exist");
+    CHECK_STR(q1("SELECT count(*) FROM accounts WHERE id >= 40"), "0");
+    CHECK_INT(import(b, true, "40,21,acct one\n41,20,acct two\n", &s), 0);
+    CHECK_STR(q1("SELECT count(*) FROM accounts WHERE id >= 40"), "2");
+    /* Both registries read the imported rows. */
+    CHECK_INT(import(b, false, "30,0,new\n", &s), 0);
+    CHECK(run_until(sees_node_30, b));
+    CHECK(run_until(sees_node_30, a));
+    hk_account ac;
+    CHECK_INT(hk_pg_account_get(a, 41, &ac), 0);
+}
+
 static void test_a_prune_step(void)
 {
     /* An attempt partition of ten days ago with a record, old events with deliveries, old Idempotency-Keys. */
@@ -568,6 +614,7 @@ int main(void)
     test_a_synchronous_attempt_resend_and_queue_drop();
     test_users_and_keys();
     test_nodes_and_accounts();
+    test_a_tree_import();
     test_a_prune_step();
     test_a_prune_step_stops_at_max();
     hk_pg_store_close(a);

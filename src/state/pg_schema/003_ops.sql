@@ -344,3 +344,60 @@ BEGIN
     RETURN QUERY SELECT 'ok', is_more, rem, dropped;
 END
 $$;
+
+-- HK_OP_TREE_IMPORT: nodes (p_nodes) or accounts, rows hookd read from the
+-- CSV and checked one by one (ids, names, no id twice; p_lines says where
+-- each began). All are stored first and checked after, in the order given,
+-- so a parent may come later in the file; a row whose parent or node does
+-- not exist, or that makes a node its own ancestor or the tree deeper than
+-- 1000, undoes the whole import ('invalid', 'line N: reason').
+CREATE FUNCTION hookd_tree_import(p_nodes boolean, p_ids bigint[], p_links bigint[], p_names text[],
+                                  p_lines bigint[]) RETURNS TABLE (status text, err text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    cur bigint;
+    up bigint;
+    depth integer;
+BEGIN
+    PERFORM pg_advisory_xact_lock(1752133483, 5);
+    BEGIN
+        IF p_nodes THEN
+            INSERT INTO nodes (id, parent, name) SELECT * FROM unnest(p_ids, p_links, p_names)
+            ON CONFLICT (id) DO UPDATE SET parent = EXCLUDED.parent, name = EXCLUDED.name;
+        ELSE
+            INSERT INTO accounts (id, node, name) SELECT * FROM unnest(p_ids, p_links, p_names)
+            ON CONFLICT (id) DO UPDATE SET node = EXCLUDED.node, name = EXCLUDED.name;
+        END IF;
+        FOR i IN 1 .. coalesce(array_length(p_ids, 1), 0) LOOP
+            IF NOT p_nodes THEN
+                IF NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = p_links[i]) THEN
+                    RAISE EXCEPTION 'line %: node % does not exist', p_lines[i], p_links[i];
+                END IF;
+                CONTINUE;
+            END IF;
+            cur := p_links[i];
+            depth := 0;
+            WHILE cur <> 0 LOOP
+                IF cur = p_ids[i] THEN
+                    RAISE EXCEPTION 'line %: node % cannot be its own ancestor (parent %)', p_lines[i], p_ids[i],
+                        p_links[i];
+                END IF;
+                IF depth >= 1000 THEN
+                    RAISE EXCEPTION 'line %: node % would be deeper than 1000 levels', p_lines[i], p_ids[i];
+                END IF;
+                SELECT n.parent INTO up FROM nodes n WHERE n.id = cur;
+                IF NOT FOUND THEN
+                    RAISE EXCEPTION 'line %: node % does not exist', p_lines[i], cur;
+                END IF;
+                cur := up;
+                depth := depth + 1;
+            END LOOP;
+        END LOOP;
+    EXCEPTION WHEN raise_exception THEN
+        -- The block's rows are undone with it: nothing of the import is kept.
+        RETURN QUERY SELECT 'invalid', SQLERRM;
+        RETURN;
+    END;
+    RETURN QUERY SELECT 'ok', ''::text;
+END
+$$;
