@@ -8,7 +8,7 @@
  * (one statement per table, its keys as an array); a key the answer lacks
  * is gone. A read that fails is followed by a whole load after a pause.
  */
-#include "pg_cache.h"
+#include "pg_cache_int.h"
 
 #include <ctype.h>
 #include <inttypes.h>
@@ -23,18 +23,9 @@
 #define CHANNEL "hookd_registry"
 #define RETRY_MS 500
 
-enum table { T_WEBHOOKS, T_USERS, T_KEYS, T_NODES, T_ACCOUNTS, T_TYPES, T_COUNT };
-
 /* ---- sorted arrays -------------------------------------------------------------------------- */
 
-typedef struct vec {
-    char *v;
-    size_t n, cap, size;
-    size_t keyoff, keylen; /* the key's bytes in an element: a uint32 id or a 32-byte hash */
-    void (*free_elem)(void *e);
-} vec;
-
-static int vec_cmp(const vec *a, const void *elem, const void *key)
+static int vec_cmp(const hk__pg_vec *a, const void *elem, const void *key)
 {
     if (a->keylen == sizeof(uint32_t)) {
         uint32_t x, y;
@@ -46,7 +37,7 @@ static int vec_cmp(const vec *a, const void *elem, const void *key)
 }
 
 /* The first index whose key is >= key. */
-static size_t vec_lower(const vec *a, const void *key)
+size_t hk__pg_vec_lower(const hk__pg_vec *a, const void *key)
 {
     size_t lo = 0, hi = a->n;
     while (lo < hi) {
@@ -59,13 +50,13 @@ static size_t vec_lower(const vec *a, const void *key)
     return lo;
 }
 
-static void *vec_get(const vec *a, const void *key)
+void *hk__pg_vec_get(const hk__pg_vec *a, const void *key)
 {
-    size_t i = vec_lower(a, key);
+    size_t i = hk__pg_vec_lower(a, key);
     return i < a->n && vec_cmp(a, a->v + i * a->size, key) == 0 ? a->v + i * a->size : NULL;
 }
 
-static void vec_free_at(vec *a, void *e)
+static void vec_free_at(hk__pg_vec *a, void *e)
 {
     if (a->free_elem != NULL)
         a->free_elem(e);
@@ -73,9 +64,9 @@ static void vec_free_at(vec *a, void *e)
 }
 
 /* The element with key, emptied (zeroed) or inserted zeroed: the caller fills it, key included. */
-static void *vec_put(vec *a, const void *key)
+static void *vec_put(hk__pg_vec *a, const void *key)
 {
-    size_t i = vec_lower(a, key);
+    size_t i = hk__pg_vec_lower(a, key);
     char *e = a->v + i * a->size;
     if (i < a->n && vec_cmp(a, e, key) == 0) {
         vec_free_at(a, e);
@@ -92,9 +83,9 @@ static void *vec_put(vec *a, const void *key)
     return e;
 }
 
-static void vec_del(vec *a, const void *key)
+static void vec_del(hk__pg_vec *a, const void *key)
 {
-    char *e = vec_get(a, key);
+    char *e = hk__pg_vec_get(a, key);
     if (e == NULL)
         return;
     vec_free_at(a, e);
@@ -103,7 +94,7 @@ static void vec_del(vec *a, const void *key)
     a->n--;
 }
 
-static void vec_clear(vec *a)
+static void vec_clear(hk__pg_vec *a)
 {
     for (size_t i = 0; i < a->n; i++)
         vec_free_at(a, a->v + i * a->size);
@@ -112,11 +103,6 @@ static void vec_clear(vec *a)
 
 /* ---- the cache ----------------------------------------------------------------------------------- */
 
-struct type {
-    uint32_t id;
-    char *name;
-};
-
 static void free_webhook(void *e)
 {
     hk_webhook_free(e);
@@ -124,47 +110,26 @@ static void free_webhook(void *e)
 
 static void free_type(void *e)
 {
-    free(((struct type *)e)->name);
+    free(((struct hk__pg_type *)e)->name);
 }
 
-/* Keys named by notifications, not read yet: ids, or hashes for keys. */
-struct dirty {
-    uint8_t *keys;
-    size_t n, cap;
-};
-
-struct query {
+struct hk__pg_cache_read {
     hk_pg_cache *c;
     hk_pg_batch b;
-    hk_pg_stmt stmts[T_COUNT + 1];
-    char *params[T_COUNT];
-    const char *values[T_COUNT][1];
+    hk_pg_stmt stmts[HK__PGT_COUNT + 1];
+    char *params[HK__PGT_COUNT];
+    const char *values[HK__PGT_COUNT][1];
     bool full;
-    int table_of[T_COUNT + 1];  /* the table each statement reads (-1: none) */
-    struct dirty keys[T_COUNT]; /* what a partial read asked for */
+    int table_of[HK__PGT_COUNT + 1];         /* the table each statement reads (-1: none) */
+    struct hk__pg_dirty keys[HK__PGT_COUNT]; /* what a partial read asked for */
 };
 
-struct hk_pg_cache {
-    uv_loop_t *loop;
-    hk_pg_pool *pool;
-    vec t[T_COUNT];
-    struct dirty dirty[T_COUNT];
-    bool want_full; /* a whole load is due */
-    bool ready;
-    uint64_t loads;
-    struct query *inflight;
-    uv_timer_t retry;
-    bool closing;
-    void (*closed)(void *arg);
-    void *closed_arg;
-};
-
-static size_t keylen(enum table t)
+static size_t keylen(enum hk__pg_table t)
 {
-    return t == T_KEYS ? 32 : 4;
+    return t == HK__PGT_KEYS ? 32 : 4;
 }
 
-static void dirty_add(struct dirty *d, size_t len, const void *key)
+static void dirty_add(struct hk__pg_dirty *d, size_t len, const void *key)
 {
     for (size_t i = 0; i < d->n; i++)
         if (memcmp(d->keys + i * len, key, len) == 0)
@@ -243,7 +208,7 @@ static hk_pair *parse_pairs(const char *names, const char *values, size_t *n)
 static void read_webhook(hk_pg_cache *c, const PGresult *r, int i)
 {
     uint32_t id = (uint32_t)u64(r, i, 0);
-    hk_webhook *w = vec_put(&c->t[T_WEBHOOKS], &id);
+    hk_webhook *w = vec_put(&c->t[HK__PGT_WEBHOOKS], &id);
     w->id = id;
     w->name = hk_strdup(PQgetvalue(r, i, 1));
     w->description = hk_strdup(PQgetvalue(r, i, 2));
@@ -272,7 +237,7 @@ static void copy_text(char *dst, size_t cap, const char *src)
 static void read_user(hk_pg_cache *c, const PGresult *r, int i)
 {
     uint32_t id = (uint32_t)u64(r, i, 0);
-    hk_user *u = vec_put(&c->t[T_USERS], &id);
+    hk_user *u = vec_put(&c->t[HK__PGT_USERS], &id);
     u->id = id;
     copy_text(u->code, sizeof(u->code), PQgetvalue(r, i, 1));
     copy_text(u->full_name, sizeof(u->full_name), PQgetvalue(r, i, 2));
@@ -297,7 +262,7 @@ static void read_key(hk_pg_cache *c, const PGresult *r, int i)
     uint8_t hash[32];
     if (!unhex(PQgetvalue(r, i, 0), hash, 32))
         return;
-    hk_key *k = vec_put(&c->t[T_KEYS], hash);
+    hk_key *k = vec_put(&c->t[HK__PGT_KEYS], hash);
     memcpy(k->hash, hash, 32);
     k->user_id = (uint32_t)u64(r, i, 1);
     k->created_ms = u64(r, i, 2);
@@ -308,7 +273,7 @@ static void read_key(hk_pg_cache *c, const PGresult *r, int i)
 static void read_node(hk_pg_cache *c, const PGresult *r, int i)
 {
     uint32_t id = (uint32_t)u64(r, i, 0);
-    hk_node *n = vec_put(&c->t[T_NODES], &id);
+    hk_node *n = vec_put(&c->t[HK__PGT_NODES], &id);
     n->id = id;
     n->parent = (uint32_t)u64(r, i, 1);
     copy_text(n->name, sizeof(n->name), PQgetvalue(r, i, 2));
@@ -317,7 +282,7 @@ static void read_node(hk_pg_cache *c, const PGresult *r, int i)
 static void read_account(hk_pg_cache *c, const PGresult *r, int i)
 {
     uint32_t id = (uint32_t)u64(r, i, 0);
-    hk_account *a = vec_put(&c->t[T_ACCOUNTS], &id);
+    hk_account *a = vec_put(&c->t[HK__PGT_ACCOUNTS], &id);
     a->id = id;
     a->node = (uint32_t)u64(r, i, 1);
     copy_text(a->name, sizeof(a->name), PQgetvalue(r, i, 2));
@@ -326,7 +291,7 @@ static void read_account(hk_pg_cache *c, const PGresult *r, int i)
 static void read_type(hk_pg_cache *c, const PGresult *r, int i)
 {
     uint32_t id = (uint32_t)u64(r, i, 0);
-    struct type *t = vec_put(&c->t[T_TYPES], &id);
+    struct hk__pg_type *t = vec_put(&c->t[HK__PGT_TYPES], &id);
     t->id = id;
     t->name = hk_strdup(PQgetvalue(r, i, 1));
 }
@@ -347,21 +312,21 @@ static const struct {
     const char *partial; /* the rows of some keys: $1 is an array literal of them (hashes in hex) */
     int ncols;
     void (*read)(hk_pg_cache *c, const PGresult *r, int i);
-} tables[T_COUNT] = {
-    [T_WEBHOOKS] = {WEBHOOK_COLS, WEBHOOK_COLS BY_ID, 20, read_webhook},
-    [T_USERS] = {USER_COLS, USER_COLS BY_ID, 5, read_user},
-    [T_KEYS] = {KEY_COLS, KEY_COLS " WHERE hash = ANY(ARRAY(SELECT decode(h, 'hex') FROM unnest($1::text[]) h))", 5,
-                read_key},
-    [T_NODES] = {NODE_COLS, NODE_COLS BY_ID, 3, read_node},
-    [T_ACCOUNTS] = {ACCOUNT_COLS, ACCOUNT_COLS BY_ID, 3, read_account},
-    [T_TYPES] = {TYPE_COLS, TYPE_COLS BY_ID, 2, read_type},
+} tables[HK__PGT_COUNT] = {
+    [HK__PGT_WEBHOOKS] = {WEBHOOK_COLS, WEBHOOK_COLS BY_ID, 20, read_webhook},
+    [HK__PGT_USERS] = {USER_COLS, USER_COLS BY_ID, 5, read_user},
+    [HK__PGT_KEYS] = {KEY_COLS, KEY_COLS " WHERE hash = ANY(ARRAY(SELECT decode(h, 'hex') FROM unnest($1::text[]) h))",
+                      5, read_key},
+    [HK__PGT_NODES] = {NODE_COLS, NODE_COLS BY_ID, 3, read_node},
+    [HK__PGT_ACCOUNTS] = {ACCOUNT_COLS, ACCOUNT_COLS BY_ID, 3, read_account},
+    [HK__PGT_TYPES] = {TYPE_COLS, TYPE_COLS BY_ID, 2, read_type},
 };
 
 /* ---- one read at a time ------------------------------------------------------------------------------- */
 
-static void query_free(struct query *q)
+static void query_free(struct hk__pg_cache_read *q)
 {
-    for (int t = 0; t < T_COUNT; t++) {
+    for (int t = 0; t < HK__PGT_COUNT; t++) {
         free(q->params[t]);
         free(q->keys[t].keys);
     }
@@ -375,7 +340,7 @@ static void on_retry(uv_timer_t *t)
 
 static void on_read_done(hk_pg_batch *b, int status)
 {
-    struct query *q = hk_container_of(b, struct query, b);
+    struct hk__pg_cache_read *q = hk_container_of(b, struct hk__pg_cache_read, b);
     hk_pg_cache *c = q->c;
     c->inflight = NULL;
     if (status != 0) {
@@ -411,14 +376,14 @@ static void on_read_done(hk_pg_batch *b, int status)
 }
 
 /* A partial read's keys as a text array literal. */
-static char *keys_param(enum table t, const struct dirty *d)
+static char *keys_param(enum hk__pg_table t, const struct hk__pg_dirty *d)
 {
     hk_buf b = HK_BUF_INIT;
     hk_buf_putc(&b, '{');
     for (size_t i = 0; i < d->n; i++) {
         if (i > 0)
             hk_buf_putc(&b, ',');
-        if (t == T_KEYS) {
+        if (t == HK__PGT_KEYS) {
             for (size_t k = 0; k < 32; k++)
                 hk_buf_printf(&b, "%02x", d->keys[i * 32 + k]);
         } else {
@@ -437,11 +402,11 @@ static void start_read(hk_pg_cache *c)
     if (c->inflight != NULL || c->closing)
         return;
     bool any = false;
-    for (int t = 0; t < T_COUNT; t++)
+    for (int t = 0; t < HK__PGT_COUNT; t++)
         any = any || c->dirty[t].n > 0;
     if (!c->want_full && !any)
         return;
-    struct query *q = hk_calloc(1, sizeof(*q));
+    struct hk__pg_cache_read *q = hk_calloc(1, sizeof(*q));
     q->c = c;
     q->full = c->want_full;
     size_t n = 0;
@@ -450,14 +415,14 @@ static void start_read(hk_pg_cache *c)
         q->stmts[n].sql = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ";
         q->table_of[n++] = -1;
     }
-    for (int t = 0; t < T_COUNT; t++) {
+    for (int t = 0; t < HK__PGT_COUNT; t++) {
         if (q->full) {
             free(c->dirty[t].keys);
             memset(&c->dirty[t], 0, sizeof(c->dirty[t]));
         } else if (c->dirty[t].n > 0) {
             q->keys[t] = c->dirty[t];
             memset(&c->dirty[t], 0, sizeof(c->dirty[t]));
-            q->params[t] = keys_param((enum table)t, &q->keys[t]);
+            q->params[t] = keys_param((enum hk__pg_table)t, &q->keys[t]);
             q->values[t][0] = q->params[t];
             q->stmts[n].nparams = 1;
             q->stmts[n].values = q->values[t];
@@ -477,7 +442,7 @@ static void start_read(hk_pg_cache *c)
 
 /* ---- notifications ---------------------------------------------------------------------------------------- */
 
-static void mark(hk_pg_cache *c, enum table t, const void *key)
+static void mark(hk_pg_cache *c, enum hk__pg_table t, const void *key)
 {
     dirty_add(&c->dirty[t], keylen(t), key);
 }
@@ -494,11 +459,11 @@ static void on_notify(const char *channel, const char *payload, void *arg)
     }
     static const struct {
         const char *name;
-        enum table t;
-    } names[] = {{"webhooks", T_WEBHOOKS}, {"webhook_subscriptions", T_WEBHOOKS},
-                 {"users", T_USERS},       {"api_keys", T_KEYS},
-                 {"nodes", T_NODES},       {"accounts", T_ACCOUNTS},
-                 {"event_types", T_TYPES}};
+        enum hk__pg_table t;
+    } names[] = {{"webhooks", HK__PGT_WEBHOOKS}, {"webhook_subscriptions", HK__PGT_WEBHOOKS},
+                 {"users", HK__PGT_USERS},       {"api_keys", HK__PGT_KEYS},
+                 {"nodes", HK__PGT_NODES},       {"accounts", HK__PGT_ACCOUNTS},
+                 {"event_types", HK__PGT_TYPES}};
     const char *sp = strchr(payload, ' ');
     if (sp == NULL)
         return;
@@ -506,10 +471,10 @@ static void on_notify(const char *channel, const char *payload, void *arg)
         if (strlen(names[i].name) != (size_t)(sp - payload) || strncmp(payload, names[i].name, sp - payload) != 0)
             continue;
         const char *key = sp + 1;
-        if (names[i].t == T_KEYS) {
+        if (names[i].t == HK__PGT_KEYS) {
             uint8_t hash[32];
             if (strncmp(key, "\\x", 2) == 0 && unhex(key + 2, hash, 32))
-                mark(c, T_KEYS, hash);
+                mark(c, HK__PGT_KEYS, hash);
         } else {
             char *end;
             unsigned long long v = strtoull(key, &end, 10);
@@ -527,17 +492,18 @@ static void on_notify(const char *channel, const char *payload, void *arg)
 int hk__pg_cache_open(hk_pg_cache **out, uv_loop_t *loop, hk_pg_pool *pool)
 {
     hk_pg_cache *c = hk_calloc(1, sizeof(*c));
-    static const size_t sizes[T_COUNT] = {sizeof(hk_webhook), sizeof(hk_user),    sizeof(hk_key),
-                                          sizeof(hk_node),    sizeof(hk_account), sizeof(struct type)};
-    static const size_t offs[T_COUNT] = {offsetof(hk_webhook, id), offsetof(hk_user, id),    offsetof(hk_key, hash),
-                                         offsetof(hk_node, id),    offsetof(hk_account, id), offsetof(struct type, id)};
-    for (int t = 0; t < T_COUNT; t++) {
+    static const size_t sizes[HK__PGT_COUNT] = {sizeof(hk_webhook), sizeof(hk_user),    sizeof(hk_key),
+                                                sizeof(hk_node),    sizeof(hk_account), sizeof(struct hk__pg_type)};
+    static const size_t offs[HK__PGT_COUNT] = {offsetof(hk_webhook, id), offsetof(hk_user, id),
+                                               offsetof(hk_key, hash),   offsetof(hk_node, id),
+                                               offsetof(hk_account, id), offsetof(struct hk__pg_type, id)};
+    for (int t = 0; t < HK__PGT_COUNT; t++) {
         c->t[t].size = sizes[t];
         c->t[t].keyoff = offs[t];
-        c->t[t].keylen = keylen((enum table)t);
+        c->t[t].keylen = keylen((enum hk__pg_table)t);
     }
-    c->t[T_WEBHOOKS].free_elem = free_webhook;
-    c->t[T_TYPES].free_elem = free_type;
+    c->t[HK__PGT_WEBHOOKS].free_elem = free_webhook;
+    c->t[HK__PGT_TYPES].free_elem = free_type;
     c->loop = loop;
     c->pool = pool;
     uv_timer_init(loop, &c->retry);
@@ -554,7 +520,7 @@ int hk__pg_cache_open(hk_pg_cache **out, uv_loop_t *loop, hk_pg_pool *pool)
 static void on_retry_closed(uv_handle_t *h)
 {
     hk_pg_cache *c = h->data;
-    for (int t = 0; t < T_COUNT; t++) {
+    for (int t = 0; t < HK__PGT_COUNT; t++) {
         vec_clear(&c->t[t]);
         free(c->t[t].v);
         free(c->dirty[t].keys);
@@ -586,7 +552,7 @@ uint64_t hk__pg_cache_loads(const hk_pg_cache *c)
 }
 
 /* A key changed by an own commit while a read is in flight: that read may have seen it before, so read it again. */
-static void reread(hk_pg_cache *c, enum table t, const void *key)
+static void reread(hk_pg_cache *c, enum hk__pg_table t, const void *key)
 {
     if (c->inflight != NULL)
         mark(c, t, key);
@@ -598,9 +564,9 @@ void hk__pg_cache_applied(hk_pg_cache *c, const hk_op *op)
     case HK_OP_WEBHOOK_PUT: {
         const hk_op_webhook_put *p = &op->u.webhook_put;
         uint32_t id = p->id;
-        hk_webhook *old = vec_get(&c->t[T_WEBHOOKS], &id);
+        hk_webhook *old = hk__pg_vec_get(&c->t[HK__PGT_WEBHOOKS], &id);
         bool locked = p->by_client && old != NULL ? old->locked : p->webhook->locked;
-        hk_webhook *w = vec_put(&c->t[T_WEBHOOKS], &id);
+        hk_webhook *w = vec_put(&c->t[HK__PGT_WEBHOOKS], &id);
         hk_webhook_copy(w, p->webhook);
         w->id = id;
         w->locked = locked;
@@ -608,25 +574,25 @@ void hk__pg_cache_applied(hk_pg_cache *c, const hk_op *op)
             free(w->extension);
             w->extension = NULL;
         }
-        reread(c, T_WEBHOOKS, &id);
+        reread(c, HK__PGT_WEBHOOKS, &id);
         break;
     }
     case HK_OP_WEBHOOK_DELETE:
-        vec_del(&c->t[T_WEBHOOKS], &op->u.webhook_delete.id);
-        reread(c, T_WEBHOOKS, &op->u.webhook_delete.id);
+        vec_del(&c->t[HK__PGT_WEBHOOKS], &op->u.webhook_delete.id);
+        reread(c, HK__PGT_WEBHOOKS, &op->u.webhook_delete.id);
         break;
     case HK_OP_WEBHOOK_LOCK: {
-        hk_webhook *w = vec_get(&c->t[T_WEBHOOKS], &op->u.webhook_lock.id);
+        hk_webhook *w = hk__pg_vec_get(&c->t[HK__PGT_WEBHOOKS], &op->u.webhook_lock.id);
         if (w != NULL)
             w->locked = op->u.webhook_lock.locked;
-        reread(c, T_WEBHOOKS, &op->u.webhook_lock.id);
+        reread(c, HK__PGT_WEBHOOKS, &op->u.webhook_lock.id);
         break;
     }
     case HK_OP_OUTCOME:
     case HK_OP_ATTEMPT: {
         bool disabled = op->type == HK_OP_OUTCOME ? op->u.outcome.disabled : op->u.attempt.disabled;
         uint32_t id = op->type == HK_OP_OUTCOME ? op->u.outcome.delivery.webhook_id : op->u.attempt.rec->webhook_id;
-        hk_webhook *w = vec_get(&c->t[T_WEBHOOKS], &id);
+        hk_webhook *w = hk__pg_vec_get(&c->t[HK__PGT_WEBHOOKS], &id);
         if (disabled && w != NULL)
             w->state = HK_WH_TOO_MANY_ERRORS;
         break;
@@ -636,34 +602,34 @@ void hk__pg_cache_applied(hk_pg_cache *c, const hk_op *op)
         if (p->skipped)
             break;
         uint32_t id = p->id;
-        hk_user *u = vec_put(&c->t[T_USERS], &id);
+        hk_user *u = vec_put(&c->t[HK__PGT_USERS], &id);
         *u = p->user;
         u->id = id;
-        reread(c, T_USERS, &id);
+        reread(c, HK__PGT_USERS, &id);
         if (p->key != NULL) {
-            hk_key *k = vec_put(&c->t[T_KEYS], p->key->hash);
+            hk_key *k = vec_put(&c->t[HK__PGT_KEYS], p->key->hash);
             *k = *p->key;
             k->user_id = id;
-            reread(c, T_KEYS, k->hash);
+            reread(c, HK__PGT_KEYS, k->hash);
         }
         break;
     }
     case HK_OP_KEY_PUT: {
-        hk_key *k = vec_put(&c->t[T_KEYS], op->u.key_put.key.hash);
+        hk_key *k = vec_put(&c->t[HK__PGT_KEYS], op->u.key_put.key.hash);
         *k = op->u.key_put.key;
-        reread(c, T_KEYS, k->hash);
+        reread(c, HK__PGT_KEYS, k->hash);
         break;
     }
     case HK_OP_NODE_PUT: {
-        hk_node *n = vec_put(&c->t[T_NODES], &op->u.node_put.node.id);
+        hk_node *n = vec_put(&c->t[HK__PGT_NODES], &op->u.node_put.node.id);
         *n = op->u.node_put.node;
-        reread(c, T_NODES, &n->id);
+        reread(c, HK__PGT_NODES, &n->id);
         break;
     }
     case HK_OP_ACCOUNT_PUT: {
-        hk_account *a = vec_put(&c->t[T_ACCOUNTS], &op->u.account_put.account.id);
+        hk_account *a = vec_put(&c->t[HK__PGT_ACCOUNTS], &op->u.account_put.account.id);
         *a = op->u.account_put.account;
-        reread(c, T_ACCOUNTS, &a->id);
+        reread(c, HK__PGT_ACCOUNTS, &a->id);
         break;
     }
     case HK_OP_KEY_REVOKE:
@@ -671,12 +637,12 @@ void hk__pg_cache_applied(hk_pg_cache *c, const hk_op *op)
         /* Which rows changed is the database's answer: read them whole (the notifications name them too). */
         c->want_full = op->type == HK_OP_TREE_IMPORT || c->want_full;
         if (op->type == HK_OP_KEY_REVOKE && op->u.key_revoke.short_id[0] == '\0') {
-            hk_key *k = vec_get(&c->t[T_KEYS], op->u.key_revoke.hash);
+            hk_key *k = hk__pg_vec_get(&c->t[HK__PGT_KEYS], op->u.key_revoke.hash);
             if (k != NULL)
                 k->revoked = true;
         } else if (op->type == HK_OP_KEY_REVOKE) {
-            for (size_t i = 0; i < c->t[T_KEYS].n; i++) {
-                hk_key *k = (hk_key *)c->t[T_KEYS].v + i;
+            for (size_t i = 0; i < c->t[HK__PGT_KEYS].n; i++) {
+                hk_key *k = (hk_key *)c->t[HK__PGT_KEYS].v + i;
                 if (strcmp(k->short_id, op->u.key_revoke.short_id) == 0)
                     k->revoked = true;
             }
@@ -685,264 +651,4 @@ void hk__pg_cache_applied(hk_pg_cache *c, const hk_op *op)
         break;
     default: break;
     }
-}
-
-/* ---- the queries -------------------------------------------------------------------------------------------- */
-
-static hk_pg_cache *ready_cache(hk_pg_store *s)
-{
-    hk_pg_cache *c = hk__pg_store_cache(s);
-    return c != NULL && c->ready ? c : NULL;
-}
-
-#define CACHE_OR_EAGAIN(c, s)                                                                                          \
-    hk_pg_cache *c = ready_cache(s);                                                                                   \
-    if (c == NULL)                                                                                                     \
-    return UV_EAGAIN
-
-int hk_pg_webhook_get(hk_pg_store *s, uint32_t id, hk_webhook *out)
-{
-    CACHE_OR_EAGAIN(c, s);
-    const hk_webhook *w = vec_get(&c->t[T_WEBHOOKS], &id);
-    if (w == NULL)
-        return HK_ENOTFOUND;
-    hk_webhook_copy(out, w);
-    return 0;
-}
-
-int hk_pg_webhook_state(hk_pg_store *s, uint32_t id, enum hk_webhook_state *state, bool *locked)
-{
-    CACHE_OR_EAGAIN(c, s);
-    const hk_webhook *w = vec_get(&c->t[T_WEBHOOKS], &id);
-    if (w == NULL)
-        return HK_ENOTFOUND;
-    *state = w->state;
-    *locked = w->locked;
-    return 0;
-}
-
-int hk_pg_webhook_by_extension(hk_pg_store *s, const char *ext, uint32_t *id)
-{
-    CACHE_OR_EAGAIN(c, s);
-    for (size_t i = 0; i < c->t[T_WEBHOOKS].n; i++) {
-        const hk_webhook *w = (const hk_webhook *)c->t[T_WEBHOOKS].v + i;
-        if (w->extension != NULL && strcmp(w->extension, ext) == 0) {
-            *id = w->id;
-            return 0;
-        }
-    }
-    return HK_ENOTFOUND;
-}
-
-struct ext_ref {
-    const char *ext;
-    uint32_t id;
-};
-
-static int ext_cmp(const void *a, const void *b)
-{
-    return strcmp(((const struct ext_ref *)a)->ext, ((const struct ext_ref *)b)->ext);
-}
-
-int hk_pg_extensions_each(hk_pg_store *s, int (*fn)(const char *ext, uint32_t id, void *arg), void *arg)
-{
-    CACHE_OR_EAGAIN(c, s);
-    /* Copies: a callback's query cannot change the cache, but the names must stay valid across the walk. */
-    struct ext_ref *refs = hk_calloc(c->t[T_WEBHOOKS].n + 1, sizeof(*refs));
-    size_t n = 0;
-    for (size_t i = 0; i < c->t[T_WEBHOOKS].n; i++) {
-        const hk_webhook *w = (const hk_webhook *)c->t[T_WEBHOOKS].v + i;
-        if (w->extension != NULL)
-            refs[n++] = (struct ext_ref){hk_strdup(w->extension), w->id};
-    }
-    qsort(refs, n, sizeof(*refs), ext_cmp);
-    int rc = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (rc == 0)
-            rc = fn(refs[i].ext, refs[i].id, arg);
-        free((char *)refs[i].ext);
-    }
-    free(refs);
-    return rc;
-}
-
-int hk_pg_webhooks_each(hk_pg_store *s, uint32_t from_id,
-                        int (*fn)(const hk_webhook *w, const hk_webhook_stats *st, void *arg), void *arg)
-{
-    CACHE_OR_EAGAIN(c, s);
-    hk_webhook_stats st;
-    memset(&st, 0, sizeof(st));
-    for (size_t i = vec_lower(&c->t[T_WEBHOOKS], &from_id); i < c->t[T_WEBHOOKS].n; i++) {
-        int rc = fn((const hk_webhook *)c->t[T_WEBHOOKS].v + i, &st, arg);
-        if (rc != 0)
-            return rc;
-    }
-    return 0;
-}
-
-int hk_pg_webhook_states(hk_pg_store *s, uint64_t counts[3])
-{
-    CACHE_OR_EAGAIN(c, s);
-    counts[0] = counts[1] = counts[2] = 0;
-    for (size_t i = 0; i < c->t[T_WEBHOOKS].n; i++) {
-        unsigned st = (unsigned)((const hk_webhook *)c->t[T_WEBHOOKS].v)[i].state;
-        if (st < 3)
-            counts[st]++;
-    }
-    return 0;
-}
-
-int hk_pg_event_types_each(hk_pg_store *s, int (*fn)(uint32_t id, const char *name, void *arg), void *arg)
-{
-    CACHE_OR_EAGAIN(c, s);
-    for (size_t i = 0; i < c->t[T_TYPES].n; i++) {
-        const struct type *t = (const struct type *)c->t[T_TYPES].v + i;
-        int rc = fn(t->id, t->name, arg);
-        if (rc != 0)
-            return rc;
-    }
-    return 0;
-}
-
-int hk_pg_event_type_id(hk_pg_store *s, const char *name, uint32_t *id)
-{
-    CACHE_OR_EAGAIN(c, s);
-    for (size_t i = 0; i < c->t[T_TYPES].n; i++) {
-        const struct type *t = (const struct type *)c->t[T_TYPES].v + i;
-        if (strcmp(t->name, name) == 0) {
-            *id = t->id;
-            return 0;
-        }
-    }
-    return HK_ENOTFOUND;
-}
-
-int hk_pg_user_get(hk_pg_store *s, uint32_t id, hk_user *out)
-{
-    CACHE_OR_EAGAIN(c, s);
-    const hk_user *u = vec_get(&c->t[T_USERS], &id);
-    if (u == NULL)
-        return HK_ENOTFOUND;
-    *out = *u;
-    return 0;
-}
-
-int hk_pg_user_by_code(hk_pg_store *s, const char *code, hk_user *out)
-{
-    CACHE_OR_EAGAIN(c, s);
-    for (size_t i = 0; i < c->t[T_USERS].n; i++) {
-        const hk_user *u = (const hk_user *)c->t[T_USERS].v + i;
-        if (strcasecmp(u->code, code) == 0) {
-            *out = *u;
-            return 0;
-        }
-    }
-    return HK_ENOTFOUND;
-}
-
-int hk_pg_key_get(hk_pg_store *s, const uint8_t hash[32], hk_key *key, hk_user *user)
-{
-    CACHE_OR_EAGAIN(c, s);
-    const hk_key *k = vec_get(&c->t[T_KEYS], hash);
-    if (k == NULL)
-        return HK_ENOTFOUND;
-    const hk_user *u = vec_get(&c->t[T_USERS], &k->user_id);
-    if (u == NULL)
-        return HK_ENOTFOUND;
-    *key = *k;
-    *user = *u;
-    return 0;
-}
-
-int hk_pg_users_each(hk_pg_store *s, int (*fn)(const hk_user *u, void *arg), void *arg)
-{
-    CACHE_OR_EAGAIN(c, s);
-    for (size_t i = 0; i < c->t[T_USERS].n; i++) {
-        int rc = fn((const hk_user *)c->t[T_USERS].v + i, arg);
-        if (rc != 0)
-            return rc;
-    }
-    return 0;
-}
-
-int hk_pg_keys_each(hk_pg_store *s, uint32_t user_id, int (*fn)(const hk_key *k, void *arg), void *arg)
-{
-    CACHE_OR_EAGAIN(c, s);
-    for (size_t i = 0; i < c->t[T_KEYS].n; i++) {
-        const hk_key *k = (const hk_key *)c->t[T_KEYS].v + i;
-        if (user_id != 0 && k->user_id != user_id)
-            continue;
-        int rc = fn(k, arg);
-        if (rc != 0)
-            return rc;
-    }
-    return 0;
-}
-
-int hk_pg_user_count(hk_pg_store *s, size_t *n)
-{
-    CACHE_OR_EAGAIN(c, s);
-    *n = c->t[T_USERS].n;
-    return 0;
-}
-
-int hk_pg_node_get(hk_pg_store *s, uint32_t id, hk_node *out)
-{
-    CACHE_OR_EAGAIN(c, s);
-    const hk_node *n = vec_get(&c->t[T_NODES], &id);
-    if (n == NULL)
-        return HK_ENOTFOUND;
-    *out = *n;
-    return 0;
-}
-
-int hk_pg_account_get(hk_pg_store *s, uint32_t id, hk_account *out)
-{
-    CACHE_OR_EAGAIN(c, s);
-    const hk_account *a = vec_get(&c->t[T_ACCOUNTS], &id);
-    if (a == NULL)
-        return HK_ENOTFOUND;
-    *out = *a;
-    return 0;
-}
-
-int hk_pg_nodes_each(hk_pg_store *s, int (*fn)(const hk_node *n, void *arg), void *arg)
-{
-    CACHE_OR_EAGAIN(c, s);
-    for (size_t i = 0; i < c->t[T_NODES].n; i++) {
-        int rc = fn((const hk_node *)c->t[T_NODES].v + i, arg);
-        if (rc != 0)
-            return rc;
-    }
-    return 0;
-}
-
-int hk_pg_accounts_each(hk_pg_store *s, int (*fn)(const hk_account *a, void *arg), void *arg)
-{
-    CACHE_OR_EAGAIN(c, s);
-    for (size_t i = 0; i < c->t[T_ACCOUNTS].n; i++) {
-        int rc = fn((const hk_account *)c->t[T_ACCOUNTS].v + i, arg);
-        if (rc != 0)
-            return rc;
-    }
-    return 0;
-}
-
-int hk_pg_node_within(hk_pg_store *s, uint32_t node, uint32_t top, bool *within)
-{
-    CACHE_OR_EAGAIN(c, s);
-    *within = top == 0;
-    uint32_t cur = node;
-    /* The depth bound also ends a cycle, as the embedded engine's walk does. */
-    for (int depth = 0; top != 0 && cur != 0 && depth <= HK_NODE_DEPTH_MAX; depth++) {
-        if (cur == top) {
-            *within = true;
-            return 0;
-        }
-        const hk_node *n = vec_get(&c->t[T_NODES], &cur);
-        if (n == NULL)
-            return 0;
-        cur = n->parent;
-    }
-    return 0;
 }
