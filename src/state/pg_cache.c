@@ -22,6 +22,11 @@
 
 #define CHANNEL "hookd_registry"
 #define RETRY_MS 500
+#define POLL_MS 1000       /* statistics changed are read this often */
+#define STATS_ALL_POLLS 60 /* and every row after this many polls */
+#define STATS_OVERLAP                                                                                                  \
+    1000 /* change stamps read again: a transaction stamps before it commits, so a later poll                          \
+            may find a row with a lower stamp than one read already */
 
 /* ---- sorted arrays -------------------------------------------------------------------------- */
 
@@ -120,6 +125,7 @@ struct hk__pg_cache_read {
     char *params[HK__PGT_COUNT];
     const char *values[HK__PGT_COUNT][1];
     bool full;
+    bool stats_all;                          /* the statistics read is of every row */
     int table_of[HK__PGT_COUNT + 1];         /* the table each statement reads (-1: none) */
     struct hk__pg_dirty keys[HK__PGT_COUNT]; /* what a partial read asked for */
 };
@@ -305,7 +311,24 @@ static void read_type(hk_pg_cache *c, const PGresult *r, int i)
 #define NODE_COLS "SELECT id, parent, name FROM nodes"
 #define ACCOUNT_COLS "SELECT id, node, name FROM accounts"
 #define TYPE_COLS "SELECT id, name FROM event_types"
+#define STATS_COLS                                                                                                     \
+    "SELECT webhook_id, calls, errors, consecutive, last_error_ms, last_error, changed FROM webhook_stats"
 #define BY_ID " WHERE id = ANY($1::bigint[])"
+
+static void read_stats(hk_pg_cache *c, const PGresult *r, int i)
+{
+    uint32_t id = (uint32_t)u64(r, i, 0);
+    struct hk__pg_stats *st = vec_put(&c->t[HK__PGT_STATS], &id);
+    st->id = id;
+    st->st.calls = u64(r, i, 1);
+    st->st.errors = u64(r, i, 2);
+    st->st.consecutive = (uint32_t)u64(r, i, 3);
+    st->st.last_error_ms = u64(r, i, 4);
+    copy_text(st->st.last_error, sizeof(st->st.last_error), PQgetvalue(r, i, 5));
+    uint64_t changed = u64(r, i, 6);
+    if (changed > c->stats_seen)
+        c->stats_seen = changed;
+}
 
 static const struct {
     const char *full;    /* the whole table */
@@ -320,6 +343,7 @@ static const struct {
     [HK__PGT_NODES] = {NODE_COLS, NODE_COLS BY_ID, 3, read_node},
     [HK__PGT_ACCOUNTS] = {ACCOUNT_COLS, ACCOUNT_COLS BY_ID, 3, read_account},
     [HK__PGT_TYPES] = {TYPE_COLS, TYPE_COLS BY_ID, 2, read_type},
+    [HK__PGT_STATS] = {STATS_COLS, STATS_COLS " WHERE changed > $1::bigint", 7, read_stats},
 };
 
 /* ---- one read at a time ------------------------------------------------------------------------------- */
@@ -359,13 +383,17 @@ static void on_read_done(hk_pg_batch *b, int status)
             continue;
         if (PQresultStatus(r) != PGRES_TUPLES_OK || PQnfields(r) != tables[t].ncols)
             continue;
-        if (q->full)
+        if (q->full || (t == HK__PGT_STATS && q->stats_all))
             vec_clear(&c->t[t]);
         else
             for (size_t k = 0; k < q->keys[t].n; k++)
                 vec_del(&c->t[t], q->keys[t].keys + k * keylen(t));
         for (int i = 0; i < PQntuples(r); i++)
             tables[t].read(c, r, i);
+        /* A webhook gone takes its statistics with it. */
+        for (size_t k = 0; t == HK__PGT_WEBHOOKS && !q->full && k < q->keys[t].n; k++)
+            if (hk__pg_vec_get(&c->t[t], q->keys[t].keys + k * 4) == NULL)
+                vec_del(&c->t[HK__PGT_STATS], q->keys[t].keys + k * 4);
     }
     if (q->full) {
         c->loads++;
@@ -404,7 +432,7 @@ static void start_read(hk_pg_cache *c)
     bool any = false;
     for (int t = 0; t < HK__PGT_COUNT; t++)
         any = any || c->dirty[t].n > 0;
-    if (!c->want_full && !any)
+    if (!c->want_full && !any && !c->want_stats && !c->want_stats_all)
         return;
     struct hk__pg_cache_read *q = hk_calloc(1, sizeof(*q));
     q->c = c;
@@ -419,6 +447,17 @@ static void start_read(hk_pg_cache *c)
         if (q->full) {
             free(c->dirty[t].keys);
             memset(&c->dirty[t], 0, sizeof(c->dirty[t]));
+        } else if (t == HK__PGT_STATS) {
+            if (!c->want_stats && !c->want_stats_all)
+                continue;
+            /* Rows changed since the last read (with an overlap), or every row. */
+            q->stats_all = c->want_stats_all;
+            uint64_t since = q->stats_all || c->stats_seen < STATS_OVERLAP ? 0 : c->stats_seen - STATS_OVERLAP;
+            q->params[t] = hk_calloc(1, 24);
+            snprintf(q->params[t], 24, "%" PRIu64, since);
+            q->values[t][0] = q->params[t];
+            q->stmts[n].nparams = 1;
+            q->stmts[n].values = q->values[t];
         } else if (c->dirty[t].n > 0) {
             q->keys[t] = c->dirty[t];
             memset(&c->dirty[t], 0, sizeof(c->dirty[t]));
@@ -432,6 +471,7 @@ static void start_read(hk_pg_cache *c)
         q->stmts[n].sql = q->full ? tables[t].full : tables[t].partial;
         q->table_of[n++] = t;
     }
+    c->want_stats = c->want_stats_all = false;
     q->b.stmts = q->stmts;
     q->b.nstmts = n;
     q->b.transaction = true;
@@ -487,16 +527,33 @@ static void on_notify(const char *channel, const char *payload, void *arg)
     }
 }
 
+static void on_poll(uv_timer_t *t)
+{
+    hk_pg_cache *c = t->data;
+    c->want_stats = true;
+    if (++c->polls >= STATS_ALL_POLLS) {
+        c->polls = 0;
+        c->want_stats_all = true;
+    }
+    start_read(c);
+}
+
 /* ---- the engine's side ------------------------------------------------------------------------------------- */
 
 int hk__pg_cache_open(hk_pg_cache **out, uv_loop_t *loop, hk_pg_pool *pool)
 {
     hk_pg_cache *c = hk_calloc(1, sizeof(*c));
-    static const size_t sizes[HK__PGT_COUNT] = {sizeof(hk_webhook), sizeof(hk_user),    sizeof(hk_key),
-                                                sizeof(hk_node),    sizeof(hk_account), sizeof(struct hk__pg_type)};
-    static const size_t offs[HK__PGT_COUNT] = {offsetof(hk_webhook, id), offsetof(hk_user, id),
-                                               offsetof(hk_key, hash),   offsetof(hk_node, id),
-                                               offsetof(hk_account, id), offsetof(struct hk__pg_type, id)};
+    static const size_t sizes[HK__PGT_COUNT] = {sizeof(hk_webhook),
+                                                sizeof(hk_user),
+                                                sizeof(hk_key),
+                                                sizeof(hk_node),
+                                                sizeof(hk_account),
+                                                sizeof(struct hk__pg_type),
+                                                sizeof(struct hk__pg_stats)};
+    static const size_t offs[HK__PGT_COUNT] = {offsetof(hk_webhook, id),         offsetof(hk_user, id),
+                                               offsetof(hk_key, hash),           offsetof(hk_node, id),
+                                               offsetof(hk_account, id),         offsetof(struct hk__pg_type, id),
+                                               offsetof(struct hk__pg_stats, id)};
     for (int t = 0; t < HK__PGT_COUNT; t++) {
         c->t[t].size = sizes[t];
         c->t[t].keyoff = offs[t];
@@ -508,6 +565,9 @@ int hk__pg_cache_open(hk_pg_cache **out, uv_loop_t *loop, hk_pg_pool *pool)
     c->pool = pool;
     uv_timer_init(loop, &c->retry);
     c->retry.data = c;
+    uv_timer_init(loop, &c->poll);
+    c->poll.data = c;
+    uv_timer_start(&c->poll, on_poll, POLL_MS, POLL_MS);
     int rc = hk_pg_listen(pool, CHANNEL, on_notify, c);
     if (rc != 0) {
         hk__pg_cache_close(c, NULL, NULL);
@@ -517,9 +577,11 @@ int hk__pg_cache_open(hk_pg_cache **out, uv_loop_t *loop, hk_pg_pool *pool)
     return 0;
 }
 
-static void on_retry_closed(uv_handle_t *h)
+static void on_timer_closed(uv_handle_t *h)
 {
     hk_pg_cache *c = h->data;
+    if (--c->open_handles > 0)
+        return;
     for (int t = 0; t < HK__PGT_COUNT; t++) {
         vec_clear(&c->t[t]);
         free(c->t[t].v);
@@ -537,8 +599,9 @@ void hk__pg_cache_close(hk_pg_cache *c, void (*closed)(void *arg), void *arg)
     c->closing = true;
     c->closed = closed;
     c->closed_arg = arg;
-    uv_timer_stop(&c->retry);
-    uv_close((uv_handle_t *)&c->retry, on_retry_closed);
+    c->open_handles = 2;
+    uv_close((uv_handle_t *)&c->retry, on_timer_closed);
+    uv_close((uv_handle_t *)&c->poll, on_timer_closed);
 }
 
 bool hk__pg_cache_ready(const hk_pg_cache *c)
@@ -579,6 +642,7 @@ void hk__pg_cache_applied(hk_pg_cache *c, const hk_op *op)
     }
     case HK_OP_WEBHOOK_DELETE:
         vec_del(&c->t[HK__PGT_WEBHOOKS], &op->u.webhook_delete.id);
+        vec_del(&c->t[HK__PGT_STATS], &op->u.webhook_delete.id);
         reread(c, HK__PGT_WEBHOOKS, &op->u.webhook_delete.id);
         break;
     case HK_OP_WEBHOOK_LOCK: {

@@ -17,8 +17,10 @@
  *    a change is used by the node that made it without a round trip.
  *
  * Until the first load has finished every query answers UV_EAGAIN
- * (hk_pg_store_ready says when it has). Statistics are not kept here:
- * hk_pg_webhooks_each passes zeros.
+ * (hk_pg_store_ready says when it has). Webhook statistics change on
+ * every attempt and are not announced: the rows changed are read once a
+ * second (all of them once a minute), so they are at most about a second
+ * old; the decisions made from them (auto-disable) are the database's.
  *
  * The queries mirror store.h's (same arguments, results and errors) on an
  * hk_pg_store; records returned are the caller's copies, records passed to
@@ -69,7 +71,9 @@ int hk_pg_webhook_state(hk_pg_store *s, uint32_t id, enum hk_webhook_state *stat
 int hk_pg_webhook_by_extension(hk_pg_store *s, const char *ext, uint32_t *id) HK_MUST_CHECK;
 /** As hk_store_extensions_each (byte order). */
 int hk_pg_extensions_each(hk_pg_store *s, int (*fn)(const char *ext, uint32_t id, void *arg), void *arg);
-/** As hk_store_webhooks_each; st is all zeros (statistics are not cached). */
+/** As hk_store_webhook_stats (zeros for a webhook without any). */
+int hk_pg_webhook_stats(hk_pg_store *s, uint32_t id, hk_webhook_stats *out) HK_MUST_CHECK;
+/** As hk_store_webhooks_each. */
 int hk_pg_webhooks_each(hk_pg_store *s, uint32_t from_id,
                         int (*fn)(const hk_webhook *w, const hk_webhook_stats *st, void *arg), void *arg);
 /** As hk_store_webhook_states. */

@@ -19,6 +19,7 @@ enum hk__pg_table {
     HK__PGT_NODES,
     HK__PGT_ACCOUNTS,
     HK__PGT_TYPES,
+    HK__PGT_STATS,
     HK__PGT_COUNT
 };
 
@@ -45,6 +46,12 @@ struct hk__pg_type {
     char *name;  /**< its name (owned) */
 };
 
+/** A webhook's statistics. */
+struct hk__pg_stats {
+    uint32_t id;         /**< the webhook */
+    hk_webhook_stats st; /**< as last read */
+};
+
 /** Keys named by notifications and not read yet: uint32 ids, or 32-byte hashes for keys. */
 struct hk__pg_dirty {
     uint8_t *keys; /**< n keys (owned) */
@@ -66,6 +73,12 @@ struct hk_pg_cache {
     uint64_t loads;                           /**< whole loads finished */
     struct hk__pg_cache_read *inflight;       /**< the read in flight, NULL when none */
     uv_timer_t retry;                         /**< the pause after a failed read */
+    uv_timer_t poll;                          /**< reads the statistics changed, once a second */
+    bool want_stats;                          /**< a read of the statistics changed is due */
+    bool want_stats_all;                      /**< a read of every statistics row is due */
+    unsigned polls;                           /**< polls since the last read of every row */
+    uint64_t stats_seen;                      /**< the highest change stamp read */
+    int open_handles;                         /**< timers not closed yet, while closing */
     bool closing;                             /**< hk__pg_cache_close was called */
     void (*closed)(void *arg);                /**< runs once closed (NULL: nothing) */
     void *closed_arg;                         /**< its argument */

@@ -88,14 +88,27 @@ int hk_pg_extensions_each(hk_pg_store *s, int (*fn)(const char *ext, uint32_t id
     return rc;
 }
 
+int hk_pg_webhook_stats(hk_pg_store *s, uint32_t id, hk_webhook_stats *out)
+{
+    CACHE_OR_EAGAIN(c, s);
+    const struct hk__pg_stats *st = hk__pg_vec_get(&c->t[HK__PGT_STATS], &id);
+    if (st != NULL)
+        *out = st->st;
+    else
+        memset(out, 0, sizeof(*out));
+    return 0;
+}
+
 int hk_pg_webhooks_each(hk_pg_store *s, uint32_t from_id,
                         int (*fn)(const hk_webhook *w, const hk_webhook_stats *st, void *arg), void *arg)
 {
     CACHE_OR_EAGAIN(c, s);
-    hk_webhook_stats st;
-    memset(&st, 0, sizeof(st));
+    hk_webhook_stats zero;
+    memset(&zero, 0, sizeof(zero));
     for (size_t i = hk__pg_vec_lower(&c->t[HK__PGT_WEBHOOKS], &from_id); i < c->t[HK__PGT_WEBHOOKS].n; i++) {
-        int rc = fn((const hk_webhook *)c->t[HK__PGT_WEBHOOKS].v + i, &st, arg);
+        const hk_webhook *w = (const hk_webhook *)c->t[HK__PGT_WEBHOOKS].v + i;
+        const struct hk__pg_stats *st = hk__pg_vec_get(&c->t[HK__PGT_STATS], &w->id);
+        int rc = fn(w, st != NULL ? &st->st : &zero, arg);
         if (rc != 0)
             return rc;
     }

@@ -245,6 +245,14 @@ static bool sees_disabled(void *arg)
     return hk_pg_webhook_state(other, *(uint32_t *)arg, &st, &locked) == 0 && st == HK_WH_TOO_MANY_ERRORS;
 }
 
+static bool both_see_stats(void *arg)
+{
+    uint32_t id = *(uint32_t *)arg;
+    hk_webhook_stats x, y;
+    return hk_pg_webhook_stats(a, id, &x) == 0 && hk_pg_webhook_stats(b, id, &y) == 0 && x.consecutive == 12 &&
+           x.calls == 14 && y.consecutive == 12 && y.calls == 14 && y.errors == 13;
+}
+
 static void test_two_nodes_disable_a_webhook_once(void)
 {
     /* RACE due deliveries of w1 (and of the locked w3), failed by both nodes at once with disable_after 10. */
@@ -304,6 +312,13 @@ static void test_two_nodes_disable_a_webhook_once(void)
     CHECK_INT(st, HK_WH_TOO_MANY_ERRORS);
     other = by == a ? b : a;
     CHECK(run_until(sees_disabled, &w1));
+    /* The statistics reach both nodes' registries (read once a second), last error included. */
+    CHECK(run_until(both_see_stats, &w1));
+    hk_webhook_stats ws;
+    CHECK_INT(hk_pg_webhook_stats(a, w1, &ws), 0);
+    CHECK_STR(ws.last_error, "refused");
+    CHECK_INT(hk_pg_webhook_stats(b, 999, &ws), 0);
+    CHECK_INT(ws.calls, 0);
 }
 
 static void test_a_synchronous_attempt_resend_and_queue_drop(void)

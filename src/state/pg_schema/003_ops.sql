@@ -401,3 +401,21 @@ BEGIN
     RETURN QUERY SELECT 'ok', ''::text;
 END
 $$;
+
+-- Statistics change on every attempt; rather than a notification each,
+-- nodes read the rows changed since their last read, once a second: every
+-- write stamps the row with the next value of webhook_stats_change_seq.
+CREATE SEQUENCE webhook_stats_change_seq AS bigint MINVALUE 1 NO CYCLE;
+ALTER TABLE webhook_stats ADD COLUMN changed bigint NOT NULL DEFAULT 0;
+CREATE INDEX webhook_stats_changed ON webhook_stats (changed);
+
+CREATE FUNCTION hookd_stats_changed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.changed := nextval('webhook_stats_change_seq');
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER webhook_stats_changed BEFORE INSERT OR UPDATE ON webhook_stats
+    FOR EACH ROW EXECUTE FUNCTION hookd_stats_changed();
