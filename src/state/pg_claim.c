@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "buf.h"
 #include "log.h"
 
 static const char claim_sql[] =
@@ -124,4 +125,63 @@ void hk_pg_claim_free(hk_pg_claim *c)
     free(c->items);
     c->items = NULL;
     c->nitems = 0;
+}
+
+/* ---- giving claims back ------------------------------------------------------------------------- */
+
+static const char release_sql[] =
+    "UPDATE deliveries d SET leased_by = NULL, lease_until = NULL WHERE d.leased_by = $1::text AND"
+    " ($2::bigint[] IS NULL OR (d.webhook_id, d.due_ms, d.event_id) IN"
+    " (SELECT * FROM unnest($2::bigint[], $3::bigint[], $4::bigint[])))";
+
+static void on_released(hk_pg_batch *b, int status)
+{
+    hk_pg_release *r = hk_container_of(b, hk_pg_release, b);
+    const PGresult *res = b->results != NULL ? b->results[0] : NULL;
+    if (status == 0 && (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK))
+        status = HK_ESTORE;
+    if (status == 0)
+        r->released = strtoull(PQcmdTuples((PGresult *)res), NULL, 10);
+    else if (status != UV_ECANCELED)
+        hk_warn("postgres: giving claims back failed: %s", b->err);
+    for (int i = 0; i < 3; i++) {
+        free(r->owned[i]);
+        r->owned[i] = NULL;
+    }
+    r->done(r, status);
+}
+
+/* A bigint[] literal of one key field of each delivery (0: webhook, 1: due, 2: event). */
+static char *key_array(const hk_delivery *ds, size_t n, int which)
+{
+    hk_buf b = HK_BUF_INIT;
+    hk_buf_putc(&b, '{');
+    for (size_t i = 0; i < n; i++)
+        hk_buf_printf(&b, "%s%" PRIu64, i ? "," : "",
+                      which == 0   ? (uint64_t)ds[i].webhook_id
+                      : which == 1 ? ds[i].due_ms
+                                   : ds[i].event_id);
+    hk_buf_putc(&b, '}');
+    size_t len;
+    return hk_buf_steal(&b, &len);
+}
+
+void hk_pg_claim_release(hk_pg_store *s, hk_pg_release *r)
+{
+    r->released = 0;
+    memset(r->values, 0, sizeof(r->values));
+    r->values[0] = r->node;
+    for (int i = 0; i < 3; i++) {
+        r->owned[i] = r->n > 0 ? key_array(r->ds, r->n, i) : NULL;
+        r->values[1 + i] = r->owned[i];
+    }
+    memset(&r->stmt, 0, sizeof(r->stmt));
+    r->stmt.sql = release_sql;
+    r->stmt.nparams = 4;
+    r->stmt.values = r->values;
+    memset(&r->b, 0, sizeof(r->b));
+    r->b.stmts = &r->stmt;
+    r->b.nstmts = 1;
+    r->b.done = on_released;
+    hk_pg_submit(hk_pg_store_pool(s), &r->b);
 }

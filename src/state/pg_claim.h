@@ -52,6 +52,31 @@ struct hk_pg_claim {
     char params[3][24];
 };
 
+typedef struct hk_pg_release hk_pg_release;
+
+/**
+ * Claims given back before their leases end (deliveries a node claimed
+ * but will not attempt, or all of a node's claims when it stops), so that
+ * any node may claim them at once. Embed it like hk_pg_claim.
+ */
+struct hk_pg_release {
+    /* in */
+    const char *node;      /**< the node whose claims end (only its own are touched); borrowed */
+    const hk_delivery *ds; /**< the deliveries (their keys), borrowed; NULL with n 0: every claim of node */
+    size_t n;              /**< entries in ds */
+    void (*done)(hk_pg_release *r, int status); /**< on the loop: 0, or the failure (the leases then simply end) */
+    /* out */
+    uint64_t released; /**< claims given back */
+    /* Internal. */
+    hk_pg_batch b;
+    hk_pg_stmt stmt;
+    const char *values[4];
+    char *owned[3];
+};
+
+/** Gives claims back as r says through s's pool; r->done runs on the loop later. */
+void hk_pg_claim_release(hk_pg_store *s, hk_pg_release *r);
+
 /** Claims as c says through s's pool; c->done runs on the loop later, never from within this call. */
 void hk_pg_claim_due(hk_pg_store *s, hk_pg_claim *c);
 

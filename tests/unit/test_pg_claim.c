@@ -7,7 +7,9 @@
  *    due yet and those of a stopped webhook are not claimed;
  *  - while a lease holds nobody else claims the delivery; once it has
  *    ended, the other node claims it (a node that died);
- *  - an outcome ends the claim: the entry is gone, its retry is unleased.
+ *  - an outcome ends the claim: the entry is gone, its retry is unleased;
+ *  - claims given back (some, or all of a node's) are claimable at once,
+ *    and a node gives back only its own.
  */
 #include <libpq-fe.h>
 
@@ -228,6 +230,49 @@ static void test_an_outcome_ends_the_claim(void)
     hk_pg_claim_free(&k.c);
 }
 
+struct rel {
+    hk_pg_release r;
+    bool done;
+    int status;
+};
+
+static void on_released(hk_pg_release *r, int status)
+{
+    struct rel *x = hk_container_of(r, struct rel, r);
+    x->done = true;
+    x->status = status;
+}
+
+static void test_claims_given_back_are_claimable_at_once(void)
+{
+    /* Node b holds 60 claims until 62000 (the test above); it gives two back, then all. */
+    struct claim k;
+    CHECK_INT(claim(&k, a, "node-a", 40000, 100), 0);
+    CHECK_INT(k.c.nitems, 0);
+    hk_pg_claim_free(&k.c);
+    hk_delivery two[2] = {{.webhook_id = 1, .due_ms = 1000, .event_id = 3},
+                          {.webhook_id = 1, .due_ms = 1000, .event_id = 4}};
+    struct rel x = {.r = {.node = "node-a", .ds = two, .n = 2, .done = on_released}};
+    hk_pg_claim_release(a, &x.r); /* not node a's: nothing */
+    CHECK(run_until(flag_set, &x.done));
+    CHECK_INT(x.status, 0);
+    CHECK_INT(x.r.released, 0);
+    x = (struct rel){.r = {.node = "node-b", .ds = two, .n = 2, .done = on_released}};
+    hk_pg_claim_release(b, &x.r);
+    CHECK(run_until(flag_set, &x.done));
+    CHECK_INT(x.status, 0);
+    CHECK_INT(x.r.released, 2);
+    CHECK_INT(claim(&k, a, "node-a", 40000, 100), 0);
+    CHECK_INT(k.c.nitems, 2);
+    CHECK(k.c.nitems == 2 && k.c.items[0].delivery.event_id == 3 && k.c.items[1].delivery.event_id == 4);
+    hk_pg_claim_free(&k.c);
+    x = (struct rel){.r = {.node = "node-b", .done = on_released}};
+    hk_pg_claim_release(b, &x.r);
+    CHECK(run_until(flag_set, &x.done));
+    CHECK_INT(x.r.released, 58);
+    CHECK_STR(q1("SELECT count(*) FROM deliveries WHERE leased_by = 'node-b'"), "0");
+}
+
 static void on_walk(uv_handle_t *h, void *arg)
 {
     (void)arg;
@@ -254,6 +299,7 @@ int main(void)
     test_two_nodes_claim_disjoint_batches();
     test_an_ended_lease_is_claimed_by_the_other_node();
     test_an_outcome_ends_the_claim();
+    test_claims_given_back_are_claimable_at_once();
     hk_pg_store_close(a);
     hk_pg_store_close(b);
     uv_run(loop, UV_RUN_DEFAULT);
