@@ -15,6 +15,7 @@
 
 #include "buf.h"
 #include "log.h"
+#include "pg_query.h"
 
 static const char claim_sql[] =
     "WITH c AS ("
@@ -33,22 +34,6 @@ static uint64_t u64(const PGresult *r, int row, int col)
     return strtoull(PQgetvalue(r, row, col), NULL, 10);
 }
 
-/* A uuid's text (8-4-4-4-12 hex) into 16 bytes; false when it is not one. */
-static bool parse_uuid(const char *s, uint8_t out[16])
-{
-    size_t n = 0;
-    for (; *s != '\0' && n < 32; s++) {
-        if (*s == '-')
-            continue;
-        unsigned v;
-        if (sscanf(s, "%1x", &v) != 1)
-            return false;
-        out[n / 2] = (uint8_t)(n % 2 == 0 ? v << 4 : out[n / 2] | v);
-        n++;
-    }
-    return n == 32 && *s == '\0';
-}
-
 static bool read_item(const PGresult *r, int i, hk_pg_claimed *it)
 {
     hk_delivery *d = &it->delivery;
@@ -62,7 +47,7 @@ static bool read_item(const PGresult *r, int i, hk_pg_claimed *it)
     e->ts_ms = u64(r, i, 5);
     e->primary_key = strtoll(PQgetvalue(r, i, 6), NULL, 10);
     e->user_id = (uint32_t)u64(r, i, 7);
-    if (!parse_uuid(PQgetvalue(r, i, 8), e->uuid))
+    if (!hk__pg_uuid_parse(PQgetvalue(r, i, 8), e->uuid))
         return false;
     e->name = hk_strdup(PQgetvalue(r, i, 9));
     e->changes_len = (size_t)PQgetlength(r, i, 10);
