@@ -182,3 +182,48 @@ void hk_pg_event_get(hk_pg_store *s, hk_pg_event_req *r)
     r->b.done = on_event;
     hk_pg_submit(hk_pg_store_pool(s), &r->b);
 }
+
+/* ---- the queue ------------------------------------------------------------------------------------ */
+
+/* Parked: entries of webhooks not Active, or deleted and being dropped. Oldest: the oldest event with an entry. */
+static const char queue_sql[] =
+    "SELECT count(*), count(*) FILTER (WHERE d.due_ms <= $1::bigint AND w.state = 0),"
+    " count(*) FILTER (WHERE w.state IS NULL OR w.state <> 0),"
+    " coalesce((SELECT min(e.ts_ms) FROM events e WHERE e.id = (SELECT min(q.event_id) FROM deliveries q"
+    " WHERE $2::bigint = 0 OR q.webhook_id = $2::bigint)), 0)"
+    " FROM deliveries d LEFT JOIN webhooks w ON w.id = d.webhook_id WHERE $2::bigint = 0 OR d.webhook_id = $2::bigint";
+
+static void on_queue(hk_pg_batch *b, int status)
+{
+    hk_pg_queue_req *q = hk_container_of(b, hk_pg_queue_req, b);
+    const PGresult *r = b->results != NULL ? b->results[0] : NULL;
+    if (status == 0 && (r == NULL || PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1 || PQnfields(r) != 4))
+        status = HK_ESTORE;
+    if (status == 0) {
+        q->sum.pending = u64(r, 0, 0);
+        q->sum.due = u64(r, 0, 1);
+        q->sum.parked = u64(r, 0, 2);
+        q->sum.oldest_ms = u64(r, 0, 3);
+    } else if (status != UV_ECANCELED) {
+        hk_warn("postgres: reading the queue's summary failed: %s", b->err);
+    }
+    q->done(q, status);
+}
+
+void hk_pg_queue_summary(hk_pg_store *s, hk_pg_queue_req *r)
+{
+    memset(&r->sum, 0, sizeof(r->sum));
+    snprintf(r->params[0], sizeof(r->params[0]), "%" PRIu64, r->now_ms);
+    snprintf(r->params[1], sizeof(r->params[1]), "%" PRIu32, r->webhook_id);
+    r->values[0] = r->params[0];
+    r->values[1] = r->params[1];
+    memset(&r->stmt, 0, sizeof(r->stmt));
+    r->stmt.sql = queue_sql;
+    r->stmt.nparams = 2;
+    r->stmt.values = r->values;
+    memset(&r->b, 0, sizeof(r->b));
+    r->b.stmts = &r->stmt;
+    r->b.nstmts = 1;
+    r->b.done = on_queue;
+    hk_pg_submit(hk_pg_store_pool(s), &r->b);
+}

@@ -65,6 +65,30 @@ struct hk_pg_event_req {
 /** Reads as r says through s's pool; r->done runs on the loop later. */
 void hk_pg_event_get(hk_pg_store *s, hk_pg_event_req *r);
 
+typedef struct hk_pg_queue_req hk_pg_queue_req;
+
+/**
+ * The pending queue at a glance (hk_store_queue_summary: exact, never
+ * capped, one aggregate statement), or, with webhook_id, one webhook's
+ * entries (hk_store_pending: pending and due). Embed it in the caller's struct.
+ */
+struct hk_pg_queue_req {
+    /* in */
+    uint64_t now_ms;                              /**< what counts as due */
+    uint32_t webhook_id;                          /**< 0: the whole queue; else only this webhook's entries */
+    void (*done)(hk_pg_queue_req *r, int status); /**< on the loop: 0 with sum, or the failure */
+    /* out */
+    hk_queue_summary sum; /**< pending, due (Active webhooks, or the one asked), parked, oldest_ms; capped false */
+    /* Internal. */
+    hk_pg_batch b;
+    hk_pg_stmt stmt;
+    const char *values[2];
+    char params[2][24];
+};
+
+/** Reads as r says through s's pool; r->done runs on the loop later. */
+void hk_pg_queue_summary(hk_pg_store *s, hk_pg_queue_req *r);
+
 /** An EventId's text (8-4-4-4-12 hex, as PostgreSQL writes a uuid) into 16 bytes; false when it is not one. */
 bool hk__pg_uuid_parse(const char *s, uint8_t out[16]);
 

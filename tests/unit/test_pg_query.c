@@ -201,6 +201,59 @@ static void test_an_event_read_byte_for_byte(void)
     CHECK_INT(e.status, HK_ENOTFOUND);
 }
 
+struct qs {
+    hk_pg_queue_req r;
+    bool done;
+    int status;
+};
+
+static void on_queue(hk_pg_queue_req *r, int status)
+{
+    struct qs *q = hk_container_of(r, struct qs, r);
+    q->done = true;
+    q->status = status;
+}
+
+static const char *summary(uint32_t webhook, uint64_t now)
+{
+    static char out[128];
+    struct qs q = {.r = {.now_ms = now, .webhook_id = webhook, .done = on_queue}};
+    hk_pg_queue_summary(b, &q.r);
+    if (!run_until(&q.done) || q.status != 0)
+        return "failed";
+    snprintf(out, sizeof(out), "%llu %llu %llu %llu", (unsigned long long)q.r.sum.pending,
+             (unsigned long long)q.r.sum.due, (unsigned long long)q.r.sum.parked,
+             (unsigned long long)q.r.sum.oldest_ms);
+    return out;
+}
+
+static void test_the_queue_at_a_glance(void)
+{
+    /* Webhook 1 (Active, subscribed to nothing) gets one entry due at now_ms + 10; webhook 2 (Stopped) two
+     * entries, webhook 9 (deleted) one: parked. */
+    PGconn *db = PQconnectdb(fx_pg_conninfo());
+    char sql[512];
+    snprintf(
+        sql, sizeof(sql),
+        "INSERT INTO webhooks (id, name, url, state, registered_ms, updated_ms) VALUES (2, 's', 'http://x/', 1, 1, "
+        "1); INSERT INTO deliveries (webhook_id, due_ms, event_id) VALUES (2, %llu, 1), (2, %llu, 1), (9, 1, 1), "
+        "(1, %llu, 1)",
+        (unsigned long long)now_ms, (unsigned long long)now_ms + 5, (unsigned long long)now_ms + 10);
+    PQclear(PQexec(db, sql));
+    PQfinish(db);
+    char want[128];
+    snprintf(want, sizeof(want), "4 0 3 %llu", (unsigned long long)now_ms);
+    CHECK_STR(summary(0, now_ms), want);
+    snprintf(want, sizeof(want), "4 1 3 %llu", (unsigned long long)now_ms);
+    CHECK_STR(summary(0, now_ms + 10), want);
+    /* One webhook's. */
+    snprintf(want, sizeof(want), "1 0 0 %llu", (unsigned long long)now_ms);
+    CHECK_STR(summary(1, now_ms), want);
+    snprintf(want, sizeof(want), "1 1 0 %llu", (unsigned long long)now_ms);
+    CHECK_STR(summary(1, now_ms + 10), want);
+    CHECK_STR(summary(5, now_ms), "0 0 0 0");
+}
+
 static void on_walk(uv_handle_t *h, void *arg)
 {
     (void)arg;
@@ -222,6 +275,7 @@ int main(void)
     CHECK_INT(hk_pg_store_open(&b, loop, &o), 0);
     test_attempt_records_read_through_another_node();
     test_an_event_read_byte_for_byte();
+    test_the_queue_at_a_glance();
     hk_pg_store_close(a);
     hk_pg_store_close(b);
     uv_run(loop, UV_RUN_DEFAULT);
