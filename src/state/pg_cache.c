@@ -594,6 +594,13 @@ static void on_timer_closed(uv_handle_t *h)
         closed(arg);
 }
 
+void hk__pg_cache_stop(hk_pg_cache *c)
+{
+    c->closing = true;
+    uv_timer_stop(&c->retry);
+    uv_timer_stop(&c->poll);
+}
+
 void hk__pg_cache_close(hk_pg_cache *c, void (*closed)(void *arg), void *arg)
 {
     c->closing = true;

@@ -46,6 +46,9 @@ typedef struct hk_pg_cache hk_pg_cache;
  */
 int hk__pg_cache_open(hk_pg_cache **out, uv_loop_t *loop, hk_pg_pool *pool) HK_MUST_CHECK;
 
+/** Starts no read any more (the engine is closing its pool: reads in flight end with UV_ECANCELED). */
+void hk__pg_cache_stop(hk_pg_cache *c);
+
 /** Closes the cache once its pool is closed (no query in flight); closed(arg) runs on the loop after it is freed. */
 void hk__pg_cache_close(hk_pg_cache *c, void (*closed)(void *arg), void *arg);
 

@@ -276,6 +276,7 @@ void hk_pg_store_close(hk_pg_store *s)
         return;
     s->closing = true;
     uv_timer_stop(&s->kick);
+    hk__pg_cache_stop(s->cache);
     hk_pg_pool_close(s->pool, on_pool_closed, s);
 }
 
