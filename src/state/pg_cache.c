@@ -22,6 +22,7 @@
 
 #define CHANNEL "hookd_registry"
 #define RETRY_MS 500
+#define DIRTY_MAX 1000     /* keys of one table waiting to be read again; more: the whole registry is read */
 #define POLL_MS 1000       /* statistics changed are read this often */
 #define STATS_ALL_POLLS 60 /* and every row after this many polls */
 #define STATS_OVERLAP                                                                                                  \
@@ -484,6 +485,13 @@ static void start_read(hk_pg_cache *c)
 
 static void mark(hk_pg_cache *c, enum hk__pg_table t, const void *key)
 {
+    /* A storm of changes (a large tree import, a bulk edit in psql): one whole read instead of a long list. */
+    if (c->want_full)
+        return;
+    if (c->dirty[t].n >= DIRTY_MAX) {
+        c->want_full = true;
+        return;
+    }
     dirty_add(&c->dirty[t], keylen(t), key);
 }
 

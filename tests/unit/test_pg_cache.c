@@ -10,7 +10,8 @@
  *    the notification has come (the loop polled, bounded);
  *  - a change made outside hookd (psql) reaches both;
  *  - after the listen connection is lost (the server restarted), the
- *    whole registry is read again and changes made meanwhile are seen.
+ *    whole registry is read again and changes made meanwhile are seen;
+ *  - a storm of changes (2000 rows in one statement) reaches the registry.
  */
 #include <libpq-fe.h>
 
@@ -337,6 +338,30 @@ static void test_after_a_lost_connection_the_registry_is_read_again(void)
     CHECK_STR(nd.name, "renamed root");
 }
 
+static int count_node(const hk_node *nd, void *arg)
+{
+    (void)nd;
+    (*(size_t *)arg)++;
+    return 0;
+}
+
+static bool has_node_2999(void *arg)
+{
+    hk_node n;
+    return hk_pg_node_get(arg, 2999, &n) == 0;
+}
+
+static void test_a_storm_of_changes_reaches_the_registry(void)
+{
+    /* 2000 nodes in one statement: 2000 notifications, read key by key while they are few, whole once more than
+     * 1000 wait; either way every node is there. */
+    exec("INSERT INTO nodes (id, parent, name) SELECT g, 0, 'n' || g FROM generate_series(1000, 2999) g");
+    CHECK(run_until(has_node_2999, b));
+    size_t n = 0;
+    CHECK_INT(hk_pg_nodes_each(b, count_node, &n), 0);
+    CHECK_INT(n, 2002);
+}
+
 static void on_walk(uv_handle_t *h, void *arg)
 {
     (void)arg;
@@ -361,6 +386,7 @@ int main(void)
     test_a_change_through_one_node_reaches_the_other();
     test_a_change_made_outside_hookd_reaches_both();
     test_after_a_lost_connection_the_registry_is_read_again();
+    test_a_storm_of_changes_reaches_the_registry();
     hk_pg_store_close(a);
     hk_pg_store_close(b);
     uv_run(loop, UV_RUN_DEFAULT);
