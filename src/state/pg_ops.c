@@ -517,10 +517,9 @@ static int encode_tree_import(hk_op *op, hk__pg_op_stmt *e)
     p_tree_nums(e, 4, rows, n, 2);
     free(names);
     hk__pg_tree_rows_free(rows, n);
-    /* Rows stored, when it commits: the count is known now (the database only says whether). */
-    p->count = n;
     stmt(e,
-         "SELECT status, err FROM hookd_tree_import($1::boolean, $2::bigint[], $3::bigint[], $4::text[], $5::bigint[])",
+         "SELECT status, err, stored FROM hookd_tree_import($1::boolean, $2::bigint[], $3::bigint[], $4::text[], "
+         "$5::bigint[])",
          5);
     return 0;
 }
@@ -694,6 +693,19 @@ static int decode_tree(const PGresult *r, char *err, size_t errlen)
     return rc;
 }
 
+static int decode_import(hk_op *op, const PGresult *r)
+{
+    hk_op_tree_import *p = &op->u.tree_import;
+    uint64_t n;
+    if (PQntuples(r) != 1 || PQnfields(r) != 3 || !parse_id(PQgetvalue(r, 0, 2), INT64_MAX, &n))
+        return HK_ESTORE;
+    int rc = status_of(PQgetvalue(r, 0, 0));
+    if (rc == HK_EINVAL)
+        snprintf(p->err, sizeof(p->err), "%s", PQgetvalue(r, 0, 1));
+    p->count = rc == 0 ? (size_t)n : 0;
+    return rc;
+}
+
 static int decode_prune(hk_op *op, const PGresult *r)
 {
     hk_op_prune *p = &op->u.prune;
@@ -739,12 +751,7 @@ int hk__pg_op_decode(hk_op *op, const struct pg_result *r)
     case HK_OP_NODE_PUT: return decode_tree(r, op->u.node_put.err, sizeof(op->u.node_put.err));
     case HK_OP_ACCOUNT_PUT: return decode_tree(r, op->u.account_put.err, sizeof(op->u.account_put.err));
     case HK_OP_PRUNE: return decode_prune(op, r);
-    case HK_OP_TREE_IMPORT: {
-        int rc = decode_tree(r, op->u.tree_import.err, sizeof(op->u.tree_import.err));
-        if (rc != 0)
-            op->u.tree_import.count = 0;
-        return rc;
-    }
+    case HK_OP_TREE_IMPORT: return decode_import(op, r);
     default: return HK_ESTORE;
     }
 }

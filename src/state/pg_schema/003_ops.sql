@@ -352,7 +352,7 @@ $$;
 -- not exist, or that makes a node its own ancestor or the tree deeper than
 -- 1000, undoes the whole import ('invalid', 'line N: reason').
 CREATE FUNCTION hookd_tree_import(p_nodes boolean, p_ids bigint[], p_links bigint[], p_names text[],
-                                  p_lines bigint[]) RETURNS TABLE (status text, err text)
+                                  p_lines bigint[]) RETURNS TABLE (status text, err text, stored bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
     cur bigint;
@@ -395,10 +395,10 @@ BEGIN
         END LOOP;
     EXCEPTION WHEN raise_exception THEN
         -- The block's rows are undone with it: nothing of the import is kept.
-        RETURN QUERY SELECT 'invalid', SQLERRM;
+        RETURN QUERY SELECT 'invalid', SQLERRM, 0::bigint;
         RETURN;
     END;
-    RETURN QUERY SELECT 'ok', ''::text;
+    RETURN QUERY SELECT 'ok', ''::text, coalesce(array_length(p_ids, 1), 0)::bigint;
 END
 $$;
 
