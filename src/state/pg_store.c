@@ -40,7 +40,8 @@ struct group {
     hk_pg_batch b;
     hk_commit **ops;       /* in submission order */
     hk__pg_op_stmt *stmts; /* one per op */
-    hk_pg_stmt *batch;     /* what the pool sends: each stmts[i].stmt */
+    hk_pg_stmt *batch;     /* what the pool sends: the statements in lock order (see lock_order) */
+    size_t *at;            /* op i's statement is batch[at[i]] */
     size_t n;
 };
 
@@ -120,6 +121,7 @@ static void group_free(struct group *g)
         hk__pg_op_stmt_free(&g->stmts[i]);
     free(g->stmts);
     free(g->batch);
+    free(g->at);
     free(g->ops);
     free(g);
 }
@@ -140,7 +142,7 @@ static void on_group_done(hk_pg_batch *b, int status)
         s->counters.ops += g->n;
         for (size_t i = 0; i < g->n; i++) {
             hk_commit *c = g->ops[i];
-            int rc = hk__pg_op_decode(&c->op, b->results[i]);
+            int rc = hk__pg_op_decode(&c->op, b->results[g->at[i]]);
             if (rc == HK_ESTORE)
                 hk_error("postgres: the result of a committed op (type %d) is malformed", (int)c->op.type);
             if (rc == 0)
@@ -168,6 +170,51 @@ static void on_group_done(hk_pg_batch *b, int status)
     kick_later(s);
 }
 
+/*
+ * The webhook whose row an op locks (0: none). Two nodes' groups that lock
+ * the same webhooks in different orders would deadlock, and a deadlock
+ * costs a group applied again op by op: so a group's statements run in
+ * webhook order, and ops that lock no webhook row stay where they were.
+ * Ops of one group are concurrent requests (a dependent one is submitted
+ * after the first's done, in a later group), so any order of them is one
+ * the requests could have arrived in; ops of one webhook keep theirs.
+ */
+static uint32_t lock_key(const hk_op *op)
+{
+    switch (op->type) {
+    case HK_OP_OUTCOME: return op->u.outcome.delivery.webhook_id;
+    case HK_OP_ATTEMPT: return op->u.attempt.rec != NULL ? op->u.attempt.rec->webhook_id : 0;
+    case HK_OP_WEBHOOK_PUT: return op->u.webhook_put.webhook != NULL ? op->u.webhook_put.webhook->id : 0;
+    case HK_OP_WEBHOOK_DELETE: return op->u.webhook_delete.id;
+    case HK_OP_WEBHOOK_LOCK: return op->u.webhook_lock.id;
+    default: return 0;
+    }
+}
+
+/* Orders the group's statements: those locking no webhook first as submitted, then by webhook, stably. */
+static void lock_order(struct group *g)
+{
+    size_t *order = hk_calloc(g->n, sizeof(*order));
+    for (size_t i = 0; i < g->n; i++)
+        order[i] = i;
+    /* Insertion sort: stable, and groups are mostly in order already (one op per webhook, or none). */
+    for (size_t i = 1; i < g->n; i++) {
+        size_t cur = order[i];
+        uint32_t key = lock_key(&g->ops[cur]->op);
+        size_t j = i;
+        while (j > 0 && lock_key(&g->ops[order[j - 1]]->op) > key) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = cur;
+    }
+    for (size_t k = 0; k < g->n; k++) {
+        g->batch[k] = g->stmts[order[k]].stmt;
+        g->at[order[k]] = k;
+    }
+    free(order);
+}
+
 /* ---- a group's start ---------------------------------------------------------------------------- */
 
 static void start_group(hk_pg_store *s)
@@ -181,6 +228,7 @@ static void start_group(hk_pg_store *s)
     g->ops = hk_calloc(max, sizeof(*g->ops));
     g->stmts = hk_calloc(max, sizeof(*g->stmts));
     g->batch = hk_calloc(max, sizeof(*g->batch));
+    g->at = hk_calloc(max, sizeof(*g->at));
     /* Ops that cannot be written as a statement end now; the rest form the group. */
     hk_commit *refused = NULL, **rtail = &refused;
     while (s->head != NULL && g->n < max && (g->n == 0 || s->head->status == 0)) {
@@ -193,10 +241,10 @@ static void start_group(hk_pg_store *s)
             rtail = &c->next;
             continue;
         }
-        g->batch[g->n] = g->stmts[g->n].stmt;
         g->ops[g->n++] = c;
     }
     if (g->n > 0) {
+        lock_order(g);
         g->b.stmts = g->batch;
         g->b.nstmts = g->n;
         g->b.transaction = true;

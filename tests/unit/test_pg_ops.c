@@ -8,6 +8,8 @@
  *  - failures committed concurrently by two nodes for one webhook disable
  *    it exactly once (one state event), and a locked webhook is never
  *    disabled; both nodes' registries show the new state;
+ *  - two nodes' groups touching the same webhooks in opposite orders
+ *    both commit whole (statements run in webhook order: no deadlock);
  *  - a synchronous attempt, a resend, a queue drop of a deleted webhook;
  *  - users (the first admin once, codes unique case-insensitively) and
  *    keys (put, revoke by short id or hash, an ambiguous short id);
@@ -321,6 +323,49 @@ static void test_two_nodes_disable_a_webhook_once(void)
     CHECK_INT(ws.calls, 0);
 }
 
+#define CROSS 16
+
+static void test_groups_of_two_nodes_lock_webhooks_in_one_order(void)
+{
+    /* CROSS webhooks with one due delivery each; node a submits their outcomes in id order, node b the same
+     * webhooks' second deliveries in reverse: both groups lock the same rows, and would deadlock if each took
+     * them in its own order (the database would then refuse one group, applied again op by op). */
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO webhooks (id, name, url, registered_ms, updated_ms) SELECT 100 + g, 'x', 'http://x/', 1, 1 "
+             "FROM generate_series(1, %d) g; INSERT INTO deliveries (webhook_id, due_ms, event_id) SELECT 100 + g, "
+             "1, e FROM generate_series(1, %d) g, generate_series(1, 2) e",
+             CROSS, CROSS);
+    CHECK_STR(q1(sql), "OK");
+    static hk_attempt recs[2 * CROSS];
+    static struct sub s[2 * CROSS];
+    hk_store_counters ca, cb, ca2, cb2;
+    hk_pg_store_get_counters(a, &ca);
+    hk_pg_store_get_counters(b, &cb);
+    for (int i = 0; i < CROSS; i++) {
+        uint32_t wa = 100 + 1 + (uint32_t)i, wb = 100 + CROSS - (uint32_t)i;
+        recs[i] = rec_of(wa, 1, false, "x");
+        outcome_op(&s[i], (hk_delivery){.webhook_id = wa, .event_id = 1, .due_ms = 1}, &recs[i], 0, 100);
+        submit(a, &s[i]);
+        recs[CROSS + i] = rec_of(wb, 2, false, "x");
+        outcome_op(&s[CROSS + i], (hk_delivery){.webhook_id = wb, .event_id = 2, .due_ms = 1}, &recs[CROSS + i], 0,
+                   100);
+        submit(b, &s[CROSS + i]);
+    }
+    struct both_done bd = {s, 2 * CROSS};
+    CHECK(run_until(all_done, &bd));
+    int ok = 0;
+    for (int i = 0; i < 2 * CROSS; i++)
+        ok += s[i].status == 0 && !s[i].c.op.u.outcome.vanished;
+    CHECK_INT(ok, 2 * CROSS);
+    /* Each node's ops in one transaction: none was refused and applied again one by one. */
+    hk_pg_store_get_counters(a, &ca2);
+    hk_pg_store_get_counters(b, &cb2);
+    CHECK_INT(ca2.commits - ca.commits, 1);
+    CHECK_INT(cb2.commits - cb.commits, 1);
+    CHECK_STR(q1("SELECT count(*) FROM deliveries WHERE webhook_id > 100"), "0");
+}
+
 static void test_a_synchronous_attempt_resend_and_queue_drop(void)
 {
     /* A 410 to a synchronous call disables an unlocked webhook at once, never a locked one. */
@@ -626,6 +671,7 @@ int main(void)
     CHECK(run_until(ready, a) && run_until(ready, b));
     test_an_outcome_counts_logs_and_moves_the_delivery();
     test_two_nodes_disable_a_webhook_once();
+    test_groups_of_two_nodes_lock_webhooks_in_one_order();
     test_a_synchronous_attempt_resend_and_queue_drop();
     test_users_and_keys();
     test_nodes_and_accounts();
