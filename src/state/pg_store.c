@@ -5,9 +5,10 @@
  * (max_batch at most) become one group: one transaction, each op one
  * statement of one pipeline (pg_ops.c), so the group costs one round trip
  * and one commit whatever its size. One group is in flight at a time, as
- * with the embedded engine's single writer: ops commit in the order they
- * were submitted, and two groups of one node never wait on each other's
- * row locks. Once the group's COMMIT has succeeded each op's result is read
+ * with the embedded engine's single writer: groups commit in the order
+ * their ops were submitted (within a group, statements run in the order
+ * of the webhook rows they lock: see lock_key), and two groups of one node
+ * never wait on each other's row locks. Once the group's COMMIT has succeeded each op's result is read
  * into its out fields and its done runs, in submission order.
  *
  * A statement the database refuses (an error, a deadlock with another
@@ -174,7 +175,8 @@ static void on_group_done(hk_pg_batch *b, int status)
  * The webhook whose row an op locks (0: none). Two nodes' groups that lock
  * the same webhooks in different orders would deadlock, and a deadlock
  * costs a group applied again op by op: so a group's statements run in
- * webhook order, and ops that lock no webhook row stay where they were.
+ * webhook order, those that lock no webhook row first, in the order they
+ * were submitted.
  * Ops of one group are concurrent requests (a dependent one is submitted
  * after the first's done, in a later group), so any order of them is one
  * the requests could have arrived in; ops of one webhook keep theirs.
