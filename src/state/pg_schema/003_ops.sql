@@ -4,6 +4,10 @@
 -- auth.c, accounts.c), an expected refusal a status ('ok', 'notfound',
 -- 'exists', 'conflict', 'invalid') and not an error.
 --
+-- Advisory locks added to 001_schema.sql's (first key 1752133483):
+--   (1752133483, 4) the first admin (a user put with only_first),
+--   (1752133483, 5) changes to the node tree and accounts, one at a time.
+--
 -- Locks, so that two nodes deciding on one webhook decide once: an op
 -- counting an attempt locks the webhook's row (FOR NO KEY UPDATE) before
 -- its statistics, as a webhook put and delete lock the row before they
