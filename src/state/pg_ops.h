@@ -10,7 +10,7 @@
 #include "store.h"
 
 /** Parameters of one op's statement at most. */
-#define HK__PG_OP_PARAMS_MAX 27
+#define HK__PG_OP_PARAMS_MAX 28
 
 /** An op as one statement: the SQL, its parameters and the memory they use. */
 typedef struct hk__pg_op_stmt {
@@ -41,5 +41,25 @@ void hk__pg_op_stmt_free(hk__pg_op_stmt *e);
  * does not have the expected shape.
  */
 int hk__pg_op_decode(hk_op *op, const struct pg_result *r) HK_MUST_CHECK;
+
+/** One row of a tree import's CSV, checked. */
+typedef struct hk__pg_tree_row {
+    uint32_t id;   /**< the node's or account's id */
+    uint32_t link; /**< its parent (0: a root) or its node */
+    size_t line;   /**< where it began in the text */
+    char *name;    /**< its name (owned) */
+} hk__pg_tree_row;
+
+/**
+ * Reads a tree import's CSV (pg_import.c) into *rows (malloc'd, n in
+ * *nrows; free with hk__pg_tree_rows_free) as the embedded engine reads
+ * it. HK_EINVAL with "line N: reason" in err for a malformed text, a bad
+ * field or a repeated id (nothing in *rows then).
+ */
+int hk__pg_tree_csv(bool nodes, const char *text, size_t len, hk__pg_tree_row **rows, size_t *nrows, char *err,
+                    size_t errlen) HK_MUST_CHECK;
+
+/** Frees rows from hk__pg_tree_csv; safe on NULL. */
+void hk__pg_tree_rows_free(hk__pg_tree_row *rows, size_t n);
 
 #endif

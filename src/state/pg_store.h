@@ -10,9 +10,9 @@
  * neither does one the database refuses (HK_ESTORE): the group is then
  * applied again one op per transaction, so that only that op fails.
  *
- * Ops applied so far: signal, webhook put, delete and lock. Any other ends
- * with UV_ENOSYS. There are no queries yet (the registry cache fed by
- * LISTEN/NOTIFY comes next), and store.c does not dispatch here yet.
+ * Every op type of store.h is applied (an unknown one ends with
+ * UV_ENOSYS). The registry queries are pg_cache.h's, answered from
+ * memory kept current by LISTEN/NOTIFY. store.c does not dispatch here yet.
  *
  * Statuses besides store.h's: UV_ECONNREFUSED (no connection to the
  * database within the queue timeout: nothing was applied), UV_ECONNRESET
@@ -63,6 +63,13 @@ void hk_pg_store_get_counters(const hk_pg_store *s, hk_store_counters *out);
 
 /** Queues c as hk_store_submit does; c->done runs on the loop later, never from within this call. */
 void hk_pg_store_submit(hk_pg_store *s, hk_commit *c);
+
+/**
+ * True once the registry has been read into memory (pg_cache.h): the
+ * queries answer UV_EAGAIN before. A server runs its loop until it is
+ * before it serves.
+ */
+bool hk_pg_store_ready(const hk_pg_store *s);
 
 /** The engine's connection pool (borrowed): for its queries and notifications. */
 hk_pg_pool *hk_pg_store_pool(hk_pg_store *s);
