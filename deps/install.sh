@@ -8,10 +8,15 @@ PKGS="cmake ninja-build pkg-config gcc libc6-dev ca-certificates
 libuv1-dev libmbedtls-dev liblmdb-dev lmdb-utils node-llhttp libjansson-dev libexpat1-dev libc-ares-dev
 python3 openssl curl $*"
 # Test tools: python3-jsonschema checks answers against src/api/openapi.json,
-# systemd's systemd-analyze checks conf/hookd.service.
-PKGS="$PKGS python3-jsonschema systemd"
+# systemd's systemd-analyze checks conf/hookd.service, python3-prometheus-client
+# parses GET /metrics (tests/e2e/test_metrics.py, run by /usr/bin/python3).
+PKGS="$PKGS python3-jsonschema systemd python3-prometheus-client"
 # The fuzz harnesses of tests/fuzz/: clang with its libFuzzer runtime.
 PKGS="$PKGS clang libclang-rt-14-dev"
+# Cluster mode (deps/README.md): the PostgreSQL client library hookd links,
+# the server the tests start in a temporary directory, and the load balancer
+# of the cluster test.
+PKGS="$PKGS libpq-dev postgresql-15 haproxy"
 
 missing=""
 for p in $PKGS; do

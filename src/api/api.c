@@ -19,8 +19,12 @@
 #include <time.h>
 
 #include "api_docs.h"
+#include "api_metrics.h"
 #include "json_patch.h"
 #include "log.h"
+
+/* Seconds a client is told to wait when its credentials could not be read from the store. */
+#define AUTH_RETRY_AFTER_S 5
 
 #define IVANTI_401_BODY                                                                                                \
     "{\"code\":\"ISM_4001\",\"description\":\"Invalid Session key or Authentication token\",\"message\":\"\","         \
@@ -132,6 +136,9 @@ void hk_respond_empty(hk_ctx *ctx, int status)
 {
     hk_respond_raw(ctx, status, NULL, NULL, NULL, 0);
 }
+
+static void respond_error_v(hk_ctx *ctx, int status, const char *field, const char *extra, const char *fmt, va_list ap)
+    __attribute__((format(printf, 5, 0)));
 
 static void respond_error_v(hk_ctx *ctx, int status, const char *field, const char *extra, const char *fmt, va_list ap)
 {
@@ -300,7 +307,12 @@ static void healthz(hk_ctx *ctx)
 
 static void readyz(hk_ctx *ctx)
 {
-    bool ready = ctx->app->ready && !ctx->app->draining && !ctx->app->store_failing;
+    /* Not ready while the store's last group commit failed for want of
+     * space or an I/O error: whoever submitted it (an API write, a
+     * delivery's outcome, a prune step), until a commit succeeds again. */
+    hk_store_counters c;
+    hk_store_get_counters(ctx->app->db, &c);
+    bool ready = ctx->app->ready && !ctx->app->draining && !hk_api_store_failure(c.last_commit_status);
     hk_respond_json(ctx, ready ? 200 : 503, json_pack("{s:s}", "status", ready ? "ready" : "not ready"));
 }
 
@@ -328,10 +340,10 @@ void hk_api_core_routes(hk_router *r)
 
 /* Each module's table; a module adds itself here. */
 extern const hk_api_route hk_superoffice_routes[], hk_energycap_routes[], hk_ivanti_routes[], hk_signal_routes[],
-    hk_log_routes[], hk_webhook_test_routes[], hk_custom_action_routes[], hk_nodes_routes[];
+    hk_log_routes[], hk_webhook_test_routes[], hk_custom_action_routes[], hk_nodes_routes[], hk_recover_routes[];
 extern const size_t hk_superoffice_routes_count, hk_energycap_routes_count, hk_ivanti_routes_count,
     hk_signal_routes_count, hk_log_routes_count, hk_webhook_test_routes_count, hk_custom_action_routes_count,
-    hk_nodes_routes_count;
+    hk_nodes_routes_count, hk_recover_routes_count;
 
 hk_router *hk_api_router(void)
 {
@@ -345,7 +357,9 @@ hk_router *hk_api_router(void)
     register_routes(r, hk_webhook_test_routes, hk_webhook_test_routes_count);
     register_routes(r, hk_custom_action_routes, hk_custom_action_routes_count);
     register_routes(r, hk_nodes_routes, hk_nodes_routes_count);
+    register_routes(r, hk_recover_routes, hk_recover_routes_count);
     hk_api_docs_routes(r);
+    hk_api_metrics_routes(r);
     return r;
 }
 
@@ -375,7 +389,9 @@ static void classify(hk_api_env *app, const hk_http_request *req, struct head *h
     if (h->match != 0)
         return;
     h->route = rd;
-    h->allowed = h->route->perm == 0;
+    /* [metrics] public grants Metrics:Read to requests without a key. */
+    unsigned open = app->cfg != NULL && app->cfg->metrics_public ? HK_PERM_METRICS : 0;
+    h->allowed = (h->route->perm & ~open) == 0;
     if (h->allowed)
         return;
     h->auth = hk_auth_check(app->db, req, &h->user);
@@ -398,6 +414,15 @@ static bool refuse(hk_ctx *ctx, const struct head *h)
     }
     if (h->allowed)
         return false;
+    if (h->auth == HK_AUTH_UNAVAILABLE) {
+        /* The key could not be looked up: not the client's fault, and
+         * nothing is known of its key. Never 401 or 403 for it. */
+        char extra[40];
+        snprintf(extra, sizeof(extra), "Retry-After: %d\r\n", AUTH_RETRY_AFTER_S);
+        respond_error_headers(ctx, 503, extra,
+                              "storage unavailable: the credentials could not be checked; nothing was changed");
+        return true;
+    }
     if (!h->authed) {
         hk_respond_error(ctx, 401,
                          h->auth == HK_AUTH_MISSING ? "authentication required: send an API key"

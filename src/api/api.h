@@ -19,7 +19,6 @@
 #include "date.h"
 #include "engine.h"
 #include "http_server.h"
-#include "kv.h"
 #include "router.h"
 #include "store.h"
 
@@ -38,16 +37,16 @@ enum hk_dialect {
 typedef struct hk_api_env {
     uv_loop_t *loop;      /**< the event loop */
     const hk_config *cfg; /**< configuration */
-    hk_kv_env *store;     /**< the store's LMDB wrapper (kv.h), for modules not yet on the seam */
     hk_store *db;         /**< the store's typed seam (store.h): ops and queries */
     hk_engine *engine;    /**< the delivery engine; NULL once stopped */
     hk_router *router;    /**< API routes */
     bool ready;           /**< set by the app once started: /readyz may answer 200 */
     bool draining;        /**< SIGTERM received: /readyz answers 503 */
     /**
-     * The last write that reached the store failed for want of space or
-     * because of an I/O error (hk_api_note_commit): /readyz answers 503
-     * until a write succeeds again.
+     * The last API write that reached the store failed for want of space
+     * or because of an I/O error (hk_api_note_commit), for its log line.
+     * /readyz follows the store's own last commit status instead
+     * (hk_store_counters.last_commit_status), whoever made the commit.
      */
     bool store_failing;
 } hk_api_env;

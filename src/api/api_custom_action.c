@@ -80,19 +80,6 @@ static bool action_target(hk_ctx *ctx, uint32_t id, const char *field, hk_target
     return ok;
 }
 
-/* Account id is within node top (never when top is 0: no topmost node, no account). */
-static int account_within(hk_store *db, uint32_t id, uint32_t top, bool *within)
-{
-    *within = false;
-    if (top == 0)
-        return 0;
-    hk_account a;
-    int rc = hk_store_account_get(db, id, &a);
-    if (rc == HK_ENOTFOUND)
-        return 0;
-    return rc != 0 ? rc : hk_store_node_within(db, a.node, top, within);
-}
-
 static void run_action(hk_ctx *ctx, hk_target *t, const char *event, const char *data, const char *changes)
 {
     hk_sync_event ev = {.name = event,
@@ -222,7 +209,7 @@ static void account_action(hk_ctx *ctx)
     bad[0] = '\0';
     for (size_t i = 0; i < nlist; i++) {
         bool within;
-        int rc = account_within(ctx->app->db, list[i], ctx->user.top_node, &within);
+        int rc = hk_auth_account_within(ctx->app->db, list[i], ctx->user.top_node, &within);
         if (rc != 0) {
             free(list);
             hk_target_free(&t);

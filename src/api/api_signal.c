@@ -2,7 +2,8 @@
  * api_signal.c: event ingest. POST /api/v1/Agents/Webhook/SignalEvent
  * {EventName, PrimaryKey, Data} and POST /api/v1/Webhook/{eventName}/{primaryKey}
  * (body = Data) answer 204 only after the event and its deliveries are
- * committed.
+ * committed, with the event's EventId in a Hookd-Event-Id header (the first
+ * event's when an Idempotency-Key repeats).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -17,10 +18,16 @@ static void signal_answered(hk_signal *s, int status)
 {
     hk_ctx *ctx = s->arg;
     hk_api_note_commit(ctx->app, status);
-    if (status != 0)
+    if (status != 0) {
         hk_respond_store_error(ctx, status);
-    else
+    } else if (s->event_uuid[0] != '\0') {
+        /* The EventId every delivery of this event carries, so the caller can find them. */
+        char h[64 + HK_EVENT_UUID_LEN];
+        snprintf(h, sizeof(h), "Hookd-Event-Id: %s\r\n", s->event_uuid);
+        hk_respond_raw(ctx, 204, NULL, h, NULL, 0);
+    } else {
         hk_respond_empty(ctx, 204);
+    }
     hk_signal_free(s);
 }
 

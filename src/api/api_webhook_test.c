@@ -10,8 +10,8 @@
 
 #include "api.h"
 #include "api_sync.h"
+#include "delivery.h"
 #include "registry.h"
-#include "webhook.h"
 
 static void test_done(const hk_sync_result *res, void *arg)
 {
@@ -68,7 +68,7 @@ static void webhook_test(hk_ctx *ctx)
     }
     hk_target t;
     memset(&t, 0, sizeof(t));
-    hk_reg_target(&t, &w);
+    hk_target_from_webhook(&t, &w);
     hk_webhook_free(&w);
     int rc = hk_sync_test(ctx->app, &t, ctx->user.id, test_done, ctx);
     if (rc != 0)

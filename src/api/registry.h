@@ -137,11 +137,4 @@ void hk_reg_write(hk_ctx *ctx, enum hk_reg_op op, uint32_t id, enum hk_reg_input
  */
 int hk_reg_so_unsaved(const json_t *in, hk_webhook *w, hk_wh_err *err) HK_MUST_CHECK;
 
-/**
- * Fills t (zeroed; the caller frees it with hk_target_free) with what a
- * delivery to w sends, for calls that send to a webhook at once (the test
- * call, test on save).
- */
-void hk_reg_target(hk_target *t, const hk_webhook *w);
-
 #endif

@@ -262,22 +262,10 @@ static void on_tested(const hk_sync_result *res, void *arg)
     reg_write_free(r);
 }
 
-void hk_reg_target(hk_target *t, const hk_webhook *w)
-{
-    /* Through the record form delivery.c reads today; the delivery service is to build targets from the typed
-     * webhook itself. */
-    json_t *rec =
-        json_pack("{s:I, s:s, s:s, s:s, s:s, s:I, s:o, s:o}", "id", (json_int_t)w->id, "url", w->url, "name", w->name,
-                  "secret", w->secret, "prevSecret", w->prev_secret, "prevSecretUntil",
-                  (json_int_t)w->prev_secret_until, "headers", hk_view_headers(w), "properties", hk_view_properties(w));
-    hk_target_from_record(t, rec);
-    json_decref(rec);
-}
-
 static void test_then_submit(struct reg_write *r)
 {
     hk_target t = {0};
-    hk_reg_target(&t, &r->w);
+    hk_target_from_webhook(&t, &r->w);
     int rc = hk_sync_test(r->ctx->app, &t, r->ctx->user.id, on_tested, r);
     hk_target_free(&t);
     if (rc == 0)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "api_metrics.h"
 #include "auth.h"
 #include "engine.h"
 #include "http_client.h"
@@ -14,74 +15,99 @@
 #include "sender.h"
 #include "store.h"
 
-struct bootstrap {
-    const char *given;
-    char key[HK_KEY_TEXT_LEN];
-    bool created;
-};
-
-static int bootstrap_txn(hk_txn *txn, void *arg)
+int hk_app_bootstrap(hk_store *store)
 {
-    struct bootstrap *b = arg;
-    if (hk_user_count(txn) > 0)
-        return 0;
-    hk_user u;
-    memset(&u, 0, sizeof(u));
-    snprintf(u.code, sizeof(u.code), "admin");
-    snprintf(u.full_name, sizeof(u.full_name), "Administrator");
-    u.perms = HK_PERM_ALL;
-    int rc = hk_user_create(txn, &u);
-    if (rc == 0)
-        rc = hk_key_create(txn, u.id, b->given, b->key, NULL);
-    b->created = rc == 0;
-    return rc;
-}
-
-int hk_app_bootstrap(hk_kv_env *store)
-{
-    struct bootstrap b = {getenv("HOOKD_ADMIN_KEY"), "", false};
-    if (b.given != NULL && b.given[0] == '\0')
-        b.given = NULL;
-    int rc = hk_kv_write_sync(store, bootstrap_txn, &b);
+    const char *given = getenv("HOOKD_ADMIN_KEY");
+    if (given != NULL && given[0] == '\0')
+        given = NULL;
+    /* One op: the user and its key in one commit, and only into a store without users. */
+    hk_op op = {.type = HK_OP_USER_PUT, .now_ms = hk_now_ms()};
+    hk_op_user_put *p = &op.u.user_put;
+    snprintf(p->user.code, sizeof(p->user.code), "admin");
+    snprintf(p->user.full_name, sizeof(p->user.full_name), "Administrator");
+    p->user.perms = HK_PERM_ALL;
+    p->only_first = true;
+    hk_key key;
+    char text[HK_KEY_TEXT_LEN];
+    hk_key_make(&key, 0, given, op.now_ms, text);
+    p->key = &key;
+    int rc = hk_store_apply(store, &op);
     if (rc != 0) {
         hk_error("cannot create the admin user: %s", hk_strerror(rc));
         return rc;
     }
-    if (b.created) {
-        if (b.given != NULL)
-            hk_info("created user admin with every permission; its key is HOOKD_ADMIN_KEY");
-        else
-            fprintf(stderr,
-                    "\n  First start: created user 'admin' with every permission.\n"
-                    "  Its API key (shown only this once):\n\n    %s\n\n",
-                    b.key);
-    }
+    if (p->skipped)
+        return 0;
+    if (given != NULL)
+        hk_info("created user admin with every permission; its key is HOOKD_ADMIN_KEY");
+    else
+        fprintf(stderr,
+                "\n  First start: created user 'admin' with every permission.\n"
+                "  Its API key (shown only this once):\n\n    %s\n\n",
+                text);
     return 0;
 }
 
+/*
+ * Shutdown. A signal starts it, in this order: stop accepting and mark not
+ * ready; stop the engine (nothing new goes on the wire or into the store
+ * from it; requests on the wire get shutdown_timeout less a second to
+ * finish, the rest are cancelled and stay queued); answer every request in
+ * flight; let the commits that are running finish and run their callbacks;
+ * close the store and every handle; exit 0.
+ *
+ * shutdown_timeout, or a second signal, hurries it: requests on the wire
+ * are cancelled now (their synchronous callers get their answer), and once
+ * the engine has stopped, requests the server is still reading from slow
+ * clients or writing to clients that do not read are abandoned. Even then
+ * the store closes only once no commit is queued or running and the loop
+ * will run no other callback.
+ */
+
 static void on_closed(uv_handle_t *h)
 {
-    HK_UNUSED(h);
+    h->data = NULL; /* closed: see handles_closing */
 }
 
-static void finish(hk_app *app)
+/* Closes the signal watchers and the drain timer (once). */
+static void close_own_handles(hk_app *app)
 {
+    uv_handle_t *own[] = {(uv_handle_t *)&app->drain_timer, (uv_handle_t *)&app->sig_term,
+                          (uv_handle_t *)&app->sig_int};
     uv_timer_stop(&app->drain_timer);
-    if (!uv_is_closing((uv_handle_t *)&app->drain_timer))
-        uv_close((uv_handle_t *)&app->drain_timer, on_closed);
-    if (!uv_is_closing((uv_handle_t *)&app->sig_term))
-        uv_close((uv_handle_t *)&app->sig_term, on_closed);
-    if (!uv_is_closing((uv_handle_t *)&app->sig_int))
-        uv_close((uv_handle_t *)&app->sig_int, on_closed);
+    for (size_t i = 0; i < HK_ARRAY_SIZE(own); i++)
+        if (own[i]->data != NULL && !uv_is_closing(own[i]))
+            uv_close(own[i], on_closed);
+}
+
+/* True while one of the app's own handles is not closed yet. */
+static bool handles_closing(const hk_app *app)
+{
+    return app->drain_timer.data != NULL || app->sig_term.data != NULL || app->sig_int.data != NULL;
+}
+
+/* Ends the loop's work once the engine has stopped and every request is
+ * answered, or, when hurried, once the engine has stopped. */
+static void maybe_finish(hk_app *app)
+{
+    if (app->stopping_engine != NULL || (!app->http_drained && !app->hurry))
+        return;
+    close_own_handles(app);
+    if (!app->http_drained) {
+        hk_warn("%u connections abandoned at shutdown (a request still being read or written)",
+                hk_http_server_connections(app->http));
+        /* They would keep the loop running; hk_app_run lets the commits
+         * that are still running finish before it closes the store. */
+        uv_stop(app->env.loop);
+    }
 }
 
 static void on_engine_stopped(void *arg)
 {
     hk_app *app = arg;
-    app->env.engine = NULL;
+    app->stopping_engine = NULL;
     hk_notify_shutdown();
-    /* Writes still committing keep the loop alive until they are done. */
-    finish(app);
+    maybe_finish(app);
 }
 
 static void on_drained(hk_http_server *srv)
@@ -89,19 +115,24 @@ static void on_drained(hk_http_server *srv)
     HK_UNUSED(srv);
     hk_app *app = uv_default_loop()->data;
     hk_info("drained: every in-flight request answered");
-    /* Deliveries on the wire are cancelled; they stay queued and are sent
-     * again after the restart. */
-    if (app->env.engine != NULL)
-        hk_engine_stop(app->env.engine, on_engine_stopped, app);
-    else
-        finish(app);
+    app->http_drained = true;
+    maybe_finish(app);
+}
+
+/* shutdown_timeout or a second signal: what is on the wire is cancelled now. */
+static void hurry(hk_app *app)
+{
+    app->hurry = true;
+    if (app->stopping_engine != NULL)
+        hk_engine_stop(app->stopping_engine, on_engine_stopped, app); /* a second call ends the grace */
+    maybe_finish(app);
 }
 
 static void on_drain_timeout(uv_timer_t *t)
 {
     hk_app *app = t->data;
     hk_warn("drain took longer than %llums; stopping", (unsigned long long)app->env.cfg->shutdown_timeout_ms);
-    uv_stop(app->env.loop);
+    hurry(app);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -109,7 +140,7 @@ static void on_signal(uv_signal_t *s, int signum)
     hk_app *app = s->data;
     if (app->env.draining) {
         hk_warn("second signal: stopping now");
-        uv_stop(app->env.loop);
+        hurry(app);
         return;
     }
     hk_info("received %s: draining", signum == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -117,7 +148,16 @@ static void on_signal(uv_signal_t *s, int signum)
     app->env.ready = false;
     uv_timer_start(&app->drain_timer, on_drain_timeout, app->env.cfg->shutdown_timeout_ms, 0);
     uv_unref((uv_handle_t *)&app->drain_timer);
+    /* The API sees no engine from now on: nothing new is sent or submitted
+     * for it (its endpoints answer 503); what it has started goes on. Set
+     * before the server's shutdown, which may report drained at once. */
+    app->stopping_engine = app->env.engine;
+    app->env.engine = NULL;
     hk_http_server_shutdown(app->http, on_drained);
+    if (app->stopping_engine != NULL)
+        hk_engine_stop(app->stopping_engine, on_engine_stopped, app);
+    else
+        maybe_finish(app);
 }
 
 static int listen_all(hk_app *app)
@@ -201,8 +241,7 @@ int hk_app_run(hk_config *cfg)
     if (rc != 0)
         return 1;
     app.env.db = store;
-    app.env.store = hk_store_kv(store);
-    if (hk_app_bootstrap(app.env.store) != 0) {
+    if (hk_app_bootstrap(store) != 0) {
         hk_store_close(store);
         return 1;
     }
@@ -213,8 +252,10 @@ int hk_app_run(hk_config *cfg)
         return 1;
     }
     rc = hk_http_server_create(&app.http, app.env.loop, cfg, hk_api_dispatch, &app.env, hk_api_error_body);
-    if (rc == 0) /* credentials are checked before a body is read */
+    if (rc == 0) { /* credentials are checked before a body is read; every answer is counted */
         hk_http_server_on_head(app.http, hk_api_on_head, hk_api_slot_free);
+        hk_http_server_on_response(app.http, hk_api_metrics_observe);
+    }
     if (rc != 0 || listen_all(&app) != 0) {
         /* Let libuv close what was opened before giving up. */
         hk_engine_stop(app.env.engine, NULL, NULL);
@@ -237,12 +278,13 @@ int hk_app_run(hk_config *cfg)
     hk_info("hookd %s ready (data in %s)", HK_VERSION, cfg->data_dir);
     uv_run(app.env.loop, UV_RUN_DEFAULT);
 
-    /* Stopped by the drain timeout with a commit still running: let it
-     * finish so that what it holds is durable before the store closes. */
-    while (hk_kv_busy(app.env.store))
+    /* Stopped with connections abandoned (maybe_finish): commits still
+     * queued or running finish, and their callbacks run, before the store
+     * closes. A callback of those may submit another op (a request whose
+     * body has just arrived): the store closes only once an iteration ended
+     * with nothing queued or running, and the loop runs no more after. */
+    while (hk_store_busy(app.env.db) || handles_closing(&app))
         uv_run(app.env.loop, UV_RUN_ONCE);
-    finish(&app);
-    uv_run(app.env.loop, UV_RUN_NOWAIT);
     if (hk_http_server_connections(app.http) == 0)
         hk_http_server_free(app.http);
     hk_router_free(app.env.router);

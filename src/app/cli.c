@@ -2,7 +2,9 @@
  * cli.c: the command line and the operator commands that act on the store
  * directly (LMDB allows a second process beside a running server): users,
  * keys, webhook locks, and the node tree and accounts that scope custom
- * account actions.
+ * account actions; and `migrate`, which brings the cluster's PostgreSQL
+ * schema up to date. The commands on webhooks' records, their attempt logs
+ * and backups live in cli_webhook.c.
  *
  * One table describes every command: its options, which are required, its
  * argument, its help, and whether it may create the data directory. Parsing
@@ -18,7 +20,9 @@
 #include <sys/stat.h>
 
 #include "auth.h"
+#include "cli_int.h"
 #include "log.h"
+#include "pg_migrate.h"
 #include "store.h"
 
 #define CLI_IMPORT_MAX (256u << 20) /* bytes of a CSV file imported at most */
@@ -33,11 +37,12 @@ static const struct {
     [HK_CLI_PERM] = {"--perm", "PERM[,PERM]"}, [HK_CLI_TOP_NODE] = {"--top-node", "N"},
     [HK_CLI_USER] = {"--user", "CODE"},        [HK_CLI_ID] = {"--id", "N"},
     [HK_CLI_PARENT] = {"--parent", "P"},       [HK_CLI_NODE] = {"--node", "N"},
+    [HK_CLI_SINCE] = {"--since", "T"},         [HK_CLI_UNTIL] = {"--until", "T"},
+    [HK_CLI_LIMIT] = {"--limit", "N"},
 };
 
 #define BIT(o) (1u << (o))
 
-struct ctx;
 typedef int (*cmd_fn)(struct ctx *x);
 
 struct command {
@@ -61,6 +66,7 @@ static int cmd_webhook_lock(struct ctx *x);
 static int cmd_tree_add(struct ctx *x);
 static int cmd_tree_import(struct ctx *x);
 static int cmd_tree_list(struct ctx *x);
+static int cmd_migrate(struct ctx *x);
 
 #define SERVE 0 /* index of serve in the table */
 
@@ -84,6 +90,32 @@ static const struct command commands[] = {
     {"webhook", "lock", 0, 0, "ID", false, "ID",
      "Locks a webhook: PUT, PATCH and DELETE are refused and it is never disabled.\n", cmd_webhook_lock},
     {"webhook", "unlock", 0, 0, "ID", false, "ID", "Unlocks a webhook.\n", cmd_webhook_lock},
+    {"webhook", "list", 0, 0, NULL, false, "", "Lists the webhooks: id, state, name, URL, events.\n",
+     hk__cli_webhook_list},
+    {"webhook", "show", 0, 0, "ID", false, "ID",
+     "Prints a webhook as JSON, with its statistics and queue; secrets and custom header\n"
+     "values show only their first characters.\n",
+     hk__cli_webhook_show},
+    {"webhook", "log", BIT(HK_CLI_LIMIT), 0, "ID", false, "ID [--limit N]",
+     "Lists a webhook's attempt records, newest first (20 unless --limit says): log id,\n"
+     "time, event name, event id, HTTP status (0: no response), error.\n",
+     hk__cli_webhook_log},
+    {"webhook", "resend", 0, 0, "LOG-ID", false, "LOG-ID",
+     "Queues the event of an attempt record again for its webhook, with the same\n"
+     "webhook-id (as POST .../log/{id}/resend). A running server sends it within a second.\n",
+     hk__cli_webhook_resend},
+    {"webhook", "recover", BIT(HK_CLI_SINCE) | BIT(HK_CLI_UNTIL), BIT(HK_CLI_SINCE), "ID", false,
+     "ID --since T [--until T]",
+     "Queues again, once each, the events whose delivery to the webhook ended failed\n"
+     "between --since and --until (default: now) and has not succeeded since (as POST\n"
+     ".../recover); prints how many. Dates: ISO 8601 (2026-11-22T10:00:00Z, or a bare\n"
+     "date), UTC. A running server sends them within a second.\n",
+     hk__cli_webhook_recover},
+    {"backup", NULL, 0, 0, "FILE", false, "FILE",
+     "Writes a hot, compacted copy of the store to the new directory FILE, usable as a\n"
+     "data directory (--data FILE). Safe beside a running server; a crash never leaves\n"
+     "part of a backup under FILE.\n",
+     hk__cli_backup},
     {"node", "add", BIT(HK_CLI_ID) | BIT(HK_CLI_NAME) | BIT(HK_CLI_PARENT), BIT(HK_CLI_ID) | BIT(HK_CLI_NAME), NULL,
      true, "--id N --name NAME [--parent P]", "Adds or replaces a node of the tree (no --parent: a root).\n",
      cmd_tree_add},
@@ -100,6 +132,11 @@ static const struct command commands[] = {
      "and the line is named.\n",
      cmd_tree_import},
     {"account", "list", 0, 0, NULL, false, "", "Lists the accounts: id, node, name.\n", cmd_tree_list},
+    {"migrate", NULL, 0, 0, NULL, false, "[--config FILE]",
+     "Creates or upgrades the schema of the cluster's PostgreSQL database ([cluster] postgres),\n"
+     "one migration per transaction; safe while other nodes migrate too. A schema newer\n"
+     "than this hookd knows is refused (exit 2).\n",
+     cmd_migrate},
 };
 
 static void print_synopsis(FILE *f, const struct command *c)
@@ -128,7 +165,7 @@ static void usage_all(FILE *f)
           "\n"
           "Every command takes --config FILE and --data DIR; `hookd COMMAND --help` tells more.\n"
           "Permissions: ApplicationSettings:View, ApplicationSettings:Manage, Accounts:Edit,\n"
-          "Events:Signal, Webhooks:Execute, or all.\n"
+          "Events:Signal, Webhooks:Execute, Metrics:Read, or all.\n"
           "Exit codes: 0 done, 1 failed, 2 bad command line or configuration.\n",
           f);
 }
@@ -146,7 +183,7 @@ static void usage_noun(FILE *f, const char *noun)
     fputs("\nEvery command takes --config FILE and --data DIR.\n", f);
     if (strcmp(noun, "user") == 0)
         fputs("Permissions: ApplicationSettings:View, ApplicationSettings:Manage (implies View),\n"
-              "Accounts:Edit, Events:Signal, Webhooks:Execute, or all.\n",
+              "Accounts:Edit, Events:Signal, Webhooks:Execute, Metrics:Read (GET /metrics), or all.\n",
               f);
 }
 
@@ -360,13 +397,6 @@ bool hk_cli_is_serve(const hk_cli *c)
 
 /* ---- running: the store, opened when the command's values are good ------------- */
 
-struct ctx {
-    const hk_cli *cli;
-    const struct command *cmd;
-    const hk_config *cfg;
-    hk_store *store; /* NULL until open_store */
-};
-
 /* Opens the store; a command that may not create it fails when the data directory is missing. */
 static int open_store(struct ctx *x)
 {
@@ -550,7 +580,11 @@ static int cmd_key_revoke(struct ctx *x)
         rc = apply(x, &op);
     }
     if (rc != 0) {
-        fprintf(stderr, "hookd: key revoke failed: %s\n", rc == HK_ENOTFOUND ? "no such key" : hk_strerror(rc));
+        /* A short id that several keys share: the op says which and why. */
+        fprintf(stderr, "hookd: key revoke failed: %s\n",
+                rc == HK_ENOTFOUND                                     ? "no such key"
+                : rc == HK_ECONFLICT && op.u.key_revoke.err[0] != '\0' ? op.u.key_revoke.err
+                                                                       : hk_strerror(rc));
         return 1;
     }
     printf("revoked\n");
@@ -720,6 +754,34 @@ static int cmd_tree_list(struct ctx *x)
     return rc == 0 ? 0 : list_failed(is_node ? "nodes" : "accounts", rc);
 }
 
+/* ---- the cluster's schema ------------------------------------------------------- */
+
+static int cmd_migrate(struct ctx *x)
+{
+    hk_pg_schema_state st;
+    char err[1024];
+    if (x->cfg->cluster_postgres[0] == '\0') {
+        fprintf(stderr,
+                "hookd: migrate needs [cluster] postgres (or HOOKD_CLUSTER_POSTGRES): the database to migrate\n");
+        return 2;
+    }
+    int rc = hk_pg_migrate(x->cfg->cluster_postgres, true, &st, err, sizeof(err));
+    if (rc == HK_EFORMAT || rc == HK_ECONFLICT) { /* a newer schema (an older one is migrated) */
+        fprintf(stderr, "hookd: migrate: %s\n", err);
+        return 2;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "hookd: migrate failed: %s\n", err);
+        return 1;
+    }
+    /* Another node migrating at the same time may have applied some of them. */
+    if (st.applied == 0)
+        printf("schema is at version %d: nothing to do\n", st.known);
+    else
+        printf("schema is at version %d: %d migration%s applied\n", st.known, st.applied, st.applied == 1 ? "" : "s");
+    return 0;
+}
+
 int hk_cli_run(const hk_cli *c, const hk_config *cfg)
 {
     if (c->command <= SERVE || (size_t)c->command >= HK_ARRAY_SIZE(commands))
@@ -728,4 +790,21 @@ int hk_cli_run(const hk_cli *c, const hk_config *cfg)
     int exit_code = x.cmd->run(&x);
     hk_store_close(x.store);
     return exit_code;
+}
+
+/* ---- for the commands of cli_webhook.c ------------------------------------------ */
+
+int hk__cli_open_store(struct ctx *x)
+{
+    return open_store(x);
+}
+
+int hk__cli_apply(struct ctx *x, hk_op *op)
+{
+    return apply(x, op);
+}
+
+bool hk__cli_opt_id(const char *what, const char *s, bool zero_ok, uint32_t *out)
+{
+    return opt_id(what, s, zero_ok, out);
 }

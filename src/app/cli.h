@@ -1,8 +1,9 @@
 /*
  * cli.h: the command line. hk_cli_parse reads argv (global options, the
  * command and its options) and answers --help without touching anything;
- * hk_cli_run runs an operator command (users, keys, webhook locks, nodes,
- * accounts) against the store named by the configuration. `serve` is parsed
+ * hk_cli_run runs an operator command (users, keys, webhooks and their
+ * attempt logs, nodes, accounts, backups) against the store named by the
+ * configuration. `serve` is parsed
  * here and run by the app.
  */
 #ifndef HK_CLI_H
@@ -22,6 +23,9 @@ enum hk_cli_opt {
     HK_CLI_ID,       /**< --id N */
     HK_CLI_PARENT,   /**< --parent P */
     HK_CLI_NODE,     /**< --node N */
+    HK_CLI_SINCE,    /**< --since T */
+    HK_CLI_UNTIL,    /**< --until T */
+    HK_CLI_LIMIT,    /**< --limit N */
     HK_CLI__NOPTS
 };
 
@@ -32,7 +36,7 @@ typedef struct hk_cli {
     const char *listen;             /**< --listen HOST:PORT, or NULL */
     const char *data_dir;           /**< --data DIR, or NULL */
     const char *opt[HK_CLI__NOPTS]; /**< the command's options, NULL when not given */
-    const char *arg;                /**< the command's one argument (ID, KEY, FILE), or NULL */
+    const char *arg;                /**< the command's one argument (ID, LOG-ID, KEY, FILE), or NULL */
 } hk_cli;
 
 /** hk_cli_parse's result: run the command. */

@@ -40,6 +40,7 @@ int main(int argc, char **argv)
         return 2;
     }
     hk_log_set_level((enum hk_log_level)hk_log_parse_level(cfg.log_level));
+    hk_log_set_format((enum hk_log_format)hk_log_parse_format(cfg.log_format));
 
     int exit_code;
     if (hk_cli_is_serve(&cli)) {

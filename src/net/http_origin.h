@@ -1,6 +1,6 @@
 /*
  * http_origin.h: the outbound client's table of origins. INTERNAL to the
- * HTTP client (http_client.c); nothing else includes it.
+ * HTTP client (http_client*.c); nothing else includes it.
  *
  * An origin is what pooled connections must share: scheme, host, port and
  * the TLS files of the request. It holds the idle connections and the TLS
@@ -21,7 +21,7 @@
 #include "tls.h"
 #include "url.h"
 
-struct conn; /* the client's connection (http_client.c) */
+struct conn; /* the client's connection (http_client_int.h) */
 
 /** One origin. Fields below the line are the client's to use; the table owns the others. */
 struct hk__origin {

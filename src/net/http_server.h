@@ -38,6 +38,9 @@ typedef struct hk_header {
  * until hk_http_respond returns (the handler may answer later, from another
  * callback, but must answer exactly once).
  */
+/** The longest X-Request-Id kept from a client. */
+#define HK_REQUEST_ID_MAX 64
+
 typedef struct hk_http_request {
     hk_http_server *server;  /**< the server that received it */
     uint8_t method;          /**< llhttp_method_t */
@@ -54,11 +57,15 @@ typedef struct hk_http_request {
     bool body_expected;      /**< a body follows the head (Content-Length > 0, or chunked) */
     uint64_t start_ms;       /**< loop time when the request was complete (in the head hook: when the head was) */
     char remote[64];         /**< peer address, for logs */
-    void *slot;              /**< the layer above's own data for this request (e.g. the authenticated user), set
-                                  by the head hook and seen by the handler; NULL until set. The server owns it once
-                                  set: it is freed with the slot_free given to hk_http_server_on_head when the
-                                  request is answered (within hk_http_respond, before it returns) or abandoned
-                                  (connection closed, timeout, malformed body) */
+    char request_id[HK_REQUEST_ID_MAX + 1]; /**< the client's X-Request-Id when it is one (1..64 of A-Z a-z 0-9
+                                                 and ._:-), else one the server made; echoed in the answer's
+                                                 X-Request-Id and a field of the log lines written while the
+                                                 request's head hook, handler or answer runs */
+    void *slot; /**< the layer above's own data for this request (e.g. the authenticated user), set
+                     by the head hook and seen by the handler; NULL until set. The server owns it once
+                     set: it is freed with the slot_free given to hk_http_server_on_head when the
+                     request is answered (within hk_http_respond, before it returns) or abandoned
+                     (connection closed, timeout, malformed body) */
 } hk_http_request;
 
 /** Called once per complete request on the loop thread. */
@@ -93,6 +100,16 @@ typedef void (*hk_http_head_hook)(hk_http_request *req, void *data);
  */
 typedef char *(*hk_http_error_body)(const char *path, size_t path_len, int status, const char *message);
 
+/**
+ * Called on the loop thread for every answer the server sends, the
+ * handler's and its own (400, 408, 413, 417, 431, 503), as it is queued:
+ * the request's path (still percent-encoded; NULL when the target never
+ * arrived), the status, and the milliseconds since the request was
+ * complete (its head, for an answer before the body; 0 for an answer
+ * before the head was complete). For metrics.
+ */
+typedef void (*hk_http_response_hook)(const char *path, size_t path_len, int status, uint64_t ms, void *data);
+
 /** Creates a server on loop; cfg must outlive it. */
 int hk_http_server_create(hk_http_server **out, uv_loop_t *loop, const hk_config *cfg, hk_http_handler handler,
                           void *data, hk_http_error_body error_body) HK_MUST_CHECK;
@@ -103,6 +120,9 @@ int hk_http_server_create(hk_http_server **out, uv_loop_t *loop, const hk_config
  * before hk_http_server_listen.
  */
 void hk_http_server_on_head(hk_http_server *srv, hk_http_head_hook hook, void (*slot_free)(void *slot));
+
+/** Sets the response hook (NULL: none), called with the server's data. Call before hk_http_server_listen. */
+void hk_http_server_on_response(hk_http_server *srv, hk_http_response_hook hook);
 
 /**
  * Listens on "HOST:PORT" or "[V6]:PORT" (port 0: any free port). Logs the

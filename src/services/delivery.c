@@ -9,7 +9,6 @@
 #include "date.h"
 #include "json_text.h"
 #include "signature.h"
-#include "webhook.h"
 
 static bool reserved_header(const char *name)
 {
@@ -113,29 +112,6 @@ void hk_target_from_webhook(hk_target *t, const hk_webhook *w)
         header_line(&h, w->headers[i].name, w->headers[i].value);
     for (size_t i = 0; i < w->nproperties; i++)
         prop_member(&p, w->properties[i].name, w->properties[i].value);
-    t->headers = take(&h);
-    t->props = take(&p);
-}
-
-void hk_target_from_record(hk_target *t, const json_t *rec)
-{
-    t->webhook_id = (uint32_t)hk_wh_int(rec, "id");
-    t->url = hk_strdup(hk_wh_str(rec, "url"));
-    t->name = hk_strdup(hk_wh_str(rec, "name"));
-    t->secret = hk_strdup(hk_wh_str(rec, "secret"));
-    t->prev_secret = hk_strdup(hk_wh_str(rec, "prevSecret"));
-    t->prev_until = (uint64_t)hk_wh_int(rec, "prevSecretUntil");
-    target_signers(t);
-    hk_buf h = HK_BUF_INIT, p = HK_BUF_INIT;
-    const char *k;
-    json_t *v;
-    json_object_foreach (json_object_get(rec, "headers"), k, v)
-        header_line(&h, k, json_string_value(v));
-    json_object_foreach (json_object_get(rec, "properties"), k, v) {
-        char *val = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-        prop_member(&p, k, val);
-        free(val);
-    }
     t->headers = take(&h);
     t->props = take(&p);
 }

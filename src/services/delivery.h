@@ -13,7 +13,6 @@
 #ifndef HK_DELIVERY_H
 #define HK_DELIVERY_H
 
-#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,13 +36,6 @@ typedef struct hk_target {
 
 /** Fills t (zeroed or freed) from webhook w; w is only read. */
 void hk_target_from_webhook(hk_target *t, const hk_webhook *w);
-
-/**
- * Fills t (zeroed or freed) from a webhook's JSON record (webhook.h's
- * members). Transitional, for callers that still hold JSON records; typed
- * callers use hk_target_from_webhook.
- */
-void hk_target_from_record(hk_target *t, const json_t *rec);
 
 /** Frees t's strings; safe on a zeroed struct, which it leaves zeroed. */
 void hk_target_free(hk_target *t);

@@ -20,13 +20,15 @@ void hk_engine_opts_from_config(hk_engine_opts *o, const hk_config *cfg)
     memset(o, 0, sizeof(*o));
     o->max_inflight = cfg->max_inflight;
     o->concurrency_per_origin = cfg->concurrency_per_origin;
-    o->retry_schedule = cfg->retry_schedule;
+    o->retry_delays = cfg->retry_delays;
+    o->nretry_delays = cfg->nretry_delays;
     o->retry_jitter_pct = cfg->retry_jitter_pct;
     o->retry_after_max_ms = cfg->retry_after_max_ms;
     o->disable_after = cfg->disable_after;
     o->idempotency_window_ms = cfg->idempotency_window_ms;
     o->log_retention_ms = cfg->log_retention_ms;
     o->prune_interval_ms = cfg->prune_interval_ms;
+    o->log_deliveries = cfg->log_deliveries != NULL ? hk_log_deliveries_parse(cfg->log_deliveries) : 0;
     o->tick_ms = TICK_MS;
     o->sync_wait_ms = cfg->total_timeout_ms;
     /* Requests on the wire may finish (and their outcomes commit) for most
@@ -121,14 +123,25 @@ int hk_engine_start(hk_engine **out, const hk_engine_deps *deps, const hk_engine
     e->finished = deps->finished;
     e->finished_arg = deps->finished_arg;
     e->o = *opts;
-    e->o.retry_schedule = NULL; /* parsed below; the text is not kept */
+    /* The schedule is copied into the policy below; neither form is kept. */
+    e->o.retry_delays = NULL;
+    e->o.nretry_delays = 0;
+    e->o.retry_schedule = NULL;
     if (e->o.max_inflight == 0)
         e->o.max_inflight = 1;
     if (e->o.concurrency_per_origin == 0)
         e->o.concurrency_per_origin = 1;
-    if (hk_retry_policy_init(&e->policy, opts->retry_schedule, opts->retry_jitter_pct, opts->retry_after_max_ms,
-                             opts->disable_after) != 0) {
-        hk_error("delivery.retry_schedule: expected comma-separated durations, got \"%s\"", opts->retry_schedule);
+    int rc = opts->retry_delays != NULL
+                 ? hk_retry_policy_set(&e->policy, opts->retry_delays, opts->nretry_delays, opts->retry_jitter_pct,
+                                       opts->retry_after_max_ms, opts->disable_after)
+                 : hk_retry_policy_init(&e->policy, opts->retry_schedule ? opts->retry_schedule : "",
+                                        opts->retry_jitter_pct, opts->retry_after_max_ms, opts->disable_after);
+    if (rc != 0) {
+        if (opts->retry_delays != NULL)
+            hk_error("delivery.retry_schedule: no attempts");
+        else
+            hk_error("delivery.retry_schedule: expected comma-separated durations, got \"%s\"",
+                     opts->retry_schedule ? opts->retry_schedule : "");
         free(e);
         return HK_ECONFIG;
     }
@@ -191,9 +204,9 @@ void hk__maybe_finish_stop(hk_engine *e)
 {
     if (!e->stopping || e->closing)
         return;
-    if (e->in_flight == 0 && !e->sender_closing)
+    if (e->in_flight == 0 && e->sync_active == 0 && !e->sender_closing)
         close_sender(e);
-    if (!e->sender_closed || e->committing > 0 || e->in_flight > 0)
+    if (!e->sender_closed || e->committing > 0 || e->in_flight > 0 || e->sync_active > 0)
         return;
     e->closing = true;
     uv_close((uv_handle_t *)&e->load_timer, on_timer_closed);
@@ -206,14 +219,20 @@ void hk__maybe_finish_stop(hk_engine *e)
 static void on_grace_timeout(uv_timer_t *t)
 {
     hk_engine *e = t->data;
-    hk_warn("engine: %u deliveries still on the wire at shutdown; they stay queued", e->in_flight);
+    hk_warn("engine: shutdown grace over: %u deliveries still on the wire cancelled (they stay queued), %u "
+            "synchronous calls cancelled",
+            e->in_flight, e->sync_active);
     close_sender(e);
 }
 
 void hk_engine_stop(hk_engine *e, void (*stopped)(void *arg), void *arg)
 {
-    if (e->stopping)
+    if (e->stopping) {
+        /* Called again: the grace ends now. */
+        if (!e->closing)
+            close_sender(e);
         return;
+    }
     e->stopping = true;
     e->stopped = stopped;
     e->stopped_arg = arg;
@@ -222,7 +241,7 @@ void hk_engine_stop(hk_engine *e, void (*stopped)(void *arg), void *arg)
     uv_timer_stop(&e->prune_timer);
     /* Synchronous calls still waiting for a slot get their answer now. */
     hk__slot_expire(e);
-    if (e->in_flight == 0) {
+    if (e->in_flight == 0 && e->sync_active == 0) {
         close_sender(e);
         return;
     }

@@ -38,17 +38,26 @@ typedef struct hk_engine hk_engine;
 typedef struct hk_engine_opts {
     uint32_t max_inflight;           /**< deliveries held in memory (the window) */
     uint32_t concurrency_per_origin; /**< requests on the wire per scheme://host:port */
-    const char *retry_schedule;      /**< the retry schedule's text (parsed at start, not kept) */
-    uint32_t retry_jitter_pct;       /**< +/- percent applied to each retry delay */
-    uint64_t retry_after_max_ms;     /**< a receiver's Retry-After is honoured up to this */
-    uint32_t disable_after;          /**< consecutive failures that disable an unlocked webhook */
-    uint64_t idempotency_window_ms;  /**< how long an Idempotency-Key is remembered */
-    uint64_t log_retention_ms;       /**< attempt records older than this are pruned */
-    uint64_t prune_interval_ms;      /**< how often pruning starts; 0: never by itself */
-    uint64_t tick_ms;                /**< how often the queue is walked anyway (re-activated webhooks); 0: never */
-    uint64_t sync_wait_ms;           /**< how long a synchronous call waits for a slot of a saturated origin */
-    uint64_t shutdown_grace_ms;      /**< how long a stop lets requests on the wire finish */
-    uint64_t seed;                   /**< seeds EventIds and jitter; 0: from the kernel */
+    /**
+     * The retry schedule, parsed: nretry_delays waits in ms, the first one
+     * standing for the first attempt (the configuration's retry_delays,
+     * parsed once at load). Copied at start.
+     */
+    const uint64_t *retry_delays;
+    size_t nretry_delays;           /**< entries in retry_delays */
+    const char *retry_schedule;     /**< when retry_delays is NULL: the schedule's text, parsed at start (tests) */
+    uint32_t retry_jitter_pct;      /**< +/- percent applied to each retry delay */
+    uint64_t retry_after_max_ms;    /**< a receiver's Retry-After is honoured up to this */
+    uint32_t disable_after;         /**< consecutive failures that disable an unlocked webhook */
+    uint64_t idempotency_window_ms; /**< how long an Idempotency-Key is remembered */
+    uint64_t log_retention_ms;      /**< attempt records older than this are pruned */
+    uint64_t prune_interval_ms;     /**< how often pruning starts; 0: never by itself */
+    uint64_t tick_ms;               /**< how often the queue is walked anyway (re-activated webhooks); 0: never */
+    uint64_t sync_wait_ms;          /**< how long a synchronous call waits for a slot of a saturated origin */
+    uint64_t shutdown_grace_ms;     /**< how long a stop lets requests on the wire finish */
+    uint64_t seed;                  /**< seeds EventIds and jitter; 0: from the kernel */
+    uint32_t recover_step_max;      /**< attempt records per step of a recovery; 0: HK_RECOVER_STEP_MAX */
+    int log_deliveries;             /**< which attempts get a log line: an hk_log_deliveries (0: none) */
 } hk_engine_opts;
 
 /** The engine's options from the configuration. */
@@ -67,7 +76,7 @@ typedef struct hk_engine_deps {
 
 /**
  * Creates the engine and starts loading due work. HK_ECONFIG (logged) when
- * the retry schedule does not parse.
+ * the retry schedule is empty or, given as text, does not parse.
  */
 int hk_engine_start(hk_engine **out, const hk_engine_deps *deps, const hk_engine_opts *opts) HK_MUST_CHECK;
 
@@ -76,7 +85,8 @@ int hk_engine_start(hk_engine **out, const hk_engine_deps *deps, const hk_engine
  * wire finish for shutdown_grace_ms, then cancels the rest (their
  * deliveries stay queued and are sent again after a restart), closes the
  * sender and calls stopped (may be NULL) once nothing is pending in the
- * engine. The engine is freed after stopped returns.
+ * engine. The engine is freed after stopped returns. Called again before
+ * that, it ends the grace at once (its arguments are ignored).
  */
 void hk_engine_stop(hk_engine *e, void (*stopped)(void *arg), void *arg);
 
@@ -110,8 +120,10 @@ struct hk_signal {
     uint32_t user_id;    /**< the signalling user */
     char *idem_key;      /**< Idempotency-Key or NULL */
     /* Output of the commit, read in done. */
-    uint64_t event_id; /**< the stored event (or, for a duplicate, the first one) */
-    bool duplicate;    /**< the Idempotency-Key was seen within the window: nothing stored */
+    uint64_t event_id;                  /**< the stored event (or, for a duplicate, the first one) */
+    bool duplicate;                     /**< the Idempotency-Key was seen within the window: nothing stored */
+    char event_uuid[HK_EVENT_UUID_LEN]; /**< the event's EventId (the first event's for a duplicate); empty when that
+                                             event can no longer be read */
     /** Called on the loop after the commit; status 0 or a store error. */
     void (*done)(hk_signal *s, int status);
     void *arg;         /**< the caller's */
@@ -128,21 +140,11 @@ void hk_signal_free(hk_signal *s);
 void hk_engine_signal(hk_engine *e, hk_signal *s);
 
 /**
- * Stores the state event `webhook{ID}.<kind>` (kind "stopped" or
- * "started") of webhook id in a commit of its own: delivered with Event
- * "webhook.<kind>" and PrimaryKey id to the webhooks subscribed to that
- * name, never to webhook id itself. detail (may be NULL) goes into Data as
- * "Reason". Transitional: a change of state carries its state event in its
- * own op (hk_op_webhook_put.event, see hk_engine_state_event_init), which
- * is what callers should use; the failure rules' "errors" events already
- * travel in the outcome's op.
- */
-void hk_engine_state_event(hk_engine *e, uint32_t id, const char *kind, const char *detail);
-
-/**
  * Fills ev for an op that carries a state event: kind ("errors",
  * "stopped", "started"), reason (borrowed; NULL leaves Data.Reason out) and
- * a fresh EventId from the engine's generator.
+ * a fresh EventId from the engine's generator. A state event is always
+ * stored in the commit of the change it reports (hk_op_webhook_put.event,
+ * the on_disable of hk_op_outcome and hk_op_attempt), never on its own.
  */
 void hk_engine_state_event_init(hk_engine *e, hk_state_event *ev, const char *kind, const char *reason);
 
@@ -155,6 +157,24 @@ void hk_engine_state_event_init(hk_engine *e, hk_state_event *ev, const char *ki
  */
 void hk_engine_resend(hk_engine *e, uint32_t webhook_id, uint64_t event_id,
                       void (*done)(uint32_t webhook_id, uint64_t event_id, int status, void *arg), void *arg);
+
+/* ---- recovery after an outage (recover.c) ---------------------------------------------- */
+
+/**
+ * Queues again, once each, the deliveries to webhook_id (0: to every
+ * webhook, one after the other) that ended failed within [since_ms,
+ * until_ms], as HK_OP_RECOVER says (store.h): in steps of at most
+ * HK_RECOVER_STEP_MAX attempt records, each its own commit, the next
+ * submitted from the previous one's done. done runs on the loop once the
+ * window is done, with 0 and the number queued; or with HK_ENOTFOUND (the
+ * webhook does not exist, or was deleted during its recovery), HK_EINVAL
+ * (since_ms after until_ms), HK_ESHUTDOWN (the engine is stopping: what
+ * was queued stays queued) or a store error, and the number queued until
+ * then. When the recovery cannot begin at all, done runs before this
+ * returns.
+ */
+void hk_engine_recover(hk_engine *e, uint32_t webhook_id, uint64_t since_ms, uint64_t until_ms,
+                       void (*done)(int status, uint64_t recovered, void *arg), void *arg);
 
 /* ---- counters ------------------------------------------------------------------------ */
 

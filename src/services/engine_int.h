@@ -8,9 +8,9 @@
  *   outcome.c     the outcome rules and the outcome's commit
  *   ingest.c      signals and their fan-out into the window
  *   resend.c      queueing an event again
+ *   recover.c     recovery after an outage, in bounded steps
  *   maintenance.c pruning and the queue of deleted webhooks
  *   sync.c        synchronous calls (origin slots, recording)
- *   state_event.c a state event in a commit of its own (transitional)
  *
  * The window. A job is one delivery held in memory: ready (loaded, waiting
  * for its turn), sending (on the wire) or committing (its outcome is being
@@ -85,6 +85,7 @@ struct hk__wstate {
     uint32_t held;                            /**< jobs in the window: ready, sending or committing */
     uint32_t nready;                          /**< of which ready */
     bool in_ring;                             /**< in its origin's ring */
+    uint64_t refusal_logged_mono;             /**< when an SSRF refusal of its target was last logged (0: never) */
     struct hk__wstate *ring_next, *ring_prev; /**< its origin's ring */
     struct hk__wstate *hnext;                 /**< hash chain */
 };
@@ -100,6 +101,7 @@ struct hk__job {
     enum hk__job_state state;  /**< ready, sending or committing */
     hk_delivery d;    /**< the queue entry as loaded: webhook, event, due time (its key), attempts made, first */
     uint32_t user_id; /**< the user behind the event */
+    uint64_t ts_ms;   /**< when the event was accepted (its stored time, hk_event.ts_ms) */
     char uuid[HK_EVENT_UUID_LEN]; /**< EventId text */
     char *event_name;             /**< the event's name */
     char *body;                   /**< rendered once, kept for every attempt while the job is held */
@@ -123,7 +125,7 @@ struct hk_engine {
     hk_store *store;                                                   /**< the store */
     hk_clock *clock;                                                   /**< wall and monotonic time */
     hk_sender sender;                                                  /**< puts requests on the wire */
-    hk_engine_opts o;                                                  /**< the options (retry_schedule not kept) */
+    hk_engine_opts o;                                                  /**< the options (the schedule: see policy) */
     hk_retry_policy policy;                                            /**< the parsed retry rules */
     void (*finished)(const hk_attempt *a, void *arg);                  /**< see hk_engine_deps */
     void *finished_arg;                                                /**< passed to finished */
@@ -147,6 +149,7 @@ struct hk_engine {
     uint64_t backoff_until;                         /**< no load before this monotonic time */
     bool dispatching, redispatch;                   /**< in hk__dispatch; another round asked for */
     uint32_t waiting;                               /**< synchronous calls waiting for a slot */
+    uint32_t sync_active;                           /**< slots held by synchronous calls (on the wire) */
     /* Life cycle. */
     uint32_t committing;                                   /**< the engine's own writes not yet done */
     bool pruning;                                          /**< a prune step is committing */

@@ -9,6 +9,7 @@
 
 #include "engine_int.h"
 #include "log.h"
+#include "metrics.h"
 
 void hk_signal_free(hk_signal *s)
 {
@@ -76,6 +77,26 @@ static void signal_done(hk_commit *c, int status)
     const hk_op_signal *o = &c->op.u.signal;
     s->event_id = o->event_id;
     s->duplicate = o->duplicate;
+    if (status == 0) {
+        hk_metrics.signals_duplicate += o->duplicate;
+        hk_metrics.signals_accepted += !o->duplicate;
+        hk_metrics.deliveries_queued += o->duplicate ? 0 : o->nwebhooks;
+    }
+    s->event_uuid[0] = '\0';
+    if (status == 0 && !o->duplicate) {
+        hk_event_uuid_str(o->uuid, s->event_uuid);
+    } else if (status == 0) {
+        /* The first event's EventId: a read of the map, on the loop. */
+        hk_event first;
+        int rc = hk_store_event_get(e->store, o->event_id, &first);
+        if (rc == 0)
+            hk_event_uuid_str(first.uuid, s->event_uuid);
+        else
+            hk_debug("signal: the first event %llu of a repeated Idempotency-Key: %s", (unsigned long long)o->event_id,
+                     hk_strerror(rc));
+        if (rc == 0)
+            hk_event_free(&first);
+    }
     if (status == 0 && !o->duplicate && o->nwebhooks > 0 && !e->stopping)
         fan_out(e, s);
     s->done(s, status);

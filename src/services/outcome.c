@@ -13,6 +13,7 @@
 #include "config.h"
 #include "engine_int.h"
 #include "log.h"
+#include "metrics.h"
 
 #define STORE_BACKOFF_MS 1000 /* after a failed outcome commit, doubling up to 32 s */
 #define IMMEDIATE_MS 20       /* a retry due this soon stays in the window */
@@ -48,17 +49,33 @@ out_free:
     return rc;
 }
 
-int hk_retry_policy_init(hk_retry_policy *p, const char *schedule, uint32_t jitter_pct, uint64_t retry_after_max_ms,
-                         uint32_t disable_after)
+int hk_retry_policy_set(hk_retry_policy *p, const uint64_t *delays, size_t n, uint32_t jitter_pct,
+                        uint64_t retry_after_max_ms, uint32_t disable_after)
 {
     memset(p, 0, sizeof(*p));
-    int rc = hk_retry_schedule_parse(schedule, &p->delays, &p->n);
-    if (rc != 0)
-        return rc;
+    if (delays == NULL || n == 0)
+        return HK_EINVAL;
+    p->delays = hk_malloc(n * sizeof(*p->delays));
+    memcpy(p->delays, delays, n * sizeof(*p->delays));
+    p->n = n;
     p->jitter_pct = jitter_pct > 100 ? 100 : jitter_pct;
     p->retry_after_max_ms = retry_after_max_ms;
     p->disable_after = disable_after;
     return 0;
+}
+
+int hk_retry_policy_init(hk_retry_policy *p, const char *schedule, uint32_t jitter_pct, uint64_t retry_after_max_ms,
+                         uint32_t disable_after)
+{
+    uint64_t *d;
+    size_t n;
+    memset(p, 0, sizeof(*p));
+    int rc = hk_retry_schedule_parse(schedule, &d, &n);
+    if (rc != 0)
+        return rc;
+    rc = hk_retry_policy_set(p, d, n, jitter_pct, retry_after_max_ms, disable_after);
+    free(d);
+    return rc;
 }
 
 void hk_retry_policy_free(hk_retry_policy *p)
@@ -71,6 +88,15 @@ void hk_retry_policy_free(hk_retry_policy *p)
  * a millionth: symmetric, and exactly at either bound for the extreme r. */
 #define JITTER_STEPS 2000000u
 
+/* 2^64 as a double: the first value a uint64_t cannot hold (converting it, or
+ * anything larger, is undefined behaviour). */
+#define TWO_POW_64 18446744073709551616.0
+
+static uint64_t add_sat(uint64_t a, uint64_t b)
+{
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
 uint64_t hk_retry_delay(const hk_retry_policy *p, uint32_t made, uint64_t rnd)
 {
     if (made >= p->n)
@@ -80,7 +106,9 @@ uint64_t hk_retry_delay(const hk_retry_policy *p, uint32_t made, uint64_t rnd)
         return base;
     double r = ((double)(rnd % (JITTER_STEPS + 1)) / (JITTER_STEPS / 2) - 1.0) * (double)p->jitter_pct / 100.0;
     double d = (double)base * (1.0 + r);
-    return d < 0 ? 0 : (uint64_t)d;
+    if (d <= 0)
+        return 0;
+    return d >= TWO_POW_64 ? UINT64_MAX : (uint64_t)d;
 }
 
 void hk_retry_delay_bounds(const hk_retry_policy *p, uint32_t made, uint64_t *lo, uint64_t *hi)
@@ -93,8 +121,9 @@ uint64_t hk_retry_span(const hk_retry_policy *p)
 {
     uint64_t span = 0;
     for (size_t i = 0; i < p->n; i++) {
-        uint64_t step = p->delays[i] + p->delays[i] / 100 * p->jitter_pct;
-        span += step > p->retry_after_max_ms ? step : p->retry_after_max_ms;
+        /* delays[i] / 100 times at most 100 cannot wrap; the sums can. */
+        uint64_t step = add_sat(p->delays[i], p->delays[i] / 100 * p->jitter_pct);
+        span = add_sat(span, step > p->retry_after_max_ms ? step : p->retry_after_max_ms);
     }
     return span;
 }
@@ -152,7 +181,7 @@ void hk_outcome_decide(const hk_retry_policy *p, uint32_t made, const hk_client_
         if (ra > delay)
             delay = ra;
     }
-    out->next_due_ms = now_ms + delay;
+    out->next_due_ms = add_sat(now_ms, delay);
 }
 
 /* a (alen bytes) then b (blen bytes) in a new string, cut at max (0: not cut). */
@@ -220,11 +249,31 @@ static void job_record(struct hk__job *j)
 void hk__disabled(hk_engine *e, uint32_t webhook_id, const char *error)
 {
     hk_warn("webhook %u disabled (TooManyErrors): %s", webhook_id, error);
+    hk_metrics.auto_disables++;
     struct hk__wstate *ws = hk__ws_lookup(e, webhook_id);
     if (ws != NULL)
         ws->active = false;
     /* The state event went into the same commit; its deliveries are in the queue. */
     hk__schedule_load(e, 0);
+}
+
+/* One line per stored attempt, as [log] deliveries asks: failures at warn, successes at info. */
+static void log_attempt(const hk_engine *e, const struct hk__job *j)
+{
+    bool ok = j->out.success;
+    if (e->o.log_deliveries == HK_LOG_DELIVERIES_OFF || (ok && e->o.log_deliveries != HK_LOG_DELIVERIES_ALL))
+        return;
+    enum hk_log_level level = ok ? HK_LOG_INFO : HK_LOG_WARN;
+    if (!hk_log_enabled(level))
+        return;
+    hk_log_field f[] = {HK_LOG_NUM("webhook_id", j->d.webhook_id),  HK_LOG_STR("event_id", j->uuid),
+                        HK_LOG_STR("event", j->event_name),         HK_LOG_NUM("attempt", j->d.attempts + 1),
+                        HK_LOG_NUM("status", j->out.status),        HK_LOG_NUM("ms", j->rec.duration_ms),
+                        HK_LOG_STR("error", ok ? "" : j->out.error)};
+    hk_log_fields(level, f, HK_ARRAY_SIZE(f), "delivery %s",
+                  ok                 ? "succeeded"
+                  : j->out.exhausted ? "failed, no retry left"
+                                     : "failed");
 }
 
 static void outcome_done(hk_commit *c, int status)
@@ -247,6 +296,7 @@ static void outcome_done(hk_commit *c, int status)
     if (status == 0 && !o->vanished) {
         j->rec.disabled = o->disabled;
         j->rec.id = o->log_id;
+        log_attempt(e, j);
         hk__finished(e, &j->rec);
         if (o->disabled)
             hk__disabled(e, j->d.webhook_id, j->out.error);
@@ -290,12 +340,14 @@ void hk__outcome(hk_engine *e, struct hk__job *j, const hk_client_result *r)
 {
     uint64_t now = hk_clock_wall(e->clock);
     hk_outcome_decide(&e->policy, j->d.attempts + 1, r, now, hk__rand(e), &j->out);
-    hk__job_clear_attempt(j);
-    j->url_copy = hk_strdup(j->ws->t.url);
+    /* url_copy is the URL the request went to (send_job); the texts are new. */
+    free(j->request);
+    free(j->response);
     hk_outcome_texts(r, j->body, j->body_len, true, HK_ATTEMPT_MAX_TEXT, &j->request, &j->request_len, &j->response,
                      &j->response_len);
     j->rec.duration_ms = hk_clock_mono(e->clock) - j->started_mono;
     job_record(j);
+    hk_metrics_attempt(r->error, r->status, now > j->ts_ms ? now - j->ts_ms : 0);
     e->stats.attempts++;
     if (j->out.success)
         e->stats.successes++;

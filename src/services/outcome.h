@@ -42,7 +42,16 @@ typedef struct hk_retry_policy {
  */
 int hk_retry_schedule_parse(const char *text, uint64_t **delays, size_t *n) HK_MUST_CHECK;
 
-/** Fills p from its settings (the schedule parsed as above). HK_EINVAL for a bad schedule. */
+/**
+ * Fills p from its settings, with a copy of the n delays of a parsed
+ * schedule (the configuration's retry_delays, parsed once at load).
+ * HK_EINVAL when n is 0. Delays of any size are safe: every sum and product
+ * below saturates at UINT64_MAX instead of wrapping.
+ */
+int hk_retry_policy_set(hk_retry_policy *p, const uint64_t *delays, size_t n, uint32_t jitter_pct,
+                        uint64_t retry_after_max_ms, uint32_t disable_after) HK_MUST_CHECK;
+
+/** Like hk_retry_policy_set with the schedule's text parsed as above. HK_EINVAL for a bad schedule. */
 int hk_retry_policy_init(hk_retry_policy *p, const char *schedule, uint32_t jitter_pct, uint64_t retry_after_max_ms,
                          uint32_t disable_after) HK_MUST_CHECK;
 
@@ -52,7 +61,8 @@ void hk_retry_policy_free(hk_retry_policy *p);
 /**
  * The wait before the attempt that follows `made` attempts (1 <= made <
  * p->n): delays[made] moved by a fraction of jitter_pct picked by rnd (any
- * 64-bit value, uniform: the same rnd gives the same delay).
+ * 64-bit value, uniform: the same rnd gives the same delay). A delay that
+ * the jitter would move past UINT64_MAX is UINT64_MAX.
  */
 uint64_t hk_retry_delay(const hk_retry_policy *p, uint32_t made, uint64_t rnd);
 
@@ -88,7 +98,8 @@ typedef struct hk_outcome {
 
 /**
  * Decides what follows attempt number made (1 for the first) whose result
- * is r, at now_ms, with rnd for the jitter (see hk_retry_delay).
+ * is r, at now_ms, with rnd for the jitter (see hk_retry_delay). A retry
+ * due past UINT64_MAX ms is due at UINT64_MAX (never wrapped into the past).
  */
 void hk_outcome_decide(const hk_retry_policy *p, uint32_t made, const hk_client_result *r, uint64_t now_ms,
                        uint64_t rnd, hk_outcome *out);

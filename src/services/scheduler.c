@@ -11,6 +11,7 @@
 #include "url.h"
 
 #define STORE_BACKOFF_MS 1000 /* a failed read of the queue is tried again after this */
+#define REFUSAL_LOG_MS 60000  /* an SSRF refusal is logged at most this often per webhook */
 #define JOB_BUCKETS_MIN 1024
 
 static void origin_ring_update(hk_engine *e, struct hk__origin *o);
@@ -385,6 +386,7 @@ struct hk__job *hk__job_new(hk_engine *e, struct hk__wstate *ws, const hk_delive
     j->ws = ws;
     j->d = *d;
     j->user_id = ev->user_id;
+    j->ts_ms = ev->ts_ms;
     hk_event_uuid_str(ev->uuid, j->uuid);
     j->event_name = hk_strdup(ev->name);
     j->body = hk_delivery_body(head, ev, &ws->t, &j->body_len);
@@ -516,6 +518,7 @@ static void slot_freed(hk_engine *e, struct hk__origin *o)
             o->waiters_tail = NULL;
         e->waiting--;
         o->active++;
+        e->sync_active++;
         w->granted(w, 0);
     }
     origin_ring_update(e, o);
@@ -526,6 +529,7 @@ int hk__slot_take(hk_engine *e, struct hk__slot_wait *w)
     struct hk__origin *o = w->origin;
     if (o->active < e->o.concurrency_per_origin && o->waiters == NULL) {
         o->active++;
+        e->sync_active++;
         origin_ring_update(e, o);
         return 0;
     }
@@ -544,8 +548,11 @@ int hk__slot_take(hk_engine *e, struct hk__slot_wait *w)
 void hk__slot_release(hk_engine *e, struct hk__origin *o)
 {
     o->active--;
+    e->sync_active--;
     slot_freed(e, o);
     hk__dispatch(e);
+    /* A stop lets synchronous calls on the wire finish like deliveries. */
+    hk__maybe_finish_stop(e);
 }
 
 void hk__slot_expire(hk_engine *e)
@@ -597,6 +604,24 @@ static void arm_wait_timer(hk_engine *e)
 
 /* ---- sending -------------------------------------------------------------------- */
 
+/* The SSRF guard refused the target of ws (r->refused_addr set): says so
+ * in the log, so that the first local test a user makes does not fail in
+ * silence, but at most once a minute per webhook, as a backlog to such a
+ * target fails every one of its deliveries. */
+static void log_refusal(hk_engine *e, struct hk__wstate *ws, const char *url, const hk_client_result *r)
+{
+    uint64_t now = hk_clock_mono(e->clock);
+    if (ws->refusal_logged_mono != 0 && now - ws->refusal_logged_mono < REFUSAL_LOG_MS)
+        return;
+    /* A clock at 0 would read as "never": the first line of a fake clock still counts. */
+    ws->refusal_logged_mono = now != 0 ? now : 1;
+    hk_url u;
+    const char *host = hk_url_parse(url, &u, NULL) == 0 ? u.host : url;
+    hk_warn("webhook %u: delivery to %s refused by the SSRF guard: address %s, rule %s (allow it with [delivery] "
+            "allow_targets); logged once a minute at most",
+            ws->id, host, r->refused_addr, r->refused_rule);
+}
+
 static void on_response(const hk_client_result *r, void *arg)
 {
     struct hk__job *j = arg;
@@ -614,6 +639,8 @@ static void on_response(const hk_client_result *r, void *arg)
         return;
     }
     hk__sched_origin_put(e, o);
+    if (r->error == HK_EFORBIDDEN && r->refused_addr != NULL && r->refused_addr[0] != '\0')
+        log_refusal(e, j->ws, j->url_copy, r);
     hk__outcome(e, j, r);
     hk__dispatch(e);
 }
@@ -626,8 +653,12 @@ static void send_job(hk_engine *e, struct hk__job *j)
     uint64_t now = hk_clock_wall(e->clock);
     hk_delivery_headers(&ws->t, j->event_name, j->uuid, j->d.attempts, j->body, j->body_len, now, NULL, headers,
                         sizeof(headers));
+    /* The attempt's record names the URL it went to: the webhook's may
+     * change while the request is on the wire. */
+    hk__job_clear_attempt(j);
+    j->url_copy = hk_strdup(ws->t.url);
     hk_client_request req = {
-        .method = "POST", .url = ws->t.url, .headers = headers, .body = j->body, .body_len = j->body_len};
+        .method = "POST", .url = j->url_copy, .headers = headers, .body = j->body, .body_len = j->body_len};
     j->state = HK__JOB_SENDING;
     j->started_ms = now;
     j->started_mono = hk_clock_mono(e->clock);

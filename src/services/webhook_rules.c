@@ -88,6 +88,7 @@ bool hk_email_ok(const char *s)
     return dot;
 }
 
+/* An event name, "*" (every event) or "prefix.*" (every event whose name starts with "prefix."). */
 static bool event_name_ok(const char *s)
 {
     size_t len = strlen(s);
@@ -96,7 +97,10 @@ static bool event_name_ok(const char *s)
     for (const char *c = s; *c; c++)
         if ((unsigned char)*c <= 0x20 || *c == 0x7f)
             return false;
-    return true;
+    const char *star = strchr(s, '*');
+    if (star == NULL || len == 1)
+        return true;
+    return star == s + len - 1 && len > 2 && s[len - 2] == '.';
 }
 
 static bool header_name_ok(const char *s)
@@ -244,7 +248,8 @@ int hk_webhook_check(const hk_webhook *w, const hk_webhook *old, const hk_wh_nam
     if (old == NULL || !strv_eq(w->events, w->nevents, old->events, old->nevents)) {
         for (size_t i = 0; i < w->nevents; i++)
             if (!event_name_ok(w->events[i]))
-                return hk_wh_fail(err, 400, n->events, "%s[%zu] must be an event name (1..%d characters, no spaces)",
+                return hk_wh_fail(err, 400, n->events,
+                                  "%s[%zu] must be an event name (1..%d characters, no spaces), \"*\" or \"prefix.*\"",
                                   n->events, i, HK_EVENT_NAME_MAX);
         if (w->nevents > HK_WEBHOOK_EVENTS_MAX)
             return hk_wh_fail(err, 400, n->events, "%s may hold at most %d events", n->events, HK_WEBHOOK_EVENTS_MAX);

@@ -1,6 +1,17 @@
-/* accounts.c: the node and account tables with their codec, the subtree check, their ops and the CSV import. */
-#include "accounts.h"
-
+/*
+ * accounts.c: the node tree and the accounts hanging from it: their tables
+ * and codec, the subtree check (is an account inside a user's topmost
+ * node's subtree?), their ops (HK_OP_NODE_PUT, HK_OP_ACCOUNT_PUT,
+ * HK_OP_TREE_IMPORT) and the CSV import.
+ *
+ * Records are keyed by big-endian u32 id:
+ *   HK_DB_NODES     node id    -> parent P (0: a root) and name
+ *   HK_DB_ACCOUNTS  account id -> node N and name
+ * Id 0 is never a node or an account (a user's top_node 0 means "none").
+ * Every write keeps the tree a tree: a parent must exist, and a node can
+ * never become its own ancestor (nor have more than HK_NODE_DEPTH_MAX
+ * ancestors).
+ */
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -8,6 +19,7 @@
 #include <strings.h>
 
 #include "tables.h"
+#include "utf8.h"
 
 static void say(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -84,20 +96,6 @@ static int write_rec(hk_txn *txn, enum hk_db db, uint32_t id, const char *link, 
     return rc;
 }
 
-int hk_node_get(hk_txn *txn, uint32_t id, hk_node *out)
-{
-    memset(out, 0, sizeof(*out));
-    out->id = id;
-    return read_rec(txn, HK_DB_NODES, id, "parent", &out->parent, out->name, sizeof(out->name));
-}
-
-int hk_account_get(hk_txn *txn, uint32_t id, hk_account *out)
-{
-    memset(out, 0, sizeof(*out));
-    out->id = id;
-    return read_rec(txn, HK_DB_ACCOUNTS, id, "node", &out->node, out->name, sizeof(out->name));
-}
-
 static int check_name(const char *name, char *err, size_t errlen)
 {
     size_t len = strlen(name);
@@ -105,12 +103,10 @@ static int check_name(const char *name, char *err, size_t errlen)
         say(err, errlen, "name must be 1..%d bytes", HK_NODE_NAME_MAX);
         return HK_EINVAL;
     }
-    json_t *j = json_string(name);
-    if (j == NULL) {
+    if (!hk_utf8_valid(name, len)) {
         say(err, errlen, "name is not valid UTF-8");
         return HK_EINVAL;
     }
-    json_decref(j);
     return 0;
 }
 
@@ -227,7 +223,12 @@ static int check_ancestry(hk_txn *txn, uint32_t id, uint32_t parent, struct good
     return 0;
 }
 
-int hk_node_put(hk_txn *txn, const hk_node *n, char *err, size_t errlen)
+/*
+ * Creates or replaces node n. HK_EINVAL with a message in err when the id
+ * is 0, the name is empty or too long, the parent does not exist, or the
+ * new parent would make n its own ancestor (or the chain too deep).
+ */
+static int node_put(hk_txn *txn, const hk_node *n, char *err, size_t errlen)
 {
     if (n->id == 0) {
         say(err, errlen, "node id must be a positive integer");
@@ -241,7 +242,8 @@ int hk_node_put(hk_txn *txn, const hk_node *n, char *err, size_t errlen)
     return rc;
 }
 
-int hk_account_put(hk_txn *txn, const hk_account *a, char *err, size_t errlen)
+/* Creates or replaces account a. HK_EINVAL with a message in err when the id is 0, the name bad or the node missing. */
+static int account_put(hk_txn *txn, const hk_account *a, char *err, size_t errlen)
 {
     if (a->id == 0) {
         say(err, errlen, "account id must be a positive integer");
@@ -259,31 +261,6 @@ int hk_account_put(hk_txn *txn, const hk_account *a, char *err, size_t errlen)
     if (rc != 0)
         return rc;
     return write_rec(txn, HK_DB_ACCOUNTS, a->id, "node", a->node, a->name);
-}
-
-bool hk_node_within(hk_txn *txn, uint32_t node, uint32_t top)
-{
-    if (top == 0)
-        return false;
-    uint32_t cur = node;
-    /* The depth bound also ends a cycle, which only a damaged store could hold. */
-    for (int depth = 0; cur != 0 && depth <= HK_NODE_DEPTH_MAX; depth++) {
-        if (cur == top)
-            return true;
-        uint32_t up;
-        if (read_rec(txn, HK_DB_NODES, cur, "parent", &up, NULL, 0) != 0)
-            return false;
-        cur = up;
-    }
-    return false;
-}
-
-bool hk_account_within(hk_txn *txn, uint32_t id, uint32_t top)
-{
-    uint32_t node;
-    if (id == 0 || read_rec(txn, HK_DB_ACCOUNTS, id, "node", &node, NULL, 0) != 0)
-        return false;
-    return hk_node_within(txn, node, top);
 }
 
 /* ---- CSV import ------------------------------------------------------------ */
@@ -411,10 +388,17 @@ static int row_cmp(const void *a, const void *b)
     return x->line < y->line ? -1 : x->line > y->line;
 }
 
-int hk_accounts_import(hk_txn *txn, enum hk_import_kind kind, const char *text, size_t len, size_t *count, char *err,
-                       size_t errlen)
+/*
+ * Imports CSV text (RFC 4180: fields may be double-quoted, "" inside quotes
+ * is a quote; CRLF or LF line ends; blank lines skipped; a first line whose
+ * first field is "id" is a header): nodes "id,parent,name" (parent empty or
+ * 0: a root) or accounts "id,node,name". Rows are stored first and checked
+ * after, so a parent or node may come later in the same file. On any error
+ * HK_EINVAL with "line N: reason" in err; the op's transaction is then
+ * undone, so nothing is kept. *count receives the rows stored.
+ */
+static int tree_import(hk_txn *txn, bool nodes, const char *text, size_t len, size_t *count, char *err, size_t errlen)
 {
-    bool nodes = kind == HK_IMPORT_NODES;
     const char *link = nodes ? "parent" : "node";
     enum hk_db db = nodes ? HK_DB_NODES : HK_DB_ACCOUNTS;
     struct csv c = {text, text + len, 1, 1};
@@ -515,12 +499,16 @@ int hk_accounts_import(hk_txn *txn, enum hk_import_kind kind, const char *text, 
 
 int hk__node_read(hk_txn *txn, uint32_t id, hk_node *out)
 {
-    return hk_node_get(txn, id, out);
+    memset(out, 0, sizeof(*out));
+    out->id = id;
+    return read_rec(txn, HK_DB_NODES, id, "parent", &out->parent, out->name, sizeof(out->name));
 }
 
 int hk__account_read(hk_txn *txn, uint32_t id, hk_account *out)
 {
-    return hk_account_get(txn, id, out);
+    memset(out, 0, sizeof(*out));
+    out->id = id;
+    return read_rec(txn, HK_DB_ACCOUNTS, id, "node", &out->node, out->name, sizeof(out->name));
 }
 
 /* Visits every record of db in id order, decoded into link and name. */
@@ -611,14 +599,14 @@ int hk__apply_node_put(hk_txn *txn, hk_op *op)
 {
     hk_op_node_put *p = &op->u.node_put;
     p->err[0] = '\0';
-    return hk_node_put(txn, &p->node, p->err, sizeof(p->err));
+    return node_put(txn, &p->node, p->err, sizeof(p->err));
 }
 
 int hk__apply_account_put(hk_txn *txn, hk_op *op)
 {
     hk_op_account_put *p = &op->u.account_put;
     p->err[0] = '\0';
-    return hk_account_put(txn, &p->account, p->err, sizeof(p->err));
+    return account_put(txn, &p->account, p->err, sizeof(p->err));
 }
 
 int hk__apply_tree_import(hk_txn *txn, hk_op *op)
@@ -626,6 +614,5 @@ int hk__apply_tree_import(hk_txn *txn, hk_op *op)
     hk_op_tree_import *p = &op->u.tree_import;
     p->err[0] = '\0';
     p->count = 0;
-    return hk_accounts_import(txn, p->accounts ? HK_IMPORT_ACCOUNTS : HK_IMPORT_NODES, p->text ? p->text : "", p->len,
-                              &p->count, p->err, sizeof(p->err));
+    return tree_import(txn, !p->accounts, p->text ? p->text : "", p->len, &p->count, p->err, sizeof(p->err));
 }

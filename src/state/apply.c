@@ -13,12 +13,13 @@
  * HK_DB_IDEMPOTENCY_TIME holds time (u64) + the same key, for pruning.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "event.h"
+#include "buf.h"
+#include "json_text.h"
 #include "log.h"
 #include "tables.h"
-#include "webhook.h"
 
 #define IDEM_V0 16
 #define IDEM_V1 17
@@ -70,23 +71,87 @@ struct fanout {
     size_t *nids;
 };
 
-/*
- * Queues event eid (accepted at now) for every Active webhook subscribed to
- * f->route. A subscriber's state is read at a fixed offset of its record:
- * nothing is decoded per subscriber.
- */
-static int fan_out(hk_txn *txn, uint64_t eid, uint64_t now, struct fanout *f)
+/* Adds the webhooks subscribed under exactly key (klen bytes) to *w. */
+static int subscribers_under(hk_txn *txn, const char *key, size_t klen, uint32_t **w, size_t *n)
 {
     hk_cursor *c;
-    size_t nlen = strlen(f->route);
-    hk_val k = {f->route, nlen}, v;
+    hk_val k = {key, klen}, v;
     int rc = hk_cursor_open(txn, HK_DB_SUBSCRIPTIONS, &c);
     if (rc != 0)
         return rc;
     for (rc = hk_cursor_get(c, HK_SEEK_EXACT, &k, &v); rc == 0; rc = hk_cursor_get(c, HK_NEXT, &k, &v)) {
-        if (k.len != nlen || memcmp(k.data, f->route, nlen) != 0 || v.len != 4)
+        if (k.len != klen || memcmp(k.data, key, klen) != 0 || v.len != 4)
             break;
-        uint32_t wid = hk_rd32(v.data);
+        *w = grow_ids(*w, *n);
+        (*w)[(*n)++] = hk_rd32(v.data);
+    }
+    hk_cursor_close(c);
+    return rc == HK_ENOTFOUND ? 0 : rc;
+}
+
+/* A state event's route, webhook{ID}.{kind}: reached only by its exact name, never by a pattern. */
+static bool state_event_route(const char *route)
+{
+    if (strncmp(route, "webhook", 7) != 0 || route[7] < '0' || route[7] > '9')
+        return false;
+    const char *p = route + 7;
+    while (*p >= '0' && *p <= '9')
+        p++;
+    return *p == '.';
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/*
+ * The webhooks subscribed to route, each once, in id order: by its exact
+ * name, and (unless it is a state event's) by the patterns that match it:
+ * "*" and "p.*" for every prefix p of route that ends before one of its
+ * dots. A lookup per dot, never a walk over every pattern.
+ */
+static int subscribers(hk_txn *txn, const char *route, uint32_t **w, size_t *n)
+{
+    size_t len = strlen(route);
+    int rc = subscribers_under(txn, route, len, w, n);
+    if (rc != 0 || state_event_route(route) || len > HK_EVENT_NAME_MAX)
+        return rc;
+    if ((rc = subscribers_under(txn, "*", 1, w, n)) != 0)
+        return rc;
+    char key[HK_EVENT_NAME_MAX + 2];
+    for (size_t i = 0; i + 1 < len; i++) {
+        if (route[i] != '.')
+            continue;
+        memcpy(key, route, i + 1);
+        key[i + 1] = '*';
+        if ((rc = subscribers_under(txn, key, i + 2, w, n)) != 0)
+            return rc;
+    }
+    if (*n > 1) {
+        qsort(*w, *n, sizeof(**w), cmp_u32);
+        size_t o = 1;
+        for (size_t i = 1; i < *n; i++)
+            if ((*w)[i] != (*w)[o - 1])
+                (*w)[o++] = (*w)[i];
+        *n = o;
+    }
+    return 0;
+}
+
+/*
+ * Queues event eid (accepted at now) for every Active webhook subscribed to
+ * f->route (see subscribers). A subscriber's state is read at a fixed
+ * offset of its record: nothing is decoded per subscriber.
+ */
+static int fan_out(hk_txn *txn, uint64_t eid, uint64_t now, struct fanout *f)
+{
+    uint32_t *subs = NULL;
+    size_t nsubs = 0;
+    int rc = subscribers(txn, f->route, &subs, &nsubs);
+    for (size_t i = 0; rc == 0 && i < nsubs; i++) {
+        uint32_t wid = subs[i];
         enum hk_webhook_state state;
         bool locked;
         if (wid == f->exclude)
@@ -98,19 +163,15 @@ static int fan_out(hk_txn *txn, uint64_t eid, uint64_t now, struct fanout *f)
         if (prc == HK_ENOTFOUND || prc == HK_ESTORE || (prc == 0 && state != HK_WH_ACTIVE))
             continue;
         hk_delivery d = {.webhook_id = wid, .event_id = eid, .due_ms = now, .attempts = 0, .first_ms = now};
-        if (prc == 0)
-            prc = hk__queue_put(txn, &d);
-        if (prc != 0) {
-            rc = prc;
+        if ((rc = hk__queue_put(txn, &d)) != 0)
             break;
-        }
         if (f->ids != NULL) {
             *f->ids = grow_ids(*f->ids, *f->nids);
             (*f->ids)[(*f->nids)++] = wid;
         }
     }
-    hk_cursor_close(c);
-    return rc == HK_ENOTFOUND ? 0 : rc;
+    free(subs);
+    return rc;
 }
 
 /* Stores an event (id from the sequence into *eid) and registers the name it fans out on. */
@@ -130,38 +191,30 @@ static int event_store(hk_txn *txn, uint64_t now, int64_t pk, uint32_t user_id, 
     free(b.p);
     if (rc != 0)
         return rc;
-    return hk_event_type_register(txn, route, &tid);
+    return hk__event_type_register(txn, route, &tid);
 }
 
 int hk__state_event_store(hk_txn *txn, uint64_t now, uint32_t id, const hk_state_event *ev)
 {
     if (ev == NULL || ev->kind == NULL)
         return 0;
-    char route[64], name[48], head[96];
+    char route[64], name[48];
     snprintf(route, sizeof(route), "webhook%u.%s", id, ev->kind);
     snprintf(name, sizeof(name), "webhook.%s", ev->kind);
     /* Data as the old engine wrote it: {"WebhookId","State"[,"Reason"]}. */
-    char *data = NULL;
-    size_t len = 0, cap = 0;
-    int n = snprintf(head, sizeof(head), "{\"WebhookId\":%u,\"State\":", id);
-    data = hk_malloc(cap = (size_t)n + 1);
-    memcpy(data, head, (size_t)n + 1);
-    len = (size_t)n;
-    len = hk_json_quote(&data, len, &cap, ev->kind, strlen(ev->kind));
+    hk_buf data = HK_BUF_INIT;
+    hk_buf_printf(&data, "{\"WebhookId\":%u,\"State\":", id);
+    hk_json_text_quote(&data, ev->kind, strlen(ev->kind));
     const char *changes = "[\"WebhookId\",\"State\"]";
     if (ev->reason != NULL) {
-        data = hk_realloc(data, cap = len + 12);
-        memcpy(data + len, ",\"Reason\":", 11);
-        len += 10;
-        len = hk_json_quote(&data, len, &cap, ev->reason, strlen(ev->reason));
+        hk_buf_puts(&data, ",\"Reason\":");
+        hk_json_text_quote(&data, ev->reason, strlen(ev->reason));
         changes = "[\"WebhookId\",\"State\",\"Reason\"]";
     }
-    data = hk_realloc(data, len + 2);
-    data[len++] = '}';
-    data[len] = '\0';
+    hk_buf_putc(&data, '}');
     uint64_t eid;
-    int rc = event_store(txn, now, id, 0, ev->uuid, name, route, changes, strlen(changes), data, len, &eid);
-    free(data);
+    int rc = event_store(txn, now, id, 0, ev->uuid, name, route, changes, strlen(changes), data.data, data.len, &eid);
+    hk_buf_free(&data);
     if (rc != 0)
         return rc;
     struct fanout f = {route, id, NULL, NULL};
@@ -383,7 +436,7 @@ static int prune_events(hk_txn *txn, uint64_t now, uint64_t before, uint64_t bud
         uint64_t ts = 0;
         if (k.len != 8)
             continue;
-        bool readable = hk_event_time(v.data, v.len, &ts) == 0;
+        bool readable = hk__event_time(v.data, v.len, &ts) == 0;
         if (readable && now != 0 && ts > now) {
             if (++future > PRUNE_FUTURE_MAX)
                 break;

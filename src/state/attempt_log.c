@@ -1,21 +1,30 @@
 /*
  * attempt_log.c: attempt records keyed by webhook id (u32) + log id (u64)
  * in HK_DB_LOG, with a time index (time u64 + webhook id + log id) in
- * HK_DB_LOG_TIME for pruning; the record codec and the old interface.
+ * HK_DB_LOG_TIME for pruning, and the record codec.
  *
  * Record, version 1: u8 version, u64 started_ms (at offset 1, so that a
  * deletion finds the time-index key without decoding the rest), u64
  * event_id, u32 attempt, u64 duration_ms, u8 flags (1 success, 2
  * exhausted, 4 disabled, 8 sync), u32 status, u32 user_id, u64
  * next_due_ms, then strings event_name, event_uuid, error, url, request,
- * response. Version 0 is the JSON object of attempt_log.h.
+ * response. Version 0 is a JSON object {"id", "webhookId", "eventId",
+ * "event", "eventUuid", "attempt", "time" (ms), "durationMs", "url",
+ * "request", "response", "result" (the HTTP status as a string, "0" when
+ * no response came), "success", "error", "userId", "exhausted"}, read only.
+ *
+ * request holds the request line, headers and body as sent; response the
+ * status line, headers and body as received. Each is cut at
+ * HK_ATTEMPT_MAX_TEXT bytes, and the response body never holds more than
+ * [delivery] max_response_bytes. Bytes that are not valid UTF-8 are stored
+ * as U+FFFD; everything else is kept byte for byte.
  */
-#include "attempt_log.h"
-
+#include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "tables.h"
+#include "utf8.h"
 
 #define F_SUCCESS 1u
 #define F_EXHAUSTED 2u
@@ -35,39 +44,6 @@ static void time_key(uint8_t k[20], uint64_t ms, uint32_t wid, uint64_t id)
     hk_be64(k + 12, id);
 }
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 when invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    size_t len;
-    uint32_t cp;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-        cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = cp << 6 | (s[i] & 0x3F);
-    }
-    /* Overlong forms, surrogates and values past U+10FFFF. */
-    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return len;
-}
-
 /*
  * A peer's bytes as stored text, appended to b. Valid UTF-8 (NUL included)
  * is kept as it is, so that text compares byte for byte with what went
@@ -81,30 +57,14 @@ static void w_text(hk__wbuf *b, const char *s, size_t len)
         s = "", len = 0;
     if (len > HK_ATTEMPT_MAX_TEXT)
         len = HK_ATTEMPT_MAX_TEXT;
-    const unsigned char *u = (const unsigned char *)s;
-    size_t i = 0, n;
-    while (i < len && (n = utf8_seq(u + i, len - i)) != 0)
-        i += n;
-    if (i == len) {
+    if (hk_utf8_valid(s, len)) {
         hk__w_strn(b, s, len);
         return;
     }
-    char *copy = hk_malloc(len * 3 + 1);
-    size_t o = 0;
-    for (i = 0; i < len;) {
-        n = utf8_seq(u + i, len - i);
-        if (n == 0) {
-            memcpy(copy + o, "\xEF\xBF\xBD", 3);
-            o += 3;
-            i++;
-        } else {
-            memcpy(copy + o, s + i, n);
-            o += n;
-            i += n;
-        }
-    }
-    hk__w_strn(b, copy, o);
-    free(copy);
+    hk_buf clean = HK_BUF_INIT;
+    hk_utf8_sanitize(&clean, s, len);
+    hk__w_strn(b, clean.data, clean.len);
+    hk_buf_free(&clean);
 }
 
 static void encode(hk__wbuf *b, const hk_attempt *a, bool disabled)
@@ -232,38 +192,35 @@ int hk__attempt_decode(const void *data, size_t len, uint32_t wid, uint64_t lid,
     return attempt_decode(data, len, wid, lid, out, false);
 }
 
-static json_t *to_json(const hk_attempt *a)
+int hk__attempt_peek(const void *data, size_t len, hk__attempt_brief *out)
 {
-    char result[16];
-    snprintf(result, sizeof(result), "%d", a->status);
-    json_t *rec = json_object();
-    json_object_set_new(rec, "id", json_integer((json_int_t)a->id));
-    json_object_set_new(rec, "webhookId", json_integer(a->webhook_id));
-    json_object_set_new(rec, "eventId", json_integer((json_int_t)a->event_id));
-    json_object_set_new(rec, "event", json_string(a->event_name));
-    json_object_set_new(rec, "eventUuid", json_string(a->event_uuid));
-    json_object_set_new(rec, "attempt", json_integer(a->attempt));
-    json_object_set_new(rec, "time", json_integer((json_int_t)a->started_ms));
-    json_object_set_new(rec, "durationMs", json_integer((json_int_t)a->duration_ms));
-    json_object_set_new(rec, "url", json_string(a->url));
-    json_object_set_new(rec, "request", json_stringn(a->request, a->request_len));
-    json_object_set_new(rec, "response", json_stringn(a->response, a->response_len));
-    json_object_set_new(rec, "result", json_string(result));
-    json_object_set_new(rec, "success", json_boolean(a->success));
-    json_object_set_new(rec, "error", json_string(a->error));
-    json_object_set_new(rec, "userId", json_integer(a->user_id));
-    json_object_set_new(rec, "exhausted", json_boolean(a->exhausted));
-    return rec;
-}
-
-json_t *hk_log_record_json(const void *key, size_t klen, const void *data, size_t len)
-{
+    const uint8_t *p = data;
+    memset(out, 0, sizeof(*out));
+    /* Version 1 keeps these at fixed offsets, before the texts (see the layout above). */
+    if (len >= 46 && p[0] == HK__V1) {
+        unsigned flags = p[29];
+        out->started_ms = hk_rd64(p + 1);
+        out->event_id = hk_rd64(p + 9);
+        out->success = flags & F_SUCCESS;
+        out->exhausted = flags & F_EXHAUSTED;
+        out->sync = flags & F_SYNC;
+        out->next_due_ms = hk_rd64(p + 38);
+        return 0;
+    }
+    if (len > 0 && p[0] == HK__V1)
+        return HK_ESTORE;
     hk_attempt a;
-    if (klen != 12 || hk__attempt_decode(data, len, hk_rd32(key), hk_rd64((const uint8_t *)key + 4), &a) != 0)
-        return NULL;
-    json_t *rec = to_json(&a);
+    int rc = attempt_decode(data, len, 0, 0, &a, true);
+    if (rc != 0)
+        return rc;
+    out->started_ms = a.started_ms;
+    out->event_id = a.event_id;
+    out->success = a.success;
+    out->exhausted = a.exhausted;
+    out->sync = a.sync;
+    out->next_due_ms = a.next_due_ms;
     hk_attempt_free(&a);
-    return rec;
+    return 0;
 }
 
 int hk__log_append(hk_txn *txn, const hk_attempt *a, bool disabled, uint64_t *log_id)
@@ -402,54 +359,4 @@ int hk__log_drop_webhook(hk_txn *txn, uint32_t webhook_id, size_t max, bool *mor
     hk_val from = {prefix, 4};
     *more = false;
     return hk_delete_run(txn, HK_DB_LOG, &from, of_webhook, drop_time_entry, prefix, max, more);
-}
-
-/* ---- the old interface ------------------------------------------------------------ */
-
-int hk_log_append(hk_txn *txn, const hk_attempt_view *v, uint64_t *log_id)
-{
-    /* The record only reads the strings: borrowing them is safe. */
-    hk_attempt a = {.webhook_id = v->webhook_id,
-                    .event_id = v->event_id,
-                    .event_name = (char *)v->event_name,
-                    .event_uuid = (char *)v->event_uuid,
-                    .attempt = v->attempt,
-                    .started_ms = v->started_ms,
-                    .duration_ms = v->duration_ms,
-                    .success = v->success,
-                    .status = v->status,
-                    .error = (char *)v->error,
-                    .url = (char *)v->url,
-                    .request = (char *)v->request,
-                    .request_len = v->request_len,
-                    .response = (char *)v->response,
-                    .response_len = v->response_len,
-                    .user_id = v->user_id,
-                    .exhausted = v->exhausted,
-                    .next_due_ms = v->next_due_ms,
-                    .sync = v->event_id == 0};
-    return hk__log_append(txn, &a, v->disabled, log_id);
-}
-
-int hk_log_get(hk_txn *txn, uint32_t webhook_id, uint64_t log_id, json_t **out)
-{
-    hk_attempt a;
-    int rc = hk__log_read(txn, webhook_id, log_id, &a);
-    if (rc != 0)
-        return rc;
-    *out = to_json(&a);
-    hk_attempt_free(&a);
-    return 0;
-}
-
-int hk_log_prune(hk_txn *txn, uint64_t before_ms, size_t max, bool *more)
-{
-    uint64_t removed = 0;
-    *more = false;
-    return hk__log_prune(txn, before_ms, max, &removed, more);
-}
-
-int hk_log_delete_webhook(hk_txn *txn, uint32_t webhook_id, size_t max, bool *more)
-{
-    return hk__log_drop_webhook(txn, webhook_id, max, more);
 }

@@ -1,6 +1,7 @@
 /*
  * auth.c: the user and key tables with their codecs, the user and key ops,
- * permissions and request authentication.
+ * permissions, request authentication and the reach of a user's topmost
+ * node.
  *
  * User record (HK_DB_USERS, id u32 -> record), version 1: u8 version, u32
  * id, u32 perms, u32 top_node, strings code and full_name. Version 0 is the
@@ -21,7 +22,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "log.h"
 #include "random.h"
 #include "tables.h"
 
@@ -34,7 +34,7 @@ static const struct {
 } perm_names[] = {
     {"ApplicationSettings:View", HK_PERM_VIEW}, {"ApplicationSettings:Manage", HK_PERM_MANAGE},
     {"Accounts:Edit", HK_PERM_ACCOUNTS},        {"Events:Signal", HK_PERM_SIGNAL},
-    {"Webhooks:Execute", HK_PERM_EXECUTE},
+    {"Webhooks:Execute", HK_PERM_EXECUTE},      {"Metrics:Read", HK_PERM_METRICS},
 };
 
 int hk_perm_parse(const char *list, unsigned *out, char *bad, size_t badlen)
@@ -63,7 +63,7 @@ int hk_perm_parse(const char *list, unsigned *out, char *bad, size_t badlen)
         }
         if (!found) {
             snprintf(bad, badlen, "%.*s", (int)len, p);
-            return -1;
+            return HK_EINVAL;
         }
         if (end == NULL)
             break;
@@ -91,6 +91,10 @@ void hk_perm_format(unsigned perms, char *buf, size_t len)
 
 bool hk_perm_allows(unsigned perms, unsigned need)
 {
+    /* A user given `all` before Metrics:Read existed was stored with every
+     * permission of the time: it still holds all of them. */
+    if ((perms & HK_PERM_ALL_V1) == HK_PERM_ALL_V1)
+        perms |= HK_PERM_ALL;
     if (perms & HK_PERM_MANAGE)
         perms |= HK_PERM_VIEW;
     return (perms & need) == need;
@@ -355,7 +359,8 @@ void hk_key_make(hk_key *k, uint32_t user_id, const char *given, uint64_t now_ms
     k->created_ms = now_ms;
 }
 
-int hk_key_decode(const void *data, size_t len, const uint8_t hash[32], hk_key *out)
+/* A stored key record of any version (hash is its key in the table). HK_ESTORE when malformed. */
+static int key_decode(const void *data, size_t len, const uint8_t hash[32], hk_key *out)
 {
     const uint8_t *p = data;
     memset(out, 0, sizeof(*out));
@@ -395,7 +400,7 @@ int hk__key_read(hk_txn *txn, const uint8_t hash[32], hk_key *out)
     int rc = hk_get(txn, HK_DB_KEYS, hash, 32, &v);
     if (rc != 0)
         return rc;
-    return hk_key_decode(v.data, v.len, hash, out);
+    return key_decode(v.data, v.len, hash, out);
 }
 
 int hk__keys_each(hk_txn *txn, uint32_t user_id, int (*fn)(const hk_key *k, void *arg), void *arg)
@@ -408,7 +413,7 @@ int hk__keys_each(hk_txn *txn, uint32_t user_id, int (*fn)(const hk_key *k, void
     int ret = 0;
     for (rc = hk_cursor_get(c, HK_FIRST, &k, &v); rc == 0 && ret == 0; rc = hk_cursor_get(c, HK_NEXT, &k, &v)) {
         hk_key key;
-        if (k.len != 32 || hk_key_decode(v.data, v.len, k.data, &key) != 0)
+        if (k.len != 32 || key_decode(v.data, v.len, k.data, &key) != 0)
             continue;
         if (user_id == 0 || key.user_id == user_id)
             ret = fn(&key, arg);
@@ -493,12 +498,9 @@ int hk__apply_key_revoke(hk_txn *txn, hk_op *op)
 
 /* ---- authentication -------------------------------------------------------------- */
 
-/* Looks a key hash up: its record and its user. */
-typedef int (*key_lookup)(void *ctx, const uint8_t hash[32], hk_key *key, hk_user *user);
-
 /* Looks key up and checks it; user_code, when given, must be its owner's. */
-static enum hk_auth_result check_key(key_lookup lookup, void *ctx, const char *key, size_t len, const char *user_code,
-                                     size_t code_len, hk_user *out)
+static enum hk_auth_result check_key(hk_store *s, const char *key, size_t len, const char *user_code, size_t code_len,
+                                     hk_user *out)
 {
     if (len == 0 || len > 256)
         return HK_AUTH_INVALID;
@@ -507,18 +509,23 @@ static enum hk_auth_result check_key(key_lookup lookup, void *ctx, const char *k
     hk_key_hash(key, len, hash);
     /* Keys are found by their SHA-256 digest, so the time a lookup takes
      * depends on the digest only and tells nothing about the key. */
-    if (lookup(ctx, hash, &k, out) != 0 || k.revoked)
+    int rc = hk_store_key_get(s, hash, &k, out);
+    /* A key or user that is not there is a wrong key; a store that cannot
+     * be read says nothing about the key. */
+    if (rc != 0)
+        return rc == HK_ENOTFOUND ? HK_AUTH_INVALID : HK_AUTH_UNAVAILABLE;
+    if (k.revoked)
         return HK_AUTH_INVALID;
     if (user_code != NULL && hk_strncaseeq(user_code, code_len, out->code) != 0)
         return HK_AUTH_INVALID;
     return HK_AUTH_OK;
 }
 
-static enum hk_auth_result authenticate(key_lookup lookup, void *ctx, const hk_http_request *req, hk_user *out)
+enum hk_auth_result hk_auth_check(hk_store *s, const hk_http_request *req, hk_user *out)
 {
     const hk_header *h = hk_http_header(req, "ECI-ApiKey");
     if (h != NULL)
-        return check_key(lookup, ctx, h->value, h->value_len, NULL, 0, out);
+        return check_key(s, h->value, h->value_len, NULL, 0, out);
     h = hk_http_header(req, "Authorization");
     if (h == NULL)
         return HK_AUTH_MISSING;
@@ -528,10 +535,10 @@ static enum hk_auth_result authenticate(key_lookup lookup, void *ctx, const hk_h
         v += 7, n -= 7;
         while (n > 0 && *v == ' ')
             v++, n--;
-        return check_key(lookup, ctx, v, n, NULL, 0, out);
+        return check_key(s, v, n, NULL, 0, out);
     }
     if (n > 13 && strncasecmp(v, "rest_api_key=", 13) == 0)
-        return check_key(lookup, ctx, v + 13, n - 13, NULL, 0, out);
+        return check_key(s, v + 13, n - 13, NULL, 0, out);
     if (n > 6 && strncasecmp(v, "Basic ", 6) == 0) {
         v += 6, n -= 6;
         while (n > 0 && *v == ' ')
@@ -545,102 +552,21 @@ static enum hk_auth_result authenticate(key_lookup lookup, void *ctx, const hk_h
         if (colon == NULL)
             return HK_AUTH_INVALID;
         size_t code_len = (size_t)(colon - (char *)dec);
-        return check_key(lookup, ctx, colon + 1, dlen - code_len - 1, (char *)dec, code_len, out);
+        return check_key(s, colon + 1, dlen - code_len - 1, (char *)dec, code_len, out);
     }
     return HK_AUTH_INVALID;
 }
 
-static int txn_lookup(void *ctx, const uint8_t hash[32], hk_key *key, hk_user *user)
-{
-    hk_txn *txn = ctx;
-    int rc = hk__key_read(txn, hash, key);
-    return rc != 0 ? rc : hk__user_read(txn, key->user_id, user);
-}
+/* ---- a user's reach --------------------------------------------------------------- */
 
-static int store_lookup(void *ctx, const uint8_t hash[32], hk_key *key, hk_user *user)
+int hk_auth_account_within(hk_store *s, uint32_t id, uint32_t top, bool *within)
 {
-    return hk_store_key_get(ctx, hash, key, user);
-}
-
-enum hk_auth_result hk_auth_check(hk_store *s, const hk_http_request *req, hk_user *out)
-{
-    return authenticate(store_lookup, s, req, out);
-}
-
-/* ---- the old interface ---------------------------------------------------------- */
-
-int hk_user_get(hk_txn *txn, uint32_t id, hk_user *out)
-{
-    return hk__user_read(txn, id, out);
-}
-
-int hk_user_by_code(hk_txn *txn, const char *code, hk_user *out)
-{
-    return hk__user_by_code(txn, code, out);
-}
-
-size_t hk_user_count(hk_txn *txn)
-{
-    return hk_count(txn, HK_DB_USERS);
-}
-
-int hk_user_create(hk_txn *txn, hk_user *u)
-{
-    hk_op op = {.type = HK_OP_USER_PUT, .now_ms = hk_now_ms()};
-    op.u.user_put.user = *u;
-    op.u.user_put.user.id = 0;
-    int rc = hk__apply_user_put(txn, &op);
-    if (rc == 0)
-        u->id = op.u.user_put.id;
-    return rc;
-}
-
-int hk_user_update(hk_txn *txn, const hk_user *u)
-{
-    hk_user old;
-    int rc = hk__user_read(txn, u->id, &old);
-    if (rc != 0)
-        return rc;
-    if (strcmp(old.code, u->code) != 0)
-        return HK_EINVAL; /* the code is the login name: it stays */
-    hk_op op = {.type = HK_OP_USER_PUT, .now_ms = hk_now_ms()};
-    op.u.user_put.user = *u;
-    return hk__apply_user_put(txn, &op);
-}
-
-int hk_key_create(hk_txn *txn, uint32_t user_id, const char *given, char *key_out, char *id_out)
-{
-    char text[HK_KEY_TEXT_LEN];
-    hk_op op = {.type = HK_OP_KEY_PUT, .now_ms = hk_now_ms()};
-    hk_key_make(&op.u.key_put.key, user_id, given, op.now_ms, text);
-    /* The old interface never checked the user: a key for a missing user authenticates nobody. */
-    int rc = key_write(txn, &op.u.key_put.key, HK_PUT_NOOVERWRITE);
-    if (rc != 0)
-        return rc;
-    if (key_out != NULL && given == NULL)
-        memcpy(key_out, text, HK_KEY_TEXT_LEN);
-    else if (key_out != NULL)
-        key_out[0] = '\0';
-    if (id_out != NULL)
-        memcpy(id_out, op.u.key_put.key.short_id, 9);
-    return 0;
-}
-
-int hk_key_revoke(hk_txn *txn, const char *key_or_id)
-{
-    hk_op op = {.type = HK_OP_KEY_REVOKE, .now_ms = hk_now_ms()};
-    hk_key_hash(key_or_id, strlen(key_or_id), op.u.key_revoke.hash);
-    int rc = hk__apply_key_revoke(txn, &op);
-    if (rc != HK_ENOTFOUND || strlen(key_or_id) != 8)
-        return rc;
-    snprintf(op.u.key_revoke.short_id, sizeof(op.u.key_revoke.short_id), "%s", key_or_id);
-    rc = hk__apply_key_revoke(txn, &op);
-    if (rc == HK_ECONFLICT)
-        hk_error("%s", op.u.key_revoke.err); /* this interface has no other way to say it */
-    return rc;
-}
-
-enum hk_auth_result hk_authenticate(hk_txn *txn, const hk_http_request *req, hk_user *out)
-{
-    return authenticate(txn_lookup, txn, req, out);
+    *within = false;
+    if (top == 0)
+        return 0;
+    hk_account a;
+    int rc = hk_store_account_get(s, id, &a);
+    if (rc == HK_ENOTFOUND)
+        return 0;
+    return rc != 0 ? rc : hk_store_node_within(s, a.node, top, within);
 }

@@ -440,10 +440,15 @@ static void batch_done(uv_work_t *req, int status)
     hk_kv_env *s = hk_container_of(req, hk_kv_env, work);
     hk_write *w = s->batch;
     int bs = status != 0 ? HK_ESTORE : s->batch_status;
-    if (bs != 0)
+    if (bs != 0) {
         hk_error("store: group commit failed: %s", hk_strerror(bs));
-    else
+        s->failed_commits++;
+    } else {
         s->commits++;
+        hk_histogram_observe(&s->batch_ops, s->batch_n);
+        hk_histogram_observe(&s->commit_us, (uv_hrtime() - s->batch_started_ns) / 1000);
+    }
+    s->last_status = bs;
     s->batch = NULL;
     s->working = false;
     uint64_t now = uv_now(s->loop);
@@ -483,6 +488,8 @@ static void start_batch(hk_kv_env *s)
     s->batch = head;
     s->batch_status = 0;
     s->working = true;
+    s->batch_n = n;
+    s->batch_started_ns = uv_hrtime();
     int rc = uv_queue_work(s->loop, &s->work, batch_work, batch_done);
     if (rc != 0) {
         hk_error("store: cannot queue commit: %s", uv_strerror(rc));

@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -104,6 +105,8 @@ int hk_kv_open(hk_kv_env **out, const char *dir, uint64_t map_size, uint32_t max
     s->loop = loop;
     s->loop_thread = uv_thread_self();
     s->max_batch = max_batch ? max_batch : 1;
+    s->batch_ops.b = &hk_buckets_batch;
+    s->commit_us.b = &hk_buckets_commit_us;
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
         hk_error("store: cannot create %s: %s", dir, strerror(errno));
         free(s);
@@ -523,4 +526,35 @@ void hk_kv_counters(const hk_kv_env *s, uint64_t *commits, uint64_t *writes)
 {
     *commits = s->commits;
     *writes = s->writes;
+}
+
+void hk_kv_commit_histograms(const hk_kv_env *s, hk_histogram *batch_ops, hk_histogram *commit_us)
+{
+    *batch_ops = s->batch_ops;
+    *commit_us = s->commit_us;
+}
+
+void hk_kv_commit_status(const hk_kv_env *s, uint64_t *failed, int *last_status)
+{
+    *failed = s->failed_commits;
+    *last_status = s->last_status;
+}
+
+int hk_kv_copy(hk_kv_env *s, int fd)
+{
+    int rc;
+    for (int tries = 0;; tries++) {
+        rc = mdb_env_copyfd2(s->env, fd, MDB_CP_COMPACT);
+        /* Another process grew the map since it was opened here: adopt it and start over. */
+        if (rc != MDB_MAP_RESIZED || tries == 3 || mdb_env_set_mapsize(s->env, 0) != 0)
+            break;
+        if (ftruncate(fd, 0) != 0 || lseek(fd, 0, SEEK_SET) != 0) {
+            rc = errno;
+            break;
+        }
+    }
+    if (rc == 0)
+        return 0;
+    hk_error("store: cannot copy the store: %s", mdb_strerror(rc));
+    return rc == ENOSPC || rc == EDQUOT ? HK_EFULL : HK_ESTORE;
 }

@@ -19,14 +19,15 @@
 #include <uv.h>
 
 #include "common.h"
+#include "metrics.h"
 
 /** The named databases. Keys holding integers are big-endian so they sort numerically. */
 enum hk_db {
     HK_DB_META,             /**< sequences and settings: name -> value */
-    HK_DB_USERS,            /**< user id (u32) -> user JSON */
+    HK_DB_USERS,            /**< user id (u32) -> user record (auth.c) */
     HK_DB_USER_CODES,       /**< lower-cased user code -> user id (u32) */
     HK_DB_KEYS,             /**< SHA-256 of an API key (32 bytes) -> key record */
-    HK_DB_WEBHOOKS,         /**< webhook id (u32) -> webhook JSON */
+    HK_DB_WEBHOOKS,         /**< webhook id (u32) -> webhook record (webhook.c) */
     HK_DB_EXTENSIONS,       /**< webhook extension -> webhook id (u32) */
     HK_DB_EVENT_TYPES,      /**< event type id (u32) -> name */
     HK_DB_EVENT_NAMES,      /**< event name -> event type id (u32) */
@@ -198,14 +199,6 @@ size_t hk_count(hk_txn *txn, enum hk_db db);
 /** Clears reader slots left by processes that died; *dead (may be NULL) receives how many. */
 int hk_kv_reader_check(hk_kv_env *store, int *dead) HK_MUST_CHECK;
 
-typedef struct hk_store hk_store;
-
-/**
- * The environment under a store, for code still on the old interface
- * (kv.h, webhook.h, ...) while it moves to store.h. Owned by the store.
- */
-hk_kv_env *hk_store_kv(hk_store *s);
-
 /* ---- the write-ahead log and checkpoints (commit.c) -------------------------------- */
 
 typedef struct hk__wal hk__wal;
@@ -262,6 +255,25 @@ void hk_kv_usage(hk_kv_env *store, uint64_t *map_size, uint64_t *used);
 
 /** Counters since open: commits and write requests committed. */
 void hk_kv_counters(const hk_kv_env *store, uint64_t *commits, uint64_t *writes);
+
+/**
+ * Writes a compacted copy of the environment's data file to fd (LMDB's
+ * mdb_env_copyfd2 with MDB_CP_COMPACT): a consistent snapshot, taken in a
+ * read transaction, so writers beside it (a running server) go on. Not on
+ * the loop: it takes as long as the store is large. The caller syncs and
+ * closes fd.
+ */
+int hk_kv_copy(hk_kv_env *store, int fd) HK_MUST_CHECK;
+
+/** Copies of the group commit's histograms since open: write requests per commit, commit latency in us. */
+void hk_kv_commit_histograms(const hk_kv_env *store, hk_histogram *batch_ops, hk_histogram *commit_us);
+
+/**
+ * Group commits that failed since open, and the status of the last one
+ * (0 when it succeeded or none was made yet; else the error every write
+ * of its group got).
+ */
+void hk_kv_commit_status(const hk_kv_env *store, uint64_t *failed, int *last_status);
 
 /** Big-endian encoders for integer keys. */
 static inline void hk_be32(uint8_t *p, uint32_t v)

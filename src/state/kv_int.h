@@ -55,6 +55,12 @@ struct hk_kv_env {
     uv_work_t adopt_work;
     bool adopting;
     uint64_t commits, writes;
+    /* Ops per group commit and its latency in us (from the start of the group to its end). */
+    hk_histogram batch_ops, commit_us;
+    uint32_t batch_n;          /**< ops in the group being committed */
+    uint64_t batch_started_ns; /**< uv_hrtime() when it started */
+    uint64_t failed_commits;   /**< group commits that failed */
+    int last_status;           /**< the last group commit's status */
     bool foreign;             /**< the last commit before this open was not stamped by this version */
     uint64_t reader_check_at; /**< loop time of the last stale-reader check */
     /* Checkpoints (see commit.c), on once hk_kv_checkpoints was called. */

@@ -170,7 +170,10 @@ enum {
     HK_PERM_ACCOUNTS = 1u << 2, /**< Accounts:Edit */
     HK_PERM_SIGNAL = 1u << 3,   /**< Events:Signal */
     HK_PERM_EXECUTE = 1u << 4,  /**< Webhooks:Execute */
-    HK_PERM_ALL = 0x1f
+    HK_PERM_METRICS = 1u << 5,  /**< Metrics:Read */
+    HK_PERM_ALL = 0x3f,
+    /** `all` before Metrics:Read existed: a user stored with every one of these bits holds `all` (hk_perm_allows). */
+    HK_PERM_ALL_V1 = 0x1f
 };
 
 typedef struct hk_user {

@@ -186,6 +186,17 @@ int hk_op_encode(const hk_op *op, uint8_t **out, size_t *len)
         w_bool(&b, op->u.tree_import.accounts);
         hk__w_strn(&b, op->u.tree_import.text, op->u.tree_import.text ? op->u.tree_import.len : 0);
         break;
+    case HK_OP_RECOVER: {
+        const hk_op_recover *r = &op->u.recover;
+        hk__w_u32(&b, r->webhook_id);
+        hk__w_u64(&b, r->since_ms);
+        hk__w_u64(&b, r->until_ms);
+        hk__w_u64(&b, r->run_ms);
+        hk__w_u32(&b, r->run);
+        hk__w_u64(&b, r->from_log_id);
+        hk__w_u32(&b, r->max);
+        break;
+    }
     default: free(b.p); return HK_EINVAL;
     }
     *out = b.p;
@@ -375,6 +386,17 @@ int hk_op_decode(hk_op *op, const uint8_t *buf, size_t len)
         op->u.tree_import.accounts = r_bool(&r);
         op->u.tree_import.text = hk__r_str(&r, &op->u.tree_import.len);
         break;
+    case HK_OP_RECOVER: {
+        hk_op_recover *rc = &op->u.recover;
+        rc->webhook_id = hk__r_u32(&r);
+        rc->since_ms = hk__r_u64(&r);
+        rc->until_ms = hk__r_u64(&r);
+        rc->run_ms = hk__r_u64(&r);
+        rc->run = hk__r_u32(&r);
+        rc->from_log_id = hk__r_u64(&r);
+        rc->max = hk__r_u32(&r);
+        break;
+    }
     default: return HK_EINVAL;
     }
     if (!hk__r_done(&r)) {

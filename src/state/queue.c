@@ -165,6 +165,25 @@ int hk__queue_drop_event(hk_txn *txn, uint64_t eid, uint64_t *count)
     return rc;
 }
 
+int hk__queue_has(hk_txn *txn, uint32_t wid, uint64_t eid, bool *queued)
+{
+    uint8_t prefix[12];
+    hk_be64(prefix, eid);
+    hk_be32(prefix + 8, wid);
+    hk_val k = {prefix, sizeof(prefix)}, v;
+    hk_cursor *c;
+    *queued = false;
+    int rc = hk_cursor_open(txn, HK_DB_QUEUE_EVENTS, &c);
+    if (rc != 0)
+        return rc;
+    /* The index holds (event, webhook, due): the entries of this pair are together. */
+    rc = hk_cursor_get(c, HK_SEEK, &k, &v);
+    if (rc == 0)
+        *queued = k.len == QKEY_LEN && memcmp(k.data, prefix, sizeof(prefix)) == 0;
+    hk_cursor_close(c);
+    return rc == HK_ENOTFOUND ? 0 : rc;
+}
+
 /* ---- the check at open ------------------------------------------------------- */
 
 /* Entries visited per transaction of the check: each commit stays short. */
@@ -468,6 +487,90 @@ int hk__queue_pending(hk_txn *txn, uint32_t wid, uint64_t now_ms, uint64_t *pend
         if (hk_rd64((const uint8_t *)k.data + 4) <= now_ms)
             (*due)++;
     }
+    hk_cursor_close(c);
+    return rc == HK_ENOTFOUND ? 0 : rc;
+}
+
+/* ---- the queue at a glance (metrics) ------------------------------------------ */
+
+/* How many index entries are tried for the oldest event: only an older
+ * version leaves entries whose event is gone, and the open drops them. */
+#define OLDEST_TRIES 8
+
+/* The accepted time of the oldest event with a queue entry: the first
+ * entries of the index by event, whose key starts with the event id. */
+static int oldest_pending(hk_txn *txn, uint64_t *oldest_ms)
+{
+    hk_cursor *c;
+    hk_val k, v;
+    *oldest_ms = 0;
+    int rc = hk_cursor_open(txn, HK_DB_QUEUE_EVENTS, &c);
+    if (rc != 0)
+        return rc;
+    rc = hk_cursor_get(c, HK_FIRST, &k, &v);
+    for (int i = 0; rc == 0 && i < OLDEST_TRIES; i++, rc = hk_cursor_get(c, HK_NEXT, &k, &v)) {
+        if (k.len != QKEY_LEN)
+            continue;
+        hk_event ev;
+        int erc = hk__event_read(txn, hk_rd64(k.data), &ev);
+        if (erc == 0) {
+            *oldest_ms = ev.ts_ms;
+            hk_event_free(&ev);
+            break;
+        }
+    }
+    hk_cursor_close(c);
+    return rc == HK_ENOTFOUND ? 0 : rc;
+}
+
+int hk__queue_summary(hk_txn *txn, uint64_t now_ms, uint64_t max, hk_queue_summary *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->pending = hk_count(txn, HK_DB_QUEUE);
+    int rc = oldest_pending(txn, &out->oldest_ms);
+    if (rc != 0 || out->pending == 0)
+        return rc;
+    hk_cursor *c;
+    hk_val k, v;
+    uint64_t walked = 0;
+    if ((rc = hk_cursor_open(txn, HK_DB_QUEUE, &c)) != 0)
+        return rc;
+    rc = hk_cursor_get(c, HK_FIRST, &k, &v);
+    while (rc == 0) {
+        if (k.len != QKEY_LEN) {
+            rc = hk_cursor_get(c, HK_NEXT, &k, &v);
+            continue;
+        }
+        uint32_t wid = hk_rd32(k.data);
+        enum hk_webhook_state state;
+        bool locked;
+        /* A webhook that is gone (its entries are being dropped) is as parked as a stopped one. */
+        bool parked = hk__webhook_peek(txn, wid, &state, &locked) != 0 || state != HK_WH_ACTIVE;
+        /* Within a webhook entries are in due order: an Active webhook's
+         * walk ends at its first entry that is not due yet. */
+        while (rc == 0 && k.len == QKEY_LEN && hk_rd32(k.data) == wid) {
+            if (!parked && hk_rd64((const uint8_t *)k.data + 4) > now_ms)
+                break;
+            if (walked == max) {
+                out->capped = true;
+                goto out;
+            }
+            walked++;
+            if (parked)
+                out->parked++;
+            else
+                out->due++;
+            rc = hk_cursor_get(c, HK_NEXT, &k, &v);
+        }
+        if (rc != 0 || wid == UINT32_MAX)
+            break;
+        uint8_t next[4];
+        hk_be32(next, wid + 1);
+        k.data = next;
+        k.len = 4;
+        rc = hk_cursor_get(c, HK_SEEK, &k, &v);
+    }
+out:
     hk_cursor_close(c);
     return rc == HK_ENOTFOUND ? 0 : rc;
 }

@@ -63,14 +63,39 @@ void hk_store_unlock_dir(int fd)
         close(fd); /* closing the descriptor releases the flock */
 }
 
-/* Webhooks in the current format (a handful of records, read by every signal's fan-out). */
+/* The store's format version in the meta table (u32); absent: written before versions were recorded (0). */
+#define FORMAT_KEY "store:format"
+
+static int format_read(hk_kv_env *kv, uint32_t *format)
+{
+    hk_txn *txn;
+    hk_val v;
+    int rc = hk_kv_read(kv, &txn);
+    if (rc != 0)
+        return rc;
+    rc = hk_get(txn, HK_DB_META, FORMAT_KEY, strlen(FORMAT_KEY), &v);
+    *format = 0;
+    if (rc == 0 && v.len == 4)
+        *format = hk_rd32(v.data);
+    else if (rc == 0)
+        rc = HK_ESTORE;
+    hk_txn_end(txn);
+    return rc == HK_ENOTFOUND ? 0 : rc;
+}
+
+/* Webhooks in the current format (a handful of records, read by every signal's fan-out); the format recorded. */
 static int upgrade(hk_txn *txn, void *arg)
 {
+    const uint32_t *found = arg;
     size_t n = 0;
-    HK_UNUSED(arg);
     int rc = hk__webhook_upgrade_all(txn, &n);
     if (rc == 0 && n > 0)
         hk_info("store: %zu webhook record%s rewritten in the current format", n, n == 1 ? "" : "s");
+    if (rc == 0 && *found < HK_STORE_FORMAT) {
+        uint8_t v[4];
+        hk_be32(v, HK_STORE_FORMAT);
+        rc = hk_put(txn, HK_DB_META, FORMAT_KEY, strlen(FORMAT_KEY), v, 4, 0);
+    }
     return rc;
 }
 
@@ -79,10 +104,20 @@ static int upgrade(hk_txn *txn, void *arg)
  * by event brought up to date, queue entries that lost their event dropped
  * (one warning per webhook), webhooks rewritten in the current format.
  */
-static int upgrade_all(hk_kv_env *kv)
+static int upgrade_all(hk_kv_env *kv, const char *dir)
 {
+    uint32_t found;
+    int rc = format_read(kv, &found);
+    if (rc != 0)
+        return rc;
+    if (found > HK_STORE_FORMAT) {
+        hk_error("store: %s holds store format %u, newer than the %u this hookd reads; run the hookd that wrote it "
+                 "(or a newer one), or restore a backup",
+                 dir, found, HK_STORE_FORMAT);
+        return HK_EFORMAT;
+    }
     hk__orphans gone;
-    int rc = hk__queue_check(kv, hk_kv_foreign_commits(kv), &gone);
+    rc = hk__queue_check(kv, hk_kv_foreign_commits(kv), &gone);
     if (rc != 0)
         return rc;
     for (size_t i = 0; i < gone.n; i++)
@@ -91,7 +126,10 @@ static int upgrade_all(hk_kv_env *kv)
                 (unsigned long long)gone.v[i].count, gone.v[i].count == 1 ? "y" : "ies", gone.v[i].webhook_id,
                 gone.v[i].count == 1 ? "its" : "their", gone.v[i].count == 1 ? "was" : "were");
     hk__orphans_free(&gone);
-    return hk_kv_write_sync(kv, upgrade, NULL);
+    rc = hk_kv_write_sync(kv, upgrade, &found);
+    if (rc == 0 && found < HK_STORE_FORMAT)
+        hk_debug("store: format %u recorded (was %u)", HK_STORE_FORMAT, found);
+    return rc;
 }
 
 static int apply_op(hk_txn *txn, hk_op *op);
@@ -327,8 +365,9 @@ int hk_store_open(hk_store **out, uv_loop_t *loop, const hk_store_opts *o)
      * page reuse until cleared. */
     if ((rc = hk_kv_reader_check(s->kv, NULL)) != 0)
         goto fail_kv;
-    if ((rc = upgrade_all(s->kv)) != 0) {
-        hk_error("store: cannot upgrade the records of an older version: %s", hk_strerror(rc));
+    if ((rc = upgrade_all(s->kv, o->data_dir)) != 0) {
+        if (rc != HK_EFORMAT)
+            hk_error("store: cannot upgrade the records of an older version: %s", hk_strerror(rc));
         goto fail_kv;
     }
     *out = s;
@@ -361,7 +400,7 @@ int hk__store_checkpoint(hk_store *s)
     return hk_kv_checkpoint(s->kv, false);
 }
 
-hk_kv_env *hk_store_kv(hk_store *s)
+hk_kv_env *hk__store_kv(hk_store *s)
 {
     return s->kv;
 }
@@ -375,6 +414,8 @@ void hk_store_get_counters(hk_store *s, hk_store_counters *out)
 {
     hk_kv_counters(s->kv, &out->commits, &out->ops);
     hk_kv_usage(s->kv, &out->map_size, &out->used);
+    hk_kv_commit_status(s->kv, &out->failed_commits, &out->last_commit_status);
+    hk_kv_commit_histograms(s->kv, &out->batch_ops, &out->commit_us);
 }
 
 /* ---- applying ops ------------------------------------------------------------ */
@@ -397,6 +438,7 @@ static int apply_op(hk_txn *txn, hk_op *op)
     case HK_OP_ACCOUNT_PUT: return hk__apply_account_put(txn, op);
     case HK_OP_PRUNE: return hk__apply_prune(txn, op);
     case HK_OP_TREE_IMPORT: return hk__apply_tree_import(txn, op);
+    case HK_OP_RECOVER: return hk__apply_recover(txn, op);
     }
     return HK_EINVAL;
 }
@@ -500,21 +542,9 @@ int hk_store_webhook_stats(hk_store *s, uint32_t id, hk_webhook_stats *out)
     WITH_READ(s, hk__stats_read(txn, id, out));
 }
 
-static int by_extension(hk_txn *txn, const char *ext, uint32_t *id)
-{
-    hk_val v;
-    int rc = hk_get(txn, HK_DB_EXTENSIONS, ext, strlen(ext), &v);
-    if (rc != 0)
-        return rc;
-    if (v.len != 4)
-        return HK_ESTORE;
-    *id = hk_rd32(v.data);
-    return 0;
-}
-
 int hk_store_webhook_by_extension(hk_store *s, const char *ext, uint32_t *id)
 {
-    WITH_READ(s, by_extension(txn, ext, id));
+    WITH_READ(s, hk__webhook_by_extension(txn, ext, id));
 }
 
 static int extensions_each(hk_txn *txn, int (*fn)(const char *ext, uint32_t id, void *arg), void *arg)
@@ -587,21 +617,9 @@ int hk_store_event_types_each(hk_store *s, int (*fn)(uint32_t id, const char *na
     WITH_READ(s, hk__event_types_each(txn, fn, arg));
 }
 
-static int event_type_id(hk_txn *txn, const char *name, uint32_t *id)
-{
-    hk_val v;
-    int rc = hk_get(txn, HK_DB_EVENT_NAMES, name, strlen(name), &v);
-    if (rc != 0)
-        return rc;
-    if (v.len != 4)
-        return HK_ESTORE;
-    *id = hk_rd32(v.data);
-    return 0;
-}
-
 int hk_store_event_type_id(hk_store *s, const char *name, uint32_t *id)
 {
-    WITH_READ(s, event_type_id(txn, name, id));
+    WITH_READ(s, hk__event_type_id(txn, name, id));
 }
 
 int hk_store_user_get(hk_store *s, uint32_t id, hk_user *out)
@@ -684,6 +702,16 @@ int hk_store_scan_due(hk_store *s, hk_due_scan *scan)
 int hk_store_pending(hk_store *s, uint32_t webhook_id, uint64_t now_ms, uint64_t *pending, uint64_t *due)
 {
     WITH_READ(s, hk__queue_pending(txn, webhook_id, now_ms, pending, due));
+}
+
+int hk_store_queue_summary(hk_store *s, uint64_t now_ms, uint64_t max, hk_queue_summary *out)
+{
+    WITH_READ(s, hk__queue_summary(txn, now_ms, max, out));
+}
+
+int hk_store_webhook_states(hk_store *s, uint64_t counts[3])
+{
+    WITH_READ(s, hk__webhook_count_states(txn, counts));
 }
 
 int hk_store_attempts_each(hk_store *s, uint32_t webhook_id, uint64_t from_id, bool newest_first,

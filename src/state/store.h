@@ -46,9 +46,19 @@
 #include <uv.h>
 
 #include "common.h"
+#include "metrics.h"
 #include "model.h"
 
 typedef struct hk_store hk_store;
+
+/**
+ * The store's format version, recorded in the store. A store recording a
+ * newer one is refused at open (HK_EFORMAT, with a message naming both); an
+ * older one (or one written before formats were recorded, 0) is upgraded at
+ * open and then records this one. Raise it when a change of what is stored
+ * would be misread by the previous version.
+ */
+#define HK_STORE_FORMAT 1
 
 /* ---- opening ---------------------------------------------------------------- */
 
@@ -78,7 +88,8 @@ typedef struct hk_store_opts {
  * o->exclusive, a second exclusive open of the same directory (another
  * `hookd serve`) fails with HK_ELOCKED and a logged message; opens without
  * it (CLI commands) work beside it. Stale reader slots left by killed
- * processes are cleared here and on every prune op.
+ * processes are cleared here and on every prune op. A store in a newer
+ * format (HK_STORE_FORMAT) is refused with HK_EFORMAT.
  */
 int hk_store_open(hk_store **out, uv_loop_t *loop, const hk_store_opts *o) HK_MUST_CHECK;
 
@@ -99,15 +110,35 @@ void hk_store_close(hk_store *s);
 /** True while ops are queued or being committed. */
 bool hk_store_busy(const hk_store *s);
 
-/** Counters since open: commits and ops committed; map size and bytes used. */
+/**
+ * Counters since open: commits and ops committed; map size and bytes used;
+ * failed commits; the group commit's histograms.
+ */
 typedef struct hk_store_counters {
-    uint64_t commits;  /**< group commits */
-    uint64_t ops;      /**< ops committed */
-    uint64_t map_size; /**< bytes mapped */
-    uint64_t used;     /**< bytes in use */
+    uint64_t commits;        /**< group commits */
+    uint64_t ops;            /**< ops committed */
+    uint64_t map_size;       /**< bytes mapped */
+    uint64_t used;           /**< bytes in use */
+    uint64_t failed_commits; /**< group commits that failed (full disk or store, I/O error...) */
+    int last_commit_status;  /**< the last group commit, whoever submitted its ops: 0 (or none yet), or the
+                                  error every op of it got; readiness follows it */
+    hk_histogram batch_ops;  /**< ops per group commit (hk_buckets_batch) */
+    hk_histogram commit_us;  /**< a group commit's latency in us, from its start to durable (hk_buckets_commit_us) */
 } hk_store_counters;
 
 void hk_store_get_counters(hk_store *s, hk_store_counters *out);
+
+/**
+ * Writes a hot, compacted copy of the store to the new directory path,
+ * usable as a data directory (its data.mdb): a consistent snapshot of the
+ * last commit, taken in one read transaction, so a server running on the
+ * store goes on meanwhile. The copy is built under "path.partial-XXXXXX"
+ * beside path, synced and renamed to path, so a crash never leaves a part
+ * of a backup under path. HK_EEXIST when path exists (nothing is
+ * overwritten), HK_EFULL when the disk is full, HK_ESTORE otherwise
+ * (logged). It blocks for as long as the copy takes: not for the loop.
+ */
+int hk_store_backup(hk_store *s, const char *path) HK_MUST_CHECK;
 
 /* ---- operations ----------------------------------------------------------------- */
 
@@ -126,7 +157,8 @@ enum hk_op_type {
     HK_OP_NODE_PUT,       /**< create or replace a node */
     HK_OP_ACCOUNT_PUT,    /**< create or replace an account */
     HK_OP_PRUNE,          /**< one bounded step of retention: attempt records, events, Idempotency-Keys */
-    HK_OP_TREE_IMPORT     /**< nodes or accounts from CSV text, all or nothing */
+    HK_OP_TREE_IMPORT,    /**< nodes or accounts from CSV text, all or nothing */
+    HK_OP_RECOVER         /**< one bounded step of a recovery: failed deliveries of a time window queued again */
 };
 
 /**
@@ -277,6 +309,57 @@ typedef struct hk_op_prune {
     uint64_t dropped_deliveries; /**< out: queue entries removed with their expired events */
 } hk_op_prune;
 
+/** Attempt records (and notes) a recovery step handles at most when its max is 0. */
+#define HK_RECOVER_STEP_MAX 1000
+
+/** How long a recovery may take from its first step to its last; a later step is refused (UV_ETIMEDOUT). */
+#define HK_RECOVER_RUN_MAX_MS (24ull * 3600 * 1000)
+
+/**
+ * One step of a recovery after an outage: queues again, once each, every
+ * event whose delivery to webhook_id ended failed within the window
+ * [since_ms, until_ms]. That is: the last attempt record of the (webhook,
+ * event) that started in the window is a failure after which no retry
+ * was due (retries exhausted, or a 410); no attempt of it succeeded after
+ * that record, in the window or after it; the event is still stored; and
+ * the delivery is not queued any more (one waiting for its retry, or
+ * parked while its webhook is Stopped or TooManyErrors, is still going to
+ * be delivered and is left alone). Synchronous calls are never recovered.
+ *
+ * A recovery is a run of steps with the same inputs but from_log_id, each
+ * its own commit, so ingest never waits behind more than one step. The
+ * steps walk the webhook's attempt records in log order, from its oldest
+ * to its newest (a success after the window counts), at most max per
+ * step (records that started before the window are only peeked at, and
+ * 16 of them count as one), and note the candidates in the store under
+ * (run_ms, run, webhook); once a step has reached the newest record, it queues the
+ * noted events (as many as its budget leaves), due at now_ms, with a fresh
+ * attempt count: each carries its event and webhook, so the same
+ * webhook-id as the original deliveries. The submitter passes next_log_id
+ * back as from_log_id until done. A webhook that is not Active holds what
+ * is queued until it is Active again, as any queued delivery.
+ *
+ * Notes of a recovery that never finished (its process stopped) are
+ * removed by later steps of any recovery once HK_RECOVER_RUN_MAX_MS has
+ * passed; nothing of them is queued.
+ */
+typedef struct hk_op_recover {
+    /* in */
+    uint32_t webhook_id;  /**< the webhook: HK_ENOTFOUND at the first step (from_log_id 0) when it does not exist */
+    uint64_t since_ms;    /**< the window's start: attempts started at or after it */
+    uint64_t until_ms;    /**< the window's end: attempts started at or before it (HK_EINVAL when before since_ms) */
+    uint64_t run_ms;      /**< when the recovery began (its first step's now_ms); UV_ETIMEDOUT once
+                               HK_RECOVER_RUN_MAX_MS has passed since */
+    uint32_t run;         /**< a number the submitter chose for the recovery, so that two at once keep apart */
+    uint64_t from_log_id; /**< where the walk goes on: 0 at the first step, then the previous step's next_log_id */
+    uint32_t max;         /**< attempt records and notes handled in the step at most (0: HK_RECOVER_STEP_MAX) */
+    /* out */
+    uint64_t next_log_id; /**< the resume position: the next step's from_log_id */
+    uint64_t queued;      /**< deliveries this step queued */
+    bool done;            /**< the recovery is complete: no step follows */
+    bool gone;            /**< the webhook was deleted since the first step: its notes were dropped, nothing queued */
+} hk_op_recover;
+
 /** One operation. The union member is the one type names. */
 typedef struct hk_op {
     enum hk_op_type type;
@@ -297,6 +380,7 @@ typedef struct hk_op {
         hk_op_account_put account_put;
         hk_op_prune prune;
         hk_op_tree_import tree_import;
+        hk_op_recover recover;
     } u;
 } hk_op;
 
@@ -429,6 +513,28 @@ int hk_store_scan_due(hk_store *s, hk_due_scan *scan) HK_MUST_CHECK;
 
 /** Queue entries of webhook id: how many, and how many are due at now_ms. */
 int hk_store_pending(hk_store *s, uint32_t webhook_id, uint64_t now_ms, uint64_t *pending, uint64_t *due) HK_MUST_CHECK;
+
+/** The pending queue at a glance, for metrics (hk_store_queue_summary). */
+typedef struct hk_queue_summary {
+    uint64_t pending;   /**< every queue entry: exact, from the table's entry count */
+    uint64_t due;       /**< entries of Active webhooks due at now_ms (a lower bound when capped) */
+    uint64_t parked;    /**< entries of webhooks not Active, or deleted and being dropped (a lower bound when capped) */
+    bool capped;        /**< the walk stopped after max entries */
+    uint64_t oldest_ms; /**< when the oldest event with a queue entry was accepted (parked ones count); 0: none */
+} hk_queue_summary;
+
+/**
+ * Summarises the pending queue for metrics. pending is the queue table's
+ * entry count and oldest_ms comes from the first entries of the queue's
+ * index by event: neither walks the queue. due and parked come from a
+ * walk that visits only the entries they count, webhook by webhook (an
+ * Active webhook's entries that are not due yet are stepped over with one
+ * seek), and stops after max entries (capped set).
+ */
+int hk_store_queue_summary(hk_store *s, uint64_t now_ms, uint64_t max, hk_queue_summary *out) HK_MUST_CHECK;
+
+/** Webhooks by state, indexed by enum hk_webhook_state (a walk of the webhook table without decoding records). */
+int hk_store_webhook_states(hk_store *s, uint64_t counts[3]) HK_MUST_CHECK;
 
 /**
  * Attempt records of webhook_id, newest first when newest_first, starting

@@ -12,7 +12,6 @@
 #ifndef HK_TABLES_H
 #define HK_TABLES_H
 
-#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -25,6 +24,13 @@
 /** The current format version of every record. */
 #define HK__V1 1
 
+/**
+ * The LMDB environment under a store (owned by the store), for the state
+ * layer's own tests: records of older versions written byte for byte,
+ * reader slots. Nothing in src/ uses it.
+ */
+hk_kv_env *hk__store_kv(hk_store *s);
+
 /* ---- webhook.c: webhooks, their indexes, statistics, event types ----------- */
 
 /** Encodes w in the current format into out (appended). */
@@ -35,6 +41,8 @@ int hk__webhook_decode(const void *p, size_t len, hk_webhook *out) HK_MUST_CHECK
 int hk__webhook_read(hk_txn *txn, uint32_t id, hk_webhook *out) HK_MUST_CHECK;
 /** A webhook's state and lock without decoding the whole record (fan-out). */
 int hk__webhook_peek(hk_txn *txn, uint32_t id, enum hk_webhook_state *state, bool *locked) HK_MUST_CHECK;
+/** Webhooks by state (indexed by enum hk_webhook_state); unreadable records are left out. */
+int hk__webhook_count_states(hk_txn *txn, uint64_t counts[3]) HK_MUST_CHECK;
 /**
  * Stores w (id 0: a new id is assigned into w->id) and moves its indexes
  * from old (NULL: none) to w: subscriptions, extension (HK_EEXIST when
@@ -48,10 +56,8 @@ int hk__webhook_write(hk_txn *txn, hk_webhook *w, const hk_webhook *old) HK_MUST
 int hk__webhook_upgrade_all(hk_txn *txn, size_t *upgraded) HK_MUST_CHECK;
 /** Deletes old's record, indexes and statistics. */
 int hk__webhook_remove(hk_txn *txn, const hk_webhook *old) HK_MUST_CHECK;
-/** The legacy JSON record of w (a new reference). */
-json_t *hk__webhook_to_json(const hk_webhook *w);
-/** Reads a legacy JSON record into *out (zeroed first). */
-int hk__webhook_from_json(const json_t *rec, hk_webhook *out) HK_MUST_CHECK;
+/** The webhook whose extension is exactly ext; HK_ENOTFOUND when none. */
+int hk__webhook_by_extension(hk_txn *txn, const char *ext, uint32_t *id) HK_MUST_CHECK;
 
 /** Reads statistics: zeros when none, and when malformed (with a warning); errors only from the store. */
 int hk__stats_read(hk_txn *txn, uint32_t id, hk_webhook_stats *out) HK_MUST_CHECK;
@@ -60,6 +66,10 @@ int hk__stats_write(hk_txn *txn, uint32_t id, const hk_webhook_stats *st) HK_MUS
 
 /** Calls fn for every event type in id order until it returns non-zero (returned). */
 int hk__event_types_each(hk_txn *txn, int (*fn)(uint32_t id, const char *name, void *arg), void *arg);
+/** Looks an event type up by name; HK_ENOTFOUND when unknown. */
+int hk__event_type_id(hk_txn *txn, const char *name, uint32_t *id) HK_MUST_CHECK;
+/** Registers an event name (nothing when known) and gives its id. */
+int hk__event_type_register(hk_txn *txn, const char *name, uint32_t *id) HK_MUST_CHECK;
 
 int hk__apply_webhook_put(hk_txn *txn, hk_op *op) HK_MUST_CHECK;
 int hk__apply_webhook_delete(hk_txn *txn, hk_op *op) HK_MUST_CHECK;
@@ -75,6 +85,8 @@ void hk__event_encode(hk__wbuf *out, uint64_t ts_ms, int64_t primary_key, uint32
 int hk__event_decode(const void *p, size_t len, uint64_t id, hk_event *out) HK_MUST_CHECK;
 /** Reads event id; HK_ENOTFOUND when absent. */
 int hk__event_read(hk_txn *txn, uint64_t id, hk_event *out) HK_MUST_CHECK;
+/** The time of a stored event of any version, without decoding the rest. HK_ESTORE when malformed. */
+int hk__event_time(const void *p, size_t len, uint64_t *ts_ms) HK_MUST_CHECK;
 
 /* ---- queue.c: the pending queue and its by-event index ------------------------- */
 
@@ -88,6 +100,8 @@ int hk__queue_del(hk_txn *txn, const hk_delivery *d) HK_MUST_CHECK;
 int hk__queue_drop_webhook(hk_txn *txn, uint32_t webhook_id, uint32_t max, bool *more) HK_MUST_CHECK;
 /** Deletes every entry of event_id; *count receives how many. */
 int hk__queue_drop_event(hk_txn *txn, uint64_t event_id, uint64_t *count) HK_MUST_CHECK;
+/** Whether event_id has a queue entry for webhook_id (pending, whenever due) into *queued. */
+int hk__queue_has(hk_txn *txn, uint32_t webhook_id, uint64_t event_id, bool *queued) HK_MUST_CHECK;
 /** Queue entries removed by the check at open, by webhook (in webhook order). */
 typedef struct hk__orphans {
     struct {
@@ -111,6 +125,8 @@ int hk__queue_check(hk_kv_env *kv, bool foreign, hk__orphans *gone) HK_MUST_CHEC
 int hk__queue_scan_due(hk_txn *txn, hk_due_scan *scan) HK_MUST_CHECK;
 int hk__queue_pending(hk_txn *txn, uint32_t webhook_id, uint64_t now_ms, uint64_t *pending,
                       uint64_t *due) HK_MUST_CHECK;
+/** The queue at a glance for metrics (see hk_store_queue_summary). */
+int hk__queue_summary(hk_txn *txn, uint64_t now_ms, uint64_t max, hk_queue_summary *out) HK_MUST_CHECK;
 
 /* ---- attempt_log.c: attempt records and their time index ---------------------- */
 
@@ -119,6 +135,18 @@ int hk__log_append(hk_txn *txn, const hk_attempt *a, bool disabled, uint64_t *id
 /** Decodes a stored record of any version (key: webhook id + log id) into *out. */
 int hk__attempt_decode(const void *p, size_t len, uint32_t webhook_id, uint64_t log_id, hk_attempt *out) HK_MUST_CHECK;
 int hk__log_read(hk_txn *txn, uint32_t webhook_id, uint64_t log_id, hk_attempt *out) HK_MUST_CHECK;
+/** What a recovery reads of an attempt record (recover.c), without its texts. */
+typedef struct hk__attempt_brief {
+    uint64_t started_ms;  /**< when the attempt started */
+    uint64_t event_id;    /**< its event (0: a synchronous call without one) */
+    bool success;         /**< a 2xx arrived */
+    bool exhausted;       /**< no retry followed */
+    bool sync;            /**< a synchronous call */
+    uint64_t next_due_ms; /**< when its retry was due (0: none) */
+} hk__attempt_brief;
+/** Reads those fields of a stored record of any version (version 1 at fixed offsets, nothing copied). */
+int hk__attempt_peek(const void *p, size_t len, hk__attempt_brief *out) HK_MUST_CHECK;
+
 /** Visits records (brief: without request and response) as hk_store_attempts_each(_brief). */
 int hk__log_each(hk_txn *txn, uint32_t webhook_id, uint64_t from_id, bool newest_first, bool brief,
                  int (*fn)(const hk_attempt *a, void *arg), void *arg);
@@ -162,5 +190,9 @@ int hk__apply_attempt(hk_txn *txn, hk_op *op) HK_MUST_CHECK;
 int hk__apply_resend(hk_txn *txn, hk_op *op) HK_MUST_CHECK;
 int hk__apply_queue_drop(hk_txn *txn, hk_op *op) HK_MUST_CHECK;
 int hk__apply_prune(hk_txn *txn, hk_op *op) HK_MUST_CHECK;
+
+/* ---- recover.c: recoveries after an outage ---------------------------------------- */
+
+int hk__apply_recover(hk_txn *txn, hk_op *op) HK_MUST_CHECK;
 
 #endif

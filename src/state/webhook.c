@@ -1,8 +1,10 @@
 /*
  * webhook.c: the webhook table (HK_DB_WEBHOOKS) with its one codec, its
  * indexes (subscriptions by event name, extensions), the statistics table
- * (HK_DB_STATS), the event-type registry, the registry ops (put, delete,
- * lock) and the old JSON interface of webhook.h.
+ * (HK_DB_STATS), the event-type registry and the registry ops (put,
+ * delete, lock). Nothing else reads or writes these tables: the state
+ * layer's other modules go through tables.h, everything above it through
+ * store.h.
  *
  * Record, version 1 (the fixed part first, so that fan-out reads a
  * webhook's state and lock at known offsets without decoding it):
@@ -11,14 +13,18 @@
  *   u64 prev_secret_until, then strings name, description, url, secret,
  *   prev_secret, extension (NULL when none), then counted lists: events,
  *   headers (name, value), properties (name, JSON text), notify.
- * Version 0 is the JSON object of webhook.h (its first byte is '{').
+ * Version 0 is a JSON object (its first byte is '{'): id, name,
+ * description, events [names], url, secret, prevSecret, prevSecretUntil
+ * (ms), state ("Active" | "Stopped" | "TooManyErrors"), headers {},
+ * properties {}, notify [addresses], locked, extension (string or null),
+ * registered (ms), registeredBy, updated (ms), updatedBy. It is only read
+ * (below, and rewritten in version 1 when a store is opened).
  *
  * Statistics, version 1: u8 version, u64 calls, u64 errors, u32
  * consecutive, u64 last_error_ms, then the last error's text to the end.
  * Version 0 is the same without the version byte (its first byte is 0).
  */
-#include "webhook.h"
-
+#include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -38,22 +44,17 @@ static void key32(uint8_t k[4], uint32_t id)
     hk_be32(k, id);
 }
 
-/* ---- the legacy JSON record ----------------------------------------------- */
+/* ---- version 0: the JSON record -------------------------------------------- */
 
-const char *hk_wh_str(const json_t *rec, const char *key)
+static const char *rec_str(const json_t *rec, const char *key)
 {
     const char *s = json_string_value(json_object_get(rec, key));
     return s ? s : "";
 }
 
-int64_t hk_wh_int(const json_t *rec, const char *key)
+static int64_t rec_int(const json_t *rec, const char *key)
 {
     return (int64_t)json_integer_value(json_object_get(rec, key));
-}
-
-bool hk_wh_bool(const json_t *rec, const char *key)
-{
-    return json_is_true(json_object_get(rec, key));
 }
 
 static char **strings_from_json(const json_t *arr, size_t *n)
@@ -94,76 +95,33 @@ static hk_pair *pairs_from_json(const json_t *obj, bool as_json, size_t *n)
     return out;
 }
 
-int hk__webhook_from_json(const json_t *rec, hk_webhook *w)
+static int from_json(const json_t *rec, hk_webhook *w)
 {
     memset(w, 0, sizeof(*w));
     if (!json_is_object(rec))
         return HK_ESTORE;
-    w->id = (uint32_t)hk_wh_int(rec, "id");
-    w->name = hk_strdup(hk_wh_str(rec, "name"));
-    w->description = hk_strdup(hk_wh_str(rec, "description"));
-    w->url = hk_strdup(hk_wh_str(rec, "url"));
-    w->secret = hk_strdup(hk_wh_str(rec, "secret"));
-    w->prev_secret = hk_strdup(hk_wh_str(rec, "prevSecret"));
-    w->prev_secret_until = (uint64_t)hk_wh_int(rec, "prevSecretUntil");
-    int st = hk_webhook_state_parse(hk_wh_str(rec, "state"));
+    w->id = (uint32_t)rec_int(rec, "id");
+    w->name = hk_strdup(rec_str(rec, "name"));
+    w->description = hk_strdup(rec_str(rec, "description"));
+    w->url = hk_strdup(rec_str(rec, "url"));
+    w->secret = hk_strdup(rec_str(rec, "secret"));
+    w->prev_secret = hk_strdup(rec_str(rec, "prevSecret"));
+    w->prev_secret_until = (uint64_t)rec_int(rec, "prevSecretUntil");
+    int st = hk_webhook_state_parse(rec_str(rec, "state"));
     /* Only Active delivers: anything else stored is treated as stopped. */
     w->state = st < 0 ? HK_WH_STOPPED : (enum hk_webhook_state)st;
     w->events = strings_from_json(json_object_get(rec, "events"), &w->nevents);
     w->headers = pairs_from_json(json_object_get(rec, "headers"), false, &w->nheaders);
     w->properties = pairs_from_json(json_object_get(rec, "properties"), true, &w->nproperties);
     w->notify = strings_from_json(json_object_get(rec, "notify"), &w->nnotify);
-    w->locked = hk_wh_bool(rec, "locked");
-    const char *ext = hk_wh_str(rec, "extension");
+    w->locked = json_is_true(json_object_get(rec, "locked"));
+    const char *ext = rec_str(rec, "extension");
     w->extension = *ext ? hk_strdup(ext) : NULL;
-    w->registered_ms = (uint64_t)hk_wh_int(rec, "registered");
-    w->registered_by = (uint32_t)hk_wh_int(rec, "registeredBy");
-    w->updated_ms = (uint64_t)hk_wh_int(rec, "updated");
-    w->updated_by = (uint32_t)hk_wh_int(rec, "updatedBy");
+    w->registered_ms = (uint64_t)rec_int(rec, "registered");
+    w->registered_by = (uint32_t)rec_int(rec, "registeredBy");
+    w->updated_ms = (uint64_t)rec_int(rec, "updated");
+    w->updated_by = (uint32_t)rec_int(rec, "updatedBy");
     return 0;
-}
-
-static json_t *strings_to_json(char *const *v, size_t n)
-{
-    json_t *a = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(a, json_string(v[i] ? v[i] : ""));
-    return a;
-}
-
-json_t *hk__webhook_to_json(const hk_webhook *w)
-{
-    json_t *rec = json_object();
-    json_object_set_new(rec, "id", json_integer(w->id));
-    json_object_set_new(rec, "name", json_string(w->name ? w->name : ""));
-    json_object_set_new(rec, "description", json_string(w->description ? w->description : ""));
-    json_object_set_new(rec, "events", strings_to_json(w->events, w->nevents));
-    json_object_set_new(rec, "url", json_string(w->url ? w->url : ""));
-    json_object_set_new(rec, "secret", json_string(w->secret ? w->secret : ""));
-    json_object_set_new(rec, "state", json_string(hk_webhook_state_name(w->state)));
-    json_object_set_new(rec, "type", json_string("webhook"));
-    json_t *h = json_object();
-    for (size_t i = 0; i < w->nheaders; i++)
-        json_object_set_new(h, w->headers[i].name, json_string(w->headers[i].value));
-    json_object_set_new(rec, "headers", h);
-    json_t *p = json_object();
-    for (size_t i = 0; i < w->nproperties; i++) {
-        json_t *v = json_loads(w->properties[i].value, JSON_DECODE_ANY, NULL);
-        json_object_set_new(p, w->properties[i].name, v ? v : json_null());
-    }
-    json_object_set_new(rec, "properties", p);
-    json_object_set_new(rec, "notify", strings_to_json(w->notify, w->nnotify));
-    json_object_set_new(rec, "locked", json_boolean(w->locked));
-    json_object_set_new(rec, "extension", w->extension && *w->extension ? json_string(w->extension) : json_null());
-    json_object_set_new(rec, "registered", json_integer((json_int_t)w->registered_ms));
-    json_object_set_new(rec, "registeredBy", json_integer(w->registered_by));
-    json_object_set_new(rec, "updated", json_integer((json_int_t)w->updated_ms));
-    json_object_set_new(rec, "updatedBy", json_integer(w->updated_by));
-    if (w->prev_secret != NULL && *w->prev_secret != '\0') {
-        json_object_set_new(rec, "prevSecret", json_string(w->prev_secret));
-        json_object_set_new(rec, "prevSecretUntil", json_integer((json_int_t)w->prev_secret_until));
-    }
-    return rec;
 }
 
 /* ---- the record codec ------------------------------------------------------- */
@@ -296,19 +254,9 @@ int hk__webhook_decode(const void *data, size_t len, hk_webhook *w)
     json_t *rec = json_loadb(data, len, 0, NULL);
     if (rec == NULL)
         return HK_ESTORE;
-    int rc = hk__webhook_from_json(rec, w);
+    int rc = from_json(rec, w);
     json_decref(rec);
     return rc;
-}
-
-json_t *hk_webhook_record_json(const void *data, size_t len)
-{
-    hk_webhook w;
-    if (hk__webhook_decode(data, len, &w) != 0)
-        return NULL;
-    json_t *rec = hk__webhook_to_json(&w);
-    hk_webhook_free(&w);
-    return rec;
 }
 
 int hk__webhook_read(hk_txn *txn, uint32_t id, hk_webhook *out)
@@ -352,6 +300,25 @@ int hk__webhook_peek(hk_txn *txn, uint32_t id, enum hk_webhook_state *state, boo
     return 0;
 }
 
+int hk__webhook_count_states(hk_txn *txn, uint64_t counts[3])
+{
+    hk_cursor *c;
+    hk_val k, v;
+    counts[0] = counts[1] = counts[2] = 0;
+    int rc = hk_cursor_open(txn, HK_DB_WEBHOOKS, &c);
+    if (rc != 0)
+        return rc;
+    for (rc = hk_cursor_get(c, HK_FIRST, &k, &v); rc == 0; rc = hk_cursor_get(c, HK_NEXT, &k, &v)) {
+        enum hk_webhook_state state;
+        bool locked;
+        /* A record that cannot be read is left out, as every listing leaves it out. */
+        if (k.len == 4 && hk__webhook_peek(txn, hk_rd32(k.data), &state, &locked) == 0)
+            counts[state]++;
+    }
+    hk_cursor_close(c);
+    return rc == HK_ENOTFOUND ? 0 : rc;
+}
+
 static int put_record(hk_txn *txn, const hk_webhook *w)
 {
     uint8_t k[4];
@@ -365,7 +332,7 @@ static int put_record(hk_txn *txn, const hk_webhook *w)
 
 /* ---- indexes and event types ------------------------------------------------ */
 
-int hk_event_type_id(hk_txn *txn, const char *name, uint32_t *id)
+int hk__event_type_id(hk_txn *txn, const char *name, uint32_t *id)
 {
     hk_val v;
     int rc = hk_get(txn, HK_DB_EVENT_NAMES, name, strlen(name), &v);
@@ -377,9 +344,9 @@ int hk_event_type_id(hk_txn *txn, const char *name, uint32_t *id)
     return 0;
 }
 
-int hk_event_type_register(hk_txn *txn, const char *name, uint32_t *id)
+int hk__event_type_register(hk_txn *txn, const char *name, uint32_t *id)
 {
-    int rc = hk_event_type_id(txn, name, id);
+    int rc = hk__event_type_id(txn, name, id);
     if (rc != HK_ENOTFOUND)
         return rc;
     uint64_t next;
@@ -392,18 +359,6 @@ int hk_event_type_register(hk_txn *txn, const char *name, uint32_t *id)
     if ((rc = hk_put(txn, HK_DB_EVENT_NAMES, name, strlen(name), k, 4, 0)) != 0)
         return rc;
     *id = (uint32_t)next;
-    return 0;
-}
-
-int hk_event_type_name(hk_txn *txn, uint32_t id, char **name)
-{
-    uint8_t k[4];
-    hk_val v;
-    key32(k, id);
-    int rc = hk_get(txn, HK_DB_EVENT_TYPES, k, 4, &v);
-    if (rc != 0)
-        return rc;
-    *name = hk_strndup(v.data, v.len);
     return 0;
 }
 
@@ -428,7 +383,7 @@ int hk__event_types_each(hk_txn *txn, int (*fn)(uint32_t id, const char *name, v
     return rc == HK_ENOTFOUND ? 0 : rc;
 }
 
-int hk_webhook_by_extension(hk_txn *txn, const char *ext, uint32_t *id)
+int hk__webhook_by_extension(hk_txn *txn, const char *ext, uint32_t *id)
 {
     hk_val v;
     int rc = hk_get(txn, HK_DB_EXTENSIONS, ext, strlen(ext), &v);
@@ -454,7 +409,7 @@ static int unindex(hk_txn *txn, const hk_webhook *old)
     if (old->extension != NULL && *old->extension != '\0') {
         /* Only its own entry: another webhook may hold the name now. */
         uint32_t holder;
-        int rc = hk_webhook_by_extension(txn, old->extension, &holder);
+        int rc = hk__webhook_by_extension(txn, old->extension, &holder);
         if (rc == 0 && holder == old->id)
             rc = hk_del(txn, HK_DB_EXTENSIONS, old->extension, strlen(old->extension), NULL, 0);
         if (rc != 0 && rc != HK_ENOTFOUND)
@@ -484,7 +439,7 @@ int hk__webhook_write(hk_txn *txn, hk_webhook *w, const hk_webhook *old)
     for (size_t i = 0; i < w->nevents; i++) {
         const char *name = w->events[i];
         uint32_t tid;
-        if ((rc = hk_event_type_register(txn, name, &tid)) != 0)
+        if ((rc = hk__event_type_register(txn, name, &tid)) != 0)
             return rc;
         rc = hk_put(txn, HK_DB_SUBSCRIPTIONS, name, strlen(name), k, 4, HK_PUT_NOOVERWRITE);
         if (rc != 0 && rc != HK_EEXIST)
@@ -596,17 +551,6 @@ int hk__stats_write(hk_txn *txn, uint32_t id, const hk_webhook_stats *st)
     return hk_put(txn, HK_DB_STATS, k, 4, buf, 1 + STATS_FIXED + n, 0);
 }
 
-void hk_webhook_stats_get(hk_txn *txn, uint32_t id, hk_webhook_stats *out)
-{
-    if (hk__stats_read(txn, id, out) != 0)
-        memset(out, 0, sizeof(*out));
-}
-
-int hk_webhook_stats_put(hk_txn *txn, uint32_t id, const hk_webhook_stats *st)
-{
-    return hk__stats_write(txn, id, st);
-}
-
 /* ---- registry ops ------------------------------------------------------------ */
 
 /* HTTP dates have whole seconds: If-Unmodified-Since compares at that granularity. */
@@ -691,76 +635,4 @@ int hk__apply_webhook_lock(hk_txn *txn, hk_op *op)
     rc = put_record(txn, &w);
     hk_webhook_free(&w);
     return rc;
-}
-
-/* ---- the old JSON interface ---------------------------------------------------- */
-
-int hk_webhook_get(hk_txn *txn, uint32_t id, json_t **out)
-{
-    hk_webhook w;
-    int rc = hk__webhook_read(txn, id, &w);
-    if (rc != 0)
-        return rc;
-    *out = hk__webhook_to_json(&w);
-    hk_webhook_free(&w);
-    return 0;
-}
-
-int hk_webhook_put(hk_txn *txn, json_t *rec)
-{
-    hk_webhook w, old;
-    bool have_old = false;
-    int rc = hk__webhook_from_json(rec, &w);
-    if (rc != 0)
-        return rc;
-    memset(&old, 0, sizeof(old));
-    if (w.id != 0) {
-        rc = hk__webhook_read(txn, w.id, &old);
-        if (rc == 0)
-            have_old = true;
-        else if (rc != HK_ENOTFOUND)
-            goto done;
-    }
-    if ((rc = hk__webhook_write(txn, &w, have_old ? &old : NULL)) == 0)
-        json_object_set_new(rec, "id", json_integer(w.id));
-done:
-    hk_webhook_free(&w);
-    hk_webhook_free(&old);
-    return rc;
-}
-
-int hk_webhook_delete(hk_txn *txn, uint32_t id)
-{
-    hk_webhook old;
-    int rc = hk__webhook_read(txn, id, &old);
-    if (rc != 0)
-        return rc;
-    rc = hk__webhook_remove(txn, &old);
-    hk_webhook_free(&old);
-    return rc;
-}
-
-int hk_webhook_set_locked(hk_txn *txn, uint32_t id, bool locked)
-{
-    hk_op op = {.type = HK_OP_WEBHOOK_LOCK, .u.webhook_lock = {id, locked}};
-    return hk__apply_webhook_lock(txn, &op);
-}
-
-int hk_webhook_each(hk_txn *txn, int (*fn)(json_t *rec, void *arg), void *arg)
-{
-    hk_cursor *c;
-    hk_val k, v;
-    int rc = hk_cursor_open(txn, HK_DB_WEBHOOKS, &c);
-    if (rc != 0)
-        return rc;
-    int ret = 0;
-    for (rc = hk_cursor_get(c, HK_FIRST, &k, &v); rc == 0 && ret == 0; rc = hk_cursor_get(c, HK_NEXT, &k, &v)) {
-        json_t *rec = hk_webhook_record_json(v.data, v.len);
-        if (rec == NULL)
-            continue;
-        ret = fn(rec, arg);
-        json_decref(rec);
-    }
-    hk_cursor_close(c);
-    return ret;
 }

@@ -24,6 +24,7 @@ const char *hk_strerror(int err)
     case HK_EPROTO: return "HTTP protocol error";
     case HK_ETOOBIG: return "too large";
     case HK_EFORBIDDEN: return "forbidden by policy";
+    case HK_EFORMAT: return "stored in a newer format";
     default: break;
     }
     if (err < 0 && err > HK_ERR_BASE)

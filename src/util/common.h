@@ -23,19 +23,20 @@
  */
 enum {
     HK_ERR_BASE = -30000,
-    HK_ENOTFOUND = HK_ERR_BASE - 1,  /**< the record does not exist */
-    HK_EEXIST = HK_ERR_BASE - 2,     /**< a record with that key exists */
-    HK_EINVAL = HK_ERR_BASE - 3,     /**< the input is malformed */
-    HK_ESTORE = HK_ERR_BASE - 4,     /**< the store failed (I/O, corruption) */
-    HK_EFULL = HK_ERR_BASE - 5,      /**< the disk or the store is full */
-    HK_ECONFIG = HK_ERR_BASE - 6,    /**< a configuration value is bad */
-    HK_ELOCKED = HK_ERR_BASE - 7,    /**< the record is locked by an operator */
-    HK_ECONFLICT = HK_ERR_BASE - 8,  /**< a precondition failed */
-    HK_ESHUTDOWN = HK_ERR_BASE - 9,  /**< the server is shutting down */
-    HK_ETLS = HK_ERR_BASE - 10,      /**< a TLS handshake or record failed */
-    HK_EPROTO = HK_ERR_BASE - 11,    /**< the peer broke the HTTP protocol */
-    HK_ETOOBIG = HK_ERR_BASE - 12,   /**< a peer-controlled size exceeded its limit */
-    HK_EFORBIDDEN = HK_ERR_BASE - 13 /**< refused by policy (e.g. SSRF guard) */
+    HK_ENOTFOUND = HK_ERR_BASE - 1,   /**< the record does not exist */
+    HK_EEXIST = HK_ERR_BASE - 2,      /**< a record with that key exists */
+    HK_EINVAL = HK_ERR_BASE - 3,      /**< the input is malformed */
+    HK_ESTORE = HK_ERR_BASE - 4,      /**< the store failed (I/O, corruption) */
+    HK_EFULL = HK_ERR_BASE - 5,       /**< the disk or the store is full */
+    HK_ECONFIG = HK_ERR_BASE - 6,     /**< a configuration value is bad */
+    HK_ELOCKED = HK_ERR_BASE - 7,     /**< the record is locked by an operator */
+    HK_ECONFLICT = HK_ERR_BASE - 8,   /**< a precondition failed */
+    HK_ESHUTDOWN = HK_ERR_BASE - 9,   /**< the server is shutting down */
+    HK_ETLS = HK_ERR_BASE - 10,       /**< a TLS handshake or record failed */
+    HK_EPROTO = HK_ERR_BASE - 11,     /**< the peer broke the HTTP protocol */
+    HK_ETOOBIG = HK_ERR_BASE - 12,    /**< a peer-controlled size exceeded its limit */
+    HK_EFORBIDDEN = HK_ERR_BASE - 13, /**< refused by policy (e.g. SSRF guard) */
+    HK_EFORMAT = HK_ERR_BASE - 14     /**< stored data is in a format newer than this build reads */
 };
 
 /** Returns a static, human-readable description of a hookd or libuv error code. */

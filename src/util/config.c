@@ -53,10 +53,14 @@ static int check_url(hk_config *cfg, const char *v, char *why, size_t whylen);
 static int check_nonempty(hk_config *cfg, const char *v, char *why, size_t whylen);
 static int check_level(hk_config *cfg, const char *v, char *why, size_t whylen);
 static int check_sync(hk_config *cfg, const char *v, char *why, size_t whylen);
+static int check_log_format(hk_config *cfg, const char *v, char *why, size_t whylen);
+static int check_log_deliveries(hk_config *cfg, const char *v, char *why, size_t whylen);
 static int check_retry(hk_config *cfg, const char *v, char *why, size_t whylen);
 static int check_cidrs(hk_config *cfg, const char *v, char *why, size_t whylen);
 static int check_host(hk_config *cfg, const char *v, char *why, size_t whylen);
 static int check_mailbox(hk_config *cfg, const char *v, char *why, size_t whylen);
+static int check_conninfo(hk_config *cfg, const char *v, char *why, size_t whylen);
+static int check_migrate(hk_config *cfg, const char *v, char *why, size_t whylen);
 
 /* The one list of keys: the example config in conf/ documents each of them. */
 static const struct option options[] = {
@@ -76,6 +80,8 @@ static const struct option options[] = {
     O("store", "max_batch", OPT_U32, max_batch, "2048", 1, 1000000),
     S("store", "sync", store_sync, "log", check_sync),
     S("log", "level", log_level, "info", check_level),
+    S("log", "format", log_format, "text", check_log_format),
+    S("log", "deliveries", log_deliveries, "failures", check_log_deliveries),
     O("delivery", "concurrency_per_origin", OPT_U32, concurrency_per_origin, "8", 1, 10000),
     O("delivery", "max_inflight", OPT_U32, max_inflight, "4096", 1, 1000000),
     O("delivery", "connect_timeout", OPT_MS, connect_timeout_ms, "5s", 10, DAY),
@@ -98,6 +104,10 @@ static const struct option options[] = {
     O("smtp", "starttls", OPT_BOOL, smtp_starttls, "off", 0, 1),
     O("smtp", "min_interval", OPT_MS, smtp_min_interval_ms, "1h", 0, 365 * DAY),
     O("registry", "test_on_save", OPT_BOOL, test_on_save, "off", 0, 1),
+    O("metrics", "public", OPT_BOOL, metrics_public, "off", 0, 1),
+    O("metrics", "webhook_series", OPT_U32, metrics_webhook_series, "100", 0, 10000),
+    S("cluster", "postgres", cluster_postgres, "", check_conninfo),
+    S("cluster", "migrate", cluster_migrate, "auto", check_migrate),
 };
 
 struct unit {
@@ -306,6 +316,90 @@ static int check_level(hk_config *cfg, const char *v, char *why, size_t whylen)
 {
     if (hk_log_parse_level(v) < 0) {
         snprintf(why, whylen, "expected debug, info, warn or error, got \"%.200s\"", v);
+        return -1;
+    }
+    return 0;
+}
+
+static int check_log_format(hk_config *cfg, const char *v, char *why, size_t whylen)
+{
+    if (hk_log_parse_format(v) < 0) {
+        snprintf(why, whylen, "expected text or json, got \"%.200s\"", v);
+        return -1;
+    }
+    return 0;
+}
+
+int hk_log_deliveries_parse(const char *v)
+{
+    if (strcmp(v, "off") == 0)
+        return HK_LOG_DELIVERIES_OFF;
+    if (strcmp(v, "failures") == 0)
+        return HK_LOG_DELIVERIES_FAILURES;
+    if (strcmp(v, "all") == 0)
+        return HK_LOG_DELIVERIES_ALL;
+    return -1;
+}
+
+static int check_log_deliveries(hk_config *cfg, const char *v, char *why, size_t whylen)
+{
+    if (hk_log_deliveries_parse(v) < 0) {
+        snprintf(why, whylen, "expected off, failures or all, got \"%.200s\"", v);
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * [cluster] postgres: empty, a postgres:// or postgresql:// URI, or libpq's
+ * key = value pairs (a value is a word or '...', with \\ escapes). Only the
+ * shape is judged here (libpq judges the keys when it connects), and the
+ * value is never echoed: it may hold a password.
+ */
+static int check_conninfo(hk_config *cfg, const char *v, char *why, size_t whylen)
+{
+    const char *p = v;
+    if (*v == '\0' || strncmp(v, "postgresql://", 13) == 0 || strncmp(v, "postgres://", 11) == 0)
+        return 0;
+    for (;;) {
+        while (isspace((unsigned char)*p))
+            p++;
+        if (*p == '\0')
+            break;
+        const char *key = p;
+        while (isalpha((unsigned char)*p) || *p == '_')
+            p++;
+        size_t klen = (size_t)(p - key);
+        while (isspace((unsigned char)*p))
+            p++;
+        if (klen == 0 || *p != '=') {
+            snprintf(why, whylen, "expected key=value pairs (host=... dbname=...) or a postgresql:// URI");
+            return -1;
+        }
+        p++;
+        while (isspace((unsigned char)*p))
+            p++;
+        bool quoted = *p == '\'';
+        p += quoted;
+        while (*p != '\0' && (quoted ? *p != '\'' : !isspace((unsigned char)*p)))
+            p += *p == '\\' && p[1] != '\0' ? 2 : 1;
+        if (quoted && *p != '\'') {
+            snprintf(why, whylen, "a quoted value ('...') is not closed");
+            return -1;
+        }
+        p += quoted;
+    }
+    if (p == v || strspn(v, " \t") == strlen(v)) {
+        snprintf(why, whylen, "names nothing; leave it empty for a single node");
+        return -1;
+    }
+    return 0;
+}
+
+static int check_migrate(hk_config *cfg, const char *v, char *why, size_t whylen)
+{
+    if (strcmp(v, "auto") != 0 && strcmp(v, "off") != 0) {
+        snprintf(why, whylen, "expected auto or off, got \"%.200s\"", v);
         return -1;
     }
     return 0;

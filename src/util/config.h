@@ -47,7 +47,9 @@ typedef struct hk_config {
      */
     char *store_sync;
     /* [log] */
-    char *log_level; /**< debug, info, warn or error */
+    char *log_level;      /**< debug, info, warn or error */
+    char *log_format;     /**< text or json (hk_log_parse_format) */
+    char *log_deliveries; /**< off, failures or all: which delivery attempts get a line (hk_log_deliveries_parse) */
     /* [delivery] */
     uint32_t concurrency_per_origin; /**< parallel requests to one scheme://host:port */
     uint32_t max_inflight;           /**< deliveries held in memory at once (the due window) */
@@ -88,6 +90,18 @@ typedef struct hk_config {
     uint64_t smtp_min_interval_ms; /**< at most one exhausted-delivery mail per webhook per interval */
     /* [registry] */
     bool test_on_save; /**< SuperOffice saves require a passing test call */
+    /* [metrics] */
+    bool metrics_public;             /**< GET /metrics needs no key */
+    uint32_t metrics_webhook_series; /**< webhooks (the lowest ids) that get series of their own; 0: none */
+    /* [cluster] */
+    /**
+     * libpq connection string ("host=... dbname=...") or postgresql:// URI of
+     * the cluster's database; "" (the default): a single node on the
+     * embedded engine. Checked here for its shape only; libpq judges its
+     * keys. It may hold a password: never log it.
+     */
+    char *cluster_postgres;
+    char *cluster_migrate; /**< "auto": a node brings an older schema up to date at start; "off": it refuses one */
 } hk_config;
 
 /** Fills cfg with every default. Always succeeds; free with hk_config_free. */
@@ -109,6 +123,12 @@ int hk_config_load(hk_config *cfg, const char *path, char *err, size_t errlen) H
  */
 int hk_config_parse(hk_config *cfg, const char *name, const char *text, size_t len, char *err,
                     size_t errlen) HK_MUST_CHECK;
+
+/** Which delivery attempts are logged ([log] deliveries). */
+enum hk_log_deliveries { HK_LOG_DELIVERIES_OFF, HK_LOG_DELIVERIES_FAILURES, HK_LOG_DELIVERIES_ALL };
+
+/** Parses "off", "failures" or "all" into an hk_log_deliveries; -1 for anything else. */
+int hk_log_deliveries_parse(const char *v);
 
 /**
  * Parses a retry schedule (see hk_config.retry_schedule) into a malloc'd

@@ -1,5 +1,5 @@
 /*
- * fuzz_http.c: the inbound HTTP/1.1 server (net/http_server.c with llhttp):
+ * fuzz_http.c: the inbound HTTP/1.1 server (net/http_server*.c with llhttp):
  * request heads, chunked and sized bodies, pipelining, Expect, trailers and
  * every limit, bytes in and responses out. No network: each input is
  * written into one end of a socketpair whose other end the server adopts,

@@ -1,5 +1,5 @@
 /*
- * fuzz_smtp.c: the SMTP client's reading of relay replies (net/smtp.c):
+ * fuzz_smtp.c: the SMTP client's reading of relay replies (net/smtp_reply.c, smtp_session.c):
  * reply lines and multi-line replies, codes, the EHLO extension list and
  * every state of a mail's conversation. A fake relay on a loopback socket
  * of the same loop answers each connection with the input's bytes (all of

@@ -4,44 +4,49 @@
 #include "delivery.h"
 #include "engine.h"
 #include "outcome.h"
-#include "event.h"
 #include "signature.h"
-#include "kv.h"
+#include "tables.h"
 #include "unit.h"
 
 static void test_record_roundtrip(void)
 {
-    hk_event_view e = {.id = 7,
-                       .ts_ms = 1795435448593ull,
-                       .primary_key = -42,
-                       .user_id = 3,
-                       .name = "contact.created",
-                       .name_len = 15,
-                       .changes = "[\"a\"]",
-                       .changes_len = 5,
-                       .data = "{\"a\":\"\\u00e9\"}",
-                       .data_len = 14};
+    static const char data[] = "{\"a\":\"\\u00e9\"}";
+    uint8_t uuid_bytes[16];
     for (int i = 0; i < 16; i++)
-        e.uuid[i] = (uint8_t)(i * 17);
-    uint8_t *buf;
-    size_t len = hk_event_encode(&e, &buf);
-    hk_event_view d;
-    CHECK_INT(hk_event_decode(buf, len, 7, &d), 0);
-    CHECK_INT(d.ts_ms, e.ts_ms);
+        uuid_bytes[i] = (uint8_t)(i * 17);
+    hk__wbuf b = {0};
+    hk__event_encode(&b, 1795435448593ull, -42, 3, uuid_bytes, "contact.created", 15, "[\"a\"]", 5, data, 14);
+    hk_event d;
+    CHECK_INT(hk__event_decode(b.p, b.len, 7, &d), 0);
+    CHECK_INT(d.id, 7);
+    CHECK_INT(d.ts_ms, 1795435448593ull);
     CHECK_INT(d.primary_key, -42);
     CHECK_INT(d.user_id, 3);
-    CHECK(d.name_len == 15 && memcmp(d.name, "contact.created", 15) == 0);
-    CHECK(d.data_len == e.data_len && memcmp(d.data, e.data, e.data_len) == 0);
-    CHECK(memcmp(d.uuid, e.uuid, 16) == 0);
-    CHECK_INT(hk_event_decode(buf, len - 1, 7, &d), HK_ESTORE);
-    free(buf);
+    CHECK(strlen(d.name) == 15 && memcmp(d.name, "contact.created", 15) == 0);
+    CHECK(d.data_len == 14 && memcmp(d.data, data, 14) == 0);
+    CHECK(memcmp(d.uuid, uuid_bytes, 16) == 0);
+    hk_event bad;
+    CHECK_INT(hk__event_decode(b.p, b.len - 1, 7, &bad), HK_ESTORE);
+    hk_event_free(&bad);
+    free(b.p);
 
     char uuid[HK_EVENT_UUID_LEN];
-    hk_event_uuid_str(e.uuid, uuid);
+    hk_event_uuid_str(d.uuid, uuid);
     CHECK_STR(uuid, "00112233-4455-6677-8899-aabbccddeeff");
 
+    /* The body a webhook named My "hook" with the Property tenant: "acme" gets. */
+    hk_webhook w;
+    hk_webhook_init(&w);
+    free(w.name);
+    w.name = hk_strdup("My \"hook\"");
+    w.properties = hk_calloc(1, sizeof(*w.properties));
+    w.properties[0].name = hk_strdup("tenant");
+    w.properties[0].value = hk_strdup("\"acme\"");
+    w.nproperties = 1;
+    hk_target t = {0};
+    hk_target_from_webhook(&t, &w);
     size_t blen;
-    char *body = hk_event_body(&e, "My \"hook\"", "\"tenant\":\"acme\"", &blen);
+    char *body = hk_delivery_body(NULL, &d, &t, &blen);
     CHECK_INT(strlen(body), blen);
     json_error_t err;
     json_t *j = json_loads(body, 0, &err);
@@ -57,19 +62,44 @@ static void test_record_roundtrip(void)
     CHECK_STR(json_string_value(json_object_get(json_object_get(j, "Data"), "a")), "\xc3\xa9");
     json_decref(j);
     free(body);
+    hk_target_free(&t);
+    hk_webhook_free(&w);
+    hk_event_free(&d);
+}
+
+/* Appends a name/value pair to *v (n entries). */
+static void add_pair(hk_pair **v, size_t *n, const char *name, const char *value)
+{
+    *v = hk_realloc(*v, (*n + 1) * sizeof(**v));
+    (*v)[*n].name = hk_strdup(name);
+    (*v)[(*n)++].value = hk_strdup(value);
+}
+
+static void set_str(char **field, const char *value)
+{
+    free(*field);
+    *field = hk_strdup(value);
 }
 
 static void test_target_and_headers(void)
 {
-    json_error_t err;
-    json_t *rec = json_loads("{\"id\":9,\"url\":\"https://h/x\",\"name\":\"n\",\"secret\":\"new\","
-                             "\"prevSecret\":\"old\",\"prevSecretUntil\":99999999999999,"
-                             "\"headers\":{\"X-Ok\":\"1\",\"Content-Type\":\"text/plain\",\"webhook-id\":\"x\","
-                             "\"X-Bad\":\"a\\r\\nInjected: 1\",\"Bad Name\":\"v\"},"
-                             "\"properties\":{\"p\":[1,2],\"Event\":\"clash\"}}",
-                             0, &err);
+    hk_webhook w;
+    hk_webhook_init(&w);
+    w.id = 9;
+    set_str(&w.url, "https://h/x");
+    set_str(&w.name, "n");
+    set_str(&w.secret, "new");
+    set_str(&w.prev_secret, "old");
+    w.prev_secret_until = 99999999999999ull;
+    add_pair(&w.headers, &w.nheaders, "X-Ok", "1");
+    add_pair(&w.headers, &w.nheaders, "Content-Type", "text/plain");
+    add_pair(&w.headers, &w.nheaders, "webhook-id", "x");
+    add_pair(&w.headers, &w.nheaders, "X-Bad", "a\r\nInjected: 1");
+    add_pair(&w.headers, &w.nheaders, "Bad Name", "v");
+    add_pair(&w.properties, &w.nproperties, "p", "[1,2]");
+    add_pair(&w.properties, &w.nproperties, "Event", "\"clash\"");
     hk_target t = {0};
-    hk_target_from_record(&t, rec);
+    hk_target_from_webhook(&t, &w);
     CHECK_INT(t.webhook_id, 9);
     CHECK_STR(t.headers, "X-Ok: 1\r\n");
     CHECK_STR(t.props, "\"p\":[1,2]");
@@ -90,19 +120,19 @@ static void test_target_and_headers(void)
     hk_target_free(&t);
 
     /* After the overlap only the new secret signs; without a secret nothing does. */
-    json_object_set_new(rec, "prevSecretUntil", json_integer(1));
-    hk_target_from_record(&t, rec);
+    w.prev_secret_until = 1;
+    hk_target_from_webhook(&t, &w);
     hk_delivery_headers(&t, "a.b", "00112233-4455-6677-8899-aabbccddeeff", 0, body, 2, 1700000000000ull, NULL, out,
                         sizeof(out));
     snprintf(line, sizeof(line), "webhook-signature: %s\r\n", s1);
     CHECK(strstr(out, line) != NULL);
     hk_target_free(&t);
-    json_object_set_new(rec, "secret", json_string(""));
-    hk_target_from_record(&t, rec);
+    set_str(&w.secret, "");
+    hk_target_from_webhook(&t, &w);
     hk_delivery_headers(&t, "a.b", "u", 0, body, 2, 1700000000000ull, NULL, out, sizeof(out));
     CHECK(strstr(out, "signature") == NULL && strstr(out, "webhook-id") == NULL);
     hk_target_free(&t);
-    json_decref(rec);
+    hk_webhook_free(&w);
 }
 
 static void test_retry_schedule(void)

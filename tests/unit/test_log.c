@@ -1,7 +1,9 @@
 /* test_log.c: log lines: levels, and remote text escaped so it cannot add lines or terminal controls. */
+#include <jansson.h>
 #include <stdio.h>
 #include <unistd.h>
 
+#include "common.h"
 #include "log.h"
 #include "unit.h"
 
@@ -99,6 +101,56 @@ static void test_long_line(void)
     free(out);
 }
 
+static void log_fields(void)
+{
+    hk_log_field f[] = {HK_LOG_NUM("webhook_id", 7), HK_LOG_STR("event", "order.paid"),
+                        HK_LOG_STR("error", "HTTP 500 \"Oops\"\r\nforged"), HK_LOG_STR("empty", NULL)};
+    hk_log_set_request("req-1");
+    hk_log_fields(HK_LOG_WARN, f, HK_ARRAY_SIZE(f), "delivery %s", "failed");
+    hk_log_set_request(NULL);
+    hk_info("no request \xff");
+}
+
+/* Text: fields as key=value after the message, quoted when needed; the request id while one is set. */
+static void test_text_fields(void)
+{
+    char *out = capture_stderr(log_fields);
+    CHECK(strstr(out, " warn  delivery failed webhook_id=7 event=order.paid error=\"HTTP 500 \\\"Oops\\\"\\r\\nforged\" "
+                      "empty=\"\" request_id=req-1\n") != NULL);
+    CHECK(strstr(out, " info  no request \\xff\n") != NULL);
+    CHECK(strstr(out, "no request \\xff request_id") == NULL);
+    free(out);
+}
+
+/* JSON: one object per line with time, level, msg and the fields; text that is not UTF-8 becomes U+FFFD. */
+static void test_json_lines(void)
+{
+    hk_log_set_format(HK_LOG_JSON);
+    char *out = capture_stderr(log_fields);
+    hk_log_set_format(HK_LOG_TEXT);
+    char *nl = strchr(out, '\n');
+    CHECK(nl != NULL && strchr(nl + 1, '\n') == out + strlen(out) - 1);
+    *nl = '\0';
+    json_error_t err;
+    json_t *a = json_loads(out, 0, &err), *b = json_loads(nl + 1, 0, &err);
+    CHECK(a != NULL && b != NULL);
+    if (a != NULL && b != NULL) {
+        CHECK_STR(json_string_value(json_object_get(a, "level")), "warn");
+        CHECK_STR(json_string_value(json_object_get(a, "msg")), "delivery failed");
+        CHECK(json_integer_value(json_object_get(a, "webhook_id")) == 7);
+        CHECK_STR(json_string_value(json_object_get(a, "error")), "HTTP 500 \"Oops\"\r\nforged");
+        CHECK_STR(json_string_value(json_object_get(a, "request_id")), "req-1");
+        CHECK(strlen(json_string_value(json_object_get(a, "time"))) == 24);
+        CHECK_STR(json_string_value(json_object_get(b, "msg")), "no request \xef\xbf\xbd");
+        CHECK(json_object_get(b, "request_id") == NULL);
+    }
+    json_decref(a);
+    json_decref(b);
+    free(out);
+    CHECK_INT(hk_log_parse_format("json"), HK_LOG_JSON);
+    CHECK_INT(hk_log_parse_format("xml"), -1);
+}
+
 int main(void)
 {
     CHECK_INT(hk_log_parse_level("warn"), HK_LOG_WARN);
@@ -106,5 +158,7 @@ int main(void)
     test_escape();
     test_lines();
     test_long_line();
+    test_text_fields();
+    test_json_lines();
     return unit_done();
 }

@@ -176,6 +176,49 @@ static void test_decide(void)
     hk_retry_policy_free(&p);
 }
 
+/* Delays too large for the arithmetic saturate at UINT64_MAX: no wrap, no float-to-integer overflow. */
+static void test_huge_delays(void)
+{
+    const uint64_t big[] = {0, UINT64_MAX, UINT64_MAX / 2 + 1, 3};
+    hk_retry_policy p;
+    CHECK_INT(hk_retry_policy_set(&p, big, 4, 100, 60000, 10), 0);
+    CHECK_INT(p.n, 4);
+    /* The jitter's top end doubles the delay: past 2^64, so UINT64_MAX. */
+    CHECK(hk_retry_delay(&p, 1, 2000000) == UINT64_MAX);
+    CHECK(hk_retry_delay(&p, 1, 1000000) == UINT64_MAX); /* the middle: 2^64 - 1 as a double is 2^64 */
+    CHECK(hk_retry_delay(&p, 2, 2000000) == UINT64_MAX);
+    CHECK_INT(hk_retry_delay(&p, 1, 0), 0); /* the bottom end: -100% */
+    CHECK_INT(hk_retry_delay(&p, 3, 2000000), 6);
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    for (int i = 0; i < 1000; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        uint64_t lo, hi, d = hk_retry_delay(&p, 2, x);
+        hk_retry_delay_bounds(&p, 2, &lo, &hi);
+        CHECK(d >= lo && d <= hi);
+    }
+    CHECK(hk_retry_span(&p) == UINT64_MAX);
+    /* A retry due past the end of time is due at its end, not wrapped into the past. */
+    hk_outcome o;
+    hk_client_result err = answer(500, "HTTP/1.1 500 Internal Server Error", "");
+    hk_outcome_decide(&p, 1, &err, NOW, 1000000, &o);
+    CHECK(!o.exhausted && o.next_due_ms == UINT64_MAX);
+    hk_outcome_decide(&p, 2, &err, NOW, 2000000, &o);
+    CHECK(!o.exhausted && o.next_due_ms == UINT64_MAX);
+    hk_retry_policy_free(&p);
+
+    /* A schedule given as text parses to the same policy as its delays. */
+    const uint64_t three[] = {0, 5000, 300000};
+    hk_retry_policy q;
+    CHECK_INT(hk_retry_policy_set(&q, three, 3, 0, 60000, 10), 0);
+    CHECK_INT(hk_retry_policy_init(&p, "0s,5s,5m", 0, 60000, 10), 0);
+    CHECK(p.n == q.n && memcmp(p.delays, q.delays, sizeof(three)) == 0);
+    hk_retry_policy_free(&p);
+    hk_retry_policy_free(&q);
+    CHECK_INT(hk_retry_policy_set(&q, three, 0, 0, 0, 10), HK_EINVAL);
+    CHECK_INT(hk_retry_policy_set(&q, NULL, 3, 0, 0, 10), HK_EINVAL);
+    hk_retry_policy_free(&q);
+}
+
 static void test_texts(void)
 {
     hk_client_result r = answer(200, "HTTP/1.1 200 OK", "A: b\r\n");
@@ -217,6 +260,7 @@ int main(void)
     test_jitter_bounds();
     test_retry_after_parse();
     test_decide();
+    test_huge_delays();
     test_texts();
     return unit_done();
 }

@@ -9,6 +9,7 @@
 #include "auth.h"
 #include "kv.h"
 #include "state_fixture.h"
+#include "tables.h"
 
 struct raw {
     enum hk_db db;
@@ -27,7 +28,7 @@ static int put_raw(hk_txn *txn, void *arg)
 static void raw_put(hk_store *s, enum hk_db db, const void *key, size_t klen, const void *val, size_t vlen)
 {
     struct raw r = {db, key, klen, val, vlen};
-    CHECK_INT(hk_kv_write_sync(hk_store_kv(s), put_raw, &r), 0);
+    CHECK_INT(hk_kv_write_sync(hk__store_kv(s), put_raw, &r), 0);
 }
 
 static int del_raw(hk_txn *txn, void *arg)
@@ -43,7 +44,7 @@ static int first_byte(hk_store *s, enum hk_db db, const void *key, size_t klen)
     hk_txn *txn;
     hk_val v;
     int b = -1;
-    if (hk_kv_read(hk_store_kv(s), &txn) != 0)
+    if (hk_kv_read(hk__store_kv(s), &txn) != 0)
         return -2;
     if (hk_get(txn, db, key, klen, &v) == 0 && v.len > 0)
         b = ((const uint8_t *)v.data)[0];
@@ -144,7 +145,7 @@ static void test_webhook_stats_and_log(void)
     hk_op_free_out(&op);
     CHECK_INT(hk_store_webhook_get(s, 9, &w), HK_ESTORE);
     struct raw gone = {HK_DB_WEBHOOKS, k9, 4, NULL, 0};
-    CHECK_INT(hk_kv_write_sync(hk_store_kv(s), del_raw, &gone), 0);
+    CHECK_INT(hk_kv_write_sync(hk__store_kv(s), del_raw, &gone), 0);
 
     /* A change writes version 1, and nothing is lost on the way. */
     hk_op lock = {.type = HK_OP_WEBHOOK_LOCK, .now_ms = 1, .u.webhook_lock = {1, false}};
@@ -251,7 +252,7 @@ static void test_events_queue_and_idempotency(void)
     raw_put(s, HK_DB_IDEMPOTENCY_TIME, itk, 15, "", 0);
     /* A store from before the index: its marker is absent, so the next open builds the index. */
     struct raw marker = {HK_DB_META, "queue_events:built", 18, NULL, 0};
-    CHECK_INT(hk_kv_write_sync(hk_store_kv(s), del_raw, &marker), 0);
+    CHECK_INT(hk_kv_write_sync(hk__store_kv(s), del_raw, &marker), 0);
     hk_store_close(s);
     s = fx_open(NULL);
 
@@ -399,10 +400,50 @@ static void test_users_keys_nodes(void)
     fx_rmdir();
 }
 
+/* The format recorded in the store (-1 when none is, -2 on a read error). */
+static long stored_format(hk_store *s)
+{
+    hk_txn *txn;
+    hk_val v;
+    long f = -1;
+    if (hk_kv_read(hk__store_kv(s), &txn) != 0)
+        return -2;
+    if (hk_get(txn, HK_DB_META, "store:format", 12, &v) == 0 && v.len == 4)
+        f = (long)hk_rd32(v.data);
+    hk_txn_end(txn);
+    return f;
+}
+
+/* A store records its format; one from before formats is upgraded; a newer one is refused and left alone. */
+static void test_store_format(void)
+{
+    fx_mkdir();
+    hk_store *s = fx_open(NULL);
+    CHECK(stored_format(s) == HK_STORE_FORMAT);
+    struct raw gone = {HK_DB_META, "store:format", 12, NULL, 0};
+    CHECK_INT(hk_kv_write_sync(hk__store_kv(s), del_raw, &gone), 0);
+    CHECK(stored_format(s) == -1);
+    hk_store_close(s);
+    s = fx_open(NULL);
+    CHECK(stored_format(s) == HK_STORE_FORMAT);
+    uint8_t newer[4];
+    hk_be32(newer, HK_STORE_FORMAT + 1);
+    raw_put(s, HK_DB_META, "store:format", 12, newer, 4);
+    hk_store_close(s);
+    hk_store_opts o = {.data_dir = fx_dir, .map_size = 8u << 20, .max_batch = 64};
+    hk_store *t = NULL;
+    CHECK_INT(hk_store_open(&t, NULL, &o), HK_EFORMAT);
+    CHECK(t == NULL);
+    o.exclusive = true;
+    CHECK_INT(hk_store_open(&t, NULL, &o), HK_EFORMAT);
+    fx_rmdir();
+}
+
 int main(void)
 {
     test_webhook_stats_and_log();
     test_events_queue_and_idempotency();
     test_users_keys_nodes();
+    test_store_format();
     return unit_done();
 }

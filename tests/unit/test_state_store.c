@@ -11,6 +11,7 @@
 
 #include "kv.h"
 #include "state_fixture.h"
+#include "tables.h"
 
 #define NSIG_OPS 200
 
@@ -256,7 +257,7 @@ static int read_and_die(void)
     hk_store_opts o = {.data_dir = fx_dir, .map_size = 8u << 20, .max_batch = 8};
     hk_store *s;
     hk_txn *txn;
-    if (hk_store_open(&s, NULL, &o) != 0 || hk_kv_read(hk_store_kv(s), &txn) != 0)
+    if (hk_store_open(&s, NULL, &o) != 0 || hk_kv_read(hk__store_kv(s), &txn) != 0)
         return 1;
     raise(SIGKILL);
     return 2;
@@ -267,22 +268,22 @@ static void test_stale_readers_cleared(void)
     fx_mkdir();
     hk_store *s = fx_open(NULL);
     int dead = -1;
-    CHECK_INT(hk_kv_reader_check(hk_store_kv(s), &dead), 0);
+    CHECK_INT(hk_kv_reader_check(hk__store_kv(s), &dead), 0);
     CHECK_INT(dead, 0);
     CHECK_INT(in_child(read_and_die), 128 + SIGKILL);
-    CHECK_INT(hk_kv_reader_check(hk_store_kv(s), &dead), 0);
+    CHECK_INT(hk_kv_reader_check(hk__store_kv(s), &dead), 0);
     CHECK_INT(dead, 1);
     /* A prune step clears them too. */
     CHECK_INT(in_child(read_and_die), 128 + SIGKILL);
     hk_op p = {.type = HK_OP_PRUNE, .now_ms = 1, .u.prune = {.max = 10}};
     CHECK_INT(hk_store_apply(s, &p), 0);
-    CHECK_INT(hk_kv_reader_check(hk_store_kv(s), &dead), 0);
+    CHECK_INT(hk_kv_reader_check(hk__store_kv(s), &dead), 0);
     CHECK_INT(dead, 0);
     /* And opening the store. */
     CHECK_INT(in_child(read_and_die), 128 + SIGKILL);
     hk_store_close(s);
     s = fx_open(NULL);
-    CHECK_INT(hk_kv_reader_check(hk_store_kv(s), &dead), 0);
+    CHECK_INT(hk_kv_reader_check(hk__store_kv(s), &dead), 0);
     CHECK_INT(dead, 0);
     hk_store_close(s);
     fx_rmdir();
