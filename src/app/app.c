@@ -232,8 +232,11 @@ int hk_app_run(hk_config *cfg)
 
     /* A serving process holds the data directory's lock: a second one on it exits here. */
     hk_store *store;
-    hk_store_opts so = {
-        .data_dir = cfg->data_dir, .map_size = cfg->map_size, .max_batch = cfg->max_batch, .exclusive = true};
+    hk_store_opts so = {.data_dir = cfg->data_dir,
+                        .map_size = cfg->map_size,
+                        .max_batch = cfg->max_batch,
+                        .exclusive = true,
+                        .wal = strcmp(cfg->store_sync, "log") == 0};
     int rc = hk_store_open(&store, app.env.loop, &so);
     if (rc != 0)
         return 1;

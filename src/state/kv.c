@@ -1,5 +1,6 @@
 /*
- * kv.c: the LMDB environment, typed helpers and the group commit.
+ * kv.c: the LMDB environment, transactions and typed helpers (the group
+ * commit and the log around it are in commit.c).
  *
  * Locking: the map can only be resized while no transaction of this process
  * is open. Every transaction therefore holds `resize` shared; a resize takes
@@ -16,10 +17,9 @@
  * Every write transaction records its id under HK_KV_WRITER_STAMP, so that
  * an open can tell whether another version committed last.
  */
-#include "kv.h"
+#include "kv_int.h"
 
 #include <errno.h>
-#include <lmdb.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -52,77 +52,26 @@ static const struct {
     [HK_DB_QUEUE_EVENTS] = {"queue_events", 0},
 };
 
-struct hk_txn {
-    MDB_txn *txn;
-    hk_kv_env *store;
-    bool write;
-    /* The first LMDB error that left the transaction unusable (LMDB then
-     * refuses its commit). Kept here because an apply may report it as an
-     * error of its own, or not at all, and the batch must still know that
-     * the map needs to grow. */
-    int broken;
-};
-
 struct hk_cursor {
     MDB_cursor *cur;
     hk_txn *txn;
 };
 
-/* Outcomes of a write for its whole batch, beside 0 and a failing error. */
-#define FATE_GROW 1
-
-/* How many times a batch or a synchronous write is retried after growing the map. */
-#define GROW_ATTEMPTS 8
 /* The map grows by half its size, at least by this much. */
 #define GROW_MIN (64u << 20)
-
-struct hk_kv_env {
-    MDB_env *env;
-    MDB_dbi dbi[HK_DB__COUNT];
-    uv_loop_t *loop;
-    uv_rwlock_t resize;
-    uint32_t max_batch;
-    /* Group commit: requests wait in `queue` while `batch` is being committed. */
-    hk_write *queue_head, *queue_tail;
-    hk_write *batch;
-    int batch_status;
-    bool working;
-    uv_work_t work;
-    /* One cached read transaction for the loop thread, renewed per use. */
-    hk_txn rtxn;
-    bool rtxn_busy;
-    uv_thread_t loop_thread; /* the thread that opened the environment (with a loop) */
-    /* A map grown by another process, adopted on the threadpool because the
-     * loop could not take the resize lock without waiting. */
-    uv_work_t adopt_work;
-    bool adopting;
-    uint64_t commits, writes;
-    /* Ops per group commit and its latency in us (from the start of the group to its end). */
-    hk_histogram batch_ops, commit_us;
-    uint32_t batch_n;          /* ops in the group being committed */
-    uint64_t batch_started_ns; /* uv_hrtime() when it started */
-
-    uint64_t failed_commits;  /* group commits that failed */
-    int last_status;          /* the last group commit's status */
-    bool foreign;             /* the last commit before this open was not stamped by this version */
-    uint64_t reader_check_at; /* loop time of the last stale-reader check */
-};
-
-/* Reader slots of killed processes are cleared at least this often on a busy store. */
-#define READER_CHECK_MS 60000
 
 /* How many times this thread holds a resize lock shared (one per open
  * transaction, of any environment): while it does, it must not wait for one
  * exclusively. */
 static __thread unsigned held_shared;
 
-static void hold_shared(hk_kv_env *s)
+void hk__kv_hold(hk_kv_env *s)
 {
     uv_rwlock_rdlock(&s->resize);
     held_shared++;
 }
 
-static void release_shared(hk_kv_env *s)
+void hk__kv_release(hk_kv_env *s)
 {
     held_shared--;
     uv_rwlock_rdunlock(&s->resize);
@@ -135,7 +84,7 @@ static bool on_loop(const hk_kv_env *s)
     return s->loop != NULL && uv_thread_equal(&self, &s->loop_thread);
 }
 
-static int map_err(int rc)
+int hk__kv_map_err(int rc)
 {
     switch (rc) {
     case MDB_SUCCESS: return 0;
@@ -174,6 +123,7 @@ int hk_kv_open(hk_kv_env **out, const char *dir, uint64_t map_size, uint32_t max
     if (rc != 0)
         goto fail_env;
     uv_rwlock_init(&s->resize);
+    uv_mutex_init(&s->ckpt_mu);
 
     MDB_txn *txn;
     if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
@@ -197,12 +147,13 @@ int hk_kv_open(hk_kv_env **out, const char *dir, uint64_t map_size, uint32_t max
     return 0;
 
 fail_lock:
+    uv_mutex_destroy(&s->ckpt_mu);
     uv_rwlock_destroy(&s->resize);
 fail_env:
     hk_error("store: cannot open %s: %s", dir, mdb_strerror(rc));
     mdb_env_close(s->env);
     free(s);
-    return map_err(rc) == HK_EFULL ? HK_EFULL : HK_ESTORE;
+    return hk__kv_map_err(rc) == HK_EFULL ? HK_EFULL : HK_ESTORE;
 fail_free:
     free(s);
     return HK_ESTORE;
@@ -214,7 +165,9 @@ void hk_kv_close(hk_kv_env *s)
         return;
     if (s->rtxn.txn != NULL)
         mdb_txn_abort(s->rtxn.txn);
+    hk__kv_checkpoints_free(s);
     mdb_env_close(s->env);
+    uv_mutex_destroy(&s->ckpt_mu);
     uv_rwlock_destroy(&s->resize);
     free(s);
 }
@@ -225,7 +178,7 @@ bool hk_kv_foreign_commits(const hk_kv_env *s)
 }
 
 /* Marks t as a transaction of this version (see hk_kv_foreign_commits). */
-static int stamp(hk_txn *t)
+int hk__kv_stamp(hk_txn *t)
 {
     uint8_t id[8];
     hk_be64(id, (uint64_t)mdb_txn_id(t->txn));
@@ -234,7 +187,7 @@ static int stamp(hk_txn *t)
 
 bool hk_kv_busy(const hk_kv_env *s)
 {
-    return s->working || s->queue_head != NULL || s->adopting;
+    return s->working || s->queue_head != NULL || s->adopting || s->ckpt_running;
 }
 
 /* Adopts a map grown by another process, or grows ours by half again (at
@@ -294,7 +247,7 @@ static void adopt_later(hk_kv_env *s)
  * loop (the lock is taken): then UV_EAGAIN, and on the loop the adoption
  * is queued to the threadpool.
  */
-static int resize(hk_kv_env *s, bool adopt)
+int hk__kv_resize(hk_kv_env *s, bool adopt)
 {
     bool loop = on_loop(s);
     if (held_shared > 0) {
@@ -317,17 +270,17 @@ static int resize(hk_kv_env *s, bool adopt)
 /* Begins a transaction holding the resize lock shared; handles a map that
  * another process (the CLI) has grown meanwhile. Returns an LMDB code, or
  * UV_EAGAIN when that map cannot be adopted now (see resize). */
-static int txn_begin(hk_kv_env *s, bool write, MDB_txn **txn)
+int hk__kv_txn_begin(hk_kv_env *s, bool write, MDB_txn **txn)
 {
     for (;;) {
-        hold_shared(s);
+        hk__kv_hold(s);
         int rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, txn);
         if (rc == 0)
             return 0;
-        release_shared(s);
+        hk__kv_release(s);
         if (rc != MDB_MAP_RESIZED)
             return rc;
-        if ((rc = resize(s, true)) != 0)
+        if ((rc = hk__kv_resize(s, true)) != 0)
             return rc;
     }
 }
@@ -338,23 +291,23 @@ int hk_kv_read(hk_kv_env *s, hk_txn **out)
     int rc;
     if (!s->rtxn_busy && s->rtxn.txn != NULL) {
         /* Renewing a reset reader avoids a reader-slot search per request. */
-        hold_shared(s);
+        hk__kv_hold(s);
         rc = mdb_txn_renew(s->rtxn.txn);
         if (rc == 0) {
             s->rtxn_busy = true;
             *out = &s->rtxn;
             return 0;
         }
-        release_shared(s);
+        hk__kv_release(s);
         mdb_txn_abort(s->rtxn.txn);
         s->rtxn.txn = NULL;
     }
     MDB_txn *txn;
-    if ((rc = txn_begin(s, false, &txn)) != 0) {
+    if ((rc = hk__kv_txn_begin(s, false, &txn)) != 0) {
         if (rc == UV_EAGAIN)
             return rc;
         hk_error("store: cannot begin read: %s", mdb_strerror(rc));
-        return map_err(rc);
+        return hk__kv_map_err(rc);
     }
     if (!s->rtxn_busy) {
         t = &s->rtxn;
@@ -382,7 +335,7 @@ void hk_txn_end(hk_txn *t)
         mdb_txn_abort(t->txn);
         free(t);
     }
-    release_shared(s);
+    hk__kv_release(s);
 }
 
 int hk_get(hk_txn *t, enum hk_db db, const void *key, size_t klen, hk_val *out)
@@ -390,7 +343,7 @@ int hk_get(hk_txn *t, enum hk_db db, const void *key, size_t klen, hk_val *out)
     MDB_val k = {klen, (void *)key}, v;
     int rc = mdb_get(t->txn, t->store->dbi[db], &k, &v);
     if (rc != 0)
-        return map_err(rc);
+        return hk__kv_map_err(rc);
     out->data = v.mv_data;
     out->len = v.mv_size;
     return 0;
@@ -412,7 +365,7 @@ static int write_err(hk_txn *t, int rc)
             t->broken = rc;
         break;
     }
-    return map_err(rc);
+    return hk__kv_map_err(rc);
 }
 
 int hk_put(hk_txn *t, enum hk_db db, const void *key, size_t klen, const void *val, size_t vlen, unsigned flags)
@@ -456,7 +409,7 @@ int hk_cursor_open(hk_txn *t, enum hk_db db, hk_cursor **out)
     int rc = mdb_cursor_open(t->txn, t->store->dbi[db], &c->cur);
     if (rc != 0) {
         free(c);
-        return map_err(rc);
+        return hk__kv_map_err(rc);
     }
     *out = c;
     return 0;
@@ -475,7 +428,7 @@ int hk_cursor_get(hk_cursor *c, enum hk_cursor_op op, hk_val *key, hk_val *val)
     }
     int rc = mdb_cursor_get(c->cur, &k, &v, ops[op]);
     if (rc != 0)
-        return map_err(rc);
+        return hk__kv_map_err(rc);
     if (key != NULL) {
         key->data = k.mv_data;
         key->len = k.mv_size;
@@ -550,7 +503,7 @@ int hk_kv_reader_check(hk_kv_env *s, int *dead)
     int rc = mdb_reader_check(s->env, &n);
     if (rc != 0) {
         hk_error("store: reader check failed: %s", mdb_strerror(rc));
-        return map_err(rc);
+        return hk__kv_map_err(rc);
     }
     if (n > 0)
         hk_info("store: cleared %d reader slot%s left by ended processes", n, n == 1 ? "" : "s");
@@ -585,185 +538,6 @@ void hk_kv_commit_status(const hk_kv_env *s, uint64_t *failed, int *last_status)
 {
     *failed = s->failed_commits;
     *last_status = s->last_status;
-}
-
-/* What a write's outcome means for its whole batch: 0 (nothing, or only
- * the write itself failed), FATE_GROW (the map is full: grow it and run the
- * batch again) or an error that fails the batch. A full map or disk, or a
- * broken store, is not the request's fault, so it is judged by the state of
- * the transaction, not by what the apply chose to return. */
-static int batch_fate(const hk_txn *t)
-{
-    if (t->broken == MDB_MAP_FULL)
-        return FATE_GROW;
-    return t->broken != 0 ? map_err(t->broken) : 0;
-}
-
-int hk_kv_write_sync(hk_kv_env *s, int (*fn)(hk_txn *txn, void *arg), void *arg)
-{
-    for (int attempt = 0;; attempt++) {
-        MDB_txn *txn;
-        int rc = txn_begin(s, true, &txn);
-        if (rc != 0)
-            return rc == UV_EAGAIN ? rc : map_err(rc);
-        hk_txn t = {txn, s, true, 0};
-        if ((rc = stamp(&t)) == 0)
-            rc = fn(&t, arg);
-        bool grow = t.broken == MDB_MAP_FULL;
-        if (rc == 0 && t.broken == 0) {
-            int mrc = mdb_txn_commit(txn);
-            grow = mrc == MDB_MAP_FULL;
-            rc = map_err(mrc);
-        } else {
-            mdb_txn_abort(txn);
-            if (rc == 0)
-                rc = map_err(t.broken);
-        }
-        release_shared(s);
-        if (!grow || attempt >= GROW_ATTEMPTS)
-            return rc;
-        /* Not when this thread has a read open (it would wait for itself): the map stays full. */
-        if (resize(s, false) != 0)
-            return rc;
-    }
-}
-
-/* ---- group commit ---------------------------------------------------- */
-
-/* Runs on a threadpool thread: applies the whole batch in one transaction. */
-static void batch_work(uv_work_t *req)
-{
-    hk_kv_env *s = hk_container_of(req, hk_kv_env, work);
-    for (int attempt = 0;; attempt++) {
-        MDB_txn *txn;
-        int rc = txn_begin(s, true, &txn);
-        if (rc != 0) {
-            s->batch_status = rc == UV_EAGAIN ? rc : map_err(rc);
-            return;
-        }
-        hk_txn t = {txn, s, true, 0};
-        int fate = 0;
-        if (stamp(&t) != 0)
-            fate = batch_fate(&t) != 0 ? batch_fate(&t) : HK_ESTORE;
-        for (hk_write *w = s->batch; w != NULL && fate == 0; w = w->next) {
-            if (w->flags & HK_WRITE_ISOLATED) {
-                MDB_txn *child;
-                rc = mdb_txn_begin(s->env, txn, 0, &child);
-                if (rc != 0) {
-                    fate = rc == MDB_MAP_FULL ? FATE_GROW : map_err(rc);
-                    break;
-                }
-                hk_txn ct = {child, s, true, 0};
-                w->status = w->apply(&ct, w);
-                fate = batch_fate(&ct);
-                if (w->status == 0 && fate == 0) {
-                    rc = mdb_txn_commit(child);
-                    if (rc != 0)
-                        fate = rc == MDB_MAP_FULL ? FATE_GROW : map_err(rc);
-                } else {
-                    mdb_txn_abort(child);
-                }
-            } else {
-                w->status = w->apply(&t, w);
-                fate = batch_fate(&t);
-            }
-        }
-        if (fate == 0) {
-            rc = mdb_txn_commit(txn);
-            release_shared(s);
-            s->batch_status = map_err(rc);
-            if (rc != MDB_MAP_FULL)
-                return;
-            fate = FATE_GROW;
-        } else {
-            mdb_txn_abort(txn);
-            release_shared(s);
-        }
-        if (fate != FATE_GROW || attempt >= GROW_ATTEMPTS) {
-            s->batch_status = fate == FATE_GROW ? HK_EFULL : fate;
-            return;
-        }
-        /* The threadpool holds no other transaction and may wait: this resizes. */
-        if (resize(s, false) != 0) {
-            s->batch_status = HK_EFULL;
-            return;
-        }
-    }
-}
-
-static void start_batch(hk_kv_env *s);
-
-static void batch_done(uv_work_t *req, int status)
-{
-    hk_kv_env *s = hk_container_of(req, hk_kv_env, work);
-    hk_write *w = s->batch;
-    int bs = status != 0 ? HK_ESTORE : s->batch_status;
-    if (bs != 0) {
-        hk_error("store: group commit failed: %s", hk_strerror(bs));
-        s->failed_commits++;
-    } else {
-        s->commits++;
-        hk_histogram_observe(&s->batch_ops, s->batch_n);
-        hk_histogram_observe(&s->commit_us, (uv_hrtime() - s->batch_started_ns) / 1000);
-    }
-    s->last_status = bs;
-    s->batch = NULL;
-    s->working = false;
-    uint64_t now = uv_now(s->loop);
-    if (now - s->reader_check_at >= READER_CHECK_MS) {
-        s->reader_check_at = now;
-        if (hk_kv_reader_check(s, NULL) != 0)
-            hk_warn("store: stale readers could not be checked");
-    }
-    /* Start the next batch before running callbacks, so the disk is never
-     * idle while the loop answers the previous group. */
-    start_batch(s);
-    while (w != NULL) {
-        hk_write *next = w->next;
-        int st = bs != 0 ? bs : w->status;
-        if (bs == 0)
-            s->writes++;
-        w->done(w, st);
-        w = next;
-    }
-}
-
-static void start_batch(hk_kv_env *s)
-{
-    if (s->working || s->queue_head == NULL)
-        return;
-    hk_write *head = s->queue_head, *w = head;
-    uint32_t n = 1;
-    while (w->next != NULL && n < s->max_batch) {
-        w = w->next;
-        n++;
-    }
-    s->queue_head = w->next;
-    if (s->queue_head == NULL)
-        s->queue_tail = NULL;
-    w->next = NULL;
-    s->batch = head;
-    s->batch_status = 0;
-    s->working = true;
-    s->batch_n = n;
-    s->batch_started_ns = uv_hrtime();
-    int rc = uv_queue_work(s->loop, &s->work, batch_work, batch_done);
-    if (rc != 0) {
-        hk_error("store: cannot queue commit: %s", uv_strerror(rc));
-        abort();
-    }
-}
-
-void hk_kv_submit(hk_kv_env *s, hk_write *w)
-{
-    w->next = NULL;
-    w->status = 0;
-    if (s->queue_tail != NULL)
-        s->queue_tail->next = w;
-    else
-        s->queue_head = w;
-    s->queue_tail = w;
-    start_batch(s);
 }
 
 int hk_kv_copy(hk_kv_env *s, int fd)

@@ -5,9 +5,10 @@
  *
  * Reads run on the caller's thread (the event loop) in short read
  * transactions. Writes are submitted as hk_write requests and applied in
- * groups on the libuv threadpool: many requests, one transaction, one fsync.
- * A request's done callback runs on the loop only after the commit that holds
- * its change has returned, so a 2xx sent from it is always durable.
+ * groups on the libuv threadpool: many requests, one transaction, one fsync
+ * (of the write-ahead log when there is one, see commit.c). A request's
+ * done callback runs on the loop only after the commit that holds its
+ * change has returned, so a 2xx sent from it is always durable.
  */
 #ifndef HK_KV_H
 #define HK_KV_H
@@ -70,6 +71,14 @@ struct hk_write {
     void (*done)(hk_write *w, int status);
     /** HK_WRITE_ISOLATED: a failing apply undoes only its own writes (a nested transaction). */
     unsigned flags;
+    /**
+     * Optional: the write's record for the write-ahead log (sync = log),
+     * made on the threadpool before apply runs; *out is malloc'd and freed
+     * by the store. An error fails the write without applying it. NULL: the
+     * write has no record, and under a log its group is made durable by a
+     * checkpoint of its own before done runs.
+     */
+    int (*encode)(hk_write *w, uint8_t **out, size_t *len);
     /* Internal to the store. */
     int status;
     hk_write *next;
@@ -189,6 +198,57 @@ size_t hk_count(hk_txn *txn, enum hk_db db);
 
 /** Clears reader slots left by processes that died; *dead (may be NULL) receives how many. */
 int hk_kv_reader_check(hk_kv_env *store, int *dead) HK_MUST_CHECK;
+
+/* ---- the write-ahead log and checkpoints (commit.c) -------------------------------- */
+
+typedef struct hk__wal hk__wal;
+
+/** The key in HK_DB_META holding the LSN of the last log record applied (8 bytes, big-endian). */
+#define HK_KV_LSN_KEY "wal:lsn"
+
+/** The LSN of the last log record applied in the newest snapshot (0: none, or it cannot be read). */
+uint64_t hk_kv_applied_lsn(hk_kv_env *store);
+
+/**
+ * Starts saving checkpoints (checkpoint.h) into the file at path. The
+ * owner (the process that holds the data directory's lock and writes the
+ * log) commits with MDB_NOSYNC from now on, holds a read transaction on
+ * the last checkpoint's snapshot, and makes a first checkpoint here (state
+ * open). Any other process (a CLI command beside a server) saves a
+ * checkpoint after each of its synchronous writes, keeping the stored
+ * state. Call before any write is submitted.
+ */
+int hk_kv_checkpoints(hk_kv_env *store, const char *path, bool owner) HK_MUST_CHECK;
+
+/**
+ * Appends every group to wal, durably, before applying it (owner only),
+ * and checkpoints in the background after groups, recycling wal's
+ * segments. wal is borrowed until hk_kv_close.
+ */
+void hk_kv_attach_log(hk_kv_env *store, hk__wal *wal);
+
+/**
+ * A checkpoint now, on the calling thread (no transaction of it open);
+ * clean marks an orderly close. Nothing without hk_kv_checkpoints.
+ */
+int hk_kv_checkpoint(hk_kv_env *store, bool clean) HK_MUST_CHECK;
+
+/** Stops checkpointing (after a last hk_kv_checkpoint): synced commits again, the pin released. */
+void hk_kv_checkpoints_stop(hk_kv_env *store);
+
+/**
+ * Like hk_kv_write_sync, also recording lsn as the last log record
+ * applied, and never followed by a checkpoint: for replaying the log.
+ */
+int hk_kv_write_replay(hk_kv_env *store, int (*fn)(hk_txn *txn, void *arg), void *arg, uint64_t lsn) HK_MUST_CHECK;
+
+/**
+ * Runs fn in a transaction nested in txn: its writes are kept when it
+ * returns 0 and undone otherwise. Returns fn's result, or the store's
+ * error when the nested transaction could not be begun or committed (a
+ * full map is then the enclosing transaction's too).
+ */
+int hk_kv_nested(hk_txn *txn, int (*fn)(hk_txn *txn, void *arg), void *arg);
 
 /** Current map size and bytes in use, for logs and the benchmark. */
 void hk_kv_usage(hk_kv_env *store, uint64_t *map_size, uint64_t *used);

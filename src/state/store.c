@@ -1,8 +1,10 @@
 /*
  * store.c: the LMDB engine behind store.h: opening (with the data
- * directory's lock, the reader check and the check of a store another
- * version wrote), the group commit of typed ops on kv.c's (one writer and
- * one fsync per group), the op dispatcher and the typed queries.
+ * directory's lock, recovery from the write-ahead log, the reader check
+ * and the check of a store another version wrote), the group commit of
+ * typed ops
+ * (on kv.c's, so old-style writes and ops share one writer and one fsync
+ * per group), the op dispatcher and the typed queries.
  */
 #include "store.h"
 
@@ -14,14 +16,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "checkpoint.h"
 #include "log.h"
 #include "tables.h"
+#include "wal.h"
 
 #define DEFAULT_MAP_SIZE (1ull << 30)
 
 struct hk_store {
     hk_kv_env *kv;
-    int lock_fd; /* the data directory's lock (exclusive opens), or -1 */
+    int lock_fd;     /* the data directory's lock (exclusive opens), or -1 */
+    uv_loop_t *loop; /* where done callbacks run (NULL: synchronous use only) */
+    hk__wal *wal;    /* sync = log: the log the group commit appends to; NULL otherwise */
 };
 
 /* ---- opening ---------------------------------------------------------------- */
@@ -126,11 +132,221 @@ static int upgrade_all(hk_kv_env *kv, const char *dir)
     return rc;
 }
 
+static int apply_op(hk_txn *txn, hk_op *op);
+
+/* ---- the write-ahead log at open ------------------------------------------------------ */
+
+/* Log records are replayed in transactions of up to this many records or bytes. */
+#define REPLAY_RECORDS 256
+#define REPLAY_BYTES (4u << 20)
+
+struct replay {
+    hk_kv_env *kv;
+    uint8_t **recs; /* copies of the records of the chunk being gathered */
+    size_t *lens;
+    size_t n, bytes;
+    uint64_t first_lsn, last_lsn;
+    int rc;
+};
+
+static int replay_op(hk_txn *txn, void *arg)
+{
+    return apply_op(txn, arg);
+}
+
+/* Applies the gathered records as their group commits did: each op on its own, a failing one changing nothing. */
+static int replay_chunk(hk_txn *txn, void *arg)
+{
+    struct replay *r = arg;
+    for (size_t i = 0; i < r->n; i++) {
+        hk_op op;
+        if (hk_op_decode(&op, r->recs[i], r->lens[i]) != 0) {
+            hk_error("store: log record %llu cannot be read by this version", (unsigned long long)(r->first_lsn + i));
+            return HK_ESTORE;
+        }
+        /* An op that fails now failed when it was first applied too: the
+         * same op on the same state. A full map fails the transaction and
+         * the whole chunk is applied again after the map grew. */
+        (void)hk_kv_nested(txn, replay_op, &op);
+        hk_op_decode_free(&op);
+    }
+    return 0;
+}
+
+static int replay_flush(struct replay *r)
+{
+    int rc = 0;
+    if (r->n > 0)
+        rc = hk_kv_write_replay(r->kv, replay_chunk, r, r->last_lsn);
+    for (size_t i = 0; i < r->n; i++)
+        free(r->recs[i]);
+    r->n = 0;
+    r->bytes = 0;
+    return rc;
+}
+
+static int replay_record(uint64_t lsn, const uint8_t *rec, size_t len, void *arg)
+{
+    struct replay *r = arg;
+    if (r->n == 0) {
+        r->recs = hk_realloc(r->recs, REPLAY_RECORDS * sizeof(*r->recs));
+        r->lens = hk_realloc(r->lens, REPLAY_RECORDS * sizeof(*r->lens));
+        r->first_lsn = lsn;
+    }
+    r->recs[r->n] = hk_malloc(len ? len : 1);
+    memcpy(r->recs[r->n], rec, len);
+    r->lens[r->n++] = len;
+    r->bytes += len;
+    r->last_lsn = lsn;
+    if (r->n == REPLAY_RECORDS || r->bytes >= REPLAY_BYTES)
+        return replay_flush(r);
+    return 0;
+}
+
+/* Takes the directory lock without a message when it is free (a CLI process that may recover). */
+static int try_lock_quiet(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/lock", dir);
+    int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (f < 0)
+        return -1;
+    if (flock(f, LOCK_EX | LOCK_NB) != 0) {
+        close(f);
+        return -1;
+    }
+    return f;
+}
+
+/*
+ * Replays the log after the state's last applied record and leaves the
+ * store checkpointed; with keep, the log stays open for the group commit
+ * (*wal), otherwise it is closed.
+ */
+static int recover(hk_store *s, const hk_store_opts *o, const char *waldir, const char *ckpt, bool crashed, bool keep)
+{
+    if (mkdir(waldir, 0700) == 0) {
+        /* The log's directory entry must outlive a power loss as much as what goes in it. */
+        int dfd = open(o->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        int e = dfd < 0 || fsync(dfd) != 0 ? errno : 0;
+        if (dfd >= 0)
+            close(dfd);
+        if (e != 0) {
+            hk_error("store: cannot sync %s: %s", o->data_dir, strerror(e));
+            return HK_ESTORE;
+        }
+    } else if (errno != EEXIST) {
+        hk_error("store: cannot create %s: %s", waldir, strerror(errno));
+        return HK_ESTORE;
+    }
+    int rc = hk_kv_checkpoints(s->kv, ckpt, true);
+    if (rc != 0) {
+        hk_error("store: cannot checkpoint %s: %s", o->data_dir, hk_strerror(rc));
+        return rc;
+    }
+    uint64_t applied = hk_kv_applied_lsn(s->kv);
+    struct replay r = {.kv = s->kv};
+    hk__wal_info info;
+    hk__wal *wal = NULL;
+    rc = hk__wal_open(&wal, waldir, o->wal_segment, applied, crashed, replay_record, &r, &info);
+    if (rc == 0)
+        rc = replay_flush(&r);
+    else
+        (void)replay_flush(&r);
+    free(r.recs);
+    free(r.lens);
+    if (rc != 0) {
+        hk_error("store: cannot recover from the log in %s: %s", waldir, hk_strerror(rc));
+        hk__wal_close(wal);
+        return rc;
+    }
+    if (info.replayed > 0 || info.cleared > 0 || crashed)
+        hk_info("store: log replayed: %llu record%s (%llu..%llu) after record %llu; it ends at record %llu, "
+                "segment %llu offset %llu (stopped at: %s)%s",
+                (unsigned long long)info.replayed, info.replayed == 1 ? "" : "s", (unsigned long long)info.first,
+                (unsigned long long)(info.replayed ? info.first + info.replayed - 1 : 0), (unsigned long long)applied,
+                (unsigned long long)info.last, (unsigned long long)info.segment, (unsigned long long)info.offset,
+                info.reason, info.cleared > 0 ? "; what followed it was cleared" : "");
+    if (info.replayed > 0 && (rc = hk_kv_checkpoint(s->kv, false)) != 0) {
+        hk__wal_close(wal);
+        return rc;
+    }
+    if (keep) {
+        (void)hk__wal_prepare(wal);
+        s->wal = wal;
+        hk_kv_attach_log(s->kv, wal);
+        return 0;
+    }
+    rc = hk_kv_checkpoint(s->kv, true);
+    hk_kv_checkpoints_stop(s->kv);
+    hk__wal_close(wal);
+    return rc;
+}
+
+/*
+ * The log's part of opening: a serving process (o->exclusive) recovers
+ * from a log left in DATA/wal, and keeps writing it under sync = log or
+ * removes it under sync = lmdb; a CLI process recovers when a server
+ * crashed and none holds the directory now, and then (or beside a running
+ * server) saves a checkpoint after each of its own commits. Runs before
+ * the environment is opened (it opens it), since after a crash LMDB's
+ * checkpoint may have to be put back first.
+ */
+static int open_with_log(hk_store *s, const hk_store_opts *o, uint64_t map_size)
+{
+    char waldir[4096], ckpt[4096];
+    struct stat st;
+    if (snprintf(ckpt, sizeof(ckpt), "%s/wal/checkpoint", o->data_dir) >= (int)sizeof(ckpt))
+        return HK_EINVAL;
+    snprintf(waldir, sizeof(waldir), "%s/wal", o->data_dir);
+    hk__ckpt c;
+    int rc = hk__ckpt_load(ckpt, &c);
+    if (rc != 0 && rc != HK_ENOTFOUND)
+        return rc;
+    bool have_ckpt = rc == 0, crashed = have_ckpt && c.state == HK__CKPT_OPEN;
+    bool have_log = stat(waldir, &st) == 0;
+    int cli_lock = -1;
+    if (!o->exclusive && crashed)
+        cli_lock = try_lock_quiet(o->data_dir);
+    bool owner = o->exclusive || cli_lock >= 0;
+    if (owner && crashed) {
+        bool restored;
+        if ((rc = hk__ckpt_restore(o->data_dir, &c, &restored)) != 0)
+            goto out;
+    }
+    rc = hk_kv_open(&s->kv, o->data_dir, map_size, o->max_batch, s->loop);
+    if (rc != 0)
+        goto out;
+    if (o->exclusive && o->wal) {
+        rc = recover(s, o, waldir, ckpt, crashed, true);
+    } else if (owner && have_log) {
+        rc = recover(s, o, waldir, ckpt, crashed, false);
+        if (rc == 0 && o->exclusive) {
+            rc = hk__wal_remove(waldir);
+            if (rc == 0)
+                hk_info("store: sync = lmdb: the log in %s was replayed and removed", waldir);
+        } else if (rc == 0) {
+            rc = hk_kv_checkpoints(s->kv, ckpt, false);
+        }
+    } else if (have_ckpt) {
+        rc = hk_kv_checkpoints(s->kv, ckpt, false);
+    }
+    if (rc != 0) {
+        hk_kv_close(s->kv);
+        s->kv = NULL;
+    }
+out:
+    if (cli_lock >= 0)
+        close(cli_lock);
+    return rc;
+}
+
 int hk_store_open(hk_store **out, uv_loop_t *loop, const hk_store_opts *o)
 {
     hk_store *s = hk_calloc(1, sizeof(*s));
     int rc;
     s->lock_fd = -1;
+    s->loop = loop;
     if (o->exclusive) {
         if (mkdir(o->data_dir, 0700) != 0 && errno != EEXIST) {
             hk_error("store: cannot create %s: %s", o->data_dir, strerror(errno));
@@ -142,7 +358,7 @@ int hk_store_open(hk_store **out, uv_loop_t *loop, const hk_store_opts *o)
             return rc;
         }
     }
-    rc = hk_kv_open(&s->kv, o->data_dir, o->map_size ? o->map_size : DEFAULT_MAP_SIZE, o->max_batch, loop);
+    rc = open_with_log(s, o, o->map_size ? o->map_size : DEFAULT_MAP_SIZE);
     if (rc != 0)
         goto fail_lock;
     /* Reader slots of killed processes (a CLI killed mid-read) hold back
@@ -159,6 +375,7 @@ int hk_store_open(hk_store **out, uv_loop_t *loop, const hk_store_opts *o)
 
 fail_kv:
     hk_kv_close(s->kv);
+    hk__wal_close(s->wal);
 fail_lock:
     hk_store_unlock_dir(s->lock_fd);
     free(s);
@@ -169,9 +386,18 @@ void hk_store_close(hk_store *s)
 {
     if (s == NULL)
         return;
+    /* An orderly close leaves LMDB durable as it is: the next open has nothing to restore. */
+    if (s->wal != NULL && hk_kv_checkpoint(s->kv, true) != 0)
+        hk_warn("store: the last checkpoint failed; the next start replays the log");
     hk_kv_close(s->kv);
+    hk__wal_close(s->wal);
     hk_store_unlock_dir(s->lock_fd);
     free(s);
+}
+
+int hk__store_checkpoint(hk_store *s)
+{
+    return hk_kv_checkpoint(s->kv, false);
 }
 
 hk_kv_env *hk__store_kv(hk_store *s)
@@ -229,6 +455,12 @@ static int op_write_apply(hk_txn *txn, hk_write *w)
     return apply_op(txn, &ow->c->op);
 }
 
+static int op_write_encode(hk_write *w, uint8_t **out, size_t *len)
+{
+    struct op_write *ow = hk_container_of(w, struct op_write, w);
+    return hk_op_encode(&ow->c->op, out, len);
+}
+
 static void op_write_done(hk_write *w, int status)
 {
     struct op_write *ow = hk_container_of(w, struct op_write, w);
@@ -251,6 +483,7 @@ void hk_store_submit(hk_store *s, hk_commit *c)
     ow->c = c;
     ow->w.apply = op_write_apply;
     ow->w.done = op_write_done;
+    ow->w.encode = op_write_encode;
     /* A failing op undoes only its own writes and leaves the group's. */
     ow->w.flags = HK_WRITE_ISOLATED;
     c->status = 0;

@@ -68,6 +68,17 @@ typedef struct hk_store_opts {
     uint64_t map_size;    /**< initial LMDB map size in bytes; grows when full */
     uint32_t max_batch;   /**< ops per group commit at most */
     bool exclusive;       /**< a serving process: hold an exclusive lock on data_dir/lock (HK_ELOCKED when taken) */
+    /**
+     * With exclusive: acknowledge each group after one fdatasync of a
+     * write-ahead log in data_dir/wal instead of LMDB's own two syncs
+     * ([store] sync = log). Without it, a log left in data_dir/wal is
+     * replayed at open and removed (sync = lmdb). Ignored without
+     * exclusive: a CLI process replays a log left by a crashed server when
+     * no server holds the directory, and otherwise writes as it always
+     * does, recording each commit where a server's recovery will find it.
+     */
+    bool wal;
+    uint64_t wal_segment; /**< bytes per log segment (0: 32 MiB) */
 } hk_store_opts;
 
 /**

@@ -52,6 +52,7 @@ static int check_listen(hk_config *cfg, const char *v, char *why, size_t whylen)
 static int check_url(hk_config *cfg, const char *v, char *why, size_t whylen);
 static int check_nonempty(hk_config *cfg, const char *v, char *why, size_t whylen);
 static int check_level(hk_config *cfg, const char *v, char *why, size_t whylen);
+static int check_sync(hk_config *cfg, const char *v, char *why, size_t whylen);
 static int check_log_format(hk_config *cfg, const char *v, char *why, size_t whylen);
 static int check_log_deliveries(hk_config *cfg, const char *v, char *why, size_t whylen);
 static int check_retry(hk_config *cfg, const char *v, char *why, size_t whylen);
@@ -77,6 +78,7 @@ static const struct option options[] = {
     S("store", "data_dir", data_dir, "./data", check_nonempty),
     O("store", "map_size", OPT_SIZE, map_size, "64MiB", 1 * MIB, 1024 * GIB),
     O("store", "max_batch", OPT_U32, max_batch, "2048", 1, 1000000),
+    S("store", "sync", store_sync, "log", check_sync),
     S("log", "level", log_level, "info", check_level),
     S("log", "format", log_format, "text", check_log_format),
     S("log", "deliveries", log_deliveries, "failures", check_log_deliveries),
@@ -398,6 +400,15 @@ static int check_migrate(hk_config *cfg, const char *v, char *why, size_t whylen
 {
     if (strcmp(v, "auto") != 0 && strcmp(v, "off") != 0) {
         snprintf(why, whylen, "expected auto or off, got \"%.200s\"", v);
+        return -1;
+    }
+    return 0;
+}
+
+static int check_sync(hk_config *cfg, const char *v, char *why, size_t whylen)
+{
+    if (strcmp(v, "log") != 0 && strcmp(v, "lmdb") != 0) {
+        snprintf(why, whylen, "expected log or lmdb, got \"%.200s\"", v);
         return -1;
     }
     return 0;

@@ -40,6 +40,12 @@ typedef struct hk_config {
     char *data_dir;     /**< directory of the LMDB environment */
     uint64_t map_size;  /**< initial LMDB map size in bytes; grows when full */
     uint32_t max_batch; /**< write requests per group commit at most */
+    /**
+     * How a group commit is made durable: "log" appends it to the
+     * write-ahead log in data_dir/wal with one fdatasync and checkpoints
+     * LMDB in the background; "lmdb" commits LMDB with its own two syncs.
+     */
+    char *store_sync;
     /* [log] */
     char *log_level;      /**< debug, info, warn or error */
     char *log_format;     /**< text or json (hk_log_parse_format) */

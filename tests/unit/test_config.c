@@ -45,6 +45,7 @@ static void test_defaults(void)
     CHECK_STR(cfg.data_dir, "./data");
     CHECK_INT(cfg.map_size, 64ull * 1024 * 1024);
     CHECK_INT(cfg.max_batch, 2048);
+    CHECK_STR(cfg.store_sync, "log");
     CHECK_STR(cfg.log_level, "info");
     CHECK_INT(cfg.concurrency_per_origin, 8);
     CHECK_STR(cfg.retry_schedule, "0s,5s,5m,30m,2h,5h,10h,10h");
@@ -185,6 +186,14 @@ static void test_sizes_bools_and_ranges(void)
     CHECK_INT(hk_config_set(&cfg, "log", "level", "debug", err, sizeof(err)), 0);
     CHECK_STR(cfg.log_level, "debug");
 
+    /* How commits are made durable: the log or LMDB's own syncs, nothing else. */
+    CHECK_INT(hk_config_set(&cfg, "store", "sync", "fsync", err, sizeof(err)), HK_ECONFIG);
+    CHECK(strstr(err, "store.sync") != NULL && strstr(err, "log or lmdb") != NULL);
+    CHECK_INT(hk_config_set(&cfg, "store", "sync", "lmdb", err, sizeof(err)), 0);
+    CHECK_STR(cfg.store_sync, "lmdb");
+    CHECK_INT(hk_config_set(&cfg, "store", "sync", "log", err, sizeof(err)), 0);
+    CHECK_STR(cfg.store_sync, "log");
+
     /* Strings are copied. */
     char listen[] = "0.0.0.0:9000";
     CHECK_INT(hk_config_set(&cfg, "server", "listen", listen, err, sizeof(err)), 0);
@@ -278,6 +287,7 @@ static void test_environment(void)
     setenv("HOOKD_SERVER_MAX_CONNECTIONS", "77", 1);
     setenv("HOOKD_STORE_DATA_DIR", "/srv/hookd", 1);
     setenv("HOOKD_DELIVERY_CONCURRENCY_PER_ORIGIN", "3", 1);
+    setenv("HOOKD_STORE_SYNC", "lmdb", 1);
     setenv("HOOKD_ADMIN_KEY", "not a config key", 1); /* outside every section: ignored */
     int rc = load(&cfg, "[server]\nmax_connections = 55\nmax_headers = 20\n", err, sizeof(err));
     CHECK_INT(rc, 0);
@@ -287,12 +297,14 @@ static void test_environment(void)
     CHECK_INT(cfg.max_headers, 20);
     CHECK_STR(cfg.data_dir, "/srv/hookd");
     CHECK_INT(cfg.concurrency_per_origin, 3);
+    CHECK_STR(cfg.store_sync, "lmdb");
     /* Also with no file at all. */
     CHECK_INT(load(&cfg, NULL, err, sizeof(err)), 0);
     CHECK_INT(cfg.max_connections, 77);
     unsetenv("HOOKD_SERVER_MAX_CONNECTIONS");
     unsetenv("HOOKD_STORE_DATA_DIR");
     unsetenv("HOOKD_DELIVERY_CONCURRENCY_PER_ORIGIN");
+    unsetenv("HOOKD_STORE_SYNC");
 
     /* A bad value names the variable and the key. */
     setenv("HOOKD_SERVER_HEADER_TIMEOUT", "soon", 1);
