@@ -154,10 +154,16 @@ struct hk_engine {
     uint32_t committing;                                   /**< the engine's own writes not yet done */
     bool pruning;                                          /**< a prune step is committing */
     bool stopping, closing, sender_closing, sender_closed; /**< the stop's progress */
-    void (*stopped)(void *arg);                            /**< called once stopped */
-    void *stopped_arg;                                     /**< passed to stopped */
-    hk_engine_stats stats;                                 /**< counters */
-    uint64_t rng[4];                                       /**< the generator's state */
+    bool released; /**< cluster mode: the node's claims given back at the stop */
+    /* Cluster mode (hk_store_is_cluster): due deliveries are claimed. */
+    bool claiming;              /**< a claim is in flight */
+    bool claim_again;           /**< a load was asked for meanwhile */
+    uint64_t started_ms;        /**< when the engine started (the node's sign of life) */
+    uint64_t ticks;             /**< ticks since the start */
+    void (*stopped)(void *arg); /**< called once stopped */
+    void *stopped_arg;          /**< passed to stopped */
+    hk_engine_stats stats;      /**< counters */
+    uint64_t rng[4];            /**< the generator's state */
 };
 
 /* engine.c */

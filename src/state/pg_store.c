@@ -141,6 +141,7 @@ static void on_group_done(hk_pg_batch *b, int status)
     if (status == 0) {
         s->counters.commits++;
         s->counters.ops += g->n;
+        s->counters.last_commit_status = 0;
         for (size_t i = 0; i < g->n; i++) {
             hk_commit *c = g->ops[i];
             int rc = hk__pg_op_decode(&c->op, b->results[g->at[i]]);
@@ -160,10 +161,14 @@ static void on_group_done(hk_pg_batch *b, int status)
         g->ops[0]->status++;
         push_front(s, g->ops, 1);
     } else {
-        if (status == HK_ESTORE)
+        if (status == HK_ESTORE) {
             hk_error("postgres: an op (type %d) was refused: %s", (int)g->ops[0]->op.type, b->err);
-        else
+        } else {
             hk_warn("postgres: a commit of %zu op%s failed: %s", g->n, g->n == 1 ? "" : "s", b->err);
+            /* The database out of reach (not one op refused): readiness follows until a commit succeeds. */
+            s->counters.failed_commits++;
+            s->counters.last_commit_status = status;
+        }
         for (size_t i = 0; i < g->n; i++)
             finish(g->ops[i], status);
     }
