@@ -110,8 +110,11 @@ void hk__finished(hk_engine *e, const hk_attempt *a)
 static void on_tick(uv_timer_t *t)
 {
     hk_engine *e = t->data;
-    if (e->ticks++ % MEMBER_TICKS == 0)
-        hk_store_member_seen(e->store, e->started_ms, hk_clock_wall(e->clock));
+    if (hk_store_is_cluster(e->store)) {
+        if (e->ticks++ % MEMBER_TICKS == 0)
+            hk_store_member_seen(e->store, e->started_ms, hk_clock_wall(e->clock));
+        hk__give_back_flush(e);
+    }
     hk__schedule_load(e, 0);
 }
 

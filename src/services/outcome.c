@@ -313,7 +313,7 @@ static void outcome_done(hk_commit *c, int status)
                 hk_strerror(status));
         /* Cluster mode: the claim is given back, so that any node (this one after its pause) attempts it again. */
         if (hk_store_is_cluster(e->store))
-            hk_store_release(e->store, &j->d, 1, NULL, NULL);
+            hk__give_back(e, &j->d);
         hk__job_drop(e, j);
         if (e->store_failures < 6)
             e->store_failures++;

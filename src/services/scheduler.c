@@ -469,8 +469,6 @@ static void on_claimed(hk_store_claim *c, int status)
             hk_warn("engine: cannot claim due deliveries: %s", hk_strerror(status));
         hk__schedule_load(e, STORE_BACKOFF_MS);
     } else {
-        hk_delivery *back = NULL;
-        size_t nback = 0;
         hk__new_pass(e, false);
         for (size_t i = 0; i < c->nitems; i++) {
             const hk_delivery *d = &c->items[i].delivery;
@@ -478,15 +476,12 @@ static void on_claimed(hk_store_claim *c, int status)
                 continue;
             struct hk__wstate *ws = e->stopping ? NULL : hk__ws_get(e, d->webhook_id);
             if (ws == NULL || hk__admit(e, ws) == 0) {
-                back = hk_realloc(back, (nback + 1) * sizeof(*back));
-                back[nback++] = *d;
+                hk__give_back(e, d);
                 continue;
             }
             hk__job_new(e, ws, d, &c->items[i].event, NULL);
         }
-        if (nback > 0)
-            hk_store_release(e->store, back, nback, NULL, NULL);
-        free(back);
+        hk__give_back_flush(e);
         /* A full batch leaves more behind; the tick and the queue's notifications bring the rest. */
         e->more_due = c->nitems >= c->max;
         if (e->more_due || e->claim_again)
@@ -497,6 +492,38 @@ static void on_claimed(hk_store_claim *c, int status)
     free(cl);
     hk__dispatch(e);
     hk__submitted(e);
+}
+
+/*
+ * Claims this node holds but will not attempt now are given back, so that
+ * any node takes them at once rather than when their leases end: in one
+ * request at a time, and those a failed request could not give back (the
+ * database out of reach) again at the next tick.
+ */
+static void on_given_back(int status, void *arg)
+{
+    hk_engine *e = arg;
+    if (status == 0) {
+        memmove(e->back, e->back + e->back_sent, (e->nback - e->back_sent) * sizeof(*e->back));
+        e->nback -= e->back_sent;
+    }
+    e->back_sent = 0;
+    hk__submitted(e);
+}
+
+void hk__give_back_flush(hk_engine *e)
+{
+    if (e->back_sent > 0 || e->nback == 0 || e->released)
+        return;
+    e->back_sent = e->nback;
+    e->committing++; /* a stop waits for it */
+    hk_store_release(e->store, e->back, e->nback, on_given_back, e);
+}
+
+void hk__give_back(hk_engine *e, const hk_delivery *d)
+{
+    e->back = hk_realloc(e->back, (e->nback + 1) * sizeof(*e->back));
+    e->back[e->nback++] = *d;
 }
 
 /* Claims due deliveries for the room left in the window (one claim at a time: asked meanwhile, it follows). */
@@ -791,7 +818,7 @@ void hk__dispatch(hk_engine *e)
                 /* Parked or deleted: its jobs leave the window (they stay queued; claims are given back). */
                 while (j != NULL) {
                     if (hk_store_is_cluster(e->store))
-                        hk_store_release(e->store, &j->d, 1, NULL, NULL);
+                        hk__give_back(e, &j->d);
                     hk__job_drop(e, j);
                     j = ws_pop(e, ws);
                 }
@@ -801,6 +828,7 @@ void hk__dispatch(hk_engine *e)
         }
     } while (e->redispatch && !e->stopping);
     e->dispatching = false;
+    hk__give_back_flush(e);
 }
 
 /* ---- life cycle ------------------------------------------------------------------ */
@@ -854,4 +882,5 @@ void hk__sched_free(hk_engine *e)
         e->origins[i] = NULL;
     }
     free(e->jobs);
+    free(e->back);
 }
