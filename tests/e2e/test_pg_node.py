@@ -92,6 +92,33 @@ def test_node_delivers_signed_logs_and_restarts_without_loss():
             s.cleanup()
 
 
+def test_a_killed_node_gives_back_its_claims_when_it_starts_again():
+    # Leases of an hour: what the killed run had claimed is delivered at the
+    # restart only because the node, named in its config, gives it back.
+    pg = pg_fixture.shared()
+    db = pg_fixture.fresh_db("kill")
+    with Receiver() as rcv:
+        rcv.reply(status=200, delay=2.0)
+        s = node(pg, db, config_text="[cluster]\nnode = n1\nlease = 1h\n").start()
+        try:
+            create_webhook(s, rcv.url + "/hook", ["a.b"])
+            acked = []
+            for i in range(6):
+                r = signal_event(s, "a.b", pk=i)
+                assert r.status == 204, r
+                acked.append(r.header("hookd-event-id"))
+            rcv.wait_for(1, timeout=20)  # claimed, and on the wire
+            leased = pg.sql("SELECT count(*) FROM deliveries WHERE leased_by = 'n1'", db=db).strip()
+            assert int(leased) >= 1, leased
+            s.kill9()
+            rcv.reply(status=200)
+            s.start()
+            wait_until(lambda: set(acked) <= set(event_ids(rcv)), timeout=60,
+                       what="every acknowledged event delivered after the restart")
+        finally:
+            s.cleanup()
+
+
 def test_cli_works_against_the_cluster_database():
     pg = pg_fixture.shared()
     db = pg_fixture.fresh_db("cli")
