@@ -14,6 +14,7 @@
 
 #include <uv.h>
 
+#include "activity.h"
 #include "auth.h"
 #include "config.h"
 #include "date.h"
@@ -40,6 +41,7 @@ typedef struct hk_api_env {
     hk_store *db;         /**< the store's typed seam (store.h): ops and queries */
     hk_engine *engine;    /**< the delivery engine; NULL once stopped */
     hk_router *router;    /**< API routes */
+    hk_activity *activity; /**< attempts per minute for the console (GET /console/api/activity); NULL: none kept */
     bool ready;           /**< set by the app once started: /readyz may answer 200 */
     bool draining;        /**< SIGTERM received: /readyz answers 503 */
     /**
