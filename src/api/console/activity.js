@@ -13,9 +13,7 @@
   const SVG = 'http://www.w3.org/2000/svg';
   const OUTCOMES = ['delivered', 'retrying', 'failed'];
   const W = 600;
-  const H = 160;
-  const PAD_LEFT = 34;
-  const PAD_BOTTOM = 18;
+  const H = 150;
 
   function s(tag, attrs, ...children) {
     const el = document.createElementNS(SVG, tag);
@@ -47,32 +45,27 @@
     }
     const summary = 'Last hour: ' + totals.delivered + ' delivered, ' + totals.retrying + ' retrying, ' +
       totals.failed + ' failed';
-    const plotW = W - PAD_LEFT;
-    const plotH = H - PAD_BOTTOM;
-    const barW = plotW / Math.max(minutes.length, 1);
+    /* The bars stretch with the page; the labels are text beside them, so they never do. */
+    const barW = W / Math.max(minutes.length, 1);
     const svg = s('svg', { viewBox: '0 0 ' + W + ' ' + H, role: 'img', 'aria-label': caption + '. ' + summary,
       class: 'chart', preserveAspectRatio: 'none' });
-    svg.appendChild(s('line', { x1: PAD_LEFT, y1: plotH, x2: W, y2: plotH, class: 'axis' }));
-    svg.appendChild(s('text', { x: PAD_LEFT - 4, y: 10, class: 'tick', 'text-anchor': 'end' }, String(max)));
-    svg.appendChild(s('text', { x: PAD_LEFT - 4, y: plotH, class: 'tick', 'text-anchor': 'end' }, '0'));
+    svg.appendChild(s('line', { x1: 0, y1: H, x2: W, y2: H, class: 'axis' }));
+    const ticks = [];
     minutes.forEach((m, i) => {
-      const x = PAD_LEFT + i * barW;
-      let y = plotH;
+      const x = i * barW;
+      let y = H;
       const g = s('g', { class: 'minute' });
       g.appendChild(s('title', null, hhmm(m.start) + ': ' + OUTCOMES.map((o) => m[o] + ' ' + o).join(', ')));
       for (const o of OUTCOMES) {
         if (!m[o]) continue;
-        const hgt = (m[o] / max) * (plotH - 4);
+        const hgt = (m[o] / max) * (H - 2);
         y -= hgt;
-        g.appendChild(s('rect', { x: x + 1, y, width: Math.max(barW - 2, 1), height: hgt, class: 'bar ' + o }));
+        g.appendChild(s('rect', { x: x + 0.15 * barW, y, width: 0.7 * barW, height: hgt, class: 'bar ' + o }));
       }
       /* A transparent column so that the whole minute shows its title. */
-      g.appendChild(s('rect', { x, y: 0, width: barW, height: plotH, class: 'hit' }));
+      g.appendChild(s('rect', { x, y: 0, width: barW, height: H, class: 'hit' }));
       svg.appendChild(g);
-      if (i % 15 === 0 || i === minutes.length - 1) {
-        svg.appendChild(s('text', { x: x + barW / 2, y: H - 4, class: 'tick', 'text-anchor': 'middle' },
-          hhmm(m.start)));
-      }
+      if (i % 15 === 0 || i === minutes.length - 1) ticks.push(h('span', { text: hhmm(m.start) }));
     });
     const b = data.backlog || {};
     const backlog = 'Pending ' + (b.pending || 0) + ' (due ' + (b.due || 0) +
@@ -84,7 +77,8 @@
         OUTCOMES.map((o) => h('span.key.' + o, null, h('span.swatch.' + o), ' ' + o + ' ',
           h('strong.total-' + o, { text: totals[o] }))),
         h('span.key.backlog', null, h('strong.backlog', { text: backlog }))),
-      svg,
+      h('div.plot', null, h('div.ymax', { text: max + '/min' }), svg),
+      h('div.ticks', null, ticks),
       h('p.visually-hidden', { text: summary + '. ' + backlog + '.' }),
     ]);
   };
@@ -140,7 +134,7 @@
       h('div.page-head', null, h('h1', { text: 'Activity' })),
       h('form.filters', { onsubmit: (ev) => { ev.preventDefault(); load(); } },
         HK.field('activity-webhook', 'Show', pick),
-        h('div.field.buttons', null, h('button', { type: 'submit', text: 'Refresh' }))),
+        h('div.field.buttons', null, h('button#activity-refresh', { type: 'submit', text: 'Refresh' }))),
       errBox, chartBox,
       h('p.hint', { text: 'Counted in memory by the node that answers, since it started; the backlog is the ' +
         'shared pending queue.' }),

@@ -198,6 +198,12 @@
     n.classList.toggle('shown', !!text);
   };
 
+  /* A notice for the page about to be shown (the next route), e.g. after a create. */
+  let flash = '';
+  HK.flash = function (text) {
+    flash = text;
+  };
+
   /* True when the signed-in key may do what: 'view', 'manage' or 'signal'. */
   HK.can = function (what) {
     return !!(HK.me && HK.me.can && HK.me.can[what]);
@@ -283,7 +289,8 @@
     if (!HK.me) return;
     leave();
     routeSeq++;
-    HK.notice('');
+    HK.notice(flash);
+    flash = '';
     const parts = location.hash.replace(/^#\/?/, '').split('/').filter((p) => p !== '');
     let page = 'webhooks';
     let params = {};

@@ -124,7 +124,7 @@
       HK.field('filter-name', 'Name', name),
       HK.field('filter-event', 'Event', event),
       HK.field('filter-state', 'State', state),
-      h('div.field.buttons', null, h('button', { type: 'submit', text: 'Filter' })));
+      h('div.field.buttons', null, h('button#filters-submit', { type: 'submit', text: 'Filter' })));
 
     HK.append(view, [
       h('div.page-head', null, h('h1', { text: 'Webhooks' }),
@@ -259,7 +259,7 @@
       try {
         if (!id) {
           const r = await HK.api('POST', '/api/v1/Webhook', { json: body });
-          HK.notice('Created webhook ' + r.data.WebhookId + '.');
+          HK.flash('Created webhook ' + r.data.WebhookId + '.');
           location.hash = '#/webhooks/' + r.data.WebhookId;
           return;
         }
