@@ -115,7 +115,7 @@ static void me(hk_ctx *ctx)
 }
 
 static const hk_api_route console_routes[] = {
-    {"GET", "/console", index_page, 0},          {"GET", "/console/console.css", asset, 0},
+    {"GET", "/console/", index_page, 0},         {"GET", "/console/console.css", asset, 0},
     {"GET", "/console/console.js", asset, 0},    {"GET", "/console/webhooks.js", asset, 0},
     {"GET", "/console/deliveries.js", asset, 0}, {"GET", "/console/activity.js", asset, 0},
     {"GET", "/console/api/me", me, 0},
