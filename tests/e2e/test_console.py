@@ -323,7 +323,7 @@ def manage_flow(b, s, rx):
     b.wait(lambda: len(rows(b, "table.log tbody tr")) == 4, "four failed attempts")
     assert all(r.find_element(By.CSS_SELECTOR, "td.result").text == "500" for r in rows(b, "table.log tbody tr"))
     b.wait(lambda: b.text("#webhook-chart .total-failed") == "2" and b.text("#webhook-chart .total-retrying") == "2",
-           "the chart's failures")
+           "the chart's failures", reload="#refresh")
     b.find("table.log tbody tr .detail-button").click()
     request = b.text("#detail-request")
     assert request.startswith("POST /hooks HTTP/1.1") and "order." in request and "X-Team: billing" in request
@@ -357,6 +357,9 @@ def manage_flow(b, s, rx):
     b.wait(lambda: "Queued again: event" in b.text("#notice"), "the resend's answer")
     got = rx.wait_for(1)
     assert json.loads(got[0].body)["Event"] == event
+    # Its success is committed before the recovery looks for what has not been delivered since.
+    b.wait(lambda: s.request("GET", "/api/v3/webhook/1/log?pageSize=1&filter=result%20equals%20200",
+                             auth="eci").header("TotalNumberOfRecords") == "3", "the resend's success stored")
 
     # Recover the rest: the other failed event, once.
     b.set_value("#recover-since", time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 600)))
@@ -365,6 +368,24 @@ def manage_flow(b, s, rx):
     got = rx.wait_for(2)
     assert sorted(json.loads(q.body)["Event"] for q in got) == ["order.cancelled", "order.refunded"]
     b.shot("07-resend-recover")
+
+    # Pages of the log: eight attempts, five a page.
+    Select(b.shown("#log-result")).select_by_value("")
+    Select(b.shown("#log-size")).select_by_value("5")
+    b.click("#log-filters button[type=submit]")
+    b.wait(lambda: "Page 1 of 2 (8 attempts)" in b.text(".page-info"), "two pages", reload="#refresh")
+    assert len(rows(b, "table.log tbody tr")) == 5
+    b.click("#next-page")
+    b.wait(lambda: "Page 2 of 2" in b.text(".page-info") and len(rows(b, "table.log tbody tr")) == 3, "page two")
+    assert rows(b, "table.log tbody tr")[-1].get_attribute("data-log-id") == "1"
+    assert not b.find("#next-page").is_enabled()
+
+    # A webhook an operator locked: the editor says so and offers no change.
+    s.cli("webhook", "lock", "1")
+    b.go("#/webhooks/1/edit")
+    assert "Locked by an operator" in b.text("#lock-status")
+    b.wait(lambda: not b.find("#save").is_enabled() and not b.find("#wh-name").is_enabled(), "a read-only editor")
+    s.cli("webhook", "unlock", "1")
 
     # Activity for all webhooks.
     b.go("#/activity")
@@ -416,12 +437,13 @@ def test_console_view_key_sees_but_cannot_edit():
         r = s.request("POST", "/api/v1/Agents/Webhook/SignalEvent", {"EventName": "order.paid", "PrimaryKey": 1})
         assert r.status == 204, r
         rx.wait_for(1)
+        s.cli("webhook", "lock", "1")
         b = Browser("http://127.0.0.1:%d" % s.port, shots)
         try:
             sign_in(b, key)
             assert "Viewer (viewer): ApplicationSettings:View" == b.text("#who-name")
             row = b.shown('.webhooks tr[data-webhook-id="1"]')
-            assert "watched" in row.text and "Active" in row.text
+            assert "watched" in row.text and "Active" in row.text and "locked" in row.text
             assert not b.finds("#new-webhook")
             assert [e.text for e in row.find_elements(By.CSS_SELECTOR, ".actions a, .actions button")] == ["Deliveries"]
             assert not b.find("#nav-signal").is_displayed()

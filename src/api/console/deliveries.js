@@ -12,7 +12,7 @@
 (function () {
   const HK = window.HK;
   const h = HK.h;
-  const PAGE_SIZE = 20;
+  const PAGE_SIZES = [20, 50, 100, 5];
 
   /* Result choices and the filter condition each stands for. */
   const RESULTS = [
@@ -37,7 +37,7 @@
     const id = Number(params.id);
     const manage = HK.can('manage');
     const base = '/api/v3/webhook/' + id;
-    const state = { page: 1, result: '', from: '', to: '', pages: 0 };
+    const state = { page: 1, size: PAGE_SIZES[0], result: '', from: '', to: '', pages: 0 };
     const errBox = HK.errorBox('log-error');
     const title = h('h1', { text: 'Webhook ' + id });
     const info = h('p.webhook-info');
@@ -75,7 +75,7 @@
     async function loadLog() {
       try {
         const r = await HK.api('GET', base + '/log', {
-          query: { pageSize: PAGE_SIZE, pageNumber: state.page, filter: filterText(state.result, state.from, state.to) },
+          query: { pageSize: state.size, pageNumber: state.page, filter: filterText(state.result, state.from, state.to) },
         });
         if (!HK.stillOn(seq)) return;
         HK.showError(errBox, null);
@@ -167,12 +167,14 @@
     const result = h('select', null, RESULTS.map((r) => h('option', { value: r[0], text: r[1] })));
     const from = h('input', { type: 'datetime-local', step: 1 });
     const to = h('input', { type: 'datetime-local', step: 1 });
+    const size = h('select', null, PAGE_SIZES.map((n) => h('option', { value: n, text: n + ' a page' })));
     const filterForm = h('form.filters#log-filters', {
       onsubmit: (ev) => {
         ev.preventDefault();
         state.result = result.value;
         state.from = HK.localToIso(from.value);
         state.to = HK.localToIso(to.value);
+        state.size = Number(size.value);
         state.page = 1;
         loadLog();
       },
@@ -180,6 +182,7 @@
       HK.field('log-result', 'Result', result),
       HK.field('log-from', 'From', from),
       HK.field('log-to', 'To', to),
+      HK.field('log-size', 'Page size', size),
       h('div.field.buttons', null, h('button', { type: 'submit', text: 'Filter' })));
 
     HK.append(view, [
