@@ -3,7 +3,8 @@
 - A node started with [cluster] postgres on an empty database migrates it,
   takes a webhook, answers SignalEvent with 204 and delivers every event to
   the receiver, signed; the attempt log (list and detail) reads back what
-  was delivered; /metrics answers with the queue read from the database.
+  was delivered; /metrics and the console's activity answer with the
+  queue read from the database.
 - The CLI works against the cluster's database: a key made there
   authenticates on the node, `webhook lock` locks it for the API, `webhook
   show` and `webhook log` read the database.
@@ -76,6 +77,9 @@ def test_node_delivers_signed_logs_and_restarts_without_loss():
             assert [it["webhookLogId"] for it in p2.json()] == ids[7:14]
             m = s.request("GET", "/metrics")
             assert m.status == 200 and b"hookd_" in m.body, m
+            act = s.request("GET", "/console/api/activity")
+            assert act.status == 200, act
+            assert act.json()["backlog"]["pending"] == 0 and act.json()["webhooks"][0]["attempts"] == 20, act.json()
 
             # Signalled just before an orderly stop: delivered after the restart, by this node or its successor.
             more = []
