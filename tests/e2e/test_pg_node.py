@@ -77,9 +77,10 @@ def test_node_delivers_signed_logs_and_restarts_without_loss():
             assert [it["webhookLogId"] for it in p2.json()] == ids[7:14]
             m = s.request("GET", "/metrics")
             assert m.status == 200 and b"hookd_" in m.body, m
-            act = s.request("GET", "/console/api/activity")
-            assert act.status == 200, act
-            assert act.json()["backlog"]["pending"] == 0 and act.json()["webhooks"][0]["attempts"] == 20, act.json()
+            # Statistics reach a node's memory within a second of their commit.
+            act = wait_until(lambda: (lambda r: r if r.status == 200 and r.json()["webhooks"][0]["attempts"] == 20
+                                      else None)(s.request("GET", "/console/api/activity")), what="activity")
+            assert act.json()["backlog"]["pending"] == 0, act.json()
 
             # Signalled just before an orderly stop: delivered after the restart, by this node or its successor.
             more = []
