@@ -34,6 +34,14 @@ struct hk_txn {
 /* hk_write.flags bit set by the store: the write's log record could not be made, it is not applied. */
 #define HK__WRITE_SKIP (1u << 31)
 
+/** A thread's cached read transaction on one environment. */
+struct hk__rcache {
+    hk_txn rtxn;              /**< reset between uses (txn NULL: none yet) */
+    bool busy;                /**< in use by its thread */
+    uv_thread_t thread;       /**< the thread it belongs to */
+    struct hk__rcache *next;  /**< the environment's list */
+};
+
 struct hk_kv_env {
     MDB_env *env;
     MDB_dbi dbi[HK_DB__COUNT];
@@ -46,12 +54,14 @@ struct hk_kv_env {
     int batch_status;
     bool working;
     uv_work_t work;
-    /* One cached read transaction for the loop thread, renewed per use. */
-    hk_txn rtxn;
-    bool rtxn_busy;
-    uv_thread_t loop_thread; /**< the thread that opened the environment (with a loop) */
+    /* One cached read transaction per reading thread (each worker's loop), renewed per use. */
+    uint64_t id;                 /**< unique among the environments of the process (the threads' caches' key) */
+    uv_mutex_t rcache_mu;        /**< guards the list (not the entries: each belongs to its thread) */
+    struct hk__rcache *rcaches;  /**< every thread's cached reader, aborted at close */
+    uv_thread_t loop_thread;     /**< the thread that opened the environment (with a loop) */
     /* A map grown by another process, adopted on the threadpool because the
-     * loop could not take the resize lock without waiting. */
+     * loop could not take the resize lock without waiting; queued on the
+     * loop of the thread that found it (adopt_loop). Set and cleared atomically. */
     uv_work_t adopt_work;
     bool adopting;
     uint64_t commits, writes;

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <uv.h>
 
 enum opt_type { OPT_STR, OPT_U32, OPT_SIZE, OPT_MS, OPT_BOOL };
 
@@ -61,6 +62,7 @@ static int check_host(hk_config *cfg, const char *v, char *why, size_t whylen);
 static int check_mailbox(hk_config *cfg, const char *v, char *why, size_t whylen);
 static int check_conninfo(hk_config *cfg, const char *v, char *why, size_t whylen);
 static int check_migrate(hk_config *cfg, const char *v, char *why, size_t whylen);
+static int check_workers(hk_config *cfg, const char *v, char *why, size_t whylen);
 
 /* The one list of keys: the example config in conf/ documents each of them. */
 static const struct option options[] = {
@@ -75,6 +77,7 @@ static const struct option options[] = {
     O("server", "shutdown_timeout", OPT_MS, shutdown_timeout_ms, "10s", 0, DAY),
     O("server", "access_log", OPT_BOOL, access_log, "off", 0, 1),
     S("server", "public_url", public_url, "", check_url),
+    S("server", "workers", workers_text, "1", check_workers),
     S("store", "data_dir", data_dir, "./data", check_nonempty),
     O("store", "map_size", OPT_SIZE, map_size, "64MiB", 1 * MIB, 1024 * GIB),
     O("store", "max_batch", OPT_U32, max_batch, "2048", 1, 1000000),
@@ -402,6 +405,25 @@ static int check_migrate(hk_config *cfg, const char *v, char *why, size_t whylen
         snprintf(why, whylen, "expected auto or off, got \"%.200s\"", v);
         return -1;
     }
+    return 0;
+}
+
+/* A number of event loops, or "auto" for one per core (uv_available_parallelism, capped). */
+static int check_workers(hk_config *cfg, const char *v, char *why, size_t whylen)
+{
+    if (strcmp(v, "auto") == 0) {
+        unsigned n = uv_available_parallelism();
+        cfg->workers = n < 1 ? 1 : n > HK_WORKERS_MAX ? HK_WORKERS_MAX : n;
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    unsigned long n = isdigit((unsigned char)v[0]) ? strtoul(v, &end, 10) : 0;
+    if (n < 1 || n > HK_WORKERS_MAX || errno != 0 || *end != '\0') {
+        snprintf(why, whylen, "expected auto or a number from 1 to %d, got \"%.200s\"", HK_WORKERS_MAX, v);
+        return -1;
+    }
+    cfg->workers = (uint32_t)n;
     return 0;
 }
 
