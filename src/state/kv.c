@@ -239,8 +239,7 @@ int hk__kv_stamp(hk_txn *t)
 
 bool hk_kv_busy(const hk_kv_env *s)
 {
-    return s->working || s->queue_head != NULL || __atomic_load_n(&s->adopting, __ATOMIC_ACQUIRE) ||
-           s->ckpt_running;
+    return s->working || s->queue_head != NULL || __atomic_load_n(&s->adopting, __ATOMIC_ACQUIRE) || s->ckpt_running;
 }
 
 /* Adopts a map grown by another process, or grows ours by half again (at

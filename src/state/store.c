@@ -26,9 +26,9 @@
 
 struct hk_store {
     hk_kv_env *kv;
-    int lock_fd;     /* the data directory's lock (exclusive opens), or -1 */
-    uv_loop_t *loop; /* where done callbacks run (NULL: synchronous use only) */
-    hk__wal *wal;    /* sync = log: the log the group commit appends to; NULL otherwise */
+    int lock_fd;             /* the data directory's lock (exclusive opens), or -1 */
+    uv_loop_t *loop;         /* where done callbacks run (NULL: synchronous use only) */
+    hk__wal *wal;            /* sync = log: the log the group commit appends to; NULL otherwise */
     struct hk__share *share; /* ops of other threads' ports (store_port.c); NULL: not shared */
 };
 

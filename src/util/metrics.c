@@ -216,6 +216,7 @@ void hk_metrics_sum(struct hk_metrics_set *out, unsigned n)
         out->mails_failed += LOAD(m->mails_failed);
         out->client_connections_opened += LOAD(m->client_connections_opened);
         out->client_connections += LOAD(m->client_connections);
+        out->http_connections += LOAD(m->http_connections);
     }
 }
 

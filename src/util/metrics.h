@@ -168,6 +168,7 @@ struct hk_metrics_set {
     uint64_t mails_failed;              /**< failure mails that failed or could not be queued (notify.c) */
     uint64_t client_connections_opened; /**< outbound HTTP connections opened (http_client_conn.c) */
     int64_t client_connections;         /**< outbound HTTP connections open now (http_client_conn.c) */
+    int64_t http_connections;           /**< inbound HTTP connections open now (http_server.c) */
 };
 
 /** Sets of hookd_metrics kept at most: one per worker (event loop thread). */
