@@ -3,8 +3,9 @@
  * text exposition format (0.0.4) they are written in, and hookd's own set
  * of them (hk_metrics).
  *
- * Cheap on the hot path: every value is a plain integer touched only on the
- * loop thread (no locks, no atomics), an observation allocates nothing, and
+ * Cheap on the hot path: every value is a plain integer touched only on its
+ * worker's loop thread (no locks, no atomics; one set per worker, summed by
+ * the scrape), an observation allocates nothing, and
  * labels are fixed enums indexing arrays, never strings built per event. A
  * counter is a uint64_t that only grows; a gauge is an integer that moves
  * both ways, or a value the scrape computes from what the engine and store
@@ -145,9 +146,10 @@ const char *hk_metrics_outcome_name(enum hk_m_outcome o);
 enum hk_m_outcome hk_metrics_outcome_of(int error, int status);
 
 /**
- * hookd's counters, gauges and histograms: one set per process
- * (hk_metrics), written by the modules where things happen and read by the
- * scrape (src/api/api_metrics.c), both on the loop thread. Each field says
+ * hookd's counters, gauges and histograms: one set per worker thread
+ * (hk_metrics is the calling thread's), written by the modules where things
+ * happen on that thread and summed by the scrape (src/api/api_metrics.c,
+ * hk_metrics_sum). Each field says
  * who writes it. Gauges that the scrape computes (queue, webhooks, store,
  * process) are not kept here.
  */
