@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "activity.h"
 #include "api.h"
 #include "api_metrics.h"
 #include "auth.h"
@@ -311,10 +312,11 @@ static int listen_all(hk_worker *w)
     return rc;
 }
 
-/* Mails about failing webhooks, for every committed attempt. */
+/* Mails about failing webhooks and the console's counters, for every committed attempt. */
 static void on_attempt_finished(const hk_attempt *a, void *arg)
 {
     hk_worker *w = arg;
+    hk_activity_attempt(w->env.activity, a);
     hk_notify_attempt(w->env.loop, w->app->cfg, w->env.db, a);
 }
 
@@ -367,6 +369,7 @@ static int worker_start(hk_worker *w)
     w->env.cfg = app->cfg;
     w->env.db = app->store;
     w->env.router = app->router;
+    w->env.activity = app->activity;
     w->env.worker = w->index;
     w->env.workers = app->nworkers;
     int rc = start_engine(w);
@@ -478,6 +481,7 @@ static void app_close(hk_app *app, uint32_t started)
     worker_free_http(&app->workers[0]);
     hk_engine_group_free(app->group);
     hk_router_free(app->router);
+    hk_activity_free(app->activity);
     hk_store_close(app->store);
     int close_rc = uv_loop_close(loop);
     if (close_rc != 0)
@@ -512,6 +516,7 @@ int hk_app_run(hk_config *cfg)
         return 1;
     }
     app.router = hk_api_router();
+    app.activity = hk_activity_new(); /* one set for every worker (it has its own lock) */
     app.workers = hk_calloc(app.nworkers, sizeof(*app.workers));
     uv_sem_init(&app.start_sem, 0);
     uv_mutex_init(&app.mu);

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <uv.h>
 
+#include "activity.h"
 #include "api.h"
 #include "clock.h"
 #include "config.h"
@@ -46,6 +47,7 @@ struct hk_app {
     const hk_config *cfg;           /**< configuration */
     hk_store *store;                /**< the one store, opened on worker 0's loop */
     hk_router *router;              /**< the API routes (read-only once built: shared) */
+    hk_activity *activity;          /**< attempts per minute for the console, shared by the workers */
     hk_engine_group *group;         /**< the workers' engines (NULL with one worker) */
     uint32_t nworkers;              /**< [server] workers */
     hk_worker *workers;             /**< nworkers of them */
