@@ -11,6 +11,8 @@
  *   recover.c     recovery after an outage, in bounded steps
  *   maintenance.c pruning and the queue of deleted webhooks
  *   sync.c        synchronous calls (origin slots, recording)
+ *   engine_group.c the engines of several workers: who owns a webhook,
+ *                 handing deliveries and wake-ups to its owner
  *
  * The window. A job is one delivery held in memory: ready (loaded, waiting
  * for its turn), sending (on the wire) or committing (its outcome is being
@@ -158,6 +160,10 @@ struct hk_engine {
     void *stopped_arg;                                     /**< passed to stopped */
     hk_engine_stats stats;                                 /**< counters */
     uint64_t rng[4];                                       /**< the generator's state */
+    /* Workers (engine_group.c). */
+    hk_engine_group *group; /**< the workers' engines; NULL: this engine owns every webhook */
+    uint32_t worker;        /**< its index in group: it owns the webhooks whose id mod the group's size is this */
+    uv_async_t inbox;       /**< with group: woken when another worker hands over deliveries or a kick */
 };
 
 /* engine.c */
@@ -234,6 +240,30 @@ void hk__slot_expire(hk_engine *e);
 void hk__outcome(hk_engine *e, struct hk__job *j, const hk_client_result *r);
 /** A webhook disabled by the failure rules (outcome or synchronous call): it leaves the window. */
 void hk__disabled(hk_engine *e, uint32_t webhook_id, const char *error);
+
+/* ingest.c */
+/**
+ * Puts the new deliveries of event ev (just committed, due at ev->ts_ms)
+ * for the webhooks ids (all this engine's) into the window; what does not
+ * fit stays queued for the loader.
+ */
+void hk__fan_out(hk_engine *e, const hk_event *ev, const uint32_t *ids, size_t n);
+
+/* engine_group.c */
+/** True when this engine owns the webhook (always without a group). */
+bool hk__owns(const hk_engine *e, uint32_t webhook_id);
+/** Registers the engine in its group (with its inbox) at start; 0 without a group. */
+int hk__group_join(hk_engine *e) HK_MUST_CHECK;
+/** Unregisters it at its stop: nothing more is handed to it (its inbox is closed after). */
+void hk__group_leave(hk_engine *e);
+/** Hands the deliveries of ev for ids that other workers own to them (a copy of ev each). */
+void hk__hand_over(hk_engine *e, const hk_event *ev, const uint32_t *ids, size_t n);
+/** The webhook's queue changed: its owner walks the queue soon (this engine, or another woken). */
+void hk__wake_owner(hk_engine *e, uint32_t webhook_id);
+/** Kicks the other workers' engines (hk_engine_kick). */
+void hk__kick_others(hk_engine *e);
+/** hk_engine_kick of this engine alone. */
+void hk__kick_here(hk_engine *e);
 
 /* maintenance.c */
 /** Removes the queue entries of a deleted webhook, a bounded run at a time. */

@@ -40,27 +40,24 @@ static hk_event signal_event(const hk_signal *s)
     return ev;
 }
 
-/* Hands the new deliveries to the window; what does not fit stays queued for the loader. */
-static void fan_out(hk_engine *e, hk_signal *s)
+void hk__fan_out(hk_engine *e, const hk_event *ev, const uint32_t *ids, size_t n)
 {
-    const hk_op_signal *o = &s->c.op.u.signal;
-    hk_event ev = signal_event(s);
-    hk_delivery d = {.event_id = o->event_id, .due_ms = s->c.op.now_ms, .attempts = 0, .first_ms = s->c.op.now_ms};
+    hk_delivery d = {.event_id = ev->id, .due_ms = ev->ts_ms, .attempts = 0, .first_ms = ev->ts_ms};
     hk_buf head = HK_BUF_INIT;
     bool left = false;
     hk__new_pass(e, false);
-    for (size_t i = 0; i < o->nwebhooks; i++) {
-        struct hk__wstate *ws = hk__ws_get(e, o->webhooks[i]);
-        if (hk__job_find(e, ws->id, o->event_id) != NULL)
+    for (size_t i = 0; i < n; i++) {
+        struct hk__wstate *ws = hk__ws_get(e, ids[i]);
+        if (hk__job_find(e, ws->id, ev->id) != NULL)
             continue;
         if (hk__admit(e, ws) == 0) {
             left = true;
             continue;
         }
         if (head.data == NULL)
-            hk_body_head(&head, &ev);
+            hk_body_head(&head, ev);
         d.webhook_id = ws->id;
-        hk__job_new(e, ws, &d, &ev, &head);
+        hk__job_new(e, ws, &d, ev, &head);
     }
     hk_buf_free(&head);
     if (left) {
@@ -68,6 +65,27 @@ static void fan_out(hk_engine *e, hk_signal *s)
         hk__schedule_load(e, 0);
     }
     hk__dispatch(e);
+}
+
+/* Hands the new deliveries to the windows: this engine's own, and (with
+ * workers) the owners' of the other webhooks. */
+static void fan_out(hk_engine *e, hk_signal *s)
+{
+    const hk_op_signal *o = &s->c.op.u.signal;
+    hk_event ev = signal_event(s);
+    if (e->group == NULL) {
+        hk__fan_out(e, &ev, o->webhooks, o->nwebhooks);
+        return;
+    }
+    hk__hand_over(e, &ev, o->webhooks, o->nwebhooks);
+    uint32_t *own = hk_malloc(o->nwebhooks * sizeof(*own));
+    size_t mine = 0;
+    for (size_t i = 0; i < o->nwebhooks; i++)
+        if (hk__owns(e, o->webhooks[i]))
+            own[mine++] = o->webhooks[i];
+    if (mine > 0)
+        hk__fan_out(e, &ev, own, mine);
+    free(own);
 }
 
 static void signal_done(hk_commit *c, int status)

@@ -6,7 +6,11 @@
  * first mail) and, per webhook, when the last mail about it was sent, which
  * limits exhausted-delivery mails to one per [smtp] min_interval. That map
  * is swept of expired entries when it grows, so it stays as small as the
- * set of webhooks that failed recently.
+ * set of webhooks that failed recently. It is per thread: each worker
+ * (event loop) has its own client and map. Queued deliveries of a webhook
+ * are attempted by its owning worker only, so their mails keep the limit;
+ * a synchronous call's failure on another worker is limited by that
+ * worker's map.
  */
 #include "notify.h"
 
@@ -33,7 +37,7 @@ struct mail_ctx {
     bool disabled;
 };
 
-static struct {
+static __thread struct {
     hk_smtp *smtp;
     struct rate *rates[RATE_BUCKETS];
     size_t nrates;

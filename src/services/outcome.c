@@ -253,8 +253,9 @@ void hk__disabled(hk_engine *e, uint32_t webhook_id, const char *error)
     struct hk__wstate *ws = hk__ws_lookup(e, webhook_id);
     if (ws != NULL)
         ws->active = false;
-    /* The state event went into the same commit; its deliveries are in the queue. */
-    hk__schedule_load(e, 0);
+    /* The state event went into the same commit; its deliveries are in the queue. The
+     * webhook's owner (another worker, after a synchronous call here) reads it anew. */
+    hk__wake_owner(e, webhook_id);
 }
 
 /* One line per stored attempt, as [log] deliveries asks: failures at warn, successes at info. */

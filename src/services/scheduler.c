@@ -416,6 +416,8 @@ struct load {
 static uint32_t load_webhook(uint32_t wid, void *arg)
 {
     struct load *l = arg;
+    if (!hk__owns(l->e, wid))
+        return 0; /* another worker's */
     struct hk__wstate *ws = l->ws = hk__ws_get(l->e, wid);
     if (ws->gone)
         hk__queue_drop(l->e, ws);

@@ -18,6 +18,7 @@
 
 #include "checkpoint.h"
 #include "log.h"
+#include "store_int.h"
 #include "tables.h"
 #include "wal.h"
 
@@ -25,9 +26,10 @@
 
 struct hk_store {
     hk_kv_env *kv;
-    int lock_fd;     /* the data directory's lock (exclusive opens), or -1 */
-    uv_loop_t *loop; /* where done callbacks run (NULL: synchronous use only) */
-    hk__wal *wal;    /* sync = log: the log the group commit appends to; NULL otherwise */
+    int lock_fd;             /* the data directory's lock (exclusive opens), or -1 */
+    uv_loop_t *loop;         /* where done callbacks run (NULL: synchronous use only) */
+    hk__wal *wal;            /* sync = log: the log the group commit appends to; NULL otherwise */
+    struct hk__share *share; /* ops of other threads' ports (store_port.c); NULL: not shared */
 };
 
 /* ---- opening ---------------------------------------------------------------- */
@@ -407,7 +409,28 @@ hk_kv_env *hk__store_kv(hk_store *s)
 
 bool hk_store_busy(const hk_store *s)
 {
-    return hk_kv_busy(s->kv);
+    return hk_kv_busy(s->kv) || (s->share != NULL && hk__share_busy(s->share));
+}
+
+uv_loop_t *hk__store_loop(hk_store *s)
+{
+    return s->loop;
+}
+
+struct hk__share *hk__store_share(hk_store *s)
+{
+    return s->share;
+}
+
+void hk__store_set_share(hk_store *s, struct hk__share *sh)
+{
+    s->share = sh;
+}
+
+void hk__store_thread_loop(hk_store *s, uv_loop_t *loop)
+{
+    HK_UNUSED(s);
+    hk_kv_thread_loop(loop);
 }
 
 void hk_store_get_counters(hk_store *s, hk_store_counters *out)
@@ -478,6 +501,13 @@ static void before_apply(hk_store *s, const hk_op *op)
 }
 
 void hk_store_submit(hk_store *s, hk_commit *c)
+{
+    if (s->share != NULL && hk__port_forward(s, c))
+        return;
+    hk__store_submit_here(s, c);
+}
+
+void hk__store_submit_here(hk_store *s, hk_commit *c)
 {
     struct op_write *ow = hk_calloc(1, sizeof(*ow));
     ow->c = c;
