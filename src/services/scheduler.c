@@ -51,9 +51,11 @@ static void job_unindex(hk_engine *e, struct hk__job *j)
 void hk__job_clear_attempt(struct hk__job *j)
 {
     free(j->url_copy);
+    free(j->custom);
+    free(j->user_agent);
     free(j->request);
     free(j->response);
-    j->url_copy = j->request = j->response = NULL;
+    j->url_copy = j->custom = j->user_agent = j->request = j->response = NULL;
     j->request_len = j->response_len = 0;
 }
 
@@ -64,7 +66,7 @@ void hk__job_drop(hk_engine *e, struct hk__job *j)
     e->mem--;
     hk__job_clear_attempt(j);
     free(j->event_name);
-    free(j->body);
+    hk_body_ref(j->body, -1);
     free(j);
 }
 
@@ -379,7 +381,7 @@ uint32_t hk__admit(hk_engine *e, const struct hk__wstate *ws)
 }
 
 struct hk__job *hk__job_new(hk_engine *e, struct hk__wstate *ws, const hk_delivery *d, const hk_event *ev,
-                            const hk_buf *head)
+                            hk_body *body)
 {
     struct hk__job *j = hk_calloc(1, sizeof(*j));
     j->eng = e;
@@ -389,7 +391,11 @@ struct hk__job *hk__job_new(hk_engine *e, struct hk__wstate *ws, const hk_delive
     j->ts_ms = ev->ts_ms;
     hk_event_uuid_str(ev->uuid, j->uuid);
     j->event_name = hk_strdup(ev->name);
-    j->body = hk_delivery_body(head, ev, &ws->t, &j->body_len);
+    if (body != NULL)
+        hk_body_ref(body, +1);
+    else
+        body = hk_body_new(NULL, ev, &ws->t);
+    j->body = body;
     job_index(e, j);
     ws->held++;
     e->mem++;
@@ -649,16 +655,25 @@ static void send_job(hk_engine *e, struct hk__job *j)
 {
     struct hk__wstate *ws = j->ws;
     struct hk__origin *o = ws->origin;
-    char headers[HK_DELIVERY_HEADERS_MAX];
     uint64_t now = hk_clock_wall(e->clock);
-    hk_delivery_headers(&ws->t, j->event_name, j->uuid, j->d.attempts, j->body, j->body_len, now, NULL, headers,
-                        sizeof(headers));
-    /* The attempt's record names the URL it went to: the webhook's may
-     * change while the request is on the wire. */
+    /* The attempt's record names the URL it went to and keeps the custom
+     * headers it was sent with: the webhook may change while the request
+     * is on the wire. */
     hk__job_clear_attempt(j);
     j->url_copy = hk_strdup(ws->t.url);
-    hk_client_request req = {
-        .method = "POST", .url = j->url_copy, .headers = headers, .body = j->body, .body_len = j->body_len};
+    j->custom = hk_strdup(ws->t.headers);
+    hk_delivery_sign(&ws->t, j->body, j->uuid, now, &j->sigs);
+    hk_buf headers = HK_BUF_INIT;
+    hk_buf_reserve(&headers, 512 + strlen(j->custom));
+    hk_delivery_headers_parts(&headers, j->event_name, j->uuid, ws->id, j->d.attempts, now, &j->sigs, j->custom,
+                              NULL);
+    hk_client_request req = {.method = "POST",
+                             .url = j->url_copy,
+                             .headers = hk_buf_cstr(&headers),
+                             .body = j->body->data,
+                             .body_len = j->body->len,
+                             .body_ref = hk_body_ref,
+                             .body_owner = j->body};
     j->state = HK__JOB_SENDING;
     j->started_ms = now;
     j->started_mono = hk_clock_mono(e->clock);
@@ -668,6 +683,7 @@ static void send_job(hk_engine *e, struct hk__job *j)
     e->in_flight++;
     origin_ring_update(e, o);
     int rc = hk_sender_send(&e->sender, &req, on_response, j);
+    hk_buf_free(&headers);
     if (rc != 0) {
         /* A request the sender refuses outright: a failed attempt like any other. */
         hk_client_result r;

@@ -153,5 +153,11 @@ void hk_attempt_free(hk_attempt *a)
     free(a->url);
     free(a->request);
     free(a->response);
+    free(a->user_agent);
+    free(a->webhook_name);
+    free(a->props);
+    free(a->custom_headers);
+    free(a->sig_so);
+    free(a->sig_standard);
     memset(a, 0, sizeof(*a));
 }
