@@ -205,8 +205,8 @@ static void head_of(hk_buf *out, const char *method, const hk_url *u, const char
     hk_url_authority(u, authority, sizeof(authority));
     size_t extra_len = strlen(extra);
     bool extra_crlf = extra_len > 0 && (extra_len < 2 || strcmp(extra + extra_len - 2, "\r\n") != 0);
-    hk_buf_reserve(out, out->len + strlen(method) + u->target_len + strlen(authority) + strlen(user_agent) +
-                            extra_len + 160);
+    hk_buf_reserve(out, out->len + strlen(method) + u->target_len + strlen(authority) + strlen(user_agent) + extra_len +
+                            160);
     hk_buf_printf(out,
                   "%s %s%.*s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\nContent-Length: %zu\r\n"
                   "Connection: keep-alive\r\n%s%s\r\n",

@@ -297,7 +297,8 @@ static void conn_send_request(struct conn *cn)
         }
         rc = conn_flush_tls(cn, true);
     } else {
-        rc = conn_write(cn, r->head, r->head_len, false, r->out_body, r->out_body_len, r->body_ref, r->body_owner, true);
+        rc =
+            conn_write(cn, r->head, r->head_len, false, r->out_body, r->out_body_len, r->body_ref, r->body_owner, true);
     }
     if (rc != 0)
         hk__client_conn_fail(cn, rc, "%s",

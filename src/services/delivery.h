@@ -61,16 +61,16 @@ char *hk_delivery_body(const hk_buf *head, const hk_event *ev, const hk_target *
  * secret, so that it is computed once per (body, secret).
  */
 typedef struct hk_body {
-    uint32_t refs;                 /**< holders; freed at 0 */
-    char *name;                    /**< the WebhookName it was rendered with (owned) */
-    char *props;                   /**< the Properties members it was rendered with (owned) */
-    uint8_t nsigs;                 /**< entries used in sigs */
+    uint32_t refs; /**< holders; freed at 0 */
+    char *name;    /**< the WebhookName it was rendered with (owned) */
+    char *props;   /**< the Properties members it was rendered with (owned) */
+    uint8_t nsigs; /**< entries used in sigs */
     struct {
-        uint8_t key[32];           /**< the secret's fingerprint (hk_signer_key) */
-        char so[45];               /**< base64 HMAC-SHA256 of data under that secret */
-    } sigs[HK_BODY_SIGS];          /**< the signatures computed so far, oldest replaced first */
-    size_t len;                    /**< bytes in data */
-    char data[];                   /**< the body, NUL-terminated */
+        uint8_t key[32];  /**< the secret's fingerprint (hk_signer_key) */
+        char so[45];      /**< base64 HMAC-SHA256 of data under that secret */
+    } sigs[HK_BODY_SIGS]; /**< the signatures computed so far, oldest replaced first */
+    size_t len;           /**< bytes in data */
+    char data[];          /**< the body, NUL-terminated */
 } hk_body;
 
 /** A new body (one reference) of ev for target t, from ev's head (hk_body_head; NULL: rendered here). */
@@ -91,8 +91,9 @@ void hk_delivery_body_parts(hk_buf *out, const hk_event *ev, const char *name, c
 
 /** The signature header values of one attempt ("" each when unsigned). */
 typedef struct hk_delivery_sigs {
-    char so[45];        /**< X-SuperOffice-Signature; "" = the target has no secret: no signature headers */
-    char standard[100]; /**< webhook-signature: "v1,..." and, during a rotation's overlap, " v1,..." of the old secret */
+    char so[45]; /**< X-SuperOffice-Signature; "" = the target has no secret: no signature headers */
+    char
+        standard[100]; /**< webhook-signature: "v1,..." and, during a rotation's overlap, " v1,..." of the old secret */
 } hk_delivery_sigs;
 
 /**

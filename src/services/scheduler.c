@@ -665,8 +665,7 @@ static void send_job(hk_engine *e, struct hk__job *j)
     hk_delivery_sign(&ws->t, j->body, j->uuid, now, &j->sigs);
     hk_buf headers = HK_BUF_INIT;
     hk_buf_reserve(&headers, 512 + strlen(j->custom));
-    hk_delivery_headers_parts(&headers, j->event_name, j->uuid, ws->id, j->d.attempts, now, &j->sigs, j->custom,
-                              NULL);
+    hk_delivery_headers_parts(&headers, j->event_name, j->uuid, ws->id, j->d.attempts, now, &j->sigs, j->custom, NULL);
     hk_client_request req = {.method = "POST",
                              .url = j->url_copy,
                              .headers = hk_buf_cstr(&headers),
