@@ -198,6 +198,9 @@ static void body_copy_ref(void *owner, int delta)
 
 /* ---- API ------------------------------------------------------------------------------ */
 
+#define PUT_LIT(b, lit) hk_buf_append((b), (lit), sizeof(lit) - 1)
+
+/* Formatted by appending, not by printf: this runs for every request. */
 static void head_of(hk_buf *out, const char *method, const hk_url *u, const char *user_agent, size_t body_len,
                     const char *extra)
 {
@@ -205,13 +208,29 @@ static void head_of(hk_buf *out, const char *method, const hk_url *u, const char
     hk_url_authority(u, authority, sizeof(authority));
     size_t extra_len = strlen(extra);
     bool extra_crlf = extra_len > 0 && (extra_len < 2 || strcmp(extra + extra_len - 2, "\r\n") != 0);
-    hk_buf_reserve(out, out->len + strlen(method) + u->target_len + strlen(authority) + strlen(user_agent) + extra_len +
-                            160);
-    hk_buf_printf(out,
-                  "%s %s%.*s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\nContent-Length: %zu\r\n"
-                  "Connection: keep-alive\r\n%s%s\r\n",
-                  method, u->target_len == 0 || u->target[0] == '?' ? "/" : "", (int)u->target_len, u->target,
-                  authority, user_agent, body_len, extra, extra_crlf ? "\r\n" : "");
+    hk_buf_reserve(out, strlen(method) + u->target_len + strlen(authority) + strlen(user_agent) + extra_len + 160);
+    hk_buf_puts(out, method);
+    hk_buf_putc(out, ' ');
+    if (u->target_len == 0 || u->target[0] == '?')
+        hk_buf_putc(out, '/');
+    hk_buf_append(out, u->target, u->target_len);
+    PUT_LIT(out, " HTTP/1.1\r\nHost: ");
+    hk_buf_puts(out, authority);
+    PUT_LIT(out, "\r\nUser-Agent: ");
+    hk_buf_puts(out, user_agent);
+    PUT_LIT(out, "\r\nContent-Length: ");
+    char t[24];
+    size_t i = sizeof(t);
+    size_t v = body_len;
+    do
+        t[--i] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    hk_buf_append(out, t + i, sizeof(t) - i);
+    PUT_LIT(out, "\r\nConnection: keep-alive\r\n");
+    hk_buf_append(out, extra, extra_len);
+    if (extra_crlf)
+        PUT_LIT(out, "\r\n");
+    PUT_LIT(out, "\r\n");
 }
 
 int hk_client_head(hk_buf *out, const char *method, const char *url, const char *user_agent, size_t body_len,

@@ -2,6 +2,7 @@
 #include "delivery.h"
 
 #include <ctype.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -178,17 +179,27 @@ char *hk_delivery_body(const hk_buf *head, const hk_event *ev, const hk_target *
 
 hk_body *hk_body_new(const hk_buf *head, const hk_event *ev, const hk_target *t)
 {
-    size_t len;
-    char *text = hk_delivery_body(head, ev, t, &len);
-    hk_body *b = hk_malloc(sizeof(*b) + len + 1);
-    b->refs = 1;
-    b->name = hk_strdup(t->name);
-    b->props = hk_strdup(t->props);
-    b->nsigs = 0;
-    b->len = len;
-    memcpy(b->data, text, len + 1);
-    free(text);
-    return b;
+    /* Rendered straight into the body's own allocation, after its fields. */
+    hk_buf own = HK_BUF_INIT, b = HK_BUF_INIT;
+    if (head == NULL) {
+        hk_body_head(&own, ev);
+        head = &own;
+    }
+    size_t at = offsetof(hk_body, data);
+    hk_buf_reserve(&b, at + head->len + strlen(t->name) * 6 + 12 + ev->data_len + strlen(t->props) + 4);
+    memset(b.data, 0, at);
+    b.len = at;
+    hk_buf_append(&b, head->data, head->len);
+    body_tail(&b, ev, t->name, t->props);
+    hk_buf_free(&own);
+    size_t total;
+    hk_body *body = (hk_body *)(void *)hk_buf_steal(&b, &total);
+    body->refs = 1;
+    body->name = hk_strdup(t->name);
+    body->props = hk_strdup(t->props);
+    body->nsigs = 0;
+    body->len = total - at;
+    return body;
 }
 
 bool hk_body_fits(const hk_body *b, const hk_target *t)
@@ -232,16 +243,27 @@ static const char *so_signature(hk_body *b, hk_signer *s)
     return b->sigs[i].so;
 }
 
-/* webhook-id: "msg_<EventId without dashes>_<webhook id>". */
+/* webhook-id: "msg_<EventId without dashes>_<webhook id>" (out: at least 80 bytes). */
 static void msg_id_of(const char *event_uuid, uint32_t webhook_id, char *out, size_t outlen)
 {
-    char compact[40];
     size_t o = 0;
-    for (size_t i = 0; event_uuid[i] && o + 1 < sizeof(compact); i++)
+    memcpy(out, "msg_", 4);
+    o = 4;
+    for (size_t i = 0; event_uuid[i] && o + 1 < 44; i++)
         if (event_uuid[i] != '-')
-            compact[o++] = event_uuid[i];
-    compact[o] = '\0';
-    snprintf(out, outlen, "msg_%s_%u", compact, webhook_id);
+            out[o++] = event_uuid[i];
+    out[o++] = '_';
+    char t[12];
+    size_t k = sizeof(t);
+    uint32_t v = webhook_id;
+    do
+        t[--k] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    if (o + sizeof(t) - k < outlen) {
+        memcpy(out + o, t + k, sizeof(t) - k);
+        o += sizeof(t) - k;
+    }
+    out[o] = '\0';
 }
 
 /* The signatures of body (body_len bytes) for t; so given (from a cache) or NULL (computed here). */
@@ -273,23 +295,43 @@ void hk_delivery_sign(const hk_target *t, hk_body *b, const char *event_uuid, ui
     sign(t, b->data, b->len, so, event_uuid, now_ms, out);
 }
 
+/* A string literal appended without measuring it. */
+#define PUT_LIT(b, lit) hk_buf_append((b), (lit), sizeof(lit) - 1)
+
+static void put_u64(hk_buf *b, uint64_t v)
+{
+    char t[24];
+    size_t i = sizeof(t);
+    do
+        t[--i] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    hk_buf_append(b, t + i, sizeof(t) - i);
+}
+
+/* Formatted by appending, not by printf: this runs for every attempt. */
 void hk_delivery_headers_parts(hk_buf *out, const char *event_name, const char *event_uuid, uint32_t webhook_id,
                                uint32_t retry, uint64_t now_ms, const hk_delivery_sigs *sigs, const char *custom,
                                const char *extra)
 {
-    hk_buf_printf(out,
-                  "Content-Type: application/json; charset=utf-8\r\n"
-                  "X-SuperOffice-Event: %s\r\n"
-                  "X-SuperOffice-EventId: %s\r\n"
-                  "X-SuperOffice-Retry: %u\r\n",
-                  event_name, event_uuid, retry);
+    PUT_LIT(out, "Content-Type: application/json; charset=utf-8\r\nX-SuperOffice-Event: ");
+    hk_buf_puts(out, event_name);
+    PUT_LIT(out, "\r\nX-SuperOffice-EventId: ");
+    hk_buf_puts(out, event_uuid);
+    PUT_LIT(out, "\r\nX-SuperOffice-Retry: ");
+    put_u64(out, retry);
+    PUT_LIT(out, "\r\n");
     if (sigs->so[0] != '\0') {
         char msg_id[80];
         msg_id_of(event_uuid, webhook_id, msg_id, sizeof(msg_id));
-        hk_buf_printf(out,
-                      "X-SuperOffice-Signature: %s\r\nwebhook-id: %s\r\nwebhook-timestamp: %llu\r\n"
-                      "webhook-signature: %s\r\n",
-                      sigs->so, msg_id, (unsigned long long)(now_ms / 1000), sigs->standard);
+        PUT_LIT(out, "X-SuperOffice-Signature: ");
+        hk_buf_puts(out, sigs->so);
+        PUT_LIT(out, "\r\nwebhook-id: ");
+        hk_buf_puts(out, msg_id);
+        PUT_LIT(out, "\r\nwebhook-timestamp: ");
+        put_u64(out, now_ms / 1000);
+        PUT_LIT(out, "\r\nwebhook-signature: ");
+        hk_buf_puts(out, sigs->standard);
+        PUT_LIT(out, "\r\n");
     }
     hk_buf_puts(out, custom);
     if (extra != NULL)
