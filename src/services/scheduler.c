@@ -411,13 +411,48 @@ void hk__job_requeue(hk_engine *e, struct hk__job *j)
 
 /* ---- loading due work ------------------------------------------------------------ */
 
+/* Bodies made during one walk, by event: the walk goes webhook by webhook,
+ * so the webhooks of one fan-out meet the same events one after the other,
+ * and those that render the same bytes share one body (and its signatures). */
+#define LOAD_BODIES 512 /* slots, a power of two */
+#define LOAD_PROBES 8   /* slots looked at per event before the oldest is replaced */
+
+struct load_body {
+    uint64_t event_id;
+    hk_body *body; /* a reference the walk holds; NULL: free slot */
+};
+
 /* One walk of the queue. */
 struct load {
     hk_engine *e;
     struct hk__wstate *ws; /* the webhook being walked */
     uint32_t want, taken;  /* jobs it is admitted, jobs loaded */
     bool limited;          /* due entries were left in the store for lack of room */
+    struct load_body bodies[LOAD_BODIES];
 };
+
+/* The body of ev for ws's target: one this walk made already, or a new one kept for the rest of it. */
+static hk_body *load_body(struct load *l, const hk_event *ev, const hk_target *t)
+{
+    size_t h = (size_t)((ev->id * 0x9E3779B97F4A7C15ull) >> 40) & (LOAD_BODIES - 1);
+    struct load_body *slot = NULL;
+    for (size_t i = 0; i < LOAD_PROBES; i++) {
+        struct load_body *b = &l->bodies[(h + i) & (LOAD_BODIES - 1)];
+        if (b->body == NULL) {
+            slot = b;
+            break;
+        }
+        if (b->event_id == ev->id && hk_body_fits(b->body, t))
+            return b->body;
+    }
+    if (slot == NULL) {
+        slot = &l->bodies[h];
+        hk_body_ref(slot->body, -1);
+    }
+    slot->event_id = ev->id;
+    slot->body = hk_body_new(NULL, ev, t);
+    return slot->body;
+}
 
 static uint32_t load_webhook(uint32_t wid, void *arg)
 {
@@ -446,7 +481,7 @@ static bool load_delivery(const hk_delivery *d, const hk_event *ev, void *arg)
         l->limited = true;
         return true;
     }
-    hk__job_new(l->e, l->ws, d, ev, NULL);
+    hk__job_new(l->e, l->ws, d, ev, load_body(l, ev, &l->ws->t));
     l->taken++;
     return true;
 }
@@ -463,11 +498,14 @@ void hk__load(hk_engine *e)
         return;
     }
     uint64_t now = hk_clock_wall(e->clock);
-    struct load l = {.e = e};
+    struct load l = {.e = e}; /* 8 KiB of body slots: on the stack, so that engines on other threads have their own */
     hk_due_scan scan = {
         .now_ms = now, .webhook = load_webhook, .held = load_held, .delivery = load_delivery, .arg = &l};
     hk__new_pass(e, false);
     int rc = hk_store_scan_due(e->store, &scan);
+    for (size_t i = 0; i < LOAD_BODIES; i++)
+        if (l.bodies[i].body != NULL)
+            hk_body_ref(l.bodies[i].body, -1);
     if (rc != 0) {
         hk_warn("engine: cannot read the queue: %s", hk_strerror(rc));
         hk__schedule_load(e, STORE_BACKOFF_MS);
