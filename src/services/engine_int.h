@@ -106,13 +106,15 @@ struct hk__job {
     uint64_t ts_ms;   /**< when the event was accepted (its stored time, hk_event.ts_ms) */
     char uuid[HK_EVENT_UUID_LEN]; /**< EventId text */
     char *event_name;             /**< the event's name */
-    char *body;                   /**< rendered once, kept for every attempt while the job is held */
-    size_t body_len;              /**< bytes in body */
+    hk_body *body; /**< rendered once per event and shared by the jobs that send the same bytes (a reference) */
     /* The current attempt. */
     uint64_t started_ms, started_mono; /**< when it was sent: wall and monotonic time */
     hk_outcome out;                    /**< what follows it */
     hk_attempt rec;        /**< its record: the strings are the job's (url_copy, request, response, out.error...) */
     char *url_copy;        /**< the URL it went to */
+    char *custom;          /**< the webhook's custom header lines it was sent with */
+    hk_delivery_sigs sigs; /**< its signature header values */
+    char *user_agent;      /**< the User-Agent it was sent with (from the sender's result) */
     char *request;         /**< request head and body as sent (cut) */
     size_t request_len;    /**< bytes in request */
     char *response;        /**< response as received (cut) */
@@ -210,11 +212,11 @@ uint32_t hk__admit(hk_engine *e, const struct hk__wstate *ws);
 struct hk__job *hk__job_find(hk_engine *e, uint32_t wid, uint64_t eid);
 /**
  * Puts a job for queue entry d of event ev into the window (the caller
- * checked hk__admit); its body is rendered from head (the event's part,
- * hk_body_head; NULL: rendered here).
+ * checked hk__admit); it takes a reference to body, which must be what
+ * ws's target renders for ev (hk_body_fits; NULL: rendered here).
  */
 struct hk__job *hk__job_new(hk_engine *e, struct hk__wstate *ws, const hk_delivery *d, const hk_event *ev,
-                            const hk_buf *head);
+                            hk_body *body);
 /** Makes a job that is held ready again (an immediate retry). */
 void hk__job_requeue(hk_engine *e, struct hk__job *j);
 /** Forgets a job: its queue entry stays in the store and is loaded again. */

@@ -2,8 +2,9 @@
  * ingest.c: signals. A signal is one op (HK_OP_SIGNAL): the event, one
  * queue entry per Active webhook subscribed to its name and its
  * Idempotency-Key, stored in one commit. Once that commit is done its
- * deliveries go straight into the window, each body made from the event's
- * part rendered once (what does not fit waits in the queue for the loader).
+ * deliveries go straight into the window, the event's part of the body
+ * rendered once and each distinct body once, shared by the webhooks that
+ * send the same bytes (what does not fit waits in the queue for the loader).
  */
 #include <string.h>
 
@@ -40,10 +41,17 @@ static hk_event signal_event(const hk_signal *s)
     return ev;
 }
 
+/* Bodies of one event kept while its fan-out runs: webhooks with the same
+ * WebhookName and Properties share one (bounded, so that many distinct
+ * subscribers cost a short scan each, not a long one). */
+#define FANOUT_BODIES 8
+
 void hk__fan_out(hk_engine *e, const hk_event *ev, const uint32_t *ids, size_t n)
 {
     hk_delivery d = {.event_id = ev->id, .due_ms = ev->ts_ms, .attempts = 0, .first_ms = ev->ts_ms};
     hk_buf head = HK_BUF_INIT;
+    hk_body *bodies[FANOUT_BODIES];
+    size_t nbodies = 0, next = 0;
     bool left = false;
     hk__new_pass(e, false);
     for (size_t i = 0; i < n; i++) {
@@ -54,11 +62,27 @@ void hk__fan_out(hk_engine *e, const hk_event *ev, const uint32_t *ids, size_t n
             left = true;
             continue;
         }
-        if (head.data == NULL)
-            hk_body_head(&head, ev);
+        hk_body *b = NULL;
+        for (size_t k = 0; k < nbodies && b == NULL; k++)
+            if (hk_body_fits(bodies[k], &ws->t))
+                b = bodies[k];
+        if (b == NULL) {
+            if (head.data == NULL)
+                hk_body_head(&head, ev);
+            b = hk_body_new(&head, ev, &ws->t);
+            /* The oldest kept body makes room. */
+            if (nbodies == FANOUT_BODIES)
+                hk_body_ref(bodies[next], -1);
+            else
+                nbodies++;
+            bodies[next] = b;
+            next = (next + 1) % FANOUT_BODIES;
+        }
         d.webhook_id = ws->id;
-        hk__job_new(e, ws, &d, ev, &head);
+        hk__job_new(e, ws, &d, ev, b);
     }
+    for (size_t k = 0; k < nbodies; k++)
+        hk_body_ref(bodies[k], -1);
     hk_buf_free(&head);
     if (left) {
         e->more_due = true;
