@@ -124,6 +124,9 @@ static void app_maybe_finish(hk_app *app)
     if (!w0->finished || !others)
         return;
     close_own_handles(app);
+    /* The cluster's connections keep the loop running until the store is closed, after it. */
+    if (hk_store_is_cluster(app->store))
+        uv_stop(w0->env.loop);
     if (!w0->http_drained) {
         /* They would keep the loop running; hk_app_run lets the commits
          * that are still running finish before it closes the store. */
@@ -361,6 +364,50 @@ static int start_engine(hk_worker *w)
     return rc;
 }
 
+/* Closes the store; a cluster store's connections close on the loop, which runs until they have. */
+static void close_store(uv_loop_t *loop, hk_store *store)
+{
+    bool cluster = hk_store_is_cluster(store);
+    hk_store_close(store);
+    if (cluster)
+        uv_run(loop, UV_RUN_DEFAULT);
+}
+
+static void on_wait_tick(uv_timer_t *t)
+{
+    unsigned *waited = t->data;
+    if (++*waited % 10 == 0)
+        hk_warn("cluster: still waiting for the database (%u s): the registry is not read yet", *waited);
+}
+
+static void on_released(int status, void *arg)
+{
+    *(int *)arg = status < 0 ? status : 0;
+}
+
+/* Cluster mode: runs the loop until the registry has been read from the database (the embedded engine is ready). */
+static int wait_ready(uv_loop_t *loop, hk_store *store)
+{
+    if (hk_store_ready(store))
+        return 0;
+    hk_info("cluster: connecting to the database and reading the registry");
+    uv_timer_t tick;
+    unsigned waited = 0;
+    uv_timer_init(loop, &tick);
+    tick.data = &waited;
+    uv_timer_start(&tick, on_wait_tick, 1000, 1000);
+    while (!hk_store_ready(store))
+        uv_run(loop, UV_RUN_ONCE);
+    /* What a previous run under this node's name claimed (it was killed) is anybody's again at once. */
+    int released = 1;
+    hk_store_release(store, NULL, 0, on_released, &released);
+    while (released > 0)
+        uv_run(loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&tick, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+    return 0;
+}
+
 /* On the worker's thread: its engine, its inbound server, its listeners. On
  * failure what was started is closed again (its loop run until it is). */
 static int worker_start(hk_worker *w)
@@ -482,7 +529,7 @@ static void app_close(hk_app *app, uint32_t started)
     hk_engine_group_free(app->group);
     hk_router_free(app->router);
     hk_activity_free(app->activity);
-    hk_store_close(app->store);
+    close_store(loop, app->store);
     int close_rc = uv_loop_close(loop);
     if (close_rc != 0)
         hk_debug("loop closed with handles open: %s", uv_strerror(close_rc));
@@ -497,6 +544,16 @@ int hk_app_run(hk_config *cfg)
     memset(&app, 0, sizeof(app));
     app.cfg = cfg;
     app.nworkers = cfg->workers > 0 ? cfg->workers : 1;
+    /* A cluster node's engine (its connection pool, claims and registry
+     * cache) lives on one loop: more cores mean more nodes, not workers. */
+    if (cfg->cluster_postgres != NULL && cfg->cluster_postgres[0] != '\0' && app.nworkers > 1) {
+        if (strcmp(cfg->workers_text, "auto") != 0) {
+            hk_error("[server] workers = %u: a cluster node runs one loop; run one node per core instead",
+                     app.nworkers);
+            return 1;
+        }
+        app.nworkers = 1;
+    }
     uv_loop_t *loop = uv_default_loop();
     signal(SIGPIPE, SIG_IGN);
 
@@ -505,14 +562,17 @@ int hk_app_run(hk_config *cfg)
                         .map_size = cfg->map_size,
                         .max_batch = cfg->max_batch,
                         .exclusive = true,
-                        .wal = strcmp(cfg->store_sync, "log") == 0};
+                        .wal = strcmp(cfg->store_sync, "log") == 0,
+                        .postgres = cfg->cluster_postgres,
+                        .migrate = strcmp(cfg->cluster_migrate, "auto") == 0,
+                        .node_name = cfg->cluster_node};
     if (hk_store_open(&app.store, loop, &so) != 0)
         return 1;
-    if (hk_app_bootstrap(app.store) != 0 ||
+    if (wait_ready(loop, app.store) != 0 || hk_app_bootstrap(app.store) != 0 ||
         (app.nworkers > 1 && (hk_store_share(app.store) != 0 || hk_engine_group_new(&app.group, app.nworkers) != 0))) {
         hk_store_unshare(app.store);
         uv_run(loop, UV_RUN_NOWAIT);
-        hk_store_close(app.store);
+        close_store(loop, app.store);
         return 1;
     }
     app.router = hk_api_router();
@@ -570,7 +630,9 @@ int hk_app_run(hk_config *cfg)
         begin_drain(&app);
     } else {
         w0->env.ready = true;
-        if (app.nworkers > 1)
+        if (hk_store_is_cluster(app.store))
+            hk_info("hookd %s ready (cluster node %s)", HK_VERSION, hk_store_node_name(app.store));
+        else if (app.nworkers > 1)
             hk_info("hookd %s ready with %u workers (data in %s)", HK_VERSION, app.nworkers, cfg->data_dir);
         else
             hk_info("hookd %s ready (data in %s)", HK_VERSION, cfg->data_dir);

@@ -75,6 +75,7 @@ typedef struct hk_engine_opts {
     uint64_t prune_interval_ms;     /**< how often pruning starts; 0: never by itself */
     uint64_t tick_ms;               /**< how often the queue is walked anyway (re-activated webhooks); 0: never */
     uint64_t sync_wait_ms;          /**< how long a synchronous call waits for a slot of a saturated origin */
+    uint64_t lease_ms;              /**< cluster mode: how long claimed deliveries stay this node's (0: 5 minutes) */
     uint64_t shutdown_grace_ms;     /**< how long a stop lets requests on the wire finish */
     uint64_t seed;                  /**< seeds EventIds and jitter; 0: from the kernel */
     uint32_t recover_step_max;      /**< attempt records per step of a recovery; 0: HK_RECOVER_STEP_MAX */
@@ -122,6 +123,14 @@ bool hk_engine_stopping(const hk_engine *e);
  * tests, after the clock moved. With a group, every worker's engine does.
  */
 void hk_engine_kick(hk_engine *e);
+
+/**
+ * A webhook was deleted (its delete committed): its queue entries are
+ * removed now, in bounded steps (HK_OP_QUEUE_DROP). The embedded engine's
+ * walk of the queue would find them anyway; in cluster mode, where claims
+ * never bring a deleted webhook's entries, this is what removes them.
+ */
+void hk_engine_webhook_deleted(hk_engine *e, uint32_t id);
 
 /* ---- ingest (ingest.c) ----------------------------------------------------------- */
 

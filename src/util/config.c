@@ -133,6 +133,8 @@ static const struct option options[] = {
     O("metrics", "webhook_series", OPT_U32, metrics_webhook_series, "100", 0, 10000),
     S("cluster", "postgres", cluster_postgres, "", check_conninfo),
     S("cluster", "migrate", cluster_migrate, "auto", check_migrate),
+    S("cluster", "node", cluster_node, "", NULL), /* checked where it is used (state/store_pg.c) */
+    O("cluster", "lease", OPT_MS, cluster_lease_ms, "0", 0, DAY),
 };
 
 struct unit {
