@@ -292,12 +292,12 @@ struct metrics_req {
 
 static void metrics_answer(hk_store_queue_req *qr, int rc)
 {
-    struct metrics_req *m = hk_container_of(qr, struct metrics_req, q);
-    hk_ctx *ctx = m->ctx;
+    struct metrics_req *mr = hk_container_of(qr, struct metrics_req, q);
+    hk_ctx *ctx = mr->ctx;
     hk_store *db = ctx->app->db;
     uint64_t now = qr->now_ms;
     hk_queue_summary q = qr->sum;
-    free(m);
+    free(mr);
     uint64_t by_state[3];
     struct wh_rows rows = {NULL, 0, ctx->app->cfg->metrics_webhook_series};
     if (rc == 0)
