@@ -155,6 +155,13 @@ int hk_log_deliveries_parse(const char *v);
  */
 int hk_retry_delays_parse(const char *text, uint64_t **delays, size_t *n, char *why, size_t whylen) HK_MUST_CHECK;
 
+/**
+ * Judges the shape of a [cluster] postgres value: empty, a postgres:// or
+ * postgresql:// URI, or libpq's key = value pairs. 0, or HK_ECONFIG with
+ * the reason in why (never echoing the value: it may hold a password).
+ */
+int hk_conninfo_check(const char *v, char *why, size_t whylen) HK_MUST_CHECK;
+
 /** Sets one key ("section", "key", "value") with the same checks as the file. */
 int hk_config_set(hk_config *cfg, const char *section, const char *key, const char *value, char *err,
                   size_t errlen) HK_MUST_CHECK;
