@@ -5,7 +5,7 @@ import signal
 import subprocess
 import tempfile
 
-from hookd_test import BIN, Server, run, sanitizer_report
+from hookd_test import BIN, Server, engine_env, run, sanitizer_report
 
 COMMANDS = [("user", "add"), ("user", "set"), ("user", "list"), ("key", "create"), ("key", "revoke"),
             ("key", "list"), ("webhook", "lock"), ("webhook", "unlock"), ("node", "add"), ("node", "import"),
@@ -29,6 +29,8 @@ def hookd(*args, cwd=None, env=None):
     """Runs the real binary; fails on a crash or a sanitizer report."""
     e = dict(os.environ)
     e.pop("HOOKD_STORE_DATA_DIR", None)
+    if "--data" in args and args.index("--data") + 1 < len(args):
+        e.update(engine_env(args[args.index("--data") + 1]))  # the engine under test for that directory
     e.update(env or {})
     p = subprocess.run([BIN] + list(args), capture_output=True, text=True, timeout=60, cwd=cwd, env=e)
     assert p.returncode >= 0, "hookd %s died of signal %d:\n%s" % (" ".join(args), -p.returncode, p.stderr)
@@ -162,7 +164,8 @@ def test_global_options_anywhere_and_a_key_id_with_a_dash():
         # Global options before, between and after the command's words.
         p = s.cli("--data", s.data, "user", "add", "--code", "early", "--perm", "Events:Signal")
         assert p.stdout.strip().isdigit(), p
-        p = subprocess.run([BIN, "user", "--data", s.data, "list"], capture_output=True, text=True, timeout=60)
+        p = subprocess.run([BIN, "user", "--data", s.data, "list"], capture_output=True, text=True, timeout=60,
+                           env=s.env)
         assert p.returncode == 0 and "\tearly\t" in p.stdout, p
         # "--" ends the options: what follows is the argument even when it looks like one.
         p = s.cli("key", "revoke", "--", "--nokey", check=False)

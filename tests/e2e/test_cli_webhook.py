@@ -8,7 +8,7 @@ import os
 import threading
 import time
 
-from hookd_test import Server, run
+from hookd_test import Server, lmdb_only, run
 from receiver import Receiver, Reply
 from test_cli import Dir, hookd, one_line
 
@@ -163,6 +163,7 @@ def test_webhook_commands_on_the_data_directory_beside_a_running_server():
             assert p.returncode == 1 and needle in one_line(p.stderr), (args, p)
 
 
+@lmdb_only("hookd backup copies the LMDB file; a cluster's backup is PostgreSQL's (pg_basebackup, a standby)")
 def test_backup_of_a_live_store_opens_as_a_data_directory():
     down = threading.Event()
     down.set()
