@@ -80,7 +80,7 @@ def engine_env(data_dir):
     import pg_fixture
     key = os.path.realpath(data_dir)
     if key not in _pg_dbs:
-        _pg_dbs[key] = pg_fixture.fresh_db("hk")
+        _pg_dbs[key] = pg_fixture.spare_db()
     return {"HOOKD_CLUSTER_POSTGRES": pg_fixture.shared().conninfo(_pg_dbs[key])}
 
 
