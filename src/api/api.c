@@ -184,7 +184,8 @@ static void respond_error_headers(hk_ctx *ctx, int status, const char *extra, co
 
 bool hk_api_store_failure(int status)
 {
-    return status == HK_EFULL || status == HK_ESTORE || status == UV_ENOSPC || status == UV_EIO;
+    return status == HK_EFULL || status == HK_ESTORE || status == UV_ENOSPC || status == UV_EIO ||
+           status == UV_ECONNREFUSED || status == UV_ECONNRESET;
 }
 
 void hk_api_note_commit(hk_api_env *env, int status)
@@ -210,6 +211,15 @@ void hk_respond_store_error(hk_ctx *ctx, int err)
         respond_error_headers(ctx, 503, extra, "storage is full; nothing was changed");
     } else if (err == HK_ESHUTDOWN) {
         hk_respond_error(ctx, 503, "server is shutting down");
+    } else if (err == UV_ECONNREFUSED || err == UV_ECONNRESET) {
+        /* Cluster mode, the database out of reach: refused (nothing stored), or lost with the commit in flight
+         * (perhaps stored: a retry with the same Idempotency-Key is safe). */
+        char extra[40];
+        snprintf(extra, sizeof(extra), "Retry-After: %d\r\n", HK_API_RETRY_AFTER_DB_S);
+        respond_error_headers(ctx, 503, extra,
+                              err == UV_ECONNREFUSED ? "the cluster's database is unreachable; nothing was changed"
+                                                     : "the connection to the cluster's database was lost; whether "
+                                                       "the change was stored is unknown: retry it");
     } else {
         hk_respond_error(ctx, 503, "storage unavailable: %s", hk_strerror(err));
     }
@@ -312,7 +322,8 @@ static void readyz(hk_ctx *ctx)
      * delivery's outcome, a prune step), until a commit succeeds again. */
     hk_store_counters c;
     hk_store_get_counters(ctx->app->db, &c);
-    bool ready = ctx->app->ready && !ctx->app->draining && !hk_api_store_failure(c.last_commit_status);
+    bool ready = ctx->app->ready && !ctx->app->draining && !hk_api_store_failure(c.last_commit_status) &&
+                 hk_store_available(ctx->app->db);
     hk_respond_json(ctx, ready ? 200 : 503, json_pack("{s:s}", "status", ready ? "ready" : "not ready"));
 }
 

@@ -129,11 +129,16 @@ void hk_respond_field_error(hk_ctx *ctx, int status, const char *field, const ch
 /** Seconds a client is told to wait (Retry-After) when storage is full. */
 #define HK_API_RETRY_AFTER_FULL_S 30
 
+/** Seconds a client is told to wait (Retry-After) when the cluster's database is out of reach. */
+#define HK_API_RETRY_AFTER_DB_S 5
+
 /**
  * Answers 503 for a store error code, in the dialect's shape: for a full
  * disk or store (HK_EFULL, UV_ENOSPC) a body saying storage is full and
  * nothing was changed, with Retry-After; for HK_ESHUTDOWN that the server
- * is shutting down; otherwise "storage unavailable" and the code's text.
+ * is shutting down; for the cluster's database out of reach
+ * (UV_ECONNREFUSED, UV_ECONNRESET) that, with Retry-After; otherwise
+ * "storage unavailable" and the code's text.
  */
 void hk_respond_store_error(hk_ctx *ctx, int err);
 

@@ -104,23 +104,90 @@ static int load_webhook(hk_ctx *ctx, uint32_t *wid)
 
 /* ---- the list ------------------------------------------------------------------ */
 
-struct page {
-    const hk_filter *filter;
-    size_t skip, size; /* records before the page, records on it */
-    size_t total;      /* matching records seen */
+#define WALK_PAGE 1000 /* brief records read per request of the walk */
+
+/*
+ * A walk of the webhook's log, newest first, a page of records per read:
+ * every record is matched (the answer counts them all), the page asked
+ * for is kept. A read the embedded engine answers at once continues in the
+ * loop of walk_run; one the cluster's database answers later continues
+ * from its done.
+ */
+struct walk {
+    hk_ctx *ctx;
+    hk_filter *filter;
+    long size, number;
+    size_t skip;  /* records before the page */
+    size_t total; /* matching records seen */
     json_t *items;
     struct users users;
+    hk_store_attempts_req r;
+    bool in_call, step_done, more;
+    int status;
 };
 
-static int page_one(const hk_attempt *a, void *arg)
+static void walk_finish(struct walk *w)
 {
-    struct page *pg = arg;
-    if (!hk_filter_match(pg->filter, a))
-        return 0;
-    if (pg->total >= pg->skip && pg->total - pg->skip < pg->size)
-        json_array_append_new(pg->items, log_item(&pg->users, a));
-    pg->total++;
-    return 0;
+    hk_ctx *ctx = w->ctx;
+    int rc = w->status != 0 ? w->status : w->users.err;
+    if (rc < 0) {
+        json_decref(w->items);
+        hk_respond_store_error(ctx, rc);
+    } else {
+        char headers[256];
+        size_t size = (size_t)w->size, pages = w->total == 0 ? 0 : (w->total + size - 1) / size;
+        snprintf(headers, sizeof(headers),
+                 "PageNumber: %ld\r\nPageSize: %ld\r\nTotalNumberOfRecords: %zu\r\nTotalPages: %zu\r\n", w->number,
+                 w->size, w->total, pages);
+        hk_respond_json_headers(ctx, 200, headers, w->items);
+    }
+    hk_filter_free(w->filter);
+    free(w);
+}
+
+static void walk_run(struct walk *w);
+
+static void walk_done(hk_store_attempts_req *r, int status)
+{
+    struct walk *w = hk_container_of(r, struct walk, r);
+    size_t size = (size_t)w->size;
+    for (size_t i = 0; i < r->nitems && status == 0; i++) {
+        const hk_attempt *a = &r->items[i];
+        if (!hk_filter_match(w->filter, a))
+            continue;
+        if (w->total >= w->skip && w->total - w->skip < size)
+            json_array_append_new(w->items, log_item(&w->users, a));
+        w->total++;
+    }
+    w->status = status;
+    w->more = status == 0 && r->nitems == WALK_PAGE && r->items[r->nitems - 1].id > 1;
+    if (w->more)
+        r->from_id = r->items[r->nitems - 1].id - 1;
+    hk_store_attempts_req_free(r);
+    w->step_done = true;
+    if (!w->in_call) {
+        if (!w->more) {
+            walk_finish(w);
+            return;
+        }
+        walk_run(w);
+    }
+}
+
+static void walk_run(struct walk *w)
+{
+    for (;;) {
+        w->step_done = false;
+        w->in_call = true;
+        hk_store_attempts_read(w->ctx->app->db, &w->r);
+        w->in_call = false;
+        if (!w->step_done)
+            return; /* walk_done goes on */
+        if (!w->more) {
+            walk_finish(w);
+            return;
+        }
+    }
 }
 
 static void log_list(hk_ctx *ctx)
@@ -145,67 +212,91 @@ static void log_list(hk_ctx *ctx)
         hk_filter_free(f);
         return;
     }
-    struct page pg = {0};
-    pg.filter = f;
-    pg.size = (size_t)size;
+    struct walk *w = hk_calloc(1, sizeof(*w));
+    w->ctx = ctx;
+    w->filter = f;
+    w->size = size;
+    w->number = number;
     /* A page number past every record is an empty page, not an overflow. */
-    pg.skip = (uint64_t)(number - 1) >= SIZE_MAX / 2 / pg.size ? SIZE_MAX / 2 : (size_t)(number - 1) * pg.size;
-    pg.items = json_array();
-    pg.users.store = ctx->app->db;
-    rc = hk_store_attempts_each_brief(ctx->app->db, wid, 0, true, page_one, &pg);
-    hk_filter_free(f);
-    if (rc == 0)
-        rc = pg.users.err;
-    if (rc < 0) {
-        json_decref(pg.items);
-        hk_respond_store_error(ctx, rc);
-        return;
-    }
-    char headers[256];
-    size_t pages = pg.total == 0 ? 0 : (pg.total + pg.size - 1) / pg.size;
-    snprintf(headers, sizeof(headers),
-             "PageNumber: %ld\r\nPageSize: %ld\r\nTotalNumberOfRecords: %zu\r\nTotalPages: %zu\r\n", number, size,
-             pg.total, pages);
-    hk_respond_json_headers(ctx, 200, headers, pg.items);
+    w->skip =
+        (uint64_t)(number - 1) >= SIZE_MAX / 2 / (size_t)size ? SIZE_MAX / 2 : (size_t)(number - 1) * (size_t)size;
+    w->items = json_array();
+    w->users.store = ctx->app->db;
+    w->r.webhook_id = wid;
+    w->r.newest_first = true;
+    w->r.brief = true;
+    w->r.max = WALK_PAGE;
+    w->r.done = walk_done;
+    walk_run(w);
 }
 
 /* ---- one record ---------------------------------------------------------------- */
 
-/* The record the path names into *a (freed by the caller with hk_attempt_free); otherwise answers. */
-static int load_record(hk_ctx *ctx, hk_attempt *a)
+/* What to do with the record the path names, once read. */
+struct record {
+    hk_ctx *ctx;
+    hk_store_attempts_req r;
+    void (*then)(hk_ctx *ctx, hk_attempt *a); /* a is the handler's to free */
+};
+
+static void record_read(hk_store_attempts_req *r, int rc)
 {
-    uint32_t wid;
-    int rc = load_webhook(ctx, &wid);
-    if (rc != 0)
-        return rc;
-    uint64_t lid;
-    rc = hk_param_id(ctx, "webhookLogId", UINT64_MAX, &lid);
-    if (rc == 0)
-        rc = hk_store_attempt_get(ctx->app->db, wid, lid, a);
-    if (rc == HK_EINVAL || rc == HK_ENOTFOUND)
+    struct record *x = hk_container_of(r, struct record, r);
+    hk_ctx *ctx = x->ctx;
+    if (rc == HK_ENOTFOUND)
         hk_respond_error(ctx, 404, "log record %s of webhook %u not found",
-                         hk_route_param(&ctx->params, "webhookLogId"), wid);
+                         hk_route_param(&ctx->params, "webhookLogId"), r->webhook_id);
     else if (rc != 0)
         hk_respond_store_error(ctx, rc);
-    return rc;
+    if (rc == 0) {
+        hk_attempt a = r->items[0];
+        r->nitems = 0; /* moved to a */
+        x->then(ctx, &a);
+    }
+    hk_store_attempts_req_free(r);
+    free(x);
 }
 
-static void log_detail(hk_ctx *ctx)
+/* Reads the record the path names and passes it to then; otherwise answers. */
+static void load_record(hk_ctx *ctx, void (*then)(hk_ctx *ctx, hk_attempt *a))
 {
-    hk_attempt a = {0};
-    if (load_record(ctx, &a) != 0)
+    uint32_t wid;
+    if (load_webhook(ctx, &wid) != 0)
         return;
+    uint64_t lid;
+    if (hk_param_id(ctx, "webhookLogId", UINT64_MAX, &lid) != 0) {
+        hk_respond_error(ctx, 404, "log record %s of webhook %u not found",
+                         hk_route_param(&ctx->params, "webhookLogId"), wid);
+        return;
+    }
+    struct record *x = hk_calloc(1, sizeof(*x));
+    x->ctx = ctx;
+    x->then = then;
+    x->r.webhook_id = wid;
+    x->r.from_id = lid;
+    x->r.exact = true;
+    x->r.done = record_read;
+    hk_store_attempts_read(ctx->app->db, &x->r);
+}
+
+static void detail_answer(hk_ctx *ctx, hk_attempt *a)
+{
     struct users users = {.store = ctx->app->db};
-    json_t *out = json_pack("{s:s%, s:s%, s:o, s:s, s:o}", "request", a.request ? a.request : "", a.request_len,
-                            "response", a.response ? a.response : "", a.response_len, "result", result_text(&a), "url",
-                            a.url ? a.url : "", "user", user_child(&users, a.user_id));
-    hk_attempt_free(&a);
+    json_t *out = json_pack("{s:s%, s:s%, s:o, s:s, s:o}", "request", a->request ? a->request : "", a->request_len,
+                            "response", a->response ? a->response : "", a->response_len, "result", result_text(a),
+                            "url", a->url ? a->url : "", "user", user_child(&users, a->user_id));
+    hk_attempt_free(a);
     if (users.err != 0) {
         json_decref(out);
         hk_respond_store_error(ctx, users.err);
         return;
     }
     hk_respond_json(ctx, 200, out);
+}
+
+static void log_detail(hk_ctx *ctx)
+{
+    load_record(ctx, detail_answer);
 }
 
 /* ---- resend --------------------------------------------------------------------- */
@@ -233,11 +324,9 @@ static void resend_done(uint32_t wid, uint64_t eid, int status, void *arg)
     free(r);
 }
 
-static void log_resend(hk_ctx *ctx)
+static void resend_record(hk_ctx *ctx, hk_attempt *ap)
 {
-    hk_attempt a = {0};
-    if (load_record(ctx, &a) != 0)
-        return;
+    hk_attempt a = *ap;
     if (a.sync || a.event_id == 0) {
         /* Synchronous calls (Execute, custom actions) store no event to queue. */
         hk_respond_error(ctx, 400, "log record %llu is of a synchronous call, which cannot be resent",
@@ -258,6 +347,11 @@ static void log_resend(hk_ctx *ctx)
     uint64_t eid = a.event_id;
     hk_attempt_free(&a);
     hk_engine_resend(ctx->app->engine, wid, eid, resend_done, r);
+}
+
+static void log_resend(hk_ctx *ctx)
+{
+    load_record(ctx, resend_record);
 }
 
 const hk_api_route hk_log_routes[] = {

@@ -253,14 +253,22 @@ static void write_webhook_series(hk_buf *b, const struct wh_rows *r)
 
 /* ---- the route -------------------------------------------------------------------- */
 
-static void metrics_get(hk_ctx *ctx)
+/* The queue's summary is read first (from the cluster's database, later); the rest is in memory. */
+struct metrics_req {
+    hk_ctx *ctx;
+    hk_store_queue_req q;
+};
+
+static void metrics_answer(hk_store_queue_req *qr, int rc)
 {
+    struct metrics_req *m = hk_container_of(qr, struct metrics_req, q);
+    hk_ctx *ctx = m->ctx;
     hk_store *db = ctx->app->db;
-    uint64_t now = hk_now_ms();
-    hk_queue_summary q;
+    uint64_t now = qr->now_ms;
+    hk_queue_summary q = qr->sum;
+    free(m);
     uint64_t by_state[3];
     struct wh_rows rows = {NULL, 0, ctx->app->cfg->metrics_webhook_series};
-    int rc = hk_store_queue_summary(db, now, HK_METRICS_QUEUE_WALK_MAX, &q);
     if (rc == 0)
         rc = hk_store_webhook_states(db, by_state);
     if (rc == 0 && rows.max > 0) {
@@ -285,6 +293,16 @@ static void metrics_get(hk_ctx *ctx)
     free(rows.v);
     hk_respond_raw(ctx, 200, HK_METRICS_CONTENT_TYPE, "Cache-Control: no-cache\r\n", b.data, b.len);
     hk_buf_free(&b);
+}
+
+static void metrics_get(hk_ctx *ctx)
+{
+    struct metrics_req *m = hk_calloc(1, sizeof(*m));
+    m->ctx = ctx;
+    m->q.now_ms = hk_now_ms();
+    m->q.max = HK_METRICS_QUEUE_WALK_MAX;
+    m->q.done = metrics_answer;
+    hk_store_queue_read(ctx->app->db, &m->q);
 }
 
 static const hk_api_route metrics_routes[] = {

@@ -40,6 +40,9 @@ static void recovered(int status, uint64_t n, void *arg)
     hk_api_note_commit(ctx->app, status);
     if (status == HK_ENOTFOUND) {
         hk_respond_error(ctx, 404, "the webhook was deleted during its recovery");
+    } else if (status == UV_ENOSYS) {
+        /* Cluster mode: the PostgreSQL engine does not apply the recovery op yet. */
+        hk_respond_error(ctx, 501, "recovery is not available in cluster mode yet: resend the events one by one");
     } else if (status != 0) {
         hk_respond_store_error(ctx, status);
     } else {

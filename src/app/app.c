@@ -93,6 +93,9 @@ static void maybe_finish(hk_app *app)
     if (app->stopping_engine != NULL || (!app->http_drained && !app->hurry))
         return;
     close_own_handles(app);
+    /* The cluster's connections keep the loop running until the store is closed, after it. */
+    if (hk_store_is_cluster(app->env.db))
+        uv_stop(app->env.loop);
     if (!app->http_drained) {
         hk_warn("%u connections abandoned at shutdown (a request still being read or written)",
                 hk_http_server_connections(app->http));
@@ -221,6 +224,40 @@ static int start_engine(hk_app *app)
     return rc;
 }
 
+/* Closes the store; a cluster store's connections close on the loop, which runs until they have. */
+static void close_store(hk_app *app, hk_store *store)
+{
+    bool cluster = hk_store_is_cluster(store);
+    hk_store_close(store);
+    if (cluster)
+        uv_run(app->env.loop, UV_RUN_DEFAULT);
+}
+
+static void on_wait_tick(uv_timer_t *t)
+{
+    unsigned *waited = t->data;
+    if (++*waited % 10 == 0)
+        hk_warn("cluster: still waiting for the database (%u s): the registry is not read yet", *waited);
+}
+
+/* Cluster mode: runs the loop until the registry has been read from the database (the embedded engine is ready). */
+static int wait_ready(hk_app *app, hk_store *store)
+{
+    if (hk_store_ready(store))
+        return 0;
+    hk_info("cluster: connecting to the database and reading the registry");
+    uv_timer_t tick;
+    unsigned waited = 0;
+    uv_timer_init(app->env.loop, &tick);
+    tick.data = &waited;
+    uv_timer_start(&tick, on_wait_tick, 1000, 1000);
+    while (!hk_store_ready(store))
+        uv_run(app->env.loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&tick, NULL);
+    uv_run(app->env.loop, UV_RUN_NOWAIT);
+    return 0;
+}
+
 int hk_app_run(hk_config *cfg)
 {
     hk_app app;
@@ -236,19 +273,21 @@ int hk_app_run(hk_config *cfg)
                         .map_size = cfg->map_size,
                         .max_batch = cfg->max_batch,
                         .exclusive = true,
-                        .wal = strcmp(cfg->store_sync, "log") == 0};
+                        .wal = strcmp(cfg->store_sync, "log") == 0,
+                        .postgres = cfg->cluster_postgres,
+                        .migrate = strcmp(cfg->cluster_migrate, "auto") == 0};
     int rc = hk_store_open(&store, app.env.loop, &so);
     if (rc != 0)
         return 1;
     app.env.db = store;
-    if (hk_app_bootstrap(store) != 0) {
-        hk_store_close(store);
+    if (wait_ready(&app, store) != 0 || hk_app_bootstrap(store) != 0) {
+        close_store(&app, store);
         return 1;
     }
     app.env.router = hk_api_router();
     if (start_engine(&app) != 0) {
         hk_router_free(app.env.router);
-        hk_store_close(store);
+        close_store(&app, store);
         return 1;
     }
     rc = hk_http_server_create(&app.http, app.env.loop, cfg, hk_api_dispatch, &app.env, hk_api_error_body);
@@ -263,7 +302,7 @@ int hk_app_run(hk_config *cfg)
         uv_run(app.env.loop, UV_RUN_DEFAULT);
         hk_http_server_free(app.http);
         hk_router_free(app.env.router);
-        hk_store_close(store);
+        close_store(&app, store);
         return 1;
     }
     uv_signal_init(app.env.loop, &app.sig_term);
@@ -275,7 +314,10 @@ int hk_app_run(hk_config *cfg)
     app.drain_timer.data = &app;
 
     app.env.ready = true;
-    hk_info("hookd %s ready (data in %s)", HK_VERSION, cfg->data_dir);
+    if (hk_store_is_cluster(store))
+        hk_info("hookd %s ready (cluster node %s)", HK_VERSION, hk_store_node_name(store));
+    else
+        hk_info("hookd %s ready (data in %s)", HK_VERSION, cfg->data_dir);
     uv_run(app.env.loop, UV_RUN_DEFAULT);
 
     /* Stopped with connections abandoned (maybe_finish): commits still
@@ -288,7 +330,7 @@ int hk_app_run(hk_config *cfg)
     if (hk_http_server_connections(app.http) == 0)
         hk_http_server_free(app.http);
     hk_router_free(app.env.router);
-    hk_store_close(store);
+    close_store(&app, store);
     int close_rc = uv_loop_close(app.env.loop);
     if (close_rc != 0)
         hk_debug("loop closed with handles open: %s", uv_strerror(close_rc));

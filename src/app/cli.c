@@ -401,6 +401,17 @@ bool hk_cli_is_serve(const hk_cli *c)
 static int open_store(struct ctx *x)
 {
     struct stat st;
+    if (x->cfg->cluster_postgres[0] != '\0') {
+        /* Cluster mode: the cluster's database, whose schema `hookd migrate` (or a node) brought up to date. */
+        hk_store_opts o = {.postgres = x->cfg->cluster_postgres, .max_batch = x->cfg->max_batch};
+        int rc = hk_store_open(&x->store, NULL, &o);
+        if (rc != 0) {
+            fprintf(stderr, "hookd: cannot open the cluster's database: %s\n", hk_strerror(rc));
+            x->store = NULL;
+            return 1;
+        }
+        return 0;
+    }
     if (!x->cmd->creates && stat(x->cfg->data_dir, &st) != 0) {
         fprintf(stderr, "hookd: no data directory at %s: %s (nothing stored yet, or another --data?)\n",
                 x->cfg->data_dir, strerror(errno));

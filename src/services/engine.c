@@ -14,6 +14,8 @@
 
 #define TICK_MS 1000 /* periodic walk of the queue: notices re-activated webhooks */
 #define FIRST_PRUNE_MAX_MS 5000
+#define MEMBER_TICKS 10 /* cluster mode: the node's sign of life every this many ticks */
+#define DEF_LEASE_MS 300000
 
 void hk_engine_opts_from_config(hk_engine_opts *o, const hk_config *cfg)
 {
@@ -31,6 +33,10 @@ void hk_engine_opts_from_config(hk_engine_opts *o, const hk_config *cfg)
     o->log_deliveries = cfg->log_deliveries != NULL ? hk_log_deliveries_parse(cfg->log_deliveries) : 0;
     o->tick_ms = TICK_MS;
     o->sync_wait_ms = cfg->total_timeout_ms;
+    /* Claimed deliveries wait in the window for their origin's slots, then
+     * take up to total_timeout each on the wire: the lease covers a few of
+     * those besides a minute, so that a live node's claims do not end. */
+    o->lease_ms = cfg->total_timeout_ms * 4 + 60000;
     /* Requests on the wire may finish (and their outcomes commit) for most
      * of the drain time; what is left then is cancelled and stays queued. */
     o->shutdown_grace_ms = cfg->shutdown_timeout_ms > 1000 ? cfg->shutdown_timeout_ms - 1000 : 0;
@@ -103,7 +109,19 @@ void hk__finished(hk_engine *e, const hk_attempt *a)
 
 static void on_tick(uv_timer_t *t)
 {
-    hk__schedule_load(t->data, 0);
+    hk_engine *e = t->data;
+    if (hk_store_is_cluster(e->store)) {
+        if (e->ticks++ % MEMBER_TICKS == 0)
+            hk_store_member_seen(e->store, e->started_ms, hk_clock_wall(e->clock));
+        hk__give_back_flush(e);
+    }
+    hk__schedule_load(e, 0);
+}
+
+/* Cluster mode: a commit somewhere queued deliveries. */
+static void on_queued(void *arg)
+{
+    hk__schedule_load(arg, 0);
 }
 
 static void on_prune_timer(uv_timer_t *t)
@@ -131,6 +149,9 @@ int hk_engine_start(hk_engine **out, const hk_engine_deps *deps, const hk_engine
         e->o.max_inflight = 1;
     if (e->o.concurrency_per_origin == 0)
         e->o.concurrency_per_origin = 1;
+    if (e->o.lease_ms == 0)
+        e->o.lease_ms = DEF_LEASE_MS;
+    e->started_ms = hk_clock_wall(e->clock);
     int rc = opts->retry_delays != NULL
                  ? hk_retry_policy_set(&e->policy, opts->retry_delays, opts->nretry_delays, opts->retry_jitter_pct,
                                        opts->retry_after_max_ms, opts->disable_after)
@@ -165,6 +186,12 @@ int hk_engine_start(hk_engine **out, const hk_engine_deps *deps, const hk_engine
         uv_timer_start(&e->prune_timer, on_prune_timer,
                        e->o.prune_interval_ms < FIRST_PRUNE_MAX_MS ? e->o.prune_interval_ms : FIRST_PRUNE_MAX_MS,
                        e->o.prune_interval_ms);
+    if (hk_store_is_cluster(e->store)) {
+        hk_store_member_seen(e->store, e->started_ms, e->started_ms);
+        if ((rc = hk_store_on_queue(e->store, on_queued, e)) != 0)
+            hk_warn("engine: no notifications of queued deliveries (%s): the queue is claimed from every tick",
+                    hk_strerror(rc));
+    }
     hk__schedule_load(e, 0);
     *out = e;
     return 0;
@@ -200,6 +227,12 @@ static void close_sender(hk_engine *e)
     e->sender.close(e->sender.ctx, on_sender_closed, e);
 }
 
+static void on_released(int status, void *arg)
+{
+    HK_UNUSED(status); /* logged by the store; the leases end by themselves */
+    hk__submitted(arg);
+}
+
 void hk__maybe_finish_stop(hk_engine *e)
 {
     if (!e->stopping || e->closing)
@@ -208,6 +241,13 @@ void hk__maybe_finish_stop(hk_engine *e)
         close_sender(e);
     if (!e->sender_closed || e->committing > 0 || e->in_flight > 0 || e->sync_active > 0)
         return;
+    if (hk_store_is_cluster(e->store) && !e->released) {
+        /* What this node claimed and did not attempt is anybody's at once, not when the leases end. */
+        e->released = true;
+        e->committing++;
+        hk_store_release(e->store, NULL, 0, on_released, e);
+        return;
+    }
     e->closing = true;
     uv_close((uv_handle_t *)&e->load_timer, on_timer_closed);
     uv_close((uv_handle_t *)&e->tick, on_timer_closed);
@@ -234,6 +274,8 @@ void hk_engine_stop(hk_engine *e, void (*stopped)(void *arg), void *arg)
         return;
     }
     e->stopping = true;
+    if (hk_store_is_cluster(e->store) && hk_store_on_queue(e->store, NULL, NULL) != 0)
+        hk_debug("engine: the queue's notifications could not be turned off");
     e->stopped = stopped;
     e->stopped_arg = arg;
     uv_timer_stop(&e->load_timer);

@@ -54,6 +54,7 @@ typedef struct hk_engine_opts {
     uint64_t prune_interval_ms;     /**< how often pruning starts; 0: never by itself */
     uint64_t tick_ms;               /**< how often the queue is walked anyway (re-activated webhooks); 0: never */
     uint64_t sync_wait_ms;          /**< how long a synchronous call waits for a slot of a saturated origin */
+    uint64_t lease_ms;              /**< cluster mode: how long claimed deliveries stay this node's (0: 5 minutes) */
     uint64_t shutdown_grace_ms;     /**< how long a stop lets requests on the wire finish */
     uint64_t seed;                  /**< seeds EventIds and jitter; 0: from the kernel */
     uint32_t recover_step_max;      /**< attempt records per step of a recovery; 0: HK_RECOVER_STEP_MAX */

@@ -154,10 +154,19 @@ struct hk_engine {
     uint32_t committing;                                   /**< the engine's own writes not yet done */
     bool pruning;                                          /**< a prune step is committing */
     bool stopping, closing, sender_closing, sender_closed; /**< the stop's progress */
-    void (*stopped)(void *arg);                            /**< called once stopped */
-    void *stopped_arg;                                     /**< passed to stopped */
-    hk_engine_stats stats;                                 /**< counters */
-    uint64_t rng[4];                                       /**< the generator's state */
+    bool released; /**< cluster mode: the node's claims given back at the stop */
+    /* Cluster mode (hk_store_is_cluster): due deliveries are claimed. */
+    bool claiming;              /**< a claim is in flight */
+    bool claim_again;           /**< a load was asked for meanwhile */
+    uint64_t started_ms;        /**< when the engine started (the node's sign of life) */
+    uint64_t ticks;             /**< ticks since the start */
+    hk_delivery *back;          /**< claims to give back (hk__give_back), oldest first */
+    size_t nback;               /**< entries in back */
+    size_t back_sent;           /**< the first entries of back being given back now (0: none in flight) */
+    void (*stopped)(void *arg); /**< called once stopped */
+    void *stopped_arg;          /**< passed to stopped */
+    hk_engine_stats stats;      /**< counters */
+    uint64_t rng[4];            /**< the generator's state */
 };
 
 /* engine.c */
@@ -185,6 +194,10 @@ void hk__schedule_load(hk_engine *e, uint64_t delay_ms);
 void hk__load(hk_engine *e);
 /** Sends what can be sent. */
 void hk__dispatch(hk_engine *e);
+/** Cluster mode: notes a claim of this node that it will not attempt now, to be given back (hk__give_back_flush). */
+void hk__give_back(hk_engine *e, const hk_delivery *d);
+/** Gives back what hk__give_back noted, unless a request for it is in flight or the stop gave everything back. */
+void hk__give_back_flush(hk_engine *e);
 /**
  * Starts a new moment for reading webhooks: every webhook is read from the
  * store again at its next hk__ws_get. Unless forced, a moment lasts a

@@ -70,10 +70,39 @@ static void fan_out(hk_engine *e, hk_signal *s)
     hk__dispatch(e);
 }
 
+/* The signal's answer, once its EventId is known; its deliveries go to the window. */
+static void signal_finish(hk_signal *s, int status)
+{
+    hk_engine *e = s->engine;
+    const hk_op_signal *o = &s->c.op.u.signal;
+    if (status == 0 && !o->duplicate && o->nwebhooks > 0 && !e->stopping) {
+        if (hk_store_is_cluster(e->store))
+            hk__schedule_load(e, 0); /* claimed like any node's: two nodes never hold one delivery */
+        else
+            fan_out(e, s);
+    }
+    s->done(s, status);
+}
+
+/* The first event of a repeated Idempotency-Key was read: its EventId is the answer's. */
+static void first_event_read(hk_store_event_req *r, int rc)
+{
+    hk_signal *s = r->arg;
+    const hk_op_signal *o = &s->c.op.u.signal;
+    if (rc == 0) {
+        hk_event_uuid_str(r->event.uuid, s->event_uuid);
+        hk_event_free(&r->event);
+    } else {
+        hk_debug("signal: the first event %llu of a repeated Idempotency-Key: %s", (unsigned long long)o->event_id,
+                 hk_strerror(rc));
+    }
+    free(r);
+    signal_finish(s, 0);
+}
+
 static void signal_done(hk_commit *c, int status)
 {
     hk_signal *s = hk_container_of(c, hk_signal, c);
-    hk_engine *e = s->engine;
     const hk_op_signal *o = &c->op.u.signal;
     s->event_id = o->event_id;
     s->duplicate = o->duplicate;
@@ -86,20 +115,15 @@ static void signal_done(hk_commit *c, int status)
     if (status == 0 && !o->duplicate) {
         hk_event_uuid_str(o->uuid, s->event_uuid);
     } else if (status == 0) {
-        /* The first event's EventId: a read of the map, on the loop. */
-        hk_event first;
-        int rc = hk_store_event_get(e->store, o->event_id, &first);
-        if (rc == 0)
-            hk_event_uuid_str(first.uuid, s->event_uuid);
-        else
-            hk_debug("signal: the first event %llu of a repeated Idempotency-Key: %s", (unsigned long long)o->event_id,
-                     hk_strerror(rc));
-        if (rc == 0)
-            hk_event_free(&first);
+        /* The first event's EventId: a read of the map (at once), or of the cluster's database. */
+        hk_store_event_req *r = hk_calloc(1, sizeof(*r));
+        r->id = o->event_id;
+        r->done = first_event_read;
+        r->arg = s;
+        hk_store_event_read(s->engine->store, r);
+        return;
     }
-    if (status == 0 && !o->duplicate && o->nwebhooks > 0 && !e->stopping)
-        fan_out(e, s);
-    s->done(s, status);
+    signal_finish(s, status);
 }
 
 void hk_engine_signal(hk_engine *e, hk_signal *s)

@@ -6,7 +6,8 @@
  * first mail) and, per webhook, when the last mail about it was sent, which
  * limits exhausted-delivery mails to one per [smtp] min_interval. That map
  * is swept of expired entries when it grows, so it stays as small as the
- * set of webhooks that failed recently.
+ * set of webhooks that failed recently. In cluster mode the database has
+ * the last word (hk_store_mail_gate): one mail per interval for all nodes.
  */
 #include "notify.h"
 
@@ -174,6 +175,33 @@ static char *compose(const hk_config *cfg, const hk_attempt *a, const hk_webhook
     return body;
 }
 
+static void mail(uv_loop_t *loop, const hk_config *cfg, hk_store *store, const hk_attempt *a, uint64_t now);
+
+/* An exhausted delivery's mail waiting for the cluster's answer: the attempt's fields the mail shows, copied. */
+struct gate_wait {
+    uv_loop_t *loop;
+    const hk_config *cfg;
+    hk_store *store;
+    hk_attempt a;
+    uint64_t now;
+};
+
+static void gate_answered(bool send, void *arg)
+{
+    struct gate_wait *g = arg;
+    if (send && !N.shut)
+        mail(g->loop, g->cfg, g->store, &g->a, g->now);
+    else if (!send)
+        hk_debug("notify: webhook %u: exhausted delivery of event %s not mailed (another node mailed within the "
+                 "interval)",
+                 g->a.webhook_id, g->a.event_uuid);
+    free(g->a.event_name);
+    free(g->a.event_uuid);
+    free(g->a.error);
+    free(g->a.url);
+    free(g);
+}
+
 void hk_notify_attempt(uv_loop_t *loop, const hk_config *cfg, hk_store *store, const hk_attempt *a)
 {
     if (N.shut || a->success || (!a->disabled && !a->exhausted))
@@ -189,6 +217,29 @@ void hk_notify_attempt(uv_loop_t *loop, const hk_config *cfg, hk_store *store, c
             return;
         }
     }
+    if (!a->disabled && hk_store_is_cluster(store)) {
+        /* One mail per interval for the whole cluster: the database decides which node sends it. */
+        struct gate_wait *g = hk_calloc(1, sizeof(*g));
+        g->loop = loop;
+        g->cfg = cfg;
+        g->store = store;
+        g->now = now;
+        g->a = *a;
+        g->a.event_name = a->event_name ? hk_strdup(a->event_name) : NULL;
+        g->a.event_uuid = a->event_uuid ? hk_strdup(a->event_uuid) : NULL;
+        g->a.error = a->error ? hk_strdup(a->error) : NULL;
+        g->a.url = a->url ? hk_strdup(a->url) : NULL;
+        g->a.request = g->a.response = NULL;
+        g->a.request_len = g->a.response_len = 0;
+        hk_store_mail_gate(store, a->webhook_id, now, cfg->smtp_min_interval_ms, gate_answered, g);
+        return;
+    }
+    mail(loop, cfg, store, a, now);
+}
+
+/* Composes and sends the mail about a's webhook to its notify addresses. */
+static void mail(uv_loop_t *loop, const hk_config *cfg, hk_store *store, const hk_attempt *a, uint64_t now)
+{
     hk_webhook w;
     hk_webhook_stats st;
     memset(&w, 0, sizeof(w)); /* filled by the store; safe to free either way */

@@ -311,6 +311,9 @@ static void outcome_done(hk_commit *c, int status)
          * would get the same delivery every second. */
         hk_warn("webhook %u: the outcome of event %s could not be stored: %s", j->d.webhook_id, j->uuid,
                 hk_strerror(status));
+        /* Cluster mode: the claim is given back, so that any node (this one after its pause) attempts it again. */
+        if (hk_store_is_cluster(e->store))
+            hk__give_back(e, &j->d);
         hk__job_drop(e, j);
         if (e->store_failures < 6)
             e->store_failures++;
@@ -318,8 +321,10 @@ static void outcome_done(hk_commit *c, int status)
         e->backoff_until = hk_clock_mono(e->clock) + (STORE_BACKOFF_MS << (e->store_failures - 1));
         hk__schedule_load(e, 0);
     } else if (!o->vanished && !j->out.success && !j->out.exhausted && !e->stopping && ws->active &&
-               j->out.next_due_ms <= now + IMMEDIATE_MS) {
-        /* An immediate retry keeps its place in the window (and its body). */
+               j->out.next_due_ms <= now + IMMEDIATE_MS && !hk_store_is_cluster(e->store)) {
+        /* An immediate retry keeps its place in the window (and its body); not
+         * in cluster mode, where the retry is queued unclaimed, for whichever
+         * node claims it first. */
         j->d.due_ms = j->out.next_due_ms;
         j->d.attempts++;
         hk__job_requeue(e, j);

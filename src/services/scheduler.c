@@ -13,6 +13,7 @@
 #define STORE_BACKOFF_MS 1000 /* a failed read of the queue is tried again after this */
 #define REFUSAL_LOG_MS 60000  /* an SSRF refusal is logged at most this often per webhook */
 #define JOB_BUCKETS_MIN 1024
+#define CLAIM_MAX 256 /* cluster mode: deliveries claimed per round trip at most */
 
 static void origin_ring_update(hk_engine *e, struct hk__origin *o);
 
@@ -445,12 +446,123 @@ static bool load_delivery(const hk_delivery *d, const hk_event *ev, void *arg)
     return true;
 }
 
+/* ---- cluster mode: claims ----------------------------------------------------------------- */
+
+struct claim_load {
+    hk_store_claim c;
+    hk_engine *e;
+};
+
+/*
+ * A claimed batch: each delivery its webhook admits becomes a job; the
+ * others (a webhook parked or full, or a stop meanwhile) are given back at
+ * once. One already in the window (claimed again because it is due again
+ * while its job waits) stays the job's.
+ */
+static void on_claimed(hk_store_claim *c, int status)
+{
+    struct claim_load *cl = hk_container_of(c, struct claim_load, c);
+    hk_engine *e = cl->e;
+    e->claiming = false;
+    if (status != 0) {
+        if (status != UV_ECANCELED)
+            hk_warn("engine: cannot claim due deliveries: %s", hk_strerror(status));
+        hk__schedule_load(e, STORE_BACKOFF_MS);
+    } else {
+        hk__new_pass(e, false);
+        for (size_t i = 0; i < c->nitems; i++) {
+            const hk_delivery *d = &c->items[i].delivery;
+            if (hk__job_find(e, d->webhook_id, d->event_id) != NULL)
+                continue;
+            struct hk__wstate *ws = e->stopping ? NULL : hk__ws_get(e, d->webhook_id);
+            if (ws == NULL || hk__admit(e, ws) == 0) {
+                hk__give_back(e, d);
+                continue;
+            }
+            hk__job_new(e, ws, d, &c->items[i].event, NULL);
+        }
+        hk__give_back_flush(e);
+        /* A full batch leaves more behind; the tick and the queue's notifications bring the rest. */
+        e->more_due = c->nitems >= c->max;
+        if (e->more_due || e->claim_again)
+            hk__schedule_load(e, 0);
+    }
+    e->claim_again = false;
+    hk_store_claim_free(c);
+    free(cl);
+    hk__dispatch(e);
+    hk__submitted(e);
+}
+
+/*
+ * Claims this node holds but will not attempt now are given back, so that
+ * any node takes them at once rather than when their leases end: in one
+ * request at a time, and those a failed request could not give back (the
+ * database out of reach) again at the next tick.
+ */
+static void on_given_back(int status, void *arg)
+{
+    hk_engine *e = arg;
+    if (status == 0) {
+        memmove(e->back, e->back + e->back_sent, (e->nback - e->back_sent) * sizeof(*e->back));
+        e->nback -= e->back_sent;
+    }
+    e->back_sent = 0;
+    hk__submitted(e);
+}
+
+void hk__give_back_flush(hk_engine *e)
+{
+    if (e->back_sent > 0 || e->nback == 0 || e->released)
+        return;
+    e->back_sent = e->nback;
+    e->committing++; /* a stop waits for it */
+    hk_store_release(e->store, e->back, e->nback, on_given_back, e);
+}
+
+void hk__give_back(hk_engine *e, const hk_delivery *d)
+{
+    e->back = hk_realloc(e->back, (e->nback + 1) * sizeof(*e->back));
+    e->back[e->nback++] = *d;
+}
+
+/* Claims due deliveries for the room left in the window (one claim at a time: asked meanwhile, it follows). */
+static void claim_load(hk_engine *e)
+{
+    if (e->claiming) {
+        e->claim_again = true;
+        return;
+    }
+    uint32_t room = e->o.max_inflight > e->mem ? e->o.max_inflight - e->mem : 0;
+    if (room == 0) {
+        e->more_due = true; /* a completion claims again */
+        return;
+    }
+    struct claim_load *cl = hk_calloc(1, sizeof(*cl));
+    cl->e = e;
+    cl->c.now_ms = hk_clock_wall(e->clock);
+    cl->c.lease_ms = e->o.lease_ms;
+    cl->c.max = room < CLAIM_MAX ? room : CLAIM_MAX;
+    cl->c.done = on_claimed;
+    e->claiming = true;
+    e->claim_again = false;
+    e->committing++; /* a stop waits for it */
+    hk_store_claim_due(e->store, &cl->c);
+}
+
 /* Walks the queue webhook by webhook, loading due entries that are not in
  * the window yet, as many as each webhook is admitted. */
 void hk__load(hk_engine *e)
 {
     if (e->stopping)
         return;
+    if (hk_store_is_cluster(e->store)) {
+        if (hk_clock_mono(e->clock) < e->backoff_until)
+            hk__schedule_load(e, 0); /* lands on backoff_until */
+        else
+            claim_load(e);
+        return;
+    }
     uint64_t mono = hk_clock_mono(e->clock);
     if (mono < e->backoff_until) {
         hk__schedule_load(e, 0); /* lands on backoff_until */
@@ -703,8 +815,10 @@ void hk__dispatch(hk_engine *e)
             o->ws_ring = ws->ring_next;
             struct hk__job *j = ws_pop(e, ws);
             if (!ws->active || ws->gone) {
-                /* Parked or deleted: its jobs leave the window (they stay queued). */
+                /* Parked or deleted: its jobs leave the window (they stay queued; claims are given back). */
                 while (j != NULL) {
+                    if (hk_store_is_cluster(e->store))
+                        hk__give_back(e, &j->d);
                     hk__job_drop(e, j);
                     j = ws_pop(e, ws);
                 }
@@ -714,6 +828,7 @@ void hk__dispatch(hk_engine *e)
         }
     } while (e->redispatch && !e->stopping);
     e->dispatching = false;
+    hk__give_back_flush(e);
 }
 
 /* ---- life cycle ------------------------------------------------------------------ */
@@ -767,4 +882,5 @@ void hk__sched_free(hk_engine *e)
         e->origins[i] = NULL;
     }
     free(e->jobs);
+    free(e->back);
 }

@@ -69,6 +69,11 @@ int hk_store_backup(hk_store *s, const char *path)
     int fd = -1, rc = 0, e = 0;
     if (path == NULL || path[0] == '\0' || snprintf(tmp, sizeof(tmp), "%s.partial-XXXXXX", path) >= (int)sizeof(tmp))
         return HK_EINVAL;
+    if (hk_store_is_cluster(s)) {
+        hk_error("backup: in cluster mode the state is the cluster's database: back it up with PostgreSQL's tools "
+                 "(pg_dump, pg_basebackup)");
+        return UV_ENOTSUP;
+    }
     if (lstat(path, &st) == 0) {
         hk_error("backup: %s exists; a backup is written only under a new name", path);
         return HK_EEXIST;

@@ -44,6 +44,7 @@ struct group {
     hk_pg_stmt *batch;     /* what the pool sends: the statements in lock order (see lock_order) */
     size_t *at;            /* op i's statement is batch[at[i]] */
     size_t n;
+    uint64_t started_ns; /* sent (uv_hrtime), for the commit's latency */
 };
 
 struct hk_pg_store {
@@ -141,6 +142,9 @@ static void on_group_done(hk_pg_batch *b, int status)
     if (status == 0) {
         s->counters.commits++;
         s->counters.ops += g->n;
+        s->counters.last_commit_status = 0;
+        hk_histogram_observe(&s->counters.batch_ops, g->n);
+        hk_histogram_observe(&s->counters.commit_us, (uv_hrtime() - g->started_ns) / 1000);
         for (size_t i = 0; i < g->n; i++) {
             hk_commit *c = g->ops[i];
             int rc = hk__pg_op_decode(&c->op, b->results[g->at[i]]);
@@ -160,10 +164,14 @@ static void on_group_done(hk_pg_batch *b, int status)
         g->ops[0]->status++;
         push_front(s, g->ops, 1);
     } else {
-        if (status == HK_ESTORE)
+        if (status == HK_ESTORE) {
             hk_error("postgres: an op (type %d) was refused: %s", (int)g->ops[0]->op.type, b->err);
-        else
+        } else {
             hk_warn("postgres: a commit of %zu op%s failed: %s", g->n, g->n == 1 ? "" : "s", b->err);
+            /* The database out of reach (not one op refused): readiness follows until a commit succeeds. */
+            s->counters.failed_commits++;
+            s->counters.last_commit_status = status;
+        }
         for (size_t i = 0; i < g->n; i++)
             finish(g->ops[i], status);
     }
@@ -252,6 +260,7 @@ static void start_group(hk_pg_store *s)
         g->b.transaction = true;
         g->b.done = on_group_done;
         s->inflight = g;
+        g->started_ns = uv_hrtime();
         hk_pg_submit(s->pool, &g->b);
     } else {
         group_free(g);
@@ -281,6 +290,8 @@ int hk_pg_store_open(hk_pg_store **out, uv_loop_t *loop, const hk_pg_store_opts 
     if (o == NULL || o->conninfo == NULL)
         return HK_EINVAL;
     hk_pg_store *s = hk_calloc(1, sizeof(*s));
+    s->counters.batch_ops.b = &hk_buckets_batch;
+    s->counters.commit_us.b = &hk_buckets_commit_us;
     hk_pg_pool_opts po = {.conninfo = o->conninfo,
                           .size = o->pool_size,
                           .queue_timeout_ms = o->queue_timeout_ms,

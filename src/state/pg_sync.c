@@ -119,6 +119,11 @@ int hk_pg_sync_apply(hk_pg_sync *s, hk_op *op)
     return status;
 }
 
+bool hk_pg_sync_run_until(hk_pg_sync *s, bool (*cond)(void *arg), void *arg)
+{
+    return run_until(s, cond, arg);
+}
+
 hk_pg_store *hk_pg_sync_store(hk_pg_sync *s)
 {
     return s->store;

@@ -12,6 +12,7 @@
 #ifndef HK_PG_SYNC_H
 #define HK_PG_SYNC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,6 +32,15 @@ int hk_pg_sync_open(hk_pg_sync **out, const char *conninfo, uint64_t timeout_ms,
 
 /** Applies op in a transaction of its own and waits for it: op's status, its out fields written. */
 int hk_pg_sync_apply(hk_pg_sync *s, hk_op *op) HK_MUST_CHECK;
+
+/**
+ * Runs the private loop until cond(arg) holds or the timeout has passed:
+ * whether it holds. For a request made on the engine (pg_query.h) whose
+ * done sets what cond reads; a request still in flight after a timeout
+ * ends when the engine closes (UV_ECANCELED), so its memory must outlive
+ * hk_pg_sync_close or be freed by its done.
+ */
+bool hk_pg_sync_run_until(hk_pg_sync *s, bool (*cond)(void *arg), void *arg);
 
 /** The engine, for the registry queries (pg_cache.h); borrowed. */
 hk_pg_store *hk_pg_sync_store(hk_pg_sync *s);

@@ -18,17 +18,18 @@
 
 #include "checkpoint.h"
 #include "log.h"
+#include "pg_cache.h"
+#include "store_int.h"
 #include "tables.h"
-#include "wal.h"
 
 #define DEFAULT_MAP_SIZE (1ull << 30)
 
-struct hk_store {
-    hk_kv_env *kv;
-    int lock_fd;     /* the data directory's lock (exclusive opens), or -1 */
-    uv_loop_t *loop; /* where done callbacks run (NULL: synchronous use only) */
-    hk__wal *wal;    /* sync = log: the log the group commit appends to; NULL otherwise */
-};
+/* In cluster mode a call goes to the PostgreSQL engine instead (store_pg.c; pg_cache.h for the registry). */
+#define PG_OR(s, call)                                                                                                 \
+    do {                                                                                                               \
+        if ((s)->pg != NULL)                                                                                           \
+            return call;                                                                                               \
+    } while (0)
 
 /* ---- opening ---------------------------------------------------------------- */
 
@@ -347,6 +348,14 @@ int hk_store_open(hk_store **out, uv_loop_t *loop, const hk_store_opts *o)
     int rc;
     s->lock_fd = -1;
     s->loop = loop;
+    if (o->postgres != NULL && o->postgres[0] != '\0') {
+        if ((rc = hk__store_pg_open(s, loop, o)) != 0) {
+            free(s);
+            return rc;
+        }
+        *out = s;
+        return 0;
+    }
     if (o->exclusive) {
         if (mkdir(o->data_dir, 0700) != 0 && errno != EEXIST) {
             hk_error("store: cannot create %s: %s", o->data_dir, strerror(errno));
@@ -386,6 +395,11 @@ void hk_store_close(hk_store *s)
 {
     if (s == NULL)
         return;
+    if (s->pg != NULL) {
+        hk__store_pg_close(s);
+        free(s);
+        return;
+    }
     /* An orderly close leaves LMDB durable as it is: the next open has nothing to restore. */
     if (s->wal != NULL && hk_kv_checkpoint(s->kv, true) != 0)
         hk_warn("store: the last checkpoint failed; the next start replays the log");
@@ -407,11 +421,16 @@ hk_kv_env *hk__store_kv(hk_store *s)
 
 bool hk_store_busy(const hk_store *s)
 {
+    PG_OR(s, hk_pg_store_busy(s->pg));
     return hk_kv_busy(s->kv);
 }
 
 void hk_store_get_counters(hk_store *s, hk_store_counters *out)
 {
+    if (s->pg != NULL) {
+        hk_pg_store_get_counters(s->pg, out);
+        return;
+    }
     hk_kv_counters(s->kv, &out->commits, &out->ops);
     hk_kv_usage(s->kv, &out->map_size, &out->used);
     hk_kv_commit_status(s->kv, &out->failed_commits, &out->last_commit_status);
@@ -486,6 +505,11 @@ void hk_store_submit(hk_store *s, hk_commit *c)
     ow->w.encode = op_write_encode;
     /* A failing op undoes only its own writes and leaves the group's. */
     ow->w.flags = HK_WRITE_ISOLATED;
+    if (s->pg != NULL) {
+        free(ow);
+        hk_pg_store_submit(s->pg, c);
+        return;
+    }
     c->status = 0;
     c->next = NULL;
     before_apply(s, &c->op);
@@ -499,6 +523,7 @@ static int apply_sync(hk_txn *txn, void *arg)
 
 int hk_store_apply(hk_store *s, hk_op *op)
 {
+    PG_OR(s, hk__store_pg_apply(s, op));
     before_apply(s, op);
     return hk_kv_write_sync(s->kv, apply_sync, op);
 }
@@ -529,21 +554,25 @@ void hk_op_free_out(hk_op *op)
 
 int hk_store_webhook_get(hk_store *s, uint32_t id, hk_webhook *out)
 {
+    PG_OR(s, hk_pg_webhook_get(s->pg, id, out));
     WITH_READ(s, hk__webhook_read(txn, id, out));
 }
 
 int hk_store_webhook_state(hk_store *s, uint32_t id, enum hk_webhook_state *state, bool *locked)
 {
+    PG_OR(s, hk_pg_webhook_state(s->pg, id, state, locked));
     WITH_READ(s, hk__webhook_peek(txn, id, state, locked));
 }
 
 int hk_store_webhook_stats(hk_store *s, uint32_t id, hk_webhook_stats *out)
 {
+    PG_OR(s, hk_pg_webhook_stats(s->pg, id, out));
     WITH_READ(s, hk__stats_read(txn, id, out));
 }
 
 int hk_store_webhook_by_extension(hk_store *s, const char *ext, uint32_t *id)
 {
+    PG_OR(s, hk_pg_webhook_by_extension(s->pg, ext, id));
     WITH_READ(s, hk__webhook_by_extension(txn, ext, id));
 }
 
@@ -570,6 +599,7 @@ static int extensions_each(hk_txn *txn, int (*fn)(const char *ext, uint32_t id, 
 
 int hk_store_extensions_each(hk_store *s, int (*fn)(const char *ext, uint32_t id, void *arg), void *arg)
 {
+    PG_OR(s, hk_pg_extensions_each(s->pg, fn, arg));
     WITH_READ(s, extensions_each(txn, fn, arg));
 }
 
@@ -609,26 +639,31 @@ static int webhooks_each(hk_txn *txn, uint32_t from_id,
 int hk_store_webhooks_each(hk_store *s, uint32_t from_id,
                            int (*fn)(const hk_webhook *w, const hk_webhook_stats *st, void *arg), void *arg)
 {
+    PG_OR(s, hk_pg_webhooks_each(s->pg, from_id, fn, arg));
     WITH_READ(s, webhooks_each(txn, from_id, fn, arg));
 }
 
 int hk_store_event_types_each(hk_store *s, int (*fn)(uint32_t id, const char *name, void *arg), void *arg)
 {
+    PG_OR(s, hk_pg_event_types_each(s->pg, fn, arg));
     WITH_READ(s, hk__event_types_each(txn, fn, arg));
 }
 
 int hk_store_event_type_id(hk_store *s, const char *name, uint32_t *id)
 {
+    PG_OR(s, hk_pg_event_type_id(s->pg, name, id));
     WITH_READ(s, hk__event_type_id(txn, name, id));
 }
 
 int hk_store_user_get(hk_store *s, uint32_t id, hk_user *out)
 {
+    PG_OR(s, hk_pg_user_get(s->pg, id, out));
     WITH_READ(s, hk__user_read(txn, id, out));
 }
 
 int hk_store_user_by_code(hk_store *s, const char *code, hk_user *out)
 {
+    PG_OR(s, hk_pg_user_by_code(s->pg, code, out));
     WITH_READ(s, hk__user_by_code(txn, code, out));
 }
 
@@ -640,16 +675,19 @@ static int key_get(hk_txn *txn, const uint8_t hash[32], hk_key *key, hk_user *us
 
 int hk_store_key_get(hk_store *s, const uint8_t hash[32], hk_key *key, hk_user *user)
 {
+    PG_OR(s, hk_pg_key_get(s->pg, hash, key, user));
     WITH_READ(s, key_get(txn, hash, key, user));
 }
 
 int hk_store_users_each(hk_store *s, int (*fn)(const hk_user *u, void *arg), void *arg)
 {
+    PG_OR(s, hk_pg_users_each(s->pg, fn, arg));
     WITH_READ(s, hk__users_each(txn, fn, arg));
 }
 
 int hk_store_keys_each(hk_store *s, uint32_t user_id, int (*fn)(const hk_key *k, void *arg), void *arg)
 {
+    PG_OR(s, hk_pg_keys_each(s->pg, user_id, fn, arg));
     WITH_READ(s, hk__keys_each(txn, user_id, fn, arg));
 }
 
@@ -661,72 +699,86 @@ static int user_count(hk_txn *txn, size_t *n)
 
 int hk_store_user_count(hk_store *s, size_t *n)
 {
+    PG_OR(s, hk_pg_user_count(s->pg, n));
     WITH_READ(s, user_count(txn, n));
 }
 
 int hk_store_node_get(hk_store *s, uint32_t id, hk_node *out)
 {
+    PG_OR(s, hk_pg_node_get(s->pg, id, out));
     WITH_READ(s, hk__node_read(txn, id, out));
 }
 
 int hk_store_account_get(hk_store *s, uint32_t id, hk_account *out)
 {
+    PG_OR(s, hk_pg_account_get(s->pg, id, out));
     WITH_READ(s, hk__account_read(txn, id, out));
 }
 
 int hk_store_nodes_each(hk_store *s, int (*fn)(const hk_node *n, void *arg), void *arg)
 {
+    PG_OR(s, hk_pg_nodes_each(s->pg, fn, arg));
     WITH_READ(s, hk__nodes_each(txn, fn, arg));
 }
 
 int hk_store_accounts_each(hk_store *s, int (*fn)(const hk_account *a, void *arg), void *arg)
 {
+    PG_OR(s, hk_pg_accounts_each(s->pg, fn, arg));
     WITH_READ(s, hk__accounts_each(txn, fn, arg));
 }
 
 int hk_store_node_within(hk_store *s, uint32_t node, uint32_t top, bool *within)
 {
+    PG_OR(s, hk_pg_node_within(s->pg, node, top, within));
     WITH_READ(s, hk__node_within(txn, node, top, within));
 }
 
 int hk_store_event_get(hk_store *s, uint64_t id, hk_event *out)
 {
+    PG_OR(s, hk__store_pg_event_get(s, id, out));
     WITH_READ(s, hk__event_read(txn, id, out));
 }
 
 int hk_store_scan_due(hk_store *s, hk_due_scan *scan)
 {
+    PG_OR(s, UV_ENOTSUP);
     WITH_READ(s, hk__queue_scan_due(txn, scan));
 }
 
 int hk_store_pending(hk_store *s, uint32_t webhook_id, uint64_t now_ms, uint64_t *pending, uint64_t *due)
 {
+    PG_OR(s, hk__store_pg_pending(s, webhook_id, now_ms, pending, due));
     WITH_READ(s, hk__queue_pending(txn, webhook_id, now_ms, pending, due));
 }
 
 int hk_store_queue_summary(hk_store *s, uint64_t now_ms, uint64_t max, hk_queue_summary *out)
 {
+    PG_OR(s, hk__store_pg_queue_summary(s, now_ms, out));
     WITH_READ(s, hk__queue_summary(txn, now_ms, max, out));
 }
 
 int hk_store_webhook_states(hk_store *s, uint64_t counts[3])
 {
+    PG_OR(s, hk_pg_webhook_states(s->pg, counts));
     WITH_READ(s, hk__webhook_count_states(txn, counts));
 }
 
 int hk_store_attempts_each(hk_store *s, uint32_t webhook_id, uint64_t from_id, bool newest_first,
                            int (*fn)(const hk_attempt *a, void *arg), void *arg)
 {
+    PG_OR(s, hk__store_pg_attempts_each(s, webhook_id, from_id, newest_first, false, fn, arg));
     WITH_READ(s, hk__log_each(txn, webhook_id, from_id, newest_first, false, fn, arg));
 }
 
 int hk_store_attempts_each_brief(hk_store *s, uint32_t webhook_id, uint64_t from_id, bool newest_first,
                                  int (*fn)(const hk_attempt *a, void *arg), void *arg)
 {
+    PG_OR(s, hk__store_pg_attempts_each(s, webhook_id, from_id, newest_first, true, fn, arg));
     WITH_READ(s, hk__log_each(txn, webhook_id, from_id, newest_first, true, fn, arg));
 }
 
 int hk_store_attempt_get(hk_store *s, uint32_t webhook_id, uint64_t log_id, hk_attempt *out)
 {
+    PG_OR(s, hk__store_pg_attempt_get(s, webhook_id, log_id, out));
     WITH_READ(s, hk__log_read(txn, webhook_id, log_id, out));
 }

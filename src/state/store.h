@@ -79,6 +79,18 @@ typedef struct hk_store_opts {
      */
     bool wal;
     uint64_t wal_segment; /**< bytes per log segment (0: 32 MiB) */
+    /**
+     * Cluster mode: the libpq connection string or URI of the cluster's
+     * PostgreSQL ([cluster] postgres); NULL or "": the embedded engine in
+     * data_dir. The other fields but max_batch are then ignored. With a
+     * loop, the engine connects in the background: the process runs its
+     * loop until hk_store_ready before it serves. Without one (the CLI),
+     * the open waits until the registry is read (pg_timeout_ms).
+     */
+    const char *postgres;
+    bool migrate; /**< with postgres and a loop: apply missing migrations at open ([cluster] migrate = auto) */
+    uint64_t pg_timeout_ms; /**< with postgres: how long a CLI waits for the database (0: 10 s) */
+    const char *node_name;  /**< with postgres: this node's name in its leases (NULL: host name and pid) */
 } hk_store_opts;
 
 /**
@@ -104,8 +116,32 @@ int hk_store_lock_dir(const char *dir, int *fd) HK_MUST_CHECK;
 /** Releases a lock taken by hk_store_lock_dir (fd < 0: nothing). */
 void hk_store_unlock_dir(int fd);
 
-/** Closes the store. No op may be in flight (hk_store_busy is false). Safe on NULL. */
+/**
+ * Closes the store. No op may be in flight (hk_store_busy is false). Safe
+ * on NULL. A cluster store with a loop closes its connections on that
+ * loop: run it (uv_run) afterwards until it has no handles left.
+ */
 void hk_store_close(hk_store *s);
+
+/**
+ * True once the store answers its queries: at once for the embedded
+ * engine; in cluster mode once the registry has been read from the
+ * database (a server runs its loop until then, before it listens).
+ */
+bool hk_store_ready(hk_store *s);
+
+/**
+ * True while the store can take writes as far as it knows: always for the
+ * embedded engine (its failures show in last_commit_status); in cluster
+ * mode while a connection to the database is up. /readyz follows it.
+ */
+bool hk_store_available(hk_store *s);
+
+/** True in cluster mode (due deliveries are claimed: hk_store_claim_due; the bulk reads are asynchronous). */
+bool hk_store_is_cluster(const hk_store *s);
+
+/** This node's name in the cluster (its leases, cluster_members); "" for the embedded engine. Borrowed. */
+const char *hk_store_node_name(const hk_store *s);
 
 /** True while ops are queued or being committed. */
 bool hk_store_busy(const hk_store *s);
@@ -418,6 +454,9 @@ void hk_store_submit(hk_store *s, hk_commit *c);
 /**
  * Applies op in its own transaction on the calling thread and commits it
  * (CLI, start-up). UV_EAGAIN (nothing applied) as for the queries below.
+ * In cluster mode it waits for the database: a CLI store on its private
+ * loop, a server's store by running the server's loop, so a server calls
+ * it only before its loop runs (start-up).
  */
 int hk_store_apply(hk_store *s, hk_op *op) HK_MUST_CHECK;
 
@@ -475,6 +514,13 @@ int hk_store_accounts_each(hk_store *s, int (*fn)(const hk_account *a, void *arg
 int hk_store_node_within(hk_store *s, uint32_t node, uint32_t top, bool *within) HK_MUST_CHECK;
 
 /* ---- bulk queries ---------------------------------------------------------------------- */
+
+/*
+ * The synchronous bulk queries below are the embedded engine's. In cluster
+ * mode a CLI store answers them by waiting on its private loop; a server's
+ * store answers UV_ENOTSUP: a server uses the asynchronous forms (after
+ * them) and, for due deliveries, claims.
+ */
 
 /** An event by id into *out (the caller frees it with hk_event_free). HK_ENOTFOUND when pruned. */
 int hk_store_event_get(hk_store *s, uint64_t id, hk_event *out) HK_MUST_CHECK;
@@ -554,5 +600,127 @@ int hk_store_attempts_each_brief(hk_store *s, uint32_t webhook_id, uint64_t from
 
 /** One attempt record into *out (freed with hk_attempt_free). HK_ENOTFOUND when absent or pruned. */
 int hk_store_attempt_get(hk_store *s, uint32_t webhook_id, uint64_t log_id, hk_attempt *out) HK_MUST_CHECK;
+
+/* ---- asynchronous bulk queries ------------------------------------------------------------------- */
+
+/*
+ * The same reads with done instead of a return: the embedded engine calls
+ * done at once, from inside the call; in cluster mode it runs on the loop
+ * once the database has answered. A request is the caller's (embed it);
+ * its in fields stay unchanged until done.
+ */
+
+typedef struct hk_store_attempts_req hk_store_attempts_req;
+
+/** Attempt records of one webhook, as hk_store_attempts_each visits them (or, exact, hk_store_attempt_get). */
+struct hk_store_attempts_req {
+    /* in */
+    uint32_t webhook_id; /**< the webhook */
+    uint64_t from_id;    /**< start at this log id, included (0: at the newest or the oldest) */
+    bool newest_first;   /**< newest (highest id) first */
+    bool brief;          /**< leave request and response out (NULL, length 0) */
+    bool exact;          /**< only the record from_id: none found is HK_ENOTFOUND */
+    uint32_t max;        /**< records at most (0: 1) */
+    /** 0 with items (perhaps none), HK_ENOTFOUND (exact, none), or the failure. */
+    void (*done)(hk_store_attempts_req *r, int status);
+    void *arg; /**< the caller's */
+    /* out, valid in done until hk_store_attempts_req_free */
+    hk_attempt *items; /**< the records in the order asked (owned by the request) */
+    size_t nitems;     /**< entries in items */
+};
+
+/** Reads as r says. */
+void hk_store_attempts_read(hk_store *s, hk_store_attempts_req *r);
+/** Frees r's items; safe to call twice. */
+void hk_store_attempts_req_free(hk_store_attempts_req *r);
+
+typedef struct hk_store_event_req hk_store_event_req;
+
+/** One event by id, as hk_store_event_get. */
+struct hk_store_event_req {
+    uint64_t id;                                     /**< in: the event */
+    void (*done)(hk_store_event_req *r, int status); /**< 0, HK_ENOTFOUND (pruned), or the failure */
+    void *arg;                                       /**< the caller's */
+    hk_event event; /**< out, with status 0: the event (the caller frees it with hk_event_free) */
+};
+
+/** Reads as r says. */
+void hk_store_event_read(hk_store *s, hk_store_event_req *r);
+
+typedef struct hk_store_queue_req hk_store_queue_req;
+
+/** The queue's summary (hk_store_queue_summary) or, with webhook_id, one webhook's entries (hk_store_pending). */
+struct hk_store_queue_req {
+    uint64_t now_ms;                                 /**< in: what counts as due */
+    uint32_t webhook_id;                             /**< in: 0: the whole queue; else this webhook's entries */
+    uint64_t max;                                    /**< in: the embedded engine's walk, as hk_store_queue_summary */
+    void (*done)(hk_store_queue_req *r, int status); /**< 0 with sum, or the failure */
+    void *arg;                                       /**< the caller's */
+    hk_queue_summary sum; /**< out: the summary; for one webhook, pending and due (its entries) */
+};
+
+/** Reads as r says. */
+void hk_store_queue_read(hk_store *s, hk_store_queue_req *r);
+
+/* ---- cluster mode: claims and shared decisions ---------------------------------------------------- */
+
+/** One claimed delivery with its event. */
+typedef struct hk_claimed {
+    hk_delivery delivery; /**< the queue entry as stored (its key is what its outcome names) */
+    hk_event event;       /**< its event (owned by the claim) */
+} hk_claimed;
+
+typedef struct hk_store_claim hk_store_claim;
+
+/**
+ * Due deliveries of Active webhooks claimed with a lease, in due order:
+ * they are this node's until now_ms + lease_ms (no other node claims
+ * them), then anybody's again. An outcome ends a claim; hk_store_release
+ * gives claims back early. Cluster mode only (UV_ENOTSUP otherwise).
+ */
+struct hk_store_claim {
+    /* in */
+    uint64_t now_ms;   /**< what counts as due */
+    uint64_t lease_ms; /**< the lease */
+    uint32_t max;      /**< deliveries at most (0: 1) */
+    /** On the loop: 0 with items (perhaps none), or the failure (nothing claimed, or leases that simply end). */
+    void (*done)(hk_store_claim *c, int status);
+    void *arg; /**< the caller's */
+    /* out, valid in done until hk_store_claim_free */
+    hk_claimed *items; /**< owned by the claim */
+    size_t nitems;     /**< entries in items */
+};
+
+/** Claims as c says; c->done runs on the loop later, never from inside this call. */
+void hk_store_claim_due(hk_store *s, hk_store_claim *c);
+/** Frees a claim's items; safe to call twice. */
+void hk_store_claim_free(hk_store_claim *c);
+
+/**
+ * Gives back this node's claims of the n deliveries ds (copied: the
+ * caller's array may go at once), or, with n 0, every claim of this node
+ * (at a stop). done (may be NULL) runs on the loop with the status and
+ * arg. Nothing happens for the embedded engine (done runs at once).
+ */
+void hk_store_release(hk_store *s, const hk_delivery *ds, size_t n, void (*done)(int status, void *arg), void *arg);
+
+/**
+ * Calls fn(arg) on the loop whenever a commit of any node has queued
+ * deliveries (and after a lost notification connection is back), until it
+ * is called again (fn NULL: no listener). Cluster mode only: 0, or
+ * UV_ENOTSUP for the embedded engine.
+ */
+int hk_store_on_queue(hk_store *s, void (*fn)(void *arg), void *arg) HK_MUST_CHECK;
+
+/**
+ * Whether this node sends a failure mail about webhook_id now, decided for
+ * the whole cluster (one mail per webhook per min_interval_ms): done runs
+ * with send true or false (the embedded engine: at once, true).
+ */
+void hk_store_mail_gate(hk_store *s, uint32_t webhook_id, uint64_t now_ms, uint64_t min_interval_ms,
+                        void (*done)(bool send, void *arg), void *arg);
+
+/** Records this node's sign of life (cluster_members); nothing for the embedded engine. Failures are logged. */
+void hk_store_member_seen(hk_store *s, uint64_t started_ms, uint64_t now_ms);
 
 #endif
