@@ -25,6 +25,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+import benchlib as m  # noqa: E402
 import pg_fixture  # noqa: E402
 
 README_BEGIN = "<!-- bench-cluster:begin -->"
@@ -88,8 +89,8 @@ def db_counters(pg, db):
 class Nodes:
     """The hookd processes of one run: one embedded node, or n nodes on one fresh database of pg."""
 
-    def __init__(self, m, bench, name, engine, n, pg, extra_env=None):
-        self.m, self.pg, self.db = m, pg, None
+    def __init__(self, bench, name, engine, n, pg, extra_env=None):
+        self.pg, self.db = pg, None
         env = dict(extra_env or {})
         if engine == "pg":
             self.db = pg_fixture.fresh_db("bench")
@@ -121,7 +122,7 @@ class Nodes:
             self.db = None
 
 
-def loadgens(m, bench, urls, connections, duration, seq_stride=100000000):
+def loadgens(bench, urls, connections, duration, seq_stride=100000000):
     """One generator per URL, connections split evenly, all at once; returns their results."""
     procs = []
     per = max(1, connections // len(urls))
@@ -152,11 +153,11 @@ def loadgens(m, bench, urls, connections, duration, seq_stride=100000000):
     return results
 
 
-def measure(m, bench, kind, engine, n, pg):
+def measure(bench, kind, engine, n, pg):
     """One run of kind "ingest" or "e2e" on engine with n nodes; returns its figures."""
     a = bench.args
     name = "cluster-%s-%s%d" % (kind, engine, n)
-    nodes = Nodes(m, bench, name, engine, n, pg)
+    nodes = Nodes(bench, name, engine, n, pg)
     rx = None
     try:
         if kind == "e2e":
@@ -174,7 +175,7 @@ def measure(m, bench, kind, engine, n, pg):
         cpu0 = nodes.cpu()
         rx0 = rx.cpu() if rx else None
         t0 = time.time()
-        rs = loadgens(m, bench, [hk.url() for hk in nodes.hks], a.connections, a.duration)
+        rs = loadgens(bench, [hk.url() for hk in nodes.hks], a.connections, a.duration)
         signals = sum(r["ok"] for r in rs)
         out = {"signals": signals}
         if kind == "e2e":
@@ -210,7 +211,7 @@ def label(kind, engine, n):
     return "%s: %s" % (what, where)
 
 
-def run(m, bench):
+def run(bench):
     """Every cluster figure, into bench.cluster_rows; a PostgreSQL started and removed here."""
     a = bench.args
     bench.cluster_rows = []
@@ -226,7 +227,7 @@ def run(m, bench):
             outs = {k: [] for k in ENGINES}
             for i in range(bench.runs_for(len(ENGINES) * (a.duration * (3 if kind == "e2e" else 1) + 4))):
                 for engine, n in ENGINES:
-                    o = measure(m, bench, kind, engine, n, pg)
+                    o = measure(bench, kind, engine, n, pg)
                     outs[(engine, n)].append(o)
                     bench.say("   run %d, %s: %.0f/s; CPU %% nodes %s%s" % (
                         i + 1, label(kind, engine, n), o["rate"], " ".join("%.0f" % c for c in o["cpu_nodes"]),

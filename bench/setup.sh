@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs what bench/run needs beyond deps/install.sh: nginx, whose
-# `return 204` is the ceiling the figures are compared with, and wrk for
+# `return 204` is the ceiling the figures are compared with and whose
+# `proxy_pass` is the relay end to end is compared with, and wrk for
 # `bench/run --wrk`, a cross-check of the generator. Debian 12 packages
 # only; idempotent: silent when everything is present.
 set -eu

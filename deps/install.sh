@@ -17,6 +17,9 @@ PKGS="$PKGS clang libclang-rt-14-dev"
 # the server the tests start in a temporary directory, and the load balancer
 # of the cluster test.
 PKGS="$PKGS libpq-dev postgresql-15 haproxy"
+# The console's browser test (tests/e2e/test_console.py, run by /usr/bin/python3):
+# headless Chromium driven through chromedriver by Selenium.
+PKGS="$PKGS chromium chromium-driver python3-selenium"
 
 missing=""
 for p in $PKGS; do

@@ -18,6 +18,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "api_console.h"
 #include "api_docs.h"
 #include "api_metrics.h"
 #include "json_patch.h"
@@ -371,6 +372,8 @@ hk_router *hk_api_router(void)
     register_routes(r, hk_recover_routes, hk_recover_routes_count);
     hk_api_docs_routes(r);
     hk_api_metrics_routes(r);
+    hk_api_console_routes(r);
+    hk_api_activity_routes(r);
     return r;
 }
 

@@ -14,6 +14,7 @@
 
 #include <uv.h>
 
+#include "activity.h"
 #include "auth.h"
 #include "config.h"
 #include "date.h"
@@ -35,13 +36,14 @@ enum hk_dialect {
  * this in; the handlers only borrow them.
  */
 typedef struct hk_api_env {
-    uv_loop_t *loop;      /**< the event loop */
-    const hk_config *cfg; /**< configuration */
-    hk_store *db;         /**< the store's typed seam (store.h): ops and queries */
-    hk_engine *engine;    /**< the delivery engine; NULL once stopped */
-    hk_router *router;    /**< API routes */
-    bool ready;           /**< set by the app once started: /readyz may answer 200 */
-    bool draining;        /**< SIGTERM received: /readyz answers 503 */
+    uv_loop_t *loop;       /**< the event loop */
+    const hk_config *cfg;  /**< configuration */
+    hk_store *db;          /**< the store's typed seam (store.h): ops and queries */
+    hk_engine *engine;     /**< the delivery engine; NULL once stopped */
+    hk_router *router;     /**< API routes */
+    hk_activity *activity; /**< attempts per minute for the console (GET /console/api/activity); NULL: none kept */
+    bool ready;            /**< set by the app once started: /readyz may answer 200 */
+    bool draining;         /**< SIGTERM received: /readyz answers 503 */
     /**
      * The last API write that reached the store failed for want of space
      * or because of an I/O error (hk_api_note_commit), for its log line.

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "activity.h"
 #include "api.h"
 #include "api_metrics.h"
 #include "auth.h"
@@ -180,10 +181,11 @@ static int listen_all(hk_app *app)
     return rc;
 }
 
-/* Mails about failing webhooks, for every committed attempt. */
+/* Mails about failing webhooks and the console's counters, for every committed attempt. */
 static void on_attempt_finished(const hk_attempt *a, void *arg)
 {
     hk_app *app = arg;
+    hk_activity_attempt(app->env.activity, a);
     hk_notify_attempt(app->env.loop, app->env.cfg, app->env.db, a);
 }
 
@@ -285,7 +287,9 @@ int hk_app_run(hk_config *cfg)
         return 1;
     }
     app.env.router = hk_api_router();
+    app.env.activity = hk_activity_new();
     if (start_engine(&app) != 0) {
+        hk_activity_free(app.env.activity);
         hk_router_free(app.env.router);
         close_store(&app, store);
         return 1;
@@ -302,6 +306,7 @@ int hk_app_run(hk_config *cfg)
         uv_run(app.env.loop, UV_RUN_DEFAULT);
         hk_http_server_free(app.http);
         hk_router_free(app.env.router);
+        hk_activity_free(app.env.activity);
         close_store(&app, store);
         return 1;
     }
@@ -330,6 +335,7 @@ int hk_app_run(hk_config *cfg)
     if (hk_http_server_connections(app.http) == 0)
         hk_http_server_free(app.http);
     hk_router_free(app.env.router);
+    hk_activity_free(app.env.activity);
     close_store(&app, store);
     int close_rc = uv_loop_close(app.env.loop);
     if (close_rc != 0)

@@ -553,6 +553,19 @@ def test_every_operation_answers_as_its_schemas_say():
         c.call("POST", "/api/rest/Webhooks/Execute", query="?extension=crm", body={"ticket": 1}, key=viewer,
                auth="rest", expect=403)
 
+        # The console's files and its own two endpoints.
+        for path in ("/console/", "/console/console.css", "/console/console.js", "/console/webhooks.js",
+                     "/console/deliveries.js", "/console/activity.js"):
+            c.call("GET", path, key=None, expect=200)
+        c.call("GET", "/console/api/me", expect=200)
+        c.call("GET", "/console/api/me", key=viewer, expect=200)
+        c.call("GET", "/console/api/me", key=None, expect=401)
+        c.call("GET", "/console/api/activity", expect=200)
+        c.call("GET", "/console/api/activity", query="?webhookId=%d" % sid, key=viewer, expect=200)
+        c.call("GET", "/console/api/activity", query="?webhookId=999999", expect=404)
+        c.call("GET", "/console/api/activity", query="?webhookId=abc", expect=400)
+        c.call("GET", "/console/api/activity", key=None, expect=401)
+
         # Deletes last.
         c.call("DELETE", "/api/v3/webhook/{webhookId}", {"webhookId": eid}, auth="eci", expect=204)
         c.call("DELETE", "/api/v3/webhook/{webhookId}", {"webhookId": eid}, auth="eci", expect=404)
