@@ -14,7 +14,8 @@
  *             webhook up to ROWS_MAX, or webhook N
  *
  * The counters live in the app's hk_activity (hk_api_env.activity); every
- * figure comes from the store's typed queries.
+ * figure comes from the store's typed queries (the queue's asynchronously,
+ * as the cluster's database answers them).
  */
 #include <stdio.h>
 #include <string.h>
@@ -71,21 +72,16 @@ static json_t *date_or_null(uint64_t ms)
     return json_string(d);
 }
 
-/* One webhook's health; its pending entries are counted now. */
-static int row_json(hk_store *db, const struct row *w, uint64_t now, json_t **out)
+/* One webhook's health, with its pending entries as counted now. */
+static json_t *row_json(const struct row *w, uint64_t pending, uint64_t due)
 {
-    uint64_t pending, due;
-    int rc = hk_store_pending(db, w->id, now, &pending, &due);
-    if (rc != 0)
-        return rc;
-    *out =
-        json_pack("{s:I, s:s, s:b, s:f, s:I, s:I, s:I, s:I, s:I, s:s, s:o}", "webhookId", (json_int_t)w->id, "state",
-                  hk_webhook_state_name(w->state), "locked", w->locked, "successRate", hk_webhook_success_rate(&w->st),
-                  "attempts", (json_int_t)w->st.calls, "failedAttempts", (json_int_t)w->st.errors,
-                  "consecutiveFailures", (json_int_t)w->st.consecutive, "pending", (json_int_t)pending, "due",
-                  (json_int_t)due, "lastError", w->st.last_error, "lastErrorDate", date_or_null(w->st.last_error_ms));
     /* A stored error text is valid UTF-8 (the store's codec makes it so); json_pack fails only without memory. */
-    return *out != NULL ? 0 : HK_EINVAL;
+    return json_pack("{s:I, s:s, s:b, s:f, s:I, s:I, s:I, s:I, s:I, s:s, s:o}", "webhookId", (json_int_t)w->id, "state",
+                     hk_webhook_state_name(w->state), "locked", w->locked, "successRate",
+                     hk_webhook_success_rate(&w->st), "attempts", (json_int_t)w->st.calls, "failedAttempts",
+                     (json_int_t)w->st.errors, "consecutiveFailures", (json_int_t)w->st.consecutive, "pending",
+                     (json_int_t)pending, "due", (json_int_t)due, "lastError", w->st.last_error, "lastErrorDate",
+                     date_or_null(w->st.last_error_ms));
 }
 
 static json_t *minutes_json(const hk_activity *a, uint32_t only, uint64_t now)
@@ -103,72 +99,120 @@ static json_t *minutes_json(const hk_activity *a, uint32_t only, uint64_t now)
     return list;
 }
 
-static int backlog_json(hk_store *db, uint32_t only, uint64_t now, json_t **out)
+/*
+ * The answer is built from one queue read per webhook listed, then one for
+ * the backlog, in turn (asynchronous reads: the cluster's database answers
+ * later, the embedded engine at once, which act_run's loop goes on from).
+ */
+struct act {
+    hk_ctx *ctx;
+    struct rows rows;
+    char *wid;
+    uint64_t now;
+    json_t *list, *backlog;
+    size_t i; /* the read in flight: row i, or the backlog when i == rows.n; past it: done */
+    hk_store_queue_req q;
+    bool in_call, step_done;
+    int rc;
+};
+
+static void act_finish(struct act *x)
 {
-    if (only != 0) {
-        uint64_t pending, due;
-        int rc = hk_store_pending(db, only, now, &pending, &due);
-        if (rc == 0)
-            *out = json_pack("{s:I, s:I}", "pending", (json_int_t)pending, "due", (json_int_t)due);
-        return rc;
+    hk_ctx *ctx = x->ctx;
+    if (x->rc != 0) {
+        hk_respond_store_error(ctx, x->rc);
+    } else {
+        hk_activity *a = ctx->app->activity;
+        hk_activity *none = a == NULL ? hk_activity_new() : NULL;
+        json_t *out =
+            json_pack("{s:o, s:o, s:o, s:o, s:o, s:b, s:I}", "now", date_or_null(x->now), "webhookId",
+                      x->rows.only ? json_integer(x->rows.only) : json_null(), "minutes",
+                      minutes_json(a ? a : none, x->rows.only, x->now), "backlog", x->backlog, "webhooks", x->list,
+                      "truncated", x->rows.truncated, "untracked", (json_int_t)hk_activity_untracked(a ? a : none));
+        hk_activity_free(none);
+        x->backlog = x->list = NULL;
+        hk_respond_json_headers(ctx, 200, hk_console_headers, out);
     }
-    hk_queue_summary q;
-    int rc = hk_store_queue_summary(db, now, BACKLOG_WALK_MAX, &q);
-    if (rc == 0)
-        *out =
-            json_pack("{s:I, s:I, s:I, s:b, s:o}", "pending", (json_int_t)q.pending, "due", (json_int_t)q.due, "parked",
-                      (json_int_t)q.parked, "capped", q.capped, "oldestPending", date_or_null(q.oldest_ms));
-    return rc;
+    json_decref(x->backlog);
+    json_decref(x->list);
+    free(x->rows.v);
+    free(x->wid);
+    free(x);
+}
+
+static void act_run(struct act *x);
+
+static void act_read(hk_store_queue_req *q, int rc)
+{
+    struct act *x = hk_container_of(q, struct act, q);
+    const hk_queue_summary *s = &q->sum;
+    x->rc = rc;
+    if (rc == 0 && x->i < x->rows.n) {
+        json_t *row = row_json(&x->rows.v[x->i], s->pending, s->due);
+        if (row != NULL)
+            json_array_append_new(x->list, row);
+        else
+            x->rc = HK_EINVAL;
+    } else if (rc == 0 && x->rows.only != 0) {
+        x->backlog = json_pack("{s:I, s:I}", "pending", (json_int_t)s->pending, "due", (json_int_t)s->due);
+    } else if (rc == 0) {
+        x->backlog = json_pack("{s:I, s:I, s:I, s:b, s:o}", "pending", (json_int_t)s->pending, "due",
+                               (json_int_t)s->due, "parked", (json_int_t)s->parked, "capped", s->capped,
+                               "oldestPending", date_or_null(s->oldest_ms));
+    }
+    x->i++;
+    x->step_done = true;
+    if (!x->in_call)
+        act_run(x);
+}
+
+static void act_run(struct act *x)
+{
+    for (;;) {
+        if (x->rc != 0 || x->i > x->rows.n) {
+            act_finish(x);
+            return;
+        }
+        x->q = (hk_store_queue_req){.now_ms = x->now,
+                                    .webhook_id = x->i < x->rows.n ? x->rows.v[x->i].id : x->rows.only,
+                                    .max = BACKLOG_WALK_MAX,
+                                    .done = act_read};
+        x->step_done = false;
+        x->in_call = true;
+        hk_store_queue_read(x->ctx->app->db, &x->q);
+        x->in_call = false;
+        if (!x->step_done)
+            return; /* act_read goes on */
+    }
 }
 
 static void activity(hk_ctx *ctx)
 {
     hk_store *db = ctx->app->db;
-    struct rows rows = {0};
-    json_t *out = NULL, *list = NULL, *backlog = NULL;
-    char *wid = hk_query_get(ctx, "webhookId");
-    if (wid != NULL && !hk_reg_parse_id(wid, &rows.only)) {
+    struct act *x = hk_calloc(1, sizeof(*x));
+    x->ctx = ctx;
+    x->wid = hk_query_get(ctx, "webhookId");
+    if (x->wid != NULL && !hk_reg_parse_id(x->wid, &x->rows.only)) {
         hk_respond_field_error(ctx, 400, "webhookId", "webhookId must be a webhook id (1..2147483647)");
-        goto done;
+        goto fail;
     }
-    int rc = hk_store_webhooks_each(db, rows.only, collect, &rows);
+    int rc = hk_store_webhooks_each(db, x->rows.only, collect, &x->rows);
     if (rc < 0) {
         hk_respond_store_error(ctx, rc);
-        goto done;
+        goto fail;
     }
-    rc = 0; /* collect() ends the walk with 1 */
-    if (rows.only != 0 && rows.n == 0) {
-        hk_respond_field_error(ctx, 404, "webhookId", "no webhook %s", wid);
-        goto done;
+    if (x->rows.only != 0 && x->rows.n == 0) {
+        hk_respond_field_error(ctx, 404, "webhookId", "no webhook %s", x->wid);
+        goto fail;
     }
-    uint64_t now = hk_now_ms();
-    list = json_array();
-    for (size_t i = 0; i < rows.n && rc == 0; i++) {
-        json_t *row = NULL;
-        rc = row_json(db, &rows.v[i], now, &row);
-        if (rc == 0)
-            json_array_append_new(list, row);
-    }
-    if (rc == 0)
-        rc = backlog_json(db, rows.only, now, &backlog);
-    if (rc != 0) {
-        hk_respond_store_error(ctx, rc);
-        goto done;
-    }
-    hk_activity *a = ctx->app->activity;
-    hk_activity *none = a == NULL ? hk_activity_new() : NULL;
-    out = json_pack("{s:o, s:o, s:o, s:o, s:o, s:b, s:I}", "now", date_or_null(now), "webhookId",
-                    rows.only ? json_integer(rows.only) : json_null(), "minutes",
-                    minutes_json(a ? a : none, rows.only, now), "backlog", backlog, "webhooks", list, "truncated",
-                    rows.truncated, "untracked", (json_int_t)hk_activity_untracked(a ? a : none));
-    hk_activity_free(none);
-    backlog = list = NULL;
-    hk_respond_json_headers(ctx, 200, hk_console_headers, out);
-done:
-    json_decref(backlog);
-    json_decref(list);
-    free(rows.v);
-    free(wid);
+    x->now = hk_now_ms();
+    x->list = json_array();
+    act_run(x);
+    return;
+fail:
+    free(x->rows.v);
+    free(x->wid);
+    free(x);
 }
 
 static const hk_api_route activity_routes[] = {

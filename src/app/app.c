@@ -242,6 +242,11 @@ static void on_wait_tick(uv_timer_t *t)
         hk_warn("cluster: still waiting for the database (%u s): the registry is not read yet", *waited);
 }
 
+static void on_released(int status, void *arg)
+{
+    *(int *)arg = status < 0 ? status : 0;
+}
+
 /* Cluster mode: runs the loop until the registry has been read from the database (the embedded engine is ready). */
 static int wait_ready(hk_app *app, hk_store *store)
 {
@@ -254,6 +259,11 @@ static int wait_ready(hk_app *app, hk_store *store)
     tick.data = &waited;
     uv_timer_start(&tick, on_wait_tick, 1000, 1000);
     while (!hk_store_ready(store))
+        uv_run(app->env.loop, UV_RUN_ONCE);
+    /* What a previous run under this node's name claimed (it was killed) is anybody's again at once. */
+    int released = 1;
+    hk_store_release(store, NULL, 0, on_released, &released);
+    while (released > 0)
         uv_run(app->env.loop, UV_RUN_ONCE);
     uv_close((uv_handle_t *)&tick, NULL);
     uv_run(app->env.loop, UV_RUN_NOWAIT);
@@ -277,7 +287,8 @@ int hk_app_run(hk_config *cfg)
                         .exclusive = true,
                         .wal = strcmp(cfg->store_sync, "log") == 0,
                         .postgres = cfg->cluster_postgres,
-                        .migrate = strcmp(cfg->cluster_migrate, "auto") == 0};
+                        .migrate = strcmp(cfg->cluster_migrate, "auto") == 0,
+                        .node_name = cfg->cluster_node};
     int rc = hk_store_open(&store, app.env.loop, &so);
     if (rc != 0)
         return 1;

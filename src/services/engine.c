@@ -36,7 +36,7 @@ void hk_engine_opts_from_config(hk_engine_opts *o, const hk_config *cfg)
     /* Claimed deliveries wait in the window for their origin's slots, then
      * take up to total_timeout each on the wire: the lease covers a few of
      * those besides a minute, so that a live node's claims do not end. */
-    o->lease_ms = cfg->total_timeout_ms * 4 + 60000;
+    o->lease_ms = cfg->cluster_lease_ms ? cfg->cluster_lease_ms : cfg->total_timeout_ms * 4 + 60000;
     /* Requests on the wire may finish (and their outcomes commit) for most
      * of the drain time; what is left then is cancelled and stays queued. */
     o->shutdown_grace_ms = cfg->shutdown_timeout_ms > 1000 ? cfg->shutdown_timeout_ms - 1000 : 0;

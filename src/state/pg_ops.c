@@ -319,6 +319,26 @@ static int encode_resend(hk_op *op, hk__pg_op_stmt *e)
     return 0;
 }
 
+static int encode_recover(hk_op *op, hk__pg_op_stmt *e)
+{
+    hk_op_recover *r = &op->u.recover;
+    r->next_log_id = r->from_log_id;
+    r->queued = 0;
+    r->done = r->gone = false;
+    p_u64(e, 0, op->now_ms);
+    p_u64(e, 1, r->webhook_id);
+    p_u64(e, 2, r->since_ms);
+    p_u64(e, 3, r->until_ms);
+    p_u64(e, 4, r->run_ms);
+    p_u64(e, 5, r->from_log_id);
+    p_u64(e, 6, r->max ? r->max : HK_RECOVER_STEP_MAX);
+    stmt(e,
+         "SELECT * FROM hookd_recover($1::bigint, $2::bigint, $3::bigint, $4::bigint, $5::bigint, $6::bigint, "
+         "$7::integer)",
+         7);
+    return 0;
+}
+
 static int encode_queue_drop(hk_op *op, hk__pg_op_stmt *e)
 {
     op->u.queue_drop.more = false;
@@ -536,6 +556,7 @@ int hk__pg_op_encode(hk_op *op, hk__pg_op_stmt *e)
     case HK_OP_ATTEMPT: return encode_attempt(op, e);
     case HK_OP_RESEND: return encode_resend(op, e);
     case HK_OP_QUEUE_DROP: return encode_queue_drop(op, e);
+    case HK_OP_RECOVER: return encode_recover(op, e);
     case HK_OP_USER_PUT: return encode_user_put(op, e);
     case HK_OP_KEY_PUT: return encode_key_put(op, e);
     case HK_OP_KEY_REVOKE: return encode_key_revoke(op, e);
@@ -720,6 +741,25 @@ static int decode_prune(hk_op *op, const PGresult *r)
     return 0;
 }
 
+static int decode_recover(hk_op *op, const PGresult *r)
+{
+    hk_op_recover *p = &op->u.recover;
+    uint64_t next, queued;
+    if (PQntuples(r) != 1 || PQnfields(r) != 5 || !parse_id(PQgetvalue(r, 0, 1), INT64_MAX, &next) ||
+        !parse_id(PQgetvalue(r, 0, 2), INT64_MAX, &queued))
+        return HK_ESTORE;
+    if (strcmp(PQgetvalue(r, 0, 0), "timeout") == 0)
+        return UV_ETIMEDOUT;
+    int rc = status_of(PQgetvalue(r, 0, 0));
+    if (rc != 0)
+        return rc;
+    p->next_log_id = next;
+    p->queued = queued;
+    p->done = PQgetvalue(r, 0, 3)[0] == 't';
+    p->gone = PQgetvalue(r, 0, 4)[0] == 't';
+    return 0;
+}
+
 static bool one_value(const PGresult *r)
 {
     return PQntuples(r) == 1 && PQnfields(r) == 1;
@@ -751,6 +791,7 @@ int hk__pg_op_decode(hk_op *op, const struct pg_result *r)
     case HK_OP_NODE_PUT: return decode_tree(r, op->u.node_put.err, sizeof(op->u.node_put.err));
     case HK_OP_ACCOUNT_PUT: return decode_tree(r, op->u.account_put.err, sizeof(op->u.account_put.err));
     case HK_OP_PRUNE: return decode_prune(op, r);
+    case HK_OP_RECOVER: return decode_recover(op, r);
     case HK_OP_TREE_IMPORT: return decode_import(op, r);
     default: return HK_ESTORE;
     }

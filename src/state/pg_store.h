@@ -1,9 +1,8 @@
 /*
  * pg_store.h: the PostgreSQL engine of the storage seam (cluster mode),
- * being built. Its functions mirror store.h's and keep its contract: ops
- * are submitted, many are applied in one transaction (a group commit, one
- * round trip: each op is one statement of a pipeline, pg_ops.c), and each
- * op's done callback runs on the loop once the transaction has committed
+ * behind store.h when [cluster] postgres is set (store.c, store_pg.c). Its functions mirror store.h's and keep its
+ * contract: ops are submitted, many are applied in one transaction (a group commit, one round trip: each op is one
+ * statement of a pipeline, pg_ops.c), and each op's done callback runs on the loop once the transaction has committed
  * (status 0: durable as the server's synchronous_commit makes a commit).
  * An op the rules refuse (HK_ENOTFOUND, HK_ELOCKED, HK_EEXIST,
  * HK_ECONFLICT) changes nothing and does not fail the others of its group;
@@ -12,7 +11,7 @@
  *
  * Every op type of store.h is applied (an unknown one ends with
  * UV_ENOSYS). The registry queries are pg_cache.h's, answered from
- * memory kept current by LISTEN/NOTIFY. store.c does not dispatch here yet.
+ * memory kept current by LISTEN/NOTIFY.
  *
  * Statuses besides store.h's: UV_ECONNREFUSED (no connection to the
  * database within the queue timeout: nothing was applied), UV_ECONNRESET

@@ -102,6 +102,14 @@ typedef struct hk_config {
      */
     char *cluster_postgres;
     char *cluster_migrate; /**< "auto": a node brings an older schema up to date at start; "off": it refuses one */
+    /**
+     * This node's name in the cluster (its leases, cluster_members); unique
+     * per running node. "": the host name and the process id. A node with
+     * a name of its own gives back, when it starts, the claims a previous
+     * run under that name left (killed before its leases ended).
+     */
+    char *cluster_node;
+    uint64_t cluster_lease_ms; /**< how long claimed deliveries stay a node's; 0: 4 x total_timeout + 60 s */
 } hk_config;
 
 /** Fills cfg with every default. Always succeeds; free with hk_config_free. */

@@ -14,6 +14,10 @@
  *  - users (the first admin once, codes unique case-insensitively) and
  *    keys (put, revoke by short id or hash, an ambiguous short id);
  *  - nodes (missing parent, cycle) and accounts;
+ *  - a recovery in steps: the failed deliveries of a window queued again
+ *    once each (not one with a retry due, a later success, queued still,
+ *    or outside the window); refusals of a bad window, an unknown webhook
+ *    and a run too old;
  *  - a prune step: old attempt partitions dropped whole, old events with
  *    their deliveries, expired Idempotency-Keys.
  */
@@ -589,6 +593,80 @@ static void test_a_tree_import(void)
     CHECK_INT(hk_pg_account_get(a, 41, &ac), 0);
 }
 
+static int recover_step(uint32_t wid, uint64_t since, uint64_t until, uint64_t run_ms, uint64_t from, uint32_t max,
+                        hk_op_recover *out)
+{
+    struct sub s = {0};
+    s.c.op.type = HK_OP_RECOVER;
+    s.c.op.now_ms = now_ms;
+    s.c.op.u.recover = (hk_op_recover){
+        .webhook_id = wid, .since_ms = since, .until_ms = until, .run_ms = run_ms, .from_log_id = from, .max = max};
+    int rc = apply(a, &s);
+    *out = s.c.op.u.recover;
+    return rc;
+}
+
+static void test_a_recovery(void)
+{
+    uint32_t w = create("recovering", "r.s", false);
+    uint64_t ev[6];
+    for (int i = 0; i < 6; i++)
+        ev[i] = signal_event("r.s");
+    char sql[1024];
+    uint64_t since = now_ms - 3600000, until = now_ms - 60000;
+    snprintf(sql, sizeof(sql), "DELETE FROM deliveries WHERE webhook_id = %u", w);
+    CHECK_STR(q1(sql), "OK");
+    /* 0: failed, no retry, in the window: recovered. 1: the same, then a success after the window: not.
+     * 2: a retry was due: not. 3: failed before the window: not. 4: queued still: not. 5: a 410 (no retry due,
+     * not marked exhausted) in the window, after an earlier success: recovered. */
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO attempts (webhook_id, event_id, started_ms, success, exhausted, next_due_ms) VALUES "
+             "(%u, %llu, %llu, false, true, 0), (%u, %llu, %llu, false, true, 0), (%u, %llu, %llu, true, false, 0), "
+             "(%u, %llu, %llu, false, false, %llu), (%u, %llu, %llu, false, true, 0), "
+             "(%u, %llu, %llu, false, true, 0), (%u, %llu, %llu, true, false, 0), (%u, %llu, %llu, false, false, 0)",
+             w, (unsigned long long)ev[0], (unsigned long long)(since + 1000), w, (unsigned long long)ev[1],
+             (unsigned long long)(since + 2000), w, (unsigned long long)ev[1], (unsigned long long)(until + 1000), w,
+             (unsigned long long)ev[2], (unsigned long long)(since + 3000), (unsigned long long)now_ms, w,
+             (unsigned long long)ev[3], (unsigned long long)(since - 1000), w, (unsigned long long)ev[4],
+             (unsigned long long)(since + 4000), w, (unsigned long long)ev[5], (unsigned long long)(since + 5000), w,
+             (unsigned long long)ev[5], (unsigned long long)(since + 6000));
+    CHECK_STR(q1(sql), "OK");
+    snprintf(sql, sizeof(sql), "INSERT INTO deliveries (webhook_id, due_ms, event_id) VALUES (%u, %llu, %llu)", w,
+             (unsigned long long)(now_ms + 3600000), (unsigned long long)ev[4]);
+    CHECK_STR(q1(sql), "OK");
+
+    /* Steps of one: two deliveries, then a step that finds nothing more. */
+    hk_op_recover r;
+    uint64_t from = 0, queued = 0;
+    int steps = 0;
+    do {
+        CHECK_INT(recover_step(w, since, until, now_ms, from, 1, &r), 0);
+        CHECK(!r.gone);
+        queued += r.queued;
+        from = r.next_log_id;
+    } while (!r.done && ++steps < 10);
+    CHECK(r.done);
+    CHECK_INT(steps, 2);
+    CHECK_INT(queued, 2);
+    snprintf(sql, sizeof(sql),
+             "SELECT string_agg(event_id::text, ',' ORDER BY event_id) FROM deliveries WHERE webhook_id = %u AND "
+             "due_ms = %llu AND attempts = 0",
+             w, (unsigned long long)now_ms);
+    char want[64];
+    snprintf(want, sizeof(want), "%llu,%llu", (unsigned long long)ev[0], (unsigned long long)ev[5]);
+    CHECK_STR(q1(sql), want);
+    /* A second recovery of the window queues nothing more: they are queued. */
+    CHECK_INT(recover_step(w, since, until, now_ms, 0, 0, &r), 0);
+    CHECK(r.done && r.queued == 0);
+
+    CHECK_INT(recover_step(999, since, until, now_ms, 0, 0, &r), HK_ENOTFOUND);
+    CHECK_INT(recover_step(w, until, since, now_ms, 0, 0, &r), HK_EINVAL);
+    CHECK_INT(recover_step(w, since, until, now_ms - 2 * DAY_MS, 0, 0, &r), UV_ETIMEDOUT);
+    /* A webhook deleted during the run: its later steps say so and queue nothing. */
+    CHECK_INT(recover_step(999, since, until, now_ms, 5, 0, &r), 0);
+    CHECK(r.gone && r.done && r.queued == 0);
+}
+
 static void test_a_prune_step(void)
 {
     /* An attempt partition of ten days ago with a record, old events with deliveries, old Idempotency-Keys. */
@@ -676,6 +754,7 @@ int main(void)
     test_users_and_keys();
     test_nodes_and_accounts();
     test_a_tree_import();
+    test_a_recovery();
     test_a_prune_step();
     test_a_prune_step_stops_at_max();
     hk_pg_store_close(a);
