@@ -8,7 +8,7 @@ import os
 import threading
 import time
 
-from hookd_test import ENGINE, Server, lmdb_only, pg_expected_failure, run
+from hookd_test import ENGINE, Server, lmdb_only, run
 from receiver import Receiver, Reply
 from test_cli import Dir, assert_nothing_stored_yet, hookd, one_line
 
@@ -98,7 +98,6 @@ def test_help_usage_errors_and_no_data_directory():
         assert os.listdir(d.tmp) == [], os.listdir(d.tmp)
 
 
-@pg_expected_failure("recovery (POST .../recover, hookd webhook recover) is not implemented by the PostgreSQL engine yet: it answers 501")
 def test_webhook_commands_on_the_data_directory_beside_a_running_server():
     with Receiver() as rx, Server(env=ENV) as s:
         wid = create_webhook(s, rx.url + "/in", ["invoice.paid"], "Invoices\tEU")

@@ -27,7 +27,7 @@ import urllib.parse
 
 import jsonschema
 
-from hookd_test import ADMIN_KEY, BIN, Server, pg_expected_failure, run
+from hookd_test import ADMIN_KEY, BIN, Server, run
 from receiver import Receiver
 
 SOURCE_DIR = os.environ.get("HOOKD_SOURCE_DIR") or os.path.join(os.path.dirname(__file__), "..", "..")
@@ -382,7 +382,6 @@ def wait_for(cond, what, timeout=20):
     raise AssertionError("timed out waiting for " + what)
 
 
-@pg_expected_failure("recovery (POST .../recover, hookd webhook recover) is not implemented by the PostgreSQL engine yet: it answers 501")
 def test_every_operation_answers_as_its_schemas_say():
     doc = json.loads(load_doc())
     with Receiver() as rx, Server(env=ALLOW) as s:

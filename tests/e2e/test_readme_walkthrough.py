@@ -8,7 +8,7 @@ import socket
 import subprocess
 import tempfile
 
-from hookd_test import engine_env, pg_expected_failure, run, sanitizer_report
+from hookd_test import engine_env, run, sanitizer_report
 
 SOURCE = os.environ.get("HOOKD_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -28,7 +28,6 @@ def walkthrough_script():
     return blocks
 
 
-@pg_expected_failure("its last steps recover: recovery (POST .../recover, hookd webhook recover) is not implemented by the PostgreSQL engine yet: it answers 501")
 def test_the_walkthrough_runs_as_written():
     blocks = walkthrough_script()
     port, rport = free_port(), free_port()

@@ -4,9 +4,7 @@ import base64
 import datetime
 import time
 
-from hookd_test import Server, pg_expected_failure, run
-
-PG_RECOVER = "recovery (POST .../recover, hookd webhook recover) is not implemented by the PostgreSQL engine yet: it answers 501"
+from hookd_test import Server, run
 from receiver import Receiver, Reply
 
 # Two attempts, both at once: a delivery to a receiver that is down is exhausted within moments. No webhook is
@@ -80,7 +78,6 @@ def settle(rx, n):
     return rx.requests
 
 
-@pg_expected_failure(PG_RECOVER)
 def test_recover_redelivers_each_failed_event_once_with_the_same_webhook_id():
     with Receiver() as rx, Server(env=ENV) as s:
         wid = create_webhook(s, rx.url + "/in", ["order.paid"])
@@ -134,7 +131,6 @@ def test_recover_redelivers_each_failed_event_once_with_the_same_webhook_id():
         assert sorted(by_event(settle(rx, 2))) == sorted([early, late])
 
 
-@pg_expected_failure(PG_RECOVER)
 def test_recover_refuses_bad_windows_in_each_dialect():
     with Server(env=ENV) as s:
         wid = create_webhook(s, "http://127.0.0.1:9/x", ["order.paid"])
@@ -184,7 +180,6 @@ def test_recover_refuses_bad_windows_in_each_dialect():
         assert r.status == 204, r
 
 
-@pg_expected_failure(PG_RECOVER)
 def test_recover_every_webhook_and_a_stopped_one():
     with Receiver() as a, Receiver() as b, Receiver() as c, Server(env=ENV) as s:
         wa = create_webhook(s, a.url, ["job.done"], name="A")
