@@ -87,6 +87,8 @@ static void reg_done(hk_commit *c, int status)
     if (status == 0 && r->c.op.type == HK_OP_WEBHOOK_PUT && r->c.op.u.webhook_put.event.kind != NULL &&
         ctx->app->engine != NULL)
         hk_engine_kick(ctx->app->engine);
+    if (status == 0 && r->c.op.type == HK_OP_WEBHOOK_DELETE && ctx->app->engine != NULL)
+        hk_engine_webhook_deleted(ctx->app->engine, r->c.op.u.webhook_delete.id);
     if (status != 0) {
         respond_status(r, status);
     } else if (r->view == HK_REG_VIEW_NONE) {

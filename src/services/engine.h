@@ -101,6 +101,14 @@ bool hk_engine_stopping(const hk_engine *e);
  */
 void hk_engine_kick(hk_engine *e);
 
+/**
+ * A webhook was deleted (its delete committed): its queue entries are
+ * removed now, in bounded steps (HK_OP_QUEUE_DROP). The embedded engine's
+ * walk of the queue would find them anyway; in cluster mode, where claims
+ * never bring a deleted webhook's entries, this is what removes them.
+ */
+void hk_engine_webhook_deleted(hk_engine *e, uint32_t id);
+
 /* ---- ingest (ingest.c) ----------------------------------------------------------- */
 
 /**

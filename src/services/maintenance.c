@@ -51,6 +51,18 @@ void hk__queue_drop(hk_engine *e, struct hk__wstate *ws)
     hk__submit(e, &cl->c);
 }
 
+void hk_engine_webhook_deleted(hk_engine *e, uint32_t id)
+{
+    if (e->stopping)
+        return;
+    struct hk__wstate *ws = hk__ws_lookup(e, id);
+    if (ws != NULL)
+        ws->pass = 0; /* read again now, whatever this moment read before */
+    ws = hk__ws_get(e, id);
+    if (ws->gone)
+        hk__queue_drop(e, ws);
+}
+
 /* ---- pruning ------------------------------------------------------------------------ */
 
 struct prune {

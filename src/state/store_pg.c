@@ -24,26 +24,35 @@
 
 /* ---- opening and closing ------------------------------------------------------------------------- */
 
-static void node_name(hk_store *s, const char *given)
+/* The node's name: [cluster] node (up to 100 letters, digits and . _ - : /), else host name and pid. */
+static int node_name(hk_store *s, const char *given)
 {
     if (given != NULL && given[0] != '\0') {
+        size_t n = strlen(given);
+        if (n > 100 || strspn(given, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-:/") != n) {
+            hk_error("cluster.node: expected up to 100 letters, digits, '.', '_', '-', ':' or '/'");
+            return HK_ECONFIG;
+        }
         snprintf(s->node_name, sizeof(s->node_name), "%s", given);
-        return;
+        return 0;
     }
     char host[64];
     if (gethostname(host, sizeof(host)) != 0)
         snprintf(host, sizeof(host), "hookd");
     host[sizeof(host) - 1] = '\0';
     snprintf(s->node_name, sizeof(s->node_name), "%s/%ld", host, (long)getpid());
+    return 0;
 }
 
 int hk__store_pg_open(hk_store *s, uv_loop_t *loop, const hk_store_opts *o)
 {
     char err[256];
     hk_pg_schema_state st;
-    node_name(s, o->node_name);
+    int rc = node_name(s, o->node_name);
+    if (rc != 0)
+        return rc;
     /* Blocking, once: before the loop runs (a server) or in the CLI. */
-    int rc = hk_pg_migrate(o->postgres, loop != NULL && o->migrate, &st, err, sizeof(err));
+    rc = hk_pg_migrate(o->postgres, loop != NULL && o->migrate, &st, err, sizeof(err));
     if (rc == HK_ECONFLICT) {
         hk_error("cluster: the database's schema is at version %d, this hookd needs %d: run `hookd migrate` "
                  "(or [cluster] migrate = auto)",

@@ -61,7 +61,6 @@ static int check_host(hk_config *cfg, const char *v, char *why, size_t whylen);
 static int check_mailbox(hk_config *cfg, const char *v, char *why, size_t whylen);
 static int check_conninfo(hk_config *cfg, const char *v, char *why, size_t whylen);
 static int check_migrate(hk_config *cfg, const char *v, char *why, size_t whylen);
-static int check_node(hk_config *cfg, const char *v, char *why, size_t whylen);
 
 /* The one list of keys: the example config in conf/ documents each of them. */
 static const struct option options[] = {
@@ -109,7 +108,7 @@ static const struct option options[] = {
     O("metrics", "webhook_series", OPT_U32, metrics_webhook_series, "100", 0, 10000),
     S("cluster", "postgres", cluster_postgres, "", check_conninfo),
     S("cluster", "migrate", cluster_migrate, "auto", check_migrate),
-    S("cluster", "node", cluster_node, "", check_node),
+    S("cluster", "node", cluster_node, "", NULL), /* checked where it is used (state/store_pg.c) */
     O("cluster", "lease", OPT_MS, cluster_lease_ms, "0", 0, DAY),
 };
 
@@ -403,20 +402,6 @@ static int check_migrate(hk_config *cfg, const char *v, char *why, size_t whylen
 {
     if (strcmp(v, "auto") != 0 && strcmp(v, "off") != 0) {
         snprintf(why, whylen, "expected auto or off, got \"%.200s\"", v);
-        return -1;
-    }
-    return 0;
-}
-
-/* [cluster] node: empty, or up to 100 of letters, digits and . _ - : / (it is written into leases and logs). */
-static int check_node(hk_config *cfg, const char *v, char *why, size_t whylen)
-{
-    size_t n = strlen(v);
-    bool ok = n <= 100;
-    for (size_t i = 0; i < n && ok; i++)
-        ok = isalnum((unsigned char)v[i]) || strchr("._-:/", v[i]) != NULL;
-    if (!ok) {
-        snprintf(why, whylen, "expected up to 100 letters, digits, '.', '_', '-', ':' or '/'");
         return -1;
     }
     return 0;

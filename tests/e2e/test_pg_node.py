@@ -8,6 +8,7 @@
 - The CLI works against the cluster's database: a key made there
   authenticates on the node, `webhook lock` locks it for the API, `webhook
   show` and `webhook log` read the database.
+- A deleted webhook's queue entries are dropped.
 - A restart of the node loses nothing: the webhook, the log and the events
   signalled just before the stop are there and delivered afterwards.
 - PostgreSQL stopped while events are signalled: the node answers 503 with
@@ -93,6 +94,15 @@ def test_node_delivers_signed_logs_and_restarts_without_loss():
             assert s.request("GET", "/api/v1/Webhook/%d" % wid).status == 200
             wait_until(lambda: set(acked + more) <= set(event_ids(rcv)), what="every acknowledged event delivered")
             wait_until(lambda: int(log_list(s, wid).header("totalnumberofrecords")) >= 25, what="25 log records")
+
+            # A deleted webhook's queue entries go with it (claims never bring them).
+            wid2 = create_webhook(s, rcv.url + "/other", ["other.event"], name="other")
+            pg.sql("INSERT INTO deliveries (webhook_id, due_ms, event_id) SELECT %d, 4102444800000, id FROM events"
+                   % wid2, db=db)
+            assert int(pg.sql("SELECT count(*) FROM deliveries WHERE webhook_id = %d" % wid2, db=db)) == 25
+            assert s.request("DELETE", "/api/v1/Webhook/%d" % wid2).status in (200, 204)
+            wait_until(lambda: pg.sql("SELECT count(*) FROM deliveries WHERE webhook_id = %d" % wid2,
+                                      db=db).strip() == "0", what="the deleted webhook's queue dropped")
         finally:
             s.cleanup()
 

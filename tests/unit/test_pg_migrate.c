@@ -63,7 +63,7 @@ static void test_an_empty_database_gets_the_schema_once(void)
     CHECK_INT(st.applied, (int)hk_pg_nmigrations);
     CHECK_STR(query1(ci, "SELECT string_agg(version::text || ' ' || name, ',' ORDER BY version) FROM hookd_schema", v,
                      sizeof(v)),
-              "1 schema,2 ops,3 ops");
+              "1 schema,2 ops,3 ops,4 recover");
     /* Every table of the engine is there, the attempt log with today's partition. */
     static const char *const tables[] = {"webhooks",         "webhook_subscriptions",
                                          "webhook_stats",    "event_types",
@@ -89,7 +89,7 @@ static void test_an_empty_database_gets_the_schema_once(void)
     CHECK_INT(hk_pg_migrate(ci, true, &st, err, sizeof(err)), 0);
     CHECK_INT(st.found, (int)hk_pg_nmigrations);
     CHECK_INT(st.applied, 0);
-    CHECK_STR(query1(ci, "SELECT count(*) FROM hookd_schema", v, sizeof(v)), "3");
+    CHECK_STR(query1(ci, "SELECT count(*) FROM hookd_schema", v, sizeof(v)), "4");
     /* So does the check alone. */
     CHECK_INT(hk_pg_migrate(ci, false, &st, err, sizeof(err)), 0);
     CHECK_INT(st.applied, 0);
@@ -232,7 +232,7 @@ static void test_nodes_migrating_at_once_apply_each_migration_once(void)
     }
     CHECK_INT(applied, (int)hk_pg_nmigrations);
     CHECK_STR(query1(ci, "SELECT string_agg(version::text, ',' ORDER BY version) FROM hookd_schema", v, sizeof(v)),
-              "1,2,3");
+              "1,2,3,4");
 }
 
 int main(void)
