@@ -44,6 +44,8 @@ typedef struct hk_api_env {
     hk_activity *activity; /**< attempts per minute for the console (GET /console/api/activity); NULL: none kept */
     bool ready;            /**< set by the app once started: /readyz may answer 200 */
     bool draining;         /**< SIGTERM received: /readyz answers 503 */
+    uint32_t worker;       /**< the worker (event loop) these handlers run on: 0 .. workers-1 */
+    uint32_t workers;      /**< [server] workers: the metrics sum as many sets (0 counts as 1) */
     /**
      * The last API write that reached the store failed for want of space
      * or because of an I/O error (hk_api_note_commit), for its log line.

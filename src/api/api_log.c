@@ -10,14 +10,17 @@
  * its precision names, so `logDate equals 2026-11-22` is every attempt of
  * that day).
  *
- * Everything here reads typed records through store.h; a resend goes to
- * the engine, which queues the event again.
+ * Everything here reads typed records through store.h; a record that
+ * keeps no request (a successful delivery's) shows it rendered again from
+ * its event (hk_attempt_request). A resend goes to the engine, which
+ * queues the event again.
  */
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "api.h"
+#include "delivery.h"
 #include "engine.h"
 #include "filter.h"
 #include "store.h"
@@ -281,10 +284,24 @@ static void load_record(hk_ctx *ctx, void (*then)(hk_ctx *ctx, hk_attempt *a))
 
 static void detail_answer(hk_ctx *ctx, hk_attempt *a)
 {
+    /* A lean record's request is rendered again from its event (the
+     * embedded engine only: the cluster's records keep their request). */
+    char *request;
+    size_t request_len;
+    int rc = hk_attempt_request(ctx->app->db, a, &request, &request_len);
+    if (rc == HK_ENOTFOUND) {
+        request = hk_strdup(""); /* the event is gone (retention keeps it longer than its records) */
+        request_len = 0;
+    } else if (rc != 0) {
+        hk_attempt_free(a);
+        hk_respond_store_error(ctx, rc);
+        return;
+    }
     struct users users = {.store = ctx->app->db};
-    json_t *out = json_pack("{s:s%, s:s%, s:o, s:s, s:o}", "request", a->request ? a->request : "", a->request_len,
-                            "response", a->response ? a->response : "", a->response_len, "result", result_text(a),
-                            "url", a->url ? a->url : "", "user", user_child(&users, a->user_id));
+    json_t *out = json_pack("{s:s%, s:s%, s:o, s:s, s:o}", "request", request, request_len, "response",
+                            a->response ? a->response : "", a->response_len, "result", result_text(a), "url",
+                            a->url ? a->url : "", "user", user_child(&users, a->user_id));
+    free(request);
     hk_attempt_free(a);
     if (users.err != 0) {
         json_decref(out);

@@ -54,53 +54,55 @@ static void one(hk_buf *b, const char *name, const char *type, const char *help,
     hk_metrics_write_u64(b, name, NULL, 0, v);
 }
 
-static void write_http(hk_buf *b, const hk_ctx *ctx)
+static void write_http(hk_buf *b, const struct hk_metrics_set *m)
 {
     const char *n = "hookd_http_requests_total";
     hk_metrics_write_head(b, n, "counter", "Inbound HTTP requests answered, by API dialect and status class.");
     for (int d = 0; d < HK_M_DIALECTS; d++) {
         for (int c = 0; c < HK_M_STATUS_CLASSES; c++) {
             hk_label l[] = {{"dialect", dialect_names[d]}, {"status_class", class_names[c]}};
-            hk_metrics_write_u64(b, n, l, 2, hk_metrics.http_requests[d][c]);
+            hk_metrics_write_u64(b, n, l, 2, m->http_requests[d][c]);
         }
     }
     n = "hookd_http_request_duration_seconds";
     hk_metrics_write_head(b, n, "histogram", "Time from a complete inbound request to its answer, by API dialect.");
     for (int d = 0; d < HK_M_DIALECTS; d++) {
         hk_label l[] = {{"dialect", dialect_names[d]}};
-        hk_metrics_write_histogram(b, n, l, 1, &hk_metrics.http_duration[d]);
+        hk_metrics_write_histogram(b, n, l, 1, &m->http_duration[d]);
     }
-    one(b, "hookd_http_connections", "gauge", "Inbound HTTP connections open.",
-        hk_http_server_connections(ctx->req->server));
+    n = "hookd_http_connections";
+    hk_metrics_write_head(b, n, "gauge", "Inbound HTTP connections open.");
+    hk_metrics_write_i64(b, n, NULL, 0, m->http_connections);
     n = "hookd_http_client_connections";
     hk_metrics_write_head(b, n, "gauge", "Outbound HTTP connections open (deliveries and synchronous calls).");
-    hk_metrics_write_i64(b, n, NULL, 0, hk_metrics.client_connections);
+    hk_metrics_write_i64(b, n, NULL, 0, m->client_connections);
     one(b, "hookd_http_client_connections_opened_total", "counter", "Outbound HTTP connections opened.",
-        hk_metrics.client_connections_opened);
+        m->client_connections_opened);
 }
 
-static void write_deliveries(hk_buf *b, const hk_ctx *ctx, const hk_queue_summary *q, uint64_t now)
+static void write_deliveries(hk_buf *b, const hk_ctx *ctx, const struct hk_metrics_set *m, const hk_queue_summary *q,
+                             uint64_t now)
 {
     one(b, "hookd_signals_accepted_total", "counter",
         "Signals accepted and committed (repeats of an "
         "Idempotency-Key not counted).",
-        hk_metrics.signals_accepted);
+        m->signals_accepted);
     one(b, "hookd_signals_duplicate_total", "counter",
-        "Signals answered as a repeat of an Idempotency-Key; nothing stored.", hk_metrics.signals_duplicate);
+        "Signals answered as a repeat of an Idempotency-Key; nothing stored.", m->signals_duplicate);
     one(b, "hookd_deliveries_queued_total", "counter",
         "Deliveries queued by accepted signals (one per Active "
         "subscribed webhook).",
-        hk_metrics.deliveries_queued);
+        m->deliveries_queued);
     const char *n = "hookd_delivery_attempts_total";
     hk_metrics_write_head(b, n, "counter", "Attempts of queued deliveries, by outcome.");
     for (int o = 0; o < HK_M_OUTCOMES; o++) {
         hk_label l[] = {{"outcome", hk_metrics_outcome_name((enum hk_m_outcome)o)}};
-        hk_metrics_write_u64(b, n, l, 1, hk_metrics.deliveries[o]);
+        hk_metrics_write_u64(b, n, l, 1, m->deliveries[o]);
     }
     n = "hookd_delivery_signal_to_2xx_seconds";
     hk_metrics_write_head(b, n, "histogram",
                           "Time from an event's acceptance to a 2xx from a receiver, retries included.");
-    hk_metrics_write_histogram(b, n, NULL, 0, &hk_metrics.signal_to_2xx);
+    hk_metrics_write_histogram(b, n, NULL, 0, &m->signal_to_2xx);
     one(b, "hookd_deliveries_pending", "gauge",
         "Deliveries in the pending queue (due, scheduled for a retry, "
         "or parked).",
@@ -124,7 +126,7 @@ static void write_deliveries(hk_buf *b, const hk_ctx *ctx, const hk_queue_summar
     one(b, "hookd_deliveries_in_flight", "gauge", "Deliveries on the wire.", st.in_flight);
 }
 
-static void write_webhooks(hk_buf *b, const uint64_t by_state[3])
+static void write_webhooks(hk_buf *b, const struct hk_metrics_set *m, const uint64_t by_state[3])
 {
     const char *n = "hookd_webhooks";
     hk_metrics_write_head(b, n, "gauge", "Webhooks, by state.");
@@ -133,7 +135,7 @@ static void write_webhooks(hk_buf *b, const uint64_t by_state[3])
         hk_metrics_write_u64(b, n, l, 1, by_state[states[i]]);
     }
     one(b, "hookd_webhook_auto_disables_total", "counter",
-        "Webhooks set to TooManyErrors by the failure rules (disable_after, 410 Gone).", hk_metrics.auto_disables);
+        "Webhooks set to TooManyErrors by the failure rules (disable_after, 410 Gone).", m->auto_disables);
 }
 
 static void write_store(hk_buf *b, hk_store *db)
@@ -182,11 +184,11 @@ static uint64_t open_fds(void)
     return n;
 }
 
-static void write_process(hk_buf *b)
+static void write_process(hk_buf *b, const struct hk_metrics_set *m)
 {
-    one(b, "hookd_mails_sent_total", "counter", "Failure mails the relay accepted.", hk_metrics.mails_sent);
+    one(b, "hookd_mails_sent_total", "counter", "Failure mails the relay accepted.", m->mails_sent);
     one(b, "hookd_mails_failed_total", "counter", "Failure mails that failed or found the mail queue full.",
-        hk_metrics.mails_failed);
+        m->mails_failed);
     one(b, "hookd_process_resident_memory_bytes", "gauge", "Resident memory of the process.", rss_bytes());
     one(b, "hookd_process_open_fds", "gauge", "Open file descriptors of the process.", open_fds());
     struct rlimit rl;
@@ -195,6 +197,35 @@ static void write_process(hk_buf *b)
     hk_metrics_write_head(b, "hookd_build_info", "gauge", "Always 1; the version in a label.");
     hk_label l[] = {{"version", HK_VERSION}};
     hk_metrics_write_u64(b, "hookd_build_info", l, 1, 1);
+}
+
+/* Each worker's share: inbound answers and attempts of queued deliveries. */
+static void write_workers(hk_buf *b, uint32_t workers)
+{
+    one(b, "hookd_workers", "gauge", "Workers: event loops serving requests and deliveries ([server] workers).",
+        workers);
+    static const char *const names[] = {"hookd_worker_http_requests_total", "hookd_worker_delivery_attempts_total"};
+    static const char *const help[] = {"Inbound HTTP requests answered, by worker.",
+                                       "Attempts of queued deliveries, by worker (the owner of their webhook)."};
+    for (size_t f = 0; f < HK_ARRAY_SIZE(names); f++) {
+        hk_metrics_write_head(b, names[f], "counter", help[f]);
+        for (uint32_t i = 0; i < workers && i < HK_METRICS_SETS; i++) {
+            const struct hk_metrics_set *m = &hk_metrics_sets[i];
+            uint64_t v = 0;
+            if (f == 0) {
+                for (int d = 0; d < HK_M_DIALECTS; d++)
+                    for (int c = 0; c < HK_M_STATUS_CLASSES; c++)
+                        v += __atomic_load_n(&m->http_requests[d][c], __ATOMIC_RELAXED);
+            } else {
+                for (int o = 0; o < HK_M_OUTCOMES; o++)
+                    v += __atomic_load_n(&m->deliveries[o], __ATOMIC_RELAXED);
+            }
+            char id[16];
+            snprintf(id, sizeof(id), "%u", i);
+            hk_label l[] = {{"worker", id}};
+            hk_metrics_write_u64(b, names[f], l, 1, v);
+        }
+    }
 }
 
 /* ---- per-webhook series ------------------------------------------------------------ */
@@ -261,12 +292,12 @@ struct metrics_req {
 
 static void metrics_answer(hk_store_queue_req *qr, int rc)
 {
-    struct metrics_req *m = hk_container_of(qr, struct metrics_req, q);
-    hk_ctx *ctx = m->ctx;
+    struct metrics_req *mr = hk_container_of(qr, struct metrics_req, q);
+    hk_ctx *ctx = mr->ctx;
     hk_store *db = ctx->app->db;
     uint64_t now = qr->now_ms;
     hk_queue_summary q = qr->sum;
-    free(m);
+    free(mr);
     uint64_t by_state[3];
     struct wh_rows rows = {NULL, 0, ctx->app->cfg->metrics_webhook_series};
     if (rc == 0)
@@ -282,12 +313,17 @@ static void metrics_answer(hk_store_queue_req *qr, int rc)
         hk_respond_store_error(ctx, rc);
         return;
     }
+    /* Every worker's counters, summed; and each worker's share of the work. */
+    struct hk_metrics_set m;
+    uint32_t workers = ctx->app->workers ? ctx->app->workers : 1;
+    hk_metrics_sum(&m, workers);
     hk_buf b = HK_BUF_INIT;
-    write_http(&b, ctx);
-    write_deliveries(&b, ctx, &q, now);
-    write_webhooks(&b, by_state);
+    write_http(&b, &m);
+    write_deliveries(&b, ctx, &m, &q, now);
+    write_webhooks(&b, &m, by_state);
     write_store(&b, db);
-    write_process(&b);
+    write_process(&b, &m);
+    write_workers(&b, workers);
     if (rows.max > 0)
         write_webhook_series(&b, &rows);
     free(rows.v);

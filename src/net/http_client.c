@@ -23,7 +23,7 @@
 #include "log.h"
 #include "url.h"
 
-/* One uv_write carries the request: its length must fit in an unsigned. */
+/* A uv_buf_t carries the body: its length must fit in an unsigned. */
 #define HK_CLIENT_MAX_REQUEST_BODY (256u * 1024 * 1024)
 
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000
@@ -45,8 +45,8 @@ static void req_maybe_free(struct creq *r)
         return;
     hk_client *c = r->c;
     hk__origin_unref(&c->origins, r->o);
-    free(r->out);
     free(r->head);
+    r->body_ref(r->body_owner, -1);
     hk_buf_free(&r->rhead);
     hk_buf_free(&r->body);
     free(r);
@@ -94,6 +94,7 @@ void hk__client_req_finish(struct creq *r)
     res.body_len = r->body.len;
     res.body_truncated = r->truncated;
     res.request_head = r->sent ? r->head : "";
+    res.user_agent = c->user_agent;
     res.duration_ms = ms_since(r->start_ns);
     res.reused = r->reused;
     res.tls_resumed = r->tls_resumed;
@@ -180,7 +181,67 @@ static char *dup_or_null(const char *s)
     return s != NULL && *s != '\0' ? hk_strdup(s) : NULL;
 }
 
+/* A body the caller did not keep: the client's own copy, freed with its last reference. */
+struct body_copy {
+    unsigned refs;
+    char data[];
+};
+
+static void body_copy_ref(void *owner, int delta)
+{
+    struct body_copy *b = owner;
+    if (delta > 0)
+        b->refs++;
+    else if (--b->refs == 0)
+        free(b);
+}
+
 /* ---- API ------------------------------------------------------------------------------ */
+
+#define PUT_LIT(b, lit) hk_buf_append((b), (lit), sizeof(lit) - 1)
+
+/* Formatted by appending, not by printf: this runs for every request. */
+static void head_of(hk_buf *out, const char *method, const hk_url *u, const char *user_agent, size_t body_len,
+                    const char *extra)
+{
+    char authority[HK_URL_MAX_HOST + 16];
+    hk_url_authority(u, authority, sizeof(authority));
+    size_t extra_len = strlen(extra);
+    bool extra_crlf = extra_len > 0 && (extra_len < 2 || strcmp(extra + extra_len - 2, "\r\n") != 0);
+    hk_buf_reserve(out, strlen(method) + u->target_len + strlen(authority) + strlen(user_agent) + extra_len + 160);
+    hk_buf_puts(out, method);
+    hk_buf_putc(out, ' ');
+    if (u->target_len == 0 || u->target[0] == '?')
+        hk_buf_putc(out, '/');
+    hk_buf_append(out, u->target, u->target_len);
+    PUT_LIT(out, " HTTP/1.1\r\nHost: ");
+    hk_buf_puts(out, authority);
+    PUT_LIT(out, "\r\nUser-Agent: ");
+    hk_buf_puts(out, user_agent);
+    PUT_LIT(out, "\r\nContent-Length: ");
+    char t[24];
+    size_t i = sizeof(t);
+    size_t v = body_len;
+    do
+        t[--i] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    hk_buf_append(out, t + i, sizeof(t) - i);
+    PUT_LIT(out, "\r\nConnection: keep-alive\r\n");
+    hk_buf_append(out, extra, extra_len);
+    if (extra_crlf)
+        PUT_LIT(out, "\r\n");
+    PUT_LIT(out, "\r\n");
+}
+
+int hk_client_head(hk_buf *out, const char *method, const char *url, const char *user_agent, size_t body_len,
+                   const char *extra)
+{
+    hk_url u;
+    if (hk_url_parse(url, &u, NULL) != 0)
+        return HK_EINVAL;
+    head_of(out, method, &u, user_agent, body_len, extra);
+    return 0;
+}
 
 int hk_client_create(hk_client **out, uv_loop_t *loop, const hk_client_opts *opts)
 {
@@ -270,22 +331,26 @@ int hk_client_send(hk_client *c, const hk_client_request *req, hk_client_cb cb, 
     r->head_only = strcmp(method, "HEAD") == 0;
     r->start_ns = uv_hrtime();
 
-    /* The head: request line, the client's headers, then the caller's. */
-    char authority[HK_URL_MAX_HOST + 16];
-    hk_url_authority(&u, authority, sizeof(authority));
-    size_t extra_len = strlen(extra);
-    bool extra_crlf = extra_len > 0 && (extra_len < 2 || strcmp(extra + extra_len - 2, "\r\n") != 0);
-    hk_buf out = HK_BUF_INIT;
-    hk_buf_reserve(&out, strlen(method) + u.target_len + strlen(authority) + strlen(c->user_agent) + extra_len + 160 +
-                             req->body_len);
-    hk_buf_printf(&out,
-                  "%s %s%.*s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\nContent-Length: %zu\r\n"
-                  "Connection: keep-alive\r\n%s%s\r\n",
-                  method, u.target_len == 0 || u.target[0] == '?' ? "/" : "", (int)u.target_len, u.target, authority,
-                  c->user_agent, req->body_len, extra, extra_crlf ? "\r\n" : "");
-    r->head = hk_strndup(out.data, out.len);
-    hk_buf_append(&out, req->body, req->body_len);
-    r->out = hk_buf_steal(&out, &r->out_len);
+    /* The head: request line, the client's headers, then the caller's. The
+     * body is written from where it is (see conn_send_request). */
+    hk_buf head = HK_BUF_INIT;
+    head_of(&head, method, &u, c->user_agent, req->body_len, extra);
+    r->head = hk_buf_steal(&head, &r->head_len);
+    if (req->body_ref != NULL) {
+        r->out_body = req->body;
+        r->body_ref = req->body_ref;
+        r->body_owner = req->body_owner;
+        r->body_ref(r->body_owner, +1);
+    } else {
+        struct body_copy *b = hk_malloc(sizeof(*b) + req->body_len + 1);
+        b->refs = 1;
+        if (req->body_len > 0)
+            memcpy(b->data, req->body, req->body_len);
+        r->out_body = b->data;
+        r->body_ref = body_copy_ref;
+        r->body_owner = b;
+    }
+    r->out_body_len = req->body_len;
 
     uv_timer_init(c->loop, &r->total_timer);
     uv_timer_init(c->loop, &r->phase_timer);

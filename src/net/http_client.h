@@ -24,6 +24,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "buf.h"
 #include "common.h"
 
 typedef struct hk_client hk_client;
@@ -47,7 +48,11 @@ typedef struct hk_client_opts {
                                          (NULL or "": the system's); /etc/hosts is read first either way */
 } hk_client_opts;
 
-/** One request. Everything is copied by hk_client_send; nothing needs to outlive the call. */
+/**
+ * One request. Everything is copied by hk_client_send and nothing needs to
+ * outlive the call, except a body given with body_ref: that one is not
+ * copied, the client holds references to it instead.
+ */
 typedef struct hk_client_request {
     const char *method;      /**< "POST" when NULL */
     const char *url;         /**< absolute http:// or https:// URL, as hk_url_parse accepts it */
@@ -58,6 +63,15 @@ typedef struct hk_client_request {
     const char *ca_file;     /**< per-request CA bundle overriding the client's (NULL: client's) */
     const char *client_cert; /**< PEM client certificate file for mutual TLS (NULL: none) */
     const char *client_key;  /**< PEM private key of client_cert */
+    /**
+     * NULL: body is copied. Otherwise body stays where it is and the client
+     * calls body_ref(body_owner, +1) for every holder it makes (the request,
+     * a write still queued in the kernel's stead) and body_ref(body_owner,
+     * -1) when that holder is done, possibly after the request's callback;
+     * body must stay valid and unchanged until the last -1.
+     */
+    void (*body_ref)(void *owner, int delta);
+    void *body_owner; /**< passed to body_ref */
 } hk_client_request;
 
 /**
@@ -83,6 +97,7 @@ typedef struct hk_client_result {
     size_t body_len;          /**< bytes in body */
     bool body_truncated;      /**< the body was longer than what is kept */
     const char *request_head; /**< request line and headers as sent ("" when nothing was sent) */
+    const char *user_agent;   /**< the User-Agent value the client sends (never NULL from the client) */
     uint64_t duration_ms;     /**< from hk_client_send to completion */
     bool reused;              /**< a pooled connection carried it */
     bool tls_resumed;         /**< the TLS connection resumed a saved session (abbreviated handshake) */
@@ -112,6 +127,16 @@ int hk_client_create(hk_client **out, uv_loop_t *loop, const hk_client_opts *opt
  * hk_client_close was called.
  */
 int hk_client_send(hk_client *c, const hk_client_request *req, hk_client_cb cb, void *arg) HK_MUST_CHECK;
+
+/**
+ * Writes the head hk_client_send makes for a request into out (appended):
+ * request line, Host, User-Agent, Content-Length, Connection, then extra
+ * ("Name: value\r\n" lines; a missing final CRLF is added) and the empty
+ * line. HK_EINVAL (out unchanged) when url does not parse. Also used to
+ * show a request as it was sent from what an attempt record keeps.
+ */
+int hk_client_head(hk_buf *out, const char *method, const char *url, const char *user_agent, size_t body_len,
+                   const char *extra) HK_MUST_CHECK;
 
 /**
  * Finds the first response header called name (case-insensitive) in res and

@@ -12,8 +12,9 @@
  * any response byte gets its request retried once on a fresh connection.
  *
  * Memory: a connection is freed only in the close callbacks of its tcp and
- * timer handles; write buffers belong to their write request and are freed
- * in the write callback (also on UV_ECANCELED).
+ * timer handles; what a queued write sends belongs to its write request (a
+ * copy of the head's unsent part, ciphertext) or is held by a reference
+ * (the body), released in the write callback (also on UV_ECANCELED).
  */
 #include <arpa/inet.h>
 #include <stdarg.h>
@@ -24,11 +25,13 @@
 #include "log.h"
 #include "metrics.h"
 
-/* One uv_write of a connection; owns buf. */
+/* One uv_write of a connection: owns own (freed in on_write), holds a reference to body when it has one. */
 struct write_req {
     uv_write_t w;
     struct conn *conn;
-    char *buf;
+    char *own;
+    void (*body_ref)(void *owner, int delta);
+    void *body_owner;
     bool request_end; /* the last bytes of the request */
 };
 
@@ -184,7 +187,9 @@ static void on_write(uv_write_t *w, int status)
     struct write_req *wr = hk_container_of(w, struct write_req, w);
     struct conn *cn = wr->conn;
     bool request_end = wr->request_end;
-    free(wr->buf);
+    free(wr->own);
+    if (wr->body_ref != NULL)
+        wr->body_ref(wr->body_owner, -1);
     free(wr);
     cn->writes_pending--;
     if (cn->state == CS_CLOSING)
@@ -199,31 +204,62 @@ static void on_write(uv_write_t *w, int status)
     request_written(cn, request_end);
 }
 
-/* Queues buf (malloc'd; freed here or in on_write) on the connection. */
-static int conn_write(struct conn *cn, char *buf, size_t len, bool request_end)
+/*
+ * Queues a (alen bytes) then b (blen bytes) on the connection, in one
+ * system call when the kernel takes them at once (usually: no write
+ * request, no callback, no poll change, no copy). a_own: a is malloc'd and
+ * given to this write; otherwise the part of a the kernel did not take is
+ * copied. b is never copied: a queued write takes a reference to it
+ * (b_ref, NULL only when blen is 0), since the request may end before the
+ * write does.
+ */
+static int conn_write(struct conn *cn, char *a, size_t alen, bool a_own, const char *b, size_t blen,
+                      void (*b_ref)(void *, int), void *b_owner, bool request_end)
 {
     size_t off = 0;
     if (cn->writes_pending == 0) {
-        /* Usually the kernel takes it all at once: no write request, no
-         * callback, no poll change. */
-        uv_buf_t t = uv_buf_init(buf, (unsigned)len);
-        int n = uv_try_write((uv_stream_t *)&cn->tcp, &t, 1);
-        if (n == (int)len) {
-            free(buf);
+        uv_buf_t t[2] = {uv_buf_init(a, (unsigned)alen), uv_buf_init((char *)b, (unsigned)blen)};
+        int n = uv_try_write((uv_stream_t *)&cn->tcp, t, blen > 0 ? 2 : 1);
+        if (n >= 0 && (size_t)n == alen + blen) {
+            if (a_own)
+                free(a);
             request_written(cn, request_end);
             return 0;
         }
         if (n > 0)
             off = (size_t)n;
     }
-    struct write_req *wr = hk_malloc(sizeof(*wr));
+    struct write_req *wr = hk_calloc(1, sizeof(*wr));
     wr->conn = cn;
-    wr->buf = buf;
     wr->request_end = request_end;
-    uv_buf_t b = uv_buf_init(buf + off, (unsigned)(len - off));
-    int rc = uv_write(&wr->w, (uv_stream_t *)&cn->tcp, &b, 1, on_write);
+    uv_buf_t q[2];
+    unsigned nq = 0;
+    if (off < alen) {
+        if (a_own) {
+            wr->own = a;
+            q[nq++] = uv_buf_init(a + off, (unsigned)(alen - off));
+        } else {
+            wr->own = hk_malloc(alen - off);
+            memcpy(wr->own, a + off, alen - off);
+            q[nq++] = uv_buf_init(wr->own, (unsigned)(alen - off));
+        }
+        off = 0;
+    } else {
+        if (a_own)
+            free(a);
+        off -= alen;
+    }
+    if (off < blen) {
+        wr->body_ref = b_ref;
+        wr->body_owner = b_owner;
+        b_ref(b_owner, +1);
+        q[nq++] = uv_buf_init((char *)b + off, (unsigned)(blen - off));
+    }
+    int rc = uv_write(&wr->w, (uv_stream_t *)&cn->tcp, q, nq, on_write);
     if (rc != 0) {
-        free(buf);
+        free(wr->own);
+        if (wr->body_ref != NULL)
+            wr->body_ref(wr->body_owner, -1);
         free(wr);
         return rc;
     }
@@ -239,7 +275,7 @@ static int conn_flush_tls(struct conn *cn, bool request_end)
     hk_tls_take_output(cn->tls, &buf, &len);
     if (buf == NULL)
         return 0;
-    return conn_write(cn, buf, len, request_end);
+    return conn_write(cn, buf, len, true, NULL, 0, NULL, NULL, request_end);
 }
 
 static void conn_send_request(struct conn *cn)
@@ -251,17 +287,18 @@ static void conn_send_request(struct conn *cn)
     hk__client_req_reset(r);
     int rc;
     if (cn->tls != NULL) {
+        /* mbedTLS encrypts from each buffer into its own record buffer:
+         * head and body go in as they are, one write each, no concatenation. */
         char err[ERROR_TEXT_LEN];
-        if (hk_tls_write(cn->tls, r->out, r->out_len, err, sizeof(err)) != 0) {
+        if (hk_tls_write(cn->tls, r->head, r->head_len, err, sizeof(err)) != 0 ||
+            (r->out_body_len > 0 && hk_tls_write(cn->tls, r->out_body, r->out_body_len, err, sizeof(err)) != 0)) {
             hk__client_conn_fail(cn, HK_ETLS, "%s", err);
             return;
         }
         rc = conn_flush_tls(cn, true);
     } else {
-        /* The buffer is the write request's: the request may end before the write does. */
-        char *copy = hk_malloc(r->out_len);
-        memcpy(copy, r->out, r->out_len);
-        rc = conn_write(cn, copy, r->out_len, true);
+        rc =
+            conn_write(cn, r->head, r->head_len, false, r->out_body, r->out_body_len, r->body_ref, r->body_owner, true);
     }
     if (rc != 0)
         hk__client_conn_fail(cn, rc, "%s",

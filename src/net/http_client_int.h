@@ -82,23 +82,26 @@ struct conn {
 
 /** One request in flight. */
 struct creq {
-    hk_client *c;                            /**< the client */
-    struct creq *prev, *next;                /**< requests in flight */
-    hk_client_cb cb;                         /**< the caller's callback, run once */
-    void *arg;                               /**< its argument */
-    uv_timer_t total_timer, phase_timer;     /**< see enum phase; data points back here */
-    hk_resolve_req *dns;                     /**< the lookup in flight, NULL when none */
-    int open_handles;                        /**< timers not yet closed */
-    enum phase phase;                        /**< what the phase timer bounds */
-    struct hk__origin *o;                    /**< its origin (one reference held) */
-    struct conn *conn;                       /**< the connection carrying it, NULL when none */
-    char *out;                               /**< request head and body as sent (owned) */
-    size_t out_len;                          /**< bytes in out */
-    char *head;                              /**< the head alone, NUL-terminated, for the result (owned) */
-    bool head_only;                          /**< a HEAD request: the response has no body */
-    uint64_t start_ns;                       /**< uv_hrtime() at hk_client_send */
-    bool done, retried, reused, tls_resumed; /**< ended; retried once; on a pooled connection; TLS resumed */
-    bool sent;                               /**< the head went out at least once */
+    hk_client *c;                             /**< the client */
+    struct creq *prev, *next;                 /**< requests in flight */
+    hk_client_cb cb;                          /**< the caller's callback, run once */
+    void *arg;                                /**< its argument */
+    uv_timer_t total_timer, phase_timer;      /**< see enum phase; data points back here */
+    hk_resolve_req *dns;                      /**< the lookup in flight, NULL when none */
+    int open_handles;                         /**< timers not yet closed */
+    enum phase phase;                         /**< what the phase timer bounds */
+    struct hk__origin *o;                     /**< its origin (one reference held) */
+    struct conn *conn;                        /**< the connection carrying it, NULL when none */
+    char *head;                               /**< request line and headers, NUL-terminated (owned) */
+    size_t head_len;                          /**< bytes in head */
+    const char *out_body;                     /**< the request body, not copied: the request holds a reference */
+    size_t out_body_len;                      /**< bytes in out_body */
+    void (*body_ref)(void *owner, int delta); /**< takes (+1) or drops (-1) a reference to out_body */
+    void *body_owner;                         /**< passed to body_ref */
+    bool head_only;                           /**< a HEAD request: the response has no body */
+    uint64_t start_ns;                        /**< uv_hrtime() at hk_client_send */
+    bool done, retried, reused, tls_resumed;  /**< ended; retried once; on a pooled connection; TLS resumed */
+    bool sent;                                /**< the head went out at least once */
 
     /* The response. */
     llhttp_t parser;                                    /**< llhttp in HTTP_RESPONSE mode; data points back here */

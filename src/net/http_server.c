@@ -13,11 +13,16 @@
  * buffer; bytes that follow a complete request (pipelining) are kept until
  * its response is written.
  */
+#include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "http_server_int.h"
 #include "log.h"
+#include "metrics.h"
 #include "random.h"
 
 /* After an error answer the server stops sending but keeps reading (and
@@ -174,6 +179,7 @@ void hk__server_conn_close(struct conn *c)
     if (c->next)
         c->next->prev = c->prev;
     srv->nconns--;
+    hk_metrics.http_connections--;
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
 }
@@ -244,6 +250,7 @@ static void conn_begin(struct conn *c)
         srv->conns->prev = c;
     srv->conns = c;
     srv->nconns++;
+    hk_metrics.http_connections++;
     /* A new connection must send its request head within the header timeout. */
     c->state = ST_IDLE;
     c->reading = false;
@@ -303,6 +310,36 @@ void hk_http_server_on_response(hk_http_server *srv, hk_http_response_hook hook)
 
 int hk_http_server_listen(hk_http_server *srv, const char *addr)
 {
+    return hk_http_server_listen_ex(srv, addr, false, NULL, 0);
+}
+
+/*
+ * Binds l to ss on a socket of its own with SO_REUSEPORT: libuv (1.44)
+ * has no flag for it, and it must be set before bind. The descriptor is
+ * the handle's once uv_tcp_open succeeds.
+ */
+static int bind_reuseport(uv_tcp_t *l, const struct sockaddr_storage *ss, bool v6only)
+{
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return uv_translate_sys_error(errno);
+    int on = 1, rc = 0;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0 ||
+        (v6only && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) != 0))
+        rc = uv_translate_sys_error(errno);
+    socklen_t len = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    if (rc == 0 && bind(fd, (const struct sockaddr *)ss, len) != 0)
+        rc = uv_translate_sys_error(errno);
+    if (rc == 0)
+        rc = uv_tcp_open(l, (uv_os_sock_t)fd);
+    if (rc != 0)
+        close(fd);
+    return rc;
+}
+
+int hk_http_server_listen_ex(hk_http_server *srv, const char *addr, bool reuseport, char *bound, size_t boundlen)
+{
     char host[256];
     const char *colon = strrchr(addr, ':');
     if (colon == NULL || (size_t)(colon - addr) >= sizeof(host)) {
@@ -341,8 +378,8 @@ int hk_http_server_listen(hk_http_server *srv, const char *addr)
     l->data = srv;
     srv->nlisteners++;
     srv->open_listeners++;
-    if ((rc = uv_tcp_bind(l, (struct sockaddr *)&ss, flags)) != 0 ||
-        (rc = uv_listen((uv_stream_t *)l, LISTEN_BACKLOG, on_connection)) != 0) {
+    rc = reuseport ? bind_reuseport(l, &ss, flags == UV_TCP_IPV6ONLY) : uv_tcp_bind(l, (struct sockaddr *)&ss, flags);
+    if (rc != 0 || (rc = uv_listen((uv_stream_t *)l, LISTEN_BACKLOG, on_connection)) != 0) {
         hk_error("http: cannot listen on %s: %s", addr, uv_strerror(rc));
         return rc;
     }
@@ -355,6 +392,11 @@ int hk_http_server_listen(hk_http_server *srv, const char *addr)
     } else {
         uv_ip4_name((struct sockaddr_in *)&ss, name, sizeof(name));
         hk_info("listening on http://%s:%d", name, ntohs(((struct sockaddr_in *)&ss)->sin_port));
+    }
+    if (bound != NULL) {
+        int p = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                               : ((struct sockaddr_in *)&ss)->sin_port);
+        snprintf(bound, boundlen, "%.*s:%d", (int)(colon - addr), addr, p);
     }
     return 0;
 }

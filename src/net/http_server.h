@@ -131,6 +131,17 @@ void hk_http_server_on_response(hk_http_server *srv, hk_http_response_hook hook)
 int hk_http_server_listen(hk_http_server *srv, const char *addr) HK_MUST_CHECK;
 
 /**
+ * Like hk_http_server_listen; with reuseport, the socket is made with
+ * SO_REUSEPORT set before it is bound, so that servers on other loops
+ * (workers) can listen on the same address and the kernel spreads the
+ * connections between them. bound (may be NULL) receives the address
+ * actually bound as "HOST:PORT" (port 0 resolved, HOST as given), for the
+ * other workers to listen on.
+ */
+int hk_http_server_listen_ex(hk_http_server *srv, const char *addr, bool reuseport, char *bound,
+                             size_t boundlen) HK_MUST_CHECK;
+
+/**
  * Serves an already connected stream socket as if it had been accepted
  * (one end of a socketpair in the fuzz harness and tests). On success the
  * server owns sock and closes it with the connection; on failure the caller

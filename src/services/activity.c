@@ -9,10 +9,15 @@
  * one). When the array is full, the webhook whose last attempt is oldest
  * gives up its ring, but only when that attempt is over an hour old: its
  * ring holds nothing the series would show.
+ *
+ * With several workers ([server] workers) every worker's engine counts
+ * into the one set and the console reads it from any worker: a mutex
+ * guards it, held for a few counter updates per attempt.
  */
 #include "activity.h"
 
 #include <string.h>
+#include <uv.h>
 
 #define MINUTE_MS 60000u
 
@@ -30,6 +35,7 @@ struct tracked {
 };
 
 struct hk_activity {
+    uv_mutex_t mu; /* guards everything below */
     struct ring total;
     struct tracked *v; /* sorted by webhook_id */
     size_t n, cap;
@@ -38,7 +44,9 @@ struct hk_activity {
 
 hk_activity *hk_activity_new(void)
 {
-    return hk_calloc(1, sizeof(hk_activity));
+    hk_activity *a = hk_calloc(1, sizeof(hk_activity));
+    uv_mutex_init(&a->mu);
+    return a;
 }
 
 void hk_activity_free(hk_activity *a)
@@ -48,6 +56,7 @@ void hk_activity_free(hk_activity *a)
     for (size_t i = 0; i < a->n; i++)
         free(a->v[i].ring);
     free(a->v);
+    uv_mutex_destroy(&a->mu);
     free(a);
 }
 
@@ -136,12 +145,14 @@ static struct ring *webhook_ring(hk_activity *a, uint32_t webhook_id, uint64_t m
 void hk_activity_count(hk_activity *a, uint32_t webhook_id, uint64_t at_ms, enum hk_activity_outcome outcome)
 {
     uint64_t minute = at_ms / MINUTE_MS;
+    uv_mutex_lock(&a->mu);
     ring_count(&a->total, minute, outcome);
     struct ring *r = webhook_ring(a, webhook_id, minute);
     if (r != NULL)
         ring_count(r, minute, outcome);
     else
         a->untracked++;
+    uv_mutex_unlock(&a->mu);
 }
 
 void hk_activity_attempt(hk_activity *a, const hk_attempt *at)
@@ -154,6 +165,8 @@ void hk_activity_attempt(hk_activity *a, const hk_attempt *at)
 void hk_activity_series(const hk_activity *a, uint32_t webhook_id, uint64_t now_ms,
                         hk_activity_minute out[HK_ACTIVITY_MINUTES])
 {
+    uv_mutex_t *mu = (uv_mutex_t *)&a->mu; /* the counters are read, the lock is taken */
+    uv_mutex_lock(mu);
     const struct ring *r = &a->total;
     if (webhook_id != 0) {
         bool found;
@@ -174,9 +187,14 @@ void hk_activity_series(const hk_activity *a, uint32_t webhook_id, uint64_t now_
         if (r != NULL && r->minute[slot] == minute + 1)
             memcpy(m->count, r->count[slot], sizeof(m->count));
     }
+    uv_mutex_unlock(mu);
 }
 
 uint64_t hk_activity_untracked(const hk_activity *a)
 {
-    return a->untracked;
+    uv_mutex_t *mu = (uv_mutex_t *)&a->mu;
+    uv_mutex_lock(mu);
+    uint64_t n = a->untracked;
+    uv_mutex_unlock(mu);
+    return n;
 }

@@ -12,7 +12,8 @@
  * beyond that counts in the total only. Nothing is stored: a restart starts
  * from zero, and in a cluster each node counts the attempts it made.
  *
- * Used on the loop thread only (no locks).
+ * Safe from any thread: with several workers each worker's engine counts
+ * into the one set (a mutex guards it).
  */
 #ifndef HK_ACTIVITY_H
 #define HK_ACTIVITY_H

@@ -19,6 +19,7 @@
 #include "buf.h"
 #include "common.h"
 #include "model.h"
+#include "store.h"
 
 /** A webhook's delivery-relevant parts; every string is owned (hk_target_free). */
 typedef struct hk_target {
@@ -48,6 +49,80 @@ void hk_body_head(hk_buf *head, const hk_event *ev);
  * here). Returns a malloc'd, NUL-terminated buffer and its length in *len.
  */
 char *hk_delivery_body(const hk_buf *head, const hk_event *ev, const hk_target *t, size_t *len);
+
+/** Signatures of one body kept with it, per secret (a fan-out's subscribers rarely have more distinct ones). */
+#define HK_BODY_SIGS 4
+
+/**
+ * A delivery body shared by every job whose webhook renders the same
+ * bytes for one event (same WebhookName and Properties), reference
+ * counted: each job holds one, and so does a request the client is still
+ * writing (hk_body_ref). Keeps the X-SuperOffice-Signature of the body per
+ * secret, so that it is computed once per (body, secret).
+ */
+typedef struct hk_body {
+    uint32_t refs; /**< holders; freed at 0 */
+    char *name;    /**< the WebhookName it was rendered with (owned) */
+    char *props;   /**< the Properties members it was rendered with (owned) */
+    uint8_t nsigs; /**< entries used in sigs */
+    struct {
+        uint8_t key[32];  /**< the secret's fingerprint (hk_signer_key) */
+        char so[45];      /**< base64 HMAC-SHA256 of data under that secret */
+    } sigs[HK_BODY_SIGS]; /**< the signatures computed so far, oldest replaced first */
+    size_t len;           /**< bytes in data */
+    char data[];          /**< the body, NUL-terminated */
+} hk_body;
+
+/** A new body (one reference) of ev for target t, from ev's head (hk_body_head; NULL: rendered here). */
+hk_body *hk_body_new(const hk_buf *head, const hk_event *ev, const hk_target *t);
+
+/** True when target t renders body b for b's event (same WebhookName and Properties). */
+bool hk_body_fits(const hk_body *b, const hk_target *t);
+
+/** Takes (delta +1) or drops (-1) a reference; the last drop frees b. The shape of hk_client_request.body_ref. */
+void hk_body_ref(void *b, int delta);
+
+/**
+ * The body of an event for a webhook called name with Properties members
+ * props (as hk_target keeps them), appended to out: what hk_delivery_body
+ * renders, from the parts an attempt record keeps.
+ */
+void hk_delivery_body_parts(hk_buf *out, const hk_event *ev, const char *name, const char *props);
+
+/** The signature header values of one attempt ("" each when unsigned). */
+typedef struct hk_delivery_sigs {
+    char so[45]; /**< X-SuperOffice-Signature; "" = the target has no secret: no signature headers */
+    char
+        standard[100]; /**< webhook-signature: "v1,..." and, during a rotation's overlap, " v1,..." of the old secret */
+} hk_delivery_sigs;
+
+/**
+ * Signs body b for target t at now_ms: the X-SuperOffice signature from
+ * b's cache (computed and kept there on a miss), the Standard Webhooks one
+ * for this webhook and second.
+ */
+void hk_delivery_sign(const hk_target *t, hk_body *b, const char *event_uuid, uint64_t now_ms, hk_delivery_sigs *out);
+
+/**
+ * The header block of hk_delivery_headers from its parts, appended to out:
+ * custom is the webhook's header lines at the time, extra as there.
+ * Sending and showing a stored attempt both render it here, so the two
+ * cannot differ.
+ */
+void hk_delivery_headers_parts(hk_buf *out, const char *event_name, const char *event_uuid, uint32_t webhook_id,
+                               uint32_t retry, uint64_t now_ms, const hk_delivery_sigs *sigs, const char *custom,
+                               const char *extra);
+
+/**
+ * The request of attempt record a as it was sent, into *out (malloc'd,
+ * NUL-terminated, *len bytes; the caller frees it): a copy of a->request
+ * when the record keeps it; for a lean record, rendered again from its
+ * event (read from s) and the parts it keeps, through the functions that
+ * rendered it for sending, then cut at HK_ATTEMPT_MAX_TEXT bytes and made
+ * valid UTF-8 as stored texts are. HK_ENOTFOUND when the event is no
+ * longer stored, or a store error.
+ */
+int hk_attempt_request(hk_store *s, const hk_attempt *a, char **out, size_t *len) HK_MUST_CHECK;
 
 /** Size of a buffer that always holds the header block. */
 #define HK_DELIVERY_HEADERS_MAX 8192

@@ -131,6 +131,8 @@ static void on_prune_timer(uv_timer_t *t)
 
 /* ---- life cycle ------------------------------------------------------------------- */
 
+static void on_timer_closed(uv_handle_t *h);
+
 int hk_engine_start(hk_engine **out, const hk_engine_deps *deps, const hk_engine_opts *opts)
 {
     hk_engine *e = hk_calloc(1, sizeof(*e));
@@ -140,6 +142,8 @@ int hk_engine_start(hk_engine **out, const hk_engine_deps *deps, const hk_engine
     e->sender = deps->sender;
     e->finished = deps->finished;
     e->finished_arg = deps->finished_arg;
+    e->group = deps->group;
+    e->worker = deps->worker;
     e->o = *opts;
     /* The schedule is copied into the policy below; neither form is kept. */
     e->o.retry_delays = NULL;
@@ -180,6 +184,12 @@ int hk_engine_start(hk_engine **out, const hk_engine_deps *deps, const hk_engine
         timers[i]->data = e;
     }
     e->open_handles = (int)HK_ARRAY_SIZE(timers);
+    if ((rc = hk__group_join(e)) != 0) {
+        hk_error("engine: cannot join the workers' group: %s", hk_strerror(rc));
+        for (size_t i = 0; i < HK_ARRAY_SIZE(timers); i++)
+            uv_close((uv_handle_t *)timers[i], on_timer_closed);
+        return rc; /* freed by the last close, with no stopped callback */
+    }
     if (e->o.tick_ms != 0)
         uv_timer_start(&e->tick, on_tick, e->o.tick_ms, e->o.tick_ms);
     if (e->o.prune_interval_ms != 0)
@@ -254,6 +264,8 @@ void hk__maybe_finish_stop(hk_engine *e)
     uv_close((uv_handle_t *)&e->prune_timer, on_timer_closed);
     uv_close((uv_handle_t *)&e->grace_timer, on_timer_closed);
     uv_close((uv_handle_t *)&e->wait_timer, on_timer_closed);
+    if (e->group != NULL)
+        uv_close((uv_handle_t *)&e->inbox, on_timer_closed);
 }
 
 static void on_grace_timeout(uv_timer_t *t)
@@ -276,6 +288,7 @@ void hk_engine_stop(hk_engine *e, void (*stopped)(void *arg), void *arg)
     e->stopping = true;
     if (hk_store_is_cluster(e->store) && hk_store_on_queue(e->store, NULL, NULL) != 0)
         hk_debug("engine: the queue's notifications could not be turned off");
+    hk__group_leave(e); /* nothing more is handed over */
     e->stopped = stopped;
     e->stopped_arg = arg;
     uv_timer_stop(&e->load_timer);
@@ -299,6 +312,14 @@ void hk_engine_kick(hk_engine *e)
 {
     if (e->stopping)
         return;
+    hk__kick_others(e);
+    hk__kick_here(e);
+}
+
+void hk__kick_here(hk_engine *e)
+{
+    if (e->stopping)
+        return;
     hk__slot_expire(e);
     /* The load timer may be armed for a moment that has passed on this
      * clock (a test moved it): walk now. */
@@ -310,6 +331,10 @@ void hk_engine_kick(hk_engine *e)
 
 void hk_engine_get_stats(const hk_engine *e, hk_engine_stats *out)
 {
+    if (e->group != NULL) {
+        hk_engine_group_stats(e->group, out);
+        return;
+    }
     *out = e->stats;
     out->in_memory = e->mem;
     out->in_flight = e->in_flight;

@@ -34,6 +34,27 @@
 
 typedef struct hk_engine hk_engine;
 
+/**
+ * The engines of a server's workers (one event loop, one thread and one
+ * engine each; engine_group.c), for the hand-over between them: worker i
+ * owns the webhooks whose id mod n is i (only its engine loads and sends
+ * their deliveries); a signal accepted on any worker hands the deliveries
+ * of other workers' webhooks to their engines; kicks, resends and
+ * recoveries wake the owner. Everything else in an engine is its own
+ * worker's (see src/services/README.md).
+ */
+typedef struct hk_engine_group hk_engine_group;
+typedef struct hk_engine_stats hk_engine_stats;
+
+/** A group of n engines (n >= 1, else HK_EINVAL); *out is the caller's until hk_engine_group_free. */
+int hk_engine_group_new(hk_engine_group **out, uint32_t n) HK_MUST_CHECK;
+
+/** Frees the group once no engine of it runs (each has stopped). Safe on NULL. */
+void hk_engine_group_free(hk_engine_group *g);
+
+/** The counters of the group's running engines, summed (from any thread). */
+void hk_engine_group_stats(hk_engine_group *g, hk_engine_stats *out);
+
 /** The engine's settings (see conf/hookd.conf, [delivery]). */
 typedef struct hk_engine_opts {
     uint32_t max_inflight;           /**< deliveries held in memory (the window) */
@@ -72,7 +93,9 @@ typedef struct hk_engine_deps {
     hk_sender sender; /**< puts requests on the wire; the engine closes it when it stops */
     /** Runs on the loop for every committed attempt (queued or synchronous), e.g. to send mails; may be NULL. */
     void (*finished)(const hk_attempt *a, void *arg);
-    void *finished_arg; /**< passed to finished */
+    void *finished_arg;     /**< passed to finished */
+    hk_engine_group *group; /**< the workers' engines (NULL: one engine owns every webhook) */
+    uint32_t worker;        /**< this engine's index in group */
 } hk_engine_deps;
 
 /**
@@ -97,7 +120,7 @@ bool hk_engine_stopping(const hk_engine *e);
 /**
  * Reads the webhooks and looks at the queue now rather than at the next
  * tick: after a change made elsewhere (a webhook set Active again) or, in
- * tests, after the clock moved.
+ * tests, after the clock moved. With a group, every worker's engine does.
  */
 void hk_engine_kick(hk_engine *e);
 
@@ -187,14 +210,14 @@ void hk_engine_recover(hk_engine *e, uint32_t webhook_id, uint64_t since_ms, uin
 
 /* ---- counters ------------------------------------------------------------------------ */
 
-/** Counters for logs, tests and the benchmark. */
-typedef struct hk_engine_stats {
+/** Counters for logs, tests and the benchmark (with a group: summed over its engines). */
+struct hk_engine_stats {
     uint64_t attempts;  /**< attempts of queued deliveries finished */
     uint64_t successes; /**< of which 2xx */
     uint32_t in_memory; /**< deliveries held in the window */
     uint32_t in_flight; /**< deliveries on the wire */
     uint32_t waiting;   /**< synchronous calls waiting for an origin slot */
-} hk_engine_stats;
+};
 
 void hk_engine_get_stats(const hk_engine *e, hk_engine_stats *out);
 

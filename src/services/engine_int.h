@@ -11,6 +11,8 @@
  *   recover.c     recovery after an outage, in bounded steps
  *   maintenance.c pruning and the queue of deleted webhooks
  *   sync.c        synchronous calls (origin slots, recording)
+ *   engine_group.c the engines of several workers: who owns a webhook,
+ *                 handing deliveries and wake-ups to its owner
  *
  * The window. A job is one delivery held in memory: ready (loaded, waiting
  * for its turn), sending (on the wire) or committing (its outcome is being
@@ -104,13 +106,15 @@ struct hk__job {
     uint64_t ts_ms;   /**< when the event was accepted (its stored time, hk_event.ts_ms) */
     char uuid[HK_EVENT_UUID_LEN]; /**< EventId text */
     char *event_name;             /**< the event's name */
-    char *body;                   /**< rendered once, kept for every attempt while the job is held */
-    size_t body_len;              /**< bytes in body */
+    hk_body *body; /**< rendered once per event and shared by the jobs that send the same bytes (a reference) */
     /* The current attempt. */
     uint64_t started_ms, started_mono; /**< when it was sent: wall and monotonic time */
     hk_outcome out;                    /**< what follows it */
     hk_attempt rec;        /**< its record: the strings are the job's (url_copy, request, response, out.error...) */
     char *url_copy;        /**< the URL it went to */
+    char *custom;          /**< the webhook's custom header lines it was sent with */
+    hk_delivery_sigs sigs; /**< its signature header values */
+    char *user_agent;      /**< the User-Agent it was sent with (from the sender's result) */
     char *request;         /**< request head and body as sent (cut) */
     size_t request_len;    /**< bytes in request */
     char *response;        /**< response as received (cut) */
@@ -167,6 +171,10 @@ struct hk_engine {
     void *stopped_arg;          /**< passed to stopped */
     hk_engine_stats stats;      /**< counters */
     uint64_t rng[4];            /**< the generator's state */
+    /* Workers (engine_group.c). */
+    hk_engine_group *group; /**< the workers' engines; NULL: this engine owns every webhook */
+    uint32_t worker;        /**< its index in group: it owns the webhooks whose id mod the group's size is this */
+    uv_async_t inbox;       /**< with group: woken when another worker hands over deliveries or a kick */
 };
 
 /* engine.c */
@@ -217,11 +225,11 @@ uint32_t hk__admit(hk_engine *e, const struct hk__wstate *ws);
 struct hk__job *hk__job_find(hk_engine *e, uint32_t wid, uint64_t eid);
 /**
  * Puts a job for queue entry d of event ev into the window (the caller
- * checked hk__admit); its body is rendered from head (the event's part,
- * hk_body_head; NULL: rendered here).
+ * checked hk__admit); it takes a reference to body, which must be what
+ * ws's target renders for ev (hk_body_fits; NULL: rendered here).
  */
 struct hk__job *hk__job_new(hk_engine *e, struct hk__wstate *ws, const hk_delivery *d, const hk_event *ev,
-                            const hk_buf *head);
+                            hk_body *body);
 /** Makes a job that is held ready again (an immediate retry). */
 void hk__job_requeue(hk_engine *e, struct hk__job *j);
 /** Forgets a job: its queue entry stays in the store and is loaded again. */
@@ -247,6 +255,30 @@ void hk__slot_expire(hk_engine *e);
 void hk__outcome(hk_engine *e, struct hk__job *j, const hk_client_result *r);
 /** A webhook disabled by the failure rules (outcome or synchronous call): it leaves the window. */
 void hk__disabled(hk_engine *e, uint32_t webhook_id, const char *error);
+
+/* ingest.c */
+/**
+ * Puts the new deliveries of event ev (just committed, due at ev->ts_ms)
+ * for the webhooks ids (all this engine's) into the window; what does not
+ * fit stays queued for the loader.
+ */
+void hk__fan_out(hk_engine *e, const hk_event *ev, const uint32_t *ids, size_t n);
+
+/* engine_group.c */
+/** True when this engine owns the webhook (always without a group). */
+bool hk__owns(const hk_engine *e, uint32_t webhook_id);
+/** Registers the engine in its group (with its inbox) at start; 0 without a group. */
+int hk__group_join(hk_engine *e) HK_MUST_CHECK;
+/** Unregisters it at its stop: nothing more is handed to it (its inbox is closed after). */
+void hk__group_leave(hk_engine *e);
+/** Hands the deliveries of ev for ids that other workers own to them (a copy of ev each). */
+void hk__hand_over(hk_engine *e, const hk_event *ev, const uint32_t *ids, size_t n);
+/** The webhook's queue changed: its owner walks the queue soon (this engine, or another woken). */
+void hk__wake_owner(hk_engine *e, uint32_t webhook_id);
+/** Kicks the other workers' engines (hk_engine_kick). */
+void hk__kick_others(hk_engine *e);
+/** hk_engine_kick of this engine alone. */
+void hk__kick_here(hk_engine *e);
 
 /* maintenance.c */
 /** Removes the queue entries of a deleted webhook, a bounded run at a time. */

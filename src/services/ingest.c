@@ -2,8 +2,9 @@
  * ingest.c: signals. A signal is one op (HK_OP_SIGNAL): the event, one
  * queue entry per Active webhook subscribed to its name and its
  * Idempotency-Key, stored in one commit. Once that commit is done its
- * deliveries go straight into the window, each body made from the event's
- * part rendered once (what does not fit waits in the queue for the loader).
+ * deliveries go straight into the window, the event's part of the body
+ * rendered once and each distinct body once, shared by the webhooks that
+ * send the same bytes (what does not fit waits in the queue for the loader).
  */
 #include <string.h>
 
@@ -40,34 +41,75 @@ static hk_event signal_event(const hk_signal *s)
     return ev;
 }
 
-/* Hands the new deliveries to the window; what does not fit stays queued for the loader. */
-static void fan_out(hk_engine *e, hk_signal *s)
+/* Bodies of one event kept while its fan-out runs: webhooks with the same
+ * WebhookName and Properties share one (bounded, so that many distinct
+ * subscribers cost a short scan each, not a long one). */
+#define FANOUT_BODIES 8
+
+void hk__fan_out(hk_engine *e, const hk_event *ev, const uint32_t *ids, size_t n)
 {
-    const hk_op_signal *o = &s->c.op.u.signal;
-    hk_event ev = signal_event(s);
-    hk_delivery d = {.event_id = o->event_id, .due_ms = s->c.op.now_ms, .attempts = 0, .first_ms = s->c.op.now_ms};
+    hk_delivery d = {.event_id = ev->id, .due_ms = ev->ts_ms, .attempts = 0, .first_ms = ev->ts_ms};
     hk_buf head = HK_BUF_INIT;
+    hk_body *bodies[FANOUT_BODIES];
+    size_t nbodies = 0, next = 0;
     bool left = false;
     hk__new_pass(e, false);
-    for (size_t i = 0; i < o->nwebhooks; i++) {
-        struct hk__wstate *ws = hk__ws_get(e, o->webhooks[i]);
-        if (hk__job_find(e, ws->id, o->event_id) != NULL)
+    for (size_t i = 0; i < n; i++) {
+        struct hk__wstate *ws = hk__ws_get(e, ids[i]);
+        if (hk__job_find(e, ws->id, ev->id) != NULL)
             continue;
         if (hk__admit(e, ws) == 0) {
             left = true;
             continue;
         }
-        if (head.data == NULL)
-            hk_body_head(&head, &ev);
+        hk_body *b = NULL;
+        for (size_t k = 0; k < nbodies && b == NULL; k++)
+            if (hk_body_fits(bodies[k], &ws->t))
+                b = bodies[k];
+        if (b == NULL) {
+            if (head.data == NULL)
+                hk_body_head(&head, ev);
+            b = hk_body_new(&head, ev, &ws->t);
+            /* The oldest kept body makes room. */
+            if (nbodies == FANOUT_BODIES)
+                hk_body_ref(bodies[next], -1);
+            else
+                nbodies++;
+            bodies[next] = b;
+            next = (next + 1) % FANOUT_BODIES;
+        }
         d.webhook_id = ws->id;
-        hk__job_new(e, ws, &d, &ev, &head);
+        hk__job_new(e, ws, &d, ev, b);
     }
+    for (size_t k = 0; k < nbodies; k++)
+        hk_body_ref(bodies[k], -1);
     hk_buf_free(&head);
     if (left) {
         e->more_due = true;
         hk__schedule_load(e, 0);
     }
     hk__dispatch(e);
+}
+
+/* Hands the new deliveries to the windows: this engine's own, and (with
+ * workers) the owners' of the other webhooks. */
+static void fan_out(hk_engine *e, hk_signal *s)
+{
+    const hk_op_signal *o = &s->c.op.u.signal;
+    hk_event ev = signal_event(s);
+    if (e->group == NULL) {
+        hk__fan_out(e, &ev, o->webhooks, o->nwebhooks);
+        return;
+    }
+    hk__hand_over(e, &ev, o->webhooks, o->nwebhooks);
+    uint32_t *own = hk_malloc(o->nwebhooks * sizeof(*own));
+    size_t mine = 0;
+    for (size_t i = 0; i < o->nwebhooks; i++)
+        if (hk__owns(e, o->webhooks[i]))
+            own[mine++] = o->webhooks[i];
+    if (mine > 0)
+        hk__fan_out(e, &ev, own, mine);
+    free(own);
 }
 
 /* The signal's answer, once its EventId is known; its deliveries go to the window. */

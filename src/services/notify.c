@@ -6,8 +6,12 @@
  * first mail) and, per webhook, when the last mail about it was sent, which
  * limits exhausted-delivery mails to one per [smtp] min_interval. That map
  * is swept of expired entries when it grows, so it stays as small as the
- * set of webhooks that failed recently. In cluster mode the database has
- * the last word (hk_store_mail_gate): one mail per interval for all nodes.
+ * set of webhooks that failed recently. It is per thread: each worker
+ * (event loop) has its own client and map. Queued deliveries of a webhook
+ * are attempted by its owning worker only, so their mails keep the limit;
+ * a synchronous call's failure on another worker is limited by that
+ * worker's map. In cluster mode the database has the last word
+ * (hk_store_mail_gate): one mail per interval for all nodes.
  */
 #include "notify.h"
 
@@ -34,7 +38,7 @@ struct mail_ctx {
     bool disabled;
 };
 
-static struct {
+static __thread struct {
     hk_smtp *smtp;
     struct rate *rates[RATE_BUCKETS];
     size_t nrates;

@@ -205,17 +205,29 @@ void hk_outcome_texts(const hk_client_result *r, const char *body, size_t body_l
     const char *head = r->request_head ? r->request_head : "";
     bool sent = head[0] != '\0';
     *request = concat(head, strlen(head), body, sent || body_when_unsent ? body_len : 0, max, request_len);
+    hk_outcome_response(r, max, response, response_len);
+}
+
+void hk_outcome_response(const hk_client_result *r, size_t max, char **response, size_t *response_len)
+{
     if (r->error == 0 && r->status != 0) {
         /* status line CRLF headers CRLF body */
-        size_t sl = strlen(r->status_line), hl = r->headers_len;
-        size_t n = sl + 2 + hl + 2;
-        char *h = hk_malloc(n + 1);
-        memcpy(h, r->status_line, sl);
-        memcpy(h + sl, "\r\n", 2);
-        memcpy(h + sl + 2, r->headers, hl);
-        memcpy(h + sl + 2 + hl, "\r\n", 2);
-        *response = concat(h, n, r->body, r->body_len, max, response_len);
-        free(h);
+        /* status line CRLF headers CRLF body, in one buffer cut at max */
+        size_t sl = strlen(r->status_line), hl = r->headers_len, n = sl + 2 + hl + 2 + r->body_len, o = 0;
+        if (max != 0 && n > max)
+            n = max;
+        char *t = hk_malloc(n + 1);
+        const char *parts[] = {r->status_line, "\r\n", r->headers, "\r\n", r->body};
+        size_t lens[] = {sl, 2, hl, 2, r->body_len};
+        for (size_t i = 0; i < HK_ARRAY_SIZE(parts) && o < n; i++) {
+            size_t k = lens[i] < n - o ? lens[i] : n - o;
+            if (k > 0)
+                memcpy(t + o, parts[i], k);
+            o += k;
+        }
+        t[n] = '\0';
+        *response = t;
+        *response_len = n;
     } else {
         *response = concat("", 0, "", 0, max, response_len);
     }
@@ -244,6 +256,16 @@ static void job_record(struct hk__job *j)
                           .user_id = j->user_id,
                           .exhausted = j->out.exhausted,
                           .next_due_ms = j->out.next_due_ms};
+    if (j->request == NULL) {
+        /* A lean record: what this request had of its own; the event has the rest. */
+        j->rec.lean = true;
+        j->rec.user_agent = j->user_agent;
+        j->rec.webhook_name = j->body->name;
+        j->rec.props = j->body->props;
+        j->rec.custom_headers = j->custom;
+        j->rec.sig_so = j->sigs.so;
+        j->rec.sig_standard = j->sigs.standard;
+    }
 }
 
 void hk__disabled(hk_engine *e, uint32_t webhook_id, const char *error)
@@ -253,8 +275,9 @@ void hk__disabled(hk_engine *e, uint32_t webhook_id, const char *error)
     struct hk__wstate *ws = hk__ws_lookup(e, webhook_id);
     if (ws != NULL)
         ws->active = false;
-    /* The state event went into the same commit; its deliveries are in the queue. */
-    hk__schedule_load(e, 0);
+    /* The state event went into the same commit; its deliveries are in the queue. The
+     * webhook's owner (another worker, after a synchronous call here) reads it anew. */
+    hk__wake_owner(e, webhook_id);
 }
 
 /* One line per stored attempt, as [log] deliveries asks: failures at warn, successes at info. */
@@ -345,11 +368,25 @@ void hk__outcome(hk_engine *e, struct hk__job *j, const hk_client_result *r)
 {
     uint64_t now = hk_clock_wall(e->clock);
     hk_outcome_decide(&e->policy, j->d.attempts + 1, r, now, hk__rand(e), &j->out);
-    /* url_copy is the URL the request went to (send_job); the texts are new. */
+    /* url_copy is the URL the request went to (send_job); the texts are new.
+     * A success keeps no copy of its request: the record keeps what it had
+     * of its own (job_record) and the event the rest. A failure keeps the
+     * request as sent, whatever made it fail. */
     free(j->request);
     free(j->response);
-    hk_outcome_texts(r, j->body, j->body_len, true, HK_ATTEMPT_MAX_TEXT, &j->request, &j->request_len, &j->response,
-                     &j->response_len);
+    free(j->user_agent);
+    j->request = NULL;
+    j->request_len = 0;
+    j->user_agent = NULL;
+    /* The cluster's attempt rows keep the request as sent (their schema has no lean parts). */
+    bool lean = !hk_store_is_cluster(e->store) && j->out.success && r->request_head != NULL && r->request_head[0] != '\0' && r->user_agent != NULL;
+    if (lean) {
+        j->user_agent = hk_strdup(r->user_agent);
+        hk_outcome_response(r, HK_ATTEMPT_MAX_TEXT, &j->response, &j->response_len);
+    } else {
+        hk_outcome_texts(r, j->body->data, j->body->len, true, HK_ATTEMPT_MAX_TEXT, &j->request, &j->request_len,
+                         &j->response, &j->response_len);
+    }
     j->rec.duration_ms = hk_clock_mono(e->clock) - j->started_mono;
     job_record(j);
     hk_metrics_attempt(r->error, r->status, now > j->ts_ms ? now - j->ts_ms : 0);

@@ -114,4 +114,7 @@ void hk_outcome_decide(const hk_retry_policy *p, uint32_t made, const hk_client_
 void hk_outcome_texts(const hk_client_result *r, const char *body, size_t body_len, bool body_when_unsent, size_t max,
                       char **request, size_t *request_len, char **response, size_t *response_len);
 
+/** The response text of hk_outcome_texts alone (malloc'd, cut at max; "" when no response came). */
+void hk_outcome_response(const hk_client_result *r, size_t max, char **response, size_t *response_len);
+
 #endif

@@ -78,7 +78,7 @@ static bool go_on(struct recover *r, int *status)
     if (*status == 0) {
         r->total += o->queued;
         if (o->queued > 0)
-            hk__schedule_load(e, 0);
+            hk__wake_owner(e, o->webhook_id);
         if (o->gone && !r->all)
             *status = HK_ENOTFOUND; /* deleted during its recovery */
         over = o->done;

@@ -14,7 +14,7 @@ static void resend_done(hk_commit *c, int status)
     hk_engine *e = r->eng;
     r->done(c->op.u.resend.webhook_id, c->op.u.resend.event_id, status, r->arg);
     if (status == 0)
-        hk__schedule_load(e, 0);
+        hk__wake_owner(e, c->op.u.resend.webhook_id);
     free(r);
     hk__submitted(e);
 }

@@ -52,9 +52,11 @@ static void job_unindex(hk_engine *e, struct hk__job *j)
 void hk__job_clear_attempt(struct hk__job *j)
 {
     free(j->url_copy);
+    free(j->custom);
+    free(j->user_agent);
     free(j->request);
     free(j->response);
-    j->url_copy = j->request = j->response = NULL;
+    j->url_copy = j->custom = j->user_agent = j->request = j->response = NULL;
     j->request_len = j->response_len = 0;
 }
 
@@ -65,7 +67,7 @@ void hk__job_drop(hk_engine *e, struct hk__job *j)
     e->mem--;
     hk__job_clear_attempt(j);
     free(j->event_name);
-    free(j->body);
+    hk_body_ref(j->body, -1);
     free(j);
 }
 
@@ -380,7 +382,7 @@ uint32_t hk__admit(hk_engine *e, const struct hk__wstate *ws)
 }
 
 struct hk__job *hk__job_new(hk_engine *e, struct hk__wstate *ws, const hk_delivery *d, const hk_event *ev,
-                            const hk_buf *head)
+                            hk_body *body)
 {
     struct hk__job *j = hk_calloc(1, sizeof(*j));
     j->eng = e;
@@ -390,7 +392,11 @@ struct hk__job *hk__job_new(hk_engine *e, struct hk__wstate *ws, const hk_delive
     j->ts_ms = ev->ts_ms;
     hk_event_uuid_str(ev->uuid, j->uuid);
     j->event_name = hk_strdup(ev->name);
-    j->body = hk_delivery_body(head, ev, &ws->t, &j->body_len);
+    if (body != NULL)
+        hk_body_ref(body, +1);
+    else
+        body = hk_body_new(NULL, ev, &ws->t);
+    j->body = body;
     job_index(e, j);
     ws->held++;
     e->mem++;
@@ -406,17 +412,54 @@ void hk__job_requeue(hk_engine *e, struct hk__job *j)
 
 /* ---- loading due work ------------------------------------------------------------ */
 
+/* Bodies made during one walk, by event: the walk goes webhook by webhook,
+ * so the webhooks of one fan-out meet the same events one after the other,
+ * and those that render the same bytes share one body (and its signatures). */
+#define LOAD_BODIES 512 /* slots, a power of two */
+#define LOAD_PROBES 8   /* slots looked at per event before the oldest is replaced */
+
+struct load_body {
+    uint64_t event_id;
+    hk_body *body; /* a reference the walk holds; NULL: free slot */
+};
+
 /* One walk of the queue. */
 struct load {
     hk_engine *e;
     struct hk__wstate *ws; /* the webhook being walked */
     uint32_t want, taken;  /* jobs it is admitted, jobs loaded */
     bool limited;          /* due entries were left in the store for lack of room */
+    struct load_body bodies[LOAD_BODIES];
 };
+
+/* The body of ev for ws's target: one this walk made already, or a new one kept for the rest of it. */
+static hk_body *load_body(struct load *l, const hk_event *ev, const hk_target *t)
+{
+    size_t h = (size_t)((ev->id * 0x9E3779B97F4A7C15ull) >> 40) & (LOAD_BODIES - 1);
+    struct load_body *slot = NULL;
+    for (size_t i = 0; i < LOAD_PROBES; i++) {
+        struct load_body *b = &l->bodies[(h + i) & (LOAD_BODIES - 1)];
+        if (b->body == NULL) {
+            slot = b;
+            break;
+        }
+        if (b->event_id == ev->id && hk_body_fits(b->body, t))
+            return b->body;
+    }
+    if (slot == NULL) {
+        slot = &l->bodies[h];
+        hk_body_ref(slot->body, -1);
+    }
+    slot->event_id = ev->id;
+    slot->body = hk_body_new(NULL, ev, t);
+    return slot->body;
+}
 
 static uint32_t load_webhook(uint32_t wid, void *arg)
 {
     struct load *l = arg;
+    if (!hk__owns(l->e, wid))
+        return 0; /* another worker's */
     struct hk__wstate *ws = l->ws = hk__ws_get(l->e, wid);
     if (ws->gone)
         hk__queue_drop(l->e, ws);
@@ -441,7 +484,7 @@ static bool load_delivery(const hk_delivery *d, const hk_event *ev, void *arg)
         l->limited = true;
         return true;
     }
-    hk__job_new(l->e, l->ws, d, ev, NULL);
+    hk__job_new(l->e, l->ws, d, ev, load_body(l, ev, &l->ws->t));
     l->taken++;
     return true;
 }
@@ -569,11 +612,14 @@ void hk__load(hk_engine *e)
         return;
     }
     uint64_t now = hk_clock_wall(e->clock);
-    struct load l = {.e = e};
+    struct load l = {.e = e}; /* 8 KiB of body slots: on the stack, so that engines on other threads have their own */
     hk_due_scan scan = {
         .now_ms = now, .webhook = load_webhook, .held = load_held, .delivery = load_delivery, .arg = &l};
     hk__new_pass(e, false);
     int rc = hk_store_scan_due(e->store, &scan);
+    for (size_t i = 0; i < LOAD_BODIES; i++)
+        if (l.bodies[i].body != NULL)
+            hk_body_ref(l.bodies[i].body, -1);
     if (rc != 0) {
         hk_warn("engine: cannot read the queue: %s", hk_strerror(rc));
         hk__schedule_load(e, STORE_BACKOFF_MS);
@@ -761,16 +807,24 @@ static void send_job(hk_engine *e, struct hk__job *j)
 {
     struct hk__wstate *ws = j->ws;
     struct hk__origin *o = ws->origin;
-    char headers[HK_DELIVERY_HEADERS_MAX];
     uint64_t now = hk_clock_wall(e->clock);
-    hk_delivery_headers(&ws->t, j->event_name, j->uuid, j->d.attempts, j->body, j->body_len, now, NULL, headers,
-                        sizeof(headers));
-    /* The attempt's record names the URL it went to: the webhook's may
-     * change while the request is on the wire. */
+    /* The attempt's record names the URL it went to and keeps the custom
+     * headers it was sent with: the webhook may change while the request
+     * is on the wire. */
     hk__job_clear_attempt(j);
     j->url_copy = hk_strdup(ws->t.url);
-    hk_client_request req = {
-        .method = "POST", .url = j->url_copy, .headers = headers, .body = j->body, .body_len = j->body_len};
+    j->custom = hk_strdup(ws->t.headers);
+    hk_delivery_sign(&ws->t, j->body, j->uuid, now, &j->sigs);
+    hk_buf headers = HK_BUF_INIT;
+    hk_buf_reserve(&headers, 512 + strlen(j->custom));
+    hk_delivery_headers_parts(&headers, j->event_name, j->uuid, ws->id, j->d.attempts, now, &j->sigs, j->custom, NULL);
+    hk_client_request req = {.method = "POST",
+                             .url = j->url_copy,
+                             .headers = hk_buf_cstr(&headers),
+                             .body = j->body->data,
+                             .body_len = j->body->len,
+                             .body_ref = hk_body_ref,
+                             .body_owner = j->body};
     j->state = HK__JOB_SENDING;
     j->started_ms = now;
     j->started_mono = hk_clock_mono(e->clock);
@@ -780,6 +834,7 @@ static void send_job(hk_engine *e, struct hk__job *j)
     e->in_flight++;
     origin_ring_update(e, o);
     int rc = hk_sender_send(&e->sender, &req, on_response, j);
+    hk_buf_free(&headers);
     if (rc != 0) {
         /* A request the sender refuses outright: a failed attempt like any other. */
         hk_client_result r;

@@ -19,7 +19,11 @@
 
 /** A sender: the functions and their context. The owner of ctx decides its lifetime (see hk_sender_client). */
 typedef struct hk_sender {
-    /** Starts a request (req and everything it points to are copied or used only during the call). */
+    /**
+     * Starts a request: req and everything it points to are copied or used
+     * only during the call, except a body given with body_ref, which the
+     * sender holds references to instead (hk_client_request).
+     */
     int (*send)(void *ctx, const hk_client_request *req, hk_client_cb cb, void *arg);
     /** Cancels what is in flight and shuts the sender down (see above). */
     void (*close)(void *ctx, void (*closed)(void *arg), void *arg);

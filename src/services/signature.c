@@ -3,6 +3,7 @@
 
 #include <mbedtls/base64.h>
 #include <mbedtls/md.h>
+#include <mbedtls/sha256.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -19,6 +20,7 @@ struct hk_signer {
     mbedtls_md_context_t so;  /* keyed with the secret's bytes */
     mbedtls_md_context_t std; /* keyed with the Standard Webhooks key */
     int has_std;
+    uint8_t fingerprint[32]; /* SHA-256 of the secret */
 };
 
 static void keyed(mbedtls_md_context_t *ctx, const void *key, size_t klen)
@@ -35,6 +37,7 @@ hk_signer *hk_signer_new(const char *secret)
     hk_signer *s = hk_calloc(1, sizeof(*s));
     size_t slen = strlen(secret);
     keyed(&s->so, secret, slen);
+    mbedtls_sha256_ret((const unsigned char *)secret, slen, s->fingerprint, 0);
     if (strncmp(secret, "whsec_", 6) == 0) {
         unsigned char key[512];
         size_t klen;
@@ -48,6 +51,11 @@ hk_signer *hk_signer_new(const char *secret)
         s->has_std = 1;
     }
     return s;
+}
+
+const uint8_t *hk_signer_key(const hk_signer *s)
+{
+    return s->fingerprint;
 }
 
 void hk_signer_free(hk_signer *s)

@@ -37,6 +37,9 @@ typedef struct hk_signer hk_signer;
 /** Prepares secret (not empty); a whsec_ secret that does not base64-decode gets no Standard key. */
 hk_signer *hk_signer_new(const char *secret);
 
+/** The secret's fingerprint (SHA-256 of it), to tell signers of the same secret apart from others. */
+const uint8_t *hk_signer_key(const hk_signer *s);
+
 /** Frees a signer; safe on NULL. */
 void hk_signer_free(hk_signer *s);
 

@@ -8,7 +8,15 @@
  * event_id, u32 attempt, u64 duration_ms, u8 flags (1 success, 2
  * exhausted, 4 disabled, 8 sync), u32 status, u32 user_id, u64
  * next_due_ms, then strings event_name, event_uuid, error, url, request,
- * response. Version 0 is a JSON object {"id", "webhookId", "eventId",
+ * response.
+ *
+ * Version 2 (written today): version 1's layout with flag 16 (lean) added.
+ * A lean record (a successful queued delivery) keeps, in place of the
+ * request, the parts its request is rendered again from with its event:
+ * strings user_agent, webhook_name, props, custom_headers, sig_so,
+ * sig_standard (model.h); others keep the request as in version 1. The
+ * fixed fields are where version 1 has them, so the peek and the time
+ * index read both alike. Version 0 is a JSON object {"id", "webhookId", "eventId",
  * "event", "eventUuid", "attempt", "time" (ms), "durationMs", "url",
  * "request", "response", "result" (the HTTP status as a string, "0" when
  * no response came), "success", "error", "userId", "exhausted"}, read only.
@@ -30,6 +38,10 @@
 #define F_EXHAUSTED 2u
 #define F_DISABLED 4u
 #define F_SYNC 8u
+#define F_LEAN 16u
+
+/* The version records are written in; version 1 is read alike (without lean records). */
+#define V2 2
 
 static void log_key(uint8_t k[12], uint32_t wid, uint64_t id)
 {
@@ -70,8 +82,8 @@ static void w_text(hk__wbuf *b, const char *s, size_t len)
 static void encode(hk__wbuf *b, const hk_attempt *a, bool disabled)
 {
     unsigned flags = (a->success ? F_SUCCESS : 0) | (a->exhausted ? F_EXHAUSTED : 0) | (disabled ? F_DISABLED : 0) |
-                     (a->sync ? F_SYNC : 0);
-    hk__w_u8(b, HK__V1);
+                     (a->sync ? F_SYNC : 0) | (a->lean ? F_LEAN : 0);
+    hk__w_u8(b, V2);
     hk__w_u64(b, a->started_ms);
     hk__w_u64(b, a->event_id);
     hk__w_u32(b, a->attempt);
@@ -84,7 +96,13 @@ static void encode(hk__wbuf *b, const hk_attempt *a, bool disabled)
     w_text(b, a->event_uuid, a->event_uuid ? strlen(a->event_uuid) : 0);
     w_text(b, a->error, a->error ? strlen(a->error) : 0);
     w_text(b, a->url, a->url ? strlen(a->url) : 0);
-    w_text(b, a->request, a->request_len);
+    if (a->lean) {
+        const char *parts[] = {a->user_agent, a->webhook_name, a->props, a->custom_headers, a->sig_so, a->sig_standard};
+        for (size_t i = 0; i < HK_ARRAY_SIZE(parts); i++)
+            w_text(b, parts[i], parts[i] ? strlen(parts[i]) : 0);
+    } else {
+        w_text(b, a->request, a->request_len);
+    }
     w_text(b, a->response, a->response_len);
 }
 
@@ -94,11 +112,11 @@ static char *r_text(hk__rbuf *r, size_t *n)
     return s ? s : hk_strdup("");
 }
 
-/* brief: request and response are skipped, left NULL and 0. */
+/* Versions 1 and 2. brief: request, response and the lean parts are skipped, left NULL and 0. */
 static int decode_v1(const void *data, size_t len, hk_attempt *a, bool brief)
 {
     hk__rbuf r = hk__rbuf_of(data, len);
-    hk__r_u8(&r);
+    unsigned version = hk__r_u8(&r);
     a->started_ms = hk__r_u64(&r);
     a->event_id = hk__r_u64(&r);
     a->attempt = hk__r_u32(&r);
@@ -108,6 +126,7 @@ static int decode_v1(const void *data, size_t len, hk_attempt *a, bool brief)
     a->exhausted = flags & F_EXHAUSTED;
     a->disabled = flags & F_DISABLED;
     a->sync = flags & F_SYNC;
+    a->lean = version >= V2 && (flags & F_LEAN);
     a->status = (int)hk__r_u32(&r);
     a->user_id = hk__r_u32(&r);
     a->next_due_ms = hk__r_u64(&r);
@@ -117,11 +136,21 @@ static int decode_v1(const void *data, size_t len, hk_attempt *a, bool brief)
     a->url = r_text(&r, NULL);
     if (brief) {
         const char *s;
-        hk__r_strview(&r, &s, &a->request_len);
-        hk__r_strview(&r, &s, &a->response_len);
-        a->request_len = a->response_len = 0;
+        size_t n;
+        for (int i = a->lean ? 6 : 1; i > 0; i--)
+            hk__r_strview(&r, &s, &n);
+        hk__r_strview(&r, &s, &n);
     } else {
-        a->request = r_text(&r, &a->request_len);
+        if (a->lean) {
+            a->user_agent = r_text(&r, NULL);
+            a->webhook_name = r_text(&r, NULL);
+            a->props = r_text(&r, NULL);
+            a->custom_headers = r_text(&r, NULL);
+            a->sig_so = r_text(&r, NULL);
+            a->sig_standard = r_text(&r, NULL);
+        } else {
+            a->request = r_text(&r, &a->request_len);
+        }
         a->response = r_text(&r, &a->response_len);
     }
     if (!hk__r_done(&r)) {
@@ -174,7 +203,7 @@ static int attempt_decode(const void *data, size_t len, uint32_t wid, uint64_t l
     memset(out, 0, sizeof(*out));
     const uint8_t *p = data;
     int rc;
-    if (len > 0 && p[0] == HK__V1)
+    if (len > 0 && (p[0] == HK__V1 || p[0] == V2))
         rc = decode_v1(data, len, out, brief);
     else if (len > 0 && p[0] == '{')
         rc = decode_v0(data, len, out);
@@ -197,7 +226,7 @@ int hk__attempt_peek(const void *data, size_t len, hk__attempt_brief *out)
     const uint8_t *p = data;
     memset(out, 0, sizeof(*out));
     /* Version 1 keeps these at fixed offsets, before the texts (see the layout above). */
-    if (len >= 46 && p[0] == HK__V1) {
+    if (len >= 46 && (p[0] == HK__V1 || p[0] == V2)) {
         unsigned flags = p[29];
         out->started_ms = hk_rd64(p + 1);
         out->event_id = hk_rd64(p + 9);
@@ -207,7 +236,7 @@ int hk__attempt_peek(const void *data, size_t len, hk__attempt_brief *out)
         out->next_due_ms = hk_rd64(p + 38);
         return 0;
     }
-    if (len > 0 && p[0] == HK__V1)
+    if (len > 0 && (p[0] == HK__V1 || p[0] == V2))
         return HK_ESTORE;
     hk_attempt a;
     int rc = attempt_decode(data, len, 0, 0, &a, true);
@@ -337,7 +366,7 @@ static int drop_time_entry(hk_txn *txn, const hk_val *k, const hk_val *v, void *
     HK_UNUSED(arg);
     const uint8_t *p = v->data;
     uint64_t started;
-    if (v->len >= 9 && p[0] == HK__V1) {
+    if (v->len >= 9 && (p[0] == HK__V1 || p[0] == V2)) {
         started = hk_rd64(p + 1);
     } else {
         hk_attempt a;

@@ -77,11 +77,52 @@ void hk__kv_release(hk_kv_env *s)
     uv_rwlock_rdunlock(&s->resize);
 }
 
-/* True on the thread that runs the loop (where nothing may wait). */
-static bool on_loop(const hk_kv_env *s)
+/* The loop of a worker thread that is not the environment's own (hk_kv_thread_loop). */
+static __thread uv_loop_t *thread_loop;
+
+/* The calling thread's cached reader of the environment last read from. */
+static __thread struct {
+    uint64_t env_id;
+    struct hk__rcache *rc;
+} thread_reader;
+
+/* Environment ids: a cache of a closed environment never matches a new one at the same address. */
+static uint64_t next_env_id;
+
+void hk_kv_thread_loop(uv_loop_t *loop)
+{
+    thread_loop = loop;
+}
+
+/* The loop of the calling thread when it runs one (where nothing may wait), else NULL. */
+static uv_loop_t *on_loop(const hk_kv_env *s)
 {
     uv_thread_t self = uv_thread_self();
-    return s->loop != NULL && uv_thread_equal(&self, &s->loop_thread);
+    if (s->loop != NULL && uv_thread_equal(&self, &s->loop_thread))
+        return s->loop;
+    return thread_loop;
+}
+
+/* The calling thread's cached reader of s, made on first use. */
+static struct hk__rcache *thread_cache(hk_kv_env *s)
+{
+    if (thread_reader.env_id == s->id)
+        return thread_reader.rc;
+    uv_thread_t self = uv_thread_self();
+    uv_mutex_lock(&s->rcache_mu);
+    struct hk__rcache *rc = s->rcaches;
+    while (rc != NULL && !uv_thread_equal(&self, &rc->thread))
+        rc = rc->next;
+    if (rc == NULL) {
+        rc = hk_calloc(1, sizeof(*rc));
+        rc->thread = self;
+        rc->next = s->rcaches;
+        s->rcaches = rc;
+    }
+    uv_mutex_unlock(&s->rcache_mu);
+    thread_reader.env_id = s->id;
+    thread_reader.rc = rc;
+    return rc;
 }
 
 int hk__kv_map_err(int rc)
@@ -104,6 +145,7 @@ int hk_kv_open(hk_kv_env **out, const char *dir, uint64_t map_size, uint32_t max
     int rc;
     s->loop = loop;
     s->loop_thread = uv_thread_self();
+    s->id = __atomic_add_fetch(&next_env_id, 1, __ATOMIC_RELAXED);
     s->max_batch = max_batch ? max_batch : 1;
     s->batch_ops.b = &hk_buckets_batch;
     s->commit_us.b = &hk_buckets_commit_us;
@@ -124,6 +166,7 @@ int hk_kv_open(hk_kv_env **out, const char *dir, uint64_t map_size, uint32_t max
         goto fail_env;
     uv_rwlock_init(&s->resize);
     uv_mutex_init(&s->ckpt_mu);
+    uv_mutex_init(&s->rcache_mu);
 
     MDB_txn *txn;
     if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
@@ -147,6 +190,7 @@ int hk_kv_open(hk_kv_env **out, const char *dir, uint64_t map_size, uint32_t max
     return 0;
 
 fail_lock:
+    uv_mutex_destroy(&s->rcache_mu);
     uv_mutex_destroy(&s->ckpt_mu);
     uv_rwlock_destroy(&s->resize);
 fail_env:
@@ -163,10 +207,18 @@ void hk_kv_close(hk_kv_env *s)
 {
     if (s == NULL)
         return;
-    if (s->rtxn.txn != NULL)
-        mdb_txn_abort(s->rtxn.txn);
+    /* Read transactions are not bound to threads (MDB_NOTLS): every thread's is aborted here. */
+    for (struct hk__rcache *rc = s->rcaches, *next; rc != NULL; rc = next) {
+        next = rc->next;
+        if (rc->rtxn.txn != NULL)
+            mdb_txn_abort(rc->rtxn.txn);
+        free(rc);
+    }
+    if (thread_reader.env_id == s->id)
+        thread_reader.env_id = 0;
     hk__kv_checkpoints_free(s);
     mdb_env_close(s->env);
+    uv_mutex_destroy(&s->rcache_mu);
     uv_mutex_destroy(&s->ckpt_mu);
     uv_rwlock_destroy(&s->resize);
     free(s);
@@ -187,7 +239,7 @@ int hk__kv_stamp(hk_txn *t)
 
 bool hk_kv_busy(const hk_kv_env *s)
 {
-    return s->working || s->queue_head != NULL || s->adopting || s->ckpt_running;
+    return s->working || s->queue_head != NULL || __atomic_load_n(&s->adopting, __ATOMIC_ACQUIRE) || s->ckpt_running;
 }
 
 /* Adopts a map grown by another process, or grows ours by half again (at
@@ -226,19 +278,21 @@ static void adopt_done(uv_work_t *req, int status)
 {
     hk_kv_env *s = hk_container_of(req, hk_kv_env, adopt_work);
     HK_UNUSED(status);
-    s->adopting = false;
+    __atomic_store_n(&s->adopting, false, __ATOMIC_RELEASE);
 }
 
-/* On the loop: adopts the grown map on the threadpool, where waiting for the lock is allowed. */
-static void adopt_later(hk_kv_env *s)
+/* On a loop: adopts the grown map on the threadpool, where waiting for the lock is allowed. One
+ * adoption at a time, whichever worker's loop found the map grown first. */
+static void adopt_later(hk_kv_env *s, uv_loop_t *loop)
 {
-    if (s->adopting)
+    bool no = false;
+    if (!__atomic_compare_exchange_n(&s->adopting, &no, true, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
         return;
-    int rc = uv_queue_work(s->loop, &s->adopt_work, adopt_work, adopt_done);
-    if (rc != 0)
+    int rc = uv_queue_work(loop, &s->adopt_work, adopt_work, adopt_done);
+    if (rc != 0) {
         hk_error("store: cannot queue the map's adoption: %s", uv_strerror(rc));
-    else
-        s->adopting = true;
+        __atomic_store_n(&s->adopting, false, __ATOMIC_RELEASE);
+    }
 }
 
 /*
@@ -249,17 +303,17 @@ static void adopt_later(hk_kv_env *s)
  */
 int hk__kv_resize(hk_kv_env *s, bool adopt)
 {
-    bool loop = on_loop(s);
+    uv_loop_t *loop = on_loop(s);
     if (held_shared > 0) {
-        if (loop && adopt)
-            adopt_later(s);
+        if (loop != NULL && adopt)
+            adopt_later(s, loop);
         return UV_EAGAIN;
     }
-    if (!loop) {
+    if (loop == NULL) {
         uv_rwlock_wrlock(&s->resize);
     } else if (uv_rwlock_trywrlock(&s->resize) != 0) {
         if (adopt)
-            adopt_later(s);
+            adopt_later(s, loop);
         return UV_EAGAIN;
     }
     resize_locked(s, adopt);
@@ -287,31 +341,32 @@ int hk__kv_txn_begin(hk_kv_env *s, bool write, MDB_txn **txn)
 
 int hk_kv_read(hk_kv_env *s, hk_txn **out)
 {
+    struct hk__rcache *rc = thread_cache(s);
     hk_txn *t;
-    int rc;
-    if (!s->rtxn_busy && s->rtxn.txn != NULL) {
+    int err;
+    if (!rc->busy && rc->rtxn.txn != NULL) {
         /* Renewing a reset reader avoids a reader-slot search per request. */
         hk__kv_hold(s);
-        rc = mdb_txn_renew(s->rtxn.txn);
-        if (rc == 0) {
-            s->rtxn_busy = true;
-            *out = &s->rtxn;
+        err = mdb_txn_renew(rc->rtxn.txn);
+        if (err == 0) {
+            rc->busy = true;
+            *out = &rc->rtxn;
             return 0;
         }
         hk__kv_release(s);
-        mdb_txn_abort(s->rtxn.txn);
-        s->rtxn.txn = NULL;
+        mdb_txn_abort(rc->rtxn.txn);
+        rc->rtxn.txn = NULL;
     }
     MDB_txn *txn;
-    if ((rc = hk__kv_txn_begin(s, false, &txn)) != 0) {
-        if (rc == UV_EAGAIN)
-            return rc;
-        hk_error("store: cannot begin read: %s", mdb_strerror(rc));
-        return hk__kv_map_err(rc);
+    if ((err = hk__kv_txn_begin(s, false, &txn)) != 0) {
+        if (err == UV_EAGAIN)
+            return err;
+        hk_error("store: cannot begin read: %s", mdb_strerror(err));
+        return hk__kv_map_err(err);
     }
-    if (!s->rtxn_busy) {
-        t = &s->rtxn;
-        s->rtxn_busy = true;
+    if (!rc->busy) {
+        t = &rc->rtxn;
+        rc->busy = true;
     } else {
         t = hk_malloc(sizeof(*t));
     }
@@ -328,9 +383,10 @@ void hk_txn_end(hk_txn *t)
     if (t == NULL)
         return;
     hk_kv_env *s = t->store;
-    if (t == &s->rtxn) {
+    struct hk__rcache *rc = thread_cache(s); /* a read ends on the thread that began it */
+    if (t == &rc->rtxn) {
         mdb_txn_reset(t->txn);
-        s->rtxn_busy = false;
+        rc->busy = false;
     } else {
         mdb_txn_abort(t->txn);
         free(t);

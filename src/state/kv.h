@@ -3,8 +3,9 @@
  * is what the layers above use). No other module calls mdb_* directly;
  * they use the helpers here.
  *
- * Reads run on the caller's thread (the event loop) in short read
- * transactions. Writes are submitted as hk_write requests and applied in
+ * Reads run on the caller's thread (an event loop: the environment's own
+ * or a worker's) in short read transactions, each thread renewing a cached
+ * one of its own. Writes are submitted as hk_write requests and applied in
  * groups on the libuv threadpool: many requests, one transaction, one fsync
  * (of the write-ahead log when there is one, see commit.c). A request's
  * done callback runs on the loop only after the commit that holds its
@@ -136,7 +137,15 @@ int hk_kv_write_sync(hk_kv_env *store, int (*fn)(hk_txn *txn, void *arg), void *
  */
 int hk_kv_read(hk_kv_env *store, hk_txn **out) HK_MUST_CHECK;
 
-/** Ends a read transaction begun with hk_kv_read; every hk_val from it becomes invalid. */
+/**
+ * Marks the calling thread as one that runs loop (a worker's loop other than
+ * the environment's own): it never waits for the resize lock there, and a
+ * map grown by another process is adopted on loop's threadpool queue. Call
+ * on the thread, before its first read; NULL unmarks it.
+ */
+void hk_kv_thread_loop(uv_loop_t *loop);
+
+/** Ends a read transaction begun with hk_kv_read (on the thread that began it); every hk_val from it becomes invalid. */
 void hk_txn_end(hk_txn *txn);
 
 /** Looks up key; HK_ENOTFOUND when absent. */

@@ -34,6 +34,14 @@ struct hk_txn {
 /* hk_write.flags bit set by the store: the write's log record could not be made, it is not applied. */
 #define HK__WRITE_SKIP (1u << 31)
 
+/** A thread's cached read transaction on one environment. */
+struct hk__rcache {
+    hk_txn rtxn;             /**< reset between uses (txn NULL: none yet) */
+    bool busy;               /**< in use by its thread */
+    uv_thread_t thread;      /**< the thread it belongs to */
+    struct hk__rcache *next; /**< the environment's list */
+};
+
 struct hk_kv_env {
     MDB_env *env;
     MDB_dbi dbi[HK_DB__COUNT];
@@ -46,12 +54,14 @@ struct hk_kv_env {
     int batch_status;
     bool working;
     uv_work_t work;
-    /* One cached read transaction for the loop thread, renewed per use. */
-    hk_txn rtxn;
-    bool rtxn_busy;
-    uv_thread_t loop_thread; /**< the thread that opened the environment (with a loop) */
+    /* One cached read transaction per reading thread (each worker's loop), renewed per use. */
+    uint64_t id;                /**< unique among the environments of the process (the threads' caches' key) */
+    uv_mutex_t rcache_mu;       /**< guards the list (not the entries: each belongs to its thread) */
+    struct hk__rcache *rcaches; /**< every thread's cached reader, aborted at close */
+    uv_thread_t loop_thread;    /**< the thread that opened the environment (with a loop) */
     /* A map grown by another process, adopted on the threadpool because the
-     * loop could not take the resize lock without waiting. */
+     * loop could not take the resize lock without waiting; queued on the
+     * loop of the thread that found it (adopt_loop). Set and cleared atomically. */
     uv_work_t adopt_work;
     bool adopting;
     uint64_t commits, writes;
@@ -61,8 +71,8 @@ struct hk_kv_env {
     uint64_t batch_started_ns; /**< uv_hrtime() when it started */
     uint64_t failed_commits;   /**< group commits that failed */
     int last_status;           /**< the last group commit's status */
-    bool foreign;             /**< the last commit before this open was not stamped by this version */
-    uint64_t reader_check_at; /**< loop time of the last stale-reader check */
+    bool foreign;              /**< the last commit before this open was not stamped by this version */
+    uint64_t reader_check_at;  /**< loop time of the last stale-reader check */
     /* Checkpoints (see commit.c), on once hk_kv_checkpoints was called. */
     char *ckpt_path;    /**< the checkpoint file; NULL: no checkpoints */
     bool ckpt_owner;    /**< commits with MDB_NOSYNC and keeps `pin`; otherwise each synchronous write saves one */

@@ -139,8 +139,16 @@ void hk_event_free(hk_event *e)
 
 void hk_event_uuid_str(const uint8_t u[16], char out[HK_EVENT_UUID_LEN])
 {
-    snprintf(out, HK_EVENT_UUID_LEN, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1],
-             u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
+    /* By hand, not by printf: every delivery taken into the window formats one. */
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
+        out[o++] = hex[u[i] >> 4];
+        out[o++] = hex[u[i] & 15];
+    }
+    out[o] = '\0';
 }
 
 void hk_attempt_free(hk_attempt *a)
@@ -153,5 +161,11 @@ void hk_attempt_free(hk_attempt *a)
     free(a->url);
     free(a->request);
     free(a->response);
+    free(a->user_agent);
+    free(a->webhook_name);
+    free(a->props);
+    free(a->custom_headers);
+    free(a->sig_so);
+    free(a->sig_standard);
     memset(a, 0, sizeof(*a));
 }

@@ -158,6 +158,21 @@ typedef struct hk_attempt {
     uint64_t next_due_ms; /**< when the retry is due (0 when none) */
     bool disabled;        /**< this outcome set the webhook to TooManyErrors */
     bool sync;            /**< a synchronous call (Execute, Test, custom action): cannot be resent */
+    /**
+     * A lean record: the request is not kept (request NULL, request_len
+     * 0) but rendered again from the event, which the store keeps longer
+     * than its attempt records, and the parts below, which are what made
+     * this attempt's request differ from another's (services/delivery.h,
+     * hk_attempt_request). The engine writes successful queued deliveries
+     * so; failed attempts and synchronous calls keep their request.
+     */
+    bool lean;
+    char *user_agent;     /**< lean: the User-Agent sent */
+    char *webhook_name;   /**< lean: the body's WebhookName */
+    char *props;          /**< lean: the body's Properties members (`"key":value,...`, "" when none) */
+    char *custom_headers; /**< lean: the webhook's custom header lines as sent ("Name: value\r\n"...) */
+    char *sig_so;         /**< lean: X-SuperOffice-Signature ("" = unsigned: no signature headers) */
+    char *sig_standard;   /**< lean: webhook-signature (webhook-id and -timestamp follow from the record) */
 } hk_attempt;
 
 void hk_attempt_free(hk_attempt *a);

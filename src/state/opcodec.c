@@ -33,7 +33,8 @@ static void w_attempt(hk__wbuf *b, const hk_attempt *a)
         hk__w_u8(b, 0);
         return;
     }
-    hk__w_u8(b, 1);
+    /* 1: the record as before the lean parts; 2: followed by them. */
+    hk__w_u8(b, a->lean ? 2 : 1);
     hk__w_u64(b, a->id);
     hk__w_u32(b, a->webhook_id);
     hk__w_u64(b, a->event_id);
@@ -53,6 +54,14 @@ static void w_attempt(hk__wbuf *b, const hk_attempt *a)
     hk__w_u64(b, a->next_due_ms);
     w_bool(b, a->disabled);
     w_bool(b, a->sync);
+    if (a->lean) {
+        hk__w_str(b, a->user_agent);
+        hk__w_str(b, a->webhook_name);
+        hk__w_str(b, a->props);
+        hk__w_str(b, a->custom_headers);
+        hk__w_str(b, a->sig_so);
+        hk__w_str(b, a->sig_standard);
+    }
 }
 
 static void w_key_fields(hk__wbuf *b, const hk_key *k)
@@ -224,7 +233,7 @@ static void r_state_event(hk__rbuf *r, hk_state_event *ev)
 static hk_attempt *r_attempt(hk__rbuf *r)
 {
     uint8_t present = hk__r_u8(r);
-    if (present != 1) {
+    if (present != 1 && present != 2) {
         if (present != 0)
             r->bad = true;
         return NULL;
@@ -249,6 +258,15 @@ static hk_attempt *r_attempt(hk__rbuf *r)
     a->next_due_ms = hk__r_u64(r);
     a->disabled = r_bool(r);
     a->sync = r_bool(r);
+    if (present == 2) {
+        a->lean = true;
+        a->user_agent = hk__r_str(r, NULL);
+        a->webhook_name = hk__r_str(r, NULL);
+        a->props = hk__r_str(r, NULL);
+        a->custom_headers = hk__r_str(r, NULL);
+        a->sig_so = hk__r_str(r, NULL);
+        a->sig_standard = hk__r_str(r, NULL);
+    }
     return a;
 }
 

@@ -421,8 +421,30 @@ hk_kv_env *hk__store_kv(hk_store *s)
 
 bool hk_store_busy(const hk_store *s)
 {
-    PG_OR(s, hk_pg_store_busy(s->pg));
-    return hk_kv_busy(s->kv);
+    if (s->pg != NULL)
+        return hk_pg_store_busy(s->pg) || (s->share != NULL && hk__share_busy(s->share));
+    return hk_kv_busy(s->kv) || (s->share != NULL && hk__share_busy(s->share));
+}
+
+uv_loop_t *hk__store_loop(hk_store *s)
+{
+    return s->loop;
+}
+
+struct hk__share *hk__store_share(hk_store *s)
+{
+    return s->share;
+}
+
+void hk__store_set_share(hk_store *s, struct hk__share *sh)
+{
+    s->share = sh;
+}
+
+void hk__store_thread_loop(hk_store *s, uv_loop_t *loop)
+{
+    HK_UNUSED(s);
+    hk_kv_thread_loop(loop);
 }
 
 void hk_store_get_counters(hk_store *s, hk_store_counters *out)
@@ -498,6 +520,17 @@ static void before_apply(hk_store *s, const hk_op *op)
 
 void hk_store_submit(hk_store *s, hk_commit *c)
 {
+    if (s->share != NULL && hk__port_forward(s, c))
+        return;
+    hk__store_submit_here(s, c);
+}
+
+void hk__store_submit_here(hk_store *s, hk_commit *c)
+{
+    if (s->pg != NULL) {
+        hk_pg_store_submit(s->pg, c);
+        return;
+    }
     struct op_write *ow = hk_calloc(1, sizeof(*ow));
     ow->c = c;
     ow->w.apply = op_write_apply;
@@ -505,11 +538,6 @@ void hk_store_submit(hk_store *s, hk_commit *c)
     ow->w.encode = op_write_encode;
     /* A failing op undoes only its own writes and leaves the group's. */
     ow->w.flags = HK_WRITE_ISOLATED;
-    if (s->pg != NULL) {
-        free(ow);
-        hk_pg_store_submit(s->pg, c);
-        return;
-    }
     c->status = 0;
     c->next = NULL;
     before_apply(s, &c->op);

@@ -446,10 +446,61 @@ struct hk_commit {
     /* Internal to the store. */
     int status;
     hk_commit *next;
+    struct hk_store_port *port;                  /* submitted on a port: done runs on its loop */
+    void (*port_done)(hk_commit *c, int status); /* done, while the store's loop has it */
 };
 
-/** Queues c; c->done runs on the loop later, never from inside this call. */
+/**
+ * Queues c; c->done runs on the loop later, never from inside this call.
+ * On a thread with a port (hk_store_port_open), c goes to the store's loop
+ * and c->done runs on the port's loop.
+ */
 void hk_store_submit(hk_store *s, hk_commit *c);
+
+/* ---- several loops over one store (workers) ---------------------------------------- */
+
+/**
+ * A worker's way into a store opened on another thread's loop: ops
+ * submitted on its thread join the store's group commit (handed to the
+ * store's loop through a queue guarded by a mutex, woken by a uv_async_t)
+ * and their done callbacks run on the port's loop. The queries need no
+ * port: every thread reads in its own read transactions; a port also marks
+ * its thread as a loop thread for them (it never waits for a lock held
+ * across a commit's sync).
+ */
+typedef struct hk_store_port hk_store_port;
+
+/**
+ * Lets ports be opened: call on the store's loop thread. Ops of ports are
+ * taken into the group commit on that loop from then on (its handle does
+ * not keep the loop alive by itself: hk_store_busy says when ops wait).
+ * HK_EINVAL for a store opened without a loop.
+ */
+int hk_store_share(hk_store *s) HK_MUST_CHECK;
+
+/**
+ * Ends sharing, once every port is closed: closes the handle (run the loop
+ * after it to free it). An op still submitted on a port later gets done
+ * with HK_ESHUTDOWN. Safe when not shared.
+ */
+void hk_store_unshare(hk_store *s);
+
+/**
+ * Opens a port for the calling thread, which runs loop (one port per
+ * thread; after hk_store_share). HK_EINVAL when not shared or the thread
+ * has one. *out is owned by the caller until hk_store_port_close. Its
+ * handle keeps loop alive while an op submitted through it is in flight.
+ */
+int hk_store_port_open(hk_store *s, uv_loop_t *loop, hk_store_port **out) HK_MUST_CHECK;
+
+/** True while an op submitted through p has not had its done run; false on NULL. */
+bool hk_store_port_busy(const hk_store_port *p);
+
+/**
+ * Closes p on its thread once it is not busy (hk_store_port_busy); it is
+ * freed when its handle has closed (run its loop after). Safe on NULL.
+ */
+void hk_store_port_close(hk_store_port *p);
 
 /**
  * Applies op in its own transaction on the calling thread and commits it

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <uv.h>
 
 enum opt_type { OPT_STR, OPT_U32, OPT_SIZE, OPT_MS, OPT_BOOL };
 
@@ -52,7 +53,6 @@ static int check_listen(hk_config *cfg, const char *v, char *why, size_t whylen)
 static int check_url(hk_config *cfg, const char *v, char *why, size_t whylen);
 static int check_nonempty(hk_config *cfg, const char *v, char *why, size_t whylen);
 static int check_level(hk_config *cfg, const char *v, char *why, size_t whylen);
-static int check_sync(hk_config *cfg, const char *v, char *why, size_t whylen);
 static int check_log_format(hk_config *cfg, const char *v, char *why, size_t whylen);
 static int check_log_deliveries(hk_config *cfg, const char *v, char *why, size_t whylen);
 static int check_retry(hk_config *cfg, const char *v, char *why, size_t whylen);
@@ -60,7 +60,31 @@ static int check_cidrs(hk_config *cfg, const char *v, char *why, size_t whylen);
 static int check_host(hk_config *cfg, const char *v, char *why, size_t whylen);
 static int check_mailbox(hk_config *cfg, const char *v, char *why, size_t whylen);
 static int check_conninfo(hk_config *cfg, const char *v, char *why, size_t whylen);
-static int check_migrate(hk_config *cfg, const char *v, char *why, size_t whylen);
+
+/* v is a or b; else -1 with the reason. */
+static int one_of(const char *v, const char *a, const char *b, char *why, size_t whylen)
+{
+    if (strcmp(v, a) == 0 || strcmp(v, b) == 0)
+        return 0;
+    return snprintf(why, whylen, "expected %s or %s, got \"%.200s\"", a, b, v), -1;
+}
+#define CHECK_ONE_OF(name, a, b)                                                                                       \
+    static int name(hk_config *cfg, const char *v, char *why, size_t whylen)                                           \
+    {                                                                                                                  \
+        return one_of(v, a, b, why, whylen);                                                                           \
+    }
+CHECK_ONE_OF(check_sync, "log", "lmdb")
+CHECK_ONE_OF(check_migrate, "auto", "off")
+
+/* A number of event loops, or "auto": one per core, at most HK_WORKERS_MAX. */
+static int check_workers(hk_config *cfg, const char *v, char *why, size_t whylen)
+{
+    char *end = NULL;
+    unsigned long n = strcmp(v, "auto") == 0 ? uv_available_parallelism() : strtoul(v, &end, 10);
+    if (end == NULL || (isdigit((unsigned char)*v) && *end == '\0' && n >= 1 && n <= HK_WORKERS_MAX))
+        return cfg->workers = n < HK_WORKERS_MAX ? (uint32_t)n : HK_WORKERS_MAX, 0;
+    return snprintf(why, whylen, "expected auto or a number from 1 to %d, got \"%.200s\"", HK_WORKERS_MAX, v), -1;
+}
 
 /* The one list of keys: the example config in conf/ documents each of them. */
 static const struct option options[] = {
@@ -75,6 +99,7 @@ static const struct option options[] = {
     O("server", "shutdown_timeout", OPT_MS, shutdown_timeout_ms, "10s", 0, DAY),
     O("server", "access_log", OPT_BOOL, access_log, "off", 0, 1),
     S("server", "public_url", public_url, "", check_url),
+    S("server", "workers", workers_text, "1", check_workers),
     S("store", "data_dir", data_dir, "./data", check_nonempty),
     O("store", "map_size", OPT_SIZE, map_size, "64MiB", 1 * MIB, 1024 * GIB),
     O("store", "max_batch", OPT_U32, max_batch, "2048", 1, 1000000),
@@ -393,24 +418,6 @@ static int check_conninfo(hk_config *cfg, const char *v, char *why, size_t whyle
     }
     if (p == v || strspn(v, " \t") == strlen(v)) {
         snprintf(why, whylen, "names nothing; leave it empty for a single node");
-        return -1;
-    }
-    return 0;
-}
-
-static int check_migrate(hk_config *cfg, const char *v, char *why, size_t whylen)
-{
-    if (strcmp(v, "auto") != 0 && strcmp(v, "off") != 0) {
-        snprintf(why, whylen, "expected auto or off, got \"%.200s\"", v);
-        return -1;
-    }
-    return 0;
-}
-
-static int check_sync(hk_config *cfg, const char *v, char *why, size_t whylen)
-{
-    if (strcmp(v, "log") != 0 && strcmp(v, "lmdb") != 0) {
-        snprintf(why, whylen, "expected log or lmdb, got \"%.200s\"", v);
         return -1;
     }
     return 0;

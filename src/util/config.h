@@ -17,6 +17,8 @@
 
 /** Addresses [server] listen may name at most. */
 #define HK_LISTEN_MAX 8
+/** [server] workers at most (event loops, one thread each). */
+#define HK_WORKERS_MAX 64
 /** Entries of [delivery] retry_schedule at most (attempts of one delivery). */
 #define HK_RETRY_MAX 100
 /** One retry_schedule entry at most, in ms (365 days). */
@@ -36,6 +38,13 @@ typedef struct hk_config {
     uint64_t shutdown_timeout_ms;  /**< how long a drain may take on SIGTERM before exit */
     bool access_log;               /**< one log line per request */
     char *public_url;              /**< base URL for links in responses; empty = from Host header */
+    char *workers_text;            /**< [server] workers as written: a number 1..HK_WORKERS_MAX or "auto" */
+    /**
+     * Event loops serving requests and deliveries, one thread each, each
+     * accepting on its own SO_REUSEPORT listener: workers_text parsed
+     * ("auto": the number of cores, at most HK_WORKERS_MAX).
+     */
+    uint32_t workers;
     /* [store] */
     char *data_dir;     /**< directory of the LMDB environment */
     uint64_t map_size;  /**< initial LMDB map size in bytes; grows when full */

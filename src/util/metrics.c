@@ -158,11 +158,67 @@ void hk_metrics_write_histogram(hk_buf *out, const char *name, const hk_label *l
 
 /* ---- hookd's metrics -------------------------------------------------------------- */
 
-struct hk_metrics_set hk_metrics = {
-    .http_duration = {HK_HISTOGRAM(&hk_buckets_request_ms), HK_HISTOGRAM(&hk_buckets_request_ms),
-                      HK_HISTOGRAM(&hk_buckets_request_ms), HK_HISTOGRAM(&hk_buckets_request_ms)},
-    .signal_to_2xx = HK_HISTOGRAM(&hk_buckets_delivery_ms),
+struct hk_metrics_set hk_metrics_sets[HK_METRICS_SETS] = {
+    [0] = {.http_duration = {HK_HISTOGRAM(&hk_buckets_request_ms), HK_HISTOGRAM(&hk_buckets_request_ms),
+                             HK_HISTOGRAM(&hk_buckets_request_ms), HK_HISTOGRAM(&hk_buckets_request_ms)},
+           .signal_to_2xx = HK_HISTOGRAM(&hk_buckets_delivery_ms)},
 };
+
+__thread struct hk_metrics_set *hk__metrics_tls;
+
+/* The buckets of a set's histograms. */
+static void set_buckets(struct hk_metrics_set *m)
+{
+    for (int d = 0; d < HK_M_DIALECTS; d++)
+        m->http_duration[d].b = &hk_buckets_request_ms;
+    m->signal_to_2xx.b = &hk_buckets_delivery_ms;
+}
+
+void hk_metrics_bind(unsigned i)
+{
+    struct hk_metrics_set *m = &hk_metrics_sets[i < HK_METRICS_SETS ? i : 0];
+    set_buckets(m);
+    hk__metrics_tls = m;
+}
+
+/* Another thread's counter, read whole. */
+#define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+
+static void hist_add(hk_histogram *to, const hk_histogram *h)
+{
+    for (size_t i = 0; i < HK_ARRAY_SIZE(to->counts); i++)
+        to->counts[i] += LOAD(h->counts[i]);
+    to->count += LOAD(h->count);
+    to->sum += LOAD(h->sum);
+}
+
+void hk_metrics_sum(struct hk_metrics_set *out, unsigned n)
+{
+    memset(out, 0, sizeof(*out));
+    set_buckets(out);
+    if (n > HK_METRICS_SETS)
+        n = HK_METRICS_SETS;
+    for (unsigned i = 0; i < n; i++) {
+        const struct hk_metrics_set *m = &hk_metrics_sets[i];
+        for (int d = 0; d < HK_M_DIALECTS; d++) {
+            for (int c = 0; c < HK_M_STATUS_CLASSES; c++)
+                out->http_requests[d][c] += LOAD(m->http_requests[d][c]);
+            hist_add(&out->http_duration[d], &m->http_duration[d]);
+        }
+        out->signals_accepted += LOAD(m->signals_accepted);
+        out->signals_duplicate += LOAD(m->signals_duplicate);
+        out->deliveries_queued += LOAD(m->deliveries_queued);
+        for (int o = 0; o < HK_M_OUTCOMES; o++)
+            out->deliveries[o] += LOAD(m->deliveries[o]);
+        hist_add(&out->signal_to_2xx, &m->signal_to_2xx);
+        out->auto_disables += LOAD(m->auto_disables);
+        out->mails_sent += LOAD(m->mails_sent);
+        out->mails_failed += LOAD(m->mails_failed);
+        out->client_connections_opened += LOAD(m->client_connections_opened);
+        out->client_connections += LOAD(m->client_connections);
+        out->http_connections += LOAD(m->http_connections);
+    }
+}
 
 void hk_metrics_http(enum hk_m_dialect d, int status, uint64_t ms)
 {

@@ -3,8 +3,9 @@
  * text exposition format (0.0.4) they are written in, and hookd's own set
  * of them (hk_metrics).
  *
- * Cheap on the hot path: every value is a plain integer touched only on the
- * loop thread (no locks, no atomics), an observation allocates nothing, and
+ * Cheap on the hot path: every value is a plain integer touched only on its
+ * worker's loop thread (no locks, no atomics; one set per worker, summed by
+ * the scrape), an observation allocates nothing, and
  * labels are fixed enums indexing arrays, never strings built per event. A
  * counter is a uint64_t that only grows; a gauge is an integer that moves
  * both ways, or a value the scrape computes from what the engine and store
@@ -145,9 +146,10 @@ const char *hk_metrics_outcome_name(enum hk_m_outcome o);
 enum hk_m_outcome hk_metrics_outcome_of(int error, int status);
 
 /**
- * hookd's counters, gauges and histograms: one set per process
- * (hk_metrics), written by the modules where things happen and read by the
- * scrape (src/api/api_metrics.c), both on the loop thread. Each field says
+ * hookd's counters, gauges and histograms: one set per worker thread
+ * (hk_metrics is the calling thread's), written by the modules where things
+ * happen on that thread and summed by the scrape (src/api/api_metrics.c,
+ * hk_metrics_sum). Each field says
  * who writes it. Gauges that the scrape computes (queue, webhooks, store,
  * process) are not kept here.
  */
@@ -168,10 +170,42 @@ struct hk_metrics_set {
     uint64_t mails_failed;              /**< failure mails that failed or could not be queued (notify.c) */
     uint64_t client_connections_opened; /**< outbound HTTP connections opened (http_client_conn.c) */
     int64_t client_connections;         /**< outbound HTTP connections open now (http_client_conn.c) */
+    int64_t http_connections;           /**< inbound HTTP connections open now (http_server.c) */
 };
 
-/** The process's metrics. Touched only on the loop thread. */
-extern struct hk_metrics_set hk_metrics;
+/** Sets of hookd_metrics kept at most: one per worker (event loop thread). */
+#define HK_METRICS_SETS 64
+
+/**
+ * The metrics of each worker: hk_metrics_sets[i] is written only by the
+ * thread bound to it (hk_metrics_bind), [0] also by any thread never bound
+ * (the main thread, tests, the CLI). Counters are plain integers, written
+ * without locks by their one thread; a scrape on another worker reads them
+ * with relaxed atomic loads (hk_metrics_sum), so what it sees of another
+ * worker may be a moment old but is never torn.
+ */
+extern struct hk_metrics_set hk_metrics_sets[HK_METRICS_SETS];
+
+/** The calling thread's set (internal: use hk_metrics). */
+extern __thread struct hk_metrics_set *hk__metrics_tls;
+
+/** The calling thread's set: its worker's, or hk_metrics_sets[0]. */
+static inline struct hk_metrics_set *hk_metrics_here(void)
+{
+    return hk__metrics_tls != NULL ? hk__metrics_tls : &hk_metrics_sets[0];
+}
+
+/** The calling thread's metrics, written where things happen (see the fields of hk_metrics_set). */
+#define hk_metrics (*hk_metrics_here())
+
+/**
+ * Binds the calling thread to set i (< HK_METRICS_SETS): a worker's loop
+ * thread, before it counts anything. Sets the set's histogram buckets.
+ */
+void hk_metrics_bind(unsigned i);
+
+/** Sums sets 0..n-1 into *out (n at most HK_METRICS_SETS): what the scrape exposes. */
+void hk_metrics_sum(struct hk_metrics_set *out, unsigned n);
 
 /** Counts an inbound answer: its dialect, status and latency in ms. */
 void hk_metrics_http(enum hk_m_dialect d, int status, uint64_t ms);
