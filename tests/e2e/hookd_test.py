@@ -14,6 +14,19 @@ The harness cannot pass by accident:
 - `python3 hookd_test.py test_x.py` (how ctest runs each file) imports the
   file and runs its tests, so a file that forgets to call run() still runs.
 tests/e2e/test_harness.py proves each of these checks fires.
+
+Engines: HOOKD_TEST_ENGINE=pg (ctest's `e2e-pg.*` entries) runs every
+hookd a test starts, and every CLI command on its data directory, on
+PostgreSQL instead of the embedded LMDB store: one server per test file
+(pg_fixture.shared()), a fresh database per data directory (a second Server
+on the same directory gets the same database, as a restart finds its
+state), through HOOKD_CLUSTER_POSTGRES. Each start then checks that the
+server did keep its state there (its admin user is in the database's users
+table), so a pg run cannot pass on the embedded engine by mistake.
+A test that cannot run on PostgreSQL by nature says why with
+@lmdb_only("reason"), a whole file with LMDB_ONLY = "reason" (ctest
+registers no pg entry for it); @pg_expected_failure("reason") marks a test
+known to fail on PostgreSQL, and fails the run when it passes.
 """
 import base64
 import http.client
@@ -36,6 +49,13 @@ ADMIN_KEY = "hk_test_admin_key_0123456789abcdefghijklmnop"
 # UBSan's "runtime error:" lines and its summary.
 SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer", "runtime error:")
 
+# The engine every started hookd uses: "lmdb" (embedded, the default) or "pg".
+ENGINE = os.environ.get("HOOKD_TEST_ENGINE") or "lmdb"
+if ENGINE not in ("lmdb", "pg"):
+    raise SystemExit("HOOKD_TEST_ENGINE=%s: lmdb or pg" % ENGINE)
+# Under pg: the database of each data directory (real path -> name).
+_pg_dbs = {}
+
 # Every Server created since the runner started the current test, so that the
 # runner can scan their logs whatever the test did with them.
 _servers = []
@@ -48,6 +68,41 @@ def sanitizer_report(text):
         return None
     start = text.rfind("\n", 0, max(0, first - 2000)) + 1
     return text[start:start + 8000]
+
+
+def engine_env(data_dir):
+    """What to add to a hookd's environment so that it runs on data_dir with the engine under test.
+
+    Nothing for lmdb. Under pg, HOOKD_CLUSTER_POSTGRES naming the database of
+    data_dir on the file's PostgreSQL server, created empty on first use."""
+    if ENGINE != "pg":
+        return {}
+    import pg_fixture
+    key = os.path.realpath(data_dir)
+    if key not in _pg_dbs:
+        _pg_dbs[key] = pg_fixture.spare_db()
+    return {"HOOKD_CLUSTER_POSTGRES": pg_fixture.shared().conninfo(_pg_dbs[key])}
+
+
+def pg_database(data_dir):
+    """Under pg, the name of data_dir's database (None when it has none or the engine is lmdb)."""
+    return _pg_dbs.get(os.path.realpath(data_dir))
+
+
+def lmdb_only(reason):
+    """Marks a test that cannot run on PostgreSQL by nature (LMDB's files, its log, its disk); says why."""
+    def mark(fn):
+        fn.lmdb_only = reason
+        return fn
+    return mark
+
+
+def pg_expected_failure(reason):
+    """Marks a test that fails on PostgreSQL for a known reason; under pg, its passing fails the run."""
+    def mark(fn):
+        fn.pg_expected_failure = reason
+        return fn
+    return mark
 
 
 class Response:
@@ -77,6 +132,7 @@ class Server:
         self.env = dict(os.environ)
         self.env["HOOKD_ADMIN_KEY"] = ADMIN_KEY
         self.env.setdefault("HOOKD_LOG_LEVEL", "debug")
+        self.env.update(engine_env(self.data))
         self.env.update(env or {})
         self.config = None
         if config_text is not None:
@@ -119,6 +175,7 @@ class Server:
             if m and "ready" in text:
                 self.host = m.group(1).strip("[]")
                 self.port = int(m.group(2))
+                self.check_engine()
                 return self
             if self.proc.poll() is not None:
                 rc = self.proc.returncode
@@ -129,6 +186,23 @@ class Server:
         self.kill_quietly()
         self.check_log()
         raise AssertionError("hookd did not become ready:\n" + self.log())
+
+    def check_engine(self):
+        """Under pg: the server, now ready, keeps its state in its database (the admin user is there)."""
+        db = pg_database(self.data)
+        if db is None or self.env.get("HOOKD_CLUSTER_POSTGRES") != engine_env(self.data)["HOOKD_CLUSTER_POSTGRES"]:
+            return
+        import pg_fixture
+        pg = pg_fixture.shared()
+        out = "-1"
+        if pg.sql("SELECT to_regclass('users') IS NOT NULL", db=db).strip() == "t":
+            out = pg.sql("SELECT count(*) FROM users", db=db).strip()
+        if out in ("-1", "0"):
+            self.kill_quietly()
+            raise AssertionError("hookd is ready but did not use PostgreSQL (database %s: %s): "
+                                 "HOOKD_TEST_ENGINE=pg needs a hookd that keeps its state in "
+                                 "[cluster] postgres\n%s" % (db, "no schema" if out == "-1" else "no user",
+                                                              self.log()[-2000:]))
 
     def log(self):
         try:
@@ -341,6 +415,10 @@ def run_tests(tests):
     sanitizer report in its stderr, even if the test caught the error."""
     passed = failed = 0
     for name, fn in tests:
+        if ENGINE == "pg" and getattr(fn, "lmdb_only", None):
+            print("skip %s (LMDB only: %s)" % (name, fn.lmdb_only), flush=True)
+            continue
+        xfail = getattr(fn, "pg_expected_failure", None) if ENGINE == "pg" else None
         t0 = time.time()
         first = len(_servers)
         ok = True
@@ -348,17 +426,29 @@ def run_tests(tests):
             fn()
         except Exception:
             ok = False
-            print("FAIL %s (%.2fs)" % (name, time.time() - t0), flush=True)
+            if xfail:
+                print("expected failure %s on PostgreSQL (%s):" % (name, xfail), flush=True)
+            else:
+                print("FAIL %s (%.2fs)" % (name, time.time() - t0), flush=True)
             traceback.print_exc()
             sys.stdout.flush()
         problems = finish_servers(_servers[first:])
         del _servers[first:]
-        if problems and ok:
+        if problems and (ok or xfail):
             ok = False
+            xfail = None  # a sanitizer report is never expected
             print("FAIL %s (%.2fs)" % (name, time.time() - t0), flush=True)
         for p in problems:
             print(p, flush=True)
-        if ok:
+        if xfail:
+            if ok:
+                failed += 1
+                print("FAIL %s (%.2fs): passed on PostgreSQL although marked as an expected failure (%s): "
+                      "remove the mark" % (name, time.time() - t0, xfail), flush=True)
+            else:
+                passed += 1
+                print("xfail %s (%.2fs)" % (name, time.time() - t0), flush=True)
+        elif ok:
             passed += 1
             print("ok   %s (%.2fs)" % (name, time.time() - t0), flush=True)
         else:
@@ -379,7 +469,17 @@ def run(tests_globals):
     """Runs every selected test_* function of the module; prints the closing line and exits.
 
     Exits 1 when a test failed or when no test was selected."""
+    if ENGINE == "pg" and tests_globals.get("LMDB_ONLY"):
+        print("this file runs on LMDB only (%s): failing, it has no PostgreSQL run" % tests_globals["LMDB_ONLY"])
+        sys.exit(1)
     tests = select(tests_globals)
+    if ENGINE == "pg":
+        tests_pg = [(n, f) for n, f in tests if not getattr(f, "lmdb_only", None)]
+        if tests and not tests_pg:
+            for n, f in tests:
+                print("skip %s (LMDB only: %s)" % (n, f.lmdb_only))
+            print("no tests selected that run on PostgreSQL: failing, a run that tests nothing must not pass")
+            sys.exit(1)
     if not tests:
         print("no tests selected%s: failing, a run that tests nothing must not pass" %
               (" (HOOKD_TEST_ONLY=%s)" % os.environ["HOOKD_TEST_ONLY"] if os.environ.get("HOOKD_TEST_ONLY") else ""))

@@ -45,6 +45,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.abspath(__file__)
@@ -262,12 +263,66 @@ def shared():
 
 
 _db_seq = [0]
+_db_seq_lock = threading.Lock()
 
 
 def fresh_db(prefix="t"):
     """A new empty database on the shared server; returns its name."""
-    _db_seq[0] += 1
-    return shared().create_db("%s_%d_%d" % (prefix, os.getpid(), _db_seq[0]))
+    with _db_seq_lock:
+        _db_seq[0] += 1
+        n = _db_seq[0]
+    return shared().create_db("%s_%d_%d" % (prefix, os.getpid(), n))
+
+
+class _Spares:
+    """Empty databases made ahead on the shared server by a background thread (CREATE DATABASE takes
+    about half a second with fsync on), so that a test that needs many gets each at once."""
+
+    AHEAD = 1
+
+    def __init__(self):
+        self.cond = threading.Condition()
+        self.ready = []
+        self.error = None
+        threading.Thread(target=self._fill, daemon=True).start()
+
+    def _fill(self):
+        while True:
+            with self.cond:
+                while len(self.ready) >= self.AHEAD:
+                    self.cond.wait()
+            try:
+                name = fresh_db("hk")
+            except Exception as e:  # the server went away (the process is ending): stop making them
+                with self.cond:
+                    self.error = e
+                    self.cond.notify_all()
+                return
+            with self.cond:
+                self.ready.append(name)
+                self.cond.notify_all()
+
+    def take(self):
+        with self.cond:
+            while not self.ready:
+                if self.error is not None:
+                    raise self.error
+                self.cond.wait()
+            name = self.ready.pop(0)
+            self.cond.notify_all()
+            return name
+
+
+_spares = None
+
+
+def spare_db():
+    """An empty database on the shared server, made ahead (see _Spares); returns its name."""
+    global _spares
+    shared()
+    if _spares is None:
+        _spares = _Spares()
+    return _spares.take()
 
 
 # -- the command line -------------------------------------------------------------

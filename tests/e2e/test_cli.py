@@ -5,7 +5,7 @@ import signal
 import subprocess
 import tempfile
 
-from hookd_test import BIN, Server, run, sanitizer_report
+from hookd_test import BIN, ENGINE, Server, engine_env, run, sanitizer_report
 
 COMMANDS = [("user", "add"), ("user", "set"), ("user", "list"), ("key", "create"), ("key", "revoke"),
             ("key", "list"), ("webhook", "lock"), ("webhook", "unlock"), ("node", "add"), ("node", "import"),
@@ -29,11 +29,23 @@ def hookd(*args, cwd=None, env=None):
     """Runs the real binary; fails on a crash or a sanitizer report."""
     e = dict(os.environ)
     e.pop("HOOKD_STORE_DATA_DIR", None)
+    if "--data" in args and args.index("--data") + 1 < len(args):
+        e.update(engine_env(args[args.index("--data") + 1]))  # the engine under test for that directory
     e.update(env or {})
     p = subprocess.run([BIN] + list(args), capture_output=True, text=True, timeout=60, cwd=cwd, env=e)
     assert p.returncode >= 0, "hookd %s died of signal %d:\n%s" % (" ".join(args), -p.returncode, p.stderr)
     assert sanitizer_report(p.stderr) is None, p.stderr
     return p
+
+
+def assert_nothing_stored_yet(d, p, args):
+    """A command that needs stored state, run where there is none, says so in one line: on the embedded
+    engine, no data directory at d.data; on PostgreSQL (an empty database), that the schema is missing."""
+    line = one_line(p.stderr)
+    if ENGINE == "pg":
+        assert "hookd migrate" in line and "newer" not in line, (args, p.stderr)
+    else:
+        assert d.data in line and "no data directory" in line, (args, p.stderr)
 
 
 def one_line(text):
@@ -140,14 +152,17 @@ def test_commands_that_need_data_do_not_create_the_data_directory():
                      ["key", "revoke", "hk_nokey"], ["webhook", "lock", "1"], ["webhook", "unlock", "1"]):
             p = hookd(*(args + ["--data", d.data]), cwd=d.tmp)
             assert p.returncode == 1, (args, p)
-            assert d.data in one_line(p.stderr) and "no data directory" in p.stderr, (args, p.stderr)
+            assert_nothing_stored_yet(d, p, args)
             assert not os.path.exists(d.data), args
         # An import of a file that is not there creates nothing either.
         p = hookd("node", "import", os.path.join(d.tmp, "missing.csv"), "--data", d.data, cwd=d.tmp)
         assert p.returncode == 1 and "missing.csv" in p.stderr and not os.path.exists(d.data), p
-        # A command that stores something creates it; then the others work on it.
+        # A command that stores something creates it (on PostgreSQL, once the schema is there); then the
+        # others work on it.
+        if ENGINE == "pg":
+            assert hookd("migrate", "--data", d.data, cwd=d.tmp).returncode == 0
         p = hookd("user", "add", "--code", "ops", "--perm", "all", "--data", d.data, cwd=d.tmp)
-        assert p.returncode == 0 and os.path.isdir(d.data), p
+        assert p.returncode == 0 and (os.path.isdir(d.data) or ENGINE == "pg"), p
         p = hookd("user", "list", "--data", d.data, cwd=d.tmp)
         assert p.returncode == 0 and "\tops\tops\t" in p.stdout, p
         p = hookd("key", "create", "--user", "ops", "--data", d.data, cwd=d.tmp)
@@ -162,7 +177,8 @@ def test_global_options_anywhere_and_a_key_id_with_a_dash():
         # Global options before, between and after the command's words.
         p = s.cli("--data", s.data, "user", "add", "--code", "early", "--perm", "Events:Signal")
         assert p.stdout.strip().isdigit(), p
-        p = subprocess.run([BIN, "user", "--data", s.data, "list"], capture_output=True, text=True, timeout=60)
+        p = subprocess.run([BIN, "user", "--data", s.data, "list"], capture_output=True, text=True, timeout=60,
+                           env=s.env)
         assert p.returncode == 0 and "\tearly\t" in p.stdout, p
         # "--" ends the options: what follows is the argument even when it looks like one.
         p = s.cli("key", "revoke", "--", "--nokey", check=False)

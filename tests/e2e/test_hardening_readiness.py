@@ -2,6 +2,8 @@
 writes: when the delivery engine's own commits (the outcomes of deliveries)
 fail on a full disk, the server is not ready; once a commit succeeds again, it
 is."""
+LMDB_ONLY = "a full disk under the LMDB file (a small tmpfs); readiness through a PostgreSQL outage is test_cluster.py's"
+
 import os
 import shutil
 import subprocess

@@ -7,6 +7,8 @@ passing test, a failing test, a SIGKILL, a report written at exit, a server
 the test forgot to stop, a test that swallows the error, and a run that
 selects no test at all.
 """
+LMDB_ONLY = "the harness's own checks, whatever the engine; the pg ones are proved here with HOOKD_TEST_ENGINE=pg"
+
 import atexit
 import os
 import shutil
@@ -215,6 +217,7 @@ def run_file(text, env=None):
             f.write(text)
         e = dict(os.environ)
         e.pop("HOOKD_TEST_ONLY", None)
+        e.pop("HOOKD_TEST_ENGINE", None)
         e.update(env or {})
         driver = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hookd_test.py")
         p = subprocess.run([sys.executable, driver, path], env=e, capture_output=True, text=True, timeout=60)
@@ -243,6 +246,62 @@ def test_a_sanitizer_report_fails_the_file():
             "        pass\n") % os.path.dirname(os.path.abspath(__file__))
     rc, out = run_file(text)
     assert rc == 1 and "0 passed, 1 failed" in out and "heap-use-after-free" in out, (rc, out)
+
+
+PG = {"HOOKD_TEST_ENGINE": "pg"}
+HARNESS_PATH = "import sys\nsys.path.insert(0, %r)\n" % os.path.dirname(os.path.abspath(__file__))
+
+
+def test_lmdb_only_tests_are_skipped_on_postgresql_with_their_reason():
+    text = ("from hookd_test import lmdb_only\n"
+            "@lmdb_only('the LMDB file itself')\n"
+            "def test_file():\n    assert 1 == 2\n"
+            "def test_api():\n    pass\n")
+    rc, out = run_file(text, env=PG)
+    assert rc == 0 and "skip test_file (LMDB only: the LMDB file itself)" in out and "1 passed, 0 failed" in out, out
+    rc, out = run_file(text)  # the embedded engine runs it (and here it fails)
+    assert rc == 1 and "FAIL test_file" in out and "1 passed, 1 failed" in out, (rc, out)
+    # Nothing left to run on PostgreSQL: a run that tests nothing fails, and so does a file marked LMDB_ONLY.
+    rc, out = run_file("from hookd_test import lmdb_only\n@lmdb_only('why')\ndef test_file():\n    pass\n", env=PG)
+    assert rc == 1 and "no tests selected that run on PostgreSQL" in out, (rc, out)
+    rc, out = run_file("LMDB_ONLY = 'the log'\ndef test_x():\n    pass\n", env=PG)
+    assert rc == 1 and "runs on LMDB only (the log)" in out, (rc, out)
+    rc, out = run_file("LMDB_ONLY = 'the log'\ndef test_x():\n    pass\n")
+    assert rc == 0 and "1 passed, 0 failed" in out, (rc, out)
+
+
+def test_an_expected_failure_on_postgresql_that_passes_fails_the_run():
+    mark = "from hookd_test import pg_expected_failure\n@pg_expected_failure('no recover op yet')\n"
+    rc, out = run_file(mark + "def test_x():\n    assert 1 == 2\n", env=PG)
+    assert rc == 0 and "xfail test_x" in out and "no recover op yet" in out, (rc, out)
+    rc, out = run_file(mark + "def test_x():\n    pass\n", env=PG)
+    assert rc == 1 and "remove the mark" in out and "0 passed, 1 failed" in out, (rc, out)
+    rc, out = run_file(mark + "def test_x():\n    assert 1 == 2\n")  # the embedded engine expects it to pass
+    assert rc == 1 and "FAIL test_x" in out, (rc, out)
+
+
+def test_on_postgresql_each_data_directory_gets_a_database_and_a_server_that_ignores_it_fails():
+    text = HARNESS_PATH + (
+        "import os, hookd_test, test_harness\n"
+        "from hookd_test import Server, engine_env\n"
+        "def test_databases():\n"
+        "    a, b = Server(), Server()\n"
+        "    c = Server(data_dir=a.data)\n"
+        "    pa = a.env['HOOKD_CLUSTER_POSTGRES']\n"
+        "    assert 'dbname=' in pa and pa != b.env['HOOKD_CLUSTER_POSTGRES'], (pa, b.env)\n"
+        "    assert c.env['HOOKD_CLUSTER_POSTGRES'] == pa\n"
+        "    assert engine_env(a.data) == {'HOOKD_CLUSTER_POSTGRES': pa}\n"
+        "    print('DATABASES OK')\n"
+        "def test_ignores_the_database():\n"
+        "    with test_harness.fake():\n"
+        "        pass\n")
+    rc, out = run_file(text, env=PG)
+    assert rc == 1 and "DATABASES OK" in out and "1 passed, 1 failed" in out, (rc, out)
+    assert "FAIL test_ignores_the_database" in out and "did not use PostgreSQL" in out, out
+    # The embedded engine's run adds nothing to the environment.
+    rc, out = run_file(HARNESS_PATH + "from hookd_test import Server\n"
+                       "def test_x():\n    assert 'HOOKD_CLUSTER_POSTGRES' not in Server().env\n")
+    assert rc == 0, (rc, out)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import tempfile
 
-from hookd_test import run, sanitizer_report
+from hookd_test import engine_env, run, sanitizer_report
 
 SOURCE = os.environ.get("HOOKD_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -36,7 +36,9 @@ def test_the_walkthrough_runs_as_written():
     script = (script.replace("build/release/hookd", os.environ["HOOKD_BIN"])
               .replace("8080", str(port)).replace("9000", str(rport)))
     with tempfile.TemporaryDirectory(prefix="hookd-walk-") as tmp:
-        p = subprocess.Popen(["bash", "-e", "-o", "pipefail", "-c", script], cwd=tmp, stdout=subprocess.PIPE,
+        # Under HOOKD_TEST_ENGINE=pg the walk-through's hookd keeps its state in a database of its own.
+        env = dict(os.environ, **engine_env(os.path.join(tmp, "walk-data")))
+        p = subprocess.Popen(["bash", "-e", "-o", "pipefail", "-c", script], cwd=tmp, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, start_new_session=True)
         try:
             out, _ = p.communicate(timeout=120)

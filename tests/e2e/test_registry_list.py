@@ -6,7 +6,7 @@ import struct
 import threading
 import urllib.parse
 
-from hookd_test import Server, run
+from hookd_test import Server, lmdb_only, run
 
 SO = "/api/v1/Webhook"
 EC = "/api/v3/webhook"
@@ -230,6 +230,7 @@ def test_energycap_filters():
             assert "filter" in r.json()["errors"], (bad, r)
 
 
+@lmdb_only("seeds the statistics and state in the LMDB file directly, as only deliveries write them; through PostgreSQL the same comes from real failures in test_failure_visibility.py and test_cluster.py")
 def test_statistics_last_error_and_reactivation():
     with Server() as s:
         wid = create(s, "failing", ["x.y"], Headers={"X-A": "1"})
@@ -270,6 +271,7 @@ def test_statistics_last_error_and_reactivation():
         assert r.status == 400 and "State" in r.json()["Message"], r
 
 
+@lmdb_only("reads the stored record from the LMDB file directly (the previous secret and its end are in no answer)")
 def test_secret_change_keeps_previous_for_overlap():
     with Server(env={"HOOKD_DELIVERY_SECRET_OVERLAP": "1h"}) as s:
         wid = create(s, "rot", ["x.y"])

@@ -1,4 +1,6 @@
 """End to end: the write-ahead log ([store] sync = log) across kill -9, a switch to lmdb and CLI writes."""
+LMDB_ONLY = "the write-ahead log under LMDB: its files in DATA/wal, replay after a crash, [store] sync"
+
 import collections
 import json
 import os
