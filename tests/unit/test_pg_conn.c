@@ -435,7 +435,9 @@ int main(void)
     loop = uv_default_loop();
     if (getenv("HK_TEST_DEBUG"))
         hk_log_set_level(HK_LOG_DEBUG);
-    open_pool(fx_pg_conninfo(), 2, 2000);
+    /* The queue timeout bounds the wait for a server that comes back: long
+     * enough for a reconnect on a busy machine, short enough to wait out once. */
+    open_pool(fx_pg_conninfo(), 2, 6000);
     test_a_query_with_parameters();
     test_a_pipeline_of_many_statements_in_one_transaction();
     test_statements_without_a_transaction_stand_alone();
