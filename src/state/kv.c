@@ -572,8 +572,11 @@ void hk_kv_usage(hk_kv_env *s, uint64_t *map_size, uint64_t *used)
 {
     MDB_envinfo info;
     MDB_stat st;
+    /* Both read the meta pages inside the map: never while a commit grows it. */
+    hk__kv_hold(s);
     mdb_env_info(s->env, &info);
     mdb_env_stat(s->env, &st);
+    hk__kv_release(s);
     *map_size = info.me_mapsize;
     *used = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
 }
