@@ -734,6 +734,10 @@ struct hk_store_claim {
     uint64_t now_ms;   /**< what counts as due */
     uint64_t lease_ms; /**< the lease */
     uint32_t max;      /**< deliveries at most (0: 1) */
+    /** Webhooks whose deliveries are not claimed (say, those whose origins are saturated); borrowed until done
+        runs; NULL with nskip 0 */
+    const uint32_t *skip;
+    size_t nskip; /**< entries in skip */
     /** On the loop: 0 with items (perhaps none), or the failure (nothing claimed, or leases that simply end). */
     void (*done)(hk_store_claim *c, int status);
     void *arg; /**< the caller's */

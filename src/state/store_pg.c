@@ -535,6 +535,8 @@ void hk_store_claim_due(hk_store *s, hk_store_claim *c)
     p->q.now_ms = c->now_ms;
     p->q.lease_ms = c->lease_ms;
     p->q.max = c->max;
+    p->q.skip = c->skip;
+    p->q.nskip = c->nskip;
     p->q.done = pg_claim_done;
     hk_pg_claim_due(s->pg, &p->q);
 }
