@@ -124,6 +124,15 @@ void hk_store_unlock_dir(int fd);
 void hk_store_close(hk_store *s);
 
 /**
+ * hk_store_close, then closed(arg) (may be NULL) runs once the store's
+ * handles are closed: within the call for NULL, the embedded engine and the
+ * CLI's cluster store; for a server's cluster store on the loop, once its
+ * connections have closed (run the loop, UV_RUN_ONCE, until then: other
+ * handles, such as connections abandoned at shutdown, may keep it alive).
+ */
+void hk_store_close_then(hk_store *s, void (*closed)(void *arg), void *arg);
+
+/**
  * True once the store answers its queries: at once for the embedded
  * engine; in cluster mode once the registry has been read from the
  * database (a server runs its loop until then, before it listens).

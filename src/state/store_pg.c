@@ -82,12 +82,15 @@ int hk__store_pg_open(hk_store *s, uv_loop_t *loop, const hk_store_opts *o)
     return rc;
 }
 
-void hk__store_pg_close(hk_store *s)
+void hk__store_pg_close(hk_store *s, void (*closed)(void *arg), void *arg)
 {
-    if (s->pgsync != NULL)
+    if (s->pgsync != NULL) {
         hk_pg_sync_close(s->pgsync);
-    else
-        hk_pg_store_close(s->pg);
+        if (closed != NULL)
+            closed(arg);
+    } else {
+        hk_pg_store_close_then(s->pg, closed, arg);
+    }
     s->pg = NULL;
     s->pgsync = NULL;
 }
