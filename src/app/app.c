@@ -364,13 +364,20 @@ static int start_engine(hk_worker *w)
     return rc;
 }
 
-/* Closes the store; a cluster store's connections close on the loop, which runs until they have. */
+static void on_store_closed(void *arg)
+{
+    *(bool *)arg = true;
+}
+
+/* Closes the store; a cluster store's connections close on the loop, which
+ * runs until they have, and no longer: connections abandoned at shutdown
+ * stay open until the process exits, as with the embedded engine. */
 static void close_store(uv_loop_t *loop, hk_store *store)
 {
-    bool cluster = hk_store_is_cluster(store);
-    hk_store_close(store);
-    if (cluster)
-        uv_run(loop, UV_RUN_DEFAULT);
+    bool closed = false;
+    hk_store_close_then(store, on_store_closed, &closed);
+    while (!closed)
+        uv_run(loop, UV_RUN_ONCE);
 }
 
 static void on_wait_tick(uv_timer_t *t)

@@ -494,6 +494,7 @@ static bool load_delivery(const hk_delivery *d, const hk_event *ev, void *arg)
 struct claim_load {
     hk_store_claim c;
     hk_engine *e;
+    uint32_t *skip; /* the webhooks the claim steps over (c.skip) */
 };
 
 /*
@@ -525,13 +526,16 @@ static void on_claimed(hk_store_claim *c, int status)
             hk__job_new(e, ws, d, &c->items[i].event, NULL);
         }
         hk__give_back_flush(e);
-        /* A full batch leaves more behind; the tick and the queue's notifications bring the rest. */
-        e->more_due = c->nitems >= c->max;
-        if (e->more_due || e->claim_again)
+        /* A full batch leaves more behind; the tick and the queue's notifications bring the rest.
+         * Skipped webhooks may have due work too: a completion claims again. */
+        bool full = c->nitems >= c->max;
+        e->more_due = full || c->nskip > 0;
+        if (full || e->claim_again)
             hk__schedule_load(e, 0);
     }
     e->claim_again = false;
     hk_store_claim_free(c);
+    free(cl->skip);
     free(cl);
     hk__dispatch(e);
     hk__submitted(e);
@@ -569,20 +573,51 @@ void hk__give_back(hk_engine *e, const hk_delivery *d)
     e->back[e->nback++] = *d;
 }
 
-/* Claims due deliveries for the room left in the window (one claim at a time: asked meanwhile, it follows). */
+/* The webhooks known to be admitted nothing now (their origins saturated,
+ * their shares held): a claim steps over their deliveries, so that a window
+ * full of jobs waiting for saturated origins still takes a healthy one's. */
+static uint32_t *claim_skip(hk_engine *e, size_t *n)
+{
+    uint32_t *skip = NULL;
+    size_t cap = 0;
+    *n = 0;
+    for (size_t i = 0; i < HK__WS_BUCKETS; i++) {
+        for (struct hk__wstate *ws = e->ws_table[i]; ws != NULL; ws = ws->hnext) {
+            if (!ws->known || !ws->active || ws->gone || hk__admit(e, ws) > 0)
+                continue;
+            if (*n == cap) {
+                cap = cap ? cap * 2 : 64;
+                skip = hk_realloc(skip, cap * sizeof(*skip));
+            }
+            skip[(*n)++] = ws->id;
+        }
+    }
+    return skip;
+}
+
+/*
+ * Claims due deliveries for the room left in the window (one claim at a
+ * time: asked meanwhile, it follows). As the embedded walk admits work that
+ * can go on the wire at once past a full window (hk__admit), a full window
+ * still claims, up to twice its size, for the webhooks not skipped; what
+ * hk__admit then refuses is given back.
+ */
 static void claim_load(hk_engine *e)
 {
     if (e->claiming) {
         e->claim_again = true;
         return;
     }
-    uint32_t room = e->o.max_inflight > e->mem ? e->o.max_inflight - e->mem : 0;
-    if (room == 0) {
+    uint32_t max = e->o.max_inflight, hard = max > UINT32_MAX / 2 ? UINT32_MAX : max * 2;
+    if (e->mem >= hard) {
         e->more_due = true; /* a completion claims again */
         return;
     }
+    uint32_t room = (e->mem < max ? max : hard) - e->mem;
     struct claim_load *cl = hk_calloc(1, sizeof(*cl));
     cl->e = e;
+    cl->skip = claim_skip(e, &cl->c.nskip);
+    cl->c.skip = cl->skip;
     cl->c.now_ms = hk_clock_wall(e->clock);
     cl->c.lease_ms = e->o.lease_ms;
     cl->c.max = room < CLAIM_MAX ? room : CLAIM_MAX;

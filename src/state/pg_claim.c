@@ -1,10 +1,10 @@
 /*
  * pg_claim.c: claiming due deliveries with leases (pg_claim.h). One
  * statement, committed on its own: the due, unleased (or expired) entries
- * of Active webhooks are picked in due order with FOR UPDATE SKIP LOCKED
- * (rows another node is claiming right now are stepped over, not waited
- * for), stamped with this node and the lease's end, and returned with
- * their events.
+ * of Active webhooks (but those the caller skips) are picked in due order
+ * with FOR UPDATE SKIP LOCKED (rows another node is claiming right now are
+ * stepped over, not waited for), stamped with this node and the lease's
+ * end, and returned with their events.
  */
 #include "pg_claim.h"
 
@@ -21,6 +21,7 @@ static const char claim_sql[] =
     "WITH c AS ("
     " SELECT d.webhook_id, d.due_ms, d.event_id FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id"
     " WHERE d.due_ms <= $1::bigint AND w.state = 0 AND (d.lease_until IS NULL OR d.lease_until <= $1::bigint)"
+    " AND ($5::bigint[] IS NULL OR NOT d.webhook_id = ANY ($5::bigint[]))"
     " ORDER BY d.due_ms, d.webhook_id, d.event_id LIMIT $3::integer FOR UPDATE OF d SKIP LOCKED),"
     " u AS (UPDATE deliveries d SET leased_by = $2::text, lease_until = $1::bigint + $4::bigint FROM c"
     " WHERE (d.webhook_id, d.due_ms, d.event_id) = (c.webhook_id, c.due_ms, c.event_id)"
@@ -60,6 +61,8 @@ static bool read_item(const PGresult *r, int i, hk_pg_claimed *it)
 static void on_claimed(hk_pg_batch *b, int status)
 {
     hk_pg_claim *c = hk_container_of(b, hk_pg_claim, b);
+    free(c->skip_list);
+    c->skip_list = NULL;
     const PGresult *r = b->results != NULL ? b->results[0] : NULL;
     if (status == 0 && (r == NULL || PQresultStatus(r) != PGRES_TUPLES_OK || PQnfields(r) != 12))
         status = HK_ESTORE;
@@ -91,9 +94,20 @@ void hk_pg_claim_due(hk_pg_store *s, hk_pg_claim *c)
     c->values[1] = c->node;
     c->values[2] = c->params[1];
     c->values[3] = c->params[2];
+    c->skip_list = NULL;
+    if (c->nskip > 0) {
+        hk_buf l = HK_BUF_INIT;
+        hk_buf_putc(&l, '{');
+        for (size_t i = 0; i < c->nskip; i++)
+            hk_buf_printf(&l, "%s%" PRIu32, i ? "," : "", c->skip[i]);
+        hk_buf_putc(&l, '}');
+        size_t len;
+        c->skip_list = hk_buf_steal(&l, &len);
+    }
+    c->values[4] = c->skip_list;
     memset(&c->stmt, 0, sizeof(c->stmt));
     c->stmt.sql = claim_sql;
-    c->stmt.nparams = 4;
+    c->stmt.nparams = 5;
     c->stmt.values = c->values;
     memset(&c->b, 0, sizeof(c->b));
     c->b.stmts = &c->stmt;

@@ -39,6 +39,9 @@ struct hk_pg_claim {
     uint64_t now_ms;   /**< what counts as due, and when an earlier lease has ended */
     uint64_t lease_ms; /**< the lease: the claimed deliveries are this node's until now_ms + lease_ms */
     uint32_t max;      /**< deliveries claimed at most (0: 1) */
+    const uint32_t
+        *skip;    /**< webhooks whose deliveries are not claimed (borrowed until done runs); NULL with nskip 0 */
+    size_t nskip; /**< entries in skip */
     /** Runs on the loop: status 0 with items (perhaps none), or the failure (nothing claimed, or, with
         UV_ECONNRESET, perhaps claimed: those leases then simply end). */
     void (*done)(hk_pg_claim *c, int status);
@@ -48,8 +51,9 @@ struct hk_pg_claim {
     /* Internal. */
     hk_pg_batch b;
     hk_pg_stmt stmt;
-    const char *values[4];
+    const char *values[5];
     char params[3][24];
+    char *skip_list; /* the bigint[] literal of skip, or NULL */
 };
 
 typedef struct hk_pg_release hk_pg_release;

@@ -58,6 +58,8 @@ struct hk_pg_store {
     uv_timer_t kick;        /* starts the next group on the loop's next turn */
     hk_store_counters counters;
     bool closing;
+    void (*closed)(void *arg); /* hk_pg_store_close_then's: runs once everything is closed */
+    void *closed_arg;
 };
 
 static void start_group(hk_pg_store *s);
@@ -316,7 +318,12 @@ int hk_pg_store_open(hk_pg_store **out, uv_loop_t *loop, const hk_pg_store_opts 
 
 static void on_kick_closed(uv_handle_t *h)
 {
-    free(h->data);
+    hk_pg_store *s = h->data;
+    void (*closed)(void *) = s->closed;
+    void *arg = s->closed_arg;
+    free(s);
+    if (closed != NULL)
+        closed(arg);
 }
 
 static void on_cache_closed(void *arg)
@@ -333,9 +340,16 @@ static void on_pool_closed(void *arg)
 
 void hk_pg_store_close(hk_pg_store *s)
 {
+    hk_pg_store_close_then(s, NULL, NULL);
+}
+
+void hk_pg_store_close_then(hk_pg_store *s, void (*closed)(void *arg), void *arg)
+{
     if (s == NULL || s->closing)
         return;
     s->closing = true;
+    s->closed = closed;
+    s->closed_arg = arg;
     uv_timer_stop(&s->kick);
     hk__pg_cache_stop(s->cache);
     hk_pg_pool_close(s->pool, on_pool_closed, s);

@@ -54,6 +54,13 @@ int hk_pg_store_open(hk_pg_store **out, uv_loop_t *loop, const hk_pg_store_opts 
  */
 void hk_pg_store_close(hk_pg_store *s);
 
+/**
+ * hk_pg_store_close, then closed(arg) runs on the loop once its
+ * connections and handles are closed and it is freed (closed may be NULL).
+ * Nothing runs for NULL or a store already closing.
+ */
+void hk_pg_store_close_then(hk_pg_store *s, void (*closed)(void *arg), void *arg);
+
 /** True while ops are queued or being committed. */
 bool hk_pg_store_busy(const hk_pg_store *s);
 

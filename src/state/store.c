@@ -393,10 +393,18 @@ fail_lock:
 
 void hk_store_close(hk_store *s)
 {
-    if (s == NULL)
+    hk_store_close_then(s, NULL, NULL);
+}
+
+void hk_store_close_then(hk_store *s, void (*closed)(void *arg), void *arg)
+{
+    if (s == NULL) {
+        if (closed != NULL)
+            closed(arg);
         return;
+    }
     if (s->pg != NULL) {
-        hk__store_pg_close(s);
+        hk__store_pg_close(s, closed, arg);
         free(s);
         return;
     }
@@ -407,6 +415,8 @@ void hk_store_close(hk_store *s)
     hk__wal_close(s->wal);
     hk_store_unlock_dir(s->lock_fd);
     free(s);
+    if (closed != NULL)
+        closed(arg);
 }
 
 int hk__store_checkpoint(hk_store *s)

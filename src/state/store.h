@@ -124,6 +124,15 @@ void hk_store_unlock_dir(int fd);
 void hk_store_close(hk_store *s);
 
 /**
+ * hk_store_close, then closed(arg) (may be NULL) runs once the store's
+ * handles are closed: within the call for NULL, the embedded engine and the
+ * CLI's cluster store; for a server's cluster store on the loop, once its
+ * connections have closed (run the loop, UV_RUN_ONCE, until then: other
+ * handles, such as connections abandoned at shutdown, may keep it alive).
+ */
+void hk_store_close_then(hk_store *s, void (*closed)(void *arg), void *arg);
+
+/**
  * True once the store answers its queries: at once for the embedded
  * engine; in cluster mode once the registry has been read from the
  * database (a server runs its loop until then, before it listens).
@@ -734,6 +743,10 @@ struct hk_store_claim {
     uint64_t now_ms;   /**< what counts as due */
     uint64_t lease_ms; /**< the lease */
     uint32_t max;      /**< deliveries at most (0: 1) */
+    /** Webhooks whose deliveries are not claimed (say, those whose origins are saturated); borrowed until done
+        runs; NULL with nskip 0 */
+    const uint32_t *skip;
+    size_t nskip; /**< entries in skip */
     /** On the loop: 0 with items (perhaps none), or the failure (nothing claimed, or leases that simply end). */
     void (*done)(hk_store_claim *c, int status);
     void *arg; /**< the caller's */

@@ -37,8 +37,9 @@ struct hk_store {
 
 /** Opens s in cluster mode (o->postgres set) on loop (NULL: the CLI); s->lock_fd is -1. Logs why it fails. */
 int hk__store_pg_open(hk_store *s, uv_loop_t *loop, const hk_store_opts *o) HK_MUST_CHECK;
-/** Closes the cluster engine of s (not s itself). */
-void hk__store_pg_close(hk_store *s);
+/** Closes the cluster engine of s (not s itself); closed(arg) (may be NULL) runs once its handles are closed:
+    at once for the CLI's, on the loop for a server's. */
+void hk__store_pg_close(hk_store *s, void (*closed)(void *arg), void *arg);
 /** hk_store_apply in cluster mode. */
 int hk__store_pg_apply(hk_store *s, hk_op *op) HK_MUST_CHECK;
 

@@ -82,12 +82,15 @@ int hk__store_pg_open(hk_store *s, uv_loop_t *loop, const hk_store_opts *o)
     return rc;
 }
 
-void hk__store_pg_close(hk_store *s)
+void hk__store_pg_close(hk_store *s, void (*closed)(void *arg), void *arg)
 {
-    if (s->pgsync != NULL)
+    if (s->pgsync != NULL) {
         hk_pg_sync_close(s->pgsync);
-    else
-        hk_pg_store_close(s->pg);
+        if (closed != NULL)
+            closed(arg);
+    } else {
+        hk_pg_store_close_then(s->pg, closed, arg);
+    }
     s->pg = NULL;
     s->pgsync = NULL;
 }
@@ -535,6 +538,8 @@ void hk_store_claim_due(hk_store *s, hk_store_claim *c)
     p->q.now_ms = c->now_ms;
     p->q.lease_ms = c->lease_ms;
     p->q.max = c->max;
+    p->q.skip = c->skip;
+    p->q.nskip = c->nskip;
     p->q.done = pg_claim_done;
     hk_pg_claim_due(s->pg, &p->q);
 }
