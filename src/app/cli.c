@@ -403,10 +403,13 @@ static int open_store(struct ctx *x)
     struct stat st;
     if (x->cfg->cluster_postgres[0] != '\0') {
         /* Cluster mode: the cluster's database, whose schema `hookd migrate` (or a node) brought up to date. */
-        hk_store_opts o = {.postgres = x->cfg->cluster_postgres, .max_batch = x->cfg->max_batch};
+        char err[512] = "";
+        hk_store_opts o = {
+            .postgres = x->cfg->cluster_postgres, .max_batch = x->cfg->max_batch, .err = err, .errlen = sizeof(err)};
         int rc = hk_store_open(&x->store, NULL, &o);
         if (rc != 0) {
-            fprintf(stderr, "hookd: cannot open the cluster's database: %s\n", hk_strerror(rc));
+            /* One line: why (a schema to migrate, a database that does not answer, ...). */
+            fprintf(stderr, "hookd: cannot open the cluster's database: %s\n", err[0] ? err : hk_strerror(rc));
             x->store = NULL;
             return 1;
         }
@@ -798,6 +801,10 @@ int hk_cli_run(const hk_cli *c, const hk_config *cfg)
     if (c->command <= SERVE || (size_t)c->command >= HK_ARRAY_SIZE(commands))
         return 2;
     struct ctx x = {c, &commands[c->command], cfg, NULL};
+    /* A command writes its own output and one-line errors; the engines' debug
+     * lines (a connection's life) are a server's diagnosis, not a command's. */
+    if (hk_log_enabled(HK_LOG_DEBUG))
+        hk_log_set_level(HK_LOG_INFO);
     int exit_code = x.cmd->run(&x);
     hk_store_close(x.store);
     return exit_code;

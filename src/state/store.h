@@ -91,6 +91,13 @@ typedef struct hk_store_opts {
     bool migrate; /**< with postgres and a loop: apply missing migrations at open ([cluster] migrate = auto) */
     uint64_t pg_timeout_ms; /**< with postgres: how long a CLI waits for the database (0: 10 s) */
     const char *node_name;  /**< with postgres: this node's name in its leases (NULL: host name and pid) */
+    /**
+     * With postgres: receives, as one line, why the open failed (the CLI
+     * prints it as its one error line); NULL: the reason is logged.
+     * Borrowed; errlen bytes.
+     */
+    char *err;
+    size_t errlen; /**< size of err */
 } hk_store_opts;
 
 /**
@@ -101,7 +108,10 @@ typedef struct hk_store_opts {
  * `hookd serve`) fails with HK_ELOCKED and a logged message; opens without
  * it (CLI commands) work beside it. Stale reader slots left by killed
  * processes are cleared here and on every prune op. A store in a newer
- * format (HK_STORE_FORMAT) is refused with HK_EFORMAT.
+ * format (HK_STORE_FORMAT) is refused with HK_EFORMAT. In cluster mode, a
+ * database whose schema is newer than this hookd's is refused with
+ * HK_EFORMAT, one whose schema is missing or older (and not migrated at
+ * open) with HK_ECONFLICT: `hookd migrate` brings it up to date.
  */
 int hk_store_open(hk_store **out, uv_loop_t *loop, const hk_store_opts *o) HK_MUST_CHECK;
 

@@ -7,6 +7,7 @@
  * gate and a node's sign of life.
  */
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -24,15 +25,31 @@
 
 /* ---- opening and closing ------------------------------------------------------------------------- */
 
-/* The node's name: [cluster] node (up to 100 letters, digits and . _ - : /), else host name and pid. */
-static int node_name(hk_store *s, const char *given)
+/* Why the open failed: into o->err when the caller takes it (the CLI), else logged; returns rc. */
+static int open_failed(const hk_store_opts *o, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int open_failed(const hk_store_opts *o, int rc, const char *fmt, ...)
 {
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    if (o->err != NULL && o->errlen > 0)
+        snprintf(o->err, o->errlen, "%s", buf);
+    else
+        hk_error("cluster: %s", buf);
+    return rc;
+}
+
+/* The node's name: [cluster] node (up to 100 letters, digits and . _ - : /), else host name and pid. */
+static int node_name(hk_store *s, const hk_store_opts *o)
+{
+    const char *given = o->node_name;
     if (given != NULL && given[0] != '\0') {
         size_t n = strlen(given);
-        if (n > 100 || strspn(given, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-:/") != n) {
-            hk_error("cluster.node: expected up to 100 letters, digits, '.', '_', '-', ':' or '/'");
-            return HK_ECONFIG;
-        }
+        if (n > 100 || strspn(given, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-:/") != n)
+            return open_failed(o, HK_ECONFIG,
+                               "[cluster] node: expected up to 100 letters, digits, '.', '_', '-', ':' or '/'");
         snprintf(s->node_name, sizeof(s->node_name), "%s", given);
         return 0;
     }
@@ -48,38 +65,42 @@ int hk__store_pg_open(hk_store *s, uv_loop_t *loop, const hk_store_opts *o)
 {
     char err[256];
     hk_pg_schema_state st;
-    int rc = node_name(s, o->node_name);
+    if (o->err != NULL && o->errlen > 0)
+        o->err[0] = '\0';
+    int rc = node_name(s, o);
     if (rc != 0)
         return rc;
     /* Blocking, once: before the loop runs (a server) or in the CLI. */
     rc = hk_pg_migrate(o->postgres, loop != NULL && o->migrate, &st, err, sizeof(err));
     if (rc == HK_ECONFLICT) {
-        hk_error("cluster: the database's schema is at version %d, this hookd needs %d: run `hookd migrate` "
-                 "(or [cluster] migrate = auto)",
-                 st.found, st.known);
-        return HK_EFORMAT;
+        /* Missing or older: the CLI never migrates; a node does with [cluster] migrate = auto. */
+        const char *or_auto = loop != NULL ? " (or set [cluster] migrate = auto)" : "";
+        if (st.found == 0)
+            return open_failed(o, HK_ECONFLICT,
+                               "the database has no hookd schema yet (this hookd's is version %d): run `hookd "
+                               "migrate`%s",
+                               st.known, or_auto);
+        return open_failed(o, HK_ECONFLICT,
+                           "the database's schema is version %d, older than this hookd's %d: run `hookd migrate`%s",
+                           st.found, st.known, or_auto);
     }
-    if (rc != 0) {
-        hk_error("cluster: %s", err);
-        return rc;
-    }
+    if (rc != 0)
+        return open_failed(o, rc, "%s", err);
     if (st.applied > 0)
         hk_info("cluster: schema brought to version %d (%d migration%s applied)", st.known, st.applied,
                 st.applied == 1 ? "" : "s");
     if (loop == NULL) {
         rc = hk_pg_sync_open(&s->pgsync, o->postgres, o->pg_timeout_ms, err, sizeof(err));
-        if (rc != 0) {
-            hk_error("cluster: %s", err);
-            return rc;
-        }
+        if (rc != 0)
+            return open_failed(o, rc, "%s", err);
         s->pg = hk_pg_sync_store(s->pgsync);
         return 0;
     }
     hk_pg_store_opts po = {.conninfo = o->postgres, .max_batch = o->max_batch};
     rc = hk_pg_store_open(&s->pg, loop, &po);
     if (rc != 0)
-        hk_error("cluster: the [cluster] postgres connection string does not parse");
-    return rc;
+        return open_failed(o, rc, "the [cluster] postgres connection string does not parse");
+    return 0;
 }
 
 void hk__store_pg_close(hk_store *s, void (*closed)(void *arg), void *arg)

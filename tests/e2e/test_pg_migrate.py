@@ -10,6 +10,9 @@
   echoed: it may hold a password) or a bad [cluster] migrate: exit 2. A
   database that cannot be reached: exit 1, naming why. A database not in
   UTF8: refused, nothing recorded.
+- A command other than migrate on a database without the schema, with an
+  older one or that cannot be reached fails with one line saying why (run
+  `hookd migrate`, the connection's error), even at the debug log level.
 - The connection string may come from the config file, the environment or
   be a postgresql:// URI.
 """
@@ -140,6 +143,31 @@ def test_an_unreachable_database_fails_with_exit_1():
     p = migrate("host=127.0.0.1 port=%d dbname=x password=sekrit connect_timeout=5" % port)
     assert p.returncode == 1, (p.returncode, p.stderr)
     assert "cannot connect to PostgreSQL" in p.stderr and "sekrit" not in p.stderr, p.stderr
+
+
+def test_a_command_on_an_older_schema_or_an_unreachable_database_says_why_in_one_line():
+    # Even at the debug level: a command's stderr is its one error line, not the engine's log.
+    pg = pg_fixture.shared()
+    db = pg_fixture.fresh_db()
+    env = {"HOOKD_CLUSTER_POSTGRES": pg.conninfo(db), "HOOKD_LOG_LEVEL": "debug"}
+    p = hookd("user", "list", env=env)
+    assert p.returncode == 1 and p.stdout == "", p
+    line = p.stderr.strip()
+    assert "\n" not in line and "no hookd schema" in line and "run `hookd migrate`" in line, line
+    assert "newer" not in line and "migrate = auto" not in line, line
+    assert migrate(pg.conninfo(db)).returncode == 0
+    pg.sql("DELETE FROM hookd_schema WHERE version = %d" % LAST, db=db)
+    p = hookd("user", "list", env=env)
+    assert p.returncode == 1 and p.stdout == "", p
+    line = p.stderr.strip()
+    assert "\n" not in line and "run `hookd migrate`" in line, line
+    assert "version %d, older than this hookd's %d" % (LAST - 1, LAST) in line, line
+    port = pg_fixture.free_port()
+    p = hookd("user", "list", env={"HOOKD_CLUSTER_POSTGRES": "host=127.0.0.1 port=%d dbname=x connect_timeout=5" % port,
+                                   "HOOKD_LOG_LEVEL": "debug"})
+    assert p.returncode == 1 and p.stdout == "", p
+    line = p.stderr.strip()
+    assert "\n" not in line and "cannot connect to PostgreSQL" in line, line
 
 
 def test_a_database_not_in_utf8_is_refused():
