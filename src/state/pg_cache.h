@@ -23,8 +23,8 @@
  * (hk_pg_store_ready says when it has). Webhook statistics change on
  * every attempt and are not announced: the rows changed are read once a
  * second (all of them once a minute), so another node's are at most about
- * a second old (this node's own are read back with its commits); the decisions made from them (auto-disable) are the
- * database's.
+ * a second old (this node's own are read back with its commits); the
+ * decisions made from them (auto-disable) are the database's.
  *
  * The queries mirror store.h's (same arguments, results and errors) on an
  * hk_pg_store; records returned are the caller's copies, records passed to
