@@ -14,6 +14,7 @@
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -25,6 +26,9 @@
 #define DIRTY_MAX 1000     /* keys of one table waiting to be read again; more: the whole registry is read */
 #define POLL_MS 1000       /* statistics changed are read this often */
 #define STATS_ALL_POLLS 60 /* and every row after this many polls */
+#define SIZE_POLLS 10      /* the database's size is read after this many polls */
+#define SIZE_SQL "SELECT pg_database_size(current_database())"
+#define READS_SIZE (-2) /* table_of of the statement reading the database's size */
 #define STATS_OVERLAP                                                                                                  \
     1000 /* change stamps read again: a transaction stamps before it commits, so a later poll                          \
             may find a row with a lower stamp than one read already */
@@ -122,12 +126,12 @@ static void free_type(void *e)
 struct hk__pg_cache_read {
     hk_pg_cache *c;
     hk_pg_batch b;
-    hk_pg_stmt stmts[HK__PGT_COUNT + 1];
+    hk_pg_stmt stmts[HK__PGT_COUNT + 2];
     char *params[HK__PGT_COUNT];
     const char *values[HK__PGT_COUNT][1];
     bool full;
     bool stats_all;                          /* the statistics read is of every row */
-    int table_of[HK__PGT_COUNT + 1];         /* the table each statement reads (-1: none) */
+    int table_of[HK__PGT_COUNT + 2];         /* the table each statement reads (-1: none, READS_SIZE) */
     struct hk__pg_dirty keys[HK__PGT_COUNT]; /* what a partial read asked for */
 };
 
@@ -316,19 +320,34 @@ static void read_type(hk_pg_cache *c, const PGresult *r, int i)
     "SELECT webhook_id, calls, errors, consecutive, last_error_ms, last_error, changed FROM webhook_stats"
 #define BY_ID " WHERE id = ANY($1::bigint[])"
 
-static void read_stats(hk_pg_cache *c, const PGresult *r, int i)
+/*
+ * A statistics row, unless the cache holds a newer one of its webhook (an
+ * own commit's, read back while this read was in flight). polled: a poll's
+ * row, whose stamp the next poll starts from (an own commit's is not: rows
+ * other nodes changed before it may not have been read yet).
+ */
+static void stats_row(hk_pg_cache *c, const PGresult *r, int i, bool polled)
 {
     uint32_t id = (uint32_t)u64(r, i, 0);
+    uint64_t changed = u64(r, i, 6);
+    if (polled && changed > c->stats_seen)
+        c->stats_seen = changed;
+    const struct hk__pg_stats *old = hk__pg_vec_get(&c->t[HK__PGT_STATS], &id);
+    if (old != NULL && old->changed > changed)
+        return;
     struct hk__pg_stats *st = vec_put(&c->t[HK__PGT_STATS], &id);
     st->id = id;
+    st->changed = changed;
     st->st.calls = u64(r, i, 1);
     st->st.errors = u64(r, i, 2);
     st->st.consecutive = (uint32_t)u64(r, i, 3);
     st->st.last_error_ms = u64(r, i, 4);
     copy_text(st->st.last_error, sizeof(st->st.last_error), PQgetvalue(r, i, 5));
-    uint64_t changed = u64(r, i, 6);
-    if (changed > c->stats_seen)
-        c->stats_seen = changed;
+}
+
+static void read_stats(hk_pg_cache *c, const PGresult *r, int i)
+{
+    stats_row(c, r, i, true);
 }
 
 static const struct {
@@ -380,6 +399,8 @@ static void on_read_done(hk_pg_batch *b, int status)
     for (size_t s = 0; s < b->nstmts; s++) {
         int t = q->table_of[s];
         const PGresult *r = b->results[s];
+        if (t == READS_SIZE && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQnfields(r) == 1)
+            c->db_bytes = u64(r, 0, 0);
         if (t < 0)
             continue;
         if (PQresultStatus(r) != PGRES_TUPLES_OK || PQnfields(r) != tables[t].ncols)
@@ -433,7 +454,7 @@ static void start_read(hk_pg_cache *c)
     bool any = false;
     for (int t = 0; t < HK__PGT_COUNT; t++)
         any = any || c->dirty[t].n > 0;
-    if (!c->want_full && !any && !c->want_stats && !c->want_stats_all)
+    if (!c->want_full && !any && !c->want_stats && !c->want_stats_all && !c->want_size)
         return;
     struct hk__pg_cache_read *q = hk_calloc(1, sizeof(*q));
     q->c = c;
@@ -473,6 +494,11 @@ static void start_read(hk_pg_cache *c)
         q->table_of[n++] = t;
     }
     c->want_stats = c->want_stats_all = false;
+    if (q->full || c->want_size) {
+        q->stmts[n].sql = SIZE_SQL;
+        q->table_of[n++] = READS_SIZE;
+        c->want_size = false;
+    }
     q->b.stmts = q->stmts;
     q->b.nstmts = n;
     q->b.transaction = true;
@@ -542,6 +568,10 @@ static void on_poll(uv_timer_t *t)
     if (++c->polls >= STATS_ALL_POLLS) {
         c->polls = 0;
         c->want_stats_all = true;
+    }
+    if (++c->size_polls >= SIZE_POLLS) {
+        c->size_polls = 0;
+        c->want_size = true;
     }
     start_read(c);
 }
@@ -627,6 +657,11 @@ bool hk__pg_cache_ready(const hk_pg_cache *c)
 uint64_t hk__pg_cache_loads(const hk_pg_cache *c)
 {
     return c->loads;
+}
+
+uint64_t hk__pg_cache_db_bytes(const hk_pg_cache *c)
+{
+    return c->db_bytes;
 }
 
 /* A key changed by an own commit while a read is in flight: that read may have seen it before, so read it again. */
@@ -730,4 +765,131 @@ void hk__pg_cache_applied(hk_pg_cache *c, const hk_op *op)
         break;
     default: break;
     }
+}
+
+/* ---- an own group's read-back --------------------------------------------------------------------------- */
+
+static bool type_known(const hk_pg_cache *c, const char *name)
+{
+    const struct hk__pg_type *t = (const struct hk__pg_type *)c->t[HK__PGT_TYPES].v;
+    for (size_t i = 0; i < c->t[HK__PGT_TYPES].n; i++)
+        if (strcmp(t[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+static void echo_name(const hk_pg_cache *c, hk__pg_echo *e, const char *name)
+{
+    if (name == NULL || type_known(c, name))
+        return;
+    for (size_t i = 0; i < e->nnames; i++)
+        if (strcmp(e->names[i], name) == 0)
+            return;
+    if (e->nnames == e->capnames)
+        e->names = hk_realloc(e->names, (e->capnames = e->capnames ? 2 * e->capnames : 8) * sizeof(*e->names));
+    e->names[e->nnames++] = name;
+}
+
+/* Repeated ids are dropped by hk__pg_echo_build. */
+static void echo_id(hk__pg_echo *e, uint32_t id)
+{
+    if (id == 0)
+        return;
+    if (e->nids == e->capids)
+        e->ids = hk_realloc(e->ids, (e->capids = e->capids ? 2 * e->capids : 16) * sizeof(*e->ids));
+    e->ids[e->nids++] = id;
+}
+
+void hk__pg_echo_add(hk_pg_cache *c, hk__pg_echo *e, const hk_op *op)
+{
+    switch (op->type) {
+    case HK_OP_WEBHOOK_PUT: {
+        /* Its subscriptions' names become event types; re-activating it resets its consecutive failures. */
+        const hk_webhook *w = op->u.webhook_put.webhook;
+        for (size_t i = 0; w != NULL && i < w->nevents; i++)
+            echo_name(c, e, w->events[i]);
+        echo_id(e, w != NULL ? w->id : 0);
+        break;
+    }
+    case HK_OP_SIGNAL: echo_name(c, e, op->u.signal.name); break;
+    case HK_OP_OUTCOME: echo_id(e, op->u.outcome.delivery.webhook_id); break;
+    case HK_OP_ATTEMPT: echo_id(e, op->u.attempt.rec != NULL ? op->u.attempt.rec->webhook_id : 0); break;
+    default: break;
+    }
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void echo_stmt(hk__pg_echo *e, const char *sql, hk_buf *param, bool types)
+{
+    size_t len, i = e->nstmts++;
+    e->params[i] = hk_buf_steal(param, &len);
+    e->values[i][0] = e->params[i];
+    e->reads_types[i] = types;
+    e->stmts[i] = (hk_pg_stmt){.sql = sql, .nparams = 1, .values = e->values[i]};
+}
+
+void hk__pg_echo_build(hk__pg_echo *e)
+{
+    e->nstmts = 0;
+    if (e->nnames > 0) {
+        hk_buf b = HK_BUF_INIT;
+        hk_buf_putc(&b, '{');
+        for (size_t i = 0; i < e->nnames; i++) {
+            hk_buf_puts(&b, i > 0 ? ",\"" : "\"");
+            for (const char *p = e->names[i]; *p != '\0'; p++) {
+                if (*p == '"' || *p == '\\')
+                    hk_buf_putc(&b, '\\');
+                hk_buf_putc(&b, *p);
+            }
+            hk_buf_putc(&b, '"');
+        }
+        hk_buf_putc(&b, '}');
+        echo_stmt(e, TYPE_COLS " WHERE name = ANY($1::text[])", &b, true);
+    }
+    if (e->nids > 0) {
+        qsort(e->ids, e->nids, sizeof(*e->ids), cmp_u32);
+        hk_buf b = HK_BUF_INIT;
+        hk_buf_putc(&b, '{');
+        for (size_t i = 0; i < e->nids; i++)
+            if (i == 0 || e->ids[i] != e->ids[i - 1])
+                hk_buf_printf(&b, "%s%" PRIu32, i > 0 ? "," : "", e->ids[i]);
+        hk_buf_putc(&b, '}');
+        echo_stmt(e, STATS_COLS " WHERE webhook_id = ANY($1::bigint[])", &b, false);
+    }
+}
+
+void hk__pg_cache_echoed(hk_pg_cache *c, const hk__pg_echo *e, struct pg_result *const *results)
+{
+    for (size_t s = 0; s < e->nstmts; s++) {
+        const PGresult *r = results[s];
+        enum hk__pg_table t = e->reads_types[s] ? HK__PGT_TYPES : HK__PGT_STATS;
+        if (r == NULL || PQresultStatus(r) != PGRES_TUPLES_OK || PQnfields(r) != tables[t].ncols)
+            continue;
+        for (int i = 0; i < PQntuples(r); i++) {
+            if (t == HK__PGT_STATS) {
+                stats_row(c, r, i, false);
+                continue;
+            }
+            uint32_t id = (uint32_t)u64(r, i, 0);
+            read_type(c, r, i);
+            reread(c, t, &id);
+        }
+        /* A read of every row in flight may have been older than this: the next poll puts it right. */
+        if (t == HK__PGT_STATS && c->inflight != NULL)
+            c->want_stats = true;
+    }
+}
+
+void hk__pg_echo_free(hk__pg_echo *e)
+{
+    free(e->names);
+    free(e->ids);
+    for (size_t i = 0; i < e->nstmts; i++)
+        free(e->params[i]);
+    memset(e, 0, sizeof(*e));
 }

@@ -14,13 +14,17 @@
  *    are read again, one query at a time, so an answer is never older than
  *    the notification that asked for it;
  *  - at once from this node's own commits (before the op's done runs), so
- *    a change is used by the node that made it without a round trip.
+ *    a change is used by the node that made it without a round trip: from
+ *    the op and its result, and from what the group's transaction read
+ *    back after its ops (hk__pg_echo: event types the database registered,
+ *    statistics the failure rules changed).
  *
  * Until the first load has finished every query answers UV_EAGAIN
  * (hk_pg_store_ready says when it has). Webhook statistics change on
  * every attempt and are not announced: the rows changed are read once a
- * second (all of them once a minute), so they are at most about a second
- * old; the decisions made from them (auto-disable) are the database's.
+ * second (all of them once a minute), so another node's are at most about
+ * a second old (this node's own are read back with its commits); the
+ * decisions made from them (auto-disable) are the database's.
  *
  * The queries mirror store.h's (same arguments, results and errors) on an
  * hk_pg_store; records returned are the caller's copies, records passed to
@@ -54,6 +58,43 @@ void hk__pg_cache_close(hk_pg_cache *c, void (*closed)(void *arg), void *arg);
 
 /** Updates the cache from an op this node has just committed (status 0, out fields read). */
 void hk__pg_cache_applied(hk_pg_cache *c, const hk_op *op);
+
+/**
+ * What an own group changes beyond its ops' results, read back in the
+ * group's own transaction (after its ops' statements) so that the cache
+ * holds it when the ops' done run: the event types the group's webhook puts
+ * and signals name that the cache lacks, and the statistics of the webhooks
+ * its outcomes, attempts and webhook puts touch (the failure rules are the
+ * database's). Zero it before the first hk__pg_echo_add.
+ */
+typedef struct hk__pg_echo {
+    const char **names;       /**< event type names to read (borrowed from the ops, valid until their done) */
+    size_t nnames;            /**< names */
+    size_t capnames;          /**< names there is room for */
+    uint32_t *ids;            /**< webhooks whose statistics to read (owned) */
+    size_t nids;              /**< ids */
+    size_t capids;            /**< ids there is room for */
+    hk_pg_stmt stmts[2];      /**< the statements hk__pg_echo_build made (nstmts of them) */
+    size_t nstmts;            /**< statements */
+    bool reads_types[2];      /**< stmts[i] reads event types (else statistics) */
+    char *params[2];          /**< stmts[i]'s one parameter, an array literal (owned) */
+    const char *values[2][1]; /**< stmts[i]'s parameter values */
+} hk__pg_echo;
+
+/** Notes what op (about to be sent in a group) changes that the group should read back. */
+void hk__pg_echo_add(hk_pg_cache *c, hk__pg_echo *e, const hk_op *op);
+
+/** Makes e's statements (e->stmts, e->nstmts of them, 0 to 2): sent after the group's ops, in its transaction. */
+void hk__pg_echo_build(hk__pg_echo *e);
+
+/** Updates the cache from the results of e's statements (results[i] is stmts[i]'s), the group committed. */
+void hk__pg_cache_echoed(hk_pg_cache *c, const hk__pg_echo *e, struct pg_result *const *results);
+
+/** Frees what e owns; safe on a zeroed one. */
+void hk__pg_echo_free(hk__pg_echo *e);
+
+/** The database's size in bytes as last read (0 before the first read): read with each whole load and every 10 s. */
+uint64_t hk__pg_cache_db_bytes(const hk_pg_cache *c);
 
 /** True once the first whole load has finished. */
 bool hk__pg_cache_ready(const hk_pg_cache *c);

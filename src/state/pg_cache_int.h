@@ -50,6 +50,7 @@ struct hk__pg_type {
 struct hk__pg_stats {
     uint32_t id;         /**< the webhook */
     hk_webhook_stats st; /**< as last read */
+    uint64_t changed;    /**< the row's change stamp as read (a row read with a lower one is older) */
 };
 
 /** Keys named by notifications and not read yet: uint32 ids, or 32-byte hashes for keys. */
@@ -77,7 +78,10 @@ struct hk_pg_cache {
     bool want_stats;                          /**< a read of the statistics changed is due */
     bool want_stats_all;                      /**< a read of every statistics row is due */
     unsigned polls;                           /**< polls since the last read of every row */
-    uint64_t stats_seen;                      /**< the highest change stamp read */
+    uint64_t stats_seen;                      /**< the highest change stamp read by the polls */
+    uint64_t db_bytes;                        /**< the database's size as last read (0: not read yet) */
+    unsigned size_polls;                      /**< polls since the database's size was last read */
+    bool want_size;                           /**< a read of the database's size is due */
     int open_handles;                         /**< timers not closed yet, while closing */
     bool closing;                             /**< hk__pg_cache_close was called */
     void (*closed)(void *arg);                /**< runs once closed (NULL: nothing) */

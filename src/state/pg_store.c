@@ -8,8 +8,12 @@
  * with the embedded engine's single writer: groups commit in the order
  * their ops were submitted (within a group, statements run in the order
  * of the webhook rows they lock: see lock_key), and two groups of one node
- * never wait on each other's row locks. Once the group's COMMIT has succeeded each op's result is read
- * into its out fields and its done runs, in submission order.
+ * never wait on each other's row locks. After the ops' statements, up to
+ * two more in the same transaction read back what the group changed
+ * beyond the ops' results (event types, statistics: pg_cache.h's
+ * hk__pg_echo). Once the group's COMMIT has succeeded the cache takes
+ * those, then each op's result is read into its out fields, the cache
+ * updated from it, and its done runs, in submission order.
  *
  * A statement the database refuses (an error, a deadlock with another
  * node) aborts the group's transaction. Its ops are then applied again,
@@ -44,6 +48,7 @@ struct group {
     hk_pg_stmt *batch;     /* what the pool sends: the statements in lock order (see lock_order) */
     size_t *at;            /* op i's statement is batch[at[i]] */
     size_t n;
+    hk__pg_echo echo;    /* the read-back after the ops, batch[n] on */
     uint64_t started_ns; /* sent (uv_hrtime), for the commit's latency */
 };
 
@@ -127,6 +132,7 @@ static void group_free(struct group *g)
     free(g->batch);
     free(g->at);
     free(g->ops);
+    hk__pg_echo_free(&g->echo);
     free(g);
 }
 
@@ -147,6 +153,7 @@ static void on_group_done(hk_pg_batch *b, int status)
         s->counters.last_commit_status = 0;
         hk_histogram_observe(&s->counters.batch_ops, g->n);
         hk_histogram_observe(&s->counters.commit_us, (uv_hrtime() - g->started_ns) / 1000);
+        hk__pg_cache_echoed(s->cache, &g->echo, b->results + g->n);
         for (size_t i = 0; i < g->n; i++) {
             hk_commit *c = g->ops[i];
             int rc = hk__pg_op_decode(&c->op, b->results[g->at[i]]);
@@ -239,7 +246,7 @@ static void start_group(hk_pg_store *s)
     g->s = s;
     g->ops = hk_calloc(max, sizeof(*g->ops));
     g->stmts = hk_calloc(max, sizeof(*g->stmts));
-    g->batch = hk_calloc(max, sizeof(*g->batch));
+    g->batch = hk_calloc(max + HK_ARRAY_SIZE(g->echo.stmts), sizeof(*g->batch));
     g->at = hk_calloc(max, sizeof(*g->at));
     /* Ops that cannot be written as a statement end now; the rest form the group. */
     hk_commit *refused = NULL, **rtail = &refused;
@@ -253,12 +260,16 @@ static void start_group(hk_pg_store *s)
             rtail = &c->next;
             continue;
         }
+        hk__pg_echo_add(s->cache, &g->echo, &c->op);
         g->ops[g->n++] = c;
     }
     if (g->n > 0) {
         lock_order(g);
+        hk__pg_echo_build(&g->echo);
+        for (size_t i = 0; i < g->echo.nstmts; i++)
+            g->batch[g->n + i] = g->echo.stmts[i];
         g->b.stmts = g->batch;
-        g->b.nstmts = g->n;
+        g->b.nstmts = g->n + g->echo.nstmts;
         g->b.transaction = true;
         g->b.done = on_group_done;
         s->inflight = g;
@@ -363,6 +374,7 @@ bool hk_pg_store_busy(const hk_pg_store *s)
 void hk_pg_store_get_counters(const hk_pg_store *s, hk_store_counters *out)
 {
     *out = s->counters;
+    out->used = hk__pg_cache_db_bytes(s->cache);
 }
 
 hk_pg_pool *hk_pg_store_pool(hk_pg_store *s)

@@ -173,7 +173,7 @@ typedef struct hk_store_counters {
     uint64_t commits;        /**< group commits */
     uint64_t ops;            /**< ops committed */
     uint64_t map_size;       /**< bytes mapped */
-    uint64_t used;           /**< bytes in use */
+    uint64_t used;           /**< bytes in use (cluster mode: the database's size, read every 10 s) */
     uint64_t failed_commits; /**< group commits that failed (full disk or store, I/O error...) */
     int last_commit_status;  /**< the last group commit, whoever submitted its ops: 0 (or none yet), or the
                                   error every op of it got; readiness follows it */

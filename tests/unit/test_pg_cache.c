@@ -6,8 +6,12 @@
  *    ready (webhooks with their lists, extensions, users, keys, nodes,
  *    accounts, event types); before that, queries answer UV_EAGAIN;
  *  - a webhook created, changed, locked or deleted through one node is
- *    seen by that node as soon as its op is done, and by the other once
- *    the notification has come (the loop polled, bounded);
+ *    seen by that node as soon as its op is done (with the event types its
+ *    put registered), and by the other once the notification has come (the
+ *    loop polled, bounded);
+ *  - a failed attempt's statistics (errors, last error) are seen by the
+ *    node that committed it inside the op's done, by the other once it
+ *    polls them;
  *  - a change made outside hookd (psql) reaches both;
  *  - after the listen connection is lost (the server restarted), the
  *    whole registry is read again and changes made meanwhile are seen;
@@ -199,7 +203,22 @@ static void seen_in_done(hk_commit *c, int status)
         s->seen_at_once = rc == 0 && w.locked == c->op.u.webhook_lock.locked;
     else
         s->seen_at_once = rc == 0 && strcmp(w.name, c->op.u.webhook_put.webhook->name) == 0;
+    /* A put's subscriptions are event types at once too. */
+    for (size_t i = 0; c->op.type == HK_OP_WEBHOOK_PUT && i < w.nevents; i++) {
+        uint32_t tid = 0;
+        s->seen_at_once = s->seen_at_once && hk_pg_event_type_id(s->on, w.events[i], &tid) == 0 && tid > 0;
+    }
     hk_webhook_free(&w);
+}
+
+/* Inside a failed attempt's done: the committing node's statistics of its webhook (struct sub's expect_id). */
+static void stats_in_done(hk_commit *c, int status)
+{
+    struct sub *s = hk_container_of(c, struct sub, c);
+    on_done(c, status);
+    hk_webhook_stats st;
+    s->seen_at_once = hk_pg_webhook_stats(s->on, s->expect_id, &st) == 0 && st.calls == 1 && st.errors == 1 &&
+                      st.consecutive == 1 && strcmp(st.last_error, "HTTP 500 from the receiver") == 0;
 }
 
 static int apply_seen(hk_pg_store *on, struct sub *s)
@@ -278,6 +297,60 @@ static void test_a_change_through_one_node_reaches_the_other(void)
     wn = (struct wait_name){a, id, ""};
     CHECK(run_until(name_is, &wn));
     hk_webhook_free(&w);
+}
+
+struct wait_stats {
+    hk_pg_store *s;
+    uint32_t id;
+};
+
+static bool stats_errors(void *arg)
+{
+    struct wait_stats *w = arg;
+    hk_webhook_stats st;
+    return hk_pg_webhook_stats(w->s, w->id, &st) == 0 && st.errors == 1 &&
+           strcmp(st.last_error, "HTTP 500 from the receiver") == 0;
+}
+
+static void test_an_own_attempt_s_statistics_are_seen_at_once(void)
+{
+    hk_webhook w;
+    webhook(&w, "stats");
+    free(w.events[0]);
+    w.events[0] = hk_strdup("stats.only.here");
+    struct sub s = {0};
+    s.c.op.type = HK_OP_WEBHOOK_PUT;
+    s.c.op.u.webhook_put.webhook = &w;
+    CHECK_INT(apply_seen(a, &s), 0);
+    CHECK(s.seen_at_once);
+    uint32_t id = s.c.op.u.webhook_put.id;
+    hk_webhook_free(&w);
+
+    hk_attempt rec = {.webhook_id = id,
+                      .event_name = "stats.only.here",
+                      .event_uuid = "00000000-0000-0000-0000-000000000000",
+                      .attempt = 1,
+                      .started_ms = 1000000,
+                      .duration_ms = 5,
+                      .status = 500,
+                      .error = "HTTP 500 from the receiver",
+                      .url = "http://127.0.0.1:9/hook",
+                      .sync = true};
+    memset(&s, 0, sizeof(s));
+    s.c.op.type = HK_OP_ATTEMPT;
+    s.c.op.u.attempt = (hk_op_attempt){.rec = &rec, .disable_after = 10};
+    s.c.op.now_ms = 1000000;
+    s.on = a;
+    s.expect_id = id;
+    s.c.done = stats_in_done;
+    hk_pg_store_submit(a, &s.c);
+    CHECK(run_until(flag_set, &s.done));
+    CHECK_INT(s.status, 0);
+    CHECK(!s.c.op.u.attempt.vanished);
+    CHECK(s.seen_at_once);
+    /* The other node once it polls the statistics changed. */
+    struct wait_stats ws = {b, id};
+    CHECK(run_until(stats_errors, &ws));
 }
 
 struct wait_user {
@@ -384,6 +457,7 @@ int main(void)
     }
     test_what_is_stored_is_loaded_at_open();
     test_a_change_through_one_node_reaches_the_other();
+    test_an_own_attempt_s_statistics_are_seen_at_once();
     test_a_change_made_outside_hookd_reaches_both();
     test_after_a_lost_connection_the_registry_is_read_again();
     test_a_storm_of_changes_reaches_the_registry();
