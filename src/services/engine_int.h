@@ -202,6 +202,8 @@ void hk__schedule_load(hk_engine *e, uint64_t delay_ms);
 void hk__load(hk_engine *e);
 /** Sends what can be sent. */
 void hk__dispatch(hk_engine *e);
+/** Cluster mode (claim.c): loads the window by claiming due deliveries of the shared queue. */
+void hk__claim_load(hk_engine *e);
 /** Cluster mode: notes a claim of this node that it will not attempt now, to be given back (hk__give_back_flush). */
 void hk__give_back(hk_engine *e, const hk_delivery *d);
 /** Gives back what hk__give_back noted, unless a request for it is in flight or the stop gave everything back. */

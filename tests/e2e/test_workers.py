@@ -4,6 +4,7 @@ Both listeners accept; a signal on any connection reaches the webhooks of
 either worker exactly once; auto-disable and the attempt log hold; kill -9
 under load loses nothing acknowledged; SIGTERM drains both workers.
 """
+LMDB_ONLY = "a cluster node runs one event loop: [server] workers above one is refused with [cluster] postgres (more cores, more nodes)"
 import collections
 import json
 import re
