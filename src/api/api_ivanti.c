@@ -31,8 +31,8 @@
 #include "api.h"
 #include "api_sync.h"
 #include "delivery.h"
-#include "utf8.h"
 #include "store.h"
+#include "utf8.h"
 #include "xml.h"
 
 #define EXECUTE_BODY_MAX_CHARS 100000 /* Ivanti's documented limit, in characters */

@@ -379,7 +379,8 @@ void hk__outcome(hk_engine *e, struct hk__job *j, const hk_client_result *r)
     j->request_len = 0;
     j->user_agent = NULL;
     /* The cluster's attempt rows keep the request as sent (their schema has no lean parts). */
-    bool lean = !hk_store_is_cluster(e->store) && j->out.success && r->request_head != NULL && r->request_head[0] != '\0' && r->user_agent != NULL;
+    bool lean = !hk_store_is_cluster(e->store) && j->out.success && r->request_head != NULL &&
+                r->request_head[0] != '\0' && r->user_agent != NULL;
     if (lean) {
         j->user_agent = hk_strdup(r->user_agent);
         hk_outcome_response(r, HK_ATTEMPT_MAX_TEXT, &j->response, &j->response_len);

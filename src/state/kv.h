@@ -145,7 +145,8 @@ int hk_kv_read(hk_kv_env *store, hk_txn **out) HK_MUST_CHECK;
  */
 void hk_kv_thread_loop(uv_loop_t *loop);
 
-/** Ends a read transaction begun with hk_kv_read (on the thread that began it); every hk_val from it becomes invalid. */
+/** Ends a read transaction begun with hk_kv_read (on the thread that began it); every hk_val from it becomes invalid.
+ */
 void hk_txn_end(hk_txn *txn);
 
 /** Looks up key; HK_ENOTFOUND when absent. */

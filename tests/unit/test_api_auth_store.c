@@ -18,9 +18,9 @@
 #include "config.h"
 #include "http_server.h"
 #include "kv.h"
-#include "tables.h"
 #include "log.h"
 #include "store.h"
+#include "tables.h"
 #include "unit.h"
 
 #define BROKEN_KEY "hk_this_key_has_a_record_that_cannot_be_read"
@@ -72,11 +72,7 @@ static void server_open(struct server *s)
     struct raw r = {hash, 32, "\x01\x02\x03", 3};
     CHECK_INT(hk_kv_write_sync(hk__store_kv(s->store), put_key_record, &r), 0);
 
-    s->env = (hk_api_env){.loop = &s->loop,
-                          .cfg = &s->cfg,
-                          .db = s->store,
-                          .router = hk_api_router(),
-                          .ready = true};
+    s->env = (hk_api_env){.loop = &s->loop, .cfg = &s->cfg, .db = s->store, .router = hk_api_router(), .ready = true};
     CHECK_INT(hk_http_server_create(&s->http, &s->loop, &s->cfg, hk_api_dispatch, &s->env, hk_api_error_body), 0);
     hk_http_server_on_head(s->http, hk_api_on_head, hk_api_slot_free);
 }

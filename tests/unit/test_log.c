@@ -115,8 +115,9 @@ static void log_fields(void)
 static void test_text_fields(void)
 {
     char *out = capture_stderr(log_fields);
-    CHECK(strstr(out, " warn  delivery failed webhook_id=7 event=order.paid error=\"HTTP 500 \\\"Oops\\\"\\r\\nforged\" "
-                      "empty=\"\" request_id=req-1\n") != NULL);
+    CHECK(strstr(out,
+                 " warn  delivery failed webhook_id=7 event=order.paid error=\"HTTP 500 \\\"Oops\\\"\\r\\nforged\" "
+                 "empty=\"\" request_id=req-1\n") != NULL);
     CHECK(strstr(out, " info  no request \\xff\n") != NULL);
     CHECK(strstr(out, "no request \\xff request_id") == NULL);
     free(out);
