@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "crc32c.h"
+#include "le.h"
 #include "log.h"
 
 #define SLOT 512
@@ -59,43 +60,21 @@ void hk__ckpt_crash_point(enum hk__crash_point p)
         _exit(HK__CRASH_STATUS);
 }
 
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    put32(p, (uint32_t)v);
-    put32(p + 4, (uint32_t)(v >> 32));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
-
 /* ---- the file ------------------------------------------------------------------------- */
 
 static void slot_build(uint8_t s[SLOT], const hk__ckpt *c, uint64_t seq)
 {
     memset(s, 0, SLOT);
     memcpy(s, MAGIC, 8);
-    put32(s + 12, VERSION);
-    put64(s + 16, seq);
-    put64(s + 24, c->txnid);
-    put64(s + 32, c->lsn);
-    put32(s + 40, c->state);
-    put32(s + 44, c->psize);
-    put32(s + 48, HK__CKPT_META);
+    hk_le_put32(s + 12, VERSION);
+    hk_le_put64(s + 16, seq);
+    hk_le_put64(s + 24, c->txnid);
+    hk_le_put64(s + 32, c->lsn);
+    hk_le_put32(s + 40, c->state);
+    hk_le_put32(s + 44, c->psize);
+    hk_le_put32(s + 48, HK__CKPT_META);
     memcpy(s + 64, c->meta, HK__CKPT_META);
-    put32(s + 8, hk_crc32c(0, s, SLOT));
+    hk_le_put32(s + 8, hk_crc32c(0, s, SLOT));
 }
 
 /* The slot's save counter (0: not a good slot) and its checkpoint. */
@@ -103,16 +82,16 @@ static uint64_t slot_parse(const uint8_t s[SLOT], hk__ckpt *c)
 {
     uint8_t z[SLOT];
     memcpy(z, s, SLOT);
-    put32(z + 8, 0);
-    if (memcmp(s, MAGIC, 8) != 0 || get32(s + 12) != VERSION || get32(s + 8) != hk_crc32c(0, z, SLOT) ||
-        get32(s + 48) != HK__CKPT_META)
+    hk_le_put32(z + 8, 0);
+    if (memcmp(s, MAGIC, 8) != 0 || hk_le_get32(s + 12) != VERSION || hk_le_get32(s + 8) != hk_crc32c(0, z, SLOT) ||
+        hk_le_get32(s + 48) != HK__CKPT_META)
         return 0;
-    c->txnid = get64(s + 24);
-    c->lsn = get64(s + 32);
-    c->state = get32(s + 40);
-    c->psize = get32(s + 44);
+    c->txnid = hk_le_get64(s + 24);
+    c->lsn = hk_le_get64(s + 32);
+    c->state = hk_le_get32(s + 40);
+    c->psize = hk_le_get32(s + 44);
     memcpy(c->meta, s + 64, HK__CKPT_META);
-    return get64(s + 16);
+    return hk_le_get64(s + 16);
 }
 
 /* The newest good slot of fd: its index (-1: none), counter and checkpoint. */

@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "crc32c.h"
+#include "le.h"
 #include "log.h"
 
 #define HDR 64     /* segment header */
@@ -56,28 +57,6 @@ struct hk__wal {
     bool broken; /* a failed group could not be erased: no more appends */
     uint64_t bytes;
 };
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    put32(p, (uint32_t)v);
-    put32(p + 4, (uint32_t)(v >> 32));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
 
 static int io_err(int e)
 {
@@ -123,10 +102,10 @@ static void header_build(uint8_t h[HDR], uint64_t seq, uint64_t first)
 {
     memset(h, 0, HDR);
     memcpy(h, MAGIC, 8);
-    put32(h + 8, VERSION);
-    put64(h + 16, seq);
-    put64(h + 24, first);
-    put32(h + 12, hk_crc32c(0, h, HDR));
+    hk_le_put32(h + 8, VERSION);
+    hk_le_put64(h + 16, seq);
+    hk_le_put64(h + 24, first);
+    hk_le_put32(h + 12, hk_crc32c(0, h, HDR));
 }
 
 /* The LSN a segment's header says it starts at, or 0 when it is not the header of segment seq. */
@@ -134,11 +113,11 @@ static uint64_t header_first(const uint8_t h[HDR], uint64_t seq)
 {
     uint8_t c[HDR];
     memcpy(c, h, HDR);
-    put32(c + 12, 0);
-    if (memcmp(h, MAGIC, 8) != 0 || get32(h + 8) != VERSION || get32(h + 12) != hk_crc32c(0, c, HDR) ||
-        get64(h + 16) != seq)
+    hk_le_put32(c + 12, 0);
+    if (memcmp(h, MAGIC, 8) != 0 || hk_le_get32(h + 8) != VERSION || hk_le_get32(h + 12) != hk_crc32c(0, c, HDR) ||
+        hk_le_get64(h + 16) != seq)
         return 0;
-    return get64(h + 24);
+    return hk_le_get64(h + 24);
 }
 
 static uint32_t record_crc(const uint8_t *hdr, const uint8_t *payload, size_t len)
@@ -273,8 +252,8 @@ static int scan_segment(struct scan *sc, size_t i, int fd, uint64_t *end, uint64
     sc->info->reason = "end";
     while (off + REC_HDR <= *size) {
         const uint8_t *h = m + off;
-        uint32_t len = get32(h);
-        uint64_t lsn = get64(h + 8);
+        uint32_t len = hk_le_get32(h);
+        uint64_t lsn = hk_le_get64(h + 8);
         if (len == 0) {
             sc->info->reason = "zero length";
             break;
@@ -283,7 +262,7 @@ static int scan_segment(struct scan *sc, size_t i, int fd, uint64_t *end, uint64
             sc->info->reason = "short record";
             break;
         }
-        if (get32(h + 4) != record_crc(h, h + REC_HDR, len)) {
+        if (hk_le_get32(h + 4) != record_crc(h, h + REC_HDR, len)) {
             sc->info->reason = "bad CRC";
             break;
         }
@@ -516,10 +495,10 @@ uint64_t hk__wal_add(hk__wal *w, const uint8_t *rec, size_t len)
         w->group_first = w->next_lsn;
     uint8_t *h = w->buf + w->len;
     uint64_t lsn = w->next_lsn++;
-    put32(h, (uint32_t)len);
-    put64(h + 8, lsn);
+    hk_le_put32(h, (uint32_t)len);
+    hk_le_put64(h + 8, lsn);
     memcpy(h + REC_HDR, rec, len);
-    put32(h + 4, record_crc(h, h + REC_HDR, len));
+    hk_le_put32(h + 4, record_crc(h, h + REC_HDR, len));
     w->len += REC_HDR + len;
     return lsn;
 }
