@@ -28,9 +28,10 @@ int hk_sig_standard(const char *secret, const char *msg_id, uint64_t timestamp, 
                     char *out, size_t outlen) HK_MUST_CHECK;
 
 /**
- * A secret's HMAC keys, prepared once: hashing the key and allocating the
- * contexts is most of an HMAC's cost for a small body, and a webhook signs
- * every delivery with the same secret. Used on one thread at a time.
+ * A secret's HMAC keys, prepared once: the hash states after the inner and
+ * outer pad blocks (hk_hmac_sha256_key), which are half of an HMAC's
+ * blocks for a small body, and a webhook signs every delivery with the
+ * same secret. Used on one thread at a time.
  */
 typedef struct hk_signer hk_signer;
 

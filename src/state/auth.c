@@ -17,12 +17,12 @@
 #include <ctype.h>
 #include <jansson.h>
 #include <mbedtls/base64.h>
-#include <mbedtls/sha256.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #include "random.h"
+#include "sha256.h"
 #include "tables.h"
 
 #define KEYREC_V0 21
@@ -319,7 +319,7 @@ int hk__apply_user_put(hk_txn *txn, hk_op *op)
 
 void hk_key_hash(const char *text, size_t len, uint8_t out[32])
 {
-    mbedtls_sha256_ret((const unsigned char *)text, len, out, 0);
+    hk_sha256(text, len, out);
 }
 
 void hk_key_short_id(const uint8_t hash[32], char out[9])
