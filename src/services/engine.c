@@ -116,6 +116,8 @@ static void on_tick(uv_timer_t *t)
         hk__give_back_flush(e);
     }
     hk__schedule_load(e, 0);
+    /* Successes committed lazily while no synced write came are made durable now. */
+    hk_store_sync_lazy(e->store);
 }
 
 /* Cluster mode: a commit somewhere queued deliveries. */

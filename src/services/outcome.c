@@ -406,5 +406,9 @@ void hk__outcome(hk_engine *e, struct hk__job *j, const hk_client_result *r)
     o->disable_after = e->policy.disable_after;
     hk_engine_state_event_init(e, &o->on_disable, "errors", j->out.error);
     j->c.done = outcome_done;
+    /* A success lost in a crash only means the delivery is made again (at
+     * least once): it need not wait for a sync of its own. A failure's
+     * retry time and error count, and a disable, must hold. */
+    j->c.flags = j->out.success ? HK_COMMIT_LAZY : 0;
     hk__submit(e, &j->c);
 }

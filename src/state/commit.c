@@ -323,12 +323,14 @@ int hk_kv_write_replay(hk_kv_env *s, int (*fn)(hk_txn *txn, void *arg), void *ar
 /* ---- group commit ---------------------------------------------------- */
 
 /*
- * Appends the batch's records to the log and syncs it. A write whose record
- * cannot be made fails unapplied. *lsn receives the last LSN; *logged and
- * *unlogged whether the batch has writes with and without a record.
+ * Appends the batch's records to the log and syncs it, unless every record
+ * is lazy (HK_WRITE_LAZY). A write whose record cannot be made fails
+ * unapplied. *lsn receives the last LSN; *logged and *unlogged whether the
+ * batch has writes with and without a record.
  */
 static int log_batch(hk_kv_env *s, uint64_t *lsn, bool *logged, bool *unlogged)
 {
+    bool lazy = true;
     for (hk_write *w = s->batch; w != NULL; w = w->next) {
         uint8_t *rec;
         size_t len;
@@ -345,8 +347,9 @@ static int log_batch(hk_kv_env *s, uint64_t *lsn, bool *logged, bool *unlogged)
         hk__wal_add(s->wal, rec, len);
         free(rec);
         *logged = true;
+        lazy = lazy && (w->flags & HK_WRITE_LAZY) != 0;
     }
-    return *logged ? hk__wal_flush(s->wal, lsn) : 0;
+    return *logged ? hk__wal_flush(s->wal, lsn, !lazy) : 0;
 }
 
 /* Applies the batch in one transaction (lsn: recorded too when non-zero); the outcome in batch_status. */
@@ -417,6 +420,11 @@ static void batch_work(uv_work_t *req)
     hk_kv_env *s = hk_container_of(req, hk_kv_env, work);
     uint64_t lsn = 0;
     bool logged = false, unlogged = false;
+    if (s->batch == NULL) {
+        /* hk_kv_sync_lazy: no writes, only the log's lazy groups made durable. */
+        s->batch_status = hk__wal_sync(s->wal);
+        return;
+    }
     if (s->wal != NULL && (s->batch_status = log_batch(s, &lsn, &logged, &unlogged)) != 0)
         return;
     apply_batch(s, logged ? lsn : 0);
@@ -440,7 +448,11 @@ static void batch_done(uv_work_t *req, int status)
     hk_kv_env *s = hk_container_of(req, hk_kv_env, work);
     hk_write *w = s->batch;
     int bs = status != 0 ? HK_ESTORE : s->batch_status;
-    if (bs != 0) {
+    if (w == NULL) {
+        /* A log sync alone (hk_kv_sync_lazy): a failure leaves the groups to the next sync or checkpoint. */
+        if (bs != 0)
+            hk_warn("store: lazy log records were not synced: %s", hk_strerror(bs));
+    } else if (bs != 0) {
         hk_error("store: group commit failed: %s", hk_strerror(bs));
         s->failed_commits++;
     } else {
@@ -471,6 +483,31 @@ static void batch_done(uv_work_t *req, int status)
     }
 }
 
+static void queue_batch(hk_kv_env *s)
+{
+    s->batch_status = 0;
+    s->working = true;
+    s->batch_started_ns = uv_hrtime();
+    int rc = uv_queue_work(s->loop, &s->work, batch_work, batch_done);
+    if (rc != 0) {
+        hk_error("store: cannot queue commit: %s", uv_strerror(rc));
+        abort();
+    }
+}
+
+void hk_kv_sync_lazy(hk_kv_env *s)
+{
+    uv_thread_t self = uv_thread_self();
+    if (s->loop == NULL || !uv_thread_equal(&self, &s->loop_thread))
+        return; /* another worker's loop: the store's own loop does it */
+    /* A group already running or queued syncs the log itself, or is lazy and comes back here. */
+    if (s->wal == NULL || s->working || s->queue_head != NULL || !hk__wal_unsynced(s->wal))
+        return;
+    s->batch = NULL;
+    s->batch_n = 0;
+    queue_batch(s);
+}
+
 static void start_batch(hk_kv_env *s)
 {
     if (s->working || s->queue_head == NULL)
@@ -486,15 +523,8 @@ static void start_batch(hk_kv_env *s)
         s->queue_tail = NULL;
     w->next = NULL;
     s->batch = head;
-    s->batch_status = 0;
-    s->working = true;
     s->batch_n = n;
-    s->batch_started_ns = uv_hrtime();
-    int rc = uv_queue_work(s->loop, &s->work, batch_work, batch_done);
-    if (rc != 0) {
-        hk_error("store: cannot queue commit: %s", uv_strerror(rc));
-        abort();
-    }
+    queue_batch(s);
 }
 
 void hk_kv_submit(hk_kv_env *s, hk_write *w)

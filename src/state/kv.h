@@ -70,7 +70,11 @@ struct hk_write {
     int (*apply)(hk_txn *txn, hk_write *w);
     /** Called on the loop thread after the commit (or the failure); status is 0 or an error. */
     void (*done)(hk_write *w, int status);
-    /** HK_WRITE_ISOLATED: a failing apply undoes only its own writes (a nested transaction). */
+    /**
+     * HK_WRITE_ISOLATED: a failing apply undoes only its own writes (a
+     * nested transaction). HK_WRITE_LAZY: under a log, done may run before
+     * the write is durable (see hk_kv_sync_lazy).
+     */
     unsigned flags;
     /**
      * Optional: the write's record for the write-ahead log (sync = log),
@@ -86,6 +90,14 @@ struct hk_write {
 };
 
 #define HK_WRITE_ISOLATED 1u
+/**
+ * A write whose loss in a crash is harmless because it is done again (a
+ * delivery's success): a group of only such writes is appended to the log
+ * without its own fdatasync and becomes durable with the next synced group,
+ * the next checkpoint or hk_kv_sync_lazy, whichever comes first. Without a
+ * log the flag changes nothing.
+ */
+#define HK_WRITE_LAZY 2u
 
 /** hk_put flag: fail with HK_EEXIST instead of replacing. */
 #define HK_PUT_NOOVERWRITE 1u
@@ -242,6 +254,14 @@ void hk_kv_attach_log(hk_kv_env *store, hk__wal *wal);
  * clean marks an orderly close. Nothing without hk_kv_checkpoints.
  */
 int hk_kv_checkpoint(hk_kv_env *store, bool clean) HK_MUST_CHECK;
+
+/**
+ * On the loop: makes lazy writes already committed durable soon, with one
+ * log sync on the threadpool (in turn with the group commit), unless
+ * nothing is waiting for one. For a periodic timer: it bounds how long a
+ * lazy write can stay undurable while no other write comes.
+ */
+void hk_kv_sync_lazy(hk_kv_env *store);
 
 /** Stops checkpointing (after a last hk_kv_checkpoint): synced commits again, the pin released. */
 void hk_kv_checkpoints_stop(hk_kv_env *store);

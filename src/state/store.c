@@ -547,11 +547,17 @@ void hk__store_submit_here(hk_store *s, hk_commit *c)
     ow->w.done = op_write_done;
     ow->w.encode = op_write_encode;
     /* A failing op undoes only its own writes and leaves the group's. */
-    ow->w.flags = HK_WRITE_ISOLATED;
+    ow->w.flags = HK_WRITE_ISOLATED | ((c->flags & HK_COMMIT_LAZY) ? HK_WRITE_LAZY : 0);
     c->status = 0;
     c->next = NULL;
     before_apply(s, &c->op);
     hk_kv_submit(s->kv, &ow->w);
+}
+
+void hk_store_sync_lazy(hk_store *s)
+{
+    if (s->pg == NULL && s->kv != NULL)
+        hk_kv_sync_lazy(s->kv);
 }
 
 static int apply_sync(hk_txn *txn, void *arg)

@@ -462,12 +462,32 @@ struct hk_commit {
     hk_op op; /**< the change */
     /** Runs on the loop once the op is durable (status 0) or failed (a negative code). */
     void (*done)(hk_commit *c, int status);
+    /** 0, or HK_COMMIT_LAZY: done may run once the op is applied, before it is durable. */
+    unsigned flags;
     /* Internal to the store. */
     int status;
     hk_commit *next;
     struct hk_store_port *port;                  /* submitted on a port: done runs on its loop */
     void (*port_done)(hk_commit *c, int status); /* done, while the store's loop has it */
 };
+
+/**
+ * For an op whose loss in a crash only means it is done again (a delivery's
+ * success: the delivery is made again, at least once as promised): on the
+ * embedded engine with its write-ahead log, a group of only such ops is
+ * appended to the log without a sync of its own and becomes durable with
+ * the next synced group, the next checkpoint or hk_store_sync_lazy. Other
+ * engines and sync = lmdb make it durable as any other op.
+ */
+#define HK_COMMIT_LAZY 1u
+
+/**
+ * On the store's loop (elsewhere nothing): lazy ops already done become
+ * durable soon (one log sync in turn with the group commit), if any are
+ * waiting. For a periodic timer, to bound how long one stays undurable
+ * when no other write comes.
+ */
+void hk_store_sync_lazy(hk_store *s);
 
 /**
  * Queues c; c->done runs on the loop later, never from inside this call.

@@ -55,6 +55,8 @@ struct hk__wal {
     bool can_undo;        /* the last flush can be taken back */
     uint64_t undo_off, undo_len, undo_first;
     bool broken; /* a failed group could not be erased: no more appends */
+    bool unsynced; /* the active segment holds groups appended without fdatasync (lazy) */
+    uint64_t syncs; /* fdatasyncs that made groups durable */
     uint64_t bytes;
 };
 
@@ -537,6 +539,12 @@ static int next_segment(hk__wal *w, uint64_t need)
     uint64_t size = w->seg_size;
     if (HDR + need > size)
         size = HDR + need;
+    /* A reader goes on into the next segment only after the last record of
+     * this one: lazy groups left unsynced here must reach the disk before
+     * anything synced there does. */
+    int se = hk__wal_sync(w);
+    if (se != 0)
+        return se;
     uv_mutex_lock(&w->mu);
     uint64_t seq = w->active != 0 ? w->active + 1 : segs_max(w) + 1;
     int e = 0, fd = -1;
@@ -614,7 +622,31 @@ static int erase(hk__wal *w, uint64_t off, uint64_t len)
     return 0;
 }
 
-int hk__wal_flush(hk__wal *w, uint64_t *last)
+int hk__wal_sync(hk__wal *w)
+{
+    if (!w->unsynced || w->fd < 0)
+        return 0;
+    if (fdatasync(w->fd) != 0) {
+        int e = errno;
+        hk_error("log: cannot sync segment %" PRIu64 " in %s: %s", w->active, w->dir, strerror(e));
+        return io_err(e);
+    }
+    w->unsynced = false;
+    w->syncs++;
+    return 0;
+}
+
+bool hk__wal_unsynced(const hk__wal *w)
+{
+    return w->unsynced;
+}
+
+uint64_t hk__wal_syncs(const hk__wal *w)
+{
+    return w->syncs;
+}
+
+int hk__wal_flush(hk__wal *w, uint64_t *last, bool sync)
 {
     if (w->broken) {
         w->len = 0;
@@ -628,7 +660,7 @@ int hk__wal_flush(hk__wal *w, uint64_t *last)
         rc = next_segment(w, w->len);
     if (rc == 0) {
         int e = write_all(w->fd, w->buf, w->len, w->off);
-        if (e == 0 && fdatasync(w->fd) != 0)
+        if (e == 0 && sync && fdatasync(w->fd) != 0)
             e = errno;
         if (e != 0) {
             hk_error("log: cannot append to segment %" PRIu64 " in %s: %s", w->active, w->dir, strerror(e));
@@ -642,6 +674,9 @@ int hk__wal_flush(hk__wal *w, uint64_t *last)
         w->can_undo = false;
         return rc;
     }
+    /* A synced flush also makes every lazy group before it durable (one file). */
+    w->unsynced = !sync;
+    w->syncs += sync;
     w->can_undo = true;
     w->undo_off = w->off;
     w->undo_len = w->len;

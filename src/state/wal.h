@@ -77,15 +77,28 @@ void hk__wal_close(hk__wal *w);
 uint64_t hk__wal_add(hk__wal *w, const uint8_t *rec, size_t len);
 
 /**
- * Appends the group built since the last flush and makes it durable (one
- * write, one fdatasync; moving to the next segment first when it does not
- * fit). *last receives the group's last LSN (unchanged when the group is
- * empty). On failure nothing of the group counts: its LSNs are given out
- * again, and what may have reached the file is zeroed (HK_EFULL for a full
- * disk, HK_ESTORE otherwise; when even zeroing fails the log refuses every
- * later flush with HK_ESTORE).
+ * Appends the group built since the last flush and, with sync, makes it
+ * durable (one write, one fdatasync; moving to the next segment first when
+ * it does not fit). Without sync (a lazy group) the group is written but
+ * reaches the disk only with the next synced flush, hk__wal_sync, or a
+ * move to the next segment; a crash before may lose it (a reader stops at
+ * its torn record, and no record after it was synced). *last receives the
+ * group's last LSN (unchanged when the group is empty). On failure nothing
+ * of the group counts: its LSNs are given out again, and what may have
+ * reached the file is zeroed (HK_EFULL for a full disk, HK_ESTORE
+ * otherwise; when even zeroing fails the log refuses every later flush
+ * with HK_ESTORE).
  */
-int hk__wal_flush(hk__wal *w, uint64_t *last) HK_MUST_CHECK;
+int hk__wal_flush(hk__wal *w, uint64_t *last, bool sync) HK_MUST_CHECK;
+
+/** Makes lazy groups durable (commit thread): one fdatasync when there are any, else nothing. */
+int hk__wal_sync(hk__wal *w) HK_MUST_CHECK;
+
+/** True while the active segment holds lazy groups not yet synced (commit thread, or the loop while no group runs). */
+bool hk__wal_unsynced(const hk__wal *w);
+
+/** How many fdatasyncs made groups durable so far (commit thread, or the loop while no group runs). */
+uint64_t hk__wal_syncs(const hk__wal *w);
 
 /**
  * Takes back the group of the last successful flush (its application

@@ -543,7 +543,7 @@ static int apply(hk_config *cfg, const struct option *o, const char *value, char
             return HK_ECONFIG;
         }
         if (o->check != NULL && o->check(cfg, value, why, sizeof(why)) != 0) {
-            snprintf(err, errlen, "%s.%s: %s", o->section, o->key, why);
+            snprintf(err, errlen, "%s.%s: %.160s", o->section, o->key, why);
             return HK_ECONFIG;
         }
         char **p = (char **)(void *)field;
@@ -576,7 +576,7 @@ static int apply(hk_config *cfg, const struct option *o, const char *value, char
         break;
     }
     if (rc != 0) {
-        snprintf(err, errlen, "%s.%s: expected %s, got \"%.200s\"", o->section, o->key, what, value);
+        snprintf(err, errlen, "%s.%s: expected %s, got \"%.120s\"", o->section, o->key, what, value);
         return HK_ECONFIG;
     }
     if (v < o->min || v > o->max) {

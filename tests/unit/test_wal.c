@@ -18,6 +18,7 @@
 #include "checkpoint.h"
 #include "crc32c.h"
 #include "state_fixture.h"
+#include "store_int.h"
 #include "wal.h"
 
 #define SEG 4096 /* small segments, so that a store's groups cross several */
@@ -79,13 +80,13 @@ static void test_log_written_and_read_back(void)
     add_text(w, "one");
     add_text(w, "two");
     add_text(w, "three");
-    CHECK_INT(hk__wal_flush(w, &last), 0);
+    CHECK_INT(hk__wal_flush(w, &last, true), 0);
     CHECK_INT(last, 3);
     add_text(w, "four");
     add_text(w, "five");
-    CHECK_INT(hk__wal_flush(w, &last), 0);
+    CHECK_INT(hk__wal_flush(w, &last, true), 0);
     CHECK_INT(last, 5);
-    CHECK_INT(hk__wal_flush(w, &last), 0); /* an empty group changes nothing */
+    CHECK_INT(hk__wal_flush(w, &last, true), 0); /* an empty group changes nothing */
     CHECK_INT(last, 5);
     hk__wal_close(w);
 
@@ -109,7 +110,7 @@ static void test_log_written_and_read_back(void)
     CHECK_STR(s.text[0], "four");
     /* Appends continue after the last record. */
     add_text(w, "six");
-    CHECK_INT(hk__wal_flush(w, &last), 0);
+    CHECK_INT(hk__wal_flush(w, &last, true), 0);
     CHECK_INT(last, 6);
     hk__wal_close(w);
     rm_tree();
@@ -122,15 +123,15 @@ static void test_log_undo(void)
     uint64_t last = 0;
     CHECK_INT(hk__wal_open(&w, waldir, SEG, 0, false, collect, NULL, NULL), 0);
     add_text(w, "kept");
-    CHECK_INT(hk__wal_flush(w, &last), 0);
+    CHECK_INT(hk__wal_flush(w, &last, true), 0);
     add_text(w, "failed-1");
     add_text(w, "failed-2");
-    CHECK_INT(hk__wal_flush(w, &last), 0);
+    CHECK_INT(hk__wal_flush(w, &last, true), 0);
     CHECK_INT(last, 3);
     CHECK_INT(hk__wal_undo(w), 0);
     CHECK_INT(hk__wal_undo(w), HK_EINVAL); /* only the last group, once */
     add_text(w, "after");
-    CHECK_INT(hk__wal_flush(w, &last), 0);
+    CHECK_INT(hk__wal_flush(w, &last, true), 0);
     CHECK_INT(last, 2); /* the failed group's LSNs are given out again */
     hk__wal_close(w);
     struct seen s = {.n = 0};
@@ -167,14 +168,14 @@ static void test_log_segments_and_recycling(void)
     for (int g = 0; g < 20; g++) {
         hk__wal_add(w, (const uint8_t *)rec, sizeof(rec));
         hk__wal_add(w, (const uint8_t *)rec, sizeof(rec));
-        CHECK_INT(hk__wal_flush(w, &last), 0);
+        CHECK_INT(hk__wal_flush(w, &last, true), 0);
     }
     CHECK_INT(last, 40);
     /* A group larger than a segment gets one of its own size. */
     char big[9000];
     memset(big, 'y', sizeof(big));
     hk__wal_add(w, (const uint8_t *)big, sizeof(big));
-    CHECK_INT(hk__wal_flush(w, &last), 0);
+    CHECK_INT(hk__wal_flush(w, &last, true), 0);
     size_t before = files_in(waldir, ".log");
     CHECK(before >= 20);
     hk__wal_close(w);
@@ -189,7 +190,7 @@ static void test_log_segments_and_recycling(void)
     CHECK(files_in(waldir, ".log") <= 3);
     CHECK_INT(hk__wal_segments(w), files_in(waldir, ".log"));
     add_text(w, "next");
-    CHECK_INT(hk__wal_flush(w, &last), 0);
+    CHECK_INT(hk__wal_flush(w, &last, true), 0);
     CHECK_INT(last, 42);
     hk__wal_close(w);
     memset(&s, 0, sizeof(s));
@@ -199,10 +200,62 @@ static void test_log_segments_and_recycling(void)
     /* Recycled segments are reused: many more groups leave few files. */
     for (int g = 0; g < 30; g++) {
         hk__wal_add(w, (const uint8_t *)rec, sizeof(rec));
-        CHECK_INT(hk__wal_flush(w, &last), 0);
+        CHECK_INT(hk__wal_flush(w, &last, true), 0);
         CHECK_INT(hk__wal_recycle(w, last), 0);
     }
     CHECK(files_in(waldir, ".log") <= 4);
+    hk__wal_close(w);
+    rm_tree();
+}
+
+/* Lazy groups are written without a sync of their own; the next synced one, a sync or a move to the next segment covers them. */
+static void test_log_lazy_groups(void)
+{
+    fresh_dir();
+    hk__wal *w;
+    uint64_t last = 0;
+    CHECK_INT(hk__wal_open(&w, waldir, 4096, 0, false, collect, NULL, NULL), 0);
+    add_text(w, "a");
+    CHECK_INT(hk__wal_flush(w, &last, true), 0);
+    CHECK_INT(hk__wal_syncs(w), 1);
+    CHECK(!hk__wal_unsynced(w));
+    add_text(w, "b");
+    CHECK_INT(hk__wal_flush(w, &last, false), 0);
+    CHECK_INT(hk__wal_syncs(w), 1);
+    CHECK(hk__wal_unsynced(w));
+    add_text(w, "c");
+    CHECK_INT(hk__wal_flush(w, &last, true), 0);
+    CHECK_INT(hk__wal_syncs(w), 2);
+    CHECK(!hk__wal_unsynced(w));
+    add_text(w, "d");
+    CHECK_INT(hk__wal_flush(w, &last, false), 0);
+    CHECK_INT(hk__wal_sync(w), 0);
+    CHECK_INT(hk__wal_syncs(w), 3);
+    CHECK(!hk__wal_unsynced(w));
+    CHECK_INT(hk__wal_sync(w), 0); /* nothing left to sync: no fdatasync */
+    CHECK_INT(hk__wal_syncs(w), 3);
+    /* Lazy groups until one no longer fits: the segment left behind is synced first. */
+    char rec[1000];
+    memset(rec, 'x', sizeof(rec));
+    size_t files = files_in(waldir, ".log");
+    int groups = 0;
+    while (files_in(waldir, ".log") == files && groups < 10) {
+        uint64_t before = hk__wal_syncs(w);
+        hk__wal_add(w, (const uint8_t *)rec, sizeof(rec));
+        CHECK_INT(hk__wal_flush(w, &last, false), 0);
+        groups++;
+        CHECK_INT(hk__wal_syncs(w), before + (files_in(waldir, ".log") == files ? 0 : 1));
+        CHECK(hk__wal_unsynced(w));
+    }
+    CHECK(files_in(waldir, ".log") == files + 1);
+    hk__wal_close(w);
+    /* Nothing lost by a process that ends: every record comes back, in order. */
+    struct seen s = {.n = 0};
+    CHECK_INT(hk__wal_open(&w, waldir, 4096, 0, true, collect, &s, NULL), 0);
+    CHECK_INT(s.n, 4 + groups);
+    CHECK_STR(s.text[1], "b");
+    CHECK_STR(s.text[3], "d");
+    CHECK_INT(s.lsn[s.n - 1], 4 + (uint64_t)groups);
     hk__wal_close(w);
     rm_tree();
 }
@@ -215,7 +268,7 @@ static void test_log_missing_records_refused(void)
     /* A log that starts at record 10 cannot serve a state that holds records up to 5 only. */
     CHECK_INT(hk__wal_open(&w, waldir, SEG, 9, false, collect, NULL, NULL), 0);
     add_text(w, "ten");
-    CHECK_INT(hk__wal_flush(w, &last), 0);
+    CHECK_INT(hk__wal_flush(w, &last, true), 0);
     CHECK_INT(last, 10);
     hk__wal_close(w);
     CHECK_INT(hk__wal_open(&w, waldir, SEG, 5, false, collect, NULL, NULL), HK_ESTORE);
@@ -595,7 +648,7 @@ static void test_log_torn_group_in_next_segment(void)
     CHECK_INT(hk__wal_open(&w, waldir, 4096, 0, false, collect, NULL, NULL), 0);
     for (int i = 0; i < 3; i++) {
         hk__wal_add(w, rec, sizeof(rec));
-        CHECK_INT(hk__wal_flush(w, &last), 0);
+        CHECK_INT(hk__wal_flush(w, &last, true), 0);
     }
     CHECK_INT(last, 3);
     hk__wal_close(w);
@@ -616,7 +669,7 @@ static void test_log_torn_group_in_next_segment(void)
     CHECK(info.cleared >= sizeof(seg));
     memset(rec, 'C', sizeof(rec));
     hk__wal_add(w, rec, sizeof(rec)); /* does not fit in segment 1: goes to segment 2 */
-    CHECK_INT(hk__wal_flush(w, &last), 0);
+    CHECK_INT(hk__wal_flush(w, &last, true), 0);
     CHECK_INT(last, 4);
     hk__wal_close(w);
     memset(&s, 0, sizeof(s));
@@ -748,11 +801,79 @@ static void test_cli_replays_when_no_server_runs(void)
     rm_tree();
 }
 
+/* Commits marked lazy are done without a log sync; hk_store_sync_lazy makes them durable with one. */
+static void test_store_lazy_commits(void)
+{
+    fresh_dir();
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    hk__ckpt_test_background(false);
+    hk_store *s = open_store(&loop, true, true);
+    CHECK(s != NULL);
+    if (s == NULL)
+        return;
+    struct acked a = {0};
+    CHECK_INT(workload(s, &loop, &a, 0, 3), 0);
+    uint64_t syncs = hk__wal_syncs(s->wal);
+    struct sub subs[4];
+    memset(subs, 0, sizeof(subs));
+    for (int i = 0; i < 4; i++) {
+        signal_op(&subs[i].c.op, 3 + i);
+        subs[i].c.flags = HK_COMMIT_LAZY;
+    }
+    run_commits(s, &loop, subs, 4);
+    for (int i = 0; i < 4; i++) {
+        CHECK_INT(subs[i].status, 0);
+        a.event_id[a.n] = subs[i].c.op.u.signal.event_id;
+        a.index[a.n++] = 3 + i;
+        hk_op_free_out(&subs[i].c.op);
+    }
+    /* Applied and done, not yet synced. */
+    CHECK_INT(hk__wal_syncs(s->wal), syncs);
+    CHECK(hk__wal_unsynced(s->wal));
+    hk_event ev;
+    CHECK_INT(hk_store_event_get(s, a.event_id[a.n - 1], &ev), 0);
+    hk_event_free(&ev);
+    hk_store_sync_lazy(s);
+    while (hk_store_busy(s))
+        uv_run(&loop, UV_RUN_ONCE);
+    CHECK_INT(hk__wal_syncs(s->wal), syncs + 1);
+    CHECK(!hk__wal_unsynced(s->wal));
+    hk_store_sync_lazy(s); /* nothing waiting: nothing queued */
+    CHECK(!hk_store_busy(s));
+    /* A synced commit after lazy ones covers them: one sync for the group. */
+    memset(subs, 0, sizeof(subs));
+    signal_op(&subs[0].c.op, 7);
+    subs[0].c.flags = HK_COMMIT_LAZY;
+    run_commits(s, &loop, subs, 1);
+    CHECK(hk__wal_unsynced(s->wal));
+    signal_op(&subs[1].c.op, 8);
+    run_commits(s, &loop, subs + 1, 1);
+    CHECK_INT(hk__wal_syncs(s->wal), syncs + 2);
+    CHECK(!hk__wal_unsynced(s->wal));
+    for (int i = 0; i < 2; i++) {
+        CHECK_INT(subs[i].status, 0);
+        a.event_id[a.n] = subs[i].c.op.u.signal.event_id;
+        a.index[a.n++] = 7 + i;
+        hk_op_free_out(&subs[i].c.op);
+    }
+    hk_store_close(s);
+    uv_loop_close(&loop);
+    hk__ckpt_test_background(true);
+    s = open_store(NULL, true, true);
+    CHECK(s != NULL);
+    if (s != NULL)
+        check_acked(s, &a, 0);
+    hk_store_close(s);
+    rm_tree();
+}
+
 int main(void)
 {
     test_log_written_and_read_back();
     test_log_undo();
     test_log_segments_and_recycling();
+    test_log_lazy_groups();
     test_log_missing_records_refused();
     test_crash_between_apply_and_checkpoint();
     test_crash_during_checkpoint();
@@ -763,5 +884,6 @@ int main(void)
     test_log_torn_group_in_next_segment();
     test_lmdb_mode_replays_and_removes_the_log();
     test_cli_replays_when_no_server_runs();
+    test_store_lazy_commits();
     return unit_done();
 }
