@@ -54,8 +54,8 @@ struct hk__wal {
     uint64_t group_first; /* LSN of the group's first record */
     bool can_undo;        /* the last flush can be taken back */
     uint64_t undo_off, undo_len, undo_first;
-    bool broken; /* a failed group could not be erased: no more appends */
-    bool unsynced; /* the active segment holds groups appended without fdatasync (lazy) */
+    bool broken;    /* a failed group could not be erased: no more appends */
+    bool unsynced;  /* the active segment holds groups appended without fdatasync (lazy) */
     uint64_t syncs; /* fdatasyncs that made groups durable */
     uint64_t bytes;
 };

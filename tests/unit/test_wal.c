@@ -208,27 +208,29 @@ static void test_log_segments_and_recycling(void)
     rm_tree();
 }
 
-/* Lazy groups are written without a sync of their own; the next synced one, a sync or a move to the next segment covers them. */
+/* Appends text as a group (synced or lazy) and checks the log's fdatasyncs and whether it holds unsynced groups after.
+ */
+static void lazy_step(hk__wal *w, const char *text, bool sync, uint64_t want_syncs, bool want_unsynced)
+{
+    uint64_t last;
+    add_text(w, text);
+    CHECK_INT(hk__wal_flush(w, &last, sync), 0);
+    CHECK_INT(hk__wal_syncs(w), want_syncs);
+    CHECK(hk__wal_unsynced(w) == want_unsynced);
+}
+
+/* Lazy groups are written without a sync of their own; the next synced one, a sync or a move to the next segment covers
+ * them. */
 static void test_log_lazy_groups(void)
 {
     fresh_dir();
     hk__wal *w;
     uint64_t last = 0;
     CHECK_INT(hk__wal_open(&w, waldir, 4096, 0, false, collect, NULL, NULL), 0);
-    add_text(w, "a");
-    CHECK_INT(hk__wal_flush(w, &last, true), 0);
-    CHECK_INT(hk__wal_syncs(w), 1);
-    CHECK(!hk__wal_unsynced(w));
-    add_text(w, "b");
-    CHECK_INT(hk__wal_flush(w, &last, false), 0);
-    CHECK_INT(hk__wal_syncs(w), 1);
-    CHECK(hk__wal_unsynced(w));
-    add_text(w, "c");
-    CHECK_INT(hk__wal_flush(w, &last, true), 0);
-    CHECK_INT(hk__wal_syncs(w), 2);
-    CHECK(!hk__wal_unsynced(w));
-    add_text(w, "d");
-    CHECK_INT(hk__wal_flush(w, &last, false), 0);
+    lazy_step(w, "a", true, 1, false);
+    lazy_step(w, "b", false, 1, true);
+    lazy_step(w, "c", true, 2, false); /* covers b */
+    lazy_step(w, "d", false, 2, true);
     CHECK_INT(hk__wal_sync(w), 0);
     CHECK_INT(hk__wal_syncs(w), 3);
     CHECK(!hk__wal_unsynced(w));
