@@ -120,7 +120,13 @@ struct hk__job {
     char *response;        /**< response as received (cut) */
     size_t response_len;   /**< bytes in response */
     struct hk__job *next;  /**< ready list */
-    struct hk__job *hnext; /**< index chain */
+};
+
+/** A slot of the engine's index of jobs by (webhook, event): the key beside the job (job NULL: free). */
+struct hk__jslot {
+    uint64_t event_id;   /**< the job's event */
+    uint32_t webhook_id; /**< the job's webhook */
+    struct hk__job *job; /**< the job; NULL for a free slot */
 };
 
 /** The engine (engine.h). */
@@ -139,8 +145,9 @@ struct hk_engine {
     uint64_t wait_at; /**< monotonic time wait_timer fires at; 0 = not armed */
     uint32_t share;   /**< jobs one webhook may hold */
     /* The window. */
-    struct hk__job **jobs;                          /**< the jobs by (webhook, event) */
-    size_t job_buckets;                             /**< buckets of jobs (a power of two) */
+    struct hk__jslot *jobs;                         /**< the jobs by (webhook, event), open addressing */
+    size_t job_buckets;                             /**< slots of jobs (a power of two, at least twice njobs) */
+    size_t njobs;                                   /**< jobs in the index */
     uint32_t mem;                                   /**< jobs held */
     uint32_t in_flight;                             /**< jobs sending */
     struct hk__wstate *ws_table[HK__WS_BUCKETS];    /**< webhooks by id */

@@ -18,34 +18,76 @@ static void origin_ring_update(hk_engine *e, struct hk__origin *o);
 
 /* ---- job index ------------------------------------------------------------------ */
 
-static size_t job_hash(const hk_engine *e, uint32_t wid, uint64_t eid)
+/* Open addressing with linear probing: the walk of the queue asks for
+ * every due entry whether it is held, and the key is in the slot, so a
+ * question costs one cache line, not a job's. Deletion shifts the
+ * following entries back (no tombstones). The table is kept at most half
+ * full: it doubles beyond that. */
+
+static size_t job_hash(uint32_t wid, uint64_t eid, size_t mask)
 {
     uint64_t h = (eid * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)wid * 0xC2B2AE3D27D4EB4Full);
-    return (size_t)(h >> 17) & (e->job_buckets - 1);
+    return (size_t)(h >> 17) & mask;
 }
 
 struct hk__job *hk__job_find(hk_engine *e, uint32_t wid, uint64_t eid)
 {
-    for (struct hk__job *j = e->jobs[job_hash(e, wid, eid)]; j != NULL; j = j->hnext)
-        if (j->d.webhook_id == wid && j->d.event_id == eid)
-            return j;
-    return NULL;
+    size_t mask = e->job_buckets - 1;
+    for (size_t i = job_hash(wid, eid, mask);; i = (i + 1) & mask) {
+        const struct hk__jslot *s = &e->jobs[i];
+        if (s->job == NULL)
+            return NULL;
+        if (s->event_id == eid && s->webhook_id == wid)
+            return s->job;
+    }
+}
+
+static void slot_put(struct hk__jslot *t, size_t mask, struct hk__job *j)
+{
+    size_t i = job_hash(j->d.webhook_id, j->d.event_id, mask);
+    while (t[i].job != NULL)
+        i = (i + 1) & mask;
+    t[i].event_id = j->d.event_id;
+    t[i].webhook_id = j->d.webhook_id;
+    t[i].job = j;
 }
 
 static void job_index(hk_engine *e, struct hk__job *j)
 {
-    size_t h = job_hash(e, j->d.webhook_id, j->d.event_id);
-    j->hnext = e->jobs[h];
-    e->jobs[h] = j;
+    if ((e->njobs + 1) * 2 > e->job_buckets) {
+        size_t n = e->job_buckets * 2;
+        struct hk__jslot *t = hk_calloc(n, sizeof(*t));
+        for (size_t i = 0; i < e->job_buckets; i++)
+            if (e->jobs[i].job != NULL)
+                slot_put(t, n - 1, e->jobs[i].job);
+        free(e->jobs);
+        e->jobs = t;
+        e->job_buckets = n;
+    }
+    slot_put(e->jobs, e->job_buckets - 1, j);
+    e->njobs++;
 }
 
 static void job_unindex(hk_engine *e, struct hk__job *j)
 {
-    struct hk__job **p = &e->jobs[job_hash(e, j->d.webhook_id, j->d.event_id)];
-    while (*p != NULL && *p != j)
-        p = &(*p)->hnext;
-    if (*p == j)
-        *p = j->hnext;
+    size_t mask = e->job_buckets - 1;
+    size_t i = job_hash(j->d.webhook_id, j->d.event_id, mask);
+    while (e->jobs[i].job != j) {
+        if (e->jobs[i].job == NULL)
+            return;
+        i = (i + 1) & mask;
+    }
+    /* Entries after the hole that probed past it move back into it. */
+    for (size_t k = (i + 1) & mask; e->jobs[k].job != NULL; k = (k + 1) & mask) {
+        size_t home = job_hash(e->jobs[k].webhook_id, e->jobs[k].event_id, mask);
+        /* k's entry may fill the hole at i when its home is not in (i, k] (cyclically). */
+        if (((k - home) & mask) >= ((k - i) & mask)) {
+            e->jobs[i] = e->jobs[k];
+            i = k;
+        }
+    }
+    memset(&e->jobs[i], 0, sizeof(e->jobs[i]));
+    e->njobs--;
 }
 
 void hk__job_clear_attempt(struct hk__job *j)
@@ -799,6 +841,7 @@ void hk__sched_init(hk_engine *e)
     e->job_buckets = JOB_BUCKETS_MIN;
     while (e->job_buckets < (size_t)max * 4)
         e->job_buckets *= 2;
+    e->njobs = 0;
     e->jobs = hk_calloc(e->job_buckets, sizeof(*e->jobs));
 }
 
