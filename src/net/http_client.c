@@ -35,7 +35,7 @@
 #define DEFAULT_IDLE_TIMEOUT_MS 30000
 
 /* Finished requests kept for reuse, and the response bytes each keeps allocated. */
-#define POOL_MAX 256
+#define POOL_MAX 1024
 #define POOL_KEEP_BYTES 4096
 
 /* ---- deadlines ---------------------------------------------------------------------- */
@@ -308,14 +308,19 @@ static bool valid_method(const char *m)
 static bool valid_headers(const char *h)
 {
     while (*h != '\0') {
-        const char *eol = strstr(h, "\r\n");
-        size_t len = eol ? (size_t)(eol - h) : strlen(h);
-        if (len == 0 || memchr(h, ':', len) == NULL || h[0] == ' ' || h[0] == '\t')
+        if (*h == ' ' || *h == '\t')
             return false;
-        for (size_t i = 0; i < len; i++)
-            if (h[i] == '\r' || h[i] == '\n' || h[i] == '\0')
-                return false;
-        h += len + (eol ? 2 : 0);
+        const char *line = h;
+        bool colon = false;
+        for (; *h != '\0' && *h != '\r' && *h != '\n'; h++)
+            colon |= *h == ':';
+        if (h == line || !colon)
+            return false;
+        if (*h == '\0')
+            break;
+        if (h[0] != '\r' || h[1] != '\n')
+            return false;
+        h += 2;
     }
     return true;
 }
