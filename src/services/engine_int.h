@@ -111,8 +111,8 @@ struct hk__job {
     uint64_t started_ms, started_mono; /**< when it was sent: wall and monotonic time */
     hk_outcome out;                    /**< what follows it */
     hk_attempt rec;        /**< its record: the strings are the job's (url_copy, request, response, out.error...) */
-    char *url_copy;        /**< the URL it went to */
-    char *custom;          /**< the webhook's custom header lines it was sent with */
+    char *url_copy;        /**< the URL it went to (owned; custom lives in the same block) */
+    char *custom;          /**< the webhook's custom header lines it was sent with (in url_copy's block) */
     hk_delivery_sigs sigs; /**< its signature header values */
     char *user_agent;      /**< the User-Agent it was sent with (from the sender's result) */
     char *request;         /**< request head and body as sent (cut) */
@@ -161,6 +161,7 @@ struct hk_engine {
     bool dispatching, redispatch;                   /**< in hk__dispatch; another round asked for */
     uint32_t waiting;                               /**< synchronous calls waiting for a slot */
     uint32_t sync_active;                           /**< slots held by synchronous calls (on the wire) */
+    hk_buf send_headers;                            /**< a sent job's header lines, made again for each send */
     /* Life cycle. */
     uint32_t committing;                                   /**< the engine's own writes not yet done */
     bool pruning;                                          /**< a prune step is committing */

@@ -92,8 +92,7 @@ static void job_unindex(hk_engine *e, struct hk__job *j)
 
 void hk__job_clear_attempt(struct hk__job *j)
 {
-    free(j->url_copy);
-    free(j->custom);
+    free(j->url_copy); /* custom with it */
     free(j->user_agent);
     free(j->request);
     free(j->response);
@@ -747,15 +746,20 @@ static void send_job(hk_engine *e, struct hk__job *j)
      * headers it was sent with: the webhook may change while the request
      * is on the wire. */
     hk__job_clear_attempt(j);
-    j->url_copy = hk_strdup(ws->t.url);
-    j->custom = hk_strdup(ws->t.headers);
+    size_t url_len = strlen(ws->t.url), custom_len = strlen(ws->t.headers);
+    j->url_copy = hk_malloc(url_len + custom_len + 2); /* one block: the custom lines follow the URL */
+    memcpy(j->url_copy, ws->t.url, url_len + 1);
+    j->custom = j->url_copy + url_len + 1;
+    memcpy(j->custom, ws->t.headers, custom_len + 1);
     hk_delivery_sign(&ws->t, j->body, j->uuid, now, &j->sigs);
-    hk_buf headers = HK_BUF_INIT;
-    hk_buf_reserve(&headers, 512 + strlen(j->custom));
-    hk_delivery_headers_parts(&headers, j->event_name, j->uuid, ws->id, j->d.attempts, now, &j->sigs, j->custom, NULL);
+    /* The engine's buffer: the client copies the headers into the request's head. */
+    hk_buf *headers = &e->send_headers;
+    hk_buf_reset(headers);
+    hk_buf_reserve(headers, 512 + custom_len);
+    hk_delivery_headers_parts(headers, j->event_name, j->uuid, ws->id, j->d.attempts, now, &j->sigs, j->custom, NULL);
     hk_client_request req = {.method = "POST",
                              .url = j->url_copy,
-                             .headers = hk_buf_cstr(&headers),
+                             .headers = hk_buf_cstr(headers),
                              .body = j->body->data,
                              .body_len = j->body->len,
                              .body_ref = hk_body_ref,
@@ -769,7 +773,6 @@ static void send_job(hk_engine *e, struct hk__job *j)
     e->in_flight++;
     origin_ring_update(e, o);
     int rc = hk_sender_send(&e->sender, &req, on_response, j);
-    hk_buf_free(&headers);
     if (rc != 0) {
         /* A request the sender refuses outright: a failed attempt like any other. */
         hk_client_result r;
@@ -874,4 +877,5 @@ void hk__sched_free(hk_engine *e)
     }
     free(e->jobs);
     free(e->back);
+    hk_buf_free(&e->send_headers);
 }
