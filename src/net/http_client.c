@@ -4,18 +4,20 @@
  * A request walks KICK -> (pooled connection | DNS -> SSRF check -> connect
  * -> TLS handshake) -> WRITE -> WAIT -> READ -> done (http_client_int.h
  * says which file holds which part). Here: hk_client_create, _send and
- * _close, the checks of a request and the making of its bytes, and the
- * request's two timers: the total timer runs from hk_client_send to the
- * end; the phase timer first defers the start to the next loop iteration
- * (so the callback never runs inside hk_client_send), then bounds the DNS
- * lookup (c-ares on the loop, resolver.h), the connect phase (TCP and TLS)
- * and the wait for the first response byte. A request ends once, through
- * hk__client_req_finish, which runs the caller's callback.
+ * _close, the checks of a request and the making of its bytes, the
+ * client's deadlines and the request's two: the total one runs from
+ * hk_client_send to the end; the phase one first defers the start to the
+ * client's timer (so the callback never runs inside hk_client_send), then
+ * bounds the DNS lookup (c-ares on the loop, resolver.h), the connect phase
+ * (TCP and TLS) and the wait for the first response byte. A request ends
+ * once, through hk__client_req_finish, which runs the caller's callback.
  *
- * Memory: a request is freed only in the close callbacks of its timers.
- * The client itself goes once everything it created is gone.
+ * Memory: a finished request goes back to the client's pool once its
+ * callback returned (a bounded number are kept, the rest freed). The
+ * client itself goes once everything it created is gone.
  */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -32,6 +34,105 @@
 #define DEFAULT_MAX_RESPONSE_BYTES 65536
 #define DEFAULT_IDLE_TIMEOUT_MS 30000
 
+/* Finished requests kept for reuse, and the response bytes each keeps allocated. */
+#define POOL_MAX 1024
+#define POOL_KEEP_BYTES 4096
+
+/* ---- deadlines ---------------------------------------------------------------------- */
+
+static void on_timer(uv_timer_t *t);
+
+/* The deadline that expires first: the earliest head, the earlier set of a tie. */
+static struct dl *dl_first(hk_client *c)
+{
+    struct dl *first = NULL;
+    for (int k = 0; k < DL_KINDS; k++) {
+        struct dl *d = c->dl[k].head;
+        if (d != NULL && (first == NULL || d->at < first->at || (d->at == first->at && d->seq < first->seq)))
+            first = d;
+    }
+    return first;
+}
+
+/* Arms the timer for the first deadline unless it fires no later already (then it re-arms itself). */
+static void dl_arm(hk_client *c)
+{
+    if (c->in_timer || c->closing)
+        return; /* the timer's callback arms it when done; a closing client closes it */
+    if (c->ndl == 0) {
+        if (c->timer_armed)
+            uv_timer_stop(&c->timer); /* nothing to wait for must not keep the loop running */
+        c->timer_armed = false;
+        return;
+    }
+    struct dl *d = dl_first(c);
+    if (c->timer_armed && c->timer_at <= d->at)
+        return;
+    uint64_t now = uv_now(c->loop);
+    uv_timer_start(&c->timer, on_timer, d->at > now ? d->at - now : 0, 0);
+    c->timer_armed = true;
+    c->timer_at = d->at;
+}
+
+void hk__dl_unset(hk_client *c, struct dl *d)
+{
+    if (d->kind < 0)
+        return;
+    struct dl_list *l = &c->dl[d->kind];
+    if (d->prev)
+        d->prev->next = d->next;
+    else
+        l->head = d->next;
+    if (d->next)
+        d->next->prev = d->prev;
+    else
+        l->tail = d->prev;
+    d->prev = d->next = NULL;
+    d->kind = -1;
+    c->ndl--;
+    if (c->ndl == 0)
+        dl_arm(c);
+}
+
+void hk__dl_set(hk_client *c, struct dl *d, int kind, uint64_t timeout_ms)
+{
+    hk__dl_unset(c, d);
+    /* Every deadline of a kind has the same timeout and the loop's time
+     * never goes back: the new one is the last of its list. */
+    struct dl_list *l = &c->dl[kind];
+    d->at = uv_now(c->loop) + timeout_ms;
+    d->seq = c->dl_seq++;
+    d->kind = kind;
+    d->next = NULL;
+    d->prev = l->tail;
+    if (l->tail)
+        l->tail->next = d;
+    else
+        l->head = d;
+    l->tail = d;
+    c->ndl++;
+    dl_arm(c);
+}
+
+static void dl_expired(struct dl *d, int kind);
+
+/* Runs every deadline whose time has come, in the order libuv would run one timer each. */
+static void on_timer(uv_timer_t *t)
+{
+    hk_client *c = hk_container_of(t, hk_client, timer);
+    c->timer_armed = false;
+    c->in_timer = true;
+    uint64_t now = uv_now(c->loop);
+    struct dl *d;
+    while ((d = dl_first(c)) != NULL && d->at <= now) {
+        int kind = d->kind;
+        hk__dl_unset(c, d);
+        dl_expired(d, kind);
+    }
+    c->in_timer = false;
+    dl_arm(c);
+}
+
 /* ---- request life ------------------------------------------------------------------ */
 
 static uint64_t ms_since(uint64_t start_ns)
@@ -39,26 +140,48 @@ static uint64_t ms_since(uint64_t start_ns)
     return (uv_hrtime() - start_ns) / 1000000u;
 }
 
-static void req_maybe_free(struct creq *r)
+/* A finished request, its callback run: its references go, it is kept in the pool (or freed). */
+static void req_release(struct creq *r)
 {
-    if (r->open_handles > 0)
-        return;
     hk_client *c = r->c;
     hk__origin_unref(&c->origins, r->o);
-    free(r->head);
     r->body_ref(r->body_owner, -1);
-    hk_buf_free(&r->rhead);
-    hk_buf_free(&r->body);
-    free(r);
     c->live--;
+    if (c->closing || c->npool >= POOL_MAX) {
+        hk_buf_free(&r->headbuf);
+        hk_buf_free(&r->rhead);
+        hk_buf_free(&r->body);
+        free(r);
+    } else {
+        hk_buf_shrink(&r->headbuf, POOL_KEEP_BYTES);
+        hk_buf_shrink(&r->rhead, POOL_KEEP_BYTES);
+        hk_buf_shrink(&r->body, POOL_KEEP_BYTES);
+        r->next = c->pool;
+        c->pool = r;
+        c->npool++;
+    }
     hk__client_maybe_freed(c);
 }
 
-static void req_handle_closed(uv_handle_t *h)
+/* A request from the pool (cleared as struct creq says), or a new one. */
+static struct creq *req_take(hk_client *c)
 {
-    struct creq *r = h->data;
-    r->open_handles--;
-    req_maybe_free(r);
+    struct creq *r = c->pool;
+    if (r == NULL)
+        r = hk_calloc(1, sizeof(*r));
+    else {
+        c->pool = r->next;
+        c->npool--;
+        hk_buf rhead = r->rhead, body = r->body, headbuf = r->headbuf;
+        memset(r, 0, offsetof(struct creq, status_line));
+        r->rhead = rhead;
+        r->body = body;
+        r->headbuf = headbuf;
+        r->status_line[0] = r->reason[0] = r->error_text[0] = '\0';
+        memset(&r->refused, 0, sizeof(r->refused));
+    }
+    r->total.kind = r->phase_dl.kind = -1;
+    return r;
 }
 
 void hk__client_req_finish(struct creq *r)
@@ -80,8 +203,8 @@ void hk__client_req_finish(struct creq *r)
         hk_resolve_cancel(r->dns); /* its callback will not run */
         r->dns = NULL;
     }
-    uv_close((uv_handle_t *)&r->total_timer, req_handle_closed);
-    uv_close((uv_handle_t *)&r->phase_timer, req_handle_closed);
+    hk__dl_unset(c, &r->total);
+    hk__dl_unset(c, &r->phase_dl);
 
     hk_client_result res = {0};
     res.error = r->error;
@@ -102,6 +225,7 @@ void hk__client_req_finish(struct creq *r)
     res.refused_addr = refused ? r->refused.addr : "";
     res.refused_rule = refused ? r->refused.rule : "";
     r->cb(&res, r->arg);
+    req_release(r);
 }
 
 void hk__client_req_fail(struct creq *r, int err, const char *fmt, ...)
@@ -117,16 +241,22 @@ void hk__client_req_fail(struct creq *r, int err, const char *fmt, ...)
     hk__client_req_finish(r);
 }
 
-static void on_total_timeout(uv_timer_t *t)
+void hk__client_phase_deadline(struct creq *r)
 {
-    struct creq *r = hk_container_of(t, struct creq, total_timer);
-    hk__client_req_fail(r, UV_ETIMEDOUT, "request took longer than %llu ms",
-                        (unsigned long long)r->c->o.total_timeout_ms);
+    hk_client *c = r->c;
+    switch (r->phase) {
+    case PH_KICK: hk__dl_set(c, &r->phase_dl, DL_KICK, 0); break;
+    case PH_DNS: hk__dl_set(c, &r->phase_dl, DL_DNS, c->o.dns_timeout_ms); break;
+    case PH_CONNECT: hk__dl_set(c, &r->phase_dl, DL_CONNECT, c->o.connect_timeout_ms); break;
+    case PH_WAIT: hk__dl_set(c, &r->phase_dl, DL_WAIT, c->o.first_byte_timeout_ms); break;
+    default: hk__dl_unset(c, &r->phase_dl); break;
+    }
 }
 
-void hk__client_on_phase_timeout(uv_timer_t *t)
+/* The request's phase deadline passed (see enum phase): the deferred start, then the DNS, connect and first-byte
+ * limits. */
+static void on_phase_timeout(struct creq *r)
 {
-    struct creq *r = hk_container_of(t, struct creq, phase_timer);
     hk_client *c = r->c;
     switch (r->phase) {
     case PH_KICK: hk__client_req_connect(r); break;
@@ -148,6 +278,20 @@ void hk__client_on_phase_timeout(uv_timer_t *t)
     }
 }
 
+static void dl_expired(struct dl *d, int kind)
+{
+    switch (kind) {
+    case DL_TOTAL: {
+        struct creq *r = hk_container_of(d, struct creq, total);
+        hk__client_req_fail(r, UV_ETIMEDOUT, "request took longer than %llu ms",
+                            (unsigned long long)r->c->o.total_timeout_ms);
+        break;
+    }
+    case DL_IDLE: hk__client_conn_close(hk_container_of(d, struct conn, idle)); break;
+    default: on_phase_timeout(hk_container_of(d, struct creq, phase_dl)); break;
+    }
+}
+
 /* ---- request checks ------------------------------------------------------------------ */
 
 static bool valid_method(const char *m)
@@ -164,14 +308,19 @@ static bool valid_method(const char *m)
 static bool valid_headers(const char *h)
 {
     while (*h != '\0') {
-        const char *eol = strstr(h, "\r\n");
-        size_t len = eol ? (size_t)(eol - h) : strlen(h);
-        if (len == 0 || memchr(h, ':', len) == NULL || h[0] == ' ' || h[0] == '\t')
+        if (*h == ' ' || *h == '\t')
             return false;
-        for (size_t i = 0; i < len; i++)
-            if (h[i] == '\r' || h[i] == '\n' || h[i] == '\0')
-                return false;
-        h += len + (eol ? 2 : 0);
+        const char *line = h;
+        bool colon = false;
+        for (; *h != '\0' && *h != '\r' && *h != '\n'; h++)
+            colon |= *h == ':';
+        if (h == line || !colon)
+            return false;
+        if (*h == '\0')
+            break;
+        if (h[0] != '\r' || h[1] != '\n')
+            return false;
+        h += 2;
     }
     return true;
 }
@@ -293,8 +442,9 @@ int hk_client_create(hk_client **out, uv_loop_t *loop, const hk_client_opts *opt
     hk__client_parser_init(&c->settings);
     uv_timer_init(loop, &c->sentinel);
     c->sentinel.data = c;
+    uv_timer_init(loop, &c->timer);
     hk__origins_init(&c->origins, loop, c->o.idle_timeout_ms);
-    c->live = 3; /* the sentinel, the origin timer and the resolver */
+    c->live = 4; /* the sentinel, the timer, the origin timer and the resolver */
     *out = c;
     return 0;
 
@@ -322,7 +472,7 @@ int hk_client_send(hk_client *c, const hk_client_request *req, hk_client_cb cb, 
         return HK_EINVAL;
     if (req->body_len > HK_CLIENT_MAX_REQUEST_BODY)
         return HK_ETOOBIG;
-    struct creq *r = hk_calloc(1, sizeof(*r));
+    struct creq *r = req_take(c);
     r->c = c;
     r->cb = cb;
     r->arg = arg;
@@ -333,9 +483,9 @@ int hk_client_send(hk_client *c, const hk_client_request *req, hk_client_cb cb, 
 
     /* The head: request line, the client's headers, then the caller's. The
      * body is written from where it is (see conn_send_request). */
-    hk_buf head = HK_BUF_INIT;
-    head_of(&head, method, &u, c->user_agent, req->body_len, extra);
-    r->head = hk_buf_steal(&head, &r->head_len);
+    head_of(&r->headbuf, method, &u, c->user_agent, req->body_len, extra);
+    r->head = r->headbuf.data;
+    r->head_len = r->headbuf.len;
     if (req->body_ref != NULL) {
         r->out_body = req->body;
         r->body_ref = req->body_ref;
@@ -352,11 +502,6 @@ int hk_client_send(hk_client *c, const hk_client_request *req, hk_client_cb cb, 
     }
     r->out_body_len = req->body_len;
 
-    uv_timer_init(c->loop, &r->total_timer);
-    uv_timer_init(c->loop, &r->phase_timer);
-    r->total_timer.data = r;
-    r->phase_timer.data = r;
-    r->open_handles = 2;
     r->next = c->active;
     if (c->active)
         c->active->prev = r;
@@ -365,8 +510,8 @@ int hk_client_send(hk_client *c, const hk_client_request *req, hk_client_cb cb, 
     c->live++;
     hk__client_req_reset(r);
     r->phase = PH_KICK;
-    uv_timer_start(&r->total_timer, on_total_timeout, c->o.total_timeout_ms, 0);
-    uv_timer_start(&r->phase_timer, hk__client_on_phase_timeout, 0, 0);
+    hk__dl_set(c, &r->total, DL_TOTAL, c->o.total_timeout_ms);
+    hk__client_phase_deadline(r);
     return 0;
 }
 
@@ -386,6 +531,14 @@ void hk__client_maybe_freed(hk_client *c)
         return;
     void (*closed)(void *) = c->closed;
     void *arg = c->closed_arg;
+    while (c->pool != NULL) {
+        struct creq *r = c->pool;
+        c->pool = r->next;
+        hk_buf_free(&r->headbuf);
+        hk_buf_free(&r->rhead);
+        hk_buf_free(&r->body);
+        free(r);
+    }
     hk__origins_free(&c->origins);
     hk_tls_ctx_free(c->tls);
     hk_ssrf_free(c->ssrf);
@@ -400,6 +553,13 @@ void hk__client_maybe_freed(hk_client *c)
 static void on_sentinel_closed(uv_handle_t *h)
 {
     hk_client *c = h->data;
+    c->live--;
+    hk__client_maybe_freed(c);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    hk_client *c = hk_container_of(h, hk_client, timer);
     c->live--;
     hk__client_maybe_freed(c);
 }
@@ -431,5 +591,6 @@ void hk_client_close(hk_client *c, void (*closed)(void *arg), void *arg)
         hk__client_conn_close(c->conns);
     hk_resolver_close(c->resolver, on_resolver_closed, c);
     hk__origins_close(&c->origins, on_origins_closed, c);
+    uv_close((uv_handle_t *)&c->timer, on_timer_closed);
     uv_close((uv_handle_t *)&c->sentinel, on_sentinel_closed);
 }

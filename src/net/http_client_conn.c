@@ -11,8 +11,8 @@
  * close is seen at once, and a connection that still dies on reuse before
  * any response byte gets its request retried once on a fresh connection.
  *
- * Memory: a connection is freed only in the close callbacks of its tcp and
- * timer handles; what a queued write sends belongs to its write request (a
+ * Memory: a connection is freed only in the close callback of its tcp
+ * handle; what a queued write sends belongs to its write request (a
  * copy of the head's unsent part, ciphertext) or is held by a reference
  * (the body), released in the write callback (also on UV_ECANCELED).
  */
@@ -41,11 +41,9 @@ static void req_resolve(struct creq *r);
 
 /* ---- closing and failing ------------------------------------------------------------------- */
 
-static void conn_handle_closed(uv_handle_t *h)
+static void conn_closed(uv_handle_t *h)
 {
     struct conn *cn = h->data;
-    if (--cn->open_handles > 0)
-        return;
     hk_client *c = cn->c;
     hk__origin_unref(&c->origins, cn->o);
     hk_tls_conn_free(cn->tls);
@@ -73,10 +71,10 @@ void hk__client_conn_close(struct conn *cn)
         c->conns = cn->next;
     if (cn->next)
         cn->next->prev = cn->prev;
+    hk__dl_unset(c, &cn->idle);
     /* Pending connect and write requests get their callbacks with
-     * UV_ECANCELED before the close callbacks, which free the connection. */
-    uv_close((uv_handle_t *)&cn->timer, conn_handle_closed);
-    uv_close((uv_handle_t *)&cn->tcp, conn_handle_closed);
+     * UV_ECANCELED before the close callback, which frees the connection. */
+    uv_close((uv_handle_t *)&cn->tcp, conn_closed);
 }
 
 static bool dead_on_reuse(int err)
@@ -94,7 +92,7 @@ void hk__client_conn_fail(struct conn *cn, int err, const char *fmt, ...)
         hk_debug("http client: %s: pooled connection was closed by the server, retrying on a new one", r->o->name);
         r->retried = true;
         r->reused = false;
-        uv_timer_stop(&r->phase_timer);
+        hk__dl_unset(r->c, &r->phase_dl);
         hk__client_req_reset(r);
         req_resolve(r);
         return;
@@ -123,11 +121,6 @@ static void idle_unlink(struct conn *cn)
     o->nidle--;
 }
 
-static void on_idle_timeout(uv_timer_t *t)
-{
-    hk__client_conn_close(hk_container_of(t, struct conn, timer));
-}
-
 void hk__client_req_complete(struct creq *r)
 {
     struct conn *cn = r->conn;
@@ -143,7 +136,7 @@ void hk__client_req_complete(struct creq *r)
             o->idle->iprev = cn;
         o->idle = cn;
         o->nidle++;
-        uv_timer_start(&cn->timer, on_idle_timeout, c->o.idle_timeout_ms, 0);
+        hk__dl_set(c, &cn->idle, DL_IDLE, c->o.idle_timeout_ms);
     } else {
         hk__client_conn_close(cn);
     }
@@ -160,7 +153,7 @@ void hk__client_req_connect(struct creq *r)
     }
     struct conn *cn = o->idle;
     idle_unlink(cn);
-    uv_timer_stop(&cn->timer);
+    hk__dl_unset(r->c, &cn->idle);
     cn->state = CS_ACTIVE;
     cn->req = r;
     r->conn = cn;
@@ -178,7 +171,7 @@ static void request_written(struct conn *cn, bool request_end)
     if (request_end && r != NULL && r->phase == PH_WRITE) {
         r->phase = PH_WAIT;
         if (!r->got_bytes)
-            uv_timer_start(&r->phase_timer, hk__client_on_phase_timeout, r->c->o.first_byte_timeout_ms, 0);
+            hk__client_phase_deadline(r);
     }
 }
 
@@ -281,7 +274,7 @@ static int conn_flush_tls(struct conn *cn, bool request_end)
 static void conn_send_request(struct conn *cn)
 {
     struct creq *r = cn->req;
-    uv_timer_stop(&r->phase_timer); /* the connect phase is over */
+    hk__dl_unset(r->c, &r->phase_dl); /* the connect phase is over */
     r->phase = PH_WRITE;
     r->sent = true;
     hk__client_req_reset(r);
@@ -441,10 +434,8 @@ static void conn_open(struct creq *r, const struct sockaddr *sa)
     cn->o = r->o;
     hk__origin_ref(cn->o);
     uv_tcp_init(c->loop, &cn->tcp);
-    uv_timer_init(c->loop, &cn->timer);
     cn->tcp.data = cn;
-    cn->timer.data = cn;
-    cn->open_handles = 2;
+    cn->idle.kind = -1;
     cn->state = CS_CONNECTING;
     cn->next = c->conns;
     if (c->conns)
@@ -457,7 +448,7 @@ static void conn_open(struct creq *r, const struct sockaddr *sa)
     r->conn = cn;
     r->reused = false;
     r->phase = PH_CONNECT;
-    uv_timer_start(&r->phase_timer, hk__client_on_phase_timeout, c->o.connect_timeout_ms, 0);
+    hk__client_phase_deadline(r);
     int rc = uv_tcp_connect(&cn->connect, &cn->tcp, sa, on_connect);
     if (rc != 0)
         hk__client_conn_fail(cn, rc, "%s", rc == UV_ECONNREFUSED ? "connection refused" : uv_strerror(rc));
@@ -510,5 +501,5 @@ static void req_resolve(struct creq *r)
         hk__client_req_fail(r, rc, "DNS lookup for %s failed: %s", r->o->host, hk_strerror(rc));
         return;
     }
-    uv_timer_start(&r->phase_timer, hk__client_on_phase_timeout, r->c->o.dns_timeout_ms, 0);
+    hk__client_phase_deadline(r);
 }

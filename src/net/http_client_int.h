@@ -6,9 +6,9 @@
  * A request (struct creq) walks KICK -> (pooled connection | DNS -> SSRF
  * check -> connect -> TLS handshake) -> WRITE -> WAIT -> READ -> done:
  *
- *   http_client.c           the API, a request's life and its timers
- *                           (total, and the phase timer: deferred start,
- *                           DNS, connect, first byte), the client's end
+ *   http_client.c           the API, a request's life and its deadlines
+ *                           (total, and the phase: deferred start, DNS,
+ *                           connect, first byte), the client's end
  *   http_client_conn.c      connections (struct conn): DNS and the SSRF
  *                           guard, TCP connect, TLS, writes and reads, the
  *                           per-origin idle pool, the retry of a request
@@ -17,8 +17,17 @@
  *                           end of the stream means for it
  *   http_origin.c           the table of origins (http_origin.h)
  *
- * Memory: requests and connections are freed only in the close callbacks
- * of their embedded handles; write buffers belong to their write request.
+ * Deadlines. Every timeout of a kind is the same for all requests (the
+ * client's options), so deadlines of one kind, each set at the loop's time
+ * plus that timeout, expire in the order they were set: each kind is a
+ * list, appended at its tail, and one timer of the client is armed for the
+ * earliest head. A deadline is set and cleared in O(1) without touching
+ * libuv's timer heap; the timer is re-armed only when a new deadline is
+ * earlier than the one it waits for, or lazily when it fires early.
+ *
+ * Memory: connections are freed only in the close callback of their tcp
+ * handle; a finished request goes back to the client's pool right after
+ * its callback ran; write buffers belong to their write request.
  */
 #ifndef HK_HTTP_CLIENT_INT_H
 #define HK_HTTP_CLIENT_INT_H
@@ -54,19 +63,43 @@ enum conn_state {
     CS_CLOSING     /**< handles closing; freed in their close callbacks */
 };
 
-/** What a request's phase timer bounds. */
+/** What a request's phase deadline bounds. */
 enum phase {
-    PH_KICK,    /**< the deferred start (timeout 0) */
+    PH_KICK,    /**< the deferred start (timeout 0: the next run of the client's timer) */
     PH_DNS,     /**< the name lookup */
     PH_CONNECT, /**< TCP connect and TLS handshake */
     PH_WRITE,   /**< the request being written (no limit of its own) */
     PH_WAIT     /**< the wait for the first response byte */
 };
 
+/** The lists of deadlines, one per timeout (see the top of this file). */
+enum dl_kind {
+    DL_KICK,    /**< a request's deferred start: 0 ms */
+    DL_TOTAL,   /**< a request's whole exchange: total_timeout_ms */
+    DL_DNS,     /**< a request's name lookup: dns_timeout_ms */
+    DL_CONNECT, /**< a request's connect and handshake: connect_timeout_ms */
+    DL_WAIT,    /**< a request's wait for the first byte: first_byte_timeout_ms */
+    DL_IDLE,    /**< an idle pooled connection: idle_timeout_ms */
+    DL_KINDS    /**< how many lists */
+};
+
+/** A deadline: an entry of one of the client's lists, embedded in its request or connection. */
+struct dl {
+    uint64_t at;            /**< the loop time (uv_now) it expires at */
+    uint64_t seq;           /**< when it was set: deadlines due at one moment expire in this order */
+    struct dl *prev, *next; /**< its list */
+    int kind;               /**< its list (enum dl_kind), -1 when not set */
+};
+
+/** One list of deadlines, in expiry order. */
+struct dl_list {
+    struct dl *head, *tail; /**< first to expire, last set */
+};
+
 /** One connection; belongs to one origin and carries one request at a time. */
 struct conn {
     uv_tcp_t tcp;               /**< the socket; data points back here */
-    uv_timer_t timer;           /**< idle timeout */
+    struct dl idle;             /**< idle timeout (DL_IDLE) while on its origin's idle list */
     uv_connect_t connect;       /**< the connect request */
     hk_client *c;               /**< the client */
     struct hk__origin *o;       /**< its origin (one reference held) */
@@ -75,24 +108,27 @@ struct conn {
     struct conn *prev, *next;   /**< all connections of the client */
     struct conn *iprev, *inext; /**< the origin's idle list */
     enum conn_state state;      /**< where it is */
-    int open_handles;           /**< tcp and timer not yet closed */
     size_t writes_pending;      /**< uv_write requests not yet called back */
     bool tls_resumed;           /**< its handshake resumed a session */
 };
 
-/** One request in flight. */
+/**
+ * One request in flight, or (done) one kept in the client's pool for the
+ * next. A request taken from the pool is cleared up to `status_line`; its
+ * buffers are kept (emptied), and of the arrays from status_line on only
+ * what is read before being written is reset.
+ */
 struct creq {
     hk_client *c;                             /**< the client */
-    struct creq *prev, *next;                 /**< requests in flight */
+    struct creq *prev, *next;                 /**< requests in flight; the pool */
     hk_client_cb cb;                          /**< the caller's callback, run once */
     void *arg;                                /**< its argument */
-    uv_timer_t total_timer, phase_timer;      /**< see enum phase; data points back here */
+    struct dl total, phase_dl;                /**< the total deadline (DL_TOTAL) and the phase's (see enum phase) */
     hk_resolve_req *dns;                      /**< the lookup in flight, NULL when none */
-    int open_handles;                         /**< timers not yet closed */
-    enum phase phase;                         /**< what the phase timer bounds */
+    enum phase phase;                         /**< what the phase deadline bounds */
     struct hk__origin *o;                     /**< its origin (one reference held) */
     struct conn *conn;                        /**< the connection carrying it, NULL when none */
-    char *head;                               /**< request line and headers, NUL-terminated (owned) */
+    char *head;                               /**< request line and headers, NUL-terminated (headbuf's data) */
     size_t head_len;                          /**< bytes in head */
     const char *out_body;                     /**< the request body, not copied: the request holds a reference */
     size_t out_body_len;                      /**< bytes in out_body */
@@ -102,23 +138,24 @@ struct creq {
     uint64_t start_ns;                        /**< uv_hrtime() at hk_client_send */
     bool done, retried, reused, tls_resumed;  /**< ended; retried once; on a pooled connection; TLS resumed */
     bool sent;                                /**< the head went out at least once */
+    int error;                                /**< the outcome: 0 or a negative code */
 
     /* The response. */
     llhttp_t parser;                                    /**< llhttp in HTTP_RESPONSE mode; data points back here */
     bool got_bytes, complete, keep_alive, headers_done; /**< first byte seen; message complete; reusable; head parsed */
     int status;                                         /**< HTTP status, once headers_done */
-    char status_line[MAX_REASON_LEN + 32];              /**< "HTTP/1.1 200 OK", once headers_done */
-    char reason[MAX_REASON_LEN + 1];                    /**< the reason phrase, cut at MAX_REASON_LEN */
     size_t reason_len;                                  /**< bytes in reason */
-    hk_buf rhead;              /**< "Name: value\r\n" lines, at most HK_CLIENT_MAX_RESPONSE_HEAD - 1 bytes */
-    hk_buf body;               /**< at most max_response_bytes */
-    bool truncated;            /**< body bytes were dropped past max_response_bytes */
-    int cb_error;              /**< set by a parser callback that gives up */
-    const char *cb_error_text; /**< its reason (static text) */
+    bool truncated;                                     /**< body bytes were dropped past max_response_bytes */
+    int cb_error;                                       /**< set by a parser callback that gives up */
+    const char *cb_error_text;                          /**< its reason (static text) */
+    hk_buf rhead;   /**< "Name: value\r\n" lines, at most HK_CLIENT_MAX_RESPONSE_HEAD - 1 bytes */
+    hk_buf body;    /**< at most max_response_bytes */
+    hk_buf headbuf; /**< holds head */
 
-    int error;                       /**< the outcome: 0 or a negative code */
-    char error_text[ERROR_TEXT_LEN]; /**< its reason */
-    hk_ssrf_refusal refused;         /**< the SSRF guard's refusal (rule "" when none) */
+    char status_line[MAX_REASON_LEN + 32]; /**< "HTTP/1.1 200 OK", once headers_done */
+    char reason[MAX_REASON_LEN + 1];       /**< the reason phrase, cut at MAX_REASON_LEN */
+    char error_text[ERROR_TEXT_LEN];       /**< the outcome's reason */
+    hk_ssrf_refusal refused;               /**< the SSRF guard's refusal (rule "" when none) */
 };
 
 /** The client (hk_client in http_client.h). */
@@ -130,13 +167,22 @@ struct hk_client {
     hk_resolver *resolver;                    /**< DNS on the loop (owned) */
     hk_tls_ctx *tls;                          /**< the TLS context (owned) */
     llhttp_settings_t settings;               /**< the response parser's callbacks (http_client_response.c) */
-    hk__origins origins; /**< the origins in use, and the unused ones for a while (http_origin.h) */
-    struct creq *active; /**< requests in flight */
-    size_t nactive;      /**< requests on active */
-    struct conn *conns;  /**< every connection not closing */
-    size_t live;         /**< requests, connections, the resolver, the origin timer and the sentinel not yet freed */
-    uv_timer_t sentinel; /**< closed last, so that `closed` always runs from the loop */
-    bool closing;        /**< hk_client_close was called */
+    hk__origins origins;         /**< the origins in use, and the unused ones for a while (http_origin.h) */
+    struct creq *active;         /**< requests in flight */
+    size_t nactive;              /**< requests on active */
+    struct conn *conns;          /**< every connection not closing */
+    struct creq *pool;           /**< finished requests kept for the next ones (linked by next) */
+    size_t npool;                /**< requests in pool */
+    struct dl_list dl[DL_KINDS]; /**< the deadlines, by kind */
+    size_t ndl;                  /**< deadlines set */
+    uint64_t dl_seq;             /**< deadlines set so far (struct dl's seq) */
+    uv_timer_t timer;            /**< fires at the earliest deadline, or earlier */
+    bool timer_armed;            /**< timer is active */
+    bool in_timer;               /**< its callback runs: it re-arms the timer when done */
+    uint64_t timer_at;           /**< the loop time timer fires at, when armed */
+    size_t live; /**< requests, connections, the resolver, the origin timer, the timer and the sentinel not yet freed */
+    uv_timer_t sentinel;            /**< closed last, so that `closed` always runs from the loop */
+    bool closing;                   /**< hk_client_close was called */
     void (*closed)(void *arg);      /**< hk_client_close's callback */
     void *closed_arg;               /**< its argument */
     char read_buf[READ_BUF_SIZE];   /**< every connection reads here: each read is consumed before the next */
@@ -151,8 +197,14 @@ void hk__client_req_finish(struct creq *r);
 /** Ends r with err and a reason (printf format); nothing when it already ended. */
 void hk__client_req_fail(struct creq *r, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/** The phase timer's callback (see enum phase): the deferred start, then the DNS, connect and first-byte limits. */
-void hk__client_on_phase_timeout(uv_timer_t *t);
+/** Sets d (unset first when set) to expire timeout_ms from now, on the list of kind. */
+void hk__dl_set(hk_client *c, struct dl *d, int kind, uint64_t timeout_ms);
+
+/** Unsets d (nothing when not set). */
+void hk__dl_unset(hk_client *c, struct dl *d);
+
+/** Sets r's phase deadline for its phase (PH_KICK, PH_DNS, PH_CONNECT or PH_WAIT). */
+void hk__client_phase_deadline(struct creq *r);
 
 /** Frees the client once it is closing and nothing it made is left. */
 void hk__client_maybe_freed(hk_client *c);

@@ -164,7 +164,7 @@ void hk__client_conn_input(struct conn *cn, const char *data, size_t len)
     if (!r->got_bytes) {
         r->got_bytes = true;
         if (r->phase == PH_WAIT)
-            uv_timer_stop(&r->phase_timer);
+            hk__dl_unset(r->c, &r->phase_dl);
     }
     llhttp_errno_t e = llhttp_execute(&r->parser, data, len);
     if (e == HPE_OK)

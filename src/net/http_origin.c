@@ -9,6 +9,11 @@
 
 static void origin_free(hk__origins *t, struct hk__origin *o)
 {
+    struct hk__origin **p = &t->buckets[o->hash & (HK__ORIGIN_BUCKETS - 1)];
+    while (*p != NULL && *p != o)
+        p = &(*p)->hnext;
+    if (*p == o)
+        *p = o->hnext;
     if (o->prev)
         o->prev->next = o->next;
     else
@@ -17,7 +22,6 @@ static void origin_free(hk__origins *t, struct hk__origin *o)
         o->next->prev = o->prev;
     t->count--;
     hk_tls_session_free(o->session);
-    free(o->key);
     free(o->name);
     free(o->host);
     free(o->ca_file);
@@ -78,16 +82,29 @@ static char *dup_or_null(const char *s)
     return s != NULL && *s != '\0' ? hk_strdup(s) : NULL;
 }
 
+/* FNV-1a over a string and its NUL, so that ("ab", "") and ("a", "b") differ. */
+static uint32_t fnv(uint32_t h, const char *s)
+{
+    do
+        h = (h ^ (uint8_t)*s) * 16777619u;
+    while (*s++ != '\0');
+    return h;
+}
+
+static bool same_file(const char *have, const char *want)
+{
+    return strcmp(have != NULL ? have : "", want) == 0;
+}
+
 struct hk__origin *hk__origin_get(hk__origins *t, const hk_url *u, const char *ca, const char *cert, const char *key)
 {
     if (!u->tls)
         ca = cert = key = "";
-    size_t klen = strlen(u->host) + strlen(ca) + strlen(cert) + strlen(key) + 32;
-    char *k = hk_malloc(klen);
-    snprintf(k, klen, "%s://%s:%d %s %s %s", u->tls ? "https" : "http", u->host, u->port, ca, cert, key);
-    for (struct hk__origin *o = t->all; o != NULL; o = o->next) {
-        if (strcmp(o->key, k) == 0) {
-            free(k);
+    uint32_t h = (2166136261u ^ (u->tls ? 1u : 0u) ^ ((uint32_t)u->port << 8)) * 16777619u;
+    h = fnv(fnv(fnv(fnv(h, u->host), ca), cert), key);
+    for (struct hk__origin *o = t->buckets[h & (HK__ORIGIN_BUCKETS - 1)]; o != NULL; o = o->hnext) {
+        if (o->hash == h && o->tls == u->tls && o->port == u->port && strcmp(o->host, u->host) == 0 &&
+            same_file(o->ca_file, ca) && same_file(o->cert, cert) && same_file(o->key_file, key)) {
             if (o->unused)
                 unused_unlink(t, o);
             o->refs++;
@@ -95,7 +112,9 @@ struct hk__origin *hk__origin_get(hk__origins *t, const hk_url *u, const char *c
         }
     }
     struct hk__origin *o = hk_calloc(1, sizeof(*o));
-    o->key = k;
+    o->hash = h;
+    o->hnext = t->buckets[h & (HK__ORIGIN_BUCKETS - 1)];
+    t->buckets[h & (HK__ORIGIN_BUCKETS - 1)] = o;
     size_t nlen = strlen(u->host) + 24;
     o->name = hk_malloc(nlen);
     bool v6 = u->host_kind == HK_URL_HOST_IPV6;

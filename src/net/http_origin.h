@@ -30,7 +30,8 @@ struct hk__origin {
     uint32_t refs;                    /**< requests and connections using it */
     bool unused;                      /**< on the unused list */
     uint64_t unused_since;            /**< loop time it became unused */
-    char *key;                        /**< scheme, host, port and TLS files: what a pooled connection must match */
+    uint32_t hash;                    /**< of what a pooled connection must match: scheme, host, port, TLS files */
+    struct hk__origin *hnext;         /**< its bucket of the table */
     /* ---- */
     char *name;                      /**< "https://host:port", for logs */
     bool tls;                        /**< https */
@@ -42,18 +43,22 @@ struct hk__origin {
     hk_tls_session *session;         /**< the session new connections resume (NULL: none); freed with the origin */
 };
 
+/** Buckets of the table of origins (a power of two). */
+#define HK__ORIGIN_BUCKETS 256
+
 /** The table, embedded in the client. */
 typedef struct hk__origins {
-    uv_loop_t *loop;
-    uint64_t linger_ms;                           /**< how long an unused origin is kept */
-    struct hk__origin *all;                       /**< every origin */
-    size_t count;                                 /**< origins in all */
-    struct hk__origin *unused_head, *unused_tail; /**< unreferenced origins, oldest first */
-    size_t nunused;                               /**< origins on the unused list */
-    uv_timer_t timer;                             /**< frees unused origins when their time is up */
-    bool closing;                                 /**< hk__origins_close was called: nothing is freed until the end */
-    void (*closed)(void *arg);                    /**< called once the timer is closed */
-    void *closed_arg;                             /**< its argument */
+    uv_loop_t *loop;                                /**< the loop (its time dates unused origins) */
+    struct hk__origin *buckets[HK__ORIGIN_BUCKETS]; /**< every origin, by hash */
+    uint64_t linger_ms;                             /**< how long an unused origin is kept */
+    struct hk__origin *all;                         /**< every origin */
+    size_t count;                                   /**< origins in all */
+    struct hk__origin *unused_head, *unused_tail;   /**< unreferenced origins, oldest first */
+    size_t nunused;                                 /**< origins on the unused list */
+    uv_timer_t timer;                               /**< frees unused origins when their time is up */
+    bool closing;                                   /**< hk__origins_close was called: nothing is freed until the end */
+    void (*closed)(void *arg);                      /**< called once the timer is closed */
+    void *closed_arg;                               /**< its argument */
 } hk__origins;
 
 /** Initialises an empty table on loop. */

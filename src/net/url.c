@@ -174,13 +174,31 @@ int hk_url_parse(const char *s, hk_url *u, const char **why)
 
 size_t hk_url_authority(const hk_url *u, char *buf, size_t len)
 {
+    /* Appended, not printed: every request's Host header is made here. */
+    char t[HK_URL_MAX_HOST + 16];
     bool v6 = u->host_kind == HK_URL_HOST_IPV6;
-    int n;
-    if (u->default_port)
-        n = snprintf(buf, len, "%s%s%s", v6 ? "[" : "", u->host, v6 ? "]" : "");
-    else
-        n = snprintf(buf, len, "%s%s%s:%u", v6 ? "[" : "", u->host, v6 ? "]" : "", (unsigned)u->port);
-    if (n < 0)
+    size_t n = 0, hlen = strnlen(u->host, HK_URL_MAX_HOST);
+    if (v6)
+        t[n++] = '[';
+    memcpy(t + n, u->host, hlen);
+    n += hlen;
+    if (v6)
+        t[n++] = ']';
+    if (!u->default_port) {
+        char d[8];
+        size_t i = sizeof(d);
+        unsigned v = u->port;
+        do
+            d[--i] = (char)('0' + v % 10);
+        while ((v /= 10) != 0);
+        t[n++] = ':';
+        memcpy(t + n, d + i, sizeof(d) - i);
+        n += sizeof(d) - i;
+    }
+    if (len == 0)
         return 0;
-    return (size_t)n < len ? (size_t)n : (len > 0 ? len - 1 : 0);
+    size_t k = n < len ? n : len - 1;
+    memcpy(buf, t, k);
+    buf[k] = '\0';
+    return k;
 }

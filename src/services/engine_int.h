@@ -111,8 +111,8 @@ struct hk__job {
     uint64_t started_ms, started_mono; /**< when it was sent: wall and monotonic time */
     hk_outcome out;                    /**< what follows it */
     hk_attempt rec;        /**< its record: the strings are the job's (url_copy, request, response, out.error...) */
-    char *url_copy;        /**< the URL it went to */
-    char *custom;          /**< the webhook's custom header lines it was sent with */
+    char *url_copy;        /**< the URL it went to (owned; custom lives in the same block) */
+    char *custom;          /**< the webhook's custom header lines it was sent with (in url_copy's block) */
     hk_delivery_sigs sigs; /**< its signature header values */
     char *user_agent;      /**< the User-Agent it was sent with (from the sender's result) */
     char *request;         /**< request head and body as sent (cut) */
@@ -120,7 +120,13 @@ struct hk__job {
     char *response;        /**< response as received (cut) */
     size_t response_len;   /**< bytes in response */
     struct hk__job *next;  /**< ready list */
-    struct hk__job *hnext; /**< index chain */
+};
+
+/** A slot of the engine's index of jobs by (webhook, event): the key beside the job (job NULL: free). */
+struct hk__jslot {
+    uint64_t event_id;   /**< the job's event */
+    uint32_t webhook_id; /**< the job's webhook */
+    struct hk__job *job; /**< the job; NULL for a free slot */
 };
 
 /** The engine (engine.h). */
@@ -139,8 +145,9 @@ struct hk_engine {
     uint64_t wait_at; /**< monotonic time wait_timer fires at; 0 = not armed */
     uint32_t share;   /**< jobs one webhook may hold */
     /* The window. */
-    struct hk__job **jobs;                          /**< the jobs by (webhook, event) */
-    size_t job_buckets;                             /**< buckets of jobs (a power of two) */
+    struct hk__jslot *jobs;                         /**< the jobs by (webhook, event), open addressing */
+    size_t job_buckets;                             /**< slots of jobs (a power of two, at least twice njobs) */
+    size_t njobs;                                   /**< jobs in the index */
     uint32_t mem;                                   /**< jobs held */
     uint32_t in_flight;                             /**< jobs sending */
     struct hk__wstate *ws_table[HK__WS_BUCKETS];    /**< webhooks by id */
@@ -154,6 +161,7 @@ struct hk_engine {
     bool dispatching, redispatch;                   /**< in hk__dispatch; another round asked for */
     uint32_t waiting;                               /**< synchronous calls waiting for a slot */
     uint32_t sync_active;                           /**< slots held by synchronous calls (on the wire) */
+    hk_buf send_headers;                            /**< a sent job's header lines, made again for each send */
     /* Life cycle. */
     uint32_t committing;                                   /**< the engine's own writes not yet done */
     bool pruning;                                          /**< a prune step is committing */

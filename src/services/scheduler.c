@@ -18,40 +18,81 @@ static void origin_ring_update(hk_engine *e, struct hk__origin *o);
 
 /* ---- job index ------------------------------------------------------------------ */
 
-static size_t job_hash(const hk_engine *e, uint32_t wid, uint64_t eid)
+/* Open addressing with linear probing: the walk of the queue asks for
+ * every due entry whether it is held, and the key is in the slot, so a
+ * question costs one cache line, not a job's. Deletion shifts the
+ * following entries back (no tombstones). The table is kept at most half
+ * full: it doubles beyond that. */
+
+static size_t job_hash(uint32_t wid, uint64_t eid, size_t mask)
 {
     uint64_t h = (eid * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)wid * 0xC2B2AE3D27D4EB4Full);
-    return (size_t)(h >> 17) & (e->job_buckets - 1);
+    return (size_t)(h >> 17) & mask;
 }
 
 struct hk__job *hk__job_find(hk_engine *e, uint32_t wid, uint64_t eid)
 {
-    for (struct hk__job *j = e->jobs[job_hash(e, wid, eid)]; j != NULL; j = j->hnext)
-        if (j->d.webhook_id == wid && j->d.event_id == eid)
-            return j;
-    return NULL;
+    size_t mask = e->job_buckets - 1;
+    for (size_t i = job_hash(wid, eid, mask);; i = (i + 1) & mask) {
+        const struct hk__jslot *s = &e->jobs[i];
+        if (s->job == NULL)
+            return NULL;
+        if (s->event_id == eid && s->webhook_id == wid)
+            return s->job;
+    }
+}
+
+static void slot_put(struct hk__jslot *t, size_t mask, struct hk__job *j)
+{
+    size_t i = job_hash(j->d.webhook_id, j->d.event_id, mask);
+    while (t[i].job != NULL)
+        i = (i + 1) & mask;
+    t[i].event_id = j->d.event_id;
+    t[i].webhook_id = j->d.webhook_id;
+    t[i].job = j;
 }
 
 static void job_index(hk_engine *e, struct hk__job *j)
 {
-    size_t h = job_hash(e, j->d.webhook_id, j->d.event_id);
-    j->hnext = e->jobs[h];
-    e->jobs[h] = j;
+    if ((e->njobs + 1) * 2 > e->job_buckets) {
+        size_t n = e->job_buckets * 2;
+        struct hk__jslot *t = hk_calloc(n, sizeof(*t));
+        for (size_t i = 0; i < e->job_buckets; i++)
+            if (e->jobs[i].job != NULL)
+                slot_put(t, n - 1, e->jobs[i].job);
+        free(e->jobs);
+        e->jobs = t;
+        e->job_buckets = n;
+    }
+    slot_put(e->jobs, e->job_buckets - 1, j);
+    e->njobs++;
 }
 
 static void job_unindex(hk_engine *e, struct hk__job *j)
 {
-    struct hk__job **p = &e->jobs[job_hash(e, j->d.webhook_id, j->d.event_id)];
-    while (*p != NULL && *p != j)
-        p = &(*p)->hnext;
-    if (*p == j)
-        *p = j->hnext;
+    size_t mask = e->job_buckets - 1;
+    size_t i = job_hash(j->d.webhook_id, j->d.event_id, mask);
+    while (e->jobs[i].job != j) {
+        if (e->jobs[i].job == NULL)
+            return;
+        i = (i + 1) & mask;
+    }
+    /* Entries after the hole that probed past it move back into it. */
+    for (size_t k = (i + 1) & mask; e->jobs[k].job != NULL; k = (k + 1) & mask) {
+        size_t home = job_hash(e->jobs[k].webhook_id, e->jobs[k].event_id, mask);
+        /* k's entry may fill the hole at i when its home is not in (i, k] (cyclically). */
+        if (((k - home) & mask) >= ((k - i) & mask)) {
+            e->jobs[i] = e->jobs[k];
+            i = k;
+        }
+    }
+    memset(&e->jobs[i], 0, sizeof(e->jobs[i]));
+    e->njobs--;
 }
 
 void hk__job_clear_attempt(struct hk__job *j)
 {
-    free(j->url_copy);
-    free(j->custom);
+    free(j->url_copy); /* custom with it */
     free(j->user_agent);
     free(j->request);
     free(j->response);
@@ -705,15 +746,20 @@ static void send_job(hk_engine *e, struct hk__job *j)
      * headers it was sent with: the webhook may change while the request
      * is on the wire. */
     hk__job_clear_attempt(j);
-    j->url_copy = hk_strdup(ws->t.url);
-    j->custom = hk_strdup(ws->t.headers);
+    size_t url_len = strlen(ws->t.url), custom_len = strlen(ws->t.headers);
+    j->url_copy = hk_malloc(url_len + custom_len + 2); /* one block: the custom lines follow the URL */
+    memcpy(j->url_copy, ws->t.url, url_len + 1);
+    j->custom = j->url_copy + url_len + 1;
+    memcpy(j->custom, ws->t.headers, custom_len + 1);
     hk_delivery_sign(&ws->t, j->body, j->uuid, now, &j->sigs);
-    hk_buf headers = HK_BUF_INIT;
-    hk_buf_reserve(&headers, 512 + strlen(j->custom));
-    hk_delivery_headers_parts(&headers, j->event_name, j->uuid, ws->id, j->d.attempts, now, &j->sigs, j->custom, NULL);
+    /* The engine's buffer: the client copies the headers into the request's head. */
+    hk_buf *headers = &e->send_headers;
+    hk_buf_reset(headers);
+    hk_buf_reserve(headers, 512 + custom_len);
+    hk_delivery_headers_parts(headers, j->event_name, j->uuid, ws->id, j->d.attempts, now, &j->sigs, j->custom, NULL);
     hk_client_request req = {.method = "POST",
                              .url = j->url_copy,
-                             .headers = hk_buf_cstr(&headers),
+                             .headers = hk_buf_cstr(headers),
                              .body = j->body->data,
                              .body_len = j->body->len,
                              .body_ref = hk_body_ref,
@@ -727,7 +773,6 @@ static void send_job(hk_engine *e, struct hk__job *j)
     e->in_flight++;
     origin_ring_update(e, o);
     int rc = hk_sender_send(&e->sender, &req, on_response, j);
-    hk_buf_free(&headers);
     if (rc != 0) {
         /* A request the sender refuses outright: a failed attempt like any other. */
         hk_client_result r;
@@ -799,6 +844,7 @@ void hk__sched_init(hk_engine *e)
     e->job_buckets = JOB_BUCKETS_MIN;
     while (e->job_buckets < (size_t)max * 4)
         e->job_buckets *= 2;
+    e->njobs = 0;
     e->jobs = hk_calloc(e->job_buckets, sizeof(*e->jobs));
 }
 
@@ -831,4 +877,5 @@ void hk__sched_free(hk_engine *e)
     }
     free(e->jobs);
     free(e->back);
+    hk_buf_free(&e->send_headers);
 }
