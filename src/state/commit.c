@@ -21,6 +21,7 @@
  */
 #include "kv_int.h"
 
+#include <fcntl.h>
 #include <string.h>
 #include <sys/statvfs.h>
 
@@ -37,6 +38,17 @@
  */
 #define CKPT_MS 100
 #define CKPT_BYTES (16u << 20)
+
+/*
+ * And between checkpoints, at most this often after a group, LMDB's dirty
+ * pages are handed to the device early (sync_file_range, not waited for),
+ * so that a checkpoint's sync finds little left to write and no log sync
+ * waits behind a burst of them. Measured at 1,000 events/s: delivery p99
+ * from 9-12 ms to 2.3-4 ms, p50 unchanged; after every group instead, p50
+ * rose by a third (each log sync then carried the group's pages); every
+ * 20 ms, p99 4.4-6.
+ */
+#define WRITEBACK_MS 5
 
 /* What a write's outcome means for its whole batch: 0 (nothing, or only
  * the write itself failed), FATE_GROW (the map is full: grow it and run the
@@ -414,6 +426,22 @@ static void apply_batch(hk_kv_env *s, uint64_t lsn)
     }
 }
 
+/* After a logged group: starts the writeback of LMDB's dirty pages when WRITEBACK_MS have passed. */
+static void early_writeback(hk_kv_env *s)
+{
+#ifdef SYNC_FILE_RANGE_WRITE
+    uint64_t now = uv_hrtime();
+    int fd;
+    if (now - s->writeback_ns < WRITEBACK_MS * 1000000ull || mdb_env_get_fd(s->env, &fd) != 0)
+        return;
+    s->writeback_ns = now;
+    /* Only a hint: the checkpoint's sync is what makes the pages durable. */
+    (void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+#else
+    HK_UNUSED(s);
+#endif
+}
+
 /* Runs on a threadpool thread: logs the whole batch, then applies it in one transaction. */
 static void batch_work(uv_work_t *req)
 {
@@ -428,6 +456,8 @@ static void batch_work(uv_work_t *req)
     if (s->wal != NULL && (s->batch_status = log_batch(s, &lsn, &logged, &unlogged)) != 0)
         return;
     apply_batch(s, logged ? lsn : 0);
+    if (logged && s->batch_status == 0)
+        early_writeback(s);
     s->batch_status = commit_error(s, s->batch_status);
     if (logged && s->batch_status != 0 && hk__wal_undo(s->wal) != 0)
         hk_error("store: a failed group could not be taken back out of the log");

@@ -81,8 +81,9 @@ struct hk_kv_env {
     hk__wal *wal;       /**< the log each group is appended to first (owner, sync = log); borrowed */
     bool ckpt_running;  /**< a background checkpoint is queued or running */
     uv_work_t ckpt_work;
-    uint64_t ckpt_at;    /**< loop time of the last background checkpoint's start */
-    uint64_t ckpt_bytes; /**< hk__wal_bytes at that start */
+    uint64_t ckpt_at;      /**< loop time of the last background checkpoint's start */
+    uint64_t writeback_ns; /**< uv_hrtime() of the last early writeback of LMDB's pages (commit thread) */
+    uint64_t ckpt_bytes;   /**< hk__wal_bytes at that start */
 };
 
 /** Holds the resize lock shared for a transaction of this thread, and releases it. */
