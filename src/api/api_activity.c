@@ -29,6 +29,11 @@
 #define ROWS_MAX 1000
 /* Entries the backlog's due and parked counts walk at most, as the metrics do. */
 #define BACKLOG_WALK_MAX 100000
+/* Queue entries the webhooks' pending counts walk at most in all (on the
+ * loop), and at least per webhook once that is spent; a count that stops
+ * there is a lower bound ("pendingCapped"). */
+#define ROWS_WALK_MAX 100000
+#define ROW_WALK_MIN 100
 
 static const char *const outcome_names[HK_ACTIVITY_OUTCOMES] = {"delivered", "retrying", "failed"};
 
@@ -73,15 +78,15 @@ static json_t *date_or_null(uint64_t ms)
 }
 
 /* One webhook's health, with its pending entries as counted now. */
-static json_t *row_json(const struct row *w, uint64_t pending, uint64_t due)
+static json_t *row_json(const struct row *w, const hk_queue_summary *q)
 {
     /* A stored error text is valid UTF-8 (the store's codec makes it so); json_pack fails only without memory. */
-    return json_pack("{s:I, s:s, s:b, s:f, s:I, s:I, s:I, s:I, s:I, s:s, s:o}", "webhookId", (json_int_t)w->id, "state",
-                     hk_webhook_state_name(w->state), "locked", w->locked, "successRate",
+    return json_pack("{s:I, s:s, s:b, s:f, s:I, s:I, s:I, s:I, s:I, s:b, s:s, s:o}", "webhookId", (json_int_t)w->id,
+                     "state", hk_webhook_state_name(w->state), "locked", w->locked, "successRate",
                      hk_webhook_success_rate(&w->st), "attempts", (json_int_t)w->st.calls, "failedAttempts",
                      (json_int_t)w->st.errors, "consecutiveFailures", (json_int_t)w->st.consecutive, "pending",
-                     (json_int_t)pending, "due", (json_int_t)due, "lastError", w->st.last_error, "lastErrorDate",
-                     date_or_null(w->st.last_error_ms));
+                     (json_int_t)q->pending, "due", (json_int_t)q->due, "pendingCapped", q->capped, "lastError",
+                     w->st.last_error, "lastErrorDate", date_or_null(w->st.last_error_ms));
 }
 
 static json_t *minutes_json(const hk_activity *a, uint32_t only, uint64_t now)
@@ -112,6 +117,7 @@ struct act {
     json_t *list, *backlog;
     size_t i; /* the read in flight: row i, or the backlog when i == rows.n; past it: done */
     hk_store_queue_req q;
+    uint64_t walk_left; /* of ROWS_WALK_MAX */
     bool in_call, step_done;
     int rc;
 };
@@ -148,13 +154,15 @@ static void act_read(hk_store_queue_req *q, int rc)
     const hk_queue_summary *s = &q->sum;
     x->rc = rc;
     if (rc == 0 && x->i < x->rows.n) {
-        json_t *row = row_json(&x->rows.v[x->i], s->pending, s->due);
+        json_t *row = row_json(&x->rows.v[x->i], s);
+        x->walk_left -= s->pending < x->walk_left ? s->pending : x->walk_left;
         if (row != NULL)
             json_array_append_new(x->list, row);
         else
             x->rc = HK_EINVAL;
     } else if (rc == 0 && x->rows.only != 0) {
-        x->backlog = json_pack("{s:I, s:I}", "pending", (json_int_t)s->pending, "due", (json_int_t)s->due);
+        x->backlog = json_pack("{s:I, s:I, s:b}", "pending", (json_int_t)s->pending, "due", (json_int_t)s->due,
+                               "capped", s->capped);
     } else if (rc == 0) {
         x->backlog = json_pack("{s:I, s:I, s:I, s:b, s:o}", "pending", (json_int_t)s->pending, "due",
                                (json_int_t)s->due, "parked", (json_int_t)s->parked, "capped", s->capped,
@@ -173,9 +181,12 @@ static void act_run(struct act *x)
             act_finish(x);
             return;
         }
+        bool row = x->i < x->rows.n;
         x->q = (hk_store_queue_req){.now_ms = x->now,
-                                    .webhook_id = x->i < x->rows.n ? x->rows.v[x->i].id : x->rows.only,
-                                    .max = BACKLOG_WALK_MAX,
+                                    .webhook_id = row ? x->rows.v[x->i].id : x->rows.only,
+                                    .max = !row                          ? BACKLOG_WALK_MAX
+                                           : x->walk_left > ROW_WALK_MIN ? x->walk_left
+                                                                         : ROW_WALK_MIN,
                                     .done = act_read};
         x->step_done = false;
         x->in_call = true;
@@ -191,6 +202,7 @@ static void activity(hk_ctx *ctx)
     hk_store *db = ctx->app->db;
     struct act *x = hk_calloc(1, sizeof(*x));
     x->ctx = ctx;
+    x->walk_left = ROWS_WALK_MAX;
     x->wid = hk_query_get(ctx, "webhookId");
     if (x->wid != NULL && !hk_reg_parse_id(x->wid, &x->rows.only)) {
         hk_respond_field_error(ctx, 400, "webhookId", "webhookId must be a webhook id (1..2147483647)");

@@ -470,22 +470,26 @@ out:
     return rc;
 }
 
-int hk__queue_pending(hk_txn *txn, uint32_t wid, uint64_t now_ms, uint64_t *pending, uint64_t *due)
+int hk__queue_pending(hk_txn *txn, uint32_t wid, uint64_t now_ms, uint64_t max, hk_queue_summary *out)
 {
     hk_cursor *c;
     uint8_t prefix[4];
     hk_be32(prefix, wid);
     hk_val k = {prefix, 4}, v;
-    *pending = *due = 0;
+    memset(out, 0, sizeof(*out));
     int rc = hk_cursor_open(txn, HK_DB_QUEUE, &c);
     if (rc != 0)
         return rc;
     for (rc = hk_cursor_get(c, HK_SEEK, &k, &v); rc == 0; rc = hk_cursor_get(c, HK_NEXT, &k, &v)) {
         if (k.len != QKEY_LEN || hk_rd32(k.data) != wid)
             break;
-        (*pending)++;
+        if (max != 0 && out->pending == max) {
+            out->capped = true;
+            break;
+        }
+        out->pending++;
         if (hk_rd64((const uint8_t *)k.data + 4) <= now_ms)
-            (*due)++;
+            out->due++;
     }
     hk_cursor_close(c);
     return rc == HK_ENOTFOUND ? 0 : rc;

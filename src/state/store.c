@@ -792,7 +792,20 @@ int hk_store_scan_due(hk_store *s, hk_due_scan *scan)
 int hk_store_pending(hk_store *s, uint32_t webhook_id, uint64_t now_ms, uint64_t *pending, uint64_t *due)
 {
     PG_OR(s, hk__store_pg_pending(s, webhook_id, now_ms, pending, due));
-    WITH_READ(s, hk__queue_pending(txn, webhook_id, now_ms, pending, due));
+    hk_queue_summary sum;
+    int rc = hk_store_pending_max(s, webhook_id, now_ms, 0, &sum);
+    *pending = sum.pending;
+    *due = sum.due;
+    return rc;
+}
+
+int hk_store_pending_max(hk_store *s, uint32_t webhook_id, uint64_t now_ms, uint64_t max, hk_queue_summary *out)
+{
+    if (s->pg != NULL) {
+        memset(out, 0, sizeof(*out));
+        return hk__store_pg_pending(s, webhook_id, now_ms, &out->pending, &out->due);
+    }
+    WITH_READ(s, hk__queue_pending(txn, webhook_id, now_ms, max, out));
 }
 
 int hk_store_queue_summary(hk_store *s, uint64_t now_ms, uint64_t max, hk_queue_summary *out)

@@ -647,7 +647,7 @@ typedef struct hk_due_scan {
 
 int hk_store_scan_due(hk_store *s, hk_due_scan *scan) HK_MUST_CHECK;
 
-/** Queue entries of webhook id: how many, and how many are due at now_ms. */
+/** Queue entries of webhook id: how many, and how many are due at now_ms (every entry walked: not on a loop). */
 int hk_store_pending(hk_store *s, uint32_t webhook_id, uint64_t now_ms, uint64_t *pending, uint64_t *due) HK_MUST_CHECK;
 
 /** The pending queue at a glance, for metrics (hk_store_queue_summary). */
@@ -658,6 +658,15 @@ typedef struct hk_queue_summary {
     bool capped;        /**< the walk stopped after max entries */
     uint64_t oldest_ms; /**< when the oldest event with a queue entry was accepted (parked ones count); 0: none */
 } hk_queue_summary;
+
+/**
+ * As hk_store_pending into out->pending and out->due, the embedded engine
+ * walking at most max entries (0: all): out->capped when it stopped there,
+ * and then both are lower bounds. The cluster engine counts them all (in
+ * the database).
+ */
+int hk_store_pending_max(hk_store *s, uint32_t webhook_id, uint64_t now_ms, uint64_t max,
+                         hk_queue_summary *out) HK_MUST_CHECK;
 
 /**
  * Summarises the pending queue for metrics. pending is the queue table's
@@ -741,9 +750,9 @@ typedef struct hk_store_queue_req hk_store_queue_req;
 
 /** The queue's summary (hk_store_queue_summary) or, with webhook_id, one webhook's entries (hk_store_pending). */
 struct hk_store_queue_req {
-    uint64_t now_ms;                                 /**< in: what counts as due */
-    uint32_t webhook_id;                             /**< in: 0: the whole queue; else this webhook's entries */
-    uint64_t max;                                    /**< in: the embedded engine's walk, as hk_store_queue_summary */
+    uint64_t now_ms;     /**< in: what counts as due */
+    uint32_t webhook_id; /**< in: 0: the whole queue; else this webhook's entries */
+    uint64_t max; /**< in: the embedded engine's walk, as hk_store_queue_summary (one webhook: hk_store_pending_max) */
     void (*done)(hk_store_queue_req *r, int status); /**< 0 with sum, or the failure */
     void *arg;                                       /**< the caller's */
     hk_queue_summary sum; /**< out: the summary; for one webhook, pending and due (its entries) */

@@ -327,7 +327,7 @@ void hk_store_queue_read(hk_store *s, hk_store_queue_req *r)
     }
     int rc;
     if (r->webhook_id != 0)
-        rc = hk_store_pending(s, r->webhook_id, r->now_ms, &r->sum.pending, &r->sum.due);
+        rc = hk_store_pending_max(s, r->webhook_id, r->now_ms, r->max, &r->sum);
     else
         rc = hk_store_queue_summary(s, r->now_ms, r->max, &r->sum);
     r->done(r, rc);

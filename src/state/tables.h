@@ -123,8 +123,9 @@ void hk__orphans_free(hk__orphans *o);
  */
 int hk__queue_check(hk_kv_env *kv, bool foreign, hk__orphans *gone) HK_MUST_CHECK;
 int hk__queue_scan_due(hk_txn *txn, hk_due_scan *scan) HK_MUST_CHECK;
-int hk__queue_pending(hk_txn *txn, uint32_t webhook_id, uint64_t now_ms, uint64_t *pending,
-                      uint64_t *due) HK_MUST_CHECK;
+/** One webhook's entries and how many are due, walking at most max of them (0: all); out->capped when it stopped. */
+int hk__queue_pending(hk_txn *txn, uint32_t webhook_id, uint64_t now_ms, uint64_t max,
+                      hk_queue_summary *out) HK_MUST_CHECK;
 /** The queue at a glance for metrics (see hk_store_queue_summary). */
 int hk__queue_summary(hk_txn *txn, uint64_t now_ms, uint64_t max, hk_queue_summary *out) HK_MUST_CHECK;
 

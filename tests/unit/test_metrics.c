@@ -172,6 +172,13 @@ static void test_queue_summary(void)
     CHECK(q.capped && q.due + q.parked == 3 && q.pending == 6);
     CHECK_INT(hk_store_queue_summary(s, 2000, 6, &q), 0);
     CHECK(!q.capped && q.due + q.parked == 6);
+    /* One webhook's count, walked whole or stopped at max (the console's rows): lower bounds that say so. */
+    CHECK_INT(hk_store_pending_max(s, a.id, 1500, 0, &q), 0);
+    CHECK(q.pending == 2 && q.due == 1 && !q.capped);
+    CHECK_INT(hk_store_pending_max(s, a.id, 1500, 2, &q), 0);
+    CHECK(q.pending == 2 && q.due == 1 && !q.capped);
+    CHECK_INT(hk_store_pending_max(s, a.id, 1500, 1, &q), 0);
+    CHECK(q.pending == 1 && q.due == 1 && q.capped);
     set_state(s, &b, HK_WH_TOO_MANY_ERRORS);
     CHECK_INT(hk_store_queue_summary(s, 1500, 100, &q), 0);
     CHECK(q.pending == 6 && q.due == 1 && q.parked == 4);

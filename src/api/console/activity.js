@@ -121,7 +121,7 @@
             h('td', null, HK.stateBadge(w.state), w.locked ? h('span.badge.locked', { text: 'locked' }) : null),
             h('td.num', { text: w.attempts ? w.successRate.toFixed(1) + ' %' : '–' }),
             h('td.num', { text: w.consecutiveFailures }),
-            h('td.num', { text: w.pending }),
+            h('td.num', { text: w.pending + (w.pendingCapped ? '+' : '') }),
             h('td', { text: w.lastError })));
         }
       } catch (e) {
