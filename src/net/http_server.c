@@ -135,6 +135,17 @@ void hk__server_start_idle(struct conn *c)
 void hk__server_on_timeout(uv_timer_t *t)
 {
     struct conn *c = hk_container_of(t, struct conn, timer);
+    if (c->deadline == UINT64_MAX)
+        return; /* handling: no timeout; the next hk__server_arm starts the timer */
+    uint64_t now = uv_now(c->srv->loop);
+    if (c->deadline > now) {
+        /* Started before the deadline moved on (hk__server_arm): the rest, at most one span. */
+        uint64_t rest = c->deadline - now, span = hk__server_timer_span(c);
+        uint64_t run = rest < span ? rest : span;
+        c->timer_due = now + run;
+        uv_timer_start(&c->timer, hk__server_on_timeout, run, 0);
+        return;
+    }
     switch (c->state) {
     case ST_HEAD:
     case ST_BODY:

@@ -57,7 +57,9 @@ struct hdr_span {
 /** One connection. */
 struct conn {
     uv_tcp_t tcp;               /**< first member: the handle's owner */
-    uv_timer_t timer;           /**< header, body, keep-alive, write and linger timeouts */
+    uv_timer_t timer;           /**< header, body, keep-alive, write and linger timeouts (see hk__server_arm) */
+    uint64_t deadline;          /**< loop time the current timeout ends; UINT64_MAX: none (handling) */
+    uint64_t timer_due;         /**< loop time the timer was last started for */
     uv_shutdown_t shutdown_req; /**< the shutdown of a lingering close */
     llhttp_t parser;            /**< llhttp in HTTP_REQUEST mode; data points back here */
     hk_http_server *srv;        /**< the server */
@@ -128,10 +130,41 @@ struct hk_http_server {
 /** The connection timer's callback: a late head or body gets a 408, anything else but HANDLING closes. */
 void hk__server_on_timeout(uv_timer_t *t);
 
-/** (Re)starts the connection's timer for ms. */
+/** The furthest ahead a connection's timer is started: the shortest of the timeouts a request sets. */
+static inline uint64_t hk__server_timer_span(const struct conn *c)
+{
+    const hk_config *cfg = c->srv->cfg;
+    uint64_t span = cfg->header_timeout_ms;
+    if (cfg->body_timeout_ms < span)
+        span = cfg->body_timeout_ms;
+    if (cfg->keepalive_timeout_ms < span)
+        span = cfg->keepalive_timeout_ms;
+    return span > 0 ? span : 1;
+}
+
+/**
+ * The connection's timeout ends ms from now. The timer is started only
+ * when it would go off too late: it is started at most the shortest
+ * timeout ahead, and when it goes off before the deadline it is started
+ * again for the rest (hk__server_on_timeout). So a keep-alive request's
+ * head, body and idle timeouts cost no timer operation, and each timeout
+ * still ends exactly at its deadline.
+ */
 static inline void hk__server_arm(struct conn *c, uint64_t ms)
 {
-    uv_timer_start(&c->timer, hk__server_on_timeout, ms, 0);
+    c->deadline = uv_now(c->srv->loop) + ms;
+    if (uv_is_active((const uv_handle_t *)&c->timer) && c->timer_due <= c->deadline)
+        return;
+    uint64_t span = hk__server_timer_span(c);
+    uint64_t run = ms < span ? ms : span;
+    c->timer_due = uv_now(c->srv->loop) + run;
+    uv_timer_start(&c->timer, hk__server_on_timeout, run, 0);
+}
+
+/** No timeout while the request is handled (the timer may go off meanwhile and does nothing). */
+static inline void hk__server_disarm(struct conn *c)
+{
+    c->deadline = UINT64_MAX;
 }
 
 /** Closes the connection (once); it is freed when both handles are closed. */

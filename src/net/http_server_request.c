@@ -323,7 +323,7 @@ static void dispatch(struct conn *c)
     /* Once the body is complete the time runs from here, as it always has. */
     r->start_ms = uv_now(srv->loop);
     c->state = ST_HANDLING;
-    uv_timer_stop(&c->timer);
+    hk__server_disarm(c);
     hk_log_set_request(r->request_id);
     srv->handler(r, srv->data);
     hk_log_set_request(NULL);

@@ -479,6 +479,32 @@ def test_silent_new_connection_is_closed_after_header_timeout():
         assert 0.8 <= time.time() - t0 < 3.0
 
 
+def test_timeouts_of_different_lengths_each_end_on_time():
+    """The connection's timer runs at most the shortest timeout ahead and is started again for the rest:
+    an idle keep-alive connection still lasts its own, longer timeout, and a head that starts on it
+    gets its 408 one header timeout after it started, not when the keep-alive time would end."""
+    with Server(env={"HOOKD_SERVER_HEADER_TIMEOUT": "1s", "HOOKD_SERVER_KEEPALIVE_TIMEOUT": "3s"}) as s:
+        c = Raw(s)
+        c.send(GET_HEALTH)
+        assert c.response()[0] == 200
+        time.sleep(2.0)  # past one header timeout, within the keep-alive one
+        c.send(GET_HEALTH)
+        assert c.response()[0] == 200
+        t0 = time.time()
+        assert c.closed(6)
+        assert 2.6 <= time.time() - t0 < 5.0, time.time() - t0
+
+        c = Raw(s)
+        c.send(GET_HEALTH)
+        assert c.response()[0] == 200
+        time.sleep(0.5)
+        t0 = time.time()
+        c.send(b"GET /healthz HTTP/1.1\r\n")
+        st, _, b = c.response()
+        assert st == 408, (st, b)
+        assert 0.8 <= time.time() - t0 < 2.0, time.time() - t0
+
+
 def test_max_connections():
     with Server(env={"HOOKD_SERVER_MAX_CONNECTIONS": "4"}) as s:
         conns = []
