@@ -49,7 +49,7 @@ static void conn_closed(uv_handle_t *h)
     hk_tls_conn_free(cn->tls);
     free(cn);
     c->live--;
-    hk_metrics.client_connections--;
+    HK_METRIC_ADD(hk_metrics.client_connections, -1);
     hk__client_maybe_freed(c);
 }
 
@@ -442,8 +442,8 @@ static void conn_open(struct creq *r, const struct sockaddr *sa)
         c->conns->prev = cn;
     c->conns = cn;
     c->live++;
-    hk_metrics.client_connections++;
-    hk_metrics.client_connections_opened++;
+    HK_METRIC_ADD(hk_metrics.client_connections, 1);
+    HK_METRIC_ADD(hk_metrics.client_connections_opened, 1);
     cn->req = r;
     r->conn = cn;
     r->reused = false;

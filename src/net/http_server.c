@@ -190,7 +190,7 @@ void hk__server_conn_close(struct conn *c)
     if (c->next)
         c->next->prev = c->prev;
     srv->nconns--;
-    hk_metrics.http_connections--;
+    HK_METRIC_ADD(hk_metrics.http_connections, -1);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
 }
@@ -261,7 +261,7 @@ static void conn_begin(struct conn *c)
         srv->conns->prev = c;
     srv->conns = c;
     srv->nconns++;
-    hk_metrics.http_connections++;
+    HK_METRIC_ADD(hk_metrics.http_connections, 1);
     /* A new connection must send its request head within the header timeout. */
     c->state = ST_IDLE;
     c->reading = false;

@@ -149,9 +149,9 @@ static void signal_done(hk_commit *c, int status)
     s->event_id = o->event_id;
     s->duplicate = o->duplicate;
     if (status == 0) {
-        hk_metrics.signals_duplicate += o->duplicate;
-        hk_metrics.signals_accepted += !o->duplicate;
-        hk_metrics.deliveries_queued += o->duplicate ? 0 : o->nwebhooks;
+        HK_METRIC_ADD(hk_metrics.signals_duplicate, o->duplicate);
+        HK_METRIC_ADD(hk_metrics.signals_accepted, !o->duplicate);
+        HK_METRIC_ADD(hk_metrics.deliveries_queued, o->duplicate ? 0 : o->nwebhooks);
     }
     s->event_uuid[0] = '\0';
     if (status == 0 && !o->duplicate) {

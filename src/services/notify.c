@@ -89,8 +89,8 @@ static void rate_note(uint32_t id, uint64_t now, uint64_t interval)
 static void on_sent(int status, const char *error, void *arg)
 {
     struct mail_ctx *m = arg;
-    hk_metrics.mails_sent += status == 0;
-    hk_metrics.mails_failed += status != 0 && status != UV_ECANCELED;
+    HK_METRIC_ADD(hk_metrics.mails_sent, status == 0);
+    HK_METRIC_ADD(hk_metrics.mails_failed, status != 0 && status != UV_ECANCELED);
     if (status == 0)
         hk_info("notify: mailed about webhook %u (%s, event %s)", m->webhook_id,
                 m->disabled ? "disabled" : "delivery exhausted", m->event_uuid);
@@ -285,7 +285,7 @@ static void mail(uv_loop_t *loop, const hk_config *cfg, hk_store *store, const h
         hk_smtp_mail mail = {.from = cfg->smtp_from, .to = to, .nto = nto, .subject = subject, .body = body};
         rc = hk_smtp_send(N.smtp, &mail, on_sent, m);
         if (rc != 0) {
-            hk_metrics.mails_failed++;
+            HK_METRIC_ADD(hk_metrics.mails_failed, 1);
             free(m);
             hk_warn("notify: mail about webhook %u not sent: %s", a->webhook_id,
                     rc == UV_ENOBUFS ? "too many mails waiting" : hk_strerror(rc));

@@ -271,7 +271,7 @@ static void job_record(struct hk__job *j)
 void hk__disabled(hk_engine *e, uint32_t webhook_id, const char *error)
 {
     hk_warn("webhook %u disabled (TooManyErrors): %s", webhook_id, error);
-    hk_metrics.auto_disables++;
+    HK_METRIC_ADD(hk_metrics.auto_disables, 1);
     struct hk__wstate *ws = hk__ws_lookup(e, webhook_id);
     if (ws != NULL)
         ws->active = false;
@@ -391,9 +391,8 @@ void hk__outcome(hk_engine *e, struct hk__job *j, const hk_client_result *r)
     j->rec.duration_ms = hk_clock_mono(e->clock) - j->started_mono;
     job_record(j);
     hk_metrics_attempt(r->error, r->status, now > j->ts_ms ? now - j->ts_ms : 0);
-    e->stats.attempts++;
-    if (j->out.success)
-        e->stats.successes++;
+    HK_METRIC_ADD(e->stats.attempts, 1);
+    HK_METRIC_ADD(e->stats.successes, j->out.success);
     j->state = HK__JOB_COMMITTING;
     memset(&j->c, 0, sizeof(j->c));
     j->c.op.type = HK_OP_OUTCOME;

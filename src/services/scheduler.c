@@ -8,6 +8,7 @@
 
 #include "engine_int.h"
 #include "log.h"
+#include "metrics.h"
 #include "url.h"
 
 #define STORE_BACKOFF_MS 1000 /* a failed read of the queue is tried again after this */
@@ -104,7 +105,7 @@ void hk__job_drop(hk_engine *e, struct hk__job *j)
 {
     job_unindex(e, j);
     j->ws->held--;
-    e->mem--;
+    HK_METRIC_ADD(e->mem, -1);
     hk__job_clear_attempt(j);
     free(j->event_name);
     hk_body_ref(j->body, -1);
@@ -439,7 +440,7 @@ struct hk__job *hk__job_new(hk_engine *e, struct hk__wstate *ws, const hk_delive
     j->body = body;
     job_index(e, j);
     ws->held++;
-    e->mem++;
+    HK_METRIC_ADD(e->mem, 1);
     ws_push(e, ws, j);
     return j;
 }
@@ -608,7 +609,7 @@ static void slot_freed(hk_engine *e, struct hk__origin *o)
             o->waiters->prev = NULL;
         else
             o->waiters_tail = NULL;
-        e->waiting--;
+        HK_METRIC_ADD(e->waiting, -1);
         o->active++;
         e->sync_active++;
         w->granted(w, 0);
@@ -632,7 +633,7 @@ int hk__slot_take(hk_engine *e, struct hk__slot_wait *w)
     else
         o->waiters = w;
     o->waiters_tail = w;
-    e->waiting++;
+    HK_METRIC_ADD(e->waiting, 1);
     arm_wait_timer(e);
     return 1;
 }
@@ -660,7 +661,7 @@ void hk__slot_expire(hk_engine *e)
                     o->waiters->prev = NULL;
                 else
                     o->waiters_tail = NULL;
-                e->waiting--;
+                HK_METRIC_ADD(e->waiting, -1);
                 w->granted(w, e->stopping ? HK_ESHUTDOWN : UV_ETIMEDOUT);
             }
         }
@@ -721,7 +722,7 @@ static void on_response(const hk_client_result *r, void *arg)
     struct hk__origin *o = j->origin;
     j->origin = NULL;
     o->active--;
-    e->in_flight--;
+    HK_METRIC_ADD(e->in_flight, -1);
     slot_freed(e, o);
     if (r->error == UV_ECANCELED) {
         /* Not an attempt that counts: the delivery stays queued. */
@@ -770,7 +771,7 @@ static void send_job(hk_engine *e, struct hk__job *j)
     j->origin = o;
     o->refs++;
     o->active++;
-    e->in_flight++;
+    HK_METRIC_ADD(e->in_flight, 1);
     origin_ring_update(e, o);
     int rc = hk_sender_send(&e->sender, &req, on_response, j);
     if (rc != 0) {

@@ -27,6 +27,7 @@
 
 #include "checkpoint.h"
 #include "log.h"
+#include "metrics.h"
 
 /*
  * A background checkpoint at least this often while groups are committed,
@@ -484,13 +485,13 @@ static void batch_done(uv_work_t *req, int status)
             hk_warn("store: lazy log records were not synced: %s", hk_strerror(bs));
     } else if (bs != 0) {
         hk_error("store: group commit failed: %s", hk_strerror(bs));
-        s->failed_commits++;
+        HK_METRIC_ADD(s->failed_commits, 1);
     } else {
-        s->commits++;
+        HK_METRIC_ADD(s->commits, 1);
         hk_histogram_observe(&s->batch_ops, s->batch_n);
         hk_histogram_observe(&s->commit_us, (uv_hrtime() - s->batch_started_ns) / 1000);
     }
-    s->last_status = bs;
+    __atomic_store_n(&s->last_status, bs, __ATOMIC_RELAXED);
     s->batch = NULL;
     s->working = false;
     uint64_t now = uv_now(s->loop);
@@ -507,7 +508,7 @@ static void batch_done(uv_work_t *req, int status)
         hk_write *next = w->next;
         int st = bs != 0 ? bs : w->status;
         if (bs == 0)
-            s->writes++;
+            HK_METRIC_ADD(s->writes, 1);
         w->done(w, st);
         w = next;
     }

@@ -583,20 +583,21 @@ void hk_kv_usage(hk_kv_env *s, uint64_t *map_size, uint64_t *used)
 
 void hk_kv_counters(const hk_kv_env *s, uint64_t *commits, uint64_t *writes)
 {
-    *commits = s->commits;
-    *writes = s->writes;
+    *commits = __atomic_load_n(&s->commits, __ATOMIC_RELAXED);
+    *writes = __atomic_load_n(&s->writes, __ATOMIC_RELAXED);
 }
 
 void hk_kv_commit_histograms(const hk_kv_env *s, hk_histogram *batch_ops, hk_histogram *commit_us)
 {
-    *batch_ops = s->batch_ops;
-    *commit_us = s->commit_us;
+    hk_histogram_copy(batch_ops, &s->batch_ops);
+    hk_histogram_copy(commit_us, &s->commit_us);
 }
 
 void hk_kv_commit_status(const hk_kv_env *s, uint64_t *failed, int *last_status)
 {
-    *failed = s->failed_commits;
-    *last_status = s->last_status;
+    /* Written on the store's loop; read from any worker's (relaxed, as the metrics). */
+    *failed = __atomic_load_n(&s->failed_commits, __ATOMIC_RELAXED);
+    *last_status = __atomic_load_n(&s->last_status, __ATOMIC_RELAXED);
 }
 
 int hk_kv_copy(hk_kv_env *s, int fd)

@@ -35,9 +35,9 @@ void hk_histogram_observe(hk_histogram *h, uint64_t v)
     /* A dozen or two bounds: a linear scan beats anything cleverer. */
     while (i < h->b->n && v > h->b->le[i])
         i++;
-    h->counts[i]++;
-    h->count++;
-    h->sum += v;
+    HK_METRIC_ADD(h->counts[i], 1);
+    HK_METRIC_ADD(h->count, 1);
+    HK_METRIC_ADD(h->sum, v);
 }
 
 /* ---- the exposition format --------------------------------------------------------- */
@@ -184,6 +184,15 @@ void hk_metrics_bind(unsigned i)
 /* Another thread's counter, read whole. */
 #define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
 
+void hk_histogram_copy(hk_histogram *to, const hk_histogram *h)
+{
+    to->b = h->b;
+    for (size_t i = 0; i < HK_ARRAY_SIZE(to->counts); i++)
+        to->counts[i] = LOAD(h->counts[i]);
+    to->count = LOAD(h->count);
+    to->sum = LOAD(h->sum);
+}
+
 static void hist_add(hk_histogram *to, const hk_histogram *h)
 {
     for (size_t i = 0; i < HK_ARRAY_SIZE(to->counts); i++)
@@ -227,14 +236,14 @@ void hk_metrics_http(enum hk_m_dialect d, int status, uint64_t ms)
         cls = 0;
     if (cls >= HK_M_STATUS_CLASSES)
         cls = HK_M_STATUS_CLASSES - 1;
-    hk_metrics.http_requests[d][cls]++;
+    HK_METRIC_ADD(hk_metrics.http_requests[d][cls], 1);
     hk_histogram_observe(&hk_metrics.http_duration[d], ms);
 }
 
 void hk_metrics_attempt(int error, int status, uint64_t since_event_ms)
 {
     enum hk_m_outcome o = hk_metrics_outcome_of(error, status);
-    hk_metrics.deliveries[o]++;
+    HK_METRIC_ADD(hk_metrics.deliveries[o], 1);
     if (o == HK_M_OUT_2XX)
         hk_histogram_observe(&hk_metrics.signal_to_2xx, since_event_ms);
 }

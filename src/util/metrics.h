@@ -64,8 +64,19 @@ typedef struct hk_histogram {
         .b = (buckets)                                                                                                 \
     }
 
-/** Counts v (in the observed unit) into the first bucket whose bound is >= v. */
+/**
+ * Adds n to a counter or gauge that one thread writes while others may read
+ * it with relaxed atomic loads: a relaxed load and store, no read-modify-
+ * write (nothing else writes it), so as cheap as `+=` and never a data race.
+ */
+#define HK_METRIC_ADD(field, n)                                                                                        \
+    __atomic_store_n(&(field), __atomic_load_n(&(field), __ATOMIC_RELAXED) + (n), __ATOMIC_RELAXED)
+
+/** Counts v (in the observed unit) into the first bucket whose bound is >= v (its one writer: HK_METRIC_ADD). */
 void hk_histogram_observe(hk_histogram *h, uint64_t v);
+
+/** A copy of h that another thread may be observing into (relaxed loads, field by field). */
+void hk_histogram_copy(hk_histogram *to, const hk_histogram *h);
 
 /* ---- the exposition format --------------------------------------------------------- */
 
