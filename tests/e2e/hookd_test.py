@@ -41,6 +41,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 
@@ -389,6 +390,54 @@ class Server:
             return out
         finally:
             s.close()
+
+
+def kill9_under_load(s, event, first, at_least, conns=4, fresh_connections=False, timeout=60):
+    """Signals event under load, kills s with SIGKILL mid-stream; returns the acknowledged PrimaryKeys.
+
+    conns threads each POST /api/v1/Agents/Webhook/SignalEvent with
+    {"EventName": event, "PrimaryKey": pk, "Data": {"n": pk}}, thread k
+    with pk = first + k, first + k + conns, ... (so every signal has its
+    own key), on one keep-alive connection per thread, or on a new
+    connection per signal with fresh_connections (so that the kernel
+    spreads them over several listeners). Once at least at_least were
+    answered 204 (AssertionError when not within timeout seconds), s.kill9()
+    kills the server while signals are in flight; the threads stop at their
+    first failed request. The set of keys answered 204 is what the server
+    promised to keep: the caller starts the server again and checks that
+    each of them was delivered."""
+    acked = []  # list.append is atomic: the threads share it without a lock
+    stop = threading.Event()
+
+    def worker(k):
+        conn = None if fresh_connections else s.connection(timeout=5)
+        pk = first + k
+        while not stop.is_set():
+            body = {"EventName": event, "PrimaryKey": pk, "Data": {"n": pk}}
+            try:
+                res = s.request("POST", "/api/v1/Agents/Webhook/SignalEvent", body,
+                                conn=s.connection(timeout=5) if fresh_connections else conn)
+            except Exception:
+                return
+            if res.status == 204:
+                acked.append(pk)
+            pk += conns
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(conns)]
+    for t in threads:
+        t.start()
+    try:
+        deadline = time.time() + timeout
+        while len(acked) < at_least:
+            if time.time() >= deadline:
+                raise AssertionError("timed out waiting for %d acknowledged signals (got %d)" % (at_least, len(acked)))
+            time.sleep(0.05)
+        s.kill9()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+    return set(acked)
 
 
 def parse_responses(raw):

@@ -4,6 +4,7 @@ Standard library only (plus the openssl command for TestCA). Import it from
 other tests::
 
     from receiver import Receiver, Reply, TestCA
+    from receiver import RawReceiver, header_of   # the exact bytes of each request
 
     with Receiver() as rx:                      # http://127.0.0.1:PORT
         rx.reply(status=200, body=b"ok")        # the default answer
@@ -50,6 +51,19 @@ Receiver.routes is a ready-made handler that picks the answer from the path
 /garbage (not HTTP), /continue (100 Continue before the answer); anything
 else gets 200 "ok".
 
+RawReceiver(response=...) is for tests that need the exact bytes hookd put
+on the wire (a signature over the header order, the log detail of an
+attempt compared byte for byte): a plain socket server on 127.0.0.1 port 0
+that reads each request up to the end of its Content-Length body, records
+head and body as one bytes object (rx.raw, in arrival order), and answers
+every request with the same raw response bytes (by default
+"HTTP/1.1 200 OK", Content-Length 2, "ok") on a keep-alive connection.
+rx.url, rx.wait_for(n, timeout) (returns the list of bytes; AssertionError
+on timeout) and rx.close() as for Receiver; it is a context manager too.
+It reads no chunked bodies (hookd sends none). path_of(raw), header_of(raw,
+name) (case-insensitive, None when absent) and body_of(raw) pick a recorded
+request apart.
+
 TestCA(directory=None) makes, with the openssl command, a CA (ca_file), a
 server certificate for localhost, 127.0.0.1 and ::1 (server_cert,
 server_key), a client certificate for mutual TLS (client_cert, client_key)
@@ -75,6 +89,7 @@ import os
 import shutil
 import signal
 import socket
+import socketserver
 import ssl
 import subprocess
 import sys
@@ -82,7 +97,7 @@ import tempfile
 import threading
 import time
 
-__all__ = ["Receiver", "Reply", "ReceivedRequest", "TestCA"]
+__all__ = ["Receiver", "Reply", "ReceivedRequest", "TestCA", "RawReceiver", "path_of", "header_of", "body_of"]
 
 MAX_BODY = 64 * 1024 * 1024
 
@@ -485,6 +500,87 @@ class Receiver:
         if head == "drop-next":
             return Reply(200, {"Content-Type": "text/plain"}, "ok", drop_next=True)
         return Reply(200, {"Content-Type": "text/plain"}, "ok")
+
+
+class RawReceiver:
+    """Records each request's exact bytes and answers with fixed raw bytes (keep-alive); see the module docstring."""
+
+    OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+    def __init__(self, response=OK):
+        self.response = response  # the bytes written after every request
+        self.raw = []  # head + body of each request, in arrival order; guarded by cond
+        self.cond = threading.Condition()
+        outer = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self):
+                while True:
+                    head = b""
+                    while not head.endswith(b"\r\n\r\n"):
+                        line = self.rfile.readline(65537)
+                        if not line:
+                            return
+                        head += line
+                    length = 0
+                    for line in head.split(b"\r\n")[1:]:
+                        k, _, v = line.partition(b":")
+                        if k.strip().lower() == b"content-length":
+                            length = int(v.strip())
+                    body = self.rfile.read(length)
+                    with outer.cond:
+                        outer.raw.append(head + body)
+                        outer.cond.notify_all()
+                    self.wfile.write(outer.response)
+                    self.wfile.flush()
+
+        class Srv(socketserver.ThreadingTCPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+        self.server = Srv(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+
+    def wait_for(self, n, timeout=20):
+        """Waits until at least n requests arrived; returns the bytes of them all."""
+        deadline = time.time() + timeout
+        with self.cond:
+            while len(self.raw) < n:
+                left = deadline - time.time()
+                if left <= 0:
+                    raise AssertionError("raw receiver got %d of %d requests" % (len(self.raw), n))
+                self.cond.wait(left)
+            return list(self.raw)
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def path_of(raw):
+    """The request target (path and query) of a request RawReceiver recorded."""
+    return raw.split(b" ", 2)[1].decode()
+
+
+def header_of(raw, name):
+    """The value of header name (case-insensitive) of a recorded request, or None."""
+    for line in raw.split(b"\r\n\r\n")[0].split(b"\r\n")[1:]:
+        k, _, v = line.partition(b":")
+        if k.strip().lower() == name.lower().encode():
+            return v.strip().decode()
+    return None
+
+
+def body_of(raw):
+    """The body of a recorded request."""
+    return raw.split(b"\r\n\r\n", 1)[1]
 
 
 class TestCA:

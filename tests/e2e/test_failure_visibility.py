@@ -5,13 +5,11 @@ import hmac
 import json
 import signal
 import socket
-import socketserver
-import threading
 import time
 import urllib.parse
 
 from hookd_test import ADMIN_KEY, Server, pg_expected_failure, run
-from receiver import Receiver, TestCA
+from receiver import RawReceiver, Receiver, TestCA, header_of
 from smtp_sink import SmtpSink
 
 LOOPBACK = {"HOOKD_DELIVERY_ALLOW_TARGETS": "127.0.0.1/32", "HOOKD_DELIVERY_RETRY_JITTER": "0"}
@@ -63,67 +61,6 @@ def wait_until(cond, timeout=20, what="condition"):
 def wait_log_total(s, wid, n, timeout=30):
     return wait_until(lambda: int(log_page(s, wid, pageSize=1).header("TotalNumberOfRecords")) >= n,
                       timeout, "%d log records of webhook %d" % (n, wid))
-
-
-class RawReceiver:
-    """Records each request's exact bytes and answers with fixed raw bytes (keep-alive)."""
-
-    def __init__(self, response):
-        self.response = response
-        self.raw = []
-        self.cond = threading.Condition()
-        outer = self
-
-        class Handler(socketserver.StreamRequestHandler):
-            def handle(self):
-                while True:
-                    head = b""
-                    while not head.endswith(b"\r\n\r\n"):
-                        line = self.rfile.readline(65537)
-                        if not line:
-                            return
-                        head += line
-                    length = 0
-                    for line in head.split(b"\r\n")[1:]:
-                        k, _, v = line.partition(b":")
-                        if k.strip().lower() == b"content-length":
-                            length = int(v.strip())
-                    body = self.rfile.read(length)
-                    with outer.cond:
-                        outer.raw.append(head + body)
-                        outer.cond.notify_all()
-                    self.wfile.write(outer.response)
-                    self.wfile.flush()
-
-        class Srv(socketserver.ThreadingTCPServer):
-            daemon_threads = True
-            allow_reuse_address = True
-
-        self.server = Srv(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
-        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
-
-    def wait_for(self, n, timeout=20):
-        deadline = time.time() + timeout
-        with self.cond:
-            while len(self.raw) < n:
-                left = deadline - time.time()
-                if left <= 0:
-                    raise AssertionError("raw receiver got %d of %d requests" % (len(self.raw), n))
-                self.cond.wait(left)
-            return list(self.raw)
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def header_of(raw, name):
-    for line in raw.split(b"\r\n\r\n")[0].split(b"\r\n")[1:]:
-        k, _, v = line.partition(b":")
-        if k.strip().lower() == name.lower().encode():
-            return v.strip().decode()
-    return None
 
 
 def test_ten_failures_disable_mail_state_event_and_log():

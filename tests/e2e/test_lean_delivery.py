@@ -5,81 +5,12 @@ exactly the request the receiver got, also after the webhook was edited."""
 import base64
 import hashlib
 import hmac
-import socketserver
-import threading
 import time
 
 from hookd_test import Server, run
+from receiver import RawReceiver, body_of, header_of, path_of
 
 LOOPBACK = {"HOOKD_DELIVERY_ALLOW_TARGETS": "127.0.0.1/32"}
-
-
-class RawReceiver:
-    """Records each request's exact bytes by path and answers 200 (keep-alive)."""
-
-    def __init__(self):
-        self.raw = []
-        self.cond = threading.Condition()
-        outer = self
-
-        class Handler(socketserver.StreamRequestHandler):
-            def handle(self):
-                while True:
-                    head = b""
-                    while not head.endswith(b"\r\n\r\n"):
-                        line = self.rfile.readline(65537)
-                        if not line:
-                            return
-                        head += line
-                    length = 0
-                    for line in head.split(b"\r\n")[1:]:
-                        k, _, v = line.partition(b":")
-                        if k.strip().lower() == b"content-length":
-                            length = int(v.strip())
-                    body = self.rfile.read(length)
-                    with outer.cond:
-                        outer.raw.append(head + body)
-                        outer.cond.notify_all()
-                    self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-                    self.wfile.flush()
-
-        class Srv(socketserver.ThreadingTCPServer):
-            daemon_threads = True
-            allow_reuse_address = True
-
-        self.server = Srv(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
-        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
-
-    def wait_for(self, n, timeout=20):
-        deadline = time.time() + timeout
-        with self.cond:
-            while len(self.raw) < n:
-                left = deadline - time.time()
-                if left <= 0:
-                    raise AssertionError("receiver got %d of %d requests" % (len(self.raw), n))
-                self.cond.wait(left)
-            return list(self.raw)
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def path_of(raw):
-    return raw.split(b" ", 2)[1].decode()
-
-
-def header_of(raw, name):
-    for line in raw.split(b"\r\n\r\n")[0].split(b"\r\n")[1:]:
-        k, _, v = line.partition(b":")
-        if k.strip().lower() == name.lower().encode():
-            return v.strip().decode()
-    return None
-
-
-def body_of(raw):
-    return raw.split(b"\r\n\r\n", 1)[1]
 
 
 def so_sig(secret, body):

@@ -4,10 +4,9 @@ LMDB_ONLY = "the write-ahead log under LMDB: its files in DATA/wal, replay after
 import collections
 import json
 import os
-import threading
 import time
 
-from hookd_test import Server, run
+from hookd_test import Server, kill9_under_load, run
 from receiver import Receiver
 
 LOG = {"HOOKD_DELIVERY_ALLOW_TARGETS": "127.0.0.1/32,::1/128", "HOOKD_STORE_SYNC": "log"}
@@ -35,54 +34,24 @@ def wait_until(cond, timeout=60, what="condition"):
     raise AssertionError("timed out waiting for " + what)
 
 
-def load(s, acked, stop, first, conns=4):
-    """conns threads signalling distinct PrimaryKeys from first on; each 204 goes into acked."""
-    def worker(k):
-        conn = s.connection(timeout=5)
-        pk = first + k
-        while not stop.is_set():
-            try:
-                res = signal(s, pk, conn)
-            except Exception:
-                return
-            if res.status == 204:
-                acked.append(pk)
-            pk += conns
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(conns)]
-    for t in threads:
-        t.start()
-    return threads
-
-
 def delivered(r):
     return collections.Counter(json.loads(q.body)["PrimaryKey"] for q in list(r.requests))
-
-
-def kill_under_load(s, r, first, at_least):
-    acked, stop = [], threading.Event()
-    threads = load(s, acked, stop, first)
-    wait_until(lambda: len(acked) >= at_least, what="%d acknowledged signals" % at_least)
-    s.kill9()
-    stop.set()
-    for t in threads:
-        t.join(10)
-    return set(acked)
 
 
 def test_kill9_under_load_loses_no_acknowledged_event():
     with Server(env=LOG) as s, Receiver() as r:
         r.reply(status=200)
         create_webhook(s, r.url, ["wal.e"])
-        acked = kill_under_load(s, r, 0, 400)
+        acked = kill9_under_load(s, "wal.e", 0, 400)
         # The log was in use, and it is what the restart recovers from.
         assert os.path.isdir(os.path.join(s.data, "wal")), os.listdir(s.data)
         s.start()
         assert "log replayed" in s.log(), s.log()[-2000:]
         wait_until(lambda: acked <= set(delivered(r)), what="every acknowledged event delivered")
         # Twice more, so that a restart also starts from a recovered log.
-        acked |= kill_under_load(s, r, 1_000_000, 200)
+        acked |= kill9_under_load(s, "wal.e", 1_000_000, 200)
         s.start()
-        acked |= kill_under_load(s, r, 2_000_000, 200)
+        acked |= kill9_under_load(s, "wal.e", 2_000_000, 200)
         s.start()
         wait_until(lambda: acked <= set(delivered(r)), what="every acknowledged event delivered")
         got = delivered(r)
@@ -96,7 +65,7 @@ def test_switch_to_lmdb_replays_the_log_first():
     with Server(env=LOG) as s, Receiver() as r:
         r.reply(status=200, delay=0.05)  # deliveries stay queued across the kill
         create_webhook(s, r.url, ["wal.e"])
-        acked = kill_under_load(s, r, 0, 200)
+        acked = kill9_under_load(s, "wal.e", 0, 200)
         s.env["HOOKD_STORE_SYNC"] = "lmdb"
         s.start()
         assert "was replayed and removed" in s.log(), s.log()[-2000:]

@@ -9,10 +9,9 @@ import collections
 import json
 import re
 import socket
-import threading
 import time
 
-from hookd_test import Server, run
+from hookd_test import Server, kill9_under_load, run
 from receiver import Receiver, Reply
 
 ENV = {"HOOKD_DELIVERY_ALLOW_TARGETS": "127.0.0.1/32,::1/128", "HOOKD_SERVER_WORKERS": "2"}
@@ -109,36 +108,12 @@ def test_auto_disable_on_both_workers():
             assert res.header("TotalNumberOfRecords") == "3", res
 
 
-def load(s, acked, stop, first, conns=6):
-    def worker(k):
-        pk = first + k
-        while not stop.is_set():
-            try:
-                res = signal(s, pk, conn=s.connection(timeout=5))
-            except Exception:
-                return
-            if res.status == 204:
-                acked.append(pk)
-            pk += conns
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(conns)]
-    for t in threads:
-        t.start()
-    return threads
-
-
 def test_kill9_under_load_loses_no_acknowledged_event():
     with Server(env=ENV) as s, Receiver() as r:
         ids = [create_webhook(s, r.url + "/h%d" % i, ["w.e"]) for i in range(2)]
         acked = set()
         for round_ in range(2):
-            got, stop = [], threading.Event()
-            threads = load(s, got, stop, round_ * 1_000_000)
-            wait_until(lambda: len(got) >= 300, what="300 acknowledged signals")
-            s.kill9()
-            stop.set()
-            for t in threads:
-                t.join(10)
-            acked |= set(got)
+            acked |= kill9_under_load(s, "w.e", round_ * 1_000_000, 300, conns=6, fresh_connections=True)
             s.start()
         for i in range(len(ids)):
             wait_until(lambda: acked <= set(by_path(r)["/h%d" % i]),

@@ -31,28 +31,10 @@ static uv_loop_t *loop;
 static hk_pg_store *a, *b; /* two nodes */
 static PGconn *db;
 
-static void on_tick(uv_timer_t *t)
-{
-    (void)t;
-}
-
 /* Runs the loop until cond(arg) holds or the bound passes. */
 static bool run_until(bool (*cond)(void *arg), void *arg)
 {
-    uv_timer_t tick;
-    uv_timer_init(loop, &tick);
-    uv_timer_start(&tick, on_tick, 10, 10);
-    uint64_t end = uv_now(loop) + BOUND_MS;
-    while (!cond(arg) && uv_now(loop) < end)
-        uv_run(loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&tick, NULL);
-    uv_run(loop, UV_RUN_NOWAIT);
-    return cond(arg);
-}
-
-static bool flag_set(void *arg)
-{
-    return *(bool *)arg;
+    return fx_pg_run_until(loop, cond, arg);
 }
 
 static bool ready(void *arg)
@@ -229,7 +211,7 @@ static int apply_seen(hk_pg_store *on, struct sub *s)
     if (s->c.op.now_ms == 0)
         s->c.op.now_ms = 1000000;
     hk_pg_store_submit(on, &s->c);
-    if (!run_until(flag_set, &s->done))
+    if (!run_until(fx_pg_flag_set, &s->done))
         return UV_ETIMEDOUT;
     return s->status;
 }
@@ -344,7 +326,7 @@ static void test_an_own_attempt_s_statistics_are_seen_at_once(void)
     s.expect_id = id;
     s.c.done = stats_in_done;
     hk_pg_store_submit(a, &s.c);
-    CHECK(run_until(flag_set, &s.done));
+    CHECK(run_until(fx_pg_flag_set, &s.done));
     CHECK_INT(s.status, 0);
     CHECK(!s.c.op.u.attempt.vanished);
     CHECK(s.seen_at_once);
@@ -435,26 +417,10 @@ static void test_a_storm_of_changes_reaches_the_registry(void)
     CHECK_INT(n, 2002);
 }
 
-static void on_walk(uv_handle_t *h, void *arg)
-{
-    (void)arg;
-    fprintf(stderr, "handle left open: type %d\n", (int)h->type);
-}
-
 int main(void)
 {
-    char err[512];
     loop = uv_default_loop();
-    const char *ci = fx_pg_conninfo();
-    if (hk_pg_migrate(ci, true, NULL, err, sizeof(err)) != 0) {
-        fprintf(stderr, "migrate: %s\n", err);
-        return 1;
-    }
-    db = PQconnectdb(ci);
-    if (PQstatus(db) != CONNECTION_OK) {
-        fprintf(stderr, "%s", PQerrorMessage(db));
-        return 1;
-    }
+    fx_pg_begin(&db);
     test_what_is_stored_is_loaded_at_open();
     test_a_change_through_one_node_reaches_the_other();
     test_an_own_attempt_s_statistics_are_seen_at_once();
@@ -463,11 +429,6 @@ int main(void)
     test_a_storm_of_changes_reaches_the_registry();
     hk_pg_store_close(a);
     hk_pg_store_close(b);
-    uv_run(loop, UV_RUN_DEFAULT);
-    bool closed = uv_loop_close(loop) == 0;
-    if (!closed)
-        uv_walk(loop, on_walk, NULL);
-    CHECK(closed);
-    PQfinish(db);
+    fx_pg_end(loop, db);
     return unit_done();
 }

@@ -19,48 +19,21 @@
 #include "pg_store.h"
 #include "unit.h"
 
-#define BOUND_MS 60000
 #define N 30
 
 static uv_loop_t *loop;
 static hk_pg_store *a, *b;
 static PGconn *db;
 
-static void on_tick(uv_timer_t *t)
-{
-    (void)t;
-}
-
+/* Runs the loop until cond(arg) holds or the bound passes. */
 static bool run_until(bool (*cond)(void *arg), void *arg)
 {
-    uv_timer_t tick;
-    uv_timer_init(loop, &tick);
-    uv_timer_start(&tick, on_tick, 10, 10);
-    uint64_t end = uv_now(loop) + BOUND_MS;
-    while (!cond(arg) && uv_now(loop) < end)
-        uv_run(loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&tick, NULL);
-    uv_run(loop, UV_RUN_NOWAIT);
-    return cond(arg);
-}
-
-static bool flag_set(void *arg)
-{
-    return *(bool *)arg;
+    return fx_pg_run_until(loop, cond, arg);
 }
 
 static const char *q1(const char *sql)
 {
-    static char out[1024];
-    PGresult *r = PQexec(db, sql);
-    if (PQresultStatus(r) == PGRES_TUPLES_OK)
-        snprintf(out, sizeof(out), "%s", PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "");
-    else if (PQresultStatus(r) == PGRES_COMMAND_OK)
-        snprintf(out, sizeof(out), "OK");
-    else
-        snprintf(out, sizeof(out), "ERROR: %s", PQresultErrorMessage(r));
-    PQclear(r);
-    return out;
+    return fx_pg_q1(db, sql);
 }
 
 struct claim {
@@ -87,7 +60,7 @@ static void claim_start(struct claim *k, hk_pg_store *on, const char *node, uint
 static int claim(struct claim *k, hk_pg_store *on, const char *node, uint64_t now, uint32_t max)
 {
     claim_start(k, on, node, now, max);
-    if (!run_until(flag_set, &k->done))
+    if (!run_until(fx_pg_flag_set, &k->done))
         return UV_ETIMEDOUT;
     return k->status;
 }
@@ -111,7 +84,7 @@ static int apply(struct sub *s)
     if (s->c.op.now_ms == 0)
         s->c.op.now_ms = 1000;
     hk_pg_store_submit(a, &s->c);
-    if (!run_until(flag_set, &s->done))
+    if (!run_until(fx_pg_flag_set, &s->done))
         return UV_ETIMEDOUT;
     return s->status;
 }
@@ -254,12 +227,12 @@ static void test_claims_given_back_are_claimable_at_once(void)
                           {.webhook_id = 1, .due_ms = 1000, .event_id = 4}};
     struct rel x = {.r = {.node = "node-a", .ds = two, .n = 2, .done = on_released}};
     hk_pg_claim_release(a, &x.r); /* not node a's: nothing */
-    CHECK(run_until(flag_set, &x.done));
+    CHECK(run_until(fx_pg_flag_set, &x.done));
     CHECK_INT(x.status, 0);
     CHECK_INT(x.r.released, 0);
     x = (struct rel){.r = {.node = "node-b", .ds = two, .n = 2, .done = on_released}};
     hk_pg_claim_release(b, &x.r);
-    CHECK(run_until(flag_set, &x.done));
+    CHECK(run_until(fx_pg_flag_set, &x.done));
     CHECK_INT(x.status, 0);
     CHECK_INT(x.r.released, 2);
     CHECK_INT(claim(&k, a, "node-a", 40000, 100), 0);
@@ -268,31 +241,15 @@ static void test_claims_given_back_are_claimable_at_once(void)
     hk_pg_claim_free(&k.c);
     x = (struct rel){.r = {.node = "node-b", .done = on_released}};
     hk_pg_claim_release(b, &x.r);
-    CHECK(run_until(flag_set, &x.done));
+    CHECK(run_until(fx_pg_flag_set, &x.done));
     CHECK_INT(x.r.released, 58);
     CHECK_STR(q1("SELECT count(*) FROM deliveries WHERE leased_by = 'node-b'"), "0");
 }
 
-static void on_walk(uv_handle_t *h, void *arg)
-{
-    (void)arg;
-    fprintf(stderr, "handle left open: type %d\n", (int)h->type);
-}
-
 int main(void)
 {
-    char err[512];
     loop = uv_default_loop();
-    const char *ci = fx_pg_conninfo();
-    if (hk_pg_migrate(ci, true, NULL, err, sizeof(err)) != 0) {
-        fprintf(stderr, "migrate: %s\n", err);
-        return 1;
-    }
-    db = PQconnectdb(ci);
-    if (PQstatus(db) != CONNECTION_OK) {
-        fprintf(stderr, "%s", PQerrorMessage(db));
-        return 1;
-    }
+    const char *ci = fx_pg_begin(&db);
     hk_pg_store_opts o = {.conninfo = ci, .pool_size = 2, .queue_timeout_ms = 5000};
     CHECK_INT(hk_pg_store_open(&a, loop, &o), 0);
     CHECK_INT(hk_pg_store_open(&b, loop, &o), 0);
@@ -302,11 +259,6 @@ int main(void)
     test_claims_given_back_are_claimable_at_once();
     hk_pg_store_close(a);
     hk_pg_store_close(b);
-    uv_run(loop, UV_RUN_DEFAULT);
-    bool closed = uv_loop_close(loop) == 0;
-    if (!closed)
-        uv_walk(loop, on_walk, NULL);
-    CHECK(closed);
-    PQfinish(db);
+    fx_pg_end(loop, db);
     return unit_done();
 }

@@ -113,26 +113,10 @@ static void test_a_nodes_sign_of_life(void)
               "node-a 5 20 1.2.3");
 }
 
-static void on_walk(uv_handle_t *h, void *arg)
-{
-    (void)arg;
-    fprintf(stderr, "handle left open: type %d\n", (int)h->type);
-}
-
 int main(void)
 {
-    char err[512];
     loop = uv_default_loop();
-    const char *ci = fx_pg_conninfo();
-    if (hk_pg_migrate(ci, true, NULL, err, sizeof(err)) != 0) {
-        fprintf(stderr, "migrate: %s\n", err);
-        return 1;
-    }
-    db = PQconnectdb(ci);
-    if (PQstatus(db) != CONNECTION_OK) {
-        fprintf(stderr, "%s", PQerrorMessage(db));
-        return 1;
-    }
+    const char *ci = fx_pg_begin(&db);
     hk_pg_store_opts o = {.conninfo = ci, .pool_size = 4, .queue_timeout_ms = 5000};
     CHECK_INT(hk_pg_store_open(&a, loop, &o), 0);
     CHECK_INT(hk_pg_store_open(&b, loop, &o), 0);
@@ -140,11 +124,6 @@ int main(void)
     test_a_nodes_sign_of_life();
     hk_pg_store_close(a);
     hk_pg_store_close(b);
-    uv_run(loop, UV_RUN_DEFAULT);
-    bool closed = uv_loop_close(loop) == 0;
-    if (!closed)
-        uv_walk(loop, on_walk, NULL);
-    CHECK(closed);
-    PQfinish(db);
+    fx_pg_end(loop, db);
     return unit_done();
 }

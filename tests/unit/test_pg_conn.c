@@ -22,23 +22,10 @@
 static uv_loop_t *loop;
 static hk_pg_pool *pool;
 
-static void on_tick(uv_timer_t *t)
-{
-    (void)t;
-}
-
-/* Runs the loop until *flag is set (or BOUND_MS passed); returns *flag. */
+/* Runs the loop until *flag is set (or the bound passed); returns *flag. */
 static bool run_until(const bool *flag)
 {
-    uv_timer_t tick;
-    uv_timer_init(loop, &tick);
-    uv_timer_start(&tick, on_tick, 10, 10);
-    uint64_t end = uv_now(loop) + BOUND_MS;
-    while (!*flag && uv_now(loop) < end)
-        uv_run(loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&tick, NULL);
-    uv_run(loop, UV_RUN_NOWAIT);
-    return *flag;
+    return fx_pg_run_until(loop, fx_pg_flag_set, (void *)flag);
 }
 
 /* A batch whose outcome the test reads after the loop ran. */

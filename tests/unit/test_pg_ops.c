@@ -30,7 +30,6 @@
 #include "pg_store.h"
 #include "unit.h"
 
-#define BOUND_MS 60000
 #define DAY_MS 86400000ull
 
 static uv_loop_t *loop;
@@ -38,27 +37,10 @@ static hk_pg_store *a, *b;
 static PGconn *db;
 static uint64_t now_ms; /* the ops' time: today, so the attempt log's partitions exist */
 
-static void on_tick(uv_timer_t *t)
-{
-    (void)t;
-}
-
+/* Runs the loop until cond(arg) holds or the bound passes. */
 static bool run_until(bool (*cond)(void *arg), void *arg)
 {
-    uv_timer_t tick;
-    uv_timer_init(loop, &tick);
-    uv_timer_start(&tick, on_tick, 10, 10);
-    uint64_t end = uv_now(loop) + BOUND_MS;
-    while (!cond(arg) && uv_now(loop) < end)
-        uv_run(loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&tick, NULL);
-    uv_run(loop, UV_RUN_NOWAIT);
-    return cond(arg);
-}
-
-static bool flag_set(void *arg)
-{
-    return *(bool *)arg;
+    return fx_pg_run_until(loop, cond, arg);
 }
 
 static bool ready(void *arg)
@@ -68,16 +50,7 @@ static bool ready(void *arg)
 
 static const char *q1(const char *sql)
 {
-    static char out[1024];
-    PGresult *r = PQexec(db, sql);
-    if (PQresultStatus(r) == PGRES_TUPLES_OK)
-        snprintf(out, sizeof(out), "%s", PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "");
-    else if (PQresultStatus(r) == PGRES_COMMAND_OK)
-        snprintf(out, sizeof(out), "OK");
-    else
-        snprintf(out, sizeof(out), "ERROR: %s", PQresultErrorMessage(r));
-    PQclear(r);
-    return out;
+    return fx_pg_q1(db, sql);
 }
 
 struct sub {
@@ -105,7 +78,7 @@ static void submit(hk_pg_store *on, struct sub *s)
 static int apply(hk_pg_store *on, struct sub *s)
 {
     submit(on, s);
-    if (!run_until(flag_set, &s->done))
+    if (!run_until(fx_pg_flag_set, &s->done))
         return UV_ETIMEDOUT;
     return s->status;
 }
@@ -722,26 +695,10 @@ static void test_a_prune_step_stops_at_max(void)
     CHECK_STR(q1("SELECT count(*) FROM events WHERE ts_ms = 1"), "0");
 }
 
-static void on_walk(uv_handle_t *h, void *arg)
-{
-    (void)arg;
-    fprintf(stderr, "handle left open: type %d\n", (int)h->type);
-}
-
 int main(void)
 {
-    char err[512];
     loop = uv_default_loop();
-    const char *ci = fx_pg_conninfo();
-    if (hk_pg_migrate(ci, true, NULL, err, sizeof(err)) != 0) {
-        fprintf(stderr, "migrate: %s\n", err);
-        return 1;
-    }
-    db = PQconnectdb(ci);
-    if (PQstatus(db) != CONNECTION_OK) {
-        fprintf(stderr, "%s", PQerrorMessage(db));
-        return 1;
-    }
+    const char *ci = fx_pg_begin(&db);
     now_ms = (uint64_t)atoll(q1("SELECT (extract(epoch FROM now()) * 1000)::bigint"));
     hk_pg_store_opts o = {.conninfo = ci, .pool_size = 2, .queue_timeout_ms = 5000};
     CHECK_INT(hk_pg_store_open(&a, loop, &o), 0);
@@ -759,11 +716,6 @@ int main(void)
     test_a_prune_step_stops_at_max();
     hk_pg_store_close(a);
     hk_pg_store_close(b);
-    uv_run(loop, UV_RUN_DEFAULT);
-    bool closed = uv_loop_close(loop) == 0;
-    if (!closed)
-        uv_walk(loop, on_walk, NULL);
-    CHECK(closed);
-    PQfinish(db);
+    fx_pg_end(loop, db);
     return unit_done();
 }

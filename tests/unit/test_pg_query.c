@@ -14,28 +14,14 @@
 #include "pg_store.h"
 #include "unit.h"
 
-#define BOUND_MS 60000
-
 static uv_loop_t *loop;
 static hk_pg_store *a, *b;
 static uint64_t now_ms;
 
-static void on_tick(uv_timer_t *t)
-{
-    (void)t;
-}
-
+/* Runs the loop until *flag is set (or the bound passed); returns *flag. */
 static bool run_until(const bool *flag)
 {
-    uv_timer_t tick;
-    uv_timer_init(loop, &tick);
-    uv_timer_start(&tick, on_tick, 10, 10);
-    uint64_t end = uv_now(loop) + BOUND_MS;
-    while (!*flag && uv_now(loop) < end)
-        uv_run(loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&tick, NULL);
-    uv_run(loop, UV_RUN_NOWAIT);
-    return *flag;
+    return fx_pg_run_until(loop, fx_pg_flag_set, (void *)flag);
 }
 
 struct sub {
@@ -254,21 +240,10 @@ static void test_the_queue_at_a_glance(void)
     CHECK_STR(summary(5, now_ms), "0 0 0 0");
 }
 
-static void on_walk(uv_handle_t *h, void *arg)
-{
-    (void)arg;
-    fprintf(stderr, "handle left open: type %d\n", (int)h->type);
-}
-
 int main(void)
 {
-    char err[512];
     loop = uv_default_loop();
-    const char *ci = fx_pg_conninfo();
-    if (hk_pg_migrate(ci, true, NULL, err, sizeof(err)) != 0) {
-        fprintf(stderr, "migrate: %s\n", err);
-        return 1;
-    }
+    const char *ci = fx_pg_begin(NULL);
     now_ms = 1700000000000ull; /* a fixed day long past: the default partition takes its records */
     hk_pg_store_opts o = {.conninfo = ci, .pool_size = 2, .queue_timeout_ms = 5000};
     CHECK_INT(hk_pg_store_open(&a, loop, &o), 0);
@@ -278,10 +253,6 @@ int main(void)
     test_the_queue_at_a_glance();
     hk_pg_store_close(a);
     hk_pg_store_close(b);
-    uv_run(loop, UV_RUN_DEFAULT);
-    bool closed = uv_loop_close(loop) == 0;
-    if (!closed)
-        uv_walk(loop, on_walk, NULL);
-    CHECK(closed);
+    fx_pg_end(loop, NULL);
     return unit_done();
 }

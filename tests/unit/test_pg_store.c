@@ -30,22 +30,10 @@ static uv_loop_t *loop;
 static hk_pg_store *store;
 static PGconn *db; /* the second session the tests look through */
 
-static void on_tick(uv_timer_t *t)
-{
-    (void)t;
-}
-
+/* Runs the loop until *flag is set (or the bound passed); returns *flag. */
 static bool run_until(const bool *flag)
 {
-    uv_timer_t tick;
-    uv_timer_init(loop, &tick);
-    uv_timer_start(&tick, on_tick, 10, 10);
-    uint64_t end = uv_now(loop) + BOUND_MS;
-    while (!*flag && uv_now(loop) < end)
-        uv_run(loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&tick, NULL);
-    uv_run(loop, UV_RUN_NOWAIT);
-    return *flag;
+    return fx_pg_run_until(loop, fx_pg_flag_set, (void *)flag);
 }
 
 /* The first value of a query on the second session ("" when no row, "ERROR: ..." on error). */
@@ -514,27 +502,10 @@ static void test_a_stopped_server_fails_ops_then_they_work_again(void)
     hk_op_free_out(&s.c.op);
 }
 
-static bool closed;
-static void on_loop_closed_walk(uv_handle_t *h, void *arg)
-{
-    (void)arg;
-    fprintf(stderr, "handle left open: type %d\n", (int)h->type);
-}
-
 int main(void)
 {
-    char err[512];
     loop = uv_default_loop();
-    const char *ci = fx_pg_conninfo();
-    if (hk_pg_migrate(ci, true, NULL, err, sizeof(err)) != 0) {
-        fprintf(stderr, "migrate: %s\n", err);
-        return 1;
-    }
-    db = PQconnectdb(ci);
-    if (PQstatus(db) != CONNECTION_OK) {
-        fprintf(stderr, "%s", PQerrorMessage(db));
-        return 1;
-    }
+    const char *ci = fx_pg_begin(&db);
     hk_pg_store_opts o = {.conninfo = ci, .pool_size = 2, .max_batch = 64, .queue_timeout_ms = 1000};
     CHECK_INT(hk_pg_store_open(&store, loop, &o), 0);
     test_webhooks_are_created_with_ids_from_the_sequence();
@@ -549,14 +520,9 @@ int main(void)
     test_registry_changes_are_announced();
     test_a_stopped_server_fails_ops_then_they_work_again();
     hk_pg_store_close(store);
-    uv_run(loop, UV_RUN_DEFAULT);
-    closed = uv_loop_close(loop) == 0;
-    if (!closed)
-        uv_walk(loop, on_loop_closed_walk, NULL);
-    CHECK(closed);
     hk_webhook_free(&w1);
     hk_webhook_free(&w2);
     hk_webhook_free(&w3);
-    PQfinish(db);
+    fx_pg_end(loop, db);
     return unit_done();
 }

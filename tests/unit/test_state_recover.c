@@ -63,6 +63,16 @@ static uint64_t signal_at(hk_store *s, uint64_t t)
     return eid;
 }
 
+/* An event signalled at t whose delivery to wid fails once at t (a 500 or another status, final or to be
+ * retried at t + 1000); *due becomes that delivery's next due time. Returns the event's id. */
+static uint64_t failed_once(hk_store *s, uint32_t wid, uint64_t t, bool final, int status, uint64_t *due)
+{
+    uint64_t eid = signal_at(s, t);
+    *due = t;
+    CHECK_INT(attempt(s, wid, eid, due, 1, t, false, final, status), 0);
+    return eid;
+}
+
 /* The events of the scenario below. */
 struct scenario {
     uint32_t wid, other;
@@ -90,28 +100,18 @@ static void build(hk_store *s, struct scenario *sc)
     CHECK_INT(attempt(s, sc->wid, sc->before, &d, 1, T0 + 10, false, true, 500), 0);
     CHECK_INT(attempt(s, sc->other, sc->before, &od, 1, T0 + 10, false, true, 500), 0);
 
-    sc->exhausted = signal_at(s, SINCE + 1000);
-    d = SINCE + 1000;
-    CHECK_INT(attempt(s, sc->wid, sc->exhausted, &d, 1, SINCE + 1000, false, false, 500), 0);
+    sc->exhausted = failed_once(s, sc->wid, SINCE + 1000, false, 500, &d);
     CHECK_INT(attempt(s, sc->wid, sc->exhausted, &d, 2, SINCE + 2000, false, true, 500), 0);
 
-    sc->retried_ok = signal_at(s, SINCE + 3000);
-    d = SINCE + 3000;
-    CHECK_INT(attempt(s, sc->wid, sc->retried_ok, &d, 1, SINCE + 3000, false, false, 500), 0);
+    sc->retried_ok = failed_once(s, sc->wid, SINCE + 3000, false, 500, &d);
     CHECK_INT(attempt(s, sc->wid, sc->retried_ok, &d, 2, SINCE + 4000, true, false, 200), 0);
 
-    sc->resent_ok = signal_at(s, SINCE + 5000);
-    d = SINCE + 5000;
-    CHECK_INT(attempt(s, sc->wid, sc->resent_ok, &d, 1, SINCE + 5000, false, true, 500), 0);
+    sc->resent_ok = failed_once(s, sc->wid, SINCE + 5000, true, 500, &d);
 
-    sc->pending_resend = signal_at(s, SINCE + 6000);
-    d = SINCE + 6000;
-    CHECK_INT(attempt(s, sc->wid, sc->pending_resend, &d, 1, SINCE + 6000, false, true, 500), 0);
+    sc->pending_resend = failed_once(s, sc->wid, SINCE + 6000, true, 500, &d);
     resend(s, sc->wid, sc->pending_resend, SINCE + 7000, &d);
 
-    sc->gone410 = signal_at(s, SINCE + 8000);
-    d = SINCE + 8000;
-    CHECK_INT(attempt(s, sc->wid, sc->gone410, &d, 1, SINCE + 8000, false, true, 410), 0);
+    sc->gone410 = failed_once(s, sc->wid, SINCE + 8000, true, 410, &d);
     /* The 410 disabled the webhook; an operator sets it Active again. */
     hk_webhook cur;
     CHECK_INT(hk_store_webhook_get(s, sc->wid, &cur), 0);
@@ -122,13 +122,9 @@ static void build(hk_store *s, struct scenario *sc)
     CHECK_INT(hk_store_apply(s, &put), 0);
     hk_webhook_free(&cur);
 
-    sc->pending_retry = signal_at(s, SINCE + 9000);
-    d = SINCE + 9000;
-    CHECK_INT(attempt(s, sc->wid, sc->pending_retry, &d, 1, SINCE + 9000, false, false, 500), 0);
+    sc->pending_retry = failed_once(s, sc->wid, SINCE + 9000, false, 500, &d);
 
-    sc->twice = signal_at(s, SINCE + 10000);
-    d = SINCE + 10000;
-    CHECK_INT(attempt(s, sc->wid, sc->twice, &d, 1, SINCE + 10000, false, true, 500), 0);
+    sc->twice = failed_once(s, sc->wid, SINCE + 10000, true, 500, &d);
     resend(s, sc->wid, sc->twice, SINCE + 11000, &d);
     CHECK_INT(attempt(s, sc->wid, sc->twice, &d, 1, SINCE + 11000, false, true, 503), 0);
 
@@ -145,13 +141,27 @@ static void build(hk_store *s, struct scenario *sc)
     op.u.attempt.disable_after = 1000;
     CHECK_INT(hk_store_apply(s, &op), 0);
 
-    sc->after = signal_at(s, UNTIL + 1000);
-    d = UNTIL + 1000;
-    CHECK_INT(attempt(s, sc->wid, sc->after, &d, 1, UNTIL + 1000, false, true, 500), 0);
+    sc->after = failed_once(s, sc->wid, UNTIL + 1000, true, 500, &d);
 
     /* resent_ok is resent after the window and succeeds then. */
     resend(s, sc->wid, sc->resent_ok, UNTIL + 2000, &d);
     CHECK_INT(attempt(s, sc->wid, sc->resent_ok, &d, 1, UNTIL + 2000, true, false, 200), 0);
+}
+
+/* A store in a fresh directory holding the scenario; close it with close_scenario(). */
+static hk_store *open_scenario(struct scenario *sc)
+{
+    fx_mkdir();
+    hk_store *s = fx_open(NULL);
+    build(s, sc);
+    return s;
+}
+
+/* Closes a store of open_scenario() and removes the directory fx_dir names (the last one made). */
+static void close_scenario(hk_store *s)
+{
+    hk_store_close(s);
+    fx_rmdir();
 }
 
 static uint32_t want_all(uint32_t wid, void *arg)
@@ -271,10 +281,8 @@ static int has(const hk_delivery *v, size_t n, uint64_t eid)
 
 static void test_what_is_recovered(void)
 {
-    fx_mkdir();
-    hk_store *s = fx_open(NULL);
     struct scenario sc;
-    build(s, &sc);
+    hk_store *s = open_scenario(&sc);
     uint64_t now = UNTIL + 60000, queued;
     hk_delivery q[16];
     int steps;
@@ -312,8 +320,7 @@ static void test_what_is_recovered(void)
     CHECK_INT(queued, 1);
     CHECK_INT(queued_between(s, sc.wid, later + 6000, later + 6000, q, 16), 1);
     CHECK_INT(q[0].event_id, sc.pending_retry);
-    hk_store_close(s);
-    fx_rmdir();
+    close_scenario(s);
 }
 
 /* The later success of a step in between: exhausted is resent and delivered. */
@@ -327,10 +334,8 @@ static void deliver_exhausted(hk_store *s, void *arg)
 
 static void test_success_between_steps(void)
 {
-    fx_mkdir();
-    hk_store *s = fx_open(NULL);
     struct scenario sc;
-    build(s, &sc);
+    hk_store *s = open_scenario(&sc);
     uint64_t now = UNTIL + 60000, queued;
     int steps;
     /* The success lands after the walk has passed exhausted's records. */
@@ -340,8 +345,7 @@ static void test_success_between_steps(void)
     size_t n = queued_between(s, sc.wid, now, now + (uint64_t)steps, q, 16);
     CHECK_INT(n, 2);
     CHECK(has(q, n, sc.gone410) && has(q, n, sc.twice) && !has(q, n, sc.exhausted));
-    hk_store_close(s);
-    fx_rmdir();
+    close_scenario(s);
 }
 
 static void delete_webhook(hk_store *s, void *arg)
@@ -354,10 +358,8 @@ static void delete_webhook(hk_store *s, void *arg)
 
 static void test_refusals_and_deleted_webhook(void)
 {
-    fx_mkdir();
-    hk_store *s = fx_open(NULL);
     struct scenario sc;
-    build(s, &sc);
+    hk_store *s = open_scenario(&sc);
     uint64_t now = UNTIL + 60000, queued;
     int steps;
 
@@ -387,16 +389,13 @@ static void test_refusals_and_deleted_webhook(void)
     } while (!op.u.recover.done && ++n < 100);
     CHECK(op.u.recover.done);
     CHECK_INT(notes_left(s), 0);
-    hk_store_close(s);
-    fx_rmdir();
+    close_scenario(s);
 }
 
 static void test_abandoned_notes(void)
 {
-    fx_mkdir();
-    hk_store *s = fx_open(NULL);
     struct scenario sc;
-    build(s, &sc);
+    hk_store *s = open_scenario(&sc);
     uint64_t now = UNTIL + 60000, queued;
     int steps;
     /* A recovery that stopped half-way leaves notes... */
@@ -414,8 +413,7 @@ static void test_abandoned_notes(void)
     CHECK_INT(notes_left(s), 0);
     hk_delivery q[4];
     CHECK_INT(queued_between(s, sc.wid, later, later, q, 4), 0);
-    hk_store_close(s);
-    fx_rmdir();
+    close_scenario(s);
 }
 
 /* The op's serialised form, and a decoded run applied to a second store giving the same result. */
@@ -459,10 +457,8 @@ static void test_opcodec(void)
     char dirs[2][64];
     struct scenario sc[2];
     for (int i = 0; i < 2; i++) {
-        fx_mkdir();
+        st[i] = open_scenario(&sc[i]);
         snprintf(dirs[i], sizeof(dirs[i]), "%s", fx_dir);
-        st[i] = fx_open(NULL);
-        build(st[i], &sc[i]);
     }
     uint64_t now = UNTIL + 60000, total[2] = {0, 0};
     hk_op orig = {.type = HK_OP_RECOVER, .now_ms = now};
@@ -492,9 +488,8 @@ static void test_opcodec(void)
     CHECK_INT(total[0], 3);
     CHECK_INT(total[1], 3);
     for (int i = 0; i < 2; i++) {
-        hk_store_close(st[i]);
         snprintf(fx_dir, sizeof(fx_dir), "%s", dirs[i]);
-        fx_rmdir();
+        close_scenario(st[i]);
     }
 }
 
