@@ -50,7 +50,8 @@ BIN = os.path.abspath(os.environ.get("HOOKD_BIN") or os.path.join(
 ADMIN_KEY = "hk_test_admin_key_0123456789abcdefghijklmnop"
 # Any of these in hookd's stderr is a sanitizer report: ASan and LSan errors,
 # UBSan's "runtime error:" lines and its summary.
-SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer", "runtime error:")
+SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer", "ThreadSanitizer",
+                     "runtime error:")
 
 # The engine every started hookd uses: "lmdb" (embedded, the default) or "pg".
 ENGINE = os.environ.get("HOOKD_TEST_ENGINE") or "lmdb"

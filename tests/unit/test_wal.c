@@ -461,6 +461,16 @@ static void check_acked(hk_store *s, const struct acked *a, uint32_t extra)
     CHECK_INT(hk_store_event_get(s, max_id + 1 + extra, &ev), HK_ENOTFOUND);
 }
 
+/* Opens the store without a loop (replaying what there is), checks what a acknowledged, and closes it. */
+static void reopen_and_check(const struct acked *a)
+{
+    hk_store *s = open_store(NULL, true, true);
+    CHECK(s != NULL);
+    if (s != NULL)
+        check_acked(s, a, 0);
+    hk_store_close(s);
+}
+
 static uint64_t ckpt_lsn(void)
 {
     char path[160];
@@ -493,11 +503,7 @@ static void check_continues(struct acked *a)
     CHECK_INT(workload(s, &loop, a, NSIGNALS, 20), 0);
     hk_store_close(s);
     uv_loop_close(&loop);
-    s = open_store(NULL, true, true);
-    CHECK(s != NULL);
-    if (s != NULL)
-        check_acked(s, a, 0);
-    hk_store_close(s);
+    reopen_and_check(a);
 }
 
 static void test_crash_between_apply_and_checkpoint(void)
@@ -508,11 +514,7 @@ static void test_crash_between_apply_and_checkpoint(void)
     CHECK_INT(a.n, NSIGNALS);
     /* The checkpoint is the one made at open: the log alone holds every op. */
     CHECK_INT(ckpt_lsn(), 0);
-    hk_store *s = open_store(NULL, true, true);
-    CHECK(s != NULL);
-    if (s != NULL)
-        check_acked(s, &a, 0);
-    hk_store_close(s);
+    reopen_and_check(&a);
     /* The replay was checkpointed and the store closed in order: the next open replays nothing. */
     CHECK_INT(ckpt_lsn(), NSIGNALS + 1);
     CHECK_INT(ckpt_state(), HK__CKPT_CLEAN);
@@ -529,11 +531,7 @@ static void test_crash_during_checkpoint(void)
         CHECK_INT(a.n, NSIGNALS);
         /* Synced but not saved: the saved checkpoint is still the first; saved: it covers everything. */
         CHECK_INT(ckpt_lsn(), end == END_CRASH_AFTER_SYNC ? 0 : NSIGNALS + 1);
-        hk_store *s = open_store(NULL, true, true);
-        CHECK(s != NULL);
-        if (s != NULL)
-            check_acked(s, &a, 0);
-        hk_store_close(s);
+        reopen_and_check(&a);
         check_continues(&a);
         rm_tree();
     }
@@ -738,11 +736,7 @@ static void test_damaged_tail(enum damage d)
         break;
     }
     close(fd);
-    hk_store *s = open_store(NULL, true, true);
-    CHECK(s != NULL);
-    if (s != NULL)
-        check_acked(s, &a, 0);
-    hk_store_close(s);
+    reopen_and_check(&a);
     if (d != TRUNCATED) /* what followed the last good record is gone */
         CHECK(zero_after(t.path, t.end, 2 * t.len));
     check_continues(&a);
@@ -795,11 +789,7 @@ static void test_cli_replays_when_no_server_runs(void)
     }
     hk_store_close(s);
     CHECK_INT(ckpt_lsn(), NSIGNALS + 1);
-    s = open_store(NULL, true, true);
-    CHECK(s != NULL);
-    if (s != NULL)
-        check_acked(s, &a, 0);
-    hk_store_close(s);
+    reopen_and_check(&a);
     rm_tree();
 }
 
@@ -862,11 +852,7 @@ static void test_store_lazy_commits(void)
     hk_store_close(s);
     uv_loop_close(&loop);
     hk__ckpt_test_background(true);
-    s = open_store(NULL, true, true);
-    CHECK(s != NULL);
-    if (s != NULL)
-        check_acked(s, &a, 0);
-    hk_store_close(s);
+    reopen_and_check(&a);
     rm_tree();
 }
 
