@@ -480,9 +480,9 @@ static void batch_done(uv_work_t *req, int status)
     hk_write *w = s->batch;
     int bs = status != 0 ? HK_ESTORE : s->batch_status;
     if (w == NULL) {
-        /* A log sync alone (hk_kv_sync_lazy): a failure leaves the groups to the next sync or checkpoint. */
+        /* A log sync alone (hk_kv_sync_lazy): a failure has broken the log (wal.c), so every later group fails. */
         if (bs != 0)
-            hk_warn("store: lazy log records were not synced: %s", hk_strerror(bs));
+            hk_error("store: lazy log records could not be synced: %s", hk_strerror(bs));
     } else if (bs != 0) {
         hk_error("store: group commit failed: %s", hk_strerror(bs));
         HK_METRIC_ADD(s->failed_commits, 1);
@@ -491,7 +491,10 @@ static void batch_done(uv_work_t *req, int status)
         hk_histogram_observe(&s->batch_ops, s->batch_n);
         hk_histogram_observe(&s->commit_us, (uv_hrtime() - s->batch_started_ns) / 1000);
     }
-    __atomic_store_n(&s->last_status, bs, __ATOMIC_RELAXED);
+    /* What /readyz reports: the last group's outcome (a log sync alone is no commit; a failed one
+     * breaks the log, so the next group fails and says so). */
+    if (w != NULL)
+        __atomic_store_n(&s->last_status, bs, __ATOMIC_RELAXED);
     s->batch = NULL;
     s->working = false;
     uint64_t now = uv_now(s->loop);

@@ -622,13 +622,48 @@ static int erase(hk__wal *w, uint64_t off, uint64_t len)
     return 0;
 }
 
+/*
+ * A failed fdatasync while lazy groups waited for one: the kernel may have
+ * given up on their pages and marked them written, so a later sync that
+ * succeeds would not bring them back, and a reader stopping at them would
+ * never reach the synced groups after them. So the log takes nothing more
+ * until a restart, as when an erase fails.
+ */
+static void lazy_sync_failed(hk__wal *w)
+{
+    hk_error("log: a sync failed while %s held unsynced groups; the log takes no more writes until a restart", w->dir);
+    w->broken = true;
+}
+
+/* TEST ONLY: how many of the next record syncs fail with EIO (hk__wal_test_fail_syncs). */
+static int fail_syncs;
+
+void hk__wal_test_fail_syncs(int n)
+{
+    fail_syncs = n;
+}
+
+/* fdatasync of the records appended to fd. */
+static int sync_records(int fd)
+{
+    if (fail_syncs > 0) {
+        fail_syncs--;
+        errno = EIO;
+        return -1;
+    }
+    return fdatasync(fd);
+}
+
 int hk__wal_sync(hk__wal *w)
 {
+    if (w->broken)
+        return HK_ESTORE;
     if (!w->unsynced || w->fd < 0)
         return 0;
-    if (fdatasync(w->fd) != 0) {
+    if (sync_records(w->fd) != 0) {
         int e = errno;
         hk_error("log: cannot sync segment %" PRIu64 " in %s: %s", w->active, w->dir, strerror(e));
+        lazy_sync_failed(w);
         return io_err(e);
     }
     w->unsynced = false;
@@ -660,12 +695,17 @@ int hk__wal_flush(hk__wal *w, uint64_t *last, bool sync)
         rc = next_segment(w, w->len);
     if (rc == 0) {
         int e = write_all(w->fd, w->buf, w->len, w->off);
-        if (e == 0 && sync && fdatasync(w->fd) != 0)
+        bool sync_failed = false;
+        if (e == 0 && sync && sync_records(w->fd) != 0) {
             e = errno;
+            sync_failed = true;
+        }
         if (e != 0) {
             hk_error("log: cannot append to segment %" PRIu64 " in %s: %s", w->active, w->dir, strerror(e));
             rc = io_err(e);
             (void)erase(w, w->off, w->len);
+            if (sync_failed && w->unsynced)
+                lazy_sync_failed(w);
         }
     }
     if (rc != 0) {

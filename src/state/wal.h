@@ -91,8 +91,18 @@ uint64_t hk__wal_add(hk__wal *w, const uint8_t *rec, size_t len);
  */
 int hk__wal_flush(hk__wal *w, uint64_t *last, bool sync) HK_MUST_CHECK;
 
-/** Makes lazy groups durable (commit thread): one fdatasync when there are any, else nothing. */
+/**
+ * Makes lazy groups durable (commit thread): one fdatasync when there are
+ * any, else nothing. When a sync fails while lazy groups wait for one
+ * (here, or a synced flush's), the log is broken: every later flush and
+ * sync fails with HK_ESTORE until a restart, since the kernel may have
+ * dropped those groups' pages and a reader stopping at them would not
+ * reach anything synced after them.
+ */
 int hk__wal_sync(hk__wal *w) HK_MUST_CHECK;
+
+/** TEST ONLY: the next n syncs of records (flushes with sync, hk__wal_sync) fail with EIO. */
+void hk__wal_test_fail_syncs(int n);
 
 /** True while the active segment holds lazy groups not yet synced (commit thread, or the loop while no group runs). */
 bool hk__wal_unsynced(const hk__wal *w);

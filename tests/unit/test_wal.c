@@ -262,6 +262,53 @@ static void test_log_lazy_groups(void)
     rm_tree();
 }
 
+/* A failed sync with lazy groups waiting breaks the log; without them, only the failed group is lost. */
+static void test_log_failed_sync(void)
+{
+    fresh_dir();
+    hk__wal *w;
+    uint64_t last = 0;
+    CHECK_INT(hk__wal_open(&w, waldir, SEG, 0, false, collect, NULL, NULL), 0);
+    /* Everything synced: a failed sync fails its group, and the log goes on. */
+    add_text(w, "a");
+    CHECK_INT(hk__wal_flush(w, &last, true), 0);
+    hk__wal_test_fail_syncs(1);
+    add_text(w, "lost");
+    CHECK(hk__wal_flush(w, &last, true) != 0);
+    add_text(w, "b");
+    CHECK_INT(hk__wal_flush(w, &last, true), 0);
+    CHECK_INT(last, 2);
+    /* A lazy group waits for a sync that fails: nothing is appended any more. */
+    add_text(w, "c");
+    CHECK_INT(hk__wal_flush(w, &last, false), 0);
+    hk__wal_test_fail_syncs(1);
+    CHECK(hk__wal_sync(w) != 0);
+    add_text(w, "d");
+    CHECK_INT(hk__wal_flush(w, &last, true), HK_ESTORE);
+    CHECK_INT(hk__wal_sync(w), HK_ESTORE);
+    hk__wal_close(w);
+    /* The same when the failed sync is a synced group's own. */
+    struct seen s = {.n = 0};
+    CHECK_INT(hk__wal_open(&w, waldir, SEG, 0, true, collect, &s, NULL), 0);
+    CHECK_INT(s.n, 3);
+    CHECK_STR(s.text[1], "b");
+    CHECK_STR(s.text[2], "c");
+    add_text(w, "e");
+    CHECK_INT(hk__wal_flush(w, &last, false), 0);
+    hk__wal_test_fail_syncs(1);
+    add_text(w, "f");
+    CHECK(hk__wal_flush(w, &last, true) != 0);
+    add_text(w, "g");
+    CHECK_INT(hk__wal_flush(w, &last, true), HK_ESTORE);
+    hk__wal_close(w);
+    memset(&s, 0, sizeof(s));
+    CHECK_INT(hk__wal_open(&w, waldir, SEG, 0, true, collect, &s, NULL), 0);
+    CHECK_INT(s.n, 4); /* a, b, c, e: the failed groups were taken out again */
+    CHECK_STR(s.text[3], "e");
+    hk__wal_close(w);
+    rm_tree();
+}
+
 static void test_log_missing_records_refused(void)
 {
     fresh_dir();
@@ -862,6 +909,7 @@ int main(void)
     test_log_undo();
     test_log_segments_and_recycling();
     test_log_lazy_groups();
+    test_log_failed_sync();
     test_log_missing_records_refused();
     test_crash_between_apply_and_checkpoint();
     test_crash_during_checkpoint();
