@@ -104,9 +104,29 @@ static size_t piece(size_t left)
     return n > left ? left : n;
 }
 
+/* Feeds msg to update in random pieces (empty ones included). */
+static void feed(void (*update)(void *ctx, const uint8_t *p, size_t n), void *ctx, const uint8_t *msg, size_t len)
+{
+    size_t off = 0;
+    do {
+        size_t n = piece(len - off);
+        update(ctx, msg + off, n);
+        off += n;
+    } while (off < len);
+}
+
+static void sha_update(void *ctx, const uint8_t *p, size_t n)
+{
+    hk_sha256_update(ctx, p, n);
+}
+
+static void hmac_update(void *ctx, const uint8_t *p, size_t n)
+{
+    hk_hmac_sha256_update(ctx, p, n);
+}
+
 /* One message of len bytes at msg (msg sits at a random offset, so loads are unaligned): the
- * digest and the MAC fed in random pieces (empty ones included) must equal mbedTLS's. Returns
- * whether both did. */
+ * digest and the MAC fed in random pieces must equal mbedTLS's. Returns whether both did. */
 static int compare_one(const uint8_t *msg, size_t len, const uint8_t *key, size_t klen)
 {
     uint8_t want[HK_SHA256_LEN], got[HK_SHA256_LEN], wmac[HK_SHA256_LEN], gmac[HK_SHA256_LEN];
@@ -115,24 +135,14 @@ static int compare_one(const uint8_t *msg, size_t len, const uint8_t *key, size_
 
     hk_sha256_ctx c;
     hk_sha256_init(&c);
-    size_t off = 0;
-    do {
-        size_t n = piece(len - off);
-        hk_sha256_update(&c, msg + off, n);
-        off += n;
-    } while (off < len);
+    feed(sha_update, &c, msg, len);
     hk_sha256_final(&c, got);
 
     hk_hmac_sha256_key k;
     hk_hmac_sha256_key_init(&k, key, klen);
     hk_hmac_sha256_ctx h;
     hk_hmac_sha256_start(&h, &k);
-    off = 0;
-    do {
-        size_t n = piece(len - off);
-        hk_hmac_sha256_update(&h, msg + off, n);
-        off += n;
-    } while (off < len);
+    feed(hmac_update, &h, msg, len);
     hk_hmac_sha256_final(&h, gmac);
     return memcmp(want, got, sizeof(got)) == 0 && memcmp(wmac, gmac, sizeof(gmac)) == 0;
 }
