@@ -147,30 +147,27 @@ static int compare_one(const uint8_t *msg, size_t len, const uint8_t *key, size_
     return memcmp(want, got, sizeof(got)) == 0 && memcmp(wmac, gmac, sizeof(gmac)) == 0;
 }
 
-static void compare_random(const char *mode)
+/* compare_one on len random bytes at a random offset, with a random key of up to 199 bytes. */
+static int compare_random_one(size_t len)
 {
     static uint8_t buf[16384 + 16];
     uint8_t key[200];
+    size_t klen = (size_t)(rng() % sizeof(key));
+    uint8_t *msg = buf + rng() % 16;
+    fill(msg, len);
+    fill(key, klen);
+    return compare_one(msg, len, key, klen);
+}
+
+static void compare_random(const char *mode)
+{
     int ok = 0, n = 0;
     uint64_t seed = rng_state;
     for (size_t len = 0; len <= 300; len++)
-        for (int rep = 0; rep < 6; rep++) {
-            size_t klen = (size_t)(rng() % sizeof(key));
-            uint8_t *msg = buf + rng() % 16;
-            fill(msg, len);
-            fill(key, klen);
-            ok += compare_one(msg, len, key, klen);
-            n++;
-        }
-    for (int rep = 0; rep < 40; rep++) {
-        size_t len = 1024 + (size_t)(rng() % (16384 - 1024));
-        size_t klen = (size_t)(rng() % sizeof(key));
-        uint8_t *msg = buf + rng() % 16;
-        fill(msg, len);
-        fill(key, klen);
-        ok += compare_one(msg, len, key, klen);
-        n++;
-    }
+        for (int rep = 0; rep < 6; rep++, n++)
+            ok += compare_random_one(len);
+    for (int rep = 0; rep < 40; rep++, n++)
+        ok += compare_random_one(1024 + (size_t)(rng() % (16384 - 1024)));
     CHECK_INT(ok, n);
     if (ok != n)
         fprintf(stderr, "  %s: %d of %d messages differ from mbedTLS (seed %llx)\n", mode, n - ok, n,
