@@ -393,6 +393,19 @@ class Server:
             s.close()
 
 
+def wait_until(cond, timeout=60, what="condition"):
+    """Calls cond every 50 ms until it returns something true, and returns that; fails the test after
+    timeout seconds (checking once more at the deadline)."""
+    deadline = time.time() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.time() >= deadline:
+            raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
+        time.sleep(0.05)
+
+
 def kill9_under_load(s, event, first, at_least, conns=4, fresh_connections=False, timeout=60):
     """Signals event under load, kills s with SIGKILL mid-stream; returns the acknowledged PrimaryKeys.
 

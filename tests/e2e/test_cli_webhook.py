@@ -8,6 +8,7 @@ import os
 import threading
 import time
 
+import hookd_test
 from hookd_test import ENGINE, Server, lmdb_only, run
 from receiver import Receiver, Reply
 from test_cli import Dir, assert_nothing_stored_yet, hookd, one_line
@@ -38,13 +39,7 @@ def signal(s, name, pk):
 
 
 def wait_until(cond, what, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
+    return hookd_test.wait_until(cond, timeout, what)
 
 
 def log_lines(s, wid, *extra):

@@ -23,7 +23,7 @@ import threading
 import time
 
 import pg_fixture
-from hookd_test import ADMIN_KEY, Server, run
+from hookd_test import ADMIN_KEY, run, Server, wait_until
 from receiver import Receiver, Reply
 from smtp_sink import SmtpSink
 
@@ -50,17 +50,6 @@ def free_port():
         return s.getsockname()[1]
     finally:
         s.close()
-
-
-def wait_until(cond, timeout=20, what="condition"):
-    deadline = time.time() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.time() >= deadline:
-            raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
-        time.sleep(0.05)
 
 
 class Endpoint:

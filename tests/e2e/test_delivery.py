@@ -8,7 +8,7 @@ import signal
 import threading
 import time
 
-from hookd_test import ADMIN_KEY, Server, run
+from hookd_test import ADMIN_KEY, run, Server, wait_until
 from receiver import Receiver, TestCA
 
 LOOPBACK = {"HOOKD_DELIVERY_ALLOW_TARGETS": "127.0.0.1/32,::1/128"}
@@ -40,16 +40,6 @@ def last_error(s, wid):
     r = s.request("GET", "/api/v1/Webhook/%d/LastError" % wid)
     assert r.status == 200, r
     return r.json()
-
-
-def wait_until(cond, timeout=15, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
 
 
 def verify_standard(secret, headers, body):

@@ -8,7 +8,7 @@ import socket
 import time
 import urllib.parse
 
-from hookd_test import ADMIN_KEY, Server, pg_expected_failure, run
+from hookd_test import ADMIN_KEY, pg_expected_failure, run, Server, wait_until
 from receiver import RawReceiver, Receiver, TestCA, header_of
 from smtp_sink import SmtpSink
 
@@ -46,16 +46,6 @@ def log_page(s, wid, **params):
 
 def page_headers(r):
     return {k: int(r.header(k)) for k in ("PageNumber", "PageSize", "TotalNumberOfRecords", "TotalPages")}
-
-
-def wait_until(cond, timeout=20, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
 
 
 def wait_log_total(s, wid, n, timeout=30):

@@ -3,7 +3,7 @@ URL an attempt went to (not the webhook's URL of later), and a refusal by the
 SSRF guard named in the server log."""
 import time
 
-from hookd_test import Server, run
+from hookd_test import run, Server, wait_until
 from receiver import Receiver, Reply
 
 LOOPBACK = {"HOOKD_DELIVERY_ALLOW_TARGETS": "127.0.0.1/32"}
@@ -19,16 +19,6 @@ def create_webhook(s, url, events, name="hook"):
 def signal_event(s, name, pk=1):
     r = s.request("POST", "/api/v1/Agents/Webhook/SignalEvent", {"EventName": name, "PrimaryKey": pk, "Data": {}})
     assert r.status == 204, r
-
-
-def wait_until(cond, timeout=20, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
 
 
 def attempts(s, wid):

@@ -11,7 +11,7 @@ import tempfile
 import threading
 import time
 
-from hookd_test import Server, run
+from hookd_test import run, Server, wait_until
 from receiver import Receiver, Reply
 
 LOOPBACK = {"HOOKD_DELIVERY_ALLOW_TARGETS": "127.0.0.1/32"}
@@ -22,16 +22,6 @@ def mount_tmpfs(path, size):
     p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s" % size, "tmpfs", path],
                        capture_output=True, text=True)
     return p.returncode == 0, p.stderr.strip()
-
-
-def wait_until(cond, timeout=30, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting for " + what)
 
 
 def test_readyz_follows_the_engines_commits_on_a_full_disk():

@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 
-from hookd_test import ADMIN_KEY, Server, run
+from hookd_test import ADMIN_KEY, run, Server, wait_until
 from receiver import Receiver
 
 LOOPBACK = {"HOOKD_DELIVERY_ALLOW_TARGETS": "127.0.0.1/32"}
@@ -31,16 +31,6 @@ def signal_event(s, name, pk, conn=None):
 def execute(s, ext, body, timeout=30):
     return s.request("POST", "/api/rest/Webhooks/Execute?extension=" + ext, json.dumps(body),
                      headers={"Content-Type": "application/json"}, auth="rest", timeout=timeout)
-
-
-def wait_until(cond, timeout=20, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
 
 
 def delivered_keys(s, rx, wid):

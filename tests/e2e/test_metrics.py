@@ -19,7 +19,7 @@ import time
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from hookd_test import ADMIN_KEY, Server, run
+from hookd_test import ADMIN_KEY, run, Server, wait_until
 from receiver import Receiver
 from smtp_sink import SmtpSink
 
@@ -67,16 +67,6 @@ def scrape(s, key=ADMIN_KEY):
     assert r.status == 200, r
     assert r.header("content-type") == CONTENT_TYPE, r.headers
     return Scrape(r.body.decode("utf-8"))
-
-
-def wait_until(cond, timeout=20, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
 
 
 def create_webhook(s, url, events, state="Active", **extra):

@@ -1,7 +1,7 @@
 """End to end: text from a receiver reaches the server log escaped, never as raw control characters."""
 import time
 
-from hookd_test import Server, run
+from hookd_test import run, Server, wait_until
 from receiver import Receiver, Reply
 
 LOOPBACK = {"HOOKD_DELIVERY_ALLOW_TARGETS": "127.0.0.1/32", "HOOKD_DELIVERY_RETRY_JITTER": "0",
@@ -9,16 +9,6 @@ LOOPBACK = {"HOOKD_DELIVERY_ALLOW_TARGETS": "127.0.0.1/32", "HOOKD_DELIVERY_RETR
 
 # A reason phrase that tries to forge a log line and drive the operator's terminal.
 REASON = b"Bad\x1b[2J\x1b]0;owned\x07\x08\x08\x08forged error line\x0bz"
-
-
-def wait_until(cond, timeout=20, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
 
 
 def test_reason_phrase_is_escaped_in_the_log():

@@ -4,6 +4,7 @@ import base64
 import datetime
 import time
 
+import hookd_test
 from hookd_test import Server, run
 from receiver import Receiver, Reply
 
@@ -44,12 +45,7 @@ def log_total(s, wid):
 
 
 def wait_until(cond, what, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
+    return hookd_test.wait_until(cond, timeout, what)
 
 
 def wait_log(s, wid, n):

@@ -6,7 +6,7 @@ import json
 import os
 import time
 
-from hookd_test import Server, kill9_under_load, run
+from hookd_test import kill9_under_load, run, Server, wait_until
 from receiver import Receiver
 
 LOG = {"HOOKD_DELIVERY_ALLOW_TARGETS": "127.0.0.1/32,::1/128", "HOOKD_STORE_SYNC": "log"}
@@ -22,16 +22,6 @@ def create_webhook(s, url, events):
 def signal(s, pk, conn):
     return s.request("POST", "/api/v1/Agents/Webhook/SignalEvent",
                      {"EventName": "wal.e", "PrimaryKey": pk, "Data": {"n": pk}}, conn=conn)
-
-
-def wait_until(cond, timeout=60, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
 
 
 def delivered(r):

@@ -11,20 +11,10 @@ import re
 import socket
 import time
 
-from hookd_test import Server, kill9_under_load, run
+from hookd_test import kill9_under_load, run, Server, wait_until
 from receiver import Receiver, Reply
 
 ENV = {"HOOKD_DELIVERY_ALLOW_TARGETS": "127.0.0.1/32,::1/128", "HOOKD_SERVER_WORKERS": "2"}
-
-
-def wait_until(cond, timeout=60, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
 
 
 def create_webhook(s, url, events, name="w"):
