@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "log.h"
 #include "pg_cache.h"
 #include "pg_claim.h"
@@ -41,20 +42,17 @@ static int open_failed(const hk_store_opts *o, int rc, const char *fmt, ...)
     return rc;
 }
 
-/* The longest [cluster] node name (it is stored in every lease the node takes; fits hk_store.node_name). */
-#define NODE_NAME_MAX 100
-#define NODE_NAME_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-:/"
-
-/* The node's name: [cluster] node (up to NODE_NAME_MAX of NODE_NAME_CHARS), else host name and pid. */
+/* The node's name: [cluster] node (hk_node_name_check), else host name and pid. */
 static int node_name(hk_store *s, const hk_store_opts *o)
 {
     const char *given = o->node_name;
     if (given != NULL && given[0] != '\0') {
-        size_t n = strlen(given);
-        _Static_assert(NODE_NAME_MAX < sizeof(((hk_store *)0)->node_name), "node_name holds the longest name");
-        if (n > NODE_NAME_MAX || strspn(given, NODE_NAME_CHARS) != n)
-            return open_failed(o, HK_ECONFIG,
-                               "[cluster] node: expected up to 100 letters, digits, '.', '_', '-', ':' or '/'");
+        /* Checked with the configuration too; here for callers that fill hk_store_opts themselves. */
+        char why[128];
+        _Static_assert(HK_CLUSTER_NODE_NAME_MAX < sizeof(((hk_store *)0)->node_name),
+                       "node_name holds the longest name");
+        if (hk_node_name_check(given, why, sizeof(why)) != 0)
+            return open_failed(o, HK_ECONFIG, "[cluster] node: %s", why);
         snprintf(s->node_name, sizeof(s->node_name), "%s", given);
         return 0;
     }

@@ -60,6 +60,7 @@ static int check_cidrs(hk_config *cfg, const char *v, char *why, size_t whylen);
 static int check_host(hk_config *cfg, const char *v, char *why, size_t whylen);
 static int check_mailbox(hk_config *cfg, const char *v, char *why, size_t whylen);
 static int check_conninfo(hk_config *cfg, const char *v, char *why, size_t whylen);
+static int check_node_name(hk_config *cfg, const char *v, char *why, size_t whylen);
 
 /* v is a or b; else -1 with the reason. */
 static int one_of(const char *v, const char *a, const char *b, char *why, size_t whylen)
@@ -133,7 +134,7 @@ static const struct option options[] = {
     O("metrics", "webhook_series", OPT_U32, metrics_webhook_series, "100", 0, 10000),
     S("cluster", "postgres", cluster_postgres, "", check_conninfo),
     S("cluster", "migrate", cluster_migrate, "auto", check_migrate),
-    S("cluster", "node", cluster_node, "", NULL), /* checked where it is used (state/store_pg.c) */
+    S("cluster", "node", cluster_node, "", check_node_name),
     O("cluster", "lease", OPT_MS, cluster_lease_ms, "0", 0, DAY),
 };
 
@@ -375,6 +376,12 @@ static int check_log_deliveries(hk_config *cfg, const char *v, char *why, size_t
         return -1;
     }
     return 0;
+}
+
+static int check_node_name(hk_config *cfg, const char *v, char *why, size_t whylen)
+{
+    HK_UNUSED(cfg);
+    return hk_node_name_check(v, why, whylen) == 0 ? 0 : -1;
 }
 
 static int check_conninfo(hk_config *cfg, const char *v, char *why, size_t whylen)

@@ -162,6 +162,13 @@ int hk_retry_delays_parse(const char *text, uint64_t **delays, size_t *n, char *
  */
 int hk_conninfo_check(const char *v, char *why, size_t whylen) HK_MUST_CHECK;
 
+/** The longest [cluster] node name (it is stored in every lease the node takes). */
+#define HK_CLUSTER_NODE_NAME_MAX 100
+
+/** A [cluster] node name: empty, or up to HK_CLUSTER_NODE_NAME_MAX letters, digits, '.', '_', '-', ':' or '/'.
+ * HK_ECONFIG (why says it) otherwise. */
+int hk_node_name_check(const char *v, char *why, size_t whylen) HK_MUST_CHECK;
+
 /** Sets one key ("section", "key", "value") with the same checks as the file. */
 int hk_config_set(hk_config *cfg, const char *section, const char *key, const char *value, char *err,
                   size_t errlen) HK_MUST_CHECK;

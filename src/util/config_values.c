@@ -16,6 +16,17 @@
  * shape is judged here (libpq judges the keys when it connects), and the
  * value is never echoed: it may hold a password.
  */
+int hk_node_name_check(const char *v, char *why, size_t whylen)
+{
+    size_t n = strlen(v);
+    if (n > HK_CLUSTER_NODE_NAME_MAX ||
+        strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-:/") != n) {
+        snprintf(why, whylen, "expected up to %d letters, digits, '.', '_', '-', ':' or '/'", HK_CLUSTER_NODE_NAME_MAX);
+        return HK_ECONFIG;
+    }
+    return 0;
+}
+
 int hk_conninfo_check(const char *v, char *why, size_t whylen)
 {
     const char *p = v;

@@ -68,6 +68,16 @@ def test_connect_timeout_larger_than_total_timeout_is_refused():
         assert s.request("GET", "/healthz", key=None).status == 200
 
 
+def test_a_cluster_node_name_is_checked_with_the_configuration():
+    # Used to be found only when the node connected to PostgreSQL: exit status 1, after the configuration was
+    # accepted. Now refused at load, as any other value, whatever the rest of the file.
+    for bad in ("n" * 101, "bad name", "n\u00e9"):
+        line = refused(env={"HOOKD_CLUSTER_NODE": bad})
+        assert "HOOKD_CLUSTER_NODE: cluster.node: expected up to 100 letters" in line, (bad, line)
+    line = refused("[cluster]\nnode = a;b\n")
+    assert "hookd.conf:2: cluster.node" in line, line
+
+
 def test_every_value_is_checked_before_anything_is_created():
     cases = [
         ("[server]\nlisten = localhost:8080\n", "hookd.conf:2: server.listen"),
